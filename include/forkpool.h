@@ -1,0 +1,190 @@
+/*
+ * forkpool.h — a crash-isolating process pool.
+ *
+ * A master (your libev program, or forkpoold) forks a fixed set of worker
+ * processes, each tied to it by one socketpair, and dispatches msgpack jobs
+ * to them.  A worker that segfaults, hangs or exits costs the job it was
+ * running and nothing else: the job gets a precise outcome and the worker is
+ * replaced.
+ *
+ * This header holds two contracts:
+ *   1. the module ABI (fp_module) — what a handler .so exports;
+ *   2. the embedding API (fp_pool_*) — run a pool inside a libev program.
+ */
+#ifndef FORKPOOL_H
+#define FORKPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <msgpack.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------
+ * Module ABI
+ * ------------------------------------------------------------------------ */
+
+#define FP_MODULE_ABI 1
+
+typedef struct fp_module {
+    int         abi;    /* FP_MODULE_ABI */
+    const char *name;
+    /* Optional. Once per worker, after fork, before the sandbox locks down
+     * and before the first job. Return 0, or nonzero to fail the start. */
+    int  (*init)(void **state, const msgpack_object *config);
+    /* Required. One job. Pack exactly one msgpack object into `out`.
+     * Return 0: outcome ok, result = that object.
+     * Return nonzero: outcome error, detail = that object. */
+    int  (*handle)(void *state, const msgpack_object *job, msgpack_packer *out);
+    /* Optional. When the worker stops cleanly. */
+    void (*fini)(void *state);
+} fp_module;
+
+/* ------------------------------------------------------------------------
+ * Outcomes
+ * ------------------------------------------------------------------------ */
+
+typedef enum fp_kind {
+    FP_OK = 0,      /* handler succeeded; data = result */
+    FP_ERROR,       /* handler reported failure; data = detail */
+    FP_CRASHED,     /* worker died while running the job (after retries) */
+    FP_TIMEOUT,     /* job ran past its timeout; worker killed, replaced */
+    FP_CANCELLED,   /* cancelled, or cut off by the drain timeout */
+    FP_REJECTED     /* never accepted (only from fp_pool_submit's reason) */
+} fp_kind;
+
+/* "ok", "error", "crashed", "timeout", "cancelled", "rejected". */
+const char *fp_kind_name(fp_kind kind);
+
+/* The single final outcome of an accepted job.  `data`/`len` is one
+ * msgpack-encoded value: the result for FP_OK, the detail otherwise (a
+ * string such as "killed by SIGSEGV" for outcomes the pool produces).  It is
+ * valid only during the callback. */
+typedef struct fp_outcome {
+    uint64_t    id;
+    fp_kind     kind;
+    const char *data;
+    size_t      len;
+    unsigned    attempts;   /* how many times the job was started */
+} fp_outcome;
+
+typedef void (*fp_done_fn)(const fp_outcome *outcome, void *arg);
+
+/* ------------------------------------------------------------------------
+ * Configuration
+ * ------------------------------------------------------------------------ */
+
+enum fp_log_level { FP_LOG_ERR = 0, FP_LOG_WARN, FP_LOG_INFO, FP_LOG_DEBUG };
+typedef void (*fp_log_fn)(int level, const char *msg, void *arg);
+
+typedef struct fp_config {
+    unsigned    workers;        /* worker count; 0 = online CPUs */
+    unsigned    max_workers;    /* upper bound for scaling; 0 = 1024 */
+    double      job_timeout;    /* default per-job timeout in s; 0 = none */
+    size_t      queue_max;      /* queued (not yet running) jobs; 0 = 65536 */
+    size_t      max_job_bytes;  /* largest job/result; 0 = 64 MiB */
+    size_t      max_job_objects;/* most msgpack objects in one job/result;
+                                   0 = 1048576 */
+    unsigned    max_jobs;       /* recycle a worker after N jobs; 0 = never */
+    unsigned    prefetch;       /* most jobs queued at one worker when the
+                                   queue is deep; 0 = 16 */
+
+    /* Where a worker's code comes from: exactly one of these. */
+    const fp_module *module;        /* run in-process in the forked worker */
+    const char      *module_config; /* msgpack bytes handed to init, or NULL */
+    size_t           module_config_len;
+    char *const     *exec_argv;     /* or: exec this protocol-speaking program */
+
+    fp_log_fn   log;            /* NULL = lines on stderr */
+    void       *log_arg;
+    int         log_level;      /* most verbose level emitted; default INFO */
+} fp_config;
+
+/* Fill `cfg` with defaults (everything zero/NULL, log level INFO). */
+void fp_config_init(fp_config *cfg);
+
+/* Per-job options for fp_pool_submit. */
+typedef struct fp_job_opts {
+    double   timeout;   /* seconds; < 0 = pool default; 0 = none */
+    unsigned retries;   /* attempts after a crash; default 0 */
+} fp_job_opts;
+
+/* ------------------------------------------------------------------------
+ * The pool
+ * ------------------------------------------------------------------------ */
+
+typedef struct fp_pool fp_pool;
+struct ev_loop;
+
+/* Create a pool on `loop`, which must be libev's default loop (only it can
+ * watch children).  The config is copied; the module and exec_argv it points
+ * to must outlive the pool.  Returns NULL and writes a message to `err` on
+ * failure.  Nothing is forked until fp_pool_start(). */
+fp_pool *fp_pool_new(struct ev_loop *loop, const fp_config *cfg,
+                     char *err, size_t errlen);
+
+/* Fork the workers.  Returns 0, or -1 with errno set. */
+int fp_pool_start(fp_pool *pool);
+
+/* Submit one job: `job`/`len` is exactly one msgpack value (it is copied).
+ * On acceptance returns 0, stores the new id in *id (if not NULL), and
+ * `done` is later called exactly once with the final outcome — never from
+ * inside this call.  On rejection returns -1 and sets *reason (if not NULL)
+ * to a static string: "queue full", "draining", "job too large",
+ * "malformed"; `done` is not called. */
+int fp_pool_submit(fp_pool *pool, const char *job, size_t len,
+                   const fp_job_opts *opts, fp_done_fn done, void *arg,
+                   uint64_t *id, const char **reason);
+
+/* The same with a msgpack_object, packed for you. */
+int fp_pool_submit_object(fp_pool *pool, const msgpack_object *job,
+                          const fp_job_opts *opts, fp_done_fn done, void *arg,
+                          uint64_t *id, const char **reason);
+
+/* Cancel job `id`: a queued one is dropped, a running one's worker is killed
+ * and replaced; either ends FP_CANCELLED.  Returns 1 if found, 0 if not. */
+int fp_pool_cancel(fp_pool *pool, uint64_t id);
+
+/* Change the worker count (1..max_workers).  Returns 0 or -1 (EINVAL). */
+int fp_pool_scale(fp_pool *pool, unsigned workers);
+
+/* Replace every worker by a fresh one after its current job, one at a time. */
+void fp_pool_reload(fp_pool *pool);
+
+typedef void (*fp_drained_fn)(fp_pool *pool, int cut_off, void *arg);
+
+/* Stop taking jobs; finish every accepted one; stop the workers; then call
+ * `done` once with cut_off = 0.  If `timeout` seconds (0 = none) pass first,
+ * or fp_pool_drain is called again, what is left ends FP_CANCELLED, busy
+ * workers are killed, and `done` gets cut_off = 1. */
+void fp_pool_drain(fp_pool *pool, double timeout, fp_drained_fn done,
+                   void *arg);
+
+typedef struct fp_stats {
+    int      draining;
+    unsigned workers;       /* target worker count */
+    unsigned live;          /* worker processes alive now */
+    unsigned busy, idle, starting;
+    size_t   queued;
+    uint64_t submitted, completed, failed, crashed, timed_out, cancelled;
+    uint64_t restarts;      /* workers replaced after they died */
+    unsigned start_failures;/* longest current streak of failed starts */
+    double   uptime_s;
+} fp_stats;
+
+void fp_pool_stats(const fp_pool *pool, fp_stats *st);
+
+/* Live worker pids into `pids` (at most `max`); returns how many exist. */
+size_t fp_pool_pids(const fp_pool *pool, pid_t *pids, size_t max);
+
+/* Kill every worker at once and free the pool.  Pending jobs get no outcome;
+ * drain first for a graceful stop. */
+void fp_pool_free(fp_pool *pool);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FORKPOOL_H */

@@ -1,0 +1,94 @@
+/* buf.c — growable byte buffer (see buf.h). */
+#include "config.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+
+char *
+fp_buf_reserve(struct fp_buf *b, size_t more)
+{
+    if (b->len == 0)
+        b->off = 0;
+    if (b->off + b->len + more <= b->cap)
+        return b->data + b->off + b->len;
+    /* Slide live bytes to the front before growing. */
+    if (b->off > 0) {
+        memmove(b->data, b->data + b->off, b->len);
+        b->off = 0;
+        if (b->len + more <= b->cap)
+            return b->data + b->len;
+    }
+    size_t need = b->len + more;
+    if (need < more) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < need)
+        cap *= 2;
+    char *d = realloc(b->data, cap);
+    if (d == NULL)
+        return NULL;
+    b->data = d;
+    b->cap = cap;
+    return b->data + b->len;
+}
+
+int
+fp_buf_append(struct fp_buf *b, const void *p, size_t n)
+{
+    if (n == 0)
+        return 0;
+    char *dst = fp_buf_reserve(b, n);
+    if (dst == NULL)
+        return -1;
+    memcpy(dst, p, n);
+    b->len += n;
+    return 0;
+}
+
+void
+fp_buf_consume(struct fp_buf *b, size_t n)
+{
+    if (n >= b->len) {
+        b->off = 0;
+        b->len = 0;
+        return;
+    }
+    b->off += n;
+    b->len -= n;
+}
+
+void
+fp_buf_clear(struct fp_buf *b)
+{
+    b->off = 0;
+    b->len = 0;
+}
+
+void
+fp_buf_shrink(struct fp_buf *b, size_t keep)
+{
+    if (b->len != 0 || b->cap <= keep)
+        return;
+    free(b->data);
+    b->data = NULL;
+    b->cap = 0;
+    b->off = 0;
+}
+
+void
+fp_buf_free(struct fp_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->off = b->len = b->cap = 0;
+}
+
+int
+fp_buf_pack_write(void *data, const char *p, size_t n)
+{
+    return fp_buf_append(data, p, n);
+}

@@ -1,0 +1,41 @@
+/*
+ * control.h — forkpoold's control socket: MessagePack-RPC over a UNIX
+ * stream socket (SPEC §7).  Any number of clients, each pipelining requests;
+ * responses go out as they are ready, in any order.
+ */
+#ifndef FP_CONTROL_H
+#define FP_CONTROL_H
+
+#include <ev.h>
+#include "forkpool.h"
+#include "log.h"
+
+struct fp_control;
+
+struct fp_control_hooks {
+    void (*drain)(void *arg);   /* the "drain" method: start the daemon's drain */
+    void *arg;
+};
+
+/* Bind `path` (mode 0600; a stale socket is replaced, a live one is never
+ * taken over) and start accepting.  Returns NULL with a message in err. */
+struct fp_control *fp_control_open(struct ev_loop *loop, fp_pool *pool,
+                                   const char *path,
+                                   const struct fp_control_hooks *hooks,
+                                   const struct fp_logger *log,
+                                   char *err, size_t errlen);
+
+/* Size request frames after the pool's job limits (default: 64 MiB and
+ * 1048576 objects per job). */
+void fp_control_set_job_limits(struct fp_control *c, size_t max_job_bytes,
+                               size_t max_job_objects);
+
+/* Stop accepting and reading; once every client's queued responses are
+ * written (or `timeout` s have passed) call `flushed`. */
+void fp_control_shutdown(struct fp_control *c, double timeout,
+                         void (*flushed)(void *arg), void *arg);
+
+/* Close every connection and the listener, and remove the socket file. */
+void fp_control_close(struct fp_control *c);
+
+#endif

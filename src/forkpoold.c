@@ -1,0 +1,354 @@
+/*
+ * forkpoold.c — the daemon: options, the control socket, signals.
+ * All the work is in libforkpool (pool) and control.c (the socket).
+ *
+ * Exit status: 0 after a clean drain, 1 when the drain was cut off or the
+ * daemon could not start, 2 for bad flags or values.
+ */
+#include "config.h"
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <wordexp.h>
+#include <ev.h>
+
+#include "forkpool.h"
+#include "builtin.h"
+#include "control.h"
+#include "jsonmp.h"
+#include "log.h"
+#include "modload.h"
+#include "sockpath.h"
+
+#define EXIT_USAGE 2
+#define MAX_WORKERS 1024
+
+struct daemon {
+    struct ev_loop    *loop;
+    fp_pool           *pool;
+    struct fp_control *ctl;
+    struct fp_logger   log;
+    double             drain_timeout;
+    int                exit_code;
+    ev_signal          sig_term, sig_int, sig_hup, sig_ttin, sig_ttou;
+};
+
+static void
+usage(FILE *out)
+{
+    fprintf(out,
+"Usage: forkpoold [options]\n"
+"Run a crash-isolating pool of worker processes, controlled over a UNIX socket.\n"
+"\n"
+"  -w, --workers N          worker processes (default: online CPUs)\n"
+"  -s, --socket PATH        control socket (default: $FORKPOOL_SOCKET, else\n"
+"                           $XDG_RUNTIME_DIR/forkpool.sock, else\n"
+"                           /tmp/forkpool-<uid>.sock)\n"
+"      --module PATH.so     handler module exporting forkpool_module\n"
+"      --module-config JSON value handed to the module's init\n"
+"      --exec \"CMD ARGS...\" run this program as each worker (worker protocol\n"
+"                           on its stdin/stdout; split like a shell, no $(...))\n"
+"      --builtin NAME       builtin handler: %s (default: cmd)\n"
+"      --job-timeout S      default per-job timeout in seconds (0 = none)\n"
+"      --queue-max N        queued jobs before submissions are rejected\n"
+"                           (default 65536)\n"
+"      --max-job-bytes N    largest job or result in bytes (default 64 MiB)\n"
+"      --max-jobs N         recycle a worker after N jobs (0 = never)\n"
+"      --prefetch N         jobs queued at one worker when the queue is deep\n"
+"                           (default 16)\n"
+"      --drain-timeout S    how long a drain may take (default 30; 0 = no limit)\n"
+"  -v, --verbose            log debug lines too\n"
+"  -h, --help               show this help\n"
+"  -V, --version            show the version\n"
+"\n"
+"Signals: SIGTERM/SIGINT drain gracefully (a second one cuts the drain off).\n",
+            fp_builtin_names());
+}
+
+static void __attribute__((noreturn, format(printf, 1, 2)))
+usage_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("forkpoold: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\nTry 'forkpoold --help'.\n", stderr);
+    exit(EXIT_USAGE);
+}
+
+static unsigned long long
+parse_uint(const char *flag, const char *s, unsigned long long min,
+           unsigned long long max)
+{
+    char *end;
+    unsigned long long v;
+
+    errno = 0;
+    if (s[0] == '-' || s[0] == '\0')
+        goto bad;
+    v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        goto bad;
+    return v;
+bad:
+    usage_error("%s: expected an integer from %llu to %llu, got '%s'", flag, min, max, s);
+}
+
+static double
+parse_seconds(const char *flag, const char *s)
+{
+    char *end;
+    double v;
+
+    errno = 0;
+    v = strtod(s, &end);
+    if (s[0] == '\0' || errno != 0 || *end != '\0' || !isfinite(v) || v < 0 || v > 1e9)
+        usage_error("%s: expected a number of seconds >= 0, got '%s'", flag, s);
+    return v;
+}
+
+/* Daemons must not hand out fds 0-2 by accident: make sure they are open. */
+static void
+ensure_stdio(void)
+{
+    for (int fd = 0; fd < 3; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) != fd)
+            exit(1);
+}
+
+/* ------------------------------------------------------------------------
+ * Drain and signals
+ * ------------------------------------------------------------------------ */
+
+static void
+flushed_cb(void *arg)
+{
+    struct daemon *d = arg;
+    ev_break(d->loop, EVBREAK_ALL);
+}
+
+static void
+drained_cb(fp_pool *pool, int cut_off, void *arg)
+{
+    struct daemon *d = arg;
+    (void)pool;
+
+    d->exit_code = cut_off ? 1 : 0;
+    fp_logf(&d->log, FP_LOG_INFO, "drained%s; exiting",
+            cut_off ? " (cut off by the drain timeout)" : "");
+    fp_control_shutdown(d->ctl, 5.0, flushed_cb, d);
+}
+
+static void
+start_drain(void *arg)
+{
+    struct daemon *d = arg;
+    fp_pool_drain(d->pool, d->drain_timeout, drained_cb, d);
+}
+
+static void
+term_cb(struct ev_loop *loop, ev_signal *sw, int revents)
+{
+    struct daemon *d = sw->data;
+    (void)loop; (void)revents;
+
+    fp_logf(&d->log, FP_LOG_INFO, "%s received", strsignal(sw->signum));
+    start_drain(d);
+}
+
+static void
+unsupported_signal_cb(struct ev_loop *loop, ev_signal *sw, int revents)
+{
+    struct daemon *d = sw->data;
+    (void)loop; (void)revents;
+
+    fp_logf(&d->log, FP_LOG_WARN, "signal %d (%s) ignored: reload and scaling "
+            "are not supported by this version", sw->signum, strsignal(sw->signum));
+}
+
+static void
+watch_signal(struct daemon *d, ev_signal *sw, int sig,
+             void (*cb)(struct ev_loop *, ev_signal *, int))
+{
+    ev_signal_init(sw, cb, sig);
+    sw->data = d;
+    ev_signal_start(d->loop, sw);
+}
+
+/* ------------------------------------------------------------------------
+ * main
+ * ------------------------------------------------------------------------ */
+
+enum {
+    OPT_MODULE = 256, OPT_MODULE_CONFIG, OPT_EXEC, OPT_BUILTIN, OPT_JOB_TIMEOUT,
+    OPT_QUEUE_MAX, OPT_MAX_JOB_BYTES, OPT_MAX_JOBS, OPT_DRAIN_TIMEOUT, OPT_PREFETCH,
+};
+
+static const struct option long_options[] = {
+    { "workers",       required_argument, NULL, 'w' },
+    { "socket",        required_argument, NULL, 's' },
+    { "module",        required_argument, NULL, OPT_MODULE },
+    { "module-config", required_argument, NULL, OPT_MODULE_CONFIG },
+    { "exec",          required_argument, NULL, OPT_EXEC },
+    { "builtin",       required_argument, NULL, OPT_BUILTIN },
+    { "job-timeout",   required_argument, NULL, OPT_JOB_TIMEOUT },
+    { "queue-max",     required_argument, NULL, OPT_QUEUE_MAX },
+    { "max-job-bytes", required_argument, NULL, OPT_MAX_JOB_BYTES },
+    { "max-jobs",      required_argument, NULL, OPT_MAX_JOBS },
+    { "drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT },
+    { "prefetch",      required_argument, NULL, OPT_PREFETCH },
+    { "verbose",       no_argument,       NULL, 'v' },
+    { "help",          no_argument,       NULL, 'h' },
+    { "version",       no_argument,       NULL, 'V' },
+    { NULL, 0, NULL, 0 },
+};
+
+int
+main(int argc, char **argv)
+{
+    struct daemon d;
+    fp_config cfg;
+    char err[512], sockpath[108];
+    const char *socket_opt = NULL, *module_path = NULL, *module_config = NULL;
+    const char *exec_cmd = NULL, *builtin = NULL;
+    msgpack_sbuffer config_mp;
+    wordexp_t exec_words;
+    void *module_handle = NULL;
+    int handlers = 0, opt;
+
+    memset(&d, 0, sizeof(d));
+    d.drain_timeout = 30;
+    d.log.fn = fp_log_stderr;
+    d.log.arg = "forkpoold";
+    d.log.level = FP_LOG_INFO;
+    fp_config_init(&cfg);
+    msgpack_sbuffer_init(&config_mp);
+    memset(&exec_words, 0, sizeof(exec_words));
+
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":w:s:vhV", long_options, NULL)) != -1) {
+        switch (opt) {
+        case 'w': cfg.workers = (unsigned)parse_uint("--workers", optarg, 1, MAX_WORKERS); break;
+        case 's': socket_opt = optarg; break;
+        case OPT_MODULE: module_path = optarg; handlers++; break;
+        case OPT_MODULE_CONFIG: module_config = optarg; break;
+        case OPT_EXEC: exec_cmd = optarg; handlers++; break;
+        case OPT_BUILTIN: builtin = optarg; handlers++; break;
+        case OPT_JOB_TIMEOUT: cfg.job_timeout = parse_seconds("--job-timeout", optarg); break;
+        case OPT_QUEUE_MAX:
+            cfg.queue_max = parse_uint("--queue-max", optarg, 1, 100000000); break;
+        case OPT_MAX_JOB_BYTES:
+            cfg.max_job_bytes = parse_uint("--max-job-bytes", optarg, 16, 1ULL << 30); break;
+        case OPT_MAX_JOBS:
+            cfg.max_jobs = (unsigned)parse_uint("--max-jobs", optarg, 0, UINT_MAX); break;
+        case OPT_PREFETCH:
+            cfg.prefetch = (unsigned)parse_uint("--prefetch", optarg, 1, 1024); break;
+        case OPT_DRAIN_TIMEOUT: d.drain_timeout = parse_seconds("--drain-timeout", optarg); break;
+        case 'v': d.log.level = FP_LOG_DEBUG; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("forkpoold %s\n", PACKAGE_VERSION); return 0;
+        case ':': usage_error("%s: missing value", argv[optind - 1]);
+        default:
+            if (optopt != 0)
+                usage_error("unknown option '-%c'", optopt);
+            usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        usage_error("unexpected argument '%s'", argv[optind]);
+    if (handlers > 1)
+        usage_error("--module, --exec and --builtin are exclusive: choose one");
+    if (module_config != NULL && module_path == NULL)
+        usage_error("--module-config: needs --module");
+
+    if (module_path != NULL) {
+        cfg.module = fp_module_load(module_path, &module_handle, err, sizeof(err));
+        if (cfg.module == NULL)
+            usage_error("--module: %s", err);
+        if (module_config != NULL) {
+            msgpack_packer pk;
+            msgpack_packer_init(&pk, &config_mp, msgpack_sbuffer_write);
+            if (fp_json_text_pack(module_config, strlen(module_config), &pk,
+                                  err, sizeof(err)) < 0)
+                usage_error("--module-config: invalid JSON: %s", err);
+            cfg.module_config = config_mp.data;
+            cfg.module_config_len = config_mp.size;
+        }
+    } else if (exec_cmd != NULL) {
+        int rc = wordexp(exec_cmd, &exec_words, WRDE_NOCMD);
+        if (rc != 0 || exec_words.we_wordc == 0)
+            usage_error("--exec: cannot split '%s' into a command and arguments", exec_cmd);
+        cfg.exec_argv = exec_words.we_wordv;
+    } else {
+        cfg.module = fp_builtin_find(builtin != NULL ? builtin : "cmd");
+        if (cfg.module == NULL)
+            usage_error("--builtin: unknown handler '%s' (choose from %s)",
+                        builtin, fp_builtin_names());
+    }
+    if (socket_opt != NULL) {
+        if (snprintf(sockpath, sizeof(sockpath), "%s", socket_opt) >= (int)sizeof(sockpath))
+            usage_error("--socket: path too long (at most %zu bytes)", sizeof(sockpath) - 1);
+    } else if (fp_default_socket_path(sockpath, sizeof(sockpath)) < 0) {
+        usage_error("default socket path is too long; use --socket");
+    }
+
+    ensure_stdio();
+    signal(SIGPIPE, SIG_IGN);
+    cfg.log = d.log.fn;
+    cfg.log_arg = d.log.arg;
+    cfg.log_level = d.log.level;
+    d.loop = ev_default_loop(0);
+    d.pool = fp_pool_new(d.loop, &cfg, err, sizeof(err));
+    if (d.pool == NULL) {
+        fprintf(stderr, "forkpoold: %s\n", err);
+        return 1;
+    }
+    struct fp_control_hooks hooks = { .drain = start_drain, .arg = &d };
+    d.ctl = fp_control_open(d.loop, d.pool, sockpath, &hooks, &d.log, err, sizeof(err));
+    if (d.ctl == NULL) {
+        fprintf(stderr, "forkpoold: %s\n", err);
+        fp_pool_free(d.pool);
+        return 1;
+    }
+    fp_control_set_job_limits(d.ctl, cfg.max_job_bytes ? cfg.max_job_bytes : 64u << 20,
+                              cfg.max_job_objects ? cfg.max_job_objects : 1u << 20);
+    watch_signal(&d, &d.sig_term, SIGTERM, term_cb);
+    watch_signal(&d, &d.sig_int, SIGINT, term_cb);
+    watch_signal(&d, &d.sig_hup, SIGHUP, unsupported_signal_cb);
+    watch_signal(&d, &d.sig_ttin, SIGTTIN, unsupported_signal_cb);
+    watch_signal(&d, &d.sig_ttou, SIGTTOU, unsupported_signal_cb);
+    if (fp_pool_start(d.pool) < 0) {
+        fprintf(stderr, "forkpoold: cannot start workers: %s\n", strerror(errno));
+        fp_control_close(d.ctl);
+        fp_pool_free(d.pool);
+        return 1;
+    }
+    fp_stats st;
+    fp_pool_stats(d.pool, &st);
+    fp_logf(&d.log, FP_LOG_INFO, "listening on %s with %u workers (%s)", sockpath,
+            st.workers, module_path ? module_path : exec_cmd ? exec_cmd
+                                    : builtin ? builtin : "cmd");
+
+    ev_run(d.loop, 0);
+
+    fp_pool_free(d.pool);       /* first: it may still owe clients outcomes */
+    fp_control_close(d.ctl);
+    if (exec_cmd != NULL)
+        wordfree(&exec_words);
+    msgpack_sbuffer_destroy(&config_mp);
+    if (module_handle != NULL)
+        dlclose(module_handle);
+    ev_loop_destroy(d.loop);
+    return d.exit_code;
+}

@@ -1,0 +1,70 @@
+/* log.c — log lines and wait-status descriptions. */
+#include "config.h"
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static const char *const level_names[] = { "error", "warning", "info", "debug" };
+
+void
+fp_log_stderr(int level, const char *msg, void *arg)
+{
+    const char *ident = arg != NULL ? arg : "forkpool";
+
+    if (level < 0 || level > FP_LOG_DEBUG)
+        level = FP_LOG_ERR;
+    fprintf(stderr, "%s[%ld]: %s: %s\n", ident, (long)getpid(),
+            level_names[level], msg);
+}
+
+void
+fp_logf(const struct fp_logger *lg, int level, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+
+    if (level > lg->level)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (lg->fn != NULL)
+        lg->fn(level, msg, lg->arg);
+    else
+        fp_log_stderr(level, msg, NULL);
+}
+
+const char *
+fp_signame(int sig, char *buf, size_t len)
+{
+    const char *abbrev = sigabbrev_np(sig);
+
+    if (abbrev != NULL)
+        snprintf(buf, len, "SIG%s", abbrev);
+    else
+        snprintf(buf, len, "signal %d", sig);
+    return buf;
+}
+
+const char *
+fp_describe_status(int status, char *buf, size_t len)
+{
+    char sig[32];
+
+    if (WIFSIGNALED(status))
+        snprintf(buf, len, "killed by %s%s",
+                 fp_signame(WTERMSIG(status), sig, sizeof(sig)),
+                 WCOREDUMP(status) ? " (core dumped)" : "");
+    else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        snprintf(buf, len, "exited normally");
+    else if (WIFEXITED(status))
+        snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+    else
+        snprintf(buf, len, "stopped (status 0x%x)", status);
+    return buf;
+}

@@ -1,0 +1,25 @@
+/* log.h — the pool's logging: one line per event through the user's sink. */
+#ifndef FP_LOG_H
+#define FP_LOG_H
+
+#include "forkpool.h"
+
+struct fp_logger {
+    fp_log_fn fn;
+    void     *arg;
+    int       level;    /* most verbose level emitted */
+};
+
+void fp_logf(const struct fp_logger *lg, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The default sink: "forkpool[pid]: level: msg" on stderr. */
+void fp_log_stderr(int level, const char *msg, void *arg);
+
+/* "SIGSEGV" for SIGSEGV; "signal 42" for unnamed ones (static or buf). */
+const char *fp_signame(int sig, char *buf, size_t len);
+
+/* "killed by SIGSEGV", "exited with status 3", "exited normally" into buf. */
+const char *fp_describe_status(int status, char *buf, size_t len);
+
+#endif

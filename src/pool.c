@@ -1,0 +1,605 @@
+/*
+ * pool.c — the master's job side: accept jobs, queue them FIFO, hand them to
+ * workers, deliver each job's single outcome, and drain.
+ *
+ * The worker side (processes, their sockets, their deaths) is workers.c.
+ * Everything here runs in libev callbacks and never blocks.
+ */
+#include "config.h"
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pool_int.h"
+
+#define DEFAULT_QUEUE_MAX    65536
+#define DEFAULT_JOB_BYTES    (64u << 20)
+#define DEFAULT_JOB_OBJECTS  (1u << 20)
+#define DEFAULT_MAX_WORKERS  1024
+#define DEFAULT_PREFETCH     16
+/* Room for the envelope around a job or result: ["error", <uint64>, ...]. */
+#define ENVELOPE_BYTES       64
+
+static const char *const kind_names[] = {
+    "ok", "error", "crashed", "timeout", "cancelled", "rejected"
+};
+
+const char *
+fp_kind_name(fp_kind kind)
+{
+    if ((unsigned)kind >= sizeof(kind_names) / sizeof(kind_names[0]))
+        return "unknown";
+    return kind_names[kind];
+}
+
+void
+fp_config_init(fp_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->log_level = FP_LOG_INFO;
+}
+
+/* ------------------------------------------------------------------------
+ * Outcomes
+ * ------------------------------------------------------------------------ */
+
+/* Deliver the job's one outcome (unless it was settled already). */
+static void
+job_settle(struct fp_pool *p, struct fp_job *job, fp_kind kind,
+           const char *data, size_t len)
+{
+    if (job->settled)
+        return;
+    job->settled = 1;
+    fp_outcome o = {
+        .id = job->id, .kind = kind, .data = data, .len = len,
+        .attempts = job->attempts,
+    };
+
+    switch (kind) {
+    case FP_OK:        p->counters.completed++; break;
+    case FP_ERROR:     p->counters.failed++; break;
+    case FP_CRASHED:   p->counters.crashed++; break;
+    case FP_TIMEOUT:   p->counters.timed_out++; break;
+    case FP_CANCELLED: p->counters.cancelled++; break;
+    case FP_REJECTED:  break;
+    }
+    if (job->done != NULL)
+        job->done(&o, job->arg);
+}
+
+/* Deliver the job's outcome (once) and free it.  The caller has already
+ * taken it off whatever list held it. */
+void
+fp_job_finish(struct fp_pool *p, struct fp_job *job, fp_kind kind,
+              const char *data, size_t len)
+{
+    job_settle(p, job, kind, data, len);
+    free(job->payload);
+    free(job);
+}
+
+/* Pack `detail` as a msgpack str and settle (finish = 1: and free). */
+static void
+settle_str(struct fp_pool *p, struct fp_job *job, fp_kind kind,
+           const char *detail, int finish)
+{
+    size_t n = strlen(detail);
+
+    fp_buf_clear(&p->scratch);
+    msgpack_pack_str(&p->scratch_pk, n);
+    msgpack_pack_str_body(&p->scratch_pk, detail, n);
+    /* The callback may submit and so reuse scratch: hand it a copy. */
+    size_t len = p->scratch.len;
+    char *copy = malloc(len);
+    if (copy != NULL)
+        memcpy(copy, fp_buf_head(&p->scratch), len);
+    else
+        len = 1;
+    if (finish)
+        fp_job_finish(p, job, kind, copy ? copy : "\xc0", len);
+    else
+        job_settle(p, job, kind, copy ? copy : "\xc0", len);
+    free(copy);
+}
+
+void
+fp_job_finish_str(struct fp_pool *p, struct fp_job *job, fp_kind kind,
+                  const char *detail)
+{
+    settle_str(p, job, kind, detail, 1);
+}
+
+void
+fp_job_settle_str(struct fp_pool *p, struct fp_job *job, fp_kind kind,
+                  const char *detail)
+{
+    settle_str(p, job, kind, detail, 0);
+}
+
+/* ------------------------------------------------------------------------
+ * Life cycle
+ * ------------------------------------------------------------------------ */
+
+static void drain_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void drained_idle_cb(struct ev_loop *loop, ev_idle *w, int revents);
+
+fp_pool *
+fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen)
+{
+    struct fp_pool *p;
+
+    if (loop == NULL || !ev_is_default_loop(loop)) {
+        snprintf(err, errlen, "the pool needs libev's default loop (ev_default_loop)");
+        return NULL;
+    }
+    if ((cfg->module == NULL) == (cfg->exec_argv == NULL)) {
+        snprintf(err, errlen, "exactly one of module and exec_argv must be set");
+        return NULL;
+    }
+    if (cfg->module != NULL && (cfg->module->abi != FP_MODULE_ABI
+                                || cfg->module->handle == NULL)) {
+        snprintf(err, errlen, "module %s: ABI %d (want %d) or no handle function",
+                 cfg->module->name ? cfg->module->name : "?", cfg->module->abi,
+                 FP_MODULE_ABI);
+        return NULL;
+    }
+    if (cfg->exec_argv != NULL && cfg->exec_argv[0] == NULL) {
+        snprintf(err, errlen, "exec_argv is empty");
+        return NULL;
+    }
+    p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    p->loop = loop;
+    p->cfg = *cfg;
+    if (p->cfg.max_workers == 0)
+        p->cfg.max_workers = DEFAULT_MAX_WORKERS;
+    if (p->cfg.workers == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        p->cfg.workers = n > 0 ? (unsigned)n : 1;
+    }
+    if (p->cfg.workers > p->cfg.max_workers) {
+        snprintf(err, errlen, "%u workers exceeds the limit of %u",
+                 p->cfg.workers, p->cfg.max_workers);
+        free(p);
+        return NULL;
+    }
+    if (p->cfg.queue_max == 0)
+        p->cfg.queue_max = DEFAULT_QUEUE_MAX;
+    if (p->cfg.max_job_bytes == 0)
+        p->cfg.max_job_bytes = DEFAULT_JOB_BYTES;
+    if (p->cfg.max_job_objects == 0)
+        p->cfg.max_job_objects = DEFAULT_JOB_OBJECTS;
+    if (p->cfg.prefetch == 0)
+        p->cfg.prefetch = DEFAULT_PREFETCH;
+    p->log.fn = cfg->log;
+    p->log.arg = cfg->log_arg;
+    p->log.level = cfg->log_level;
+
+    p->worker_limits.max_bytes = p->cfg.max_job_bytes + ENVELOPE_BYTES;
+    p->worker_limits.max_objects = p->cfg.max_job_objects + 8;
+    p->worker_limits.max_depth = FP_MAX_DEPTH + 1;
+
+    if (cfg->module_config != NULL && cfg->module_config_len > 0) {
+        p->module_config = malloc(cfg->module_config_len);
+        if (p->module_config == NULL) {
+            snprintf(err, errlen, "out of memory");
+            free(p);
+            return NULL;
+        }
+        memcpy(p->module_config, cfg->module_config, cfg->module_config_len);
+    }
+    p->wargs.module = cfg->module;
+    p->wargs.config = p->module_config;
+    p->wargs.config_len = p->module_config ? cfg->module_config_len : 0;
+    p->wargs.limits = p->worker_limits;
+
+    TAILQ_INIT(&p->queue);
+    p->next_id = 1;
+    msgpack_packer_init(&p->scratch_pk, &p->scratch, fp_buf_pack_write);
+    ev_timer_init(&p->drain_timer, drain_timer_cb, 0., 0.);
+    p->drain_timer.data = p;
+    ev_idle_init(&p->drained_idle, drained_idle_cb);
+    p->drained_idle.data = p;
+    return p;
+}
+
+/* Grow the slot table to `n` workers and start the new ones. */
+static int
+add_workers(struct fp_pool *p, unsigned n)
+{
+    struct fp_worker **t = realloc(p->workers, n * sizeof(*t));
+
+    if (t == NULL)
+        return -1;
+    p->workers = t;
+    while (p->nworkers < n) {
+        struct fp_worker *w = fp_worker_new(p, p->nworkers);
+        if (w == NULL)
+            return -1;
+        p->workers[p->nworkers++] = w;
+        fp_worker_spawn(w);     /* a failed fork retries on its backoff */
+    }
+    return 0;
+}
+
+int
+fp_pool_start(fp_pool *p)
+{
+    if (p->started) {
+        errno = EALREADY;
+        return -1;
+    }
+    p->started = 1;
+    p->started_at = ev_now(p->loop);
+    p->target = p->cfg.workers;
+    return add_workers(p, p->target);
+}
+
+/* Pool-wide SIGKILL and reap; used only on teardown. */
+void
+fp_pool_free(fp_pool *p)
+{
+    struct fp_job *job;
+
+    if (p == NULL)
+        return;
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        struct fp_worker *w = p->workers[i];
+        pid_t pid = w->pid;
+        while ((job = TAILQ_FIRST(&w->window)) != NULL) {
+            TAILQ_REMOVE(&w->window, job, link);
+            fp_job_finish_str(p, job, FP_CANCELLED, "pool freed");
+        }
+        fp_worker_free(w);      /* stops watchers, closes the socket */
+        if (pid > 0) {
+            kill(pid, SIGKILL);
+            while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+        }
+    }
+    while ((job = TAILQ_FIRST(&p->queue)) != NULL) {
+        TAILQ_REMOVE(&p->queue, job, link);
+        fp_job_finish_str(p, job, FP_CANCELLED, "pool freed");
+    }
+    ev_timer_stop(p->loop, &p->drain_timer);
+    ev_idle_stop(p->loop, &p->drained_idle);
+    free(p->workers);
+    free(p->module_config);
+    fp_buf_free(&p->scratch);
+    free(p);
+}
+
+/* ------------------------------------------------------------------------
+ * Jobs in
+ * ------------------------------------------------------------------------ */
+
+/* Check that job/len is exactly one msgpack value within the job limits. */
+static const char *
+check_job(const struct fp_pool *p, const char *job, size_t len)
+{
+    struct fp_limits lim = {
+        .max_bytes = p->cfg.max_job_bytes,
+        .max_objects = p->cfg.max_job_objects,
+        .max_depth = FP_MAX_DEPTH,
+    };
+    struct fp_scanner sc;
+    const char *why = NULL;
+    ssize_t n;
+
+    if (len > p->cfg.max_job_bytes)
+        return "job too large";
+    fp_scanner_reset(&sc);
+    n = fp_scan(&sc, job, len, &lim, &why);
+    if (n < 0 && why != NULL && (strcmp(why, "frame too large") == 0
+                                 || strcmp(why, "too many objects") == 0))
+        return "job too large";
+    if (n <= 0 || (size_t)n != len)
+        return "malformed";
+    return NULL;
+}
+
+int
+fp_pool_submit(fp_pool *p, const char *data, size_t len,
+               const fp_job_opts *opts, fp_done_fn done, void *arg,
+               uint64_t *id, const char **reason)
+{
+    const char *why = NULL;
+    struct fp_job *job;
+
+    if (p->draining)
+        why = "draining";
+    else if (p->nqueued >= p->cfg.queue_max)
+        why = "queue full";
+    else
+        why = check_job(p, data, len);
+    if (why == NULL && (job = calloc(1, sizeof(*job))) != NULL) {
+        job->payload = malloc(len);
+        if (job->payload == NULL) {
+            free(job);
+            job = NULL;
+        }
+    } else {
+        job = NULL;
+    }
+    if (job == NULL) {
+        if (reason != NULL)
+            *reason = why != NULL ? why : "out of memory";
+        return -1;
+    }
+    memcpy(job->payload, data, len);
+    job->len = len;
+    job->id = p->next_id++;
+    job->timeout = (opts != NULL && opts->timeout >= 0) ? opts->timeout
+                                                        : p->cfg.job_timeout;
+    job->retries_left = opts != NULL ? opts->retries : 0;
+    job->done = done;
+    job->arg = arg;
+    TAILQ_INSERT_TAIL(&p->queue, job, link);
+    p->nqueued++;
+    p->counters.submitted++;
+    if (id != NULL)
+        *id = job->id;
+    if (p->started)
+        fp_pool_dispatch(p);
+    return 0;
+}
+
+int
+fp_pool_submit_object(fp_pool *p, const msgpack_object *obj,
+                      const fp_job_opts *opts, fp_done_fn done, void *arg,
+                      uint64_t *id, const char **reason)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    int rc;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (msgpack_pack_object(&pk, *obj) != 0) {
+        msgpack_sbuffer_destroy(&sb);
+        if (reason != NULL)
+            *reason = "malformed";
+        return -1;
+    }
+    rc = fp_pool_submit(p, sb.data, sb.size, opts, done, arg, id, reason);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * Dispatch: FIFO.  Idle workers get a job first; only a queue deep enough to
+ * give every worker with room one more job tops up the prefetch windows, so
+ * a short queue is never parked behind a slow job.
+ * ------------------------------------------------------------------------ */
+
+static struct fp_job *
+queue_pop(struct fp_pool *p)
+{
+    struct fp_job *job = TAILQ_FIRST(&p->queue);
+    if (job != NULL) {
+        TAILQ_REMOVE(&p->queue, job, link);
+        p->nqueued--;
+    }
+    return job;
+}
+
+void
+fp_pool_dispatch(struct fp_pool *p)
+{
+    if (p->cut_off)
+        return;
+    for (unsigned i = 0; i < p->nworkers && p->nqueued > 0; i++) {
+        struct fp_worker *w = p->workers[i];
+        if (w->nwindow == 0 && fp_worker_room(w) > 0)
+            fp_worker_assign(w, queue_pop(p));
+    }
+    while (p->nqueued > 0) {
+        unsigned with_room = 0;
+        for (unsigned i = 0; i < p->nworkers; i++)
+            if (fp_worker_room(p->workers[i]) > 0)
+                with_room++;
+        if (with_room == 0 || p->nqueued < with_room)
+            break;
+        for (unsigned i = 0; i < p->nworkers; i++)
+            if (fp_worker_room(p->workers[i]) > 0)
+                fp_worker_assign(p->workers[i], queue_pop(p));
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Cancel
+ * ------------------------------------------------------------------------ */
+
+int
+fp_pool_cancel(fp_pool *p, uint64_t id)
+{
+    struct fp_job *job;
+
+    TAILQ_FOREACH(job, &p->queue, link) {
+        if (job->id == id) {
+            TAILQ_REMOVE(&p->queue, job, link);
+            p->nqueued--;
+            fp_job_finish_str(p, job, FP_CANCELLED, "cancelled");
+            fp_pool_check_drained(p);
+            return 1;
+        }
+    }
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        struct fp_worker *w = p->workers[i];
+        TAILQ_FOREACH(job, &w->window, link) {
+            if (job->id != id)
+                continue;
+            if (job->settled)
+                return 0;
+            if (job == TAILQ_FIRST(&w->window)) {
+                /* Running: only killing the worker stops it. */
+                fp_worker_kill(w, KILL_CANCEL, id);
+            } else {
+                /* Prefetched, not started: it gets its outcome now and
+                 * stays in the window as a ghost whose result, when the
+                 * worker gets to it, is dropped. */
+                fp_job_settle_str(p, job, FP_CANCELLED, "cancelled");
+            }
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Drain
+ * ------------------------------------------------------------------------ */
+
+static int
+pool_idle(const struct fp_pool *p)
+{
+    if (p->nqueued > 0)
+        return 0;
+    for (unsigned i = 0; i < p->nworkers; i++)
+        if (p->workers[i]->nwindow > 0)
+            return 0;
+    return 1;
+}
+
+static int
+pool_dead(const struct fp_pool *p)
+{
+    for (unsigned i = 0; i < p->nworkers; i++)
+        if (p->workers[i]->pid > 0)
+            return 0;
+    return 1;
+}
+
+/* Called whenever work or a worker ends: moves a drain along. */
+void
+fp_pool_check_drained(struct fp_pool *p)
+{
+    if (!p->draining || p->drained == NULL)
+        return;
+    if (!p->cut_off && !pool_idle(p))
+        return;
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        struct fp_worker *w = p->workers[i];
+        ev_timer_stop(p->loop, &w->restart_timer);
+        if (w->pid > 0 && w->state != W_STOPPING)
+            fp_worker_stop(w);
+    }
+    if (pool_dead(p))
+        ev_idle_start(p->loop, &p->drained_idle);
+}
+
+static void
+drained_idle_cb(struct ev_loop *loop, ev_idle *iw, int revents)
+{
+    struct fp_pool *p = iw->data;
+    fp_drained_fn done = p->drained;
+    (void)revents;
+
+    ev_idle_stop(loop, iw);
+    ev_timer_stop(loop, &p->drain_timer);
+    p->drained = NULL;
+    if (done != NULL)
+        done(p, p->cut_off, p->drained_arg);
+}
+
+/* The drain ran out of time (or was forced): cancel what is left. */
+static void
+cut_off(struct fp_pool *p)
+{
+    struct fp_job *job;
+
+    if (p->cut_off)
+        return;
+    p->cut_off = 1;
+    fp_logf(&p->log, FP_LOG_WARN, "drain cut off: cancelling %zu queued jobs "
+            "and killing busy workers", p->nqueued);
+    while ((job = queue_pop(p)) != NULL)
+        fp_job_finish_str(p, job, FP_CANCELLED, "drain timeout");
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        struct fp_worker *w = p->workers[i];
+        ev_timer_stop(p->loop, &w->restart_timer);
+        if (w->pid > 0) {
+            struct fp_job *head = TAILQ_FIRST(&w->window);
+            fp_worker_kill(w, KILL_CUTOFF, head ? head->id : 0);
+        }
+    }
+    fp_pool_check_drained(p);
+}
+
+static void
+drain_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents)
+{
+    (void)loop; (void)revents;
+    cut_off(tw->data);
+}
+
+void
+fp_pool_drain(fp_pool *p, double timeout, fp_drained_fn done, void *arg)
+{
+    if (p->draining) {
+        cut_off(p);
+        return;
+    }
+    p->draining = 1;
+    p->drained = done;
+    p->drained_arg = arg;
+    fp_logf(&p->log, FP_LOG_INFO, "draining: %zu queued, finishing accepted jobs",
+            p->nqueued);
+    if (timeout > 0) {
+        ev_timer_set(&p->drain_timer, timeout, 0.);
+        ev_timer_start(p->loop, &p->drain_timer);
+    }
+    fp_pool_check_drained(p);
+}
+
+/* ------------------------------------------------------------------------
+ * Introspection
+ * ------------------------------------------------------------------------ */
+
+void
+fp_pool_stats(const fp_pool *p, fp_stats *st)
+{
+    *st = p->counters;
+    st->draining = p->draining;
+    st->workers = p->target;
+    st->live = st->busy = st->idle = st->starting = 0;
+    st->start_failures = 0;
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        const struct fp_worker *w = p->workers[i];
+        if (w->pid > 0)
+            st->live++;
+        if (w->nwindow > 0)
+            st->busy++;
+        else if (w->state == W_READY)
+            st->idle++;
+        else if (w->state == W_STARTING || w->state == W_WAITING)
+            st->starting++;
+        if (w->fail_streak > st->start_failures)
+            st->start_failures = w->fail_streak;
+    }
+    st->queued = p->nqueued;
+    st->uptime_s = p->started ? ev_now(p->loop) - p->started_at : 0;
+}
+
+size_t
+fp_pool_pids(const fp_pool *p, pid_t *pids, size_t max)
+{
+    size_t n = 0;
+
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        if (p->workers[i]->pid <= 0)
+            continue;
+        if (n < max)
+            pids[n] = p->workers[i]->pid;
+        n++;
+    }
+    return n;
+}

@@ -1,0 +1,144 @@
+/* spawn.c — socketpair, fork, and a clean child (see spawn.h). */
+#include "config.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <dirent.h>
+
+#include "spawn.h"
+
+void
+fp_reset_signals(void)
+{
+    struct sigaction sa;
+    sigset_t none;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    for (int sig = 1; sig < NSIG; sig++)
+        (void)sigaction(sig, &sa, NULL);   /* fails harmlessly on KILL/STOP */
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+void
+fp_close_fds_from(int lowfd)
+{
+#ifdef HAVE_CLOSE_RANGE
+    if (close_range((unsigned)lowfd, ~0U, 0) == 0)
+        return;
+#endif
+    /* Old kernel: walk /proc/self/fd, or fall back to the rlimit. */
+    DIR *d = opendir("/proc/self/fd");
+    if (d != NULL) {
+        int dfd = dirfd(d);
+        struct dirent *de;
+        while ((de = readdir(d)) != NULL) {
+            int fd = atoi(de->d_name);
+            if (fd >= lowfd && fd != dfd)
+                close(fd);
+        }
+        closedir(d);
+        return;
+    }
+    long max = sysconf(_SC_OPEN_MAX);
+    for (long fd = lowfd; fd < (max > 0 ? max : 65536); fd++)
+        close((int)fd);
+}
+
+static void
+set_sockbuf(int fd, int size)
+{
+    if (size <= 0)
+        return;
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+}
+
+/* Runs in the child right after fork; never returns. */
+static void __attribute__((noreturn))
+child_start(const struct fp_spawn_req *req, int sock, pid_t master)
+{
+    int devnull;
+
+    /* Die with the master, and close the race where it died before the
+     * prctl: then our parent is already someone else. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != master)
+        _exit(111);
+    fp_reset_signals();
+
+    /* Keep the socket clear of the stdio numbers we are about to assign. */
+    if (sock < 3 && (sock = fcntl(sock, F_DUPFD_CLOEXEC, 3)) < 0)
+        _exit(111);
+    devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (req->exec_argv != NULL) {
+        /* The program speaks the protocol on stdin/stdout; stderr stays
+         * the daemon's log. */
+        if (dup2(sock, 0) < 0 || dup2(sock, 1) < 0)
+            _exit(111);
+        fp_close_fds_from(3);
+        execvp(req->exec_argv[0], req->exec_argv);
+        fprintf(stderr, "forkpool worker %ld: cannot exec %s: %s\n",
+                (long)getpid(), req->exec_argv[0], strerror(errno));
+        _exit(127);
+    }
+
+    /* Module worker: socket on FP_WORKER_FD, stdin from /dev/null, stdout
+     * joins stderr so a handler's printf lands in the log, not on the wire. */
+    if (devnull >= 0)
+        dup2(devnull, 0);
+    dup2(2, 1);
+    if (sock != FP_WORKER_FD && dup2(sock, FP_WORKER_FD) < 0)
+        _exit(111);
+    fp_close_fds_from(FP_WORKER_FD + 1);
+    _exit(req->child_main(FP_WORKER_FD, req->child_arg));
+}
+
+pid_t
+fp_spawn(const struct fp_spawn_req *req, int *fd)
+{
+    int sv[2];
+    sigset_t all, old;
+    pid_t master = getpid();
+    pid_t pid;
+
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return -1;
+    set_sockbuf(sv[0], req->sockbuf);
+    set_sockbuf(sv[1], req->sockbuf);
+    if (fcntl(sv[0], F_SETFL, O_NONBLOCK) < 0)
+        goto fail;
+
+    /* Block signals across fork so no handler of the master's (libev's)
+     * runs in the child before its dispositions are reset. */
+    sigfillset(&all);
+    sigprocmask(SIG_SETMASK, &all, &old);
+    pid = fork();
+    if (pid == 0) {
+        close(sv[0]);
+        child_start(req, sv[1], master);
+    }
+    int saved = errno;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (pid < 0) {
+        errno = saved;
+        goto fail;
+    }
+    close(sv[1]);
+    *fd = sv[0];
+    return pid;
+
+fail:
+    saved = errno;
+    close(sv[0]);
+    close(sv[1]);
+    errno = saved;
+    return -1;
+}

@@ -1,0 +1,38 @@
+/*
+ * spawn.h — start a worker process tied to the caller by one socketpair.
+ *
+ * No libev here: the parent side gets a pid and a nonblocking, close-on-exec
+ * socket; the child side is scrubbed (every other fd closed, signals reset,
+ * parent-death signal armed) before it runs the worker code or execs.
+ */
+#ifndef FP_SPAWN_H
+#define FP_SPAWN_H
+
+#include <sys/types.h>
+
+/* The fd a module worker's socket lives on after fp_spawn (an exec worker
+ * talks on stdin/stdout instead). */
+#define FP_WORKER_FD 3
+
+/* Runs in the child with its socket on FP_WORKER_FD; returns the exit code. */
+typedef int (*fp_child_fn)(int fd, void *arg);
+
+struct fp_spawn_req {
+    char *const *exec_argv;  /* exec this with socket on stdin+stdout, or */
+    fp_child_fn  child_main; /* run this in the forked child */
+    void        *child_arg;
+    int          sockbuf;    /* SO_SNDBUF/SO_RCVBUF for both ends; 0 = default */
+};
+
+/* Fork one worker.  Returns its pid and stores the parent's end in *fd, or
+ * returns -1 with errno set (nothing is left open). */
+pid_t fp_spawn(const struct fp_spawn_req *req, int *fd);
+
+/* Child hygiene, also used by the cmd builtin for its own children: reset
+ * every signal disposition to default and unblock all signals. */
+void fp_reset_signals(void);
+
+/* Close every fd >= lowfd. */
+void fp_close_fds_from(int lowfd);
+
+#endif

@@ -1,0 +1,251 @@
+/*
+ * worker.c — the job loop inside a module worker process.
+ *
+ * Blocking and single-threaded on purpose: the master does all the
+ * concurrency.  Results are batched: while further jobs are already buffered
+ * the results are held briefly and written together (one write per batch),
+ * but never longer than FLUSH_AFTER so a slow job cannot delay the results
+ * of the quick ones before it.
+ */
+#include "config.h"
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "frame.h"
+#include "worker.h"
+
+#define READ_CHUNK   (64 * 1024)
+#define FLUSH_AFTER  0.0005        /* seconds a finished result may wait */
+#define FLUSH_BYTES  (256 * 1024)
+
+struct worker {
+    int                          fd;
+    const struct fp_worker_args *args;
+    void                        *state;
+    struct fp_buf                in;
+    struct fp_buf                out;
+    msgpack_packer               out_pk;
+    msgpack_sbuffer              result;    /* the handler's packed object */
+    msgpack_packer               result_pk;
+    double                       first_unflushed;  /* 0 = nothing held */
+};
+
+static double
+now_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void
+wlog(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "forkpool worker %ld: ", (long)getpid());
+    fprintf(stderr, fmt, arg);
+    fputc('\n', stderr);
+}
+
+/* Write the whole output buffer; returns 0 or -1 (the master is gone). */
+static int
+flush_out(struct worker *w)
+{
+    while (w->out.len > 0) {
+        ssize_t n = write(w->fd, fp_buf_head(&w->out), w->out.len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        fp_buf_consume(&w->out, (size_t)n);
+    }
+    w->first_unflushed = 0;
+    fp_buf_shrink(&w->out, 1 << 20);
+    return 0;
+}
+
+static void
+pack_str(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+/* Run one job and queue its ["ok"|"error", id, value] message. */
+static void
+run_job(struct worker *w, uint64_t id, const char *payload, size_t len)
+{
+    msgpack_unpacked job;
+    size_t off = 0;
+    int rc;
+    const char *kind;
+    const char *why = NULL;
+
+    msgpack_unpacked_init(&job);
+    msgpack_sbuffer_clear(&w->result);
+    if (msgpack_unpack_next(&job, payload, len, &off) != MSGPACK_UNPACK_SUCCESS) {
+        rc = 1;
+        why = "job could not be decoded";
+    } else {
+        rc = w->args->module->handle(w->state, &job.data, &w->result_pk);
+    }
+    msgpack_unpacked_destroy(&job);
+
+    /* The handler must have packed exactly one bounded value. */
+    if (why == NULL) {
+        struct fp_scanner sc;
+        const char *scan_why = NULL;
+        fp_scanner_reset(&sc);
+        ssize_t n = fp_scan(&sc, w->result.data, w->result.size,
+                            &w->args->limits, &scan_why);
+        if (w->result.size == 0)
+            why = "handler packed no value";
+        else if (n < 0)
+            why = scan_why;
+        else if (n == 0 || (size_t)n != w->result.size)
+            why = "handler packed more or less than one value";
+        if (why != NULL)
+            rc = 1;
+    }
+
+    kind = rc == 0 ? "ok" : "error";
+    msgpack_pack_array(&w->out_pk, 3);
+    pack_str(&w->out_pk, kind);
+    msgpack_pack_uint64(&w->out_pk, id);
+    if (why != NULL)
+        pack_str(&w->out_pk, why);
+    else
+        fp_buf_append(&w->out, w->result.data, w->result.size);
+    if (w->first_unflushed == 0)
+        w->first_unflushed = now_mono();
+    if (w->result.alloc > (1u << 20)) {
+        msgpack_sbuffer_destroy(&w->result);
+        msgpack_sbuffer_init(&w->result);
+    }
+}
+
+/* Handle one complete frame from the master; returns 0 or -1 (bad frame). */
+static int
+handle_frame(struct worker *w, const char *frame, size_t len)
+{
+    struct fp_reader r;
+    uint32_t n;
+    uint64_t id;
+    const char *payload;
+    size_t plen;
+
+    fp_reader_init(&r, frame, len);
+    if (fp_read_array(&r, &n) < 0 || n != 3 || !fp_read_str_eq(&r, "job")
+        || fp_read_uint(&r, &id) < 0
+        || fp_read_skip(&r, &payload, &plen) < 0) {
+        wlog("%s", "unexpected message from the master");
+        return -1;
+    }
+    run_job(w, id, payload, plen);
+    return 0;
+}
+
+static void
+send_ready(struct worker *w)
+{
+    msgpack_pack_array(&w->out_pk, 2);
+    pack_str(&w->out_pk, "ready");
+    msgpack_pack_map(&w->out_pk, 2);
+    pack_str(&w->out_pk, "pid");
+    msgpack_pack_int64(&w->out_pk, getpid());
+    pack_str(&w->out_pk, "proto");
+    msgpack_pack_int(&w->out_pk, 1);
+}
+
+/* Serve frames until EOF.  Returns 0 on EOF, -1 on a broken stream. */
+static int
+serve(struct worker *w)
+{
+    struct fp_scanner sc;
+    const char *why;
+
+    fp_scanner_reset(&sc);
+    for (;;) {
+        /* Run every complete frame already buffered. */
+        for (;;) {
+            ssize_t n = fp_scan(&sc, fp_buf_head(&w->in), w->in.len,
+                                &w->args->limits, &why);
+            if (n < 0) {
+                wlog("bad frame from the master: %s", why);
+                return -1;
+            }
+            if (n == 0)
+                break;
+            if (handle_frame(w, fp_buf_head(&w->in), (size_t)n) < 0)
+                return -1;
+            fp_buf_consume(&w->in, (size_t)n);
+            fp_scanner_reset(&sc);
+            if (w->out.len >= FLUSH_BYTES
+                || now_mono() - w->first_unflushed >= FLUSH_AFTER)
+                if (flush_out(w) < 0)
+                    return -1;
+        }
+        /* About to block: nothing may wait behind the read. */
+        if (flush_out(w) < 0)
+            return -1;
+        fp_buf_shrink(&w->in, 1 << 20);
+        char *room = fp_buf_reserve(&w->in, READ_CHUNK);
+        if (room == NULL)
+            return -1;
+        ssize_t got = read(w->fd, room, READ_CHUNK);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            return -1;
+        if (got == 0)
+            return w->in.len == 0 ? 0 : -1;
+        w->in.len += (size_t)got;
+    }
+}
+
+int
+fp_worker_main(int fd, void *arg)
+{
+    const struct fp_worker_args *args = arg;
+    struct worker w;
+    msgpack_unpacked config;
+    int rc = 0;
+
+    memset(&w, 0, sizeof(w));
+    w.fd = fd;
+    w.args = args;
+    msgpack_packer_init(&w.out_pk, &w.out, fp_buf_pack_write);
+    msgpack_sbuffer_init(&w.result);
+    msgpack_packer_init(&w.result_pk, &w.result, msgpack_sbuffer_write);
+    msgpack_unpacked_init(&config);
+
+    if (args->module->init != NULL) {
+        const msgpack_object *cfg = NULL;
+        size_t off = 0;
+        if (args->config != NULL
+            && msgpack_unpack_next(&config, args->config, args->config_len, &off)
+               == MSGPACK_UNPACK_SUCCESS)
+            cfg = &config.data;
+        if (args->module->init(&w.state, cfg) != 0) {
+            wlog("module %s: init failed", args->module->name ? args->module->name : "?");
+            rc = 3;
+            goto out;
+        }
+    }
+
+    send_ready(&w);
+    if (serve(&w) < 0)
+        rc = 2;
+    else if (args->module->fini != NULL)
+        args->module->fini(w.state);
+out:
+    msgpack_unpacked_destroy(&config);
+    msgpack_sbuffer_destroy(&w.result);
+    fp_buf_free(&w.out);
+    fp_buf_free(&w.in);
+    return rc;
+}

@@ -1,0 +1,24 @@
+/*
+ * worker.h — the worker side of the protocol: a plain blocking loop that
+ * runs an fp_module's handler on each job the master sends (SPEC §6).
+ */
+#ifndef FP_WORKER_H
+#define FP_WORKER_H
+
+#include <stddef.h>
+#include "forkpool.h"
+#include "frame.h"
+
+struct fp_worker_args {
+    const fp_module *module;
+    const char      *config;     /* msgpack bytes for init, or NULL */
+    size_t           config_len;
+    struct fp_limits limits;     /* for jobs read and results written */
+};
+
+/* Announce "ready", then serve jobs on `fd` until EOF.  Returns the process
+ * exit status: 0 after a clean EOF, nonzero if init failed or the stream
+ * broke.  Matches fp_child_fn. */
+int fp_worker_main(int fd, void *args);
+
+#endif

@@ -1,0 +1,617 @@
+/*
+ * workers.c — the master's worker table: spawn a worker, talk to it over
+ * its socket, notice its death, settle the jobs it held, replace it.
+ *
+ * A worker holds a window of jobs (pool.c decides how deep): the first is
+ * running, the rest are prefetched.  Outcomes of a dead worker's jobs are
+ * settled only in child_exit_cb, after the socket has been read dry, so a
+ * result written just before a crash is never mistaken for a crash.
+ */
+#include "config.h"
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pool_int.h"
+#include "spawn.h"
+
+#define READ_CHUNK        (64 * 1024)
+#define READ_PER_WAKEUP   (4u << 20)    /* then let other watchers run */
+#define STOP_GRACE        10.0          /* s for a stopped worker to exit */
+#define BACKOFF_MIN       0.01          /* s after the first failed start */
+#define BACKOFF_MAX       5.0
+
+static void worker_read_cb(struct ev_loop *loop, ev_io *io, int revents);
+static void worker_write_cb(struct ev_loop *loop, ev_io *io, int revents);
+static void child_exit_cb(struct ev_loop *loop, ev_child *cw, int revents);
+static void job_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents);
+static void restart_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents);
+static void stop_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents);
+
+struct fp_worker *
+fp_worker_new(struct fp_pool *p, unsigned slot)
+{
+    struct fp_worker *w = calloc(1, sizeof(*w));
+
+    if (w == NULL)
+        return NULL;
+    w->pool = p;
+    w->slot = slot;
+    w->state = W_WAITING;
+    w->fd = -1;
+    TAILQ_INIT(&w->window);
+    ev_init(&w->rio, worker_read_cb);
+    ev_init(&w->wio, worker_write_cb);
+    ev_init(&w->child, child_exit_cb);
+    ev_init(&w->job_timer, job_timer_cb);
+    ev_init(&w->restart_timer, restart_timer_cb);
+    ev_init(&w->stop_timer, stop_timer_cb);
+    w->rio.data = w->wio.data = w->child.data = w;
+    w->job_timer.data = w->restart_timer.data = w->stop_timer.data = w;
+    return w;
+}
+
+static void
+stop_io(struct fp_worker *w)
+{
+    struct ev_loop *loop = w->pool->loop;
+
+    ev_io_stop(loop, &w->rio);
+    ev_io_stop(loop, &w->wio);
+    ev_timer_stop(loop, &w->job_timer);
+}
+
+/* Release everything but the window (the pool settles those jobs). */
+void
+fp_worker_free(struct fp_worker *w)
+{
+    struct ev_loop *loop = w->pool->loop;
+
+    stop_io(w);
+    ev_child_stop(loop, &w->child);
+    ev_timer_stop(loop, &w->restart_timer);
+    ev_timer_stop(loop, &w->stop_timer);
+    if (w->fd >= 0)
+        close(w->fd);
+    fp_buf_free(&w->in);
+    fp_buf_free(&w->out);
+    free(w);
+}
+
+/* ------------------------------------------------------------------------
+ * Start
+ * ------------------------------------------------------------------------ */
+
+static void
+schedule_restart(struct fp_worker *w)
+{
+    unsigned n = w->fail_streak;
+    double delay = BACKOFF_MIN;
+
+    while (n-- > 1 && delay < BACKOFF_MAX)
+        delay *= 2;
+    if (delay > BACKOFF_MAX)
+        delay = BACKOFF_MAX;
+    w->state = W_WAITING;
+    ev_timer_set(&w->restart_timer, delay, 0.);
+    ev_timer_start(w->pool->loop, &w->restart_timer);
+}
+
+int
+fp_worker_spawn(struct fp_worker *w)
+{
+    struct fp_pool *p = w->pool;
+    struct fp_spawn_req req = {
+        .exec_argv = p->cfg.exec_argv,
+        .child_main = fp_worker_main,
+        .child_arg = &p->wargs,
+    };
+    int fd;
+    pid_t pid = fp_spawn(&req, &fd);
+
+    if (pid < 0) {
+        if (w->fail_streak++ == 0)
+            fp_logf(&p->log, FP_LOG_ERR, "worker slot %u: cannot fork: %s; "
+                    "retrying with backoff", w->slot, strerror(errno));
+        schedule_restart(w);
+        return -1;
+    }
+    w->pid = pid;
+    w->fd = fd;
+    w->state = W_STARTING;
+    w->spawned_at = ev_now(p->loop);
+    w->jobs_done = 0;
+    w->job_budget = p->cfg.max_jobs;
+    w->kill_cause = KILL_NONE;
+    w->kill_job = 0;
+    w->ever_ready = 0;
+    w->shutdown_pending = 0;
+    fp_buf_clear(&w->in);
+    fp_buf_clear(&w->out);
+    fp_scanner_reset(&w->scan);
+    ev_io_set(&w->rio, fd, EV_READ);
+    ev_io_set(&w->wio, fd, EV_WRITE);
+    ev_io_start(p->loop, &w->rio);
+    ev_child_set(&w->child, pid, 0);
+    ev_child_start(p->loop, &w->child);
+    fp_logf(&p->log, FP_LOG_DEBUG, "worker slot %u: started pid %ld",
+            w->slot, (long)pid);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Jobs out
+ * ------------------------------------------------------------------------ */
+
+unsigned
+fp_worker_room(const struct fp_worker *w)
+{
+    const struct fp_pool *p = w->pool;
+    unsigned limit = p->cfg.prefetch;
+
+    if (w->state != W_READY || w->retiring || p->cut_off)
+        return 0;
+    if (w->job_budget > 0) {
+        unsigned left = w->job_budget > w->jobs_done ? w->job_budget - w->jobs_done : 0;
+        if (left < limit)
+            limit = left;
+    }
+    return limit > w->nwindow ? limit - w->nwindow : 0;
+}
+
+/* The first job of the window starts running now. */
+static void
+start_head(struct fp_worker *w)
+{
+    struct fp_job *head = TAILQ_FIRST(&w->window);
+    struct ev_loop *loop = w->pool->loop;
+
+    ev_timer_stop(loop, &w->job_timer);
+    if (head == NULL)
+        return;
+    head->attempts++;
+    w->job_started = ev_now(loop);
+    if (head->timeout > 0 && !head->settled) {
+        ev_timer_set(&w->job_timer, head->timeout, 0.);
+        ev_timer_start(loop, &w->job_timer);
+    }
+}
+
+static void
+pack_str(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+void
+fp_worker_assign(struct fp_worker *w, struct fp_job *job)
+{
+    msgpack_packer pk;
+
+    job->worker = w;
+    TAILQ_INSERT_TAIL(&w->window, job, link);
+    w->nwindow++;
+    msgpack_packer_init(&pk, &w->out, fp_buf_pack_write);
+    msgpack_pack_array(&pk, 3);
+    pack_str(&pk, "job");
+    msgpack_pack_uint64(&pk, job->id);
+    if (fp_buf_append(&w->out, job->payload, job->len) < 0) {
+        /* Cannot queue the bytes: the stream is now unusable. */
+        fp_logf(&w->pool->log, FP_LOG_ERR, "worker %ld: out of memory queueing "
+                "job %llu", (long)w->pid, (unsigned long long)job->id);
+        fp_worker_kill(w, KILL_NONE, 0);
+        return;
+    }
+    ev_io_start(w->pool->loop, &w->wio);
+    if (w->nwindow == 1)
+        start_head(w);
+}
+
+/* ------------------------------------------------------------------------
+ * Stop and kill
+ * ------------------------------------------------------------------------ */
+
+void
+fp_worker_kill(struct fp_worker *w, enum fp_kill_cause cause, uint64_t job)
+{
+    if (w->pid <= 0)
+        return;
+    if (w->kill_cause == KILL_NONE) {
+        w->kill_cause = cause;
+        w->kill_job = job;
+    }
+    kill(w->pid, SIGKILL);
+    w->state = W_STOPPING;
+    stop_io(w);
+}
+
+/* Ask the worker to exit cleanly: EOF on its input (once our queued bytes
+ * are out), SIGKILL if it is still there after STOP_GRACE. */
+void
+fp_worker_stop(struct fp_worker *w)
+{
+    struct ev_loop *loop = w->pool->loop;
+
+    if (w->pid <= 0) {
+        ev_timer_stop(loop, &w->restart_timer);
+        return;
+    }
+    if (w->state == W_STOPPING)
+        return;
+    w->state = W_STOPPING;
+    if (w->out.len == 0)
+        shutdown(w->fd, SHUT_WR);
+    else
+        w->shutdown_pending = 1;
+    ev_timer_set(&w->stop_timer, STOP_GRACE, 0.);
+    ev_timer_start(loop, &w->stop_timer);
+}
+
+static void
+stop_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents)
+{
+    struct fp_worker *w = tw->data;
+    (void)loop; (void)revents;
+
+    fp_logf(&w->pool->log, FP_LOG_WARN, "worker %ld did not exit within %gs "
+            "of being stopped; killing it", (long)w->pid, STOP_GRACE);
+    fp_worker_kill(w, KILL_NONE, 0);
+}
+
+static void
+job_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents)
+{
+    struct fp_worker *w = tw->data;
+    struct fp_job *head = TAILQ_FIRST(&w->window);
+    (void)loop; (void)revents;
+
+    if (head == NULL)
+        return;
+    fp_logf(&w->pool->log, FP_LOG_WARN, "job %llu timed out after %gs; killing "
+            "worker %ld", (unsigned long long)head->id, head->timeout, (long)w->pid);
+    fp_worker_kill(w, KILL_TIMEOUT, head->id);
+}
+
+static void
+protocol_error(struct fp_worker *w, const char *why)
+{
+    struct fp_job *head = TAILQ_FIRST(&w->window);
+
+    fp_logf(&w->pool->log, FP_LOG_WARN, "worker %ld: protocol error: %s; "
+            "killing it", (long)w->pid, why);
+    fp_worker_kill(w, KILL_PROTOCOL, head != NULL ? head->id : 0);
+}
+
+/* ------------------------------------------------------------------------
+ * Messages in
+ * ------------------------------------------------------------------------ */
+
+/* A result for the running job: settle it, start the next. */
+static void
+on_result(struct fp_worker *w, fp_kind kind, const char *raw, size_t len)
+{
+    struct fp_pool *p = w->pool;
+    struct fp_job *job = TAILQ_FIRST(&w->window);
+
+    TAILQ_REMOVE(&w->window, job, link);
+    w->nwindow--;
+    w->jobs_done++;
+    start_head(w);
+    fp_job_finish(p, job, kind, raw, len);
+    if (w->job_budget > 0 && w->jobs_done >= w->job_budget && w->nwindow == 0
+        && w->state == W_READY) {
+        fp_logf(&p->log, FP_LOG_INFO, "worker %ld: recycling after %u jobs",
+                (long)w->pid, w->jobs_done);
+        fp_worker_stop(w);
+    }
+}
+
+/* Handle one complete frame; returns 0, or -1 after a protocol error. */
+static int
+handle_frame(struct fp_worker *w, const char *frame, size_t len)
+{
+    struct fp_reader r;
+    uint32_t n;
+    uint64_t id;
+    const char *raw;
+    size_t rawlen;
+    fp_kind kind;
+    struct fp_job *head = TAILQ_FIRST(&w->window);
+    char why[128];
+
+    fp_reader_init(&r, frame, len);
+    if (fp_read_array(&r, &n) < 0) {
+        protocol_error(w, "message is not an array");
+        return -1;
+    }
+    if (n == 2 && fp_read_str_eq(&r, "ready")) {
+        uint32_t m;
+        if (w->state != W_STARTING || fp_read_map(&r, &m) < 0) {
+            protocol_error(w, "unexpected ready message");
+            return -1;
+        }
+        w->state = W_READY;
+        w->ever_ready = 1;
+        if (w->fail_streak > 0)
+            fp_logf(&w->pool->log, FP_LOG_INFO, "worker slot %u: started "
+                    "again after %u failed starts", w->slot, w->fail_streak);
+        w->fail_streak = 0;
+        return 0;
+    }
+    if (n == 3 && fp_read_str_eq(&r, "ok"))
+        kind = FP_OK;
+    else if (n == 3 && fp_read_str_eq(&r, "error"))
+        kind = FP_ERROR;
+    else {
+        protocol_error(w, "unknown message");
+        return -1;
+    }
+    if (fp_read_uint(&r, &id) < 0 || fp_read_skip(&r, &raw, &rawlen) < 0) {
+        protocol_error(w, "malformed result");
+        return -1;
+    }
+    if (w->state == W_STARTING || head == NULL || head->id != id) {
+        snprintf(why, sizeof(why), "result for job %llu, which it is not running",
+                 (unsigned long long)id);
+        protocol_error(w, why);
+        return -1;
+    }
+    on_result(w, kind, raw, rawlen);
+    return 0;
+}
+
+/* Parse every complete frame in w->in.  Returns -1 once the worker has been
+ * killed (protocol error, or a callback cancelled its job). */
+static int
+process_input(struct fp_worker *w)
+{
+    const char *why;
+    enum fp_kill_cause before = w->kill_cause;
+
+    while (w->in.len > 0) {
+        ssize_t n = fp_scan(&w->scan, fp_buf_head(&w->in), w->in.len,
+                            &w->pool->worker_limits, &why);
+        if (n < 0) {
+            protocol_error(w, why);
+            return -1;
+        }
+        if (n == 0)
+            break;
+        int rc = handle_frame(w, fp_buf_head(&w->in), (size_t)n);
+        fp_buf_consume(&w->in, (size_t)n);
+        fp_scanner_reset(&w->scan);
+        if (rc < 0 || w->kill_cause != before)
+            return -1;
+    }
+    fp_buf_shrink(&w->in, 1 << 20);
+    return 0;
+}
+
+/* Read what the socket holds (up to `budget` bytes) and process it.
+ * Returns 1 at EOF or error, 0 otherwise. */
+static int
+read_some(struct fp_worker *w, size_t budget)
+{
+    size_t got_total = 0;
+
+    while (got_total < budget) {
+        char *room = fp_buf_reserve(&w->in, READ_CHUNK);
+        if (room == NULL) {
+            fp_worker_kill(w, KILL_NONE, 0);
+            return 1;
+        }
+        ssize_t n = read(w->fd, room, READ_CHUNK);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (n <= 0)
+            return 1;
+        w->in.len += (size_t)n;
+        got_total += (size_t)n;
+        if (process_input(w) < 0)
+            return 1;
+    }
+    return 0;
+}
+
+static void
+worker_read_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    struct fp_worker *w = io->data;
+    struct fp_pool *p = w->pool;
+    (void)revents;
+
+    if (read_some(w, READ_PER_WAKEUP)) {
+        ev_io_stop(loop, &w->rio);
+        /* EOF from a worker we did not stop: it is dying or broken. */
+        if (w->state != W_STOPPING)
+            fp_worker_kill(w, KILL_NONE, 0);
+    }
+    fp_pool_dispatch(p);
+    fp_pool_check_drained(p);
+}
+
+static void
+worker_write_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    struct fp_worker *w = io->data;
+    (void)revents;
+
+    while (w->out.len > 0) {
+        ssize_t n = write(w->fd, fp_buf_head(&w->out), w->out.len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n < 0) {
+            /* Its end is closed: the worker is dying or broken. */
+            fp_worker_kill(w, KILL_NONE, 0);
+            return;
+        }
+        fp_buf_consume(&w->out, (size_t)n);
+    }
+    ev_io_stop(loop, &w->wio);
+    fp_buf_shrink(&w->out, 1 << 20);
+    if (w->shutdown_pending) {
+        w->shutdown_pending = 0;
+        shutdown(w->fd, SHUT_WR);
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Death
+ * ------------------------------------------------------------------------ */
+
+/* Put the window's jobs back at the head of the queue, in order. */
+static void
+requeue_front(struct fp_pool *p, struct fp_jobq *jobs)
+{
+    struct fp_job *job;
+
+    while ((job = TAILQ_LAST(jobs, fp_jobq)) != NULL) {
+        TAILQ_REMOVE(jobs, job, link);
+        job->worker = NULL;
+        TAILQ_INSERT_HEAD(&p->queue, job, link);
+        p->nqueued++;
+    }
+}
+
+/* The running job of a dead worker gets its outcome (or another attempt). */
+static void
+settle_head(struct fp_worker *w, struct fp_job *head, const char *death,
+            struct fp_jobq *back)
+{
+    struct fp_pool *p = w->pool;
+    char detail[160];
+
+    if (head->settled) {
+        fp_job_finish(p, head, FP_CANCELLED, NULL, 0);   /* a ghost: just free */
+    } else if (p->cut_off) {
+        fp_job_finish_str(p, head, FP_CANCELLED, "drain timeout");
+    } else if (w->kill_cause != KILL_NONE && w->kill_job != head->id) {
+        /* Killed for another job's sake (it had just finished): this one
+         * barely started, so it goes back untouched. */
+        head->attempts--;
+        TAILQ_INSERT_HEAD(back, head, link);
+    } else if (w->kill_cause == KILL_TIMEOUT) {
+        snprintf(detail, sizeof(detail), "timed out after %gs", head->timeout);
+        fp_job_finish_str(p, head, FP_TIMEOUT, detail);
+    } else if (w->kill_cause == KILL_CANCEL || w->kill_cause == KILL_CUTOFF) {
+        fp_job_finish_str(p, head, FP_CANCELLED,
+                          w->kill_cause == KILL_CANCEL ? "cancelled" : "drain timeout");
+    } else {
+        const char *why = w->kill_cause == KILL_PROTOCOL ? "protocol error" : death;
+        if (head->retries_left > 0) {
+            head->retries_left--;
+            fp_logf(&p->log, FP_LOG_INFO, "job %llu: worker %s; retrying "
+                    "(%u retries left)", (unsigned long long)head->id, why,
+                    head->retries_left);
+            TAILQ_INSERT_HEAD(back, head, link);
+        } else {
+            if (head->attempts > 1)
+                snprintf(detail, sizeof(detail), "%s (after %u attempts)", why,
+                         head->attempts);
+            else
+                snprintf(detail, sizeof(detail), "%s", why);
+            fp_job_finish_str(p, head, FP_CRASHED, detail);
+        }
+    }
+}
+
+/* Settle every job the dead worker held. */
+static void
+settle_window(struct fp_worker *w, const char *death)
+{
+    struct fp_pool *p = w->pool;
+    struct fp_jobq back = TAILQ_HEAD_INITIALIZER(back);
+    struct fp_job *head = TAILQ_FIRST(&w->window), *job;
+
+    TAILQ_INIT(&back);
+    if (head != NULL) {
+        TAILQ_REMOVE(&w->window, head, link);
+        w->nwindow--;
+    }
+    /* Not started: back to the queue (ghosts are simply dropped). */
+    while ((job = TAILQ_FIRST(&w->window)) != NULL) {
+        TAILQ_REMOVE(&w->window, job, link);
+        w->nwindow--;
+        if (job->settled)
+            fp_job_finish(p, job, FP_CANCELLED, NULL, 0);
+        else if (p->cut_off)
+            fp_job_finish_str(p, job, FP_CANCELLED, "drain timeout");
+        else
+            TAILQ_INSERT_TAIL(&back, job, link);
+    }
+    if (head != NULL)
+        settle_head(w, head, death, &back);
+    requeue_front(p, &back);
+}
+
+static void
+child_exit_cb(struct ev_loop *loop, ev_child *cw, int revents)
+{
+    struct fp_worker *w = cw->data;
+    struct fp_pool *p = w->pool;
+    int status = cw->rstatus;
+    char death[96];
+    struct fp_job *head;
+    int was_ready = w->ever_ready, stopped = w->state == W_STOPPING;
+    (void)revents;
+
+    ev_child_stop(loop, cw);
+    /* Results it wrote before dying are still in the socket: read them
+     * first, unless it was killed for talking nonsense. */
+    if (w->fd >= 0 && w->kill_cause != KILL_PROTOCOL)
+        read_some(w, SIZE_MAX);
+    stop_io(w);
+    ev_timer_stop(loop, &w->stop_timer);
+    if (w->fd >= 0)
+        close(w->fd);
+    w->fd = -1;
+    fp_describe_status(status, death, sizeof(death));
+
+    head = TAILQ_FIRST(&w->window);
+    if (head != NULL && w->kill_cause == KILL_NONE)
+        fp_logf(&p->log, FP_LOG_WARN, "worker %ld %s while running job %llu",
+                (long)w->pid, death, (unsigned long long)head->id);
+    else if (!was_ready && w->kill_cause == KILL_NONE && !p->cut_off
+             && w->fail_streak == 0)
+        fp_logf(&p->log, FP_LOG_ERR, "worker %ld %s before it was ready; "
+                "restarting with backoff (logged once until it starts)",
+                (long)w->pid, death);
+    else if (!stopped)
+        fp_logf(&p->log, FP_LOG_WARN, "worker %ld %s while idle", (long)w->pid, death);
+    w->pid = 0;
+    settle_window(w, death);
+
+    if (p->cut_off || (p->draining && p->nqueued == 0) || w->retiring) {
+        w->state = W_WAITING;
+    } else if (!was_ready) {
+        w->fail_streak++;
+        p->counters.restarts++;
+        schedule_restart(w);
+    } else {
+        if (!stopped || w->kill_cause != KILL_NONE)
+            p->counters.restarts++;
+        fp_worker_spawn(w);
+    }
+    fp_pool_dispatch(p);
+    fp_pool_check_drained(p);
+}
+
+static void
+restart_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents)
+{
+    struct fp_worker *w = tw->data;
+    (void)loop; (void)revents;
+
+    fp_worker_spawn(w);
+}

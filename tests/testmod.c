@@ -1,0 +1,172 @@
+/*
+ * testmod.c — a handler module that misbehaves on demand, for the tests.
+ *
+ * Job: any value is echoed back, except a map with an "op" key:
+ *   {"op": "crash"}            SIGSEGV (a real invalid write)
+ *   {"op": "abort"}            abort()
+ *   {"op": "exit", "code": n}  _exit(n) mid-job
+ *   {"op": "fail", "detail": v} error outcome with detail v
+ *   {"op": "sleep", "s": f}    sleep f seconds, result "slept"
+ *   {"op": "hang"}             never return
+ *   {"op": "garbage"}          write bytes that are not msgpack to the master
+ *   {"op": "extra"}            send a second, unsolicited result
+ *   {"op": "fds"}              result: ["fd -> target", ...] of /proc/self/fd
+ *   {"op": "pid"}              result: the worker's pid
+ *   {"op": "none"}             pack nothing (a handler bug)
+ * Config (--module-config): {"fail_init": true} makes init fail;
+ * {"fail_init_if": "/path"} makes it fail while that file exists.
+ */
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include "forkpool.h"
+
+/* The worker's socket: FP_WORKER_FD in spawn.h. */
+#define WORKER_FD 3
+
+static const msgpack_object *
+get(const msgpack_object *map, const char *key)
+{
+    size_t n = strlen(key);
+
+    if (map == NULL || map->type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *k = &map->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n
+            && memcmp(k->via.str.ptr, key, n) == 0)
+            return &map->via.map.ptr[i].val;
+    }
+    return NULL;
+}
+
+static int
+is(const msgpack_object *o, const char *s)
+{
+    return o != NULL && o->type == MSGPACK_OBJECT_STR
+        && o->via.str.size == strlen(s) && memcmp(o->via.str.ptr, s, o->via.str.size) == 0;
+}
+
+static void
+pack_cstr(msgpack_packer *pk, const char *s)
+{
+    msgpack_pack_str(pk, strlen(s));
+    msgpack_pack_str_body(pk, s, strlen(s));
+}
+
+static int
+test_init(void **state, const msgpack_object *config)
+{
+    const msgpack_object *v;
+    struct stat st;
+
+    *state = NULL;
+    v = get(config, "fail_init");
+    if (v != NULL && v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean)
+        return 1;
+    v = get(config, "fail_init_if");
+    if (v != NULL && v->type == MSGPACK_OBJECT_STR) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%.*s", (int)v->via.str.size, v->via.str.ptr);
+        if (stat(path, &st) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int
+list_fds(msgpack_packer *out)
+{
+    char entries[64][600];
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *de;
+
+    if (d == NULL)
+        return 1;
+    while ((de = readdir(d)) != NULL && n < 64) {
+        char link[280], target[256];
+        ssize_t len;
+        if (de->d_name[0] == '.' || atoi(de->d_name) == dirfd(d))
+            continue;
+        snprintf(link, sizeof(link), "/proc/self/fd/%s", de->d_name);
+        len = readlink(link, target, sizeof(target) - 1);
+        target[len > 0 ? len : 0] = '\0';
+        snprintf(entries[n++], sizeof(entries[0]), "%s -> %s", de->d_name, target);
+    }
+    closedir(d);
+    msgpack_pack_array(out, n);
+    for (int i = 0; i < n; i++)
+        pack_cstr(out, entries[i]);
+    return 0;
+}
+
+static int
+test_handle(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    const msgpack_object *op = get(job, "op");
+    (void)state;
+
+    if (op == NULL)
+        return msgpack_pack_object(out, *job);
+    if (is(op, "crash")) {
+        volatile int *p = NULL;
+        *p = 1;
+    } else if (is(op, "abort")) {
+        abort();
+    } else if (is(op, "exit")) {
+        const msgpack_object *c = get(job, "code");
+        _exit(c != NULL && c->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int)c->via.u64 : 0);
+    } else if (is(op, "fail")) {
+        const msgpack_object *d = get(job, "detail");
+        if (d != NULL)
+            msgpack_pack_object(out, *d);
+        else
+            pack_cstr(out, "failed on purpose");
+        return 1;
+    } else if (is(op, "sleep")) {
+        const msgpack_object *s = get(job, "s");
+        double secs = 0;
+        if (s != NULL && s->type == MSGPACK_OBJECT_FLOAT64) secs = s->via.f64;
+        else if (s != NULL && s->type == MSGPACK_OBJECT_POSITIVE_INTEGER) secs = (double)s->via.u64;
+        struct timespec ts = { (time_t)secs, (long)((secs - (time_t)secs) * 1e9) };
+        while (nanosleep(&ts, &ts) != 0)
+            ;
+        pack_cstr(out, "slept");
+        return 0;
+    } else if (is(op, "hang")) {
+        for (;;)
+            pause();
+    } else if (is(op, "garbage")) {
+        (void)!write(WORKER_FD, "\xc1\xc1\xc1\xc1", 4);
+        pack_cstr(out, "sent garbage");
+        return 0;
+    } else if (is(op, "extra")) {
+        /* ["ok", 999999, nil]: a result for a job it was never given. */
+        (void)!write(WORKER_FD, "\x93\xa2ok\xce\x00\x0f\x42\x3f\xc0", 10);
+        pack_cstr(out, "sent an extra result");
+        return 0;
+    } else if (is(op, "fds")) {
+        return list_fds(out);
+    } else if (is(op, "pid")) {
+        msgpack_pack_int64(out, getpid());
+        return 0;
+    } else if (is(op, "none")) {
+        return 0;
+    }
+    pack_cstr(out, "unknown op");
+    return 1;
+}
+
+const fp_module forkpool_module = {
+    .abi = FP_MODULE_ABI,
+    .name = "testmod",
+    .init = test_init,
+    .handle = test_handle,
+};
