@@ -105,7 +105,10 @@ run_job(struct worker *w, uint64_t id, const char *payload, size_t len)
         if (w->result.size == 0)
             why = "handler packed no value";
         else if (n < 0)
-            why = scan_why;
+            why = strcmp(scan_why, "frame too large") == 0 ? "result too large"
+                : strcmp(scan_why, "too many objects") == 0 ? "result has too many objects"
+                : strcmp(scan_why, "nesting too deep") == 0 ? "result nested too deep"
+                : "result is not valid msgpack";
         else if (n == 0 || (size_t)n != w->result.size)
             why = "handler packed more or less than one value";
         if (why != NULL)

@@ -333,11 +333,13 @@ handle_frame(struct fp_worker *w, const char *frame, size_t len)
     }
     if (n == 2 && fp_read_str_eq(&r, "ready")) {
         uint32_t m;
-        if (w->state != W_STARTING || fp_read_map(&r, &m) < 0) {
+        if (w->ever_ready || fp_read_map(&r, &m) < 0) {
             protocol_error(w, "unexpected ready message");
             return -1;
         }
-        w->state = W_READY;
+        /* A worker stopped before it was ready (a drain) stays stopping. */
+        if (w->state == W_STARTING)
+            w->state = W_READY;
         w->ever_ready = 1;
         if (w->fail_streak > 0)
             fp_logf(&w->pool->log, FP_LOG_INFO, "worker slot %u: started "
@@ -357,7 +359,7 @@ handle_frame(struct fp_worker *w, const char *frame, size_t len)
         protocol_error(w, "malformed result");
         return -1;
     }
-    if (w->state == W_STARTING || head == NULL || head->id != id) {
+    if (!w->ever_ready || head == NULL || head->id != id) {
         snprintf(why, sizeof(why), "result for job %llu, which it is not running",
                  (unsigned long long)id);
         protocol_error(w, why);

@@ -1,0 +1,115 @@
+/*
+ * ctl.h — forkpoolctl internals: the MessagePack-RPC client connection
+ * (ctl_rpc.c), outcome lines (ctl_rpc.c) and the map command (ctl_map.c).
+ */
+#ifndef FP_CTL_H
+#define FP_CTL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "buf.h"
+#include "frame.h"
+
+/* Exit statuses (SPEC §8). */
+#define CTL_EXIT_OK      0      /* done; every job ended ok */
+#define CTL_EXIT_FAIL    1      /* a job did not end ok, or a method error */
+#define CTL_EXIT_USAGE   2      /* bad flag, argument or JSON */
+#define CTL_EXIT_NODAEMON 3     /* cannot reach the daemon */
+
+/* Output JSON: one line, with the ", " / ": " separators of the SPEC's
+ * examples ({"id": 7, "ok": true, ...}), keys in insertion order. */
+#define CTL_JSON_FLAGS (JSON_INDENT(0) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY)
+
+/* Responses are bounded like any untrusted frame: a result of the largest
+ * job size plus room for the envelope, nested two levels inside it. */
+#define CTL_MAX_FRAME   ((size_t)64 << 20 | (size_t)64 << 10)
+#define CTL_MAX_OBJECTS ((size_t)1 << 22)
+#define CTL_MAX_DEPTH   (FP_MAX_DEPTH + 2)
+
+/* One client connection (nonblocking socket). */
+struct ctl_conn {
+    int                fd;
+    const char        *path;        /* for messages */
+    struct fp_buf      in;          /* received, not yet parsed */
+    struct fp_buf      out;         /* requests not yet written */
+    struct fp_scanner  scan;        /* over the frame at the head of `in` */
+    size_t             last;        /* bytes of the frame last returned */
+    int                write_errno; /* a failed write, reported at EOF */
+    int                unreachable; /* err is an I/O problem (exit 3) */
+    char               err[256];    /* what went wrong */
+};
+
+/* One response; the raw msgpack pointers lie inside conn->in and stay valid
+ * only until the next ctl_* call on that connection. */
+struct ctl_response {
+    uint32_t    msgid;
+    const char *error;      /* NULL when the error is nil */
+    size_t      error_len;
+    const char *result;
+    size_t      result_len;
+};
+
+/* Job options for submit/map; only those given are sent. */
+struct ctl_jobopts {
+    int      has_timeout;
+    double   timeout;
+    int      has_retries;
+    uint32_t retries;
+};
+
+/* Connect to the daemon's socket.  Returns 0, or -1 with c->err set. */
+int  ctl_connect(struct ctl_conn *c, const char *path);
+void ctl_close(struct ctl_conn *c);
+/* Queue [0, msgid, method, params] where params is one packed array.
+ * Returns 0, or -1 (ENOMEM) with c->err set. */
+int  ctl_queue(struct ctl_conn *c, uint32_t msgid, const char *method,
+               const char *params, size_t plen);
+/* Write what the socket takes now.  Returns 0, or -1 with c->err set. */
+int  ctl_write_some(struct ctl_conn *c);
+/* Read what the socket has now.  Returns 1 (maybe nothing new), or 0 at
+ * EOF / -1 on error, both with c->err set and c->unreachable. */
+int  ctl_read_some(struct ctl_conn *c);
+/* Take the next complete response from what was read: 1 and *r set, 0 if
+ * more bytes are needed, -1 on a malformed frame with c->err set. */
+int  ctl_next_response(struct ctl_conn *c, struct ctl_response *r);
+/* Send one request and block until its response arrives (other responses
+ * are dropped).  Returns 0, or -1 with c->err set. */
+int  ctl_call(struct ctl_conn *c, const char *method, const char *params,
+              size_t plen, struct ctl_response *r);
+/* Report c->err on stderr for `method`; returns the exit status to use. */
+int  ctl_fail(const struct ctl_conn *c, const char *method);
+
+/* Pack submit params, [job] or [job, {opts}], into out (appended).
+ * Returns 0 or -1 (ENOMEM). */
+int  ctl_pack_params(struct fp_buf *out, const char *job, size_t joblen,
+                     const struct ctl_jobopts *o);
+
+/* Add a submit response's outcome keys to o: "id", "ok", then "result" or
+ * "kind"/"detail", then "attempts" if the daemon sent it.  Returns 0 with
+ * *ok set; 1 when the error is a plain string (a protocol-level refusal:
+ * message in err, nothing added); -1 on a malformed response (err). */
+int  ctl_outcome_fill(json_t *o, const struct ctl_response *r, int *ok,
+                      char *err, size_t errlen);
+/* The (non-nil) error of a response as text: a str as itself, anything
+ * else as its JSON. */
+void ctl_error_text(const struct ctl_response *r, char *err, size_t errlen);
+/* Add {"id": null, "ok": false, "kind": "rejected", "detail": detail}.
+ * Returns 0 or -1 (ENOMEM). */
+int  ctl_outcome_rejected(json_t *o, const char *detail);
+/* Print v as one line on f and flush.  Returns 0, or -1 (errno). */
+int  ctl_print_json(FILE *f, const json_t *v);
+
+/* `map`: see ctl_map.c.  Returns the exit status. */
+struct ctl_map_opts {
+    int                keep_order;
+    int                fail_fast;
+    unsigned           window;
+    struct ctl_jobopts job;
+};
+int  ctl_map(struct ctl_conn *c, const struct ctl_map_opts *o);
+
+#endif /* FP_CTL_H */

@@ -1,0 +1,528 @@
+/* ctl_map.c — `forkpoolctl map`: JSON lines in, one outcome line per job
+ * out, with up to `window` requests in flight on one connection.
+ *
+ * Jobs live in a table of `window` slots; a request's msgid carries its
+ * slot number in the low bits (unique among requests in flight, since a
+ * slot holds one job at a time), so a response finds its job directly.
+ * A job the daemon refuses with "queue full" keeps its slot and is sent
+ * again once another response shows progress, or after a short delay. */
+#include "config.h"
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <msgpack.h>
+
+#include "ctl.h"
+#include "jsonmp.h"
+
+#define LINE_LIMIT   ((size_t)256 << 20)    /* longest input line */
+#define STDIN_CHUNK  ((size_t)64 << 10)
+#define KEEP_PARAMS  ((size_t)64 << 10)     /* per-slot buffer kept */
+#define RETRY_MIN_MS 5
+#define RETRY_MAX_MS 200
+
+enum slot_state { SLOT_FREE, SLOT_SENT, SLOT_RETRY };
+
+struct slot {
+    int           state;
+    uint64_t      index;        /* input line (non-blank lines counted) */
+    uint32_t      msgid;
+    struct fp_buf params;       /* packed [job] / [job, opts], for resends */
+};
+
+struct map {
+    struct ctl_conn           *c;
+    const struct ctl_map_opts *o;
+    struct slot   *slots;
+    unsigned       nslots;
+    unsigned       bits;        /* msgid low bits holding the slot */
+    unsigned      *free;        /* stack of free slot numbers */
+    unsigned       nfree;
+    unsigned      *retry;       /* FIFO ring of slots to send again */
+    unsigned       retry_head, retry_count;
+    unsigned       sent;        /* slots awaiting a response */
+    uint32_t       seq;
+    struct fp_buf  in;          /* stdin bytes not yet taken */
+    size_t         scanned;     /* head bytes known to hold no newline */
+    int            eof;
+    int            skipping;    /* dropping the rest of a too-long line */
+    uint64_t       next_index;
+    char         **held;        /* --keep-order: outcome text by index */
+    uint64_t       next_print;
+    struct fp_buf  job;         /* scratch: one packed job */
+    int            any_failed;
+    int            stopping;    /* --fail-fast tripped */
+    int            blocked;     /* "queue full": wait before sending */
+    int            delay_ms;
+    int            status;      /* exit status once something failed */
+};
+
+static int
+map_init(struct map *m, struct ctl_conn *c, const struct ctl_map_opts *o)
+{
+    memset(m, 0, sizeof *m);
+    m->c = c;
+    m->o = o;
+    m->nslots = o->window;
+    while ((1u << m->bits) < m->nslots)
+        m->bits++;
+    m->slots = calloc(m->nslots, sizeof *m->slots);
+    m->free = calloc(m->nslots, sizeof *m->free);
+    m->retry = calloc(m->nslots, sizeof *m->retry);
+    m->held = o->keep_order ? calloc(m->nslots, sizeof *m->held) : NULL;
+    if (m->slots == NULL || m->free == NULL || m->retry == NULL
+        || (o->keep_order && m->held == NULL))
+        return -1;
+    for (unsigned i = 0; i < m->nslots; i++)
+        m->free[m->nfree++] = m->nslots - 1 - i;
+    m->delay_ms = RETRY_MIN_MS;
+    return 0;
+}
+
+static void
+map_free(struct map *m)
+{
+    if (m->slots != NULL)
+        for (unsigned i = 0; i < m->nslots; i++)
+            fp_buf_free(&m->slots[i].params);
+    if (m->held != NULL)
+        for (unsigned i = 0; i < m->nslots; i++)
+            free(m->held[i]);
+    free(m->slots);
+    free(m->free);
+    free(m->retry);
+    free(m->held);
+    fp_buf_free(&m->in);
+    fp_buf_free(&m->job);
+}
+
+/* Every failure below is reported where it happens, through one of these,
+ * and then returns -1 up to run(), which exits with m->status. */
+
+/* A failure of map itself (err is an errno).  A closed stdout is not
+ * reported: the reader went away, as with `| head`. */
+static int
+map_fail(struct map *m, const char *what, int err)
+{
+    if (err != EPIPE)
+        fprintf(stderr, "forkpoolctl: map: %s%s%s\n", what,
+                what[0] != '\0' ? ": " : "", strerror(err));
+    m->status = CTL_EXIT_FAIL;
+    return -1;
+}
+
+/* A failure of the connection (c->err says what; exit 3 if I/O). */
+static int
+conn_fail(struct map *m)
+{
+    m->status = ctl_fail(m->c, "map");
+    return -1;
+}
+
+/* ---- output ------------------------------------------------------------- */
+
+static int
+print_line(const char *text)
+{
+    if (fputs(text, stdout) == EOF || fputc('\n', stdout) == EOF
+        || fflush(stdout) == EOF)
+        return -1;
+    return 0;
+}
+
+static int stop(struct map *m);
+
+/* Print text now, or with --keep-order hold it until every earlier index
+ * has been printed.  Takes text.  Returns 0 or -1. */
+static int
+output(struct map *m, uint64_t index, char *text)
+{
+    if (!m->o->keep_order) {
+        int rc = print_line(text);
+        free(text);
+        return rc < 0 ? map_fail(m, "stdout", errno) : 0;
+    }
+    m->held[index % m->nslots] = text;
+    char **next;
+    while (*(next = &m->held[m->next_print % m->nslots]) != NULL) {
+        int rc = print_line(*next);
+        free(*next);
+        *next = NULL;
+        m->next_print++;
+        if (rc < 0)
+            return map_fail(m, "stdout", errno);
+    }
+    return 0;
+}
+
+/* The final outcome for `index`: output it; a failure trips --fail-fast.
+ * Takes o.  Returns 0 or -1. */
+static int
+emit(struct map *m, uint64_t index, json_t *o, int ok)
+{
+    char *text = json_dumps(o, CTL_JSON_FLAGS);
+    json_decref(o);
+    if (text == NULL)
+        return map_fail(m, "", ENOMEM);
+    if (output(m, index, text) < 0)
+        return -1;
+    if (ok)
+        return 0;
+    m->any_failed = 1;
+    return m->o->fail_fast && !m->stopping ? stop(m) : 0;
+}
+
+/* A new outcome object whose first key is "index". */
+static json_t *
+outcome_new(uint64_t index)
+{
+    json_t *o = json_object();
+    if (o != NULL
+        && json_object_set_new(o, "index", json_integer((json_int_t)index))
+               != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Emit a "rejected" outcome for a job that was never accepted. */
+static int
+emit_rejected(struct map *m, uint64_t index, const char *detail)
+{
+    json_t *o = outcome_new(index);
+    if (o == NULL || ctl_outcome_rejected(o, detail) < 0) {
+        json_decref(o);
+        return map_fail(m, "", ENOMEM);
+    }
+    return emit(m, index, o, 0);
+}
+
+/* ---- slots -------------------------------------------------------------- */
+
+static void
+slot_release(struct map *m, unsigned s)
+{
+    m->slots[s].state = SLOT_FREE;
+    fp_buf_clear(&m->slots[s].params);
+    fp_buf_shrink(&m->slots[s].params, KEEP_PARAMS);
+    m->free[m->nfree++] = s;
+}
+
+/* Queue slot s's request under a fresh msgid. */
+static int
+slot_send(struct map *m, unsigned s)
+{
+    struct slot *sl = &m->slots[s];
+
+    sl->msgid = (m->seq++ << m->bits) | s;
+    sl->state = SLOT_SENT;
+    m->sent++;
+    if (ctl_queue(m->c, sl->msgid, "submit", fp_buf_head(&sl->params),
+                  sl->params.len) < 0)
+        return conn_fail(m);
+    return 0;
+}
+
+/* --fail-fast tripped: nothing more is read or sent.  Jobs waiting for a
+ * resend were never accepted: they end as the daemon last said. */
+static int
+stop(struct map *m)
+{
+    m->stopping = 1;
+    while (m->retry_count > 0) {
+        unsigned s = m->retry[m->retry_head];
+        m->retry_head = (m->retry_head + 1) % m->nslots;
+        m->retry_count--;
+        uint64_t index = m->slots[s].index;
+        slot_release(m, s);
+        if (emit_rejected(m, index, "queue full") < 0)
+            return -1;
+    }
+    return 0;
+}
+
+
+/* ---- input -------------------------------------------------------------- */
+
+/* A new index may be given out: a free slot, and with --keep-order an
+ * index within `window` of the next one to print (bounds what is held). */
+static int
+can_take(const struct map *m)
+{
+    return !m->stopping && m->nfree > 0
+           && (!m->o->keep_order || m->next_index < m->next_print + m->nslots);
+}
+
+static const char *
+find_newline(struct map *m)
+{
+    const char *head = fp_buf_head(&m->in);
+    const char *nl = memchr(head + m->scanned, '\n', m->in.len - m->scanned);
+    m->scanned = nl != NULL ? (size_t)(nl - head) : m->in.len;
+    return nl;
+}
+
+/* Drop the rest of a too-long line as it arrives. */
+static void
+skip_long_line(struct map *m)
+{
+    const char *nl = find_newline(m);
+    if (nl == NULL) {
+        fp_buf_clear(&m->in);
+        fp_buf_shrink(&m->in, STDIN_CHUNK * 4);
+    } else {
+        fp_buf_consume(&m->in, (size_t)(nl - fp_buf_head(&m->in)) + 1);
+        m->skipping = 0;
+    }
+    m->scanned = 0;
+}
+
+/* Is a complete line (or a too-long one) waiting in the buffer? */
+static int
+line_ready(struct map *m)
+{
+    if (m->skipping)
+        skip_long_line(m);
+    if (m->skipping)
+        return 0;
+    return find_newline(m) != NULL || (m->eof && m->in.len > 0)
+           || m->in.len > LINE_LIMIT;
+}
+
+static int
+is_blank(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r')
+            return 0;
+    return 1;
+}
+
+/* Give the line p[0..n) the next index and send it, or answer it at once
+ * when it is not valid JSON. */
+static int
+submit_line(struct map *m, const char *p, size_t n)
+{
+    uint64_t index = m->next_index++;
+    msgpack_packer pk;
+    char why[200], detail[256];
+
+    fp_buf_clear(&m->job);
+    msgpack_packer_init(&pk, &m->job, fp_buf_pack_write);
+    if (fp_json_text_pack(p, n, &pk, why, sizeof why) < 0) {
+        snprintf(detail, sizeof detail, "malformed JSON: %s", why);
+        return emit_rejected(m, index, detail);
+    }
+    unsigned s = m->free[--m->nfree];
+    m->slots[s].index = index;
+    if (ctl_pack_params(&m->slots[s].params, fp_buf_head(&m->job),
+                        m->job.len, &m->o->job) < 0) {
+        slot_release(m, s);
+        return map_fail(m, "", ENOMEM);
+    }
+    fp_buf_shrink(&m->job, KEEP_PARAMS);
+    return slot_send(m, s);
+}
+
+/* Take one waiting line if there is one; returns 1 if taken, 0 if none,
+ * -1 on error.  Blank lines are dropped without an index. */
+static int
+take_line(struct map *m)
+{
+    if (!line_ready(m))
+        return 0;
+    const char *head = fp_buf_head(&m->in);
+    const char *nl = memchr(head + m->scanned, '\n', m->in.len - m->scanned);
+    int rc = 0;
+
+    if (nl == NULL && m->in.len > LINE_LIMIT) {
+        rc = emit_rejected(m, m->next_index++, "line too long");
+        fp_buf_clear(&m->in);
+        m->skipping = 1;
+    } else {
+        size_t n = nl != NULL ? (size_t)(nl - head) : m->in.len;
+        if (!is_blank(head, n))
+            rc = submit_line(m, head, n);
+        fp_buf_consume(&m->in, n + (nl != NULL));
+    }
+    m->scanned = 0;
+    return rc < 0 ? -1 : 1;
+}
+
+/* Returns 1 with more bytes or at EOF, -1 on a read error. */
+static int
+read_stdin(struct map *m)
+{
+    char *p = fp_buf_reserve(&m->in, STDIN_CHUNK);
+    if (p == NULL)
+        return map_fail(m, "stdin", ENOMEM);
+    ssize_t n = read(STDIN_FILENO, p, m->in.cap - m->in.off - m->in.len);
+    if (n > 0)
+        m->in.len += (size_t)n;
+    else if (n == 0)
+        m->eof = 1;
+    else if (errno != EINTR && errno != EAGAIN)
+        return map_fail(m, "stdin", errno);
+    return 1;
+}
+
+/* ---- responses ---------------------------------------------------------- */
+
+static int
+is_queue_full(json_t *o)
+{
+    const char *kind = json_string_value(json_object_get(o, "kind"));
+    const char *detail = json_string_value(json_object_get(o, "detail"));
+    return kind != NULL && detail != NULL && strcmp(kind, "rejected") == 0
+           && strcmp(detail, "queue full") == 0;
+}
+
+static int
+handle_response(struct map *m, const struct ctl_response *r)
+{
+    unsigned s = r->msgid & ((1u << m->bits) - 1);
+    int ok = 0;
+    char err[256];
+
+    if (s >= m->nslots || m->slots[s].state != SLOT_SENT
+        || m->slots[s].msgid != r->msgid) {
+        fprintf(stderr, "forkpoolctl: map: response to an unknown request "
+                "(msgid %" PRIu32 ")\n", r->msgid);
+        m->status = CTL_EXIT_FAIL;
+        return -1;
+    }
+    uint64_t index = m->slots[s].index;
+    json_t *o = outcome_new(index);
+    if (o == NULL)
+        return map_fail(m, "", ENOMEM);
+    int rc = ctl_outcome_fill(o, r, &ok, err, sizeof err);
+    if (rc == 1)        /* a plain-string refusal: the job was not taken */
+        rc = ctl_outcome_rejected(o, err) < 0 ? -1 : 0;
+    if (rc < 0) {
+        json_decref(o);
+        fprintf(stderr, "forkpoolctl: map: bad response: %s\n", err);
+        m->status = CTL_EXIT_FAIL;
+        return -1;
+    }
+    m->sent--;
+    if (!ok && !m->stopping && is_queue_full(o)) {
+        json_decref(o);
+        m->slots[s].state = SLOT_RETRY;
+        m->retry[(m->retry_head + m->retry_count++) % m->nslots] = s;
+        m->blocked = 1;
+        return 0;
+    }
+    m->blocked = 0;
+    m->delay_ms = RETRY_MIN_MS;
+    slot_release(m, s);
+    return emit(m, index, o, ok);
+}
+
+/* ---- the loop ----------------------------------------------------------- */
+
+/* Send what may be sent now: resends first, then new lines. */
+static int
+fill(struct map *m)
+{
+    while (!m->blocked && !m->stopping) {
+        int rc;
+        if (m->retry_count > 0) {
+            unsigned s = m->retry[m->retry_head];
+            m->retry_head = (m->retry_head + 1) % m->nslots;
+            m->retry_count--;
+            rc = slot_send(m, s);
+        } else if (can_take(m)) {
+            rc = take_line(m);
+            if (rc == 0)
+                break;
+        } else {
+            break;
+        }
+        if (rc < 0)
+            return -1;
+    }
+    return ctl_write_some(m->c) < 0 ? conn_fail(m) : 0;
+}
+
+static int
+finished(struct map *m)
+{
+    int input_done = m->stopping || (m->eof && m->in.len == 0);
+    return input_done && m->sent == 0 && m->retry_count == 0;
+}
+
+/* Read from the socket and handle every complete response. */
+static int
+socket_input(struct map *m)
+{
+    struct ctl_response r;
+    int rc;
+
+    if (ctl_read_some(m->c) <= 0)
+        return conn_fail(m);
+    while ((rc = ctl_next_response(m->c, &r)) == 1)
+        if (handle_response(m, &r) < 0)
+            return -1;
+    return rc < 0 ? conn_fail(m) : 0;
+}
+
+/* Returns the exit status. */
+static int
+run(struct map *m)
+{
+    for (;;) {
+        if (fill(m) < 0)
+            return m->status;
+        if (finished(m))
+            return m->any_failed ? CTL_EXIT_FAIL : CTL_EXIT_OK;
+
+        int want_stdin = !m->eof && can_take(m) && !line_ready(m);
+        struct pollfd pfd[2] = {
+            { .fd = m->c->fd,
+              .events = POLLIN | (m->c->out.len > 0 ? POLLOUT : 0) },
+            { .fd = want_stdin ? STDIN_FILENO : -1, .events = POLLIN },
+        };
+        int n = poll(pfd, 2, m->blocked ? m->delay_ms : -1);
+        if (n < 0 && errno != EINTR) {
+            map_fail(m, "poll", errno);
+            return m->status;
+        }
+        if (n == 0 && m->blocked) {
+            m->blocked = 0;
+            if (m->delay_ms < RETRY_MAX_MS)
+                m->delay_ms *= 2;
+        }
+        if (n <= 0)
+            continue;
+        if ((pfd[0].revents & POLLOUT) && ctl_write_some(m->c) < 0)
+            return ctl_fail(m->c, "map");
+        if ((pfd[0].revents & (POLLIN | POLLHUP | POLLERR))
+            && socket_input(m) < 0)
+            return m->status;
+        if ((pfd[1].revents & (POLLIN | POLLHUP | POLLERR))
+            && read_stdin(m) < 0)
+            return m->status;
+    }
+}
+
+int
+ctl_map(struct ctl_conn *c, const struct ctl_map_opts *o)
+{
+    struct map m;
+    int rc;
+
+    if (map_init(&m, c, o) < 0) {
+        fprintf(stderr, "forkpoolctl: map: out of memory\n");
+        rc = CTL_EXIT_FAIL;
+    } else {
+        rc = run(&m);
+    }
+    map_free(&m);
+    return rc;
+}

@@ -1,0 +1,433 @@
+/* ctl_rpc.c — forkpoolctl's MessagePack-RPC client and outcome lines. */
+#include "config.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <msgpack.h>
+
+#include "ctl.h"
+#include "jsonmp.h"
+#include "sockpath.h"
+
+#define READ_CHUNK   ((size_t)64 << 10)
+#define KEEP_BUFFER  ((size_t)1 << 20)  /* read buffer kept after a frame */
+
+static const struct fp_limits response_limits = {
+    .max_bytes = CTL_MAX_FRAME,
+    .max_objects = CTL_MAX_OBJECTS,
+    .max_depth = CTL_MAX_DEPTH,
+};
+
+/* Record what went wrong; returns -1. */
+static int
+conn_err(struct ctl_conn *c, int unreachable, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err, sizeof c->err, fmt, ap);
+    va_end(ap);
+    c->unreachable = unreachable;
+    return -1;
+}
+
+/* ---- connection --------------------------------------------------------- */
+
+int
+ctl_connect(struct ctl_conn *c, const char *path)
+{
+    struct sockaddr_un sa;
+
+    memset(c, 0, sizeof *c);
+    c->fd = -1;
+    c->path = path;
+    fp_scanner_reset(&c->scan);
+    if (fp_sockaddr_un(&sa, path) < 0)
+        return conn_err(c, 1, "%s", strerror(errno));
+    c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c->fd < 0)
+        return conn_err(c, 1, "%s", strerror(errno));
+    /* Connect blocking: a UNIX socket connect completes or fails at once. */
+    if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+        goto fail;
+    int fl = fcntl(c->fd, F_GETFL);
+    if (fl < 0 || fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        goto fail;
+    return 0;
+fail:
+    conn_err(c, 1, "%s", strerror(errno));
+    close(c->fd);
+    c->fd = -1;
+    return -1;
+}
+
+void
+ctl_close(struct ctl_conn *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    fp_buf_free(&c->in);
+    fp_buf_free(&c->out);
+}
+
+int
+ctl_queue(struct ctl_conn *c, uint32_t msgid, const char *method,
+          const char *params, size_t plen)
+{
+    msgpack_packer pk;
+
+    msgpack_packer_init(&pk, &c->out, fp_buf_pack_write);
+    if (msgpack_pack_array(&pk, 4) != 0 || msgpack_pack_uint8(&pk, 0) != 0
+        || msgpack_pack_uint32(&pk, msgid) != 0
+        || msgpack_pack_str_with_body(&pk, method, strlen(method)) != 0
+        || fp_buf_append(&c->out, params, plen) != 0)
+        return conn_err(c, 0, "out of memory");
+    return 0;
+}
+
+/* After a failed write the daemon may still have answered (it can refuse a
+ * request and close): keep reading, drop what was queued, and report the
+ * write error only if EOF comes without the answer. */
+int
+ctl_write_some(struct ctl_conn *c)
+{
+    while (c->out.len > 0) {
+        ssize_t n = send(c->fd, fp_buf_head(&c->out), c->out.len,
+                         MSG_NOSIGNAL);
+        if (n > 0) {
+            fp_buf_consume(&c->out, (size_t)n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        c->write_errno = n < 0 ? errno : EPIPE;
+        fp_buf_clear(&c->out);
+    }
+    fp_buf_shrink(&c->out, KEEP_BUFFER);
+    return 0;
+}
+
+int
+ctl_read_some(struct ctl_conn *c)
+{
+    /* The frame handed out last is dropped only now: reserving may move
+     * the buffer under the pointers the caller was using. */
+    fp_buf_consume(&c->in, c->last);
+    c->last = 0;
+    char *p = fp_buf_reserve(&c->in, READ_CHUNK);
+    if (p == NULL)
+        return conn_err(c, 0, "out of memory");
+    size_t room = c->in.cap - c->in.off - c->in.len;
+    ssize_t n = read(c->fd, p, room);
+    if (n > 0) {
+        c->in.len += (size_t)n;
+        return 1;
+    }
+    if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+        return 1;
+    if (n < 0)
+        return conn_err(c, 1, "%s", strerror(errno));
+    if (c->write_errno != 0)
+        conn_err(c, 1, "%s", strerror(c->write_errno));
+    else
+        conn_err(c, 1, "connection closed by the daemon");
+    return 0;
+}
+
+/* Read the envelope [1, msgid, error, result] of a scanned frame. */
+static int
+parse_response(struct ctl_conn *c, const char *frame, size_t len,
+               struct ctl_response *r)
+{
+    struct fp_reader rd;
+    uint32_t n;
+    uint64_t type, msgid;
+
+    fp_reader_init(&rd, frame, len);
+    if (fp_read_array(&rd, &n) < 0 || n != 4 || fp_read_uint(&rd, &type) < 0
+        || type != 1 || fp_read_uint(&rd, &msgid) < 0 || msgid > UINT32_MAX)
+        return conn_err(c, 0, "not a MessagePack-RPC response");
+    r->msgid = (uint32_t)msgid;
+    if (fp_read_nil(&rd) == 0) {
+        r->error = NULL;
+        r->error_len = 0;
+    } else if (fp_read_skip(&rd, &r->error, &r->error_len) < 0) {
+        return conn_err(c, 0, "malformed response");
+    }
+    if (fp_read_skip(&rd, &r->result, &r->result_len) < 0)
+        return conn_err(c, 0, "malformed response");
+    return 0;
+}
+
+int
+ctl_next_response(struct ctl_conn *c, struct ctl_response *r)
+{
+    const char *why = "invalid msgpack";
+
+    fp_buf_consume(&c->in, c->last);
+    c->last = 0;
+    if (c->in.len == 0) {
+        fp_buf_shrink(&c->in, KEEP_BUFFER);
+        return 0;
+    }
+    ssize_t n = fp_scan(&c->scan, fp_buf_head(&c->in), c->in.len,
+                        &response_limits, &why);
+    if (n < 0)
+        return conn_err(c, 0, "bad response frame: %s", why);
+    if (n == 0)
+        return 0;
+    fp_scanner_reset(&c->scan);
+    c->last = (size_t)n;
+    if (parse_response(c, fp_buf_head(&c->in), (size_t)n, r) < 0)
+        return -1;
+    return 1;
+}
+
+int
+ctl_call(struct ctl_conn *c, const char *method, const char *params,
+         size_t plen, struct ctl_response *r)
+{
+    const uint32_t msgid = 1;
+
+    if (ctl_queue(c, msgid, method, params, plen) < 0)
+        return -1;
+    for (;;) {
+        int rc;
+        while ((rc = ctl_next_response(c, r)) == 1) {
+            if (r->msgid == msgid)
+                return 0;
+        }
+        if (rc < 0)
+            return -1;
+        if (ctl_write_some(c) < 0)
+            return -1;
+        struct pollfd pfd = {
+            .fd = c->fd,
+            .events = POLLIN | (c->out.len > 0 ? POLLOUT : 0),
+        };
+        if (poll(&pfd, 1, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            return conn_err(c, 0, "poll: %s", strerror(errno));
+        }
+        if ((pfd.revents & (POLLIN | POLLHUP | POLLERR))
+            && ctl_read_some(c) <= 0)
+            return -1;
+    }
+}
+
+int
+ctl_fail(const struct ctl_conn *c, const char *method)
+{
+    if (c->unreachable) {
+        fprintf(stderr, "forkpoolctl: cannot reach forkpoold at %s: %s\n",
+                c->path, c->err);
+        return CTL_EXIT_NODAEMON;
+    }
+    fprintf(stderr, "forkpoolctl: %s: %s\n", method, c->err);
+    return CTL_EXIT_FAIL;
+}
+
+/* ---- requests and outcomes ---------------------------------------------- */
+
+int
+ctl_pack_params(struct fp_buf *out, const char *job, size_t joblen,
+                const struct ctl_jobopts *o)
+{
+    msgpack_packer pk;
+    int nopts = !!o->has_timeout + !!o->has_retries;
+
+    msgpack_packer_init(&pk, out, fp_buf_pack_write);
+    if (msgpack_pack_array(&pk, nopts > 0 ? 2 : 1) != 0
+        || fp_buf_append(out, job, joblen) != 0)
+        return -1;
+    if (nopts == 0)
+        return 0;
+    if (msgpack_pack_map(&pk, nopts) != 0)
+        return -1;
+    if (o->has_timeout
+        && (msgpack_pack_str_with_body(&pk, "timeout", 7) != 0
+            || msgpack_pack_double(&pk, o->timeout) != 0))
+        return -1;
+    if (o->has_retries
+        && (msgpack_pack_str_with_body(&pk, "retries", 7) != 0
+            || msgpack_pack_uint32(&pk, o->retries) != 0))
+        return -1;
+    return 0;
+}
+
+/* Convert raw msgpack to JSON and set it as o[key]. */
+static int
+set_converted(json_t *o, const char *key, const char *raw, size_t len,
+              char *err, size_t errlen)
+{
+    char why[200];
+    json_t *v = fp_json_from_msgpack(raw, len, why, sizeof why);
+    if (v == NULL) {
+        snprintf(err, errlen, "response \"%s\": %s", key, why);
+        return -1;
+    }
+    if (json_object_set_new(o, key, v) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* The fields of a submit result or error map, as raw msgpack. */
+struct outcome_fields {
+    const char *id, *result, *kind, *detail, *attempts;
+    size_t id_len, result_len, kind_len, detail_len, attempts_len;
+};
+
+/* Walk a map of str keys, picking the known ones; others are ignored. */
+static int
+read_fields(const char *raw, size_t len, struct outcome_fields *f)
+{
+    struct fp_reader rd;
+    uint32_t n;
+
+    memset(f, 0, sizeof *f);
+    fp_reader_init(&rd, raw, len);
+    if (fp_read_map(&rd, &n) < 0)
+        return -1;
+    for (uint32_t i = 0; i < n; i++) {
+        /* An unknown key leaves p/plen NULL: its value is stepped over. */
+        const char **p = NULL;
+        size_t *plen = NULL;
+        if (fp_read_str_eq(&rd, "id"))
+            p = &f->id, plen = &f->id_len;
+        else if (fp_read_str_eq(&rd, "result"))
+            p = &f->result, plen = &f->result_len;
+        else if (fp_read_str_eq(&rd, "kind"))
+            p = &f->kind, plen = &f->kind_len;
+        else if (fp_read_str_eq(&rd, "detail"))
+            p = &f->detail, plen = &f->detail_len;
+        else if (fp_read_str_eq(&rd, "attempts"))
+            p = &f->attempts, plen = &f->attempts_len;
+        else if (fp_read_skip(&rd, NULL, NULL) < 0)
+            return -1;
+        if (fp_read_skip(&rd, p, plen) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Set o[key] from a raw field, or to null when the daemon left it out. */
+static int
+set_field(json_t *o, const char *key, const char *raw, size_t len,
+          char *err, size_t errlen)
+{
+    if (raw != NULL)
+        return set_converted(o, key, raw, len, err, errlen);
+    if (json_object_set_new(o, key, json_null()) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+void
+ctl_error_text(const struct ctl_response *r, char *err, size_t errlen)
+{
+    struct fp_reader rd;
+    const char *s;
+    uint32_t n;
+
+    fp_reader_init(&rd, r->error, r->error_len);
+    if (fp_read_str(&rd, &s, &n) == 0) {
+        snprintf(err, errlen, "%.*s", (int)n, s);
+        return;
+    }
+    char why[128];
+    json_t *v = fp_json_from_msgpack(r->error, r->error_len, why, sizeof why);
+    char *text = v != NULL ? json_dumps(v, CTL_JSON_FLAGS) : NULL;
+    snprintf(err, errlen, "%s", text != NULL ? text : why);
+    free(text);
+    json_decref(v);
+}
+
+int
+ctl_outcome_fill(json_t *o, const struct ctl_response *r, int *ok, char *err,
+                 size_t errlen)
+{
+    struct outcome_fields f;
+
+    if (r->error != NULL) {
+        if (read_fields(r->error, r->error_len, &f) < 0 || f.kind == NULL) {
+            ctl_error_text(r, err, errlen);
+            return 1;
+        }
+        *ok = 0;
+        if (set_field(o, "id", f.id, f.id_len, err, errlen) < 0
+            || json_object_set_new(o, "ok", json_false()) != 0
+            || set_field(o, "kind", f.kind, f.kind_len, err, errlen) < 0
+            || set_field(o, "detail", f.detail, f.detail_len, err, errlen) < 0)
+            return -1;
+    } else {
+        if (read_fields(r->result, r->result_len, &f) < 0) {
+            snprintf(err, errlen, "submit result is not a map");
+            return -1;
+        }
+        *ok = 1;
+        if (set_field(o, "id", f.id, f.id_len, err, errlen) < 0
+            || json_object_set_new(o, "ok", json_true()) != 0
+            || set_field(o, "result", f.result, f.result_len, err,
+                         errlen) < 0)
+            return -1;
+    }
+    if (f.attempts != NULL
+        && set_converted(o, "attempts", f.attempts, f.attempts_len, err,
+                         errlen) < 0)
+        return -1;
+    return 0;
+}
+
+/* A JSON string for text that may not be valid UTF-8 (a parser message
+ * can quote the offending input): bytes >= 0x80 become '?' if needed. */
+static json_t *
+text_string(const char *text)
+{
+    json_t *s = json_string(text);
+    if (s != NULL)
+        return s;
+    char *copy = strdup(text);
+    if (copy == NULL)
+        return NULL;
+    for (char *p = copy; *p != '\0'; p++)
+        if ((unsigned char)*p >= 0x80)
+            *p = '?';
+    s = json_string(copy);
+    free(copy);
+    return s;
+}
+
+int
+ctl_outcome_rejected(json_t *o, const char *detail)
+{
+    if (json_object_set_new(o, "id", json_null()) != 0
+        || json_object_set_new(o, "ok", json_false()) != 0
+        || json_object_set_new(o, "kind", json_string("rejected")) != 0
+        || json_object_set_new(o, "detail", text_string(detail)) != 0)
+        return -1;
+    return 0;
+}
+
+int
+ctl_print_json(FILE *f, const json_t *v)
+{
+    if (json_dumpf(v, f, CTL_JSON_FLAGS) != 0 || fputc('\n', f) == EOF
+        || fflush(f) == EOF)
+        return -1;
+    return 0;
+}

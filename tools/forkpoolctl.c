@@ -1,0 +1,661 @@
+/* forkpoolctl.c — the control-socket CLI (SPEC §8): options and commands.
+ * The RPC client is in ctl_rpc.c, the map command in ctl_map.c. */
+#include "config.h"
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include <msgpack.h>
+
+#include "ctl.h"
+#include "jsonmp.h"
+#include "sockpath.h"
+
+static const char usage_text[] =
+"Usage: forkpoolctl [-s SOCKET] COMMAND [ARGS...]\n"
+"\n"
+"Control a running forkpoold through its socket.  JSON in, JSON out: msgpack\n"
+"binary values appear as {\"$bin\": \"<base64>\"}, ext values as\n"
+"{\"$ext\": [type, \"<base64>\"]}.\n"
+"\n"
+"Commands:\n"
+"  submit [--timeout S] [--retries N] JSON\n"
+"      Run one job and print its outcome line, e.g.\n"
+"        {\"id\": 7, \"ok\": true, \"result\": ...}\n"
+"        {\"id\": 7, \"ok\": false, \"kind\": \"crashed\", "
+"\"detail\": \"killed by SIGSEGV\"}\n"
+"  map [--keep-order] [--fail-fast] [--timeout S] [--retries N] [--window N]\n"
+"      Run each line of stdin (one JSON job per line), up to N at once\n"
+"      (default 256), and print one outcome line per job as it completes,\n"
+"      with \"index\" first: the 0-based number of the job's line, where\n"
+"      blank lines are skipped and not counted.  A line that is not valid\n"
+"      JSON gets a \"rejected\" outcome.  Jobs refused because the daemon's\n"
+"      queue is full are sent again later, not reported.\n"
+"        --keep-order   print outcomes in input order\n"
+"        --fail-fast    after the first job that fails, read and send no\n"
+"                       more; report those in flight, then exit 1\n"
+"  status [--json]    the pool's state as a table, or as a JSON map\n"
+"  scale N            set the number of workers\n"
+"  cancel ID          cancel a queued or running job (exit 1 if not found)\n"
+"  drain              stop taking jobs, finish those accepted, then exit\n"
+"  reload             replace every worker, one at a time\n"
+"  metrics            print the Prometheus metrics text\n"
+"\n"
+"Job options: --timeout S (seconds, 0 = none), --retries N (attempts\n"
+"after a crash).  A JSON argument that starts with '-' goes after \"--\".\n"
+"\n"
+"Options:\n"
+"  -s, --socket PATH  control socket (default: $FORKPOOL_SOCKET, else\n"
+"                     $XDG_RUNTIME_DIR/forkpool.sock, else\n"
+"                     /tmp/forkpool-UID.sock)\n"
+"  -h, --help         show this help\n"
+"  -V, --version      show the version\n"
+"\n"
+"Exit status: 0 done (every job ok); 1 a job did not end ok, or the daemon\n"
+"refused the command; 2 usage error; 3 cannot reach the daemon.\n";
+
+#define DEFAULT_WINDOW 256
+#define MAX_WINDOW     65536
+
+/* Option values that the job-taking commands share. */
+enum { OPT_TIMEOUT = 0x100, OPT_RETRIES, OPT_WINDOW, OPT_KEEP, OPT_FAST,
+       OPT_JSON };
+
+/* ---- argument helpers ---------------------------------------------------- */
+
+/* Print a usage error for `cmd` and return the usage exit status. */
+static int
+usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "forkpoolctl: %s%s", cmd != NULL ? cmd : "",
+            cmd != NULL ? ": " : "");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'forkpoolctl --help'.\n");
+    return CTL_EXIT_USAGE;
+}
+
+/* Non-negative decimal integer up to max, the whole string. */
+static int
+parse_uint(const char *s, uint64_t max, uint64_t *out)
+{
+    char *end;
+
+    if (s[0] < '0' || s[0] > '9')
+        return -1;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Finite, non-negative seconds, the whole string. */
+static int
+parse_seconds(const char *s, double *out)
+{
+    char *end;
+
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || errno != 0 || !isfinite(v) || v < 0)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Report a getopt failure (opterr is off, so getopt said nothing). */
+static int
+bad_option(const char *cmd, int c, char **argv)
+{
+    const char *arg = argv[optind - 1];
+    if (c == ':')
+        return usage_error(cmd, "option '%s' needs a value", arg);
+    if (optopt != 0 && arg[0] == '-' && arg[1] != '-')
+        return usage_error(cmd, "unknown option '-%c'", optopt);
+    return usage_error(cmd, "unknown option '%s'", arg);
+}
+
+/* --timeout / --retries, shared by submit and map.  Returns 0 or the
+ * usage exit status. */
+static int
+job_option(const char *cmd, int c, const char *arg, struct ctl_jobopts *o)
+{
+    uint64_t n;
+
+    if (c == OPT_TIMEOUT) {
+        if (parse_seconds(arg, &o->timeout) < 0)
+            return usage_error(cmd, "--timeout: '%s' is not a number of "
+                               "seconds >= 0", arg);
+        o->has_timeout = 1;
+    } else {
+        if (parse_uint(arg, UINT32_MAX, &n) < 0)
+            return usage_error(cmd, "--retries: '%s' is not a count", arg);
+        o->retries = (uint32_t)n;
+        o->has_retries = 1;
+    }
+    return 0;
+}
+
+/* Commands with no options of their own still take --help; `nargs` is how
+ * many operands they need.  Returns -1 to go on, or an exit status. */
+static int
+plain_args(const char *cmd, int argc, char **argv, int nargs,
+           const char *what)
+{
+    static const struct option opts[] = {
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    int c;
+
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (c != 'h')
+            return bad_option(cmd, c, argv);
+        fputs(usage_text, stdout);
+        return CTL_EXIT_OK;
+    }
+    if (argc - optind != nargs)
+        return nargs == 0 ? usage_error(cmd, "takes no arguments")
+                          : usage_error(cmd, "expects %s", what);
+    return -1;
+}
+
+/* ---- talking to the daemon ----------------------------------------------- */
+
+/* Call `method` with packed params and convert its result to JSON; on a
+ * method error print it.  Returns -1 with *result set, or an exit status. */
+static int
+call(struct ctl_conn *c, const char *method, const char *params, size_t plen,
+     json_t **result)
+{
+    struct ctl_response r;
+    char text[1024];
+
+    if (ctl_call(c, method, params, plen, &r) < 0)
+        return ctl_fail(c, method);
+    if (r.error != NULL) {
+        ctl_error_text(&r, text, sizeof text);
+        fprintf(stderr, "forkpoolctl: %s: %s\n", method, text);
+        return CTL_EXIT_FAIL;
+    }
+    *result = fp_json_from_msgpack(r.result, r.result_len, text, sizeof text);
+    if (*result == NULL) {
+        fprintf(stderr, "forkpoolctl: %s: bad result: %s\n", method, text);
+        return CTL_EXIT_FAIL;
+    }
+    return -1;
+}
+
+/* Connect, run one method with params packed by the caller, and hand back
+ * the result as JSON (NULL on failure, with *status set). */
+static json_t *
+run_method(const char *path, const char *method, const struct fp_buf *params,
+           int *status)
+{
+    struct ctl_conn c;
+    json_t *result = NULL;
+
+    if (ctl_connect(&c, path) < 0) {
+        *status = ctl_fail(&c, method);
+        return NULL;
+    }
+    *status = call(&c, method, fp_buf_head(params), params->len, &result);
+    ctl_close(&c);
+    return *status == -1 ? result : NULL;
+}
+
+static int
+print_or_fail(const json_t *v)
+{
+    if (ctl_print_json(stdout, v) < 0) {
+        if (errno != EPIPE)
+            fprintf(stderr, "forkpoolctl: stdout: %s\n", strerror(errno));
+        return CTL_EXIT_FAIL;
+    }
+    return CTL_EXIT_OK;
+}
+
+/* ---- commands ------------------------------------------------------------ */
+
+static int
+cmd_submit(const char *path, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "timeout", required_argument, NULL, OPT_TIMEOUT },
+        { "retries", required_argument, NULL, OPT_RETRIES },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct ctl_jobopts jo = { 0 };
+    int c, rc;
+
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (c == 'h') {
+            fputs(usage_text, stdout);
+            return CTL_EXIT_OK;
+        }
+        if (c != OPT_TIMEOUT && c != OPT_RETRIES)
+            return bad_option("submit", c, argv);
+        if ((rc = job_option("submit", c, optarg, &jo)) != 0)
+            return rc;
+    }
+    if (argc - optind != 1)
+        return usage_error("submit", "expects one JSON job");
+
+    struct fp_buf job = FP_BUF_INIT, params = FP_BUF_INIT;
+    struct ctl_conn conn = { .fd = -1 };
+    struct ctl_response r;
+    msgpack_packer pk;
+    json_t *o = NULL;
+    char err[1024];
+    int ok = 0;
+
+    msgpack_packer_init(&pk, &job, fp_buf_pack_write);
+    if (fp_json_text_pack(argv[optind], strlen(argv[optind]), &pk, err,
+                          sizeof err) < 0) {
+        rc = usage_error("submit", "invalid JSON job: %s", err);
+        goto out;
+    }
+    if (ctl_pack_params(&params, fp_buf_head(&job), job.len, &jo) < 0) {
+        fprintf(stderr, "forkpoolctl: submit: out of memory\n");
+        rc = CTL_EXIT_FAIL;
+        goto out;
+    }
+    if (ctl_connect(&conn, path) < 0
+        || ctl_call(&conn, "submit", fp_buf_head(&params), params.len,
+                    &r) < 0) {
+        rc = ctl_fail(&conn, "submit");
+        goto out;
+    }
+    o = json_object();
+    rc = o != NULL ? ctl_outcome_fill(o, &r, &ok, err, sizeof err) : -1;
+    if (o == NULL)
+        snprintf(err, sizeof err, "out of memory");
+    if (rc != 0) {
+        fprintf(stderr, "forkpoolctl: submit: %s%s\n",
+                rc < 0 ? "bad response: " : "", err);
+        rc = CTL_EXIT_FAIL;
+        goto out;
+    }
+    rc = print_or_fail(o);
+    if (rc == CTL_EXIT_OK && !ok)
+        rc = CTL_EXIT_FAIL;
+out:
+    json_decref(o);
+    ctl_close(&conn);
+    fp_buf_free(&job);
+    fp_buf_free(&params);
+    return rc;
+}
+
+static int
+cmd_map(const char *path, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "keep-order", no_argument, NULL, OPT_KEEP },
+        { "fail-fast", no_argument, NULL, OPT_FAST },
+        { "timeout", required_argument, NULL, OPT_TIMEOUT },
+        { "retries", required_argument, NULL, OPT_RETRIES },
+        { "window", required_argument, NULL, OPT_WINDOW },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct ctl_map_opts mo = { .window = DEFAULT_WINDOW };
+    uint64_t n;
+    int c, rc;
+
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            fputs(usage_text, stdout);
+            return CTL_EXIT_OK;
+        case OPT_KEEP:
+            mo.keep_order = 1;
+            break;
+        case OPT_FAST:
+            mo.fail_fast = 1;
+            break;
+        case OPT_WINDOW:
+            if (parse_uint(optarg, MAX_WINDOW, &n) < 0 || n == 0)
+                return usage_error("map", "--window: '%s' is not a count "
+                                   "from 1 to %d", optarg, MAX_WINDOW);
+            mo.window = (unsigned)n;
+            break;
+        case OPT_TIMEOUT:
+        case OPT_RETRIES:
+            if ((rc = job_option("map", c, optarg, &mo.job)) != 0)
+                return rc;
+            break;
+        default:
+            return bad_option("map", c, argv);
+        }
+    }
+    if (argc - optind != 0)
+        return usage_error("map", "takes no arguments (jobs come on stdin)");
+
+    struct ctl_conn conn;
+    if (ctl_connect(&conn, path) < 0)
+        return ctl_fail(&conn, "map");
+    rc = ctl_map(&conn, &mo);
+    ctl_close(&conn);
+    return rc;
+}
+
+/* A status field as text: numbers plainly, strings as themselves. */
+static const char *
+field_text(const json_t *v, char *buf, size_t n)
+{
+    if (json_is_integer(v))
+        snprintf(buf, n, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    else if (json_is_real(v))
+        snprintf(buf, n, "%g", json_real_value(v));
+    else if (json_is_string(v))
+        snprintf(buf, n, "%s", json_string_value(v));
+    else {
+        char *s = json_dumps(v, CTL_JSON_FLAGS);
+        snprintf(buf, n, "%s", s != NULL ? s : "?");
+        free(s);
+    }
+    return buf;
+}
+
+static void
+format_uptime(double s, char *buf, size_t n)
+{
+    unsigned long t = (unsigned long)s;
+    unsigned long d = t / 86400, h = t / 3600 % 24, m = t / 60 % 60,
+                  sec = t % 60;
+    if (d > 0)
+        snprintf(buf, n, "%lud %02luh %02lum %02lus", d, h, m, sec);
+    else if (h > 0)
+        snprintf(buf, n, "%luh %02lum %02lus", h, m, sec);
+    else if (m > 0)
+        snprintf(buf, n, "%lum %02lus", m, sec);
+    else
+        snprintf(buf, n, "%.1fs", s);
+}
+
+/* "4 (busy 1, idle 3, starting 0)" from whichever of them are present. */
+static void
+format_workers(json_t *st, char *buf, size_t n)
+{
+    static const char *const parts[] = { "busy", "idle", "starting" };
+    char v[64];
+    size_t len = 0;
+    const char *sep = " (";
+
+    json_t *w = json_object_get(st, "workers");
+    len += (size_t)snprintf(buf, n, "%s", w != NULL ? field_text(w, v, sizeof v)
+                                                    : "?");
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0] && len < n; i++) {
+        json_t *x = json_object_get(st, parts[i]);
+        if (x == NULL)
+            continue;
+        len += (size_t)snprintf(buf + len, n - len, "%s%s %s", sep, parts[i],
+                                field_text(x, v, sizeof v));
+        sep = ", ";
+    }
+    if (sep[0] == ',' && len < n)
+        snprintf(buf + len, n - len, ")");
+}
+
+static void
+print_pids(const json_t *pids)
+{
+    size_t i;
+    json_t *p;
+    char v[64];
+
+    printf("%-15s", "pids");
+    if (!json_is_array(pids)) {
+        printf(" %s\n", field_text(pids, v, sizeof v));
+        return;
+    }
+    json_array_foreach(pids, i, p)
+        printf(" %s", field_text(p, v, sizeof v));
+    printf("\n");
+}
+
+/* The readable status table; fields the daemon leaves out are skipped, ones
+ * this tool does not know are listed at the end. */
+static void
+print_status_table(json_t *st)
+{
+    static const char *const counters[] = {
+        "queued", "submitted", "completed", "failed", "crashed",
+        "timed_out", "cancelled", "restarts", "start_failures",
+    };
+    static const char *const shown[] = {
+        "state", "uptime_s", "workers", "busy", "idle", "starting", "pids",
+    };
+    char buf[512];
+    json_t *v;
+    const char *key;
+
+    if ((v = json_object_get(st, "state")) != NULL)
+        printf("%-15s %s\n", "state", field_text(v, buf, sizeof buf));
+    if ((v = json_object_get(st, "uptime_s")) != NULL && json_is_number(v)) {
+        format_uptime(json_number_value(v), buf, sizeof buf);
+        printf("%-15s %s\n", "uptime", buf);
+    }
+    if (json_object_get(st, "workers") != NULL
+        || json_object_get(st, "busy") != NULL) {
+        format_workers(st, buf, sizeof buf);
+        printf("%-15s %s\n", "workers", buf);
+    }
+    for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
+        if ((v = json_object_get(st, counters[i])) != NULL)
+            printf("%-15s %s\n", counters[i], field_text(v, buf, sizeof buf));
+    if ((v = json_object_get(st, "pids")) != NULL)
+        print_pids(v);
+    json_object_foreach(st, key, v) {
+        int known = 0;
+        for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
+            known |= strcmp(key, counters[i]) == 0;
+        for (size_t i = 0; i < sizeof shown / sizeof shown[0]; i++)
+            known |= strcmp(key, shown[i]) == 0;
+        if (!known)
+            printf("%-15s %s\n", key, field_text(v, buf, sizeof buf));
+    }
+}
+
+/* Params [] or [n]. */
+static int
+pack_params(struct fp_buf *b, int has_arg, uint64_t arg)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, b, fp_buf_pack_write);
+    if (msgpack_pack_array(&pk, has_arg ? 1 : 0) != 0
+        || (has_arg && msgpack_pack_uint64(&pk, arg) != 0)) {
+        fprintf(stderr, "forkpoolctl: out of memory\n");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+cmd_status(const char *path, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "json", no_argument, NULL, OPT_JSON },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    int c, as_json = 0, rc;
+
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (c == 'h') {
+            fputs(usage_text, stdout);
+            return CTL_EXIT_OK;
+        }
+        if (c != OPT_JSON)
+            return bad_option("status", c, argv);
+        as_json = 1;
+    }
+    if (argc - optind != 0)
+        return usage_error("status", "takes no arguments");
+
+    struct fp_buf params = FP_BUF_INIT;
+    if (pack_params(&params, 0, 0) < 0)
+        return CTL_EXIT_FAIL;
+    json_t *st = run_method(path, "status", &params, &rc);
+    fp_buf_free(&params);
+    if (st == NULL)
+        return rc;
+    if (as_json) {
+        rc = print_or_fail(st);
+    } else if (json_is_object(st)) {
+        print_status_table(st);
+        rc = fflush(stdout) == EOF ? CTL_EXIT_FAIL : CTL_EXIT_OK;
+    } else {
+        fprintf(stderr, "forkpoolctl: status: result is not a map\n");
+        rc = CTL_EXIT_FAIL;
+    }
+    json_decref(st);
+    return rc;
+}
+
+/* scale N, cancel ID, drain, reload: one optional integer operand. */
+static int
+cmd_simple(const char *path, const char *cmd, int argc, char **argv)
+{
+    int is_scale = strcmp(cmd, "scale") == 0;
+    int is_cancel = strcmp(cmd, "cancel") == 0;
+    int has_arg = is_scale || is_cancel;
+    uint64_t arg = 0;
+    int rc = plain_args(cmd, argc, argv, has_arg,
+                        is_scale ? "a worker count" : "a job id");
+
+    if (rc >= 0)
+        return rc;
+    if (has_arg && parse_uint(argv[optind], is_scale ? UINT32_MAX : UINT64_MAX,
+                              &arg) < 0)
+        return usage_error(cmd, "'%s' is not %s", argv[optind],
+                           is_scale ? "a worker count" : "a job id");
+
+    struct fp_buf params = FP_BUF_INIT;
+    if (pack_params(&params, has_arg, arg) < 0)
+        return CTL_EXIT_FAIL;
+    json_t *res = run_method(path, cmd, &params, &rc);
+    fp_buf_free(&params);
+    if (res == NULL)
+        return rc;
+    if (is_scale)
+        rc = print_or_fail(res);
+    else if (is_cancel)
+        rc = print_or_fail(res) == CTL_EXIT_OK && json_is_true(res)
+                 ? CTL_EXIT_OK : CTL_EXIT_FAIL;
+    else
+        rc = CTL_EXIT_OK;
+    json_decref(res);
+    return rc;
+}
+
+/* metrics: the result string, byte for byte. */
+static int
+cmd_metrics(const char *path, int argc, char **argv)
+{
+    int rc = plain_args("metrics", argc, argv, 0, NULL);
+    if (rc >= 0)
+        return rc;
+
+    struct ctl_conn c;
+    struct ctl_response r;
+    struct fp_reader rd;
+    const char *s;
+    uint32_t n;
+    char text[1024];
+
+    if (ctl_connect(&c, path) < 0
+        || ctl_call(&c, "metrics", "\x90", 1, &r) < 0) {
+        rc = ctl_fail(&c, "metrics");
+    } else if (r.error != NULL) {
+        ctl_error_text(&r, text, sizeof text);
+        fprintf(stderr, "forkpoolctl: metrics: %s\n", text);
+        rc = CTL_EXIT_FAIL;
+    } else {
+        fp_reader_init(&rd, r.result, r.result_len);
+        if (fp_read_str(&rd, &s, &n) < 0) {
+            fprintf(stderr, "forkpoolctl: metrics: result is not text\n");
+            rc = CTL_EXIT_FAIL;
+        } else if (fwrite(s, 1, n, stdout) != n || fflush(stdout) == EOF) {
+            rc = CTL_EXIT_FAIL;
+        } else {
+            rc = CTL_EXIT_OK;
+        }
+    }
+    ctl_close(&c);
+    return rc;
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+int
+main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "socket", required_argument, NULL, 's' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    char defpath[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    const char *path = NULL;
+    int c;
+
+    signal(SIGPIPE, SIG_IGN);
+    opterr = 0;
+    /* '+': options end at the command; its own options follow it. */
+    while ((c = getopt_long(argc, argv, "+:s:hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            path = optarg;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return CTL_EXIT_OK;
+        case 'V':
+            printf("forkpoolctl %s\n", PACKAGE_VERSION);
+            return CTL_EXIT_OK;
+        default:
+            return bad_option(NULL, c, argv);
+        }
+    }
+    if (optind >= argc)
+        return usage_error(NULL, "no command given");
+    if (path == NULL) {
+        if (fp_default_socket_path(defpath, sizeof defpath) < 0)
+            return usage_error(NULL, "default socket path too long; use -s");
+        path = defpath;
+    }
+
+    const char *cmd = argv[optind];
+    int cargc = argc - optind;
+    char **cargv = argv + optind;
+    optind = 0;                 /* GNU getopt: start over on the command */
+
+    if (strcmp(cmd, "submit") == 0)
+        return cmd_submit(path, cargc, cargv);
+    if (strcmp(cmd, "map") == 0)
+        return cmd_map(path, cargc, cargv);
+    if (strcmp(cmd, "status") == 0)
+        return cmd_status(path, cargc, cargv);
+    if (strcmp(cmd, "metrics") == 0)
+        return cmd_metrics(path, cargc, cargv);
+    if (strcmp(cmd, "scale") == 0 || strcmp(cmd, "cancel") == 0
+        || strcmp(cmd, "drain") == 0 || strcmp(cmd, "reload") == 0)
+        return cmd_simple(path, cmd, cargc, cargv);
+    return usage_error(NULL, "unknown command '%s'", cmd);
+}
