@@ -56,6 +56,7 @@ struct fp_control {
     struct fp_limits   limits;
     LIST_HEAD(, client) clients;
     unsigned long      next_serial;
+    unsigned           max_workers;     /* for error messages */
     int                shutting_down;
     ev_timer           flush_timer;
     void             (*flushed)(void *arg);
@@ -333,6 +334,33 @@ method_cancel(struct client *c, uint32_t msgid, struct fp_reader *r, uint32_t np
     flush_soon(c);
 }
 
+static void
+method_scale(struct client *c, uint32_t msgid, struct fp_reader *r, uint32_t nparams)
+{
+    uint64_t n;
+    msgpack_packer pk;
+    char msg[128];
+
+    if (nparams != 1 || fp_read_uint(r, &n) < 0 || n > UINT32_MAX) {
+        respond_error_str(c, msgid, "bad params: expected [n]");
+        return;
+    }
+    if (fp_pool_scale(c->ctl->pool, (unsigned)n) < 0) {
+        if (errno == EBUSY)
+            snprintf(msg, sizeof(msg), "cannot scale while draining");
+        else
+            snprintf(msg, sizeof(msg), "cannot scale to %llu workers: the "
+                     "limit is 1 to %u", (unsigned long long)n, c->ctl->max_workers);
+        respond_error_str(c, msgid, msg);
+        return;
+    }
+    begin_response(c, &pk, msgid);
+    msgpack_pack_nil(&pk);
+    msgpack_pack_map(&pk, 1);
+    pack_kv_u64(&pk, "workers", n);
+    flush_soon(c);
+}
+
 /* Prometheus text exposition of the pool's counters and gauges. */
 static void
 method_metrics(struct client *c, uint32_t msgid)
@@ -413,7 +441,16 @@ handle_request(struct client *c, const char *frame, size_t len)
         method_cancel(c, (uint32_t)msgid, &r, nparams);
     else if (fp_read_str_eq(&at_method, "metrics"))
         method_metrics(c, (uint32_t)msgid);
-    else if (fp_read_str_eq(&at_method, "drain")) {
+    else if (fp_read_str_eq(&at_method, "scale"))
+        method_scale(c, (uint32_t)msgid, &r, nparams);
+    else if (fp_read_str_eq(&at_method, "reload")) {
+        msgpack_packer pk;
+        fp_pool_reload(c->ctl->pool);
+        begin_response(c, &pk, (uint32_t)msgid);
+        msgpack_pack_nil(&pk);
+        msgpack_pack_nil(&pk);
+        flush_soon(c);
+    } else if (fp_read_str_eq(&at_method, "drain")) {
         msgpack_packer pk;
         begin_response(c, &pk, (uint32_t)msgid);
         msgpack_pack_nil(&pk);
@@ -679,8 +716,9 @@ fp_control_open(struct ev_loop *loop, fp_pool *pool, const char *path,
 
 void
 fp_control_set_job_limits(struct fp_control *ctl, size_t max_job_bytes,
-                          size_t max_job_objects)
+                          size_t max_job_objects, unsigned max_workers)
 {
+    ctl->max_workers = max_workers;
     ctl->limits.max_bytes = max_job_bytes + REQ_OVERHEAD;
     ctl->limits.max_objects = max_job_objects + 64;
 }

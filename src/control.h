@@ -26,9 +26,9 @@ struct fp_control *fp_control_open(struct ev_loop *loop, fp_pool *pool,
                                    char *err, size_t errlen);
 
 /* Size request frames after the pool's job limits (default: 64 MiB and
- * 1048576 objects per job). */
+ * 1048576 objects per job); max_workers is quoted when scale is refused. */
 void fp_control_set_job_limits(struct fp_control *c, size_t max_job_bytes,
-                               size_t max_job_objects);
+                               size_t max_job_objects, unsigned max_workers);
 
 /* Stop accepting and reading; once every client's queued responses are
  * written (or `timeout` s have passed) call `flushed`. */

@@ -70,7 +70,9 @@ usage(FILE *out)
 "  -h, --help               show this help\n"
 "  -V, --version            show the version\n"
 "\n"
-"Signals: SIGTERM/SIGINT drain gracefully (a second one cuts the drain off).\n",
+"Signals: SIGTERM/SIGINT drain gracefully (a second one cuts the drain off);\n"
+"SIGHUP replaces every worker, one at a time, after its current job;\n"
+"SIGTTIN/SIGTTOU add/remove one worker.\n",
             fp_builtin_names());
 }
 
@@ -168,13 +170,28 @@ term_cb(struct ev_loop *loop, ev_signal *sw, int revents)
 }
 
 static void
-unsupported_signal_cb(struct ev_loop *loop, ev_signal *sw, int revents)
+hup_cb(struct ev_loop *loop, ev_signal *sw, int revents)
 {
     struct daemon *d = sw->data;
     (void)loop; (void)revents;
 
-    fp_logf(&d->log, FP_LOG_WARN, "signal %d (%s) ignored: reload and scaling "
-            "are not supported by this version", sw->signum, strsignal(sw->signum));
+    fp_pool_reload(d->pool);
+}
+
+/* SIGTTIN: one worker more; SIGTTOU: one fewer (never below one). */
+static void
+scale_signal_cb(struct ev_loop *loop, ev_signal *sw, int revents)
+{
+    struct daemon *d = sw->data;
+    fp_stats st;
+    unsigned n;
+    (void)loop; (void)revents;
+
+    fp_pool_stats(d->pool, &st);
+    n = sw->signum == SIGTTIN ? st.workers + 1 : st.workers - 1;
+    if (n < 1 || fp_pool_scale(d->pool, n) < 0)
+        fp_logf(&d->log, FP_LOG_WARN, "%s: staying at %u workers",
+                strsignal(sw->signum), st.workers);
 }
 
 static void
@@ -308,6 +325,7 @@ main(int argc, char **argv)
     cfg.log = d.log.fn;
     cfg.log_arg = d.log.arg;
     cfg.log_level = d.log.level;
+    cfg.max_workers = MAX_WORKERS;
     d.loop = ev_default_loop(0);
     d.pool = fp_pool_new(d.loop, &cfg, err, sizeof(err));
     if (d.pool == NULL) {
@@ -322,12 +340,13 @@ main(int argc, char **argv)
         return 1;
     }
     fp_control_set_job_limits(d.ctl, cfg.max_job_bytes ? cfg.max_job_bytes : 64u << 20,
-                              cfg.max_job_objects ? cfg.max_job_objects : 1u << 20);
+                              cfg.max_job_objects ? cfg.max_job_objects : 1u << 20,
+                              MAX_WORKERS);
     watch_signal(&d, &d.sig_term, SIGTERM, term_cb);
     watch_signal(&d, &d.sig_int, SIGINT, term_cb);
-    watch_signal(&d, &d.sig_hup, SIGHUP, unsupported_signal_cb);
-    watch_signal(&d, &d.sig_ttin, SIGTTIN, unsupported_signal_cb);
-    watch_signal(&d, &d.sig_ttou, SIGTTOU, unsupported_signal_cb);
+    watch_signal(&d, &d.sig_hup, SIGHUP, hup_cb);
+    watch_signal(&d, &d.sig_ttin, SIGTTIN, scale_signal_cb);
+    watch_signal(&d, &d.sig_ttou, SIGTTOU, scale_signal_cb);
     if (fp_pool_start(d.pool) < 0) {
         fprintf(stderr, "forkpoold: cannot start workers: %s\n", strerror(errno));
         fp_control_close(d.ctl);

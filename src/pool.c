@@ -455,6 +455,130 @@ fp_pool_cancel(fp_pool *p, uint64_t id)
 }
 
 /* ------------------------------------------------------------------------
+ * Scaling and rolling reload.  Both work through one mechanism: a slot
+ * marked `retiring` takes no new jobs, is stopped once its window is empty,
+ * and is removed when its process is gone.  No job is ever killed by them.
+ * ------------------------------------------------------------------------ */
+
+static void reload_step(struct fp_pool *p);
+
+void
+fp_pool_remove_slot(struct fp_pool *p, struct fp_worker *w)
+{
+    unsigned i = w->slot;
+
+    int was_reloading = p->reload_new == w || p->reload_old == w;
+
+    if (was_reloading)
+        p->reload_new = p->reload_old = NULL;
+    memmove(&p->workers[i], &p->workers[i + 1],
+            (p->nworkers - i - 1) * sizeof(p->workers[0]));
+    p->nworkers--;
+    for (; i < p->nworkers; i++)
+        p->workers[i]->slot = i;
+    fp_worker_free(w);
+    if (was_reloading)
+        reload_step(p);
+}
+
+/* Stop taking jobs on `w`; it stops as soon as its window is empty. */
+static void
+retire(struct fp_pool *p, struct fp_worker *w)
+{
+    w->retiring = 1;
+    if (w->pid <= 0 && w->state == W_WAITING)
+        fp_pool_remove_slot(p, w);
+    else if (w->nwindow == 0)
+        fp_worker_stop(w);
+}
+
+/* How much a worker costs to retire: waiting < starting < idle < busy. */
+static int
+retire_rank(const struct fp_worker *w)
+{
+    if (w->pid <= 0)
+        return 0;
+    if (!w->ever_ready)
+        return 1;
+    return w->nwindow == 0 ? 2 : 3;
+}
+
+int
+fp_pool_scale(fp_pool *p, unsigned n)
+{
+    unsigned active = 0;
+
+    if (n < 1 || n > p->cfg.max_workers || p->draining) {
+        errno = p->draining ? EBUSY : EINVAL;
+        return -1;
+    }
+    for (unsigned i = 0; i < p->nworkers; i++)
+        if (!p->workers[i]->retiring)
+            active++;
+    p->target = n;
+    fp_logf(&p->log, FP_LOG_INFO, "scaling from %u to %u workers", active, n);
+    if (active < n)
+        return add_workers(p, p->nworkers + (n - active));
+    for (int rank = 0; rank <= 3 && active > n; rank++) {
+        for (unsigned i = p->nworkers; i-- > 0 && active > n; ) {
+            struct fp_worker *w = p->workers[i];
+            if (!w->retiring && retire_rank(w) == rank) {
+                active--;
+                retire(p, w);
+            }
+        }
+    }
+    return 0;
+}
+
+/* Replace the next stale worker: start its successor first, and retire it
+ * once the successor is ready, so capacity never drops. */
+static void
+reload_step(struct fp_pool *p)
+{
+    if (p->reload_new != NULL || p->draining)
+        return;
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        struct fp_worker *w = p->workers[i];
+        if (w->retiring || w->generation == p->generation)
+            continue;
+        if (w->pid <= 0) {      /* no process: its next start is fresh */
+            w->generation = p->generation;
+            continue;
+        }
+        if (add_workers(p, p->nworkers + 1) < 0)
+            return;
+        p->reload_new = p->workers[p->nworkers - 1];
+        p->reload_new->generation = p->generation;
+        p->reload_old = w;
+        return;
+    }
+    fp_logf(&p->log, FP_LOG_INFO, "reload complete");
+}
+
+void
+fp_pool_worker_ready(struct fp_pool *p, struct fp_worker *w)
+{
+    if (w == p->reload_new) {
+        struct fp_worker *old = p->reload_old;
+        p->reload_new = p->reload_old = NULL;
+        if (old != NULL)
+            retire(p, old);     /* may free it */
+        reload_step(p);
+    }
+}
+
+void
+fp_pool_reload(fp_pool *p)
+{
+    if (p->draining)
+        return;
+    p->generation++;
+    fp_logf(&p->log, FP_LOG_INFO, "rolling reload of %u workers", p->target);
+    reload_step(p);
+}
+
+/* ------------------------------------------------------------------------
  * Drain
  * ------------------------------------------------------------------------ */
 

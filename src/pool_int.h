@@ -73,6 +73,7 @@ struct fp_worker {
     int                ever_ready;  /* this process said "ready" */
     int                shutdown_pending; /* EOF it once `out` is flushed */
     int                retiring;    /* remove the slot once it exits */
+    unsigned           generation;  /* pool->generation when spawned */
 };
 
 struct fp_pool {
@@ -90,6 +91,10 @@ struct fp_pool {
     struct fp_jobq     queue;       /* accepted, not yet sent to a worker */
     size_t             nqueued;
     uint64_t           next_id;
+
+    unsigned           generation;  /* bumped by each reload */
+    struct fp_worker  *reload_new;  /* replacement not yet ready, or NULL */
+    struct fp_worker  *reload_old;  /* the worker it replaces */
 
     int                started;
     int                draining;
@@ -115,6 +120,10 @@ void fp_job_settle_str(struct fp_pool *p, struct fp_job *job, fp_kind kind,
                        const char *detail);
 void fp_pool_dispatch(struct fp_pool *p);
 void fp_pool_check_drained(struct fp_pool *p);
+/* A worker said "ready": lets a rolling reload move on. */
+void fp_pool_worker_ready(struct fp_pool *p, struct fp_worker *w);
+/* A retiring worker's process is gone: drop its slot (frees w). */
+void fp_pool_remove_slot(struct fp_pool *p, struct fp_worker *w);
 
 /* workers.c */
 struct fp_worker *fp_worker_new(struct fp_pool *p, unsigned slot);

@@ -129,6 +129,7 @@ fp_worker_spawn(struct fp_worker *w)
     w->job_budget = p->cfg.max_jobs;
     w->kill_cause = KILL_NONE;
     w->kill_job = 0;
+    w->generation = p->generation;
     w->ever_ready = 0;
     w->shutdown_pending = 0;
     fp_buf_clear(&w->in);
@@ -303,10 +304,18 @@ on_result(struct fp_worker *w, fp_kind kind, const char *raw, size_t len)
     TAILQ_REMOVE(&w->window, job, link);
     w->nwindow--;
     w->jobs_done++;
+    if (w->fail_streak > 0) {
+        fp_logf(&p->log, FP_LOG_INFO, "worker slot %u: healthy again after %u "
+                "failed starts", w->slot, w->fail_streak);
+        w->fail_streak = 0;
+    }
     start_head(w);
     fp_job_finish(p, job, kind, raw, len);
-    if (w->job_budget > 0 && w->jobs_done >= w->job_budget && w->nwindow == 0
-        && w->state == W_READY) {
+    if (w->nwindow > 0 || w->state != W_READY)
+        return;
+    if (w->retiring) {
+        fp_worker_stop(w);
+    } else if (w->job_budget > 0 && w->jobs_done >= w->job_budget) {
         fp_logf(&p->log, FP_LOG_INFO, "worker %ld: recycling after %u jobs",
                 (long)w->pid, w->jobs_done);
         fp_worker_stop(w);
@@ -341,10 +350,7 @@ handle_frame(struct fp_worker *w, const char *frame, size_t len)
         if (w->state == W_STARTING)
             w->state = W_READY;
         w->ever_ready = 1;
-        if (w->fail_streak > 0)
-            fp_logf(&w->pool->log, FP_LOG_INFO, "worker slot %u: started "
-                    "again after %u failed starts", w->slot, w->fail_streak);
-        w->fail_streak = 0;
+        fp_pool_worker_ready(w->pool, w);
         return 0;
     }
     if (n == 3 && fp_read_str_eq(&r, "ok"))
@@ -581,22 +587,33 @@ child_exit_cb(struct ev_loop *loop, ev_child *cw, int revents)
     fp_describe_status(status, death, sizeof(death));
 
     head = TAILQ_FIRST(&w->window);
+    /* Dying before "ready", or idle within a second of it without a job
+     * done, is a failed start: restarting it at once could loop forever. */
+    int failed_start = !was_ready
+        || (!stopped && head == NULL && w->jobs_done == 0
+            && ev_now(loop) - w->spawned_at < 1.0);
+    if (!failed_start && w->kill_cause == KILL_NONE && !stopped)
+        w->fail_streak = 0;
     if (head != NULL && w->kill_cause == KILL_NONE)
         fp_logf(&p->log, FP_LOG_WARN, "worker %ld %s while running job %llu",
                 (long)w->pid, death, (unsigned long long)head->id);
-    else if (!was_ready && w->kill_cause == KILL_NONE && !p->cut_off
-             && w->fail_streak == 0)
-        fp_logf(&p->log, FP_LOG_ERR, "worker %ld %s before it was ready; "
-                "restarting with backoff (logged once until it starts)",
-                (long)w->pid, death);
+    else if (failed_start && w->kill_cause == KILL_NONE && !p->cut_off) {
+        if (w->fail_streak == 0)
+            fp_logf(&p->log, FP_LOG_ERR, "worker %ld %s %s; restarting with "
+                    "backoff (logged once until it runs a job)", (long)w->pid,
+                    death, was_ready ? "just after it was ready"
+                                     : "before it was ready");
+    }
     else if (!stopped)
         fp_logf(&p->log, FP_LOG_WARN, "worker %ld %s while idle", (long)w->pid, death);
     w->pid = 0;
     settle_window(w, death);
 
-    if (p->cut_off || (p->draining && p->nqueued == 0) || w->retiring) {
+    if (w->retiring) {
+        fp_pool_remove_slot(p, w);      /* w is gone */
+    } else if (p->cut_off || (p->draining && p->nqueued == 0)) {
         w->state = W_WAITING;
-    } else if (!was_ready) {
+    } else if (failed_start) {
         w->fail_streak++;
         p->counters.restarts++;
         schedule_restart(w);

@@ -5,7 +5,10 @@
  * slot number in the low bits (unique among requests in flight, since a
  * slot holds one job at a time), so a response finds its job directly.
  * A job the daemon refuses with "queue full" keeps its slot and is sent
- * again once another response shows progress, or after a short delay. */
+ * again later.  Until the daemon keeps up again, sending is paced by
+ * credits: a refusal takes them all, each completed job gives two (one for
+ * the queue place it freed, one to probe for more), a quiet spell gives one
+ * after a growing delay; `window` credits end the pacing. */
 #include "config.h"
 #include <errno.h>
 #include <inttypes.h>
@@ -57,8 +60,9 @@ struct map {
     struct fp_buf  job;         /* scratch: one packed job */
     int            any_failed;
     int            stopping;    /* --fail-fast tripped */
-    int            blocked;     /* "queue full": wait before sending */
-    int            delay_ms;
+    int            backoff;     /* pacing sends after a "queue full" */
+    unsigned       credits;     /* sends allowed while backoff is on */
+    int            delay_ms;    /* wait for a probe credit */
     int            status;      /* exit status once something failed */
 };
 
@@ -223,6 +227,8 @@ slot_send(struct map *m, unsigned s)
     sl->msgid = (m->seq++ << m->bits) | s;
     sl->state = SLOT_SENT;
     m->sent++;
+    if (m->backoff)
+        m->credits--;
     if (ctl_queue(m->c, sl->msgid, "submit", fp_buf_head(&sl->params),
                   sl->params.len) < 0)
         return conn_fail(m);
@@ -415,11 +421,16 @@ handle_response(struct map *m, const struct ctl_response *r)
         json_decref(o);
         m->slots[s].state = SLOT_RETRY;
         m->retry[(m->retry_head + m->retry_count++) % m->nslots] = s;
-        m->blocked = 1;
+        m->backoff = 1;
+        m->credits = 0;
         return 0;
     }
-    m->blocked = 0;
-    m->delay_ms = RETRY_MIN_MS;
+    if (m->backoff) {
+        m->credits += 2;
+        m->delay_ms = RETRY_MIN_MS;
+        if (m->credits >= m->nslots)
+            m->backoff = 0;
+    }
     slot_release(m, s);
     return emit(m, index, o, ok);
 }
@@ -430,7 +441,7 @@ handle_response(struct map *m, const struct ctl_response *r)
 static int
 fill(struct map *m)
 {
-    while (!m->blocked && !m->stopping) {
+    while (!m->stopping && (!m->backoff || m->credits > 0)) {
         int rc;
         if (m->retry_count > 0) {
             unsigned s = m->retry[m->retry_head];
@@ -488,13 +499,14 @@ run(struct map *m)
               .events = POLLIN | (m->c->out.len > 0 ? POLLOUT : 0) },
             { .fd = want_stdin ? STDIN_FILENO : -1, .events = POLLIN },
         };
-        int n = poll(pfd, 2, m->blocked ? m->delay_ms : -1);
+        int paused = m->backoff && m->credits == 0;
+        int n = poll(pfd, 2, paused ? m->delay_ms : -1);
         if (n < 0 && errno != EINTR) {
             map_fail(m, "poll", errno);
             return m->status;
         }
-        if (n == 0 && m->blocked) {
-            m->blocked = 0;
+        if (n == 0 && paused) {
+            m->credits = 1;
             if (m->delay_ms < RETRY_MAX_MS)
                 m->delay_ms *= 2;
         }
