@@ -355,8 +355,8 @@ main(int argc, char **argv)
     }
     fp_stats st;
     fp_pool_stats(d.pool, &st);
-    fp_logf(&d.log, FP_LOG_INFO, "listening on %s with %u workers (%s)", sockpath,
-            st.workers, module_path ? module_path : exec_cmd ? exec_cmd
+    fp_logf(&d.log, FP_LOG_INFO, "listening on %s with %u worker%s (%s)", sockpath,
+            st.workers, st.workers == 1 ? "" : "s", module_path ? module_path : exec_cmd ? exec_cmd
                                     : builtin ? builtin : "cmd");
 
     ev_run(d.loop, 0);
