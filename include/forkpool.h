@@ -180,8 +180,9 @@ void fp_pool_stats(const fp_pool *pool, fp_stats *st);
 /* Live worker pids into `pids` (at most `max`); returns how many exist. */
 size_t fp_pool_pids(const fp_pool *pool, pid_t *pids, size_t max);
 
-/* Kill every worker at once and free the pool.  Pending jobs get no outcome;
- * drain first for a graceful stop. */
+/* Kill every worker at once and free the pool.  Jobs still pending end
+ * FP_CANCELLED ("pool freed"), their callbacks run inside this call; drain
+ * first for a graceful stop.  Not to be called from a pool callback. */
 void fp_pool_free(fp_pool *pool);
 
 #ifdef __cplusplus

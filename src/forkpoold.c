@@ -85,7 +85,7 @@ usage_error(const char *fmt, ...)
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fputs("\nTry 'forkpoold --help'.\n", stderr);
+    fputs(" (see forkpoold --help)\n", stderr);
     exit(EXIT_USAGE);
 }
 

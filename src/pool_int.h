@@ -72,6 +72,8 @@ struct fp_worker {
     uint64_t           kill_job;    /* the job the kill was aimed at */
     int                ever_ready;  /* this process said "ready" */
     int                shutdown_pending; /* EOF it once `out` is flushed */
+    int                stop_requested;   /* fp_worker_stop asked it to exit */
+    int                reaped;      /* its pid is gone: never signal it */
     int                retiring;    /* remove the slot once it exits */
     unsigned           generation;  /* pool->generation when spawned */
 };

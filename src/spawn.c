@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <dirent.h>
@@ -73,6 +74,10 @@ child_start(const struct fp_spawn_req *req, int sock, pid_t master)
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != master)
         _exit(111);
     fp_reset_signals();
+    /* A crashing worker must not leave a core file of the master's memory
+     * behind, nor take seconds to dump one before it can be replaced. */
+    struct rlimit no_core = { 0, 0 };
+    setrlimit(RLIMIT_CORE, &no_core);
 
     /* Keep the socket clear of the stdio numbers we are about to assign. */
     if (sock < 3 && (sock = fcntl(sock, F_DUPFD_CLOEXEC, 3)) < 0)

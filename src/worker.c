@@ -2,16 +2,15 @@
  * worker.c — the job loop inside a module worker process.
  *
  * Blocking and single-threaded on purpose: the master does all the
- * concurrency.  Results are batched: while further jobs are already buffered
- * the results are held briefly and written together (one write per batch),
- * but never longer than FLUSH_AFTER so a slow job cannot delay the results
- * of the quick ones before it.
+ * concurrency.  Each result is written as soon as its job is done: holding
+ * it behind the next job would delay it by that job's run time, and lose it
+ * if that job crashes.  Reads are batched: one read takes every job the
+ * master has queued here.
  */
 #include "config.h"
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -19,8 +18,6 @@
 #include "worker.h"
 
 #define READ_CHUNK   (64 * 1024)
-#define FLUSH_AFTER  0.0005        /* seconds a finished result may wait */
-#define FLUSH_BYTES  (256 * 1024)
 
 struct worker {
     int                          fd;
@@ -31,16 +28,7 @@ struct worker {
     msgpack_packer               out_pk;
     msgpack_sbuffer              result;    /* the handler's packed object */
     msgpack_packer               result_pk;
-    double                       first_unflushed;  /* 0 = nothing held */
 };
-
-static double
-now_mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void
 wlog(const char *fmt, const char *arg)
@@ -62,7 +50,6 @@ flush_out(struct worker *w)
             return -1;
         fp_buf_consume(&w->out, (size_t)n);
     }
-    w->first_unflushed = 0;
     fp_buf_shrink(&w->out, 1 << 20);
     return 0;
 }
@@ -123,8 +110,6 @@ run_job(struct worker *w, uint64_t id, const char *payload, size_t len)
         pack_str(&w->out_pk, why);
     else
         fp_buf_append(&w->out, w->result.data, w->result.size);
-    if (w->first_unflushed == 0)
-        w->first_unflushed = now_mono();
     if (w->result.alloc > (1u << 20)) {
         msgpack_sbuffer_destroy(&w->result);
         msgpack_sbuffer_init(&w->result);
@@ -187,13 +172,10 @@ serve(struct worker *w)
                 return -1;
             fp_buf_consume(&w->in, (size_t)n);
             fp_scanner_reset(&sc);
-            if (w->out.len >= FLUSH_BYTES
-                || now_mono() - w->first_unflushed >= FLUSH_AFTER)
-                if (flush_out(w) < 0)
-                    return -1;
+            if (flush_out(w) < 0)
+                return -1;
         }
-        /* About to block: nothing may wait behind the read. */
-        if (flush_out(w) < 0)
+        if (flush_out(w) < 0)     /* the "ready" message, first time */
             return -1;
         fp_buf_shrink(&w->in, 1 << 20);
         char *room = fp_buf_reserve(&w->in, READ_CHUNK);

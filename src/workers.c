@@ -132,6 +132,8 @@ fp_worker_spawn(struct fp_worker *w)
     w->generation = p->generation;
     w->ever_ready = 0;
     w->shutdown_pending = 0;
+    w->stop_requested = 0;
+    w->reaped = 0;
     fp_buf_clear(&w->in);
     fp_buf_clear(&w->out);
     fp_scanner_reset(&w->scan);
@@ -175,9 +177,15 @@ start_head(struct fp_worker *w)
     ev_timer_stop(loop, &w->job_timer);
     if (head == NULL)
         return;
+    if (head->settled) {
+        /* Cancelled while prefetched: only a restart keeps the worker from
+         * running it; the jobs behind it go back to the queue untouched. */
+        fp_worker_kill(w, KILL_CANCEL, head->id);
+        return;
+    }
     head->attempts++;
     w->job_started = ev_now(loop);
-    if (head->timeout > 0 && !head->settled) {
+    if (head->timeout > 0) {
         ev_timer_set(&w->job_timer, head->timeout, 0.);
         ev_timer_start(loop, &w->job_timer);
     }
@@ -228,7 +236,8 @@ fp_worker_kill(struct fp_worker *w, enum fp_kill_cause cause, uint64_t job)
         w->kill_cause = cause;
         w->kill_job = job;
     }
-    kill(w->pid, SIGKILL);
+    if (!w->reaped)     /* a reaped pid may already belong to someone else */
+        kill(w->pid, SIGKILL);
     w->state = W_STOPPING;
     stop_io(w);
 }
@@ -247,6 +256,7 @@ fp_worker_stop(struct fp_worker *w)
     if (w->state == W_STOPPING)
         return;
     w->state = W_STOPPING;
+    w->stop_requested = 1;
     if (w->out.len == 0)
         shutdown(w->fd, SHUT_WR);
     else
@@ -285,8 +295,10 @@ protocol_error(struct fp_worker *w, const char *why)
 {
     struct fp_job *head = TAILQ_FIRST(&w->window);
 
-    fp_logf(&w->pool->log, FP_LOG_WARN, "worker %ld: protocol error: %s; "
-            "killing it", (long)w->pid, why);
+    /* Before "ready" this is a failed start: logged once per streak. */
+    if (w->ever_ready || w->fail_streak == 0)
+        fp_logf(&w->pool->log, FP_LOG_WARN, "worker %ld: protocol error: %s; "
+                "killing it", (long)w->pid, why);
     fp_worker_kill(w, KILL_PROTOCOL, head != NULL ? head->id : 0);
 }
 
@@ -571,14 +583,16 @@ child_exit_cb(struct ev_loop *loop, ev_child *cw, int revents)
     int status = cw->rstatus;
     char death[96];
     struct fp_job *head;
-    int was_ready = w->ever_ready, stopped = w->state == W_STOPPING;
+    int was_ready, stopped = w->stop_requested;
     (void)revents;
 
     ev_child_stop(loop, cw);
+    w->reaped = 1;
     /* Results it wrote before dying are still in the socket: read them
      * first, unless it was killed for talking nonsense. */
     if (w->fd >= 0 && w->kill_cause != KILL_PROTOCOL)
         read_some(w, SIZE_MAX);
+    was_ready = w->ever_ready;
     stop_io(w);
     ev_timer_stop(loop, &w->stop_timer);
     if (w->fd >= 0)
@@ -589,9 +603,9 @@ child_exit_cb(struct ev_loop *loop, ev_child *cw, int revents)
     head = TAILQ_FIRST(&w->window);
     /* Dying before "ready", or idle within a second of it without a job
      * done, is a failed start: restarting it at once could loop forever. */
-    int failed_start = !was_ready
-        || (!stopped && head == NULL && w->jobs_done == 0
-            && ev_now(loop) - w->spawned_at < 1.0);
+    int failed_start = !stopped
+        && (!was_ready || (head == NULL && w->jobs_done == 0
+                           && ev_now(loop) - w->spawned_at < 1.0));
     if (!failed_start && w->kill_cause == KILL_NONE && !stopped)
         w->fail_streak = 0;
     if (head != NULL && w->kill_cause == KILL_NONE)
@@ -604,7 +618,7 @@ child_exit_cb(struct ev_loop *loop, ev_child *cw, int revents)
                     death, was_ready ? "just after it was ready"
                                      : "before it was ready");
     }
-    else if (!stopped)
+    else if (!stopped && w->kill_cause == KILL_NONE)
         fp_logf(&p->log, FP_LOG_WARN, "worker %ld %s while idle", (long)w->pid, death);
     w->pid = 0;
     settle_window(w, death);

@@ -265,9 +265,12 @@ can_take(const struct map *m)
            && (!m->o->keep_order || m->next_index < m->next_print + m->nslots);
 }
 
+/* The first newline in the buffer, or NULL; remembers how far it looked. */
 static const char *
 find_newline(struct map *m)
 {
+    if (m->scanned >= m->in.len)
+        return NULL;
     const char *head = fp_buf_head(&m->in);
     const char *nl = memchr(head + m->scanned, '\n', m->in.len - m->scanned);
     m->scanned = nl != NULL ? (size_t)(nl - head) : m->in.len;
@@ -344,7 +347,7 @@ take_line(struct map *m)
     if (!line_ready(m))
         return 0;
     const char *head = fp_buf_head(&m->in);
-    const char *nl = memchr(head + m->scanned, '\n', m->in.len - m->scanned);
+    const char *nl = find_newline(m);
     int rc = 0;
 
     if (nl == NULL && m->in.len > LINE_LIMIT) {
@@ -356,6 +359,7 @@ take_line(struct map *m)
         if (!is_blank(head, n))
             rc = submit_line(m, head, n);
         fp_buf_consume(&m->in, n + (nl != NULL));
+        fp_buf_shrink(&m->in, STDIN_CHUNK * 4);     /* after a huge line */
     }
     m->scanned = 0;
     return rc < 0 ? -1 : 1;
