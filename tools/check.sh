@@ -3,13 +3,8 @@
 # Usage: tools/check.sh  — from a fresh Debian machine, this is all it takes.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
-"$top/tools/deps.sh"
-cd "$top"
-autoreconf -fi >/dev/null
-mkdir -p build
-cd build
-[ -f Makefile ] || ../configure -q
-make -j"$(nproc)" >/dev/null
+"$top/tools/build.sh"
+cd "$top/build"
 if ! make -j"$(nproc)" check; then
     cat tests/*.log >&2 || true
     exit 1

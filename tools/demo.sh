@@ -4,18 +4,14 @@
 # Usage: tools/demo.sh
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
-"$top/tools/deps.sh"
-cd "$top"
-autoreconf -fi >/dev/null
-mkdir -p build
-cd build
-[ -f Makefile ] || ../configure -q
-make -j"$(nproc)" >/dev/null
+"$top/tools/build.sh"
+cd "$top/build"
 make tests/testmod.la >/dev/null     # a handler that can crash on demand
 
 tmp=$(mktemp -d /tmp/forkpool-demo.XXXXXX)
 sock="$tmp/fp.sock"
 ctl() { echo "\$ forkpoolctl $*" >&2; ./tools/forkpoolctl -s "$sock" "$@"; }
+daemon=""
 trap 'kill $daemon 2>/dev/null; rm -rf "$tmp"' EXIT
 
 echo "== starting forkpoold with 2 workers running tests/testmod.so"
