@@ -633,13 +633,43 @@ h_rpc_open(struct h_daemon *d)
     return h_rpc_open_path(d->sock, d);
 }
 
+static void
+resp_destroy(struct h_resp *r)
+{
+    msgpack_unpacked_destroy(&r->u);
+    free(r);
+}
+
+/* Responses handed to a test; freed in teardown unless freed earlier. */
+static struct h_resp **handed;
+static size_t nhanded, caphanded;
+
+static struct h_resp *
+hand_out(struct h_resp *r)
+{
+    if (r == NULL)
+        return NULL;
+    if (nhanded == caphanded) {
+        caphanded = caphanded ? caphanded * 2 : 64;
+        handed = realloc(handed, caphanded * sizeof(*handed));
+        ck_assert_ptr_nonnull(handed);
+    }
+    handed[nhanded++] = r;
+    return r;
+}
+
 void
 h_resp_free(struct h_resp *r)
 {
     if (r == NULL)
         return;
-    msgpack_unpacked_destroy(&r->u);
-    free(r);
+    for (size_t i = 0; i < nhanded; i++) {
+        if (handed[i] == r) {
+            handed[i] = handed[--nhanded];
+            break;
+        }
+    }
+    resp_destroy(r);
 }
 
 static void
@@ -648,7 +678,7 @@ rpc_free(struct h_rpc *c)
     if (c->fd >= 0)
         close(c->fd);
     for (size_t i = 0; i < c->nstash; i++)
-        h_resp_free(c->stash[i]);
+        resp_destroy(c->stash[i]);
     free(c->stash);
     msgpack_unpacked_destroy(&c->pending);
     msgpack_unpacker_destroy(&c->up);
@@ -852,7 +882,7 @@ h_rpc_wait(struct h_rpc *c, uint32_t msgid, int timeout_ms)
             return NULL;
         rpc_poll(c, 0, left_ms(deadline));
     }
-    return r;
+    return hand_out(r);
 }
 
 struct h_resp *
@@ -1170,6 +1200,11 @@ h_teardown(void)
         remove_dir(dir);
         free(dir);
     }
+    while (nhanded > 0)
+        resp_destroy(handed[--nhanded]);
+    free(handed);
+    handed = NULL;
+    caphanded = 0;
     while (nkept > 0)
         free(kept[--nkept]);
     free(kept);
