@@ -4,8 +4,9 @@
  * Job:    {"argv": [str, ...], "stdin": str|bin?, "env": {name: str|nil}?}
  * Result: {"exit": int, "signal": str|nil, "stdout": str|bin, "stderr": str|bin}
  *
- * The command runs in its own process group with default signal
- * dispositions, an empty mask, and only stdin/stdout/stderr open.  "env"
+ * The command runs in the worker's process group (so killing the worker's
+ * group on a timeout or cancel takes it and its children along) with default
+ * signal dispositions, an empty mask, and only stdin/stdout/stderr open.  "env"
  * entries are added to (str) or removed from (nil) the worker's environment.
  * Output that is valid UTF-8 comes back as str, anything else as bin.  A
  * command killed by a signal reports exit 128+N and names the signal.  The
@@ -163,7 +164,6 @@ exec_child(const struct cmd_job *cj, int in, int out, int err, int errfd)
 {
     int e;
 
-    setpgid(0, 0);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     fp_reset_signals();
     if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)

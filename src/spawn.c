@@ -73,6 +73,9 @@ child_start(const struct fp_spawn_req *req, int sock, pid_t master)
      * prctl: then our parent is already someone else. */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != master)
         _exit(111);
+    /* Lead a process group of our own: whatever the handler starts stays in
+     * it, so the master can kill the worker and everything below it. */
+    setpgid(0, 0);
     fp_reset_signals();
     /* A crashing worker must not leave a core file of the master's memory
      * behind, nor take seconds to dump one before it can be replaced. */

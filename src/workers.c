@@ -236,8 +236,10 @@ fp_worker_kill(struct fp_worker *w, enum fp_kill_cause cause, uint64_t job)
         w->kill_cause = cause;
         w->kill_job = job;
     }
-    if (!w->reaped)     /* a reaped pid may already belong to someone else */
-        kill(w->pid, SIGKILL);
+    if (!w->reaped) {   /* a reaped pid may already belong to someone else */
+        kill(-w->pid, SIGKILL);     /* its group: what the handler started */
+        kill(w->pid, SIGKILL);      /* in case it had not set up its group */
+    }
     w->state = W_STOPPING;
     stop_io(w);
 }
@@ -588,6 +590,11 @@ child_exit_cb(struct ev_loop *loop, ev_child *cw, int revents)
 
     ev_child_stop(loop, cw);
     w->reaped = 1;
+    /* Whatever the worker started and left behind in its process group
+     * (it was mid-job, or was killed) goes with it.  The group's members
+     * keep its id from being reused, so this reaches only them. */
+    if (TAILQ_FIRST(&w->window) != NULL || w->kill_cause != KILL_NONE)
+        kill(-w->pid, SIGKILL);
     /* Results it wrote before dying are still in the socket: read them
      * first, unless it was killed for talking nonsense. */
     if (w->fd >= 0 && w->kill_cause != KILL_PROTOCOL)

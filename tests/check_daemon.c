@@ -845,6 +845,41 @@ START_TEST(cmd_builtin_runs_command)
 }
 END_TEST
 
+START_TEST(cmd_timeout_kills_the_whole_process_group)
+{
+    struct h_daemon *d = started(h_daemon_start("-w", "1", NULL));
+    struct h_rpc *c = connected(d);
+    char job[512], path[256], buf[32];
+    const char *dir = h_tempdir();
+
+    /* A grandchild in the background, its pid left in a file, then a wait
+     * that outlives the timeout. */
+    snprintf(path, sizeof(path), "%s/grandchild.pid", dir);
+    snprintf(job, sizeof(job), "{\"argv\": [\"sh\", \"-c\", \"sleep 1000 & "
+             "echo $! > %s.tmp; mv %s.tmp %s; wait\"]}", path, path, path);
+    struct h_resp *r = submit(c, job, "{\"timeout\": 0.5}");
+    ck_assert_ptr_nonnull(r->error);
+    ck_assert_str_eq(h_get_str(r->error, "kind"), "timeout");
+
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "the job never wrote its grandchild's pid");
+    ck_assert_ptr_nonnull(fgets(buf, sizeof(buf), f));
+    fclose(f);
+    pid_t grandchild = (pid_t)atol(buf);
+    ck_assert_int_gt(grandchild, 1);
+    int pfd = h_pidfd(grandchild);
+    if (pfd >= 0) {     /* -1: already gone */
+        ck_assert_msg(h_wait_readable(pfd, 5000, d) > 0,
+                      "grandchild %ld survived the job's timeout", (long)grandchild);
+        close(pfd);
+    }
+    /* The pool goes on. */
+    ck_assert_str_eq(h_json(submit_ok(c, "{\"argv\": [\"true\"]}")),
+                     canon("{\"exit\": 0, \"signal\": null, \"stdout\": \"\", "
+                           "\"stderr\": \"\"}"));
+}
+END_TEST
+
 /* ========================================================================
  * Control socket (SPEC §5, §7)
  * ======================================================================== */
@@ -1319,6 +1354,7 @@ daemon_suite(void)
     tcase_add_test(tc, oversized_job_is_rejected);
     tcase_add_test(tc, metrics_expose_job_counters);
     tcase_add_test(tc, cmd_builtin_runs_command);
+    tcase_add_test(tc, cmd_timeout_kills_the_whole_process_group);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("drain");
