@@ -91,6 +91,11 @@ typedef struct fp_config {
     unsigned    max_jobs;       /* recycle a worker after N jobs; 0 = never */
     unsigned    prefetch;       /* most jobs queued at one worker when the
                                    queue is deep; 0 = 16 */
+    size_t      max_rss;        /* recycle a worker, between jobs, once its
+                                   resident memory passes this many bytes;
+                                   0 = never */
+    double      slow_log;       /* log a job still running after this many
+                                   seconds (once); 0 = never */
 
     /* Where a worker's code comes from: exactly one of these. */
     const fp_module *module;        /* run in-process in the forked worker */
@@ -163,6 +168,8 @@ typedef void (*fp_drained_fn)(fp_pool *pool, int cut_off, void *arg);
 void fp_pool_drain(fp_pool *pool, double timeout, fp_drained_fn done,
                    void *arg);
 
+#define FP_LATENCY_BUCKETS 12
+
 typedef struct fp_stats {
     int      draining;
     unsigned workers;       /* target worker count */
@@ -173,7 +180,27 @@ typedef struct fp_stats {
     uint64_t restarts;      /* workers replaced after they died */
     unsigned start_failures;/* longest current streak of failed starts */
     double   uptime_s;
+    /* Run time of finished jobs (ok or error): a cumulative histogram with
+     * upper bounds fp_latency_bounds[i] seconds; the last bucket is +Inf. */
+    uint64_t latency_count[FP_LATENCY_BUCKETS];
+    double   latency_sum;
 } fp_stats;
+
+extern const double fp_latency_bounds[FP_LATENCY_BUCKETS - 1];
+
+/* One live worker, for status displays. */
+typedef struct fp_worker_info {
+    pid_t       pid;
+    const char *state;      /* "starting", "idle", "busy", "stopping" */
+    uint64_t    job;        /* running job id, 0 = none */
+    double      job_age_s;  /* how long it has been running */
+    unsigned    queued;     /* further jobs prefetched behind it */
+    unsigned    jobs_done;
+    size_t      rss;        /* resident bytes (0 if unknown) */
+} fp_worker_info;
+
+/* Fill up to `max` rows, one per live worker; returns how many exist. */
+size_t fp_pool_worker_info(const fp_pool *pool, fp_worker_info *rows, size_t max);
 
 void fp_pool_stats(const fp_pool *pool, fp_stats *st);
 

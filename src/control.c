@@ -273,6 +273,35 @@ method_submit(struct client *c, uint32_t msgid, struct fp_reader *r, uint32_t np
     c->pending++;
 }
 
+/* "worker_list": one map per live worker (SPEC's "workers" is the count). */
+static void
+pack_worker_rows(msgpack_packer *pk, fp_pool *pool)
+{
+    fp_worker_info rows[1024];
+    size_t n = fp_pool_worker_info(pool, rows, sizeof(rows) / sizeof(rows[0]));
+
+    if (n > sizeof(rows) / sizeof(rows[0]))
+        n = sizeof(rows) / sizeof(rows[0]);
+    pack_str(pk, "worker_list");
+    msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < n; i++) {
+        msgpack_pack_map(pk, 7);
+        pack_kv_u64(pk, "pid", (uint64_t)rows[i].pid);
+        pack_str(pk, "state");
+        pack_str(pk, rows[i].state);
+        pack_str(pk, "job");
+        if (rows[i].job != 0)
+            msgpack_pack_uint64(pk, rows[i].job);
+        else
+            msgpack_pack_nil(pk);
+        pack_str(pk, "job_age_s");
+        msgpack_pack_double(pk, rows[i].job_age_s);
+        pack_kv_u64(pk, "queued", rows[i].queued);
+        pack_kv_u64(pk, "jobs_done", rows[i].jobs_done);
+        pack_kv_u64(pk, "rss", rows[i].rss);
+    }
+}
+
 static void
 method_status(struct client *c, uint32_t msgid)
 {
@@ -287,7 +316,7 @@ method_status(struct client *c, uint32_t msgid)
     fp_pool_stats(pool, &st);
     begin_response(c, &pk, msgid);
     msgpack_pack_nil(&pk);
-    msgpack_pack_map(&pk, 16);
+    msgpack_pack_map(&pk, 17);
     pack_str(&pk, "state");
     pack_str(&pk, st.draining ? "draining" : "running");
     pack_kv_u64(&pk, "workers", st.workers);
@@ -309,6 +338,7 @@ method_status(struct client *c, uint32_t msgid)
     msgpack_pack_array(&pk, npids);
     for (size_t i = 0; i < npids; i++)
         msgpack_pack_int64(&pk, pids[i]);
+    pack_worker_rows(&pk, pool);
     flush_soon(c);
 }
 
@@ -366,7 +396,7 @@ static void
 method_metrics(struct client *c, uint32_t msgid)
 {
     fp_stats st;
-    char text[2048];
+    char text[4096];
     msgpack_packer pk;
     int n;
 
@@ -401,6 +431,23 @@ method_metrics(struct client *c, uint32_t msgid)
         (unsigned long long)st.cancelled, (unsigned long long)st.submitted,
         (unsigned long long)st.restarts, st.queued, st.busy, st.idle,
         st.starting, st.draining);
+    n += snprintf(text + n, sizeof(text) - (size_t)n,
+        "# HELP forkpool_job_duration_seconds Run time of jobs that ended ok or error.\n"
+        "# TYPE forkpool_job_duration_seconds histogram\n");
+    for (unsigned i = 0; i < FP_LATENCY_BUCKETS; i++) {
+        char le[32];
+        if (i < FP_LATENCY_BUCKETS - 1)
+            snprintf(le, sizeof(le), "%g", fp_latency_bounds[i]);
+        else
+            snprintf(le, sizeof(le), "+Inf");
+        n += snprintf(text + n, sizeof(text) - (size_t)n,
+                      "forkpool_job_duration_seconds_bucket{le=\"%s\"} %llu\n",
+                      le, (unsigned long long)st.latency_count[i]);
+    }
+    n += snprintf(text + n, sizeof(text) - (size_t)n,
+                  "forkpool_job_duration_seconds_sum %.6f\n"
+                  "forkpool_job_duration_seconds_count %llu\n", st.latency_sum,
+                  (unsigned long long)st.latency_count[FP_LATENCY_BUCKETS - 1]);
     begin_response(c, &pk, msgid);
     msgpack_pack_nil(&pk);
     msgpack_pack_str(&pk, (size_t)n);

@@ -62,7 +62,11 @@ usage(FILE *out)
 "      --queue-max N        queued jobs before submissions are rejected\n"
 "                           (default 65536)\n"
 "      --max-job-bytes N    largest job or result in bytes (default 64 MiB)\n"
-"      --max-jobs N         recycle a worker after N jobs (0 = never)\n"
+"      --max-jobs N         recycle a worker after N jobs, plus up to 10%%\n"
+"                           jitter (0 = never)\n"
+"      --max-rss MiB        recycle a worker, between jobs, once its resident\n"
+"                           memory passes MiB (0 = never)\n"
+"      --slow-log S         log each job still running after S seconds\n"
 "      --prefetch N         jobs queued at one worker when the queue is deep\n"
 "                           (default 16)\n"
 "      --drain-timeout S    how long a drain may take (default 30; 0 = no limit)\n"
@@ -210,6 +214,7 @@ watch_signal(struct daemon *d, ev_signal *sw, int sig,
 enum {
     OPT_MODULE = 256, OPT_MODULE_CONFIG, OPT_EXEC, OPT_BUILTIN, OPT_JOB_TIMEOUT,
     OPT_QUEUE_MAX, OPT_MAX_JOB_BYTES, OPT_MAX_JOBS, OPT_DRAIN_TIMEOUT, OPT_PREFETCH,
+    OPT_MAX_RSS, OPT_SLOW_LOG,
 };
 
 static const struct option long_options[] = {
@@ -225,6 +230,8 @@ static const struct option long_options[] = {
     { "max-jobs",      required_argument, NULL, OPT_MAX_JOBS },
     { "drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT },
     { "prefetch",      required_argument, NULL, OPT_PREFETCH },
+    { "max-rss",       required_argument, NULL, OPT_MAX_RSS },
+    { "slow-log",      required_argument, NULL, OPT_SLOW_LOG },
     { "verbose",       no_argument,       NULL, 'v' },
     { "help",          no_argument,       NULL, 'h' },
     { "version",       no_argument,       NULL, 'V' },
@@ -271,6 +278,9 @@ main(int argc, char **argv)
             cfg.max_jobs = (unsigned)parse_uint("--max-jobs", optarg, 0, UINT_MAX); break;
         case OPT_PREFETCH:
             cfg.prefetch = (unsigned)parse_uint("--prefetch", optarg, 1, 1024); break;
+        case OPT_MAX_RSS:
+            cfg.max_rss = (size_t)parse_uint("--max-rss", optarg, 0, 1u << 20) << 20; break;
+        case OPT_SLOW_LOG: cfg.slow_log = parse_seconds("--slow-log", optarg); break;
         case OPT_DRAIN_TIMEOUT: d.drain_timeout = parse_seconds("--drain-timeout", optarg); break;
         case 'v': d.log.level = FP_LOG_DEBUG; break;
         case 'h': usage(stdout); return 0;

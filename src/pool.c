@@ -36,6 +36,10 @@ fp_kind_name(fp_kind kind)
     return kind_names[kind];
 }
 
+const double fp_latency_bounds[FP_LATENCY_BUCKETS - 1] = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5,
+};
+
 void
 fp_config_init(fp_config *cfg)
 {
@@ -203,6 +207,7 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
 
     TAILQ_INIT(&p->queue);
     p->next_id = 1;
+    p->rng = ((uint64_t)getpid() << 32) ^ (uint64_t)(ev_time() * 1e6) ^ 0x9e3779b97f4a7c15ull;
     msgpack_packer_init(&p->scratch_pk, &p->scratch, fp_buf_pack_write);
     ev_timer_init(&p->drain_timer, drain_timer_cb, 0., 0.);
     p->drain_timer.data = p;
@@ -689,9 +694,22 @@ fp_pool_drain(fp_pool *p, double timeout, fp_drained_fn done, void *arg)
  * ------------------------------------------------------------------------ */
 
 void
+fp_pool_record_latency(struct fp_pool *p, double secs)
+{
+    unsigned i = 0;
+
+    while (i < FP_LATENCY_BUCKETS - 1 && secs > fp_latency_bounds[i])
+        i++;
+    p->counters.latency_count[i]++;     /* per bucket; made cumulative below */
+    p->counters.latency_sum += secs;
+}
+
+void
 fp_pool_stats(const fp_pool *p, fp_stats *st)
 {
     *st = p->counters;
+    for (unsigned i = 1; i < FP_LATENCY_BUCKETS; i++)
+        st->latency_count[i] += st->latency_count[i - 1];
     st->draining = p->draining;
     st->workers = p->target;
     st->live = st->busy = st->idle = st->starting = 0;
@@ -723,6 +741,34 @@ fp_pool_pids(const fp_pool *p, pid_t *pids, size_t max)
             continue;
         if (n < max)
             pids[n] = p->workers[i]->pid;
+        n++;
+    }
+    return n;
+}
+
+size_t
+fp_pool_worker_info(const fp_pool *p, fp_worker_info *rows, size_t max)
+{
+    size_t n = 0;
+    ev_tstamp now = ev_now(p->loop);
+
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        const struct fp_worker *w = p->workers[i];
+        const struct fp_job *head = TAILQ_FIRST(&w->window);
+        if (w->pid <= 0)
+            continue;
+        if (n < max) {
+            fp_worker_info *r = &rows[n];
+            r->pid = w->pid;
+            r->state = w->state == W_STOPPING ? "stopping"
+                     : !w->ever_ready ? "starting"
+                     : head != NULL ? "busy" : "idle";
+            r->job = head != NULL ? head->id : 0;
+            r->job_age_s = head != NULL ? now - w->job_started : 0;
+            r->queued = w->nwindow > 0 ? w->nwindow - 1 : 0;
+            r->jobs_done = w->jobs_done;
+            r->rss = fp_worker_rss(w);
+        }
         n++;
     }
     return n;

@@ -57,6 +57,7 @@ struct fp_worker {
     ev_io              rio, wio;
     ev_child           child;
     ev_timer           job_timer;   /* the running job's deadline */
+    ev_timer           slow_timer;  /* --slow-log for the running job */
     ev_timer           restart_timer;
     ev_timer           stop_timer;  /* SIGKILL if a stop takes too long */
     struct fp_buf      in, out;
@@ -76,6 +77,7 @@ struct fp_worker {
     int                reaped;      /* its pid is gone: never signal it */
     int                retiring;    /* remove the slot once it exits */
     unsigned           generation;  /* pool->generation when spawned */
+    const char        *recycle_why; /* set: stop once the window is empty */
 };
 
 struct fp_pool {
@@ -107,6 +109,7 @@ struct fp_pool {
     ev_idle            drained_idle; /* reports the drain from a fresh stack */
 
     ev_tstamp          started_at;
+    uint64_t           rng;         /* xorshift state for --max-jobs jitter */
     fp_stats           counters;    /* the monotonic counters only */
     struct fp_buf      scratch;     /* packs pool-made details */
     msgpack_packer     scratch_pk;
@@ -122,6 +125,8 @@ void fp_job_settle_str(struct fp_pool *p, struct fp_job *job, fp_kind kind,
                        const char *detail);
 void fp_pool_dispatch(struct fp_pool *p);
 void fp_pool_check_drained(struct fp_pool *p);
+/* A job ran for `secs` and finished (ok or error). */
+void fp_pool_record_latency(struct fp_pool *p, double secs);
 /* A worker said "ready": lets a rolling reload move on. */
 void fp_pool_worker_ready(struct fp_pool *p, struct fp_worker *w);
 /* A retiring worker's process is gone: drop its slot (frees w). */
@@ -134,6 +139,8 @@ int  fp_worker_spawn(struct fp_worker *w);
 void fp_worker_assign(struct fp_worker *w, struct fp_job *job);
 void fp_worker_kill(struct fp_worker *w, enum fp_kill_cause cause, uint64_t job);
 void fp_worker_stop(struct fp_worker *w);
+/* Resident bytes of the worker process, or 0 if unknown. */
+size_t fp_worker_rss(const struct fp_worker *w);
 /* How many more jobs the worker's window takes now. */
 unsigned fp_worker_room(const struct fp_worker *w);
 

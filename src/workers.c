@@ -30,6 +30,7 @@ static void worker_read_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void worker_write_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void child_exit_cb(struct ev_loop *loop, ev_child *cw, int revents);
 static void job_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents);
+static void slow_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents);
 static void restart_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents);
 static void stop_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents);
 
@@ -49,10 +50,12 @@ fp_worker_new(struct fp_pool *p, unsigned slot)
     ev_init(&w->wio, worker_write_cb);
     ev_init(&w->child, child_exit_cb);
     ev_init(&w->job_timer, job_timer_cb);
+    ev_init(&w->slow_timer, slow_timer_cb);
     ev_init(&w->restart_timer, restart_timer_cb);
     ev_init(&w->stop_timer, stop_timer_cb);
     w->rio.data = w->wio.data = w->child.data = w;
     w->job_timer.data = w->restart_timer.data = w->stop_timer.data = w;
+    w->slow_timer.data = w;
     return w;
 }
 
@@ -64,6 +67,7 @@ stop_io(struct fp_worker *w)
     ev_io_stop(loop, &w->rio);
     ev_io_stop(loop, &w->wio);
     ev_timer_stop(loop, &w->job_timer);
+    ev_timer_stop(loop, &w->slow_timer);
 }
 
 /* Release everything but the window (the pool settles those jobs). */
@@ -102,6 +106,39 @@ schedule_restart(struct fp_worker *w)
     ev_timer_start(w->pool->loop, &w->restart_timer);
 }
 
+/* --max-jobs plus up to 10% jitter, so workers started together do not
+ * all recycle together. */
+static unsigned
+job_budget(struct fp_pool *p)
+{
+    unsigned max = p->cfg.max_jobs, spread = max / 10;
+
+    if (max == 0 || spread == 0)
+        return max;
+    p->rng ^= p->rng << 13;
+    p->rng ^= p->rng >> 7;
+    p->rng ^= p->rng << 17;
+    return max + (unsigned)(p->rng % (spread + 1));
+}
+
+size_t
+fp_worker_rss(const struct fp_worker *w)
+{
+    char path[64], buf[128];
+    unsigned long size, resident;
+    FILE *f;
+
+    if (w->pid <= 0 || w->reaped)
+        return 0;
+    snprintf(path, sizeof(path), "/proc/%ld/statm", (long)w->pid);
+    if ((f = fopen(path, "re")) == NULL)
+        return 0;
+    int ok = fgets(buf, sizeof(buf), f) != NULL
+          && sscanf(buf, "%lu %lu", &size, &resident) == 2;
+    fclose(f);
+    return ok ? (size_t)resident * (size_t)sysconf(_SC_PAGESIZE) : 0;
+}
+
 int
 fp_worker_spawn(struct fp_worker *w)
 {
@@ -126,7 +163,8 @@ fp_worker_spawn(struct fp_worker *w)
     w->state = W_STARTING;
     w->spawned_at = ev_now(p->loop);
     w->jobs_done = 0;
-    w->job_budget = p->cfg.max_jobs;
+    w->job_budget = job_budget(p);
+    w->recycle_why = NULL;
     w->kill_cause = KILL_NONE;
     w->kill_job = 0;
     w->generation = p->generation;
@@ -157,7 +195,7 @@ fp_worker_room(const struct fp_worker *w)
     const struct fp_pool *p = w->pool;
     unsigned limit = p->cfg.prefetch;
 
-    if (w->state != W_READY || w->retiring || p->cut_off)
+    if (w->state != W_READY || w->retiring || w->recycle_why != NULL || p->cut_off)
         return 0;
     if (w->job_budget > 0) {
         unsigned left = w->job_budget > w->jobs_done ? w->job_budget - w->jobs_done : 0;
@@ -175,6 +213,7 @@ start_head(struct fp_worker *w)
     struct ev_loop *loop = w->pool->loop;
 
     ev_timer_stop(loop, &w->job_timer);
+    ev_timer_stop(loop, &w->slow_timer);
     if (head == NULL)
         return;
     if (head->settled) {
@@ -188,6 +227,10 @@ start_head(struct fp_worker *w)
     if (head->timeout > 0) {
         ev_timer_set(&w->job_timer, head->timeout, 0.);
         ev_timer_start(loop, &w->job_timer);
+    }
+    if (w->pool->cfg.slow_log > 0) {
+        ev_timer_set(&w->slow_timer, w->pool->cfg.slow_log, 0.);
+        ev_timer_start(loop, &w->slow_timer);
     }
 }
 
@@ -292,6 +335,30 @@ job_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents)
     fp_worker_kill(w, KILL_TIMEOUT, head->id);
 }
 
+/* --slow-log: once per job, while it still runs. */
+static void
+slow_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents)
+{
+    struct fp_worker *w = tw->data;
+    struct fp_job *head = TAILQ_FIRST(&w->window);
+    char prefix[4 * 48 + 1];
+    size_t n = 0;
+    (void)revents;
+
+    if (head == NULL)
+        return;
+    /* The payload is msgpack: show its first bytes, escaped. */
+    for (size_t i = 0; i < head->len && i < 48; i++) {
+        unsigned char c = (unsigned char)head->payload[i];
+        n += (size_t)snprintf(prefix + n, sizeof(prefix) - n,
+                              c >= 0x20 && c < 0x7f && c != '\\' ? "%c" : "\\x%02x", c);
+    }
+    fp_logf(&w->pool->log, FP_LOG_WARN, "slow job %llu on worker %ld: running "
+            "for %.1fs; payload (%zu bytes) %s%s", (unsigned long long)head->id,
+            (long)w->pid, ev_now(loop) - w->job_started, head->len, prefix,
+            head->len > 48 ? "..." : "");
+}
+
 static void
 protocol_error(struct fp_worker *w, const char *why)
 {
@@ -318,6 +385,15 @@ on_result(struct fp_worker *w, fp_kind kind, const char *raw, size_t len)
     TAILQ_REMOVE(&w->window, job, link);
     w->nwindow--;
     w->jobs_done++;
+    fp_pool_record_latency(p, ev_now(p->loop) - w->job_started);
+    /* --max-rss, checked between jobs (and not on every one of a burst:
+     * reading /proc costs more than a trivial job). */
+    if (p->cfg.max_rss > 0 && w->recycle_why == NULL
+        && (w->nwindow == 0 || w->jobs_done % 16 == 0)
+        && fp_worker_rss(w) > p->cfg.max_rss)
+        w->recycle_why = "its memory passed --max-rss";
+    if (w->recycle_why == NULL && w->job_budget > 0 && w->jobs_done >= w->job_budget)
+        w->recycle_why = "it reached --max-jobs";
     if (w->fail_streak > 0) {
         fp_logf(&p->log, FP_LOG_INFO, "worker slot %u: healthy again after %u "
                 "failed starts", w->slot, w->fail_streak);
@@ -329,9 +405,9 @@ on_result(struct fp_worker *w, fp_kind kind, const char *raw, size_t len)
         return;
     if (w->retiring) {
         fp_worker_stop(w);
-    } else if (w->job_budget > 0 && w->jobs_done >= w->job_budget) {
-        fp_logf(&p->log, FP_LOG_INFO, "worker %ld: recycling after %u jobs",
-                (long)w->pid, w->jobs_done);
+    } else if (w->recycle_why != NULL) {
+        fp_logf(&p->log, FP_LOG_INFO, "worker %ld: recycling after %u jobs: %s",
+                (long)w->pid, w->jobs_done, w->recycle_why);
         fp_worker_stop(w);
     }
 }

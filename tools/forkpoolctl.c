@@ -428,6 +428,35 @@ print_pids(const json_t *pids)
     printf("\n");
 }
 
+/* One row per worker: pid, state, running job and its age, jobs, RSS. */
+static void
+print_worker_rows(json_t *rows)
+{
+    size_t i;
+    json_t *r;
+
+    if (!json_is_array(rows) || json_array_size(rows) == 0)
+        return;
+    printf("\n%8s  %-8s  %10s  %8s  %7s  %9s  %9s\n", "PID", "STATE", "JOB",
+           "AGE", "QUEUED", "JOBS", "RSS");
+    json_array_foreach(rows, i, r) {
+        json_t *job = json_object_get(r, "job");
+        char jobtxt[32] = "-", age[32] = "-";
+        if (json_is_integer(job)) {
+            snprintf(jobtxt, sizeof jobtxt, "%" JSON_INTEGER_FORMAT, json_integer_value(job));
+            snprintf(age, sizeof age, "%.1fs",
+                     json_number_value(json_object_get(r, "job_age_s")));
+        }
+        printf("%8" JSON_INTEGER_FORMAT "  %-8s  %10s  %8s  %7" JSON_INTEGER_FORMAT
+               "  %9" JSON_INTEGER_FORMAT "  %7.1fMi\n",
+               json_integer_value(json_object_get(r, "pid")),
+               json_string_value(json_object_get(r, "state")) ?: "?", jobtxt, age,
+               json_integer_value(json_object_get(r, "queued")),
+               json_integer_value(json_object_get(r, "jobs_done")),
+               (double)json_integer_value(json_object_get(r, "rss")) / (1 << 20));
+    }
+}
+
 /* The readable status table; fields the daemon leaves out are skipped, ones
  * this tool does not know are listed at the end. */
 static void
@@ -439,6 +468,7 @@ print_status_table(json_t *st)
     };
     static const char *const shown[] = {
         "state", "uptime_s", "workers", "busy", "idle", "starting", "pids",
+        "worker_list",
     };
     char buf[512];
     json_t *v;
@@ -469,6 +499,7 @@ print_status_table(json_t *st)
         if (!known)
             printf("%-15s %s\n", key, field_text(v, buf, sizeof buf));
     }
+    print_worker_rows(json_object_get(st, "worker_list"));
 }
 
 /* Params [] or [n]. */
