@@ -845,11 +845,79 @@ START_TEST(cmd_builtin_runs_command)
 }
 END_TEST
 
+START_TEST(max_jobs_recycles_each_worker_with_jitter)
+{
+    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", "--max-jobs", "10", NULL));
+    struct h_rpc *c = connected(d);
+    pid_t prev = 0;
+    int run = 0, runs = 0;
+
+    /* One worker, jobs one at a time: each pid serves a run of 10 or 11
+     * jobs (10 plus up to 10% jitter) before a fresh one takes over. */
+    for (int i = 0; i < 60; i++) {
+        pid_t pid = worker_pid(c);
+        if (pid != prev && prev != 0) {
+            ck_assert_msg(run >= 10 && run <= 11, "worker %ld ran %d jobs", (long)prev, run);
+            runs++;
+            run = 0;
+        }
+        prev = pid;
+        run++;
+    }
+    ck_assert_int_ge(runs, 4);
+    ck_assert_int_ge(h_log_count(d, "reached --max-jobs"), 4);
+}
+END_TEST
+
+START_TEST(max_rss_recycles_between_jobs_never_mid_job)
+{
+    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", "--max-rss", "40", NULL));
+    struct h_rpc *c = connected(d);
+    pid_t before = worker_pid(c);
+
+    /* The job that crosses the limit still completes ok ... */
+    ck_assert_str_eq(h_json(submit_ok(c, "{\"op\": \"grow\", \"mib\": 64}")), "\"grown\"");
+    /* ... and the next job runs on a fresh worker. */
+    ck_assert_int_ne(worker_pid(c), before);
+    ck_assert_int_eq(h_log_count(d, "passed --max-rss"), 1);
+}
+END_TEST
+
+START_TEST(slow_log_names_a_running_job_once)
+{
+    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", "--slow-log", "0.1", NULL));
+    struct h_rpc *c = connected(d);
+    uint32_t msgid = h_rpc_submit(c, "{\"op\": \"sleep\", \"s\": 0.6}", NULL);
+
+    /* Logged while the job still runs: before its response exists. */
+    ck_assert(h_daemon_wait_log(d, "slow job 1 on worker", 0, 5000));
+    struct h_resp *st = h_status(c);
+    const msgpack_object *rows = h_get(st->result, "worker_list");
+    ck_assert_ptr_nonnull(rows);
+    ck_assert_int_eq(rows->via.array.size, 1);
+    ck_assert_str_eq(h_get_str(&rows->via.array.ptr[0], "state"), "busy");
+    ck_assert_int_eq(h_get_int(&rows->via.array.ptr[0], "job"), 1);
+    ck_assert_int_gt(h_get_int(&rows->via.array.ptr[0], "rss"), 0);
+
+    struct h_resp *r = h_rpc_wait(c, msgid, 5000);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_ptr_null(r->error);
+    ck_assert_int_eq(h_log_count(d, "slow job 1 on worker"), 1);
+
+    struct h_resp *m = h_rpc_call(c, "metrics", "[]");
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(m->result->type, MSGPACK_OBJECT_STR);
+    ck_assert_msg(memmem(m->result->via.str.ptr, m->result->via.str.size,
+                         "forkpool_job_duration_seconds_count 1\n", 38) != NULL,
+                  "no job duration histogram in metrics");
+}
+END_TEST
+
 START_TEST(cmd_timeout_kills_the_whole_process_group)
 {
     struct h_daemon *d = started(h_daemon_start("-w", "1", NULL));
     struct h_rpc *c = connected(d);
-    char job[512], path[256], buf[32];
+    char job[1024], path[256], buf[32];
     const char *dir = h_tempdir();
 
     /* A grandchild in the background, its pid left in a file, then a wait
@@ -1355,6 +1423,9 @@ daemon_suite(void)
     tcase_add_test(tc, metrics_expose_job_counters);
     tcase_add_test(tc, cmd_builtin_runs_command);
     tcase_add_test(tc, cmd_timeout_kills_the_whole_process_group);
+    tcase_add_test(tc, max_jobs_recycles_each_worker_with_jitter);
+    tcase_add_test(tc, max_rss_recycles_between_jobs_never_mid_job);
+    tcase_add_test(tc, slow_log_names_a_running_job_once);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("drain");

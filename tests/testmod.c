@@ -13,6 +13,7 @@
  *   {"op": "fds"}              result: ["fd -> target", ...] of /proc/self/fd
  *   {"op": "pid"}              result: the worker's pid
  *   {"op": "none"}             pack nothing (a handler bug)
+ *   {"op": "grow", "mib": n}   allocate and touch n MiB, and keep it
  * Config (--module-config): {"fail_init": true} makes init fail;
  * {"fail_init_if": "/path"} makes it fail while that file exists.
  */
@@ -166,6 +167,19 @@ test_handle(void *state, const msgpack_object *job, msgpack_packer *out)
         msgpack_pack_int64(out, getpid());
         return 0;
     } else if (is(op, "none")) {
+        return 0;
+    } else if (is(op, "grow")) {
+        const msgpack_object *m = get(job, "mib");
+        size_t n = (m != NULL && m->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? m->via.u64 : 1) << 20;
+        /* Kept on purpose, where the compiler cannot drop it: the worker grows. */
+        static char *volatile hoard;
+        char **more = malloc(sizeof(char *) + n);
+        if (more == NULL)
+            return pack_cstr(out, "out of memory"), 1;
+        memset(more + 1, 1, n);
+        more[0] = hoard;                    /* a chain of every block */
+        hoard = (char *)more;
+        pack_cstr(out, "grown");
         return 0;
     }
     pack_cstr(out, "unknown op");
