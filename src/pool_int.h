@@ -54,7 +54,9 @@ struct fp_worker {
     enum fp_wstate     state;
     pid_t              pid;         /* 0 when no process */
     int                fd;          /* -1 when closed */
-    ev_io              rio, wio;
+    int                errfd;       /* its stderr, -1 when closed */
+    ev_io              rio, wio, eio;
+    struct fp_buf      errline;     /* a stderr line not yet complete */
     ev_child           child;
     ev_timer           job_timer;   /* the running job's deadline */
     ev_timer           slow_timer;  /* --slow-log for the running job */

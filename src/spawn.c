@@ -65,7 +65,7 @@ set_sockbuf(int fd, int size)
 
 /* Runs in the child right after fork; never returns. */
 static void __attribute__((noreturn))
-child_start(const struct fp_spawn_req *req, int sock, pid_t master)
+child_start(const struct fp_spawn_req *req, int sock, int errw, pid_t master)
 {
     int devnull;
 
@@ -84,6 +84,11 @@ child_start(const struct fp_spawn_req *req, int sock, pid_t master)
 
     /* Keep the socket clear of the stdio numbers we are about to assign. */
     if (sock < 3 && (sock = fcntl(sock, F_DUPFD_CLOEXEC, 3)) < 0)
+        _exit(111);
+    if (errw < 3 && (errw = fcntl(errw, F_DUPFD_CLOEXEC, 3)) < 0)
+        _exit(111);
+    /* stderr goes to the master, which logs it line by line with our pid. */
+    if (dup2(errw, 2) < 0)
         _exit(111);
     devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (req->exec_argv != NULL) {
@@ -110,18 +115,26 @@ child_start(const struct fp_spawn_req *req, int sock, pid_t master)
 }
 
 pid_t
-fp_spawn(const struct fp_spawn_req *req, int *fd)
+fp_spawn(const struct fp_spawn_req *req, int *fd, int *errfd)
 {
-    int sv[2];
+    int sv[2], ep[2];
     sigset_t all, old;
     pid_t master = getpid();
     pid_t pid;
 
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+    if (pipe2(ep, O_CLOEXEC | O_NONBLOCK) < 0)
         return -1;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        int e = errno;
+        close(ep[0]);
+        close(ep[1]);
+        errno = e;
+        return -1;
+    }
     set_sockbuf(sv[0], req->sockbuf);
     set_sockbuf(sv[1], req->sockbuf);
-    if (fcntl(sv[0], F_SETFL, O_NONBLOCK) < 0)
+    /* Only our end is nonblocking: the worker writes its stderr blocking. */
+    if (fcntl(sv[0], F_SETFL, O_NONBLOCK) < 0 || fcntl(ep[1], F_SETFL, 0) < 0)
         goto fail;
 
     /* Block signals across fork so no handler of the master's (libev's)
@@ -131,7 +144,8 @@ fp_spawn(const struct fp_spawn_req *req, int *fd)
     pid = fork();
     if (pid == 0) {
         close(sv[0]);
-        child_start(req, sv[1], master);
+        close(ep[0]);
+        child_start(req, sv[1], ep[1], master);
     }
     int saved = errno;
     sigprocmask(SIG_SETMASK, &old, NULL);
@@ -140,13 +154,17 @@ fp_spawn(const struct fp_spawn_req *req, int *fd)
         goto fail;
     }
     close(sv[1]);
+    close(ep[1]);
     *fd = sv[0];
+    *errfd = ep[0];
     return pid;
 
 fail:
     saved = errno;
     close(sv[0]);
     close(sv[1]);
+    close(ep[0]);
+    close(ep[1]);
     errno = saved;
     return -1;
 }

@@ -24,9 +24,11 @@ struct fp_spawn_req {
     int          sockbuf;    /* SO_SNDBUF/SO_RCVBUF for both ends; 0 = default */
 };
 
-/* Fork one worker.  Returns its pid and stores the parent's end in *fd, or
- * returns -1 with errno set (nothing is left open). */
-pid_t fp_spawn(const struct fp_spawn_req *req, int *fd);
+/* Fork one worker.  Returns its pid and stores the parent's end of its
+ * socket in *fd and the read end of a pipe carrying its stderr (and a module
+ * worker's stdout) in *errfd, both nonblocking and close-on-exec; or returns
+ * -1 with errno set (nothing is left open). */
+pid_t fp_spawn(const struct fp_spawn_req *req, int *fd, int *errfd);
 
 /* Child hygiene, also used by the cmd builtin for its own children: reset
  * every signal disposition to default and unblock all signals. */

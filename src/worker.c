@@ -33,7 +33,8 @@ struct worker {
 static void
 wlog(const char *fmt, const char *arg)
 {
-    fprintf(stderr, "forkpool worker %ld: ", (long)getpid());
+    /* The master prefixes each line with our pid. */
+    fputs("forkpool worker: ", stderr);
     fprintf(stderr, fmt, arg);
     fputc('\n', stderr);
 }

@@ -28,6 +28,7 @@
 
 static void worker_read_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void worker_write_cb(struct ev_loop *loop, ev_io *io, int revents);
+static void worker_stderr_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void child_exit_cb(struct ev_loop *loop, ev_child *cw, int revents);
 static void job_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents);
 static void slow_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents);
@@ -45,15 +46,17 @@ fp_worker_new(struct fp_pool *p, unsigned slot)
     w->slot = slot;
     w->state = W_WAITING;
     w->fd = -1;
+    w->errfd = -1;
     TAILQ_INIT(&w->window);
     ev_init(&w->rio, worker_read_cb);
     ev_init(&w->wio, worker_write_cb);
+    ev_init(&w->eio, worker_stderr_cb);
     ev_init(&w->child, child_exit_cb);
     ev_init(&w->job_timer, job_timer_cb);
     ev_init(&w->slow_timer, slow_timer_cb);
     ev_init(&w->restart_timer, restart_timer_cb);
     ev_init(&w->stop_timer, stop_timer_cb);
-    w->rio.data = w->wio.data = w->child.data = w;
+    w->rio.data = w->wio.data = w->eio.data = w->child.data = w;
     w->job_timer.data = w->restart_timer.data = w->stop_timer.data = w;
     w->slow_timer.data = w;
     return w;
@@ -80,10 +83,14 @@ fp_worker_free(struct fp_worker *w)
     ev_child_stop(loop, &w->child);
     ev_timer_stop(loop, &w->restart_timer);
     ev_timer_stop(loop, &w->stop_timer);
+    ev_io_stop(loop, &w->eio);
     if (w->fd >= 0)
         close(w->fd);
+    if (w->errfd >= 0)
+        close(w->errfd);
     fp_buf_free(&w->in);
     fp_buf_free(&w->out);
+    fp_buf_free(&w->errline);
     free(w);
 }
 
@@ -148,8 +155,8 @@ fp_worker_spawn(struct fp_worker *w)
         .child_main = fp_worker_main,
         .child_arg = &p->wargs,
     };
-    int fd;
-    pid_t pid = fp_spawn(&req, &fd);
+    int fd, errfd;
+    pid_t pid = fp_spawn(&req, &fd, &errfd);
 
     if (pid < 0) {
         if (w->fail_streak++ == 0)
@@ -160,6 +167,10 @@ fp_worker_spawn(struct fp_worker *w)
     }
     w->pid = pid;
     w->fd = fd;
+    w->errfd = errfd;
+    fp_buf_clear(&w->errline);
+    ev_io_set(&w->eio, errfd, EV_READ);
+    ev_io_start(p->loop, &w->eio);
     w->state = W_STARTING;
     w->spawned_at = ev_now(p->loop);
     w->jobs_done = 0;
@@ -565,6 +576,67 @@ worker_write_cb(struct ev_loop *loop, ev_io *io, int revents)
 }
 
 /* ------------------------------------------------------------------------
+ * stderr: logged line by line with the worker's pid
+ * ------------------------------------------------------------------------ */
+
+#define ERRLINE_MAX 2048    /* a longer line is logged in pieces */
+
+static void
+log_stderr_line(struct fp_worker *w, const char *line, size_t len)
+{
+    if (len > 0 && line[len - 1] == '\r')
+        len--;
+    fp_logf(&w->pool->log, FP_LOG_INFO, "worker %ld: %.*s", (long)w->pid,
+            (int)len, line);
+}
+
+/* Log the unfinished rest of a line and close the pipe. */
+static void
+close_stderr(struct fp_worker *w)
+{
+    if (w->errline.len > 0)
+        log_stderr_line(w, fp_buf_head(&w->errline), w->errline.len);
+    fp_buf_free(&w->errline);
+    ev_io_stop(w->pool->loop, &w->eio);
+    close(w->errfd);
+    w->errfd = -1;
+}
+
+/* Read what the pipe holds; log complete lines; close it at EOF. */
+static void
+read_stderr(struct fp_worker *w)
+{
+    char chunk[4096];
+
+    for (;;) {
+        ssize_t n = read(w->errfd, chunk, sizeof(chunk));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n <= 0)
+            break;
+        for (ssize_t i = 0; i < n; i++) {
+            if (chunk[i] == '\n' || w->errline.len >= ERRLINE_MAX) {
+                log_stderr_line(w, fp_buf_head(&w->errline), w->errline.len);
+                fp_buf_clear(&w->errline);
+                if (chunk[i] == '\n')
+                    continue;
+            }
+            fp_buf_append(&w->errline, &chunk[i], 1);
+        }
+    }
+    close_stderr(w);
+}
+
+static void
+worker_stderr_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop; (void)revents;
+    read_stderr(io->data);
+}
+
+/* ------------------------------------------------------------------------
  * Death
  * ------------------------------------------------------------------------ */
 
@@ -676,6 +748,13 @@ child_exit_cb(struct ev_loop *loop, ev_child *cw, int revents)
     if (w->fd >= 0 && w->kill_cause != KILL_PROTOCOL)
         read_some(w, SIZE_MAX);
     was_ready = w->ever_ready;
+    /* Its last words, before the death is logged.  (A process it left
+     * behind may still hold the pipe: whatever is there now is read, and
+     * the pipe is closed with the worker.) */
+    if (w->errfd >= 0)
+        read_stderr(w);
+    if (w->errfd >= 0)
+        close_stderr(w);
     stop_io(w);
     ev_timer_stop(loop, &w->stop_timer);
     if (w->fd >= 0)

@@ -845,6 +845,23 @@ START_TEST(cmd_builtin_runs_command)
 }
 END_TEST
 
+START_TEST(worker_stderr_is_logged_line_by_line_with_its_pid)
+{
+    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", NULL));
+    struct h_rpc *c = connected(d);
+    pid_t pid = worker_pid(c);
+    char want[128];
+
+    ck_assert_str_eq(h_json(submit_ok(c, "{\"op\": \"say\", \"text\": \"hello log\"}")),
+                     "\"said\"");
+    /* A module worker's stdout joins its stderr: both reach the log. */
+    snprintf(want, sizeof(want), "info: worker %ld: hello log", (long)pid);
+    ck_assert(h_daemon_wait_log(d, want, 0, 5000));
+    snprintf(want, sizeof(want), "info: worker %ld: stdout: hello log", (long)pid);
+    ck_assert(h_daemon_wait_log(d, want, 0, 5000));
+}
+END_TEST
+
 START_TEST(max_jobs_recycles_each_worker_with_jitter)
 {
     struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", "--max-jobs", "10", NULL));
@@ -1424,6 +1441,7 @@ daemon_suite(void)
     tcase_add_test(tc, cmd_builtin_runs_command);
     tcase_add_test(tc, cmd_timeout_kills_the_whole_process_group);
     tcase_add_test(tc, max_jobs_recycles_each_worker_with_jitter);
+    tcase_add_test(tc, worker_stderr_is_logged_line_by_line_with_its_pid);
     tcase_add_test(tc, max_rss_recycles_between_jobs_never_mid_job);
     tcase_add_test(tc, slow_log_names_a_running_job_once);
     suite_add_tcase(s, tc);

@@ -14,6 +14,7 @@
  *   {"op": "pid"}              result: the worker's pid
  *   {"op": "none"}             pack nothing (a handler bug)
  *   {"op": "grow", "mib": n}   allocate and touch n MiB, and keep it
+ *   {"op": "say", "text": s}   write s to stderr and "stdout: s" to stdout
  * Config (--module-config): {"fail_init": true} makes init fail;
  * {"fail_init_if": "/path"} makes it fail while that file exists.
  */
@@ -167,6 +168,14 @@ test_handle(void *state, const msgpack_object *job, msgpack_packer *out)
         msgpack_pack_int64(out, getpid());
         return 0;
     } else if (is(op, "none")) {
+        return 0;
+    } else if (is(op, "say")) {
+        const msgpack_object *t = get(job, "text");
+        int n = t != NULL && t->type == MSGPACK_OBJECT_STR ? (int)t->via.str.size : 0;
+        fprintf(stderr, "%.*s\n", n, n ? t->via.str.ptr : "");
+        printf("stdout: %.*s\n", n, n ? t->via.str.ptr : "");
+        fflush(stdout);
+        pack_cstr(out, "said");
         return 0;
     } else if (is(op, "grow")) {
         const msgpack_object *m = get(job, "mib");
