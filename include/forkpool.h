@@ -99,6 +99,8 @@ typedef struct fp_config {
 
     /* Where a worker's code comes from: exactly one of these. */
     const fp_module *module;        /* run in-process in the forked worker */
+    const char      *module_path;   /* or: each new worker dlopens this .so
+                                       (so a reload picks up a new file) */
     const char      *module_config; /* msgpack bytes handed to init, or NULL */
     size_t           module_config_len;
     char *const     *exec_argv;     /* or: exec this protocol-speaking program */
@@ -143,6 +145,12 @@ int fp_pool_start(fp_pool *pool);
 int fp_pool_submit(fp_pool *pool, const char *job, size_t len,
                    const fp_job_opts *opts, fp_done_fn done, void *arg,
                    uint64_t *id, const char **reason);
+
+/* Load the module a .so exports as `forkpool_module` and check its ABI.
+ * Returns it (and the dlopen handle in *handle, for dlclose), or NULL with a
+ * message in err. */
+const fp_module *fp_module_load(const char *path, void **handle,
+                                char *err, size_t errlen);
 
 /* The same with a msgpack_object, packed for you. */
 int fp_pool_submit_object(fp_pool *pool, const msgpack_object *job,

@@ -26,7 +26,6 @@
 #include "control.h"
 #include "jsonmp.h"
 #include "log.h"
-#include "modload.h"
 #include "sockpath.h"
 
 #define EXIT_USAGE 2
@@ -243,7 +242,7 @@ main(int argc, char **argv)
 {
     struct daemon d;
     fp_config cfg;
-    char err[512], sockpath[108];
+    char err[512], sockpath[108], module_abs[PATH_MAX + 1];
     const char *socket_opt = NULL, *module_path = NULL, *module_config = NULL;
     const char *exec_cmd = NULL, *builtin = NULL;
     msgpack_sbuffer config_mp;
@@ -300,9 +299,22 @@ main(int argc, char **argv)
         usage_error("--module-config: needs --module");
 
     if (module_path != NULL) {
-        cfg.module = fp_module_load(module_path, &module_handle, err, sizeof(err));
-        if (cfg.module == NULL)
+        /* Checked here, before anything forks; each worker then loads the
+         * file itself, so a reload picks up a new build of it. */
+        if (fp_module_load(module_path, &module_handle, err, sizeof(err)) == NULL)
             usage_error("--module: %s", err);
+        dlclose(module_handle);
+        module_handle = NULL;
+        if (module_path[0] != '/') {
+            char cwd[PATH_MAX];
+            if (getcwd(cwd, sizeof(cwd)) == NULL
+                || snprintf(module_abs, sizeof(module_abs), "%s/%s", cwd, module_path)
+                   >= (int)sizeof(module_abs))
+                usage_error("--module: path too long");
+            cfg.module_path = module_abs;
+        } else {
+            cfg.module_path = module_path;
+        }
         if (module_config != NULL) {
             msgpack_packer pk;
             msgpack_packer_init(&pk, &config_mp, msgpack_sbuffer_write);
@@ -376,8 +388,6 @@ main(int argc, char **argv)
     if (exec_cmd != NULL)
         wordfree(&exec_words);
     msgpack_sbuffer_destroy(&config_mp);
-    if (module_handle != NULL)
-        dlclose(module_handle);
     ev_loop_destroy(d.loop);
     return d.exit_code;
 }

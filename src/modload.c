@@ -1,10 +1,10 @@
-/* modload.c — dlopen a handler module and validate its ABI. */
+/* modload.c — dlopen a handler module and validate its ABI (forkpool.h). */
 #include "config.h"
 #include <dlfcn.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "modload.h"
+#include "forkpool.h"
 
 const fp_module *
 fp_module_load(const char *path, void **handle, char *err, size_t errlen)

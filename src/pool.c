@@ -141,8 +141,9 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
         snprintf(err, errlen, "the pool needs libev's default loop (ev_default_loop)");
         return NULL;
     }
-    if ((cfg->module == NULL) == (cfg->exec_argv == NULL)) {
-        snprintf(err, errlen, "exactly one of module and exec_argv must be set");
+    if ((cfg->module != NULL) + (cfg->module_path != NULL) + (cfg->exec_argv != NULL) != 1) {
+        snprintf(err, errlen, "exactly one of module, module_path and exec_argv "
+                 "must be set");
         return NULL;
     }
     if (cfg->module != NULL && (cfg->module->abi != FP_MODULE_ABI
@@ -201,6 +202,7 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
         memcpy(p->module_config, cfg->module_config, cfg->module_config_len);
     }
     p->wargs.module = cfg->module;
+    p->wargs.module_path = cfg->module_path;
     p->wargs.config = p->module_config;
     p->wargs.config_len = p->module_config ? cfg->module_config_len : 0;
     p->wargs.limits = p->worker_limits;

@@ -22,6 +22,7 @@
 struct worker {
     int                          fd;
     const struct fp_worker_args *args;
+    const fp_module             *module;
     void                        *state;
     struct fp_buf                in;
     struct fp_buf                out;
@@ -79,7 +80,7 @@ run_job(struct worker *w, uint64_t id, const char *payload, size_t len)
         rc = 1;
         why = "job could not be decoded";
     } else {
-        rc = w->args->module->handle(w->state, &job.data, &w->result_pk);
+        rc = w->module->handle(w->state, &job.data, &w->result_pk);
     }
     msgpack_unpacked_destroy(&job);
 
@@ -209,15 +210,26 @@ fp_worker_main(int fd, void *arg)
     msgpack_packer_init(&w.result_pk, &w.result, msgpack_sbuffer_write);
     msgpack_unpacked_init(&config);
 
-    if (args->module->init != NULL) {
+    w.module = args->module;
+    if (w.module == NULL) {
+        char err[512];
+        void *handle;   /* kept for the life of the process */
+        w.module = fp_module_load(args->module_path, &handle, err, sizeof(err));
+        if (w.module == NULL) {
+            wlog("%s", err);
+            rc = 3;
+            goto out;
+        }
+    }
+    if (w.module->init != NULL) {
         const msgpack_object *cfg = NULL;
         size_t off = 0;
         if (args->config != NULL
             && msgpack_unpack_next(&config, args->config, args->config_len, &off)
                == MSGPACK_UNPACK_SUCCESS)
             cfg = &config.data;
-        if (args->module->init(&w.state, cfg) != 0) {
-            wlog("module %s: init failed", args->module->name ? args->module->name : "?");
+        if (w.module->init(&w.state, cfg) != 0) {
+            wlog("module %s: init failed", w.module->name ? w.module->name : "?");
             rc = 3;
             goto out;
         }
@@ -226,8 +238,8 @@ fp_worker_main(int fd, void *arg)
     send_ready(&w);
     if (serve(&w) < 0)
         rc = 2;
-    else if (args->module->fini != NULL)
-        args->module->fini(w.state);
+    else if (w.module->fini != NULL)
+        w.module->fini(w.state);
 out:
     msgpack_unpacked_destroy(&config);
     msgpack_sbuffer_destroy(&w.result);

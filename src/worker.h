@@ -10,7 +10,8 @@
 #include "frame.h"
 
 struct fp_worker_args {
-    const fp_module *module;
+    const fp_module *module;     /* or NULL: load module_path first */
+    const char      *module_path;
     const char      *config;     /* msgpack bytes for init, or NULL */
     size_t           config_len;
     struct fp_limits limits;     /* for jobs read and results written */

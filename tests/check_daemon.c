@@ -614,6 +614,44 @@ START_TEST(sighup_replaces_every_worker_without_losing_jobs)
 }
 END_TEST
 
+/* Copy src over dst the way a deploy does: a new file renamed into place. */
+static void
+install_file(const char *src, const char *dst)
+{
+    char tmp[300], buf[65536];
+    FILE *in = fopen(src, "rb"), *out;
+    size_t n;
+
+    snprintf(tmp, sizeof(tmp), "%s.new", dst);
+    ck_assert_msg(in != NULL, "%s: %s", src, strerror(errno));
+    ck_assert_ptr_nonnull(out = fopen(tmp, "wb"));
+    while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+        ck_assert_uint_eq(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    ck_assert_int_eq(fclose(out), 0);
+    ck_assert_int_eq(rename(tmp, dst), 0);
+}
+
+START_TEST(reload_loads_the_new_build_of_the_module)
+{
+    char mod[256];
+    size_t mark;
+
+    snprintf(mod, sizeof(mod), "%s/mod.so", h_tempdir());
+    install_file(H_TESTMOD, mod);
+    struct h_daemon *d = started(h_daemon_start("--module", mod, "-w", "2", NULL));
+    struct h_rpc *c = connected(d);
+    ck_assert_str_eq(h_json(submit_ok(c, "\"v1\"")), "\"v1\"");
+
+    install_file(TOP_BUILDDIR "/tests/.libs/testmod2.so", mod);
+    mark = d->loglen;
+    h_daemon_kill(d, SIGHUP);
+    ck_assert_msg(h_daemon_wait_log(d, "reload complete", mark, 5000), "reload did not complete");
+    for (int i = 0; i < 4; i++)
+        ck_assert_str_eq(h_json(submit_ok(c, "\"v1\"")), "\"v2\"");
+}
+END_TEST
+
 START_TEST(sigttin_and_sigttou_scale_by_one)
 {
     struct h_daemon *d = started(h_daemon_start(MOD, "-w", "2", NULL));
@@ -1456,6 +1494,7 @@ daemon_suite(void)
     tcase_add_test(tc, drain_timeout_cancels_and_exits_1);
     tcase_add_test(tc, second_sigterm_cuts_drain_off);
     tcase_add_test(tc, sighup_replaces_every_worker_without_losing_jobs);
+    tcase_add_test(tc, reload_loads_the_new_build_of_the_module);
     tcase_add_test(tc, sigttin_and_sigttou_scale_by_one);
     suite_add_tcase(s, tc);
 
