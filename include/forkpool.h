@@ -105,6 +105,12 @@ typedef struct fp_config {
     size_t           module_config_len;
     char *const     *exec_argv;     /* or: exec this protocol-speaking program */
 
+    /* Optional: show a title for a worker process ("forkpool: worker 3
+     * busy job 123"); called inside module workers.  forkpoold sets the
+     * command line seen in ps with it. */
+    void      (*title)(const char *title, void *arg);
+    void       *title_arg;
+
     fp_log_fn   log;            /* NULL = lines on stderr */
     void       *log_arg;
     int         log_level;      /* most verbose level emitted; default INFO */

@@ -26,6 +26,7 @@
 #include "control.h"
 #include "jsonmp.h"
 #include "log.h"
+#include "proctitle.h"
 #include "sockpath.h"
 
 #define EXIT_USAGE 2
@@ -250,6 +251,7 @@ main(int argc, char **argv)
     void *module_handle = NULL;
     int handlers = 0, opt;
 
+    argv = fp_proctitle_init(argc, argv);
     memset(&d, 0, sizeof(d));
     d.drain_timeout = 30;
     d.log.fn = fp_log_stderr;
@@ -348,6 +350,7 @@ main(int argc, char **argv)
     cfg.log_arg = d.log.arg;
     cfg.log_level = d.log.level;
     cfg.max_workers = MAX_WORKERS;
+    cfg.title = fp_proctitle_set;
     d.loop = ev_default_loop(0);
     d.pool = fp_pool_new(d.loop, &cfg, err, sizeof(err));
     if (d.pool == NULL) {
@@ -381,6 +384,9 @@ main(int argc, char **argv)
             st.workers, st.workers == 1 ? "" : "s", module_path ? module_path : exec_cmd ? exec_cmd
                                     : builtin ? builtin : "cmd");
 
+    char title[160];
+    snprintf(title, sizeof(title), "forkpool: master %s", sockpath);
+    fp_proctitle_set(title, NULL);
     ev_run(d.loop, 0);
 
     fp_pool_free(d.pool);       /* first: it may still owe clients outcomes */

@@ -206,6 +206,8 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
     p->wargs.config = p->module_config;
     p->wargs.config_len = p->module_config ? cfg->module_config_len : 0;
     p->wargs.limits = p->worker_limits;
+    p->wargs.title = cfg->title;
+    p->wargs.title_arg = cfg->title_arg;
 
     TAILQ_INIT(&p->queue);
     p->next_id = 1;

@@ -64,6 +64,21 @@ pack_str(msgpack_packer *pk, const char *s)
     msgpack_pack_str_body(pk, s, n);
 }
 
+static void
+set_title(struct worker *w, const char *state, uint64_t job)
+{
+    char title[96];
+
+    if (w->args->title == NULL)
+        return;
+    if (job != 0)
+        snprintf(title, sizeof(title), "forkpool: worker %u %s job %llu",
+                 w->args->slot, state, (unsigned long long)job);
+    else
+        snprintf(title, sizeof(title), "forkpool: worker %u %s", w->args->slot, state);
+    w->args->title(title, w->args->title_arg);
+}
+
 /* Run one job and queue its ["ok"|"error", id, value] message. */
 static void
 run_job(struct worker *w, uint64_t id, const char *payload, size_t len)
@@ -135,6 +150,7 @@ handle_frame(struct worker *w, const char *frame, size_t len)
         wlog("%s", "unexpected message from the master");
         return -1;
     }
+    set_title(w, "busy", id);
     run_job(w, id, payload, plen);
     return 0;
 }
@@ -179,6 +195,7 @@ serve(struct worker *w)
         }
         if (flush_out(w) < 0)     /* the "ready" message, first time */
             return -1;
+        set_title(w, "idle", 0);
         fp_buf_shrink(&w->in, 1 << 20);
         char *room = fp_buf_reserve(&w->in, READ_CHUNK);
         if (room == NULL)

@@ -15,6 +15,9 @@ struct fp_worker_args {
     const char      *config;     /* msgpack bytes for init, or NULL */
     size_t           config_len;
     struct fp_limits limits;     /* for jobs read and results written */
+    void           (*title)(const char *title, void *arg);  /* or NULL */
+    void            *title_arg;
+    unsigned         slot;       /* shown in the title */
 };
 
 /* Announce "ready", then serve jobs on `fd` until EOF.  Returns the process

@@ -156,7 +156,10 @@ fp_worker_spawn(struct fp_worker *w)
         .child_arg = &p->wargs,
     };
     int fd, errfd;
-    pid_t pid = fp_spawn(&req, &fd, &errfd);
+    pid_t pid;
+
+    p->wargs.slot = w->slot;    /* the child sees it as of the fork */
+    pid = fp_spawn(&req, &fd, &errfd);
 
     if (pid < 0) {
         if (w->fail_streak++ == 0)

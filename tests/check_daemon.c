@@ -900,6 +900,49 @@ START_TEST(worker_stderr_is_logged_line_by_line_with_its_pid)
 }
 END_TEST
 
+/* /proc/PID/cmdline up to its first NUL. */
+static const char *
+cmdline_of(pid_t pid, char *buf, size_t len)
+{
+    char path[64];
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)pid);
+    ck_assert_ptr_nonnull(f = fopen(path, "r"));
+    n = fread(buf, 1, len - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+START_TEST(process_titles_show_role_and_job)
+{
+    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", NULL));
+    struct h_rpc *c = connected(d);
+    pid_t pid = worker_pid(c);
+    char buf[256], want[256];
+    uint32_t msgid;
+
+    snprintf(want, sizeof(want), "forkpool: master %s", d->sock);
+    ck_assert_str_eq(cmdline_of(d->pid, buf, sizeof(buf)), want);
+    ck_assert_str_eq(cmdline_of(pid, buf, sizeof(buf)), "forkpool: worker 0 idle");
+    msgid = h_rpc_submit(c, "{\"op\": \"sleep\", \"s\": 0.5}", NULL);
+    /* Once the master counts the job as running, the worker sets its title
+     * as it starts it: poll the title briefly (nothing to wait on). */
+    struct h_resp *st;
+    do {
+        st = h_status(c);
+    } while (h_get_int(st->result, "busy") == 0);
+    int64_t deadline = h_now_ms() + 5000;
+    while (strcmp(cmdline_of(pid, buf, sizeof(buf)), "forkpool: worker 0 busy job 2") != 0
+           && h_now_ms() < deadline)
+        h_daemon_pump(d, 10);
+    ck_assert_str_eq(buf, "forkpool: worker 0 busy job 2");
+    ck_assert_ptr_nonnull(h_rpc_wait(c, msgid, 5000));
+}
+END_TEST
+
 START_TEST(max_jobs_recycles_each_worker_with_jitter)
 {
     struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", "--max-jobs", "10", NULL));
@@ -1479,6 +1522,7 @@ daemon_suite(void)
     tcase_add_test(tc, cmd_builtin_runs_command);
     tcase_add_test(tc, cmd_timeout_kills_the_whole_process_group);
     tcase_add_test(tc, max_jobs_recycles_each_worker_with_jitter);
+    tcase_add_test(tc, process_titles_show_role_and_job);
     tcase_add_test(tc, worker_stderr_is_logged_line_by_line_with_its_pid);
     tcase_add_test(tc, max_rss_recycles_between_jobs_never_mid_job);
     tcase_add_test(tc, slow_log_names_a_running_job_once);
