@@ -213,9 +213,10 @@ job_done_cb(const fp_outcome *o, void *arg)
     flush_soon(c);
 }
 
-/* Parse submit's optional options map; returns NULL or what is wrong. */
+/* Parse submit's optional options map; returns NULL or what is wrong.
+ * *notify: the client wants an "accepted" notification. */
 static const char *
-read_job_opts(struct fp_reader *r, fp_job_opts *opts)
+read_job_opts(struct fp_reader *r, fp_job_opts *opts, int *notify)
 {
     uint32_t n;
 
@@ -231,8 +232,11 @@ read_job_opts(struct fp_reader *r, fp_job_opts *opts)
             if (fp_read_uint(r, &v) < 0 || v > MAX_RETRIES)
                 return "malformed: retries must be an integer from 0 to 100";
             opts->retries = (unsigned)v;
+        } else if (fp_read_str_eq(r, "notify")) {
+            if (fp_read_bool(r, notify) < 0)
+                return "malformed: notify must be true or false";
         } else {
-            return "malformed: unknown option (expected timeout, retries)";
+            return "malformed: unknown option (expected timeout, retries, notify)";
         }
     }
     return NULL;
@@ -242,6 +246,8 @@ static void
 method_submit(struct client *c, uint32_t msgid, struct fp_reader *r, uint32_t nparams)
 {
     fp_job_opts opts = { .timeout = -1, .retries = 0 };
+    int notify = 0;
+    uint64_t id;
     const char *job, *why;
     size_t len;
     struct reply_to *rt;
@@ -254,7 +260,7 @@ method_submit(struct client *c, uint32_t msgid, struct fp_reader *r, uint32_t np
         respond_rejected(c, msgid, "malformed");
         return;
     }
-    if (nparams == 2 && (why = read_job_opts(r, &opts)) != NULL) {
+    if (nparams == 2 && (why = read_job_opts(r, &opts, &notify)) != NULL) {
         respond_rejected(c, msgid, why);
         return;
     }
@@ -265,12 +271,24 @@ method_submit(struct client *c, uint32_t msgid, struct fp_reader *r, uint32_t np
     }
     rt->c = c;
     rt->msgid = msgid;
-    if (fp_pool_submit(c->ctl->pool, job, len, &opts, job_done_cb, rt, NULL, &why) < 0) {
+    if (fp_pool_submit(c->ctl->pool, job, len, &opts, job_done_cb, rt, &id, &why) < 0) {
         free(rt);
         respond_rejected(c, msgid, why);
         return;
     }
     c->pending++;
+    if (notify) {
+        /* [2, "accepted", [msgid, id]]: the id, early enough to cancel. */
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &c->out, fp_buf_pack_write);
+        msgpack_pack_array(&pk, 3);
+        msgpack_pack_int(&pk, 2);
+        pack_str(&pk, "accepted");
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_uint32(&pk, msgid);
+        msgpack_pack_uint64(&pk, id);
+        flush_soon(c);
+    }
 }
 
 /* "worker_list": one map per live worker (SPEC's "workers" is the count). */

@@ -943,6 +943,30 @@ START_TEST(process_titles_show_role_and_job)
 }
 END_TEST
 
+START_TEST(forkpoolctl_ids_prints_each_id_when_accepted)
+{
+    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", NULL));
+    struct h_run run;
+
+    need_ctl();
+    /* submit: the id on stderr at acceptance, the outcome on stdout. */
+    h_ctl(&run, d, NULL, "submit", "--ids", "{\"op\": \"sleep\", \"s\": 0.2}", NULL);
+    ck_assert_int_eq(exit_code_of(&run), 0);
+    ck_assert_str_eq(run.err, "{\"id\": 1, \"accepted\": true}\n");
+    ck_assert_str_eq(run.out, "{\"id\": 1, \"ok\": true, \"result\": \"slept\"}\n");
+
+    /* map: one accepted line per job, with its index. */
+    h_ctl(&run, d, "10\n20\n30\n", "map", "--ids", "--keep-order", NULL);
+    ck_assert_int_eq(exit_code_of(&run), 0);
+    ck_assert_int_eq(h_count_lines(run.err), 3);
+    ck_assert_ptr_nonnull(strstr(run.err, "{\"index\": 0, \"id\": 2, \"accepted\": true}\n"));
+    ck_assert_ptr_nonnull(strstr(run.err, "{\"index\": 2, \"id\": 4, \"accepted\": true}\n"));
+    ck_assert_str_eq(run.out, "{\"index\": 0, \"id\": 2, \"ok\": true, \"result\": 10}\n"
+                              "{\"index\": 1, \"id\": 3, \"ok\": true, \"result\": 20}\n"
+                              "{\"index\": 2, \"id\": 4, \"ok\": true, \"result\": 30}\n");
+}
+END_TEST
+
 START_TEST(max_jobs_recycles_each_worker_with_jitter)
 {
     struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", "--max-jobs", "10", NULL));
@@ -1579,6 +1603,7 @@ daemon_suite(void)
     tcase_add_test(tc, forkpoolctl_map_outcomes);
     tcase_add_test(tc, forkpoolctl_status_json_and_table);
     tcase_add_test(tc, forkpoolctl_cancel_scale_metrics_drain);
+    tcase_add_test(tc, forkpoolctl_ids_prints_each_id_when_accepted);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -40,6 +40,7 @@ struct ctl_conn {
     size_t             last;        /* bytes of the frame last returned */
     int                write_errno; /* a failed write, reported at EOF */
     int                unreachable; /* err is an I/O problem (exit 3) */
+    int                show_ids;    /* ctl_call prints accepted ids on stderr */
     char               err[256];    /* what went wrong */
 };
 
@@ -47,6 +48,9 @@ struct ctl_conn {
  * only until the next ctl_* call on that connection. */
 struct ctl_response {
     uint32_t    msgid;
+    int         accepted;   /* an ["accepted", [msgid, id]] notification:
+                               only msgid and id are set */
+    uint64_t    id;
     const char *error;      /* NULL when the error is nil */
     size_t      error_len;
     const char *result;
@@ -59,6 +63,7 @@ struct ctl_jobopts {
     double   timeout;
     int      has_retries;
     uint32_t retries;
+    int      ids;       /* --ids: ask for "accepted" notifications */
 };
 
 /* Connect to the daemon's socket.  Returns 0, or -1 with c->err set. */

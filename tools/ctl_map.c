@@ -400,6 +400,14 @@ handle_response(struct map *m, const struct ctl_response *r)
     int ok = 0;
     char err[256];
 
+    if (r->accepted) {      /* only sent for --ids */
+        if (s < m->nslots && m->slots[s].state == SLOT_SENT
+            && m->slots[s].msgid == r->msgid)
+            fprintf(stderr, "{\"index\": %" PRIu64 ", \"id\": %" PRIu64
+                    ", \"accepted\": true}\n", (uint64_t)m->slots[s].index, r->id);
+        return 0;
+    }
+
     if (s >= m->nslots || m->slots[s].state != SLOT_SENT
         || m->slots[s].msgid != r->msgid) {
         fprintf(stderr, "forkpoolctl: map: response to an unknown request "

@@ -1,6 +1,7 @@
 /* ctl_rpc.c — forkpoolctl's MessagePack-RPC client and outcome lines. */
 #include "config.h"
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -154,6 +155,20 @@ parse_response(struct ctl_conn *c, const char *frame, size_t len,
     uint64_t type, msgid;
 
     fp_reader_init(&rd, frame, len);
+    r->accepted = 0;
+    /* A notification [2, "accepted", [msgid, id]]: a job was queued. */
+    if (fp_read_array(&rd, &n) == 0 && n == 3 && fp_read_uint(&rd, &type) == 0
+        && type == 2) {
+        uint32_t np;
+        if (!fp_read_str_eq(&rd, "accepted") || fp_read_array(&rd, &np) < 0
+            || np != 2 || fp_read_uint(&rd, &msgid) < 0 || msgid > UINT32_MAX
+            || fp_read_uint(&rd, &r->id) < 0)
+            return conn_err(c, 0, "unknown notification from the daemon");
+        r->accepted = 1;
+        r->msgid = (uint32_t)msgid;
+        return 0;
+    }
+    fp_reader_init(&rd, frame, len);
     if (fp_read_array(&rd, &n) < 0 || n != 4 || fp_read_uint(&rd, &type) < 0
         || type != 1 || fp_read_uint(&rd, &msgid) < 0 || msgid > UINT32_MAX)
         return conn_err(c, 0, "not a MessagePack-RPC response");
@@ -204,6 +219,11 @@ ctl_call(struct ctl_conn *c, const char *method, const char *params,
     for (;;) {
         int rc;
         while ((rc = ctl_next_response(c, r)) == 1) {
+            if (r->accepted) {
+                if (c->show_ids && r->msgid == msgid)
+                    fprintf(stderr, "{\"id\": %" PRIu64 ", \"accepted\": true}\n", r->id);
+                continue;
+            }
             if (r->msgid == msgid)
                 return 0;
         }
@@ -245,7 +265,7 @@ ctl_pack_params(struct fp_buf *out, const char *job, size_t joblen,
                 const struct ctl_jobopts *o)
 {
     msgpack_packer pk;
-    int nopts = !!o->has_timeout + !!o->has_retries;
+    int nopts = !!o->has_timeout + !!o->has_retries + !!o->ids;
 
     msgpack_packer_init(&pk, out, fp_buf_pack_write);
     if (msgpack_pack_array(&pk, nopts > 0 ? 2 : 1) != 0
@@ -262,6 +282,10 @@ ctl_pack_params(struct fp_buf *out, const char *job, size_t joblen,
     if (o->has_retries
         && (msgpack_pack_str_with_body(&pk, "retries", 7) != 0
             || msgpack_pack_uint32(&pk, o->retries) != 0))
+        return -1;
+    if (o->ids
+        && (msgpack_pack_str_with_body(&pk, "notify", 6) != 0
+            || msgpack_pack_true(&pk) != 0))
         return -1;
     return 0;
 }

@@ -26,12 +26,13 @@ static const char usage_text[] =
 "{\"$ext\": [type, \"<base64>\"]}.\n"
 "\n"
 "Commands:\n"
-"  submit [--timeout S] [--retries N] JSON\n"
+"  submit [--timeout S] [--retries N] [--ids] JSON\n"
 "      Run one job and print its outcome line, e.g.\n"
 "        {\"id\": 7, \"ok\": true, \"result\": ...}\n"
 "        {\"id\": 7, \"ok\": false, \"kind\": \"crashed\", "
 "\"detail\": \"killed by SIGSEGV\"}\n"
 "  map [--keep-order] [--fail-fast] [--timeout S] [--retries N] [--window N]\n"
+"      [--ids]\n"
 "      Run each line of stdin (one JSON job per line), up to N at once\n"
 "      (default 256), and print one outcome line per job as it completes,\n"
 "      with \"index\" first: the 0-based number of the job's line, where\n"
@@ -49,7 +50,10 @@ static const char usage_text[] =
 "  metrics            print the Prometheus metrics text\n"
 "\n"
 "Job options: --timeout S (seconds, 0 = none), --retries N (attempts\n"
-"after a crash).  A JSON argument that starts with '-' goes after \"--\".\n"
+"after a crash), --ids (as soon as the daemon accepts a job, print\n"
+"{\"id\": N, \"accepted\": true} on stderr -- with \"index\" for map -- so it\n"
+"can be cancelled while it runs).  A JSON argument that starts with '-'\n"
+"goes after \"--\".\n"
 "\n"
 "Options:\n"
 "  -s, --socket PATH  control socket (default: $FORKPOOL_SOCKET, else\n"
@@ -66,7 +70,7 @@ static const char usage_text[] =
 
 /* Option values that the job-taking commands share. */
 enum { OPT_TIMEOUT = 0x100, OPT_RETRIES, OPT_WINDOW, OPT_KEEP, OPT_FAST,
-       OPT_JSON };
+       OPT_JSON, OPT_IDS };
 
 /* ---- argument helpers ---------------------------------------------------- */
 
@@ -139,6 +143,8 @@ job_option(const char *cmd, int c, const char *arg, struct ctl_jobopts *o)
             return usage_error(cmd, "--timeout: '%s' is not a number of "
                                "seconds >= 0", arg);
         o->has_timeout = 1;
+    } else if (c == OPT_IDS) {
+        o->ids = 1;
     } else {
         if (parse_uint(arg, UINT32_MAX, &n) < 0)
             return usage_error(cmd, "--retries: '%s' is not a count", arg);
@@ -235,6 +241,7 @@ cmd_submit(const char *path, int argc, char **argv)
     static const struct option opts[] = {
         { "timeout", required_argument, NULL, OPT_TIMEOUT },
         { "retries", required_argument, NULL, OPT_RETRIES },
+        { "ids", no_argument, NULL, OPT_IDS },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -246,7 +253,7 @@ cmd_submit(const char *path, int argc, char **argv)
             fputs(usage_text, stdout);
             return CTL_EXIT_OK;
         }
-        if (c != OPT_TIMEOUT && c != OPT_RETRIES)
+        if (c != OPT_TIMEOUT && c != OPT_RETRIES && c != OPT_IDS)
             return bad_option("submit", c, argv);
         if ((rc = job_option("submit", c, optarg, &jo)) != 0)
             return rc;
@@ -273,7 +280,9 @@ cmd_submit(const char *path, int argc, char **argv)
         rc = CTL_EXIT_FAIL;
         goto out;
     }
-    if (ctl_connect(&conn, path) < 0
+    if (ctl_connect(&conn, path) == 0)
+        conn.show_ids = jo.ids;
+    if (conn.fd < 0
         || ctl_call(&conn, "submit", fp_buf_head(&params), params.len,
                     &r) < 0) {
         rc = ctl_fail(&conn, "submit");
@@ -309,6 +318,7 @@ cmd_map(const char *path, int argc, char **argv)
         { "timeout", required_argument, NULL, OPT_TIMEOUT },
         { "retries", required_argument, NULL, OPT_RETRIES },
         { "window", required_argument, NULL, OPT_WINDOW },
+        { "ids", no_argument, NULL, OPT_IDS },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -335,6 +345,7 @@ cmd_map(const char *path, int argc, char **argv)
             break;
         case OPT_TIMEOUT:
         case OPT_RETRIES:
+        case OPT_IDS:
             if ((rc = job_option("map", c, optarg, &mo.job)) != 0)
                 return rc;
             break;
