@@ -85,6 +85,9 @@ typedef struct fp_config {
     unsigned    max_workers;    /* upper bound for scaling; 0 = 1024 */
     double      job_timeout;    /* default per-job timeout in s; 0 = none */
     size_t      queue_max;      /* queued (not yet running) jobs; 0 = 65536 */
+    size_t      queue_max_bytes;/* payload bytes held for unfinished jobs
+                                   before submissions are refused "queue
+                                   full"; 0 = 1 GiB */
     size_t      max_job_bytes;  /* largest job/result; 0 = 64 MiB */
     size_t      max_job_objects;/* most msgpack objects in one job/result;
                                    0 = 1048576 */

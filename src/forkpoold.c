@@ -61,6 +61,8 @@ usage(FILE *out)
 "      --job-timeout S      default per-job timeout in seconds (0 = none)\n"
 "      --queue-max N        queued jobs before submissions are rejected\n"
 "                           (default 65536)\n"
+"      --queue-max-bytes N  payload bytes held for unfinished jobs before\n"
+"                           submissions are rejected (default 1 GiB)\n"
 "      --max-job-bytes N    largest job or result in bytes (default 64 MiB)\n"
 "      --max-jobs N         recycle a worker after N jobs, plus up to 10%%\n"
 "                           jitter (0 = never)\n"
@@ -214,7 +216,7 @@ watch_signal(struct daemon *d, ev_signal *sw, int sig,
 enum {
     OPT_MODULE = 256, OPT_MODULE_CONFIG, OPT_EXEC, OPT_BUILTIN, OPT_JOB_TIMEOUT,
     OPT_QUEUE_MAX, OPT_MAX_JOB_BYTES, OPT_MAX_JOBS, OPT_DRAIN_TIMEOUT, OPT_PREFETCH,
-    OPT_MAX_RSS, OPT_SLOW_LOG,
+    OPT_MAX_RSS, OPT_SLOW_LOG, OPT_QUEUE_MAX_BYTES,
 };
 
 static const struct option long_options[] = {
@@ -226,6 +228,7 @@ static const struct option long_options[] = {
     { "builtin",       required_argument, NULL, OPT_BUILTIN },
     { "job-timeout",   required_argument, NULL, OPT_JOB_TIMEOUT },
     { "queue-max",     required_argument, NULL, OPT_QUEUE_MAX },
+    { "queue-max-bytes", required_argument, NULL, OPT_QUEUE_MAX_BYTES },
     { "max-job-bytes", required_argument, NULL, OPT_MAX_JOB_BYTES },
     { "max-jobs",      required_argument, NULL, OPT_MAX_JOBS },
     { "drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT },
@@ -273,6 +276,8 @@ main(int argc, char **argv)
         case OPT_JOB_TIMEOUT: cfg.job_timeout = parse_seconds("--job-timeout", optarg); break;
         case OPT_QUEUE_MAX:
             cfg.queue_max = parse_uint("--queue-max", optarg, 1, 100000000); break;
+        case OPT_QUEUE_MAX_BYTES:
+            cfg.queue_max_bytes = parse_uint("--queue-max-bytes", optarg, 1024, 1ULL << 40); break;
         case OPT_MAX_JOB_BYTES:
             cfg.max_job_bytes = parse_uint("--max-job-bytes", optarg, 16, 1ULL << 30); break;
         case OPT_MAX_JOBS:

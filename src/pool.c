@@ -17,6 +17,7 @@
 #include "pool_int.h"
 
 #define DEFAULT_QUEUE_MAX    65536
+#define DEFAULT_QUEUE_BYTES  ((size_t)1 << 30)
 #define DEFAULT_JOB_BYTES    (64u << 20)
 #define DEFAULT_JOB_OBJECTS  (1u << 20)
 #define DEFAULT_MAX_WORKERS  1024
@@ -83,6 +84,7 @@ fp_job_finish(struct fp_pool *p, struct fp_job *job, fp_kind kind,
               const char *data, size_t len)
 {
     job_settle(p, job, kind, data, len);
+    p->held_bytes -= job->len;
     free(job->payload);
     free(job);
 }
@@ -178,6 +180,8 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
     }
     if (p->cfg.queue_max == 0)
         p->cfg.queue_max = DEFAULT_QUEUE_MAX;
+    if (p->cfg.queue_max_bytes == 0)
+        p->cfg.queue_max_bytes = DEFAULT_QUEUE_BYTES;
     if (p->cfg.max_job_bytes == 0)
         p->cfg.max_job_bytes = DEFAULT_JOB_BYTES;
     if (p->cfg.max_job_objects == 0)
@@ -325,7 +329,8 @@ fp_pool_submit(fp_pool *p, const char *data, size_t len,
 
     if (p->draining)
         why = "draining";
-    else if (p->nqueued >= p->cfg.queue_max)
+    else if (p->nqueued >= p->cfg.queue_max
+             || p->held_bytes + len > p->cfg.queue_max_bytes)
         why = "queue full";
     else
         why = check_job(p, data, len);
@@ -345,6 +350,7 @@ fp_pool_submit(fp_pool *p, const char *data, size_t len,
     }
     memcpy(job->payload, data, len);
     job->len = len;
+    p->held_bytes += len;
     job->id = p->next_id++;
     job->timeout = (opts != NULL && opts->timeout >= 0) ? opts->timeout
                                                         : p->cfg.job_timeout;

@@ -96,6 +96,7 @@ struct fp_pool {
 
     struct fp_jobq     queue;       /* accepted, not yet sent to a worker */
     size_t             nqueued;
+    size_t             held_bytes;  /* payloads of every unfinished job */
     uint64_t           next_id;
 
     unsigned           generation;  /* bumped by each reload */

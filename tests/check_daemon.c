@@ -394,6 +394,29 @@ START_TEST(queue_full_rejects_submissions)
 }
 END_TEST
 
+START_TEST(queued_bytes_limit_rejects_submissions)
+{
+    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", "--prefetch", "1",
+                                                "--queue-max-bytes", "1024", NULL));
+    struct h_rpc *c = connected(d);
+    char job[700];
+
+    worker_pid(c);
+    h_rpc_submit(c, "{\"op\": \"hang\"}", NULL);
+    memset(job, 'x', sizeof(job) - 1);
+    job[0] = job[sizeof(job) - 2] = '"';
+    job[sizeof(job) - 1] = '\0';
+    h_rpc_submit(c, job, NULL);             /* ~700 bytes held: accepted */
+    struct h_resp *r = submit(c, job, NULL);  /* ~1400 > 1024: refused */
+    ck_assert_str_eq(h_json(r->error),
+                     canon("{\"id\": null, \"kind\": \"rejected\", \"detail\": \"queue full\"}"));
+    /* Small jobs still fit. */
+    uint32_t small = h_rpc_submit(c, "1", NULL);
+    ck_assert_int_eq(h_get_int(h_status(c)->result, "queued"), 2);
+    (void)small;
+}
+END_TEST
+
 START_TEST(oversized_job_is_rejected)
 {
     struct h_daemon *d = started(h_daemon_start("--builtin", "echo", "-w", "1",
@@ -1542,6 +1565,7 @@ daemon_suite(void)
     tcase_add_test(tc, cancel_running_and_queued_jobs);
     tcase_add_test(tc, queue_full_rejects_submissions);
     tcase_add_test(tc, oversized_job_is_rejected);
+    tcase_add_test(tc, queued_bytes_limit_rejects_submissions);
     tcase_add_test(tc, metrics_expose_job_counters);
     tcase_add_test(tc, cmd_builtin_runs_command);
     tcase_add_test(tc, cmd_timeout_kills_the_whole_process_group);
