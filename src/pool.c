@@ -500,6 +500,11 @@ fp_pool_remove_slot(struct fp_pool *p, struct fp_worker *w)
 static void
 retire(struct fp_pool *p, struct fp_worker *w)
 {
+    /* A scale-down that takes either half of a reload's pair breaks the
+     * pair up: the survivor is an ordinary worker, and the reload goes on
+     * from the next stale one (fp_pool_scale calls reload_step). */
+    if (w == p->reload_new || w == p->reload_old)
+        p->reload_new = p->reload_old = NULL;
     w->retiring = 1;
     if (w->pid <= 0 && w->state == W_WAITING)
         fp_pool_remove_slot(p, w);
@@ -532,8 +537,10 @@ fp_pool_scale(fp_pool *p, unsigned n)
             active++;
     p->target = n;
     fp_logf(&p->log, FP_LOG_INFO, "scaling from %u to %u workers", active, n);
-    if (active < n)
-        return add_workers(p, p->nworkers + (n - active));
+    if (active < n) {
+        if (add_workers(p, p->nworkers + (n - active)) < 0)
+            return -1;
+    }
     for (int rank = 0; rank <= 3 && active > n; rank++) {
         for (unsigned i = p->nworkers; i-- > 0 && active > n; ) {
             struct fp_worker *w = p->workers[i];
@@ -543,6 +550,8 @@ fp_pool_scale(fp_pool *p, unsigned n)
             }
         }
     }
+    if (p->reloading)
+        reload_step(p);
     return 0;
 }
 
@@ -568,7 +577,10 @@ reload_step(struct fp_pool *p)
         p->reload_old = w;
         return;
     }
-    fp_logf(&p->log, FP_LOG_INFO, "reload complete");
+    if (p->reloading) {
+        p->reloading = 0;
+        fp_logf(&p->log, FP_LOG_INFO, "reload complete");
+    }
 }
 
 void
@@ -589,6 +601,7 @@ fp_pool_reload(fp_pool *p)
     if (p->draining)
         return;
     p->generation++;
+    p->reloading = 1;
     fp_logf(&p->log, FP_LOG_INFO, "rolling reload of %u workers", p->target);
     reload_step(p);
 }

@@ -100,6 +100,7 @@ struct fp_pool {
     uint64_t           next_id;
 
     unsigned           generation;  /* bumped by each reload */
+    int                reloading;   /* a rolling reload is under way */
     struct fp_worker  *reload_new;  /* replacement not yet ready, or NULL */
     struct fp_worker  *reload_old;  /* the worker it replaces */
 
