@@ -1635,14 +1635,5 @@ daemon_suite(void)
 int
 main(void)
 {
-    SRunner *sr = srunner_create(daemon_suite());
-    int failed;
-
-    srunner_set_fork_status(sr, CK_FORK);
-    h_suite_begin();
-    srunner_run_all(sr, CK_NORMAL);
-    h_suite_end();
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return h_run_suite(daemon_suite());
 }

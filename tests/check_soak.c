@@ -103,40 +103,6 @@ rss_kib(pid_t pid)
     return kib;
 }
 
-/* Processes whose parent is pid (zombies included: an unreaped worker is a
- * leak too). */
-static int
-children_of(pid_t parent)
-{
-    DIR *dir = opendir("/proc");
-    struct dirent *de;
-    int n = 0;
-
-    ck_assert_ptr_nonnull(dir);
-    while ((de = readdir(dir)) != NULL) {
-        char path[64], buf[512];
-        long pid = atol(de->d_name), ppid;
-        char state;
-        if (pid <= 0)
-            continue;
-        snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            continue;
-        ssize_t len = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
-        if (len <= 0)
-            continue;
-        buf[len] = '\0';
-        char *p = strrchr(buf, ')');
-        if (p != NULL && sscanf(p + 1, " %c %ld", &state, &ppid) == 2
-            && ppid == (long)parent)
-            n++;
-    }
-    closedir(dir);
-    return n;
-}
-
 /* splitmix64 */
 static uint64_t rng_state;
 
@@ -177,7 +143,7 @@ settle(struct h_daemon *d, struct h_rpc *ctl, int want, int want_fds,
         s->queued = (int)h_get_int(st->result, "queued");
         s->pids = h_status_pids(st, pids, 64);
         h_resp_free(st);
-        s->children = children_of(d->pid);
+        s->children = h_children_of(d->pid, NULL, 0);
         s->fds = fd_count(d->pid);
         if (s->workers == want && s->busy == 0 && s->queued == 0 && s->pids == want
             && s->children == want && (want_fds < 0 || s->fds == want_fds))
@@ -819,14 +785,5 @@ soak_suite(void)
 int
 main(void)
 {
-    SRunner *sr = srunner_create(soak_suite());
-    int failed;
-
-    srunner_set_fork_status(sr, CK_FORK);
-    h_suite_begin();
-    srunner_run_all(sr, CK_NORMAL);
-    h_suite_end();
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return h_run_suite(soak_suite());
 }

@@ -1099,10 +1099,8 @@ h_have_ctl(void)
  * Teardown
  * ------------------------------------------------------------------------ */
 
-/* Our children, from /proc (ppid field of /proc/PID/stat).  Returns how
- * many were found (at most max). */
-static int
-find_children(pid_t *out, int max)
+int
+h_children_of(pid_t parent, pid_t *out, int max)
 {
     DIR *d = opendir("/proc");
     struct dirent *de;
@@ -1110,7 +1108,7 @@ find_children(pid_t *out, int max)
 
     if (d == NULL)
         return 0;
-    while ((de = readdir(d)) != NULL && n < max) {
+    while ((de = readdir(d)) != NULL && (out == NULL || n < max)) {
         char path[64], buf[512];
         pid_t pid = (pid_t)atol(de->d_name);
         if (pid <= 0)
@@ -1129,8 +1127,11 @@ find_children(pid_t *out, int max)
         char state;
         long ppid;
         if (p != NULL && sscanf(p + 1, " %c %ld", &state, &ppid) == 2
-            && ppid == (long)getpid())
-            out[n++] = pid;
+            && ppid == (long)parent) {
+            if (out != NULL)
+                out[n] = pid;
+            n++;
+        }
     }
     closedir(d);
     return n;
@@ -1146,7 +1147,7 @@ reap_children(void)
 
     while (waitpid(-1, NULL, WNOHANG) > 0)
         ;
-    for (int round = 0; round < 10 && (n = find_children(pids, 256)) > 0; round++) {
+    for (int round = 0; round < 10 && (n = h_children_of(getpid(), pids, 256)) > 0; round++) {
         for (int i = 0; i < n; i++) {
             kill(pids[i], SIGKILL);
             while (waitpid(pids[i], NULL, 0) < 0 && errno == EINTR)
@@ -1210,4 +1211,19 @@ h_teardown(void)
     free(kept);
     kept = NULL;
     capkept = 0;
+}
+
+int
+h_run_suite(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    int failed;
+
+    srunner_set_fork_status(sr, CK_FORK);
+    h_suite_begin();
+    srunner_run_all(sr, CK_NORMAL);
+    h_suite_end();
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

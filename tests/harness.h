@@ -19,6 +19,7 @@
 #ifndef FP_TESTS_HARNESS_H
 #define FP_TESTS_HARNESS_H
 
+#include <check.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -202,5 +203,12 @@ void h_teardown(void);
  * live in; at the end reap and kill what is left and remove the tree. */
 void h_suite_begin(void);
 void h_suite_end(void);
+/* Run every test of s in fork mode between h_suite_begin/h_suite_end;
+ * returns main's exit status. */
+int h_run_suite(Suite *s);
+
+/* Processes whose parent is `parent` (zombies included), from /proc; their
+ * pids go into out (at most max) unless out is NULL.  Returns how many. */
+int h_children_of(pid_t parent, pid_t *out, int max);
 
 #endif /* FP_TESTS_HARNESS_H */
