@@ -30,7 +30,8 @@
 #include "sockpath.h"
 
 #define EXIT_USAGE 2
-#define MAX_WORKERS 1024
+#define MAX_WORKERS 1024           /* default --max-workers */
+#define MAX_WORKERS_CAP 65536      /* the most --max-workers may say */
 
 struct daemon {
     struct ev_loop    *loop;
@@ -50,6 +51,7 @@ usage(FILE *out)
 "Run a crash-isolating pool of worker processes, controlled over a UNIX socket.\n"
 "\n"
 "  -w, --workers N          worker processes (default: online CPUs)\n"
+"      --max-workers N      upper bound for scale, SIGTTIN and -w (default 1024)\n"
 "  -s, --socket PATH        control socket (default: $FORKPOOL_SOCKET, else\n"
 "                           $XDG_RUNTIME_DIR/forkpool.sock, else\n"
 "                           /tmp/forkpool-<uid>.sock)\n"
@@ -216,11 +218,12 @@ watch_signal(struct daemon *d, ev_signal *sw, int sig,
 enum {
     OPT_MODULE = 256, OPT_MODULE_CONFIG, OPT_EXEC, OPT_BUILTIN, OPT_JOB_TIMEOUT,
     OPT_QUEUE_MAX, OPT_MAX_JOB_BYTES, OPT_MAX_JOBS, OPT_DRAIN_TIMEOUT, OPT_PREFETCH,
-    OPT_MAX_RSS, OPT_SLOW_LOG, OPT_QUEUE_MAX_BYTES,
+    OPT_MAX_RSS, OPT_SLOW_LOG, OPT_QUEUE_MAX_BYTES, OPT_MAX_WORKERS,
 };
 
 static const struct option long_options[] = {
     { "workers",       required_argument, NULL, 'w' },
+    { "max-workers",   required_argument, NULL, OPT_MAX_WORKERS },
     { "socket",        required_argument, NULL, 's' },
     { "module",        required_argument, NULL, OPT_MODULE },
     { "module-config", required_argument, NULL, OPT_MODULE_CONFIG },
@@ -253,6 +256,7 @@ main(int argc, char **argv)
     wordexp_t exec_words;
     void *module_handle = NULL;
     int handlers = 0, opt;
+    unsigned max_workers = MAX_WORKERS;
 
     argv = fp_proctitle_init(argc, argv);
     memset(&d, 0, sizeof(d));
@@ -267,7 +271,9 @@ main(int argc, char **argv)
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":w:s:vhV", long_options, NULL)) != -1) {
         switch (opt) {
-        case 'w': cfg.workers = (unsigned)parse_uint("--workers", optarg, 1, MAX_WORKERS); break;
+        case 'w': cfg.workers = (unsigned)parse_uint("--workers", optarg, 1, MAX_WORKERS_CAP); break;
+        case OPT_MAX_WORKERS:
+            max_workers = (unsigned)parse_uint("--max-workers", optarg, 1, MAX_WORKERS_CAP); break;
         case 's': socket_opt = optarg; break;
         case OPT_MODULE: module_path = optarg; handlers++; break;
         case OPT_MODULE_CONFIG: module_config = optarg; break;
@@ -300,6 +306,8 @@ main(int argc, char **argv)
     }
     if (optind < argc)
         usage_error("unexpected argument '%s'", argv[optind]);
+    if (cfg.workers > max_workers)
+        usage_error("--workers: %u is more than --max-workers (%u)", cfg.workers, max_workers);
     if (handlers > 1)
         usage_error("--module, --exec and --builtin are exclusive: choose one");
     if (module_config != NULL && module_path == NULL)
@@ -354,7 +362,7 @@ main(int argc, char **argv)
     cfg.log = d.log.fn;
     cfg.log_arg = d.log.arg;
     cfg.log_level = d.log.level;
-    cfg.max_workers = MAX_WORKERS;
+    cfg.max_workers = max_workers;
     cfg.title = fp_proctitle_set;
     d.loop = ev_default_loop(0);
     d.pool = fp_pool_new(d.loop, &cfg, err, sizeof(err));
@@ -371,7 +379,7 @@ main(int argc, char **argv)
     }
     fp_control_set_job_limits(d.ctl, cfg.max_job_bytes ? cfg.max_job_bytes : 64u << 20,
                               cfg.max_job_objects ? cfg.max_job_objects : 1u << 20,
-                              MAX_WORKERS);
+                              max_workers);
     watch_signal(&d, &d.sig_term, SIGTERM, term_cb);
     watch_signal(&d, &d.sig_int, SIGINT, term_cb);
     watch_signal(&d, &d.sig_hup, SIGHUP, hup_cb);

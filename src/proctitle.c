@@ -12,6 +12,7 @@
 
 extern char **environ;
 
+static char **volatile argv_copy;  /* what main uses instead, for good */
 static char  *title_start;   /* argv[0] */
 static size_t title_space;   /* bytes up to the end of the last string */
 
@@ -21,7 +22,7 @@ fp_proctitle_init(int argc, char **argv)
     char **copy, **env, *end;
     int n = 0;
 
-    copy = calloc((size_t)argc + 1, sizeof(*copy));
+    copy = argv_copy = calloc((size_t)argc + 1, sizeof(*copy));
     if (copy == NULL)
         return argv;
     for (int i = 0; i < argc; i++)

@@ -152,6 +152,7 @@ handle_frame(struct worker *w, const char *frame, size_t len)
     }
     set_title(w, "busy", id);
     run_job(w, id, payload, plen);
+    set_title(w, "idle", 0);    /* before the result leaves: never stale */
     return 0;
 }
 
@@ -195,7 +196,6 @@ serve(struct worker *w)
         }
         if (flush_out(w) < 0)     /* the "ready" message, first time */
             return -1;
-        set_title(w, "idle", 0);
         fp_buf_shrink(&w->in, 1 << 20);
         char *room = fp_buf_reserve(&w->in, READ_CHUNK);
         if (room == NULL)
@@ -252,6 +252,7 @@ fp_worker_main(int fd, void *arg)
         }
     }
 
+    set_title(&w, "idle", 0);
     send_ready(&w);
     if (serve(&w) < 0)
         rc = 2;

@@ -990,6 +990,24 @@ START_TEST(forkpoolctl_ids_prints_each_id_when_accepted)
 }
 END_TEST
 
+START_TEST(scale_beyond_max_workers_is_refused)
+{
+    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "2", "--max-workers", "3", NULL));
+    struct h_rpc *c = connected(d);
+
+    struct h_resp *r = h_rpc_call(c, "scale", "[4]");
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(h_json(r->error), "\"cannot scale to 4 workers: the limit is 1 to 3\"");
+    r = h_rpc_call(c, "scale", "[0]");
+    ck_assert_ptr_nonnull(r);
+    ck_assert_ptr_nonnull(r->error);
+    ck_assert_int_eq(h_get_int(h_status(c)->result, "workers"), 2);
+    r = h_rpc_call(c, "scale", "[3]");
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(h_json(r->result), "{\"workers\":3}");
+}
+END_TEST
+
 START_TEST(max_jobs_recycles_each_worker_with_jitter)
 {
     struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", "--max-jobs", "10", NULL));
@@ -1570,6 +1588,7 @@ daemon_suite(void)
     tcase_add_test(tc, cmd_builtin_runs_command);
     tcase_add_test(tc, cmd_timeout_kills_the_whole_process_group);
     tcase_add_test(tc, max_jobs_recycles_each_worker_with_jitter);
+    tcase_add_test(tc, scale_beyond_max_workers_is_refused);
     tcase_add_test(tc, process_titles_show_role_and_job);
     tcase_add_test(tc, worker_stderr_is_logged_line_by_line_with_its_pid);
     tcase_add_test(tc, max_rss_recycles_between_jobs_never_mid_job);
