@@ -372,9 +372,17 @@ chaos(struct h_daemon *d, struct h_rpc *ctl, int wave, int submitted)
         ck_assert_msg(r != NULL && r->error == NULL, "reload failed");
         h_resp_free(r);
     }
-    if (wave == BURST_WAVE)
-        for (int k = 0; k < 20; k++)
+    if (wave == BURST_WAVE) {
+        /* 50 SIGHUPs in a row (the kernel may merge some), then 50 reload
+         * requests, which are never merged. */
+        for (int k = 0; k < 50; k++)
             h_daemon_kill(d, SIGHUP);
+        for (int k = 0; k < 50; k++) {
+            struct h_resp *r = h_rpc_call(ctl, "reload", "[]");
+            ck_assert_msg(r != NULL && r->error == NULL, "reload failed");
+            h_resp_free(r);
+        }
+    }
 }
 
 START_TEST(randomized_soak_every_job_gets_exactly_one_right_outcome)
