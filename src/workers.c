@@ -414,7 +414,13 @@ on_result(struct fp_worker *w, fp_kind kind, const char *raw, size_t len)
         w->fail_streak = 0;
     }
     start_head(w);
-    fp_job_finish(p, job, kind, raw, len);
+    if (w->kill_cause == KILL_CANCEL && w->kill_job == job->id) {
+        /* Cancelled (cancel said true) while its result was on the way:
+         * the cancel wins, so the caller sees the outcome it was promised. */
+        fp_job_finish_str(p, job, FP_CANCELLED, "cancelled");
+    } else {
+        fp_job_finish(p, job, kind, raw, len);
+    }
     if (w->nwindow > 0 || w->state != W_READY)
         return;
     if (w->retiring) {
