@@ -92,3 +92,12 @@ fp_buf_pack_write(void *data, const char *p, size_t n)
 {
     return fp_buf_append(data, p, n);
 }
+
+void
+fp_pack_cstr(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}

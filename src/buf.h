@@ -8,6 +8,7 @@
 #define FP_BUF_H
 
 #include <stddef.h>
+#include <msgpack.h>
 
 struct fp_buf {
     char  *data;
@@ -31,6 +32,8 @@ void  fp_buf_clear(struct fp_buf *b);
 /* Release memory beyond `keep` bytes when empty (after a big frame). */
 void  fp_buf_shrink(struct fp_buf *b, size_t keep);
 void  fp_buf_free(struct fp_buf *b);
+/* Pack the NUL-terminated `s` as a msgpack str. */
+void  fp_pack_cstr(msgpack_packer *pk, const char *s);
 /* msgpack_packer write callback: `data` is a struct fp_buf *. */
 int   fp_buf_pack_write(void *data, const char *p, size_t n);
 

@@ -40,18 +40,10 @@ struct cmd_job {
     const msgpack_object_map *env;
 };
 
-static void
-pack_cstr(msgpack_packer *pk, const char *s)
-{
-    size_t n = strlen(s);
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
 static int
 fail(msgpack_packer *out, const char *msg)
 {
-    pack_cstr(out, msg);
+    fp_pack_cstr(out, msg);
     return 1;
 }
 
@@ -324,17 +316,17 @@ cmd_handle(void *state, const msgpack_object *job, msgpack_packer *out)
 
     char sig[32];
     msgpack_pack_map(out, 4);
-    pack_cstr(out, "exit");
+    fp_pack_cstr(out, "exit");
     msgpack_pack_int(out, WIFEXITED(status) ? WEXITSTATUS(status)
                                             : 128 + WTERMSIG(status));
-    pack_cstr(out, "signal");
+    fp_pack_cstr(out, "signal");
     if (WIFSIGNALED(status))
-        pack_cstr(out, fp_signame(WTERMSIG(status), sig, sizeof(sig)));
+        fp_pack_cstr(out, fp_signame(WTERMSIG(status), sig, sizeof(sig)));
     else
         msgpack_pack_nil(out);
-    pack_cstr(out, "stdout");
+    fp_pack_cstr(out, "stdout");
     pack_output(out, &obuf);
-    pack_cstr(out, "stderr");
+    fp_pack_cstr(out, "stderr");
     pack_output(out, &ebuf);
     rc = 0;
 

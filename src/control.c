@@ -78,17 +78,9 @@ static void check_flushed(struct fp_control *ctl);
  * ------------------------------------------------------------------------ */
 
 static void
-pack_str(msgpack_packer *pk, const char *s)
-{
-    size_t n = strlen(s);
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
-static void
 pack_kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
 {
-    pack_str(pk, k);
+    fp_pack_cstr(pk, k);
     msgpack_pack_uint64(pk, v);
 }
 
@@ -117,7 +109,7 @@ respond_error_str(struct client *c, uint32_t msgid, const char *msg)
     msgpack_packer pk;
 
     begin_response(c, &pk, msgid);
-    pack_str(&pk, msg);
+    fp_pack_cstr(&pk, msg);
     msgpack_pack_nil(&pk);
     flush_soon(c);
 }
@@ -130,12 +122,12 @@ respond_rejected(struct client *c, uint32_t msgid, const char *detail)
 
     begin_response(c, &pk, msgid);
     msgpack_pack_map(&pk, 3);
-    pack_str(&pk, "id");
+    fp_pack_cstr(&pk, "id");
     msgpack_pack_nil(&pk);
-    pack_str(&pk, "kind");
-    pack_str(&pk, fp_kind_name(FP_REJECTED));
-    pack_str(&pk, "detail");
-    pack_str(&pk, detail);
+    fp_pack_cstr(&pk, "kind");
+    fp_pack_cstr(&pk, fp_kind_name(FP_REJECTED));
+    fp_pack_cstr(&pk, "detail");
+    fp_pack_cstr(&pk, detail);
     msgpack_pack_nil(&pk);
     flush_soon(c);
 }
@@ -196,14 +188,14 @@ job_done_cb(const fp_outcome *o, void *arg)
         msgpack_pack_nil(&pk);
         msgpack_pack_map(&pk, o->attempts > 1 ? 3 : 2);
         pack_kv_u64(&pk, "id", o->id);
-        pack_str(&pk, "result");
+        fp_pack_cstr(&pk, "result");
         fp_buf_append(&c->out, o->data, o->len);
     } else {
         msgpack_pack_map(&pk, o->attempts > 1 ? 4 : 3);
         pack_kv_u64(&pk, "id", o->id);
-        pack_str(&pk, "kind");
-        pack_str(&pk, fp_kind_name(o->kind));
-        pack_str(&pk, "detail");
+        fp_pack_cstr(&pk, "kind");
+        fp_pack_cstr(&pk, fp_kind_name(o->kind));
+        fp_pack_cstr(&pk, "detail");
         fp_buf_append(&c->out, o->data, o->len);
     }
     if (o->attempts > 1)
@@ -283,7 +275,7 @@ method_submit(struct client *c, uint32_t msgid, struct fp_reader *r, uint32_t np
         msgpack_packer_init(&pk, &c->out, fp_buf_pack_write);
         msgpack_pack_array(&pk, 3);
         msgpack_pack_int(&pk, 2);
-        pack_str(&pk, "accepted");
+        fp_pack_cstr(&pk, "accepted");
         msgpack_pack_array(&pk, 2);
         msgpack_pack_uint32(&pk, msgid);
         msgpack_pack_uint64(&pk, id);
@@ -300,19 +292,19 @@ pack_worker_rows(msgpack_packer *pk, fp_pool *pool)
 
     if (n > sizeof(rows) / sizeof(rows[0]))
         n = sizeof(rows) / sizeof(rows[0]);
-    pack_str(pk, "worker_list");
+    fp_pack_cstr(pk, "worker_list");
     msgpack_pack_array(pk, n);
     for (size_t i = 0; i < n; i++) {
         msgpack_pack_map(pk, 7);
         pack_kv_u64(pk, "pid", (uint64_t)rows[i].pid);
-        pack_str(pk, "state");
-        pack_str(pk, rows[i].state);
-        pack_str(pk, "job");
+        fp_pack_cstr(pk, "state");
+        fp_pack_cstr(pk, rows[i].state);
+        fp_pack_cstr(pk, "job");
         if (rows[i].job != 0)
             msgpack_pack_uint64(pk, rows[i].job);
         else
             msgpack_pack_nil(pk);
-        pack_str(pk, "job_age_s");
+        fp_pack_cstr(pk, "job_age_s");
         msgpack_pack_double(pk, rows[i].job_age_s);
         pack_kv_u64(pk, "queued", rows[i].queued);
         pack_kv_u64(pk, "jobs_done", rows[i].jobs_done);
@@ -335,8 +327,8 @@ method_status(struct client *c, uint32_t msgid)
     begin_response(c, &pk, msgid);
     msgpack_pack_nil(&pk);
     msgpack_pack_map(&pk, 17);
-    pack_str(&pk, "state");
-    pack_str(&pk, st.draining ? "draining" : "running");
+    fp_pack_cstr(&pk, "state");
+    fp_pack_cstr(&pk, st.draining ? "draining" : "running");
     pack_kv_u64(&pk, "workers", st.workers);
     pack_kv_u64(&pk, "busy", st.busy);
     pack_kv_u64(&pk, "idle", st.idle);
@@ -350,9 +342,9 @@ method_status(struct client *c, uint32_t msgid)
     pack_kv_u64(&pk, "cancelled", st.cancelled);
     pack_kv_u64(&pk, "restarts", st.restarts);
     pack_kv_u64(&pk, "start_failures", st.start_failures);
-    pack_str(&pk, "uptime_s");
+    fp_pack_cstr(&pk, "uptime_s");
     msgpack_pack_double(&pk, st.uptime_s);
-    pack_str(&pk, "pids");
+    fp_pack_cstr(&pk, "pids");
     msgpack_pack_array(&pk, npids);
     for (size_t i = 0; i < npids; i++)
         msgpack_pack_int64(&pk, pids[i]);

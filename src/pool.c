@@ -94,11 +94,8 @@ static void
 settle_str(struct fp_pool *p, struct fp_job *job, fp_kind kind,
            const char *detail, int finish)
 {
-    size_t n = strlen(detail);
-
     fp_buf_clear(&p->scratch);
-    msgpack_pack_str(&p->scratch_pk, n);
-    msgpack_pack_str_body(&p->scratch_pk, detail, n);
+    fp_pack_cstr(&p->scratch_pk, detail);
     /* The callback may submit and so reuse scratch: hand it a copy. */
     size_t len = p->scratch.len;
     char *copy = malloc(len);

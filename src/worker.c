@@ -57,14 +57,6 @@ flush_out(struct worker *w)
 }
 
 static void
-pack_str(msgpack_packer *pk, const char *s)
-{
-    size_t n = strlen(s);
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
-static void
 set_title(struct worker *w, const char *state, uint64_t job)
 {
     char title[96];
@@ -121,10 +113,10 @@ run_job(struct worker *w, uint64_t id, const char *payload, size_t len)
 
     kind = rc == 0 ? "ok" : "error";
     msgpack_pack_array(&w->out_pk, 3);
-    pack_str(&w->out_pk, kind);
+    fp_pack_cstr(&w->out_pk, kind);
     msgpack_pack_uint64(&w->out_pk, id);
     if (why != NULL)
-        pack_str(&w->out_pk, why);
+        fp_pack_cstr(&w->out_pk, why);
     else
         fp_buf_append(&w->out, w->result.data, w->result.size);
     if (w->result.alloc > (1u << 20)) {
@@ -160,11 +152,11 @@ static void
 send_ready(struct worker *w)
 {
     msgpack_pack_array(&w->out_pk, 2);
-    pack_str(&w->out_pk, "ready");
+    fp_pack_cstr(&w->out_pk, "ready");
     msgpack_pack_map(&w->out_pk, 2);
-    pack_str(&w->out_pk, "pid");
+    fp_pack_cstr(&w->out_pk, "pid");
     msgpack_pack_int64(&w->out_pk, getpid());
-    pack_str(&w->out_pk, "proto");
+    fp_pack_cstr(&w->out_pk, "proto");
     msgpack_pack_int(&w->out_pk, 1);
 }
 

@@ -248,14 +248,6 @@ start_head(struct fp_worker *w)
     }
 }
 
-static void
-pack_str(msgpack_packer *pk, const char *s)
-{
-    size_t n = strlen(s);
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
 void
 fp_worker_assign(struct fp_worker *w, struct fp_job *job)
 {
@@ -266,7 +258,7 @@ fp_worker_assign(struct fp_worker *w, struct fp_job *job)
     w->nwindow++;
     msgpack_packer_init(&pk, &w->out, fp_buf_pack_write);
     msgpack_pack_array(&pk, 3);
-    pack_str(&pk, "job");
+    fp_pack_cstr(&pk, "job");
     msgpack_pack_uint64(&pk, job->id);
     if (fp_buf_append(&w->out, job->payload, job->len) < 0) {
         /* Cannot queue the bytes: the stream is now unusable. */
