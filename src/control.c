@@ -22,13 +22,13 @@
 
 #include "buf.h"
 #include "control.h"
+#include "wire.h"
 #include "frame.h"
 #include "sockpath.h"
 
 #define READ_CHUNK      (64 * 1024)
 #define OUT_HIGH        (8u << 20)  /* stop reading a client that does not read */
 #define REQ_OVERHEAD    (64 * 1024) /* envelope and options around a job */
-#define MAX_RETRIES     100
 #define ACCEPT_PAUSE    0.1         /* s to wait after EMFILE */
 
 struct client {
@@ -205,35 +205,6 @@ job_done_cb(const fp_outcome *o, void *arg)
     flush_soon(c);
 }
 
-/* Parse submit's optional options map; returns NULL or what is wrong.
- * *notify: the client wants an "accepted" notification. */
-static const char *
-read_job_opts(struct fp_reader *r, fp_job_opts *opts, int *notify)
-{
-    uint32_t n;
-
-    if (fp_read_map(r, &n) < 0)
-        return "malformed: options must be a map";
-    while (n-- > 0) {
-        if (fp_read_str_eq(r, "timeout")) {
-            if (fp_read_double(r, &opts->timeout) < 0 || !isfinite(opts->timeout)
-                || opts->timeout < 0 || opts->timeout > 1e9)
-                return "malformed: timeout must be a number of seconds >= 0";
-        } else if (fp_read_str_eq(r, "retries")) {
-            uint64_t v;
-            if (fp_read_uint(r, &v) < 0 || v > MAX_RETRIES)
-                return "malformed: retries must be an integer from 0 to 100";
-            opts->retries = (unsigned)v;
-        } else if (fp_read_str_eq(r, "notify")) {
-            if (fp_read_bool(r, notify) < 0)
-                return "malformed: notify must be true or false";
-        } else {
-            return "malformed: unknown option (expected timeout, retries, notify)";
-        }
-    }
-    return NULL;
-}
-
 static void
 method_submit(struct client *c, uint32_t msgid, struct fp_reader *r, uint32_t nparams)
 {
@@ -252,7 +223,7 @@ method_submit(struct client *c, uint32_t msgid, struct fp_reader *r, uint32_t np
         respond_rejected(c, msgid, "malformed");
         return;
     }
-    if (nparams == 2 && (why = read_job_opts(r, &opts, &notify)) != NULL) {
+    if (nparams == 2 && (why = fp_wire_job_opts(r, &opts, &notify)) != NULL) {
         respond_rejected(c, msgid, why);
         return;
     }
@@ -469,47 +440,37 @@ method_metrics(struct client *c, uint32_t msgid)
 static int
 handle_request(struct client *c, const char *frame, size_t len)
 {
-    struct fp_reader r;
-    uint32_t n, nparams;
-    uint64_t type, msgid;
-    const char *method;
-    uint32_t mlen;
+    struct fp_request rq;
+    const char *why;
     char msg[160];
+    int rc = fp_wire_request(frame, len, &rq, &why);
 
-    fp_reader_init(&r, frame, len);
-    if (fp_read_array(&r, &n) < 0 || n != 4 || fp_read_uint(&r, &type) < 0
-        || type != 0 || fp_read_uint(&r, &msgid) < 0 || msgid > UINT32_MAX)
+    if (rc < 0)
         return -1;
-    if (fp_reader_type(&r) != FP_T_STR) {
-        respond_error_str(c, (uint32_t)msgid, "bad request: method must be a string");
+    if (rc > 0) {
+        respond_error_str(c, rq.msgid, why);
         return 0;
     }
-    struct fp_reader at_method = r;
-    fp_read_str(&r, &method, &mlen);
-    if (fp_read_array(&r, &nparams) < 0) {
-        respond_error_str(c, (uint32_t)msgid, "bad request: params must be an array");
-        return 0;
-    }
-    if (fp_read_str_eq(&at_method, "submit"))
-        method_submit(c, (uint32_t)msgid, &r, nparams);
-    else if (fp_read_str_eq(&at_method, "status"))
-        method_status(c, (uint32_t)msgid);
-    else if (fp_read_str_eq(&at_method, "cancel"))
-        method_cancel(c, (uint32_t)msgid, &r, nparams);
-    else if (fp_read_str_eq(&at_method, "metrics"))
-        method_metrics(c, (uint32_t)msgid);
-    else if (fp_read_str_eq(&at_method, "scale"))
-        method_scale(c, (uint32_t)msgid, &r, nparams);
-    else if (fp_read_str_eq(&at_method, "reload")) {
+    if (fp_wire_method_is(&rq, "submit"))
+        method_submit(c, rq.msgid, &rq.params, rq.nparams);
+    else if (fp_wire_method_is(&rq, "status"))
+        method_status(c, rq.msgid);
+    else if (fp_wire_method_is(&rq, "cancel"))
+        method_cancel(c, rq.msgid, &rq.params, rq.nparams);
+    else if (fp_wire_method_is(&rq, "metrics"))
+        method_metrics(c, rq.msgid);
+    else if (fp_wire_method_is(&rq, "scale"))
+        method_scale(c, rq.msgid, &rq.params, rq.nparams);
+    else if (fp_wire_method_is(&rq, "reload")) {
         msgpack_packer pk;
         fp_pool_reload(c->ctl->pool);
-        begin_response(c, &pk, (uint32_t)msgid);
+        begin_response(c, &pk, rq.msgid);
         msgpack_pack_nil(&pk);
         msgpack_pack_nil(&pk);
         flush_soon(c);
-    } else if (fp_read_str_eq(&at_method, "drain")) {
+    } else if (fp_wire_method_is(&rq, "drain")) {
         msgpack_packer pk;
-        begin_response(c, &pk, (uint32_t)msgid);
+        begin_response(c, &pk, rq.msgid);
         msgpack_pack_nil(&pk);
         msgpack_pack_nil(&pk);
         flush_soon(c);
@@ -517,8 +478,8 @@ handle_request(struct client *c, const char *frame, size_t len)
             c->ctl->hooks.drain(c->ctl->hooks.arg);
     } else {
         snprintf(msg, sizeof(msg), "unknown method: %.*s",
-                 (int)(mlen > 64 ? 64 : mlen), method);
-        respond_error_str(c, (uint32_t)msgid, msg);
+                 (int)(rq.method_len > 64 ? 64 : rq.method_len), rq.method);
+        respond_error_str(c, rq.msgid, msg);
     }
     return 0;
 }

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "pool_int.h"
+#include "wire.h"
 #include "spawn.h"
 
 #define READ_CHUNK        (64 * 1024)
@@ -428,23 +429,17 @@ on_result(struct fp_worker *w, fp_kind kind, const char *raw, size_t len)
 static int
 handle_frame(struct fp_worker *w, const char *frame, size_t len)
 {
-    struct fp_reader r;
-    uint32_t n;
-    uint64_t id;
-    const char *raw;
-    size_t rawlen;
-    fp_kind kind;
+    struct fp_worker_msg m;
     struct fp_job *head = TAILQ_FIRST(&w->window);
-    char why[128];
+    const char *why;
+    char msg[128];
 
-    fp_reader_init(&r, frame, len);
-    if (fp_read_array(&r, &n) < 0) {
-        protocol_error(w, "message is not an array");
+    if (fp_wire_worker_msg(frame, len, &m, &why) < 0) {
+        protocol_error(w, why);
         return -1;
     }
-    if (n == 2 && fp_read_str_eq(&r, "ready")) {
-        uint32_t m;
-        if (w->ever_ready || fp_read_map(&r, &m) < 0) {
+    if (m.type == FP_WMSG_READY) {
+        if (w->ever_ready) {
             protocol_error(w, "unexpected ready message");
             return -1;
         }
@@ -455,25 +450,13 @@ handle_frame(struct fp_worker *w, const char *frame, size_t len)
         fp_pool_worker_ready(w->pool, w);
         return 0;
     }
-    if (n == 3 && fp_read_str_eq(&r, "ok"))
-        kind = FP_OK;
-    else if (n == 3 && fp_read_str_eq(&r, "error"))
-        kind = FP_ERROR;
-    else {
-        protocol_error(w, "unknown message");
+    if (!w->ever_ready || head == NULL || head->id != m.id) {
+        snprintf(msg, sizeof(msg), "result for job %llu, which it is not running",
+                 (unsigned long long)m.id);
+        protocol_error(w, msg);
         return -1;
     }
-    if (fp_read_uint(&r, &id) < 0 || fp_read_skip(&r, &raw, &rawlen) < 0) {
-        protocol_error(w, "malformed result");
-        return -1;
-    }
-    if (!w->ever_ready || head == NULL || head->id != id) {
-        snprintf(why, sizeof(why), "result for job %llu, which it is not running",
-                 (unsigned long long)id);
-        protocol_error(w, why);
-        return -1;
-    }
-    on_result(w, kind, raw, rawlen);
+    on_result(w, m.type == FP_WMSG_OK ? FP_OK : FP_ERROR, m.value, m.value_len);
     return 0;
 }
 

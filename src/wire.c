@@ -1,0 +1,105 @@
+/* wire.c — message decoders for the worker and control protocols (wire.h). */
+#include "config.h"
+#include <math.h>
+#include <string.h>
+
+#include "wire.h"
+
+int
+fp_wire_worker_msg(const char *frame, size_t len, struct fp_worker_msg *m,
+                   const char **why)
+{
+    struct fp_reader r;
+    uint32_t n, mapn;
+
+    memset(m, 0, sizeof(*m));
+    fp_reader_init(&r, frame, len);
+    if (fp_read_array(&r, &n) < 0) {
+        *why = "message is not an array";
+        return -1;
+    }
+    if (n == 2 && fp_read_str_eq(&r, "ready")) {
+        if (fp_read_map(&r, &mapn) < 0) {
+            *why = "malformed ready message";
+            return -1;
+        }
+        m->type = FP_WMSG_READY;
+        return 0;
+    }
+    if (n == 3 && fp_read_str_eq(&r, "ok"))
+        m->type = FP_WMSG_OK;
+    else if (n == 3 && fp_read_str_eq(&r, "error"))
+        m->type = FP_WMSG_ERROR;
+    else {
+        *why = "unknown message";
+        return -1;
+    }
+    if (fp_read_uint(&r, &m->id) < 0
+        || fp_read_skip(&r, &m->value, &m->value_len) < 0) {
+        *why = "malformed result";
+        return -1;
+    }
+    return 0;
+}
+
+int
+fp_wire_request(const char *frame, size_t len, struct fp_request *rq,
+                const char **why)
+{
+    struct fp_reader r;
+    uint32_t n;
+    uint64_t type, msgid;
+
+    memset(rq, 0, sizeof(*rq));
+    fp_reader_init(&r, frame, len);
+    if (fp_read_array(&r, &n) < 0 || n != 4 || fp_read_uint(&r, &type) < 0
+        || type != 0 || fp_read_uint(&r, &msgid) < 0 || msgid > UINT32_MAX) {
+        *why = "not a request with a msgid";
+        return -1;
+    }
+    rq->msgid = (uint32_t)msgid;
+    if (fp_read_str(&r, &rq->method, &rq->method_len) < 0) {
+        *why = "bad request: method must be a string";
+        return 1;
+    }
+    if (fp_read_array(&r, &rq->nparams) < 0) {
+        *why = "bad request: params must be an array";
+        return 1;
+    }
+    rq->params = r;
+    return 0;
+}
+
+int
+fp_wire_method_is(const struct fp_request *rq, const char *name)
+{
+    size_t n = strlen(name);
+    return rq->method_len == n && memcmp(rq->method, name, n) == 0;
+}
+
+const char *
+fp_wire_job_opts(struct fp_reader *r, fp_job_opts *opts, int *notify)
+{
+    uint32_t n;
+
+    if (fp_read_map(r, &n) < 0)
+        return "malformed: options must be a map";
+    while (n-- > 0) {
+        if (fp_read_str_eq(r, "timeout")) {
+            if (fp_read_double(r, &opts->timeout) < 0 || !isfinite(opts->timeout)
+                || opts->timeout < 0 || opts->timeout > 1e9)
+                return "malformed: timeout must be a number of seconds >= 0";
+        } else if (fp_read_str_eq(r, "retries")) {
+            uint64_t v;
+            if (fp_read_uint(r, &v) < 0 || v > FP_MAX_RETRIES)
+                return "malformed: retries must be an integer from 0 to 100";
+            opts->retries = (unsigned)v;
+        } else if (fp_read_str_eq(r, "notify")) {
+            if (fp_read_bool(r, notify) < 0)
+                return "malformed: notify must be true or false";
+        } else {
+            return "malformed: unknown option (expected timeout, retries, notify)";
+        }
+    }
+    return NULL;
+}

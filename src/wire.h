@@ -1,0 +1,57 @@
+/*
+ * wire.h — decode the messages of the two protocols from one complete frame.
+ *
+ * Pure functions over bytes that fp_scan() accepted: no sockets, no libev,
+ * no allocation.  The master's worker I/O (workers.c) and the control server
+ * (control.c) act on what these return; the fuzzers drive them directly.
+ */
+#ifndef FP_WIRE_H
+#define FP_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "forkpool.h"
+#include "frame.h"
+
+/* Most retries a client may ask for. */
+#define FP_MAX_RETRIES 100
+
+/* A message from a worker (SPEC §6). */
+enum fp_worker_msg_type { FP_WMSG_READY, FP_WMSG_OK, FP_WMSG_ERROR };
+
+struct fp_worker_msg {
+    enum fp_worker_msg_type type;
+    uint64_t    id;         /* ok/error: the job's id */
+    const char *value;      /* ok/error: the result or detail, raw msgpack */
+    size_t      value_len;
+};
+
+/* Decode ["ready", {...}], ["ok", id, v] or ["error", id, v].  Returns 0, or
+ * -1 with *why set to a static message. */
+int fp_wire_worker_msg(const char *frame, size_t len, struct fp_worker_msg *m,
+                       const char **why);
+
+/* A MessagePack-RPC request [0, msgid, method, params] (SPEC §7). */
+struct fp_request {
+    uint32_t         msgid;
+    const char      *method;    /* not NUL-terminated */
+    uint32_t         method_len;
+    struct fp_reader params;    /* positioned at the first param */
+    uint32_t         nparams;
+};
+
+/* Decode a request.  Returns 0 when it is well formed; 1 when its msgid is
+ * known but the rest is wrong (answer *why to that msgid); -1 when no msgid
+ * can be read (close the connection). */
+int fp_wire_request(const char *frame, size_t len, struct fp_request *rq,
+                    const char **why);
+
+/* 1 if the request's method is `name`. */
+int fp_wire_method_is(const struct fp_request *rq, const char *name);
+
+/* Read submit's optional options map {"timeout", "retries", "notify"} into
+ * *opts and *notify.  Returns NULL, or a static message saying what is
+ * wrong. */
+const char *fp_wire_job_opts(struct fp_reader *r, fp_job_opts *opts, int *notify);
+
+#endif
