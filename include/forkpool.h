@@ -114,10 +114,33 @@ typedef struct fp_config {
     void      (*title)(const char *title, void *arg);
     void       *title_arg;
 
+    /* Confinement of each worker (SPEC 5.1; README "Threat model"). */
+    int         sandbox;        /* FP_SANDBOX_BASIC (the default, 0),
+                                   FP_SANDBOX_NONE or FP_SANDBOX_STRICT */
+    size_t      rlimit_as;      /* address space per worker, bytes; 0 = none */
+    unsigned    rlimit_cpu;     /* CPU seconds each job may use; 0 = none */
+    unsigned    rlimit_nofile;  /* open files per worker; 0 = inherited */
+    const char *user;           /* run workers as this user when the master
+                                   is root; NULL = as the master */
+
     fp_log_fn   log;            /* NULL = lines on stderr */
     void       *log_arg;
     int         log_level;      /* most verbose level emitted; default INFO */
 } fp_config;
+
+/* Sandbox levels (fp_config.sandbox).
+ *   none:   fork hygiene only (fds closed, signals reset, parent-death
+ *           signal, own process group, no core files).
+ *   basic:  + no_new_privs, the rlimit_* limits, the master non-dumpable.
+ *   strict: + a seccomp allowlist loaded after the module's init (a
+ *           forbidden system call kills the worker: "killed by SIGSYS") and,
+ *           where the kernel allows, a network namespace of its own.  Needs
+ *           a module handler (not exec_argv). */
+enum fp_sandbox_level {
+    FP_SANDBOX_BASIC = 0,
+    FP_SANDBOX_NONE,
+    FP_SANDBOX_STRICT
+};
 
 /* Fill `cfg` with defaults (everything zero/NULL, log level INFO). */
 void fp_config_init(fp_config *cfg);

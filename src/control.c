@@ -72,6 +72,7 @@ struct reply_to {
 static void client_read_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void client_write_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void check_flushed(struct fp_control *ctl);
+static void client_refuse_frame(struct client *c, const char *why);
 
 /* ------------------------------------------------------------------------
  * Packing helpers
@@ -517,7 +518,7 @@ client_read_cb(struct ev_loop *loop, ev_io *io, int revents)
         if (n < 0) {
             fp_logf(ctl->log, FP_LOG_WARN, "client %lu: bad request frame: %s; "
                     "closing the connection", c->serial, why);
-            client_close(c);
+            client_refuse_frame(c, why);
             return;
         }
         int rc = handle_request(c, fp_buf_head(&c->in), (size_t)n);
@@ -534,6 +535,25 @@ client_read_cb(struct ev_loop *loop, ev_io *io, int revents)
     }
     if (c->fd >= 0)
         fp_buf_shrink(&c->in, 1 << 20);
+}
+
+/* A frame broke a limit or the format: answer its msgid, if the bytes so
+ * far show one, with an error naming the limit; then disconnect.  The error
+ * is written with one nonblocking attempt (what is already queued goes
+ * first): the master never waits on a client it is dropping. */
+static void
+client_refuse_frame(struct client *c, const char *why)
+{
+    uint32_t msgid;
+    char msg[128];
+
+    if (fp_wire_request_msgid(fp_buf_head(&c->in), c->in.len, &msgid) == 0) {
+        snprintf(msg, sizeof(msg), "bad request: %s", why);
+        respond_error_str(c, msgid, msg);
+        ssize_t n = write(c->fd, fp_buf_head(&c->out), c->out.len);
+        (void)n;
+    }
+    client_close(c);
 }
 
 static void

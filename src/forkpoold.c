@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -74,6 +75,13 @@ usage(FILE *out)
 "      --prefetch N         jobs queued at one worker when the queue is deep\n"
 "                           (default 16)\n"
 "      --drain-timeout S    how long a drain may take (default 30; 0 = no limit)\n"
+"      --sandbox LEVEL      worker confinement: none, basic (default) or strict\n"
+"                           (strict: seccomp allowlist after init, own network\n"
+"                           namespace; needs --module or --builtin echo)\n"
+"      --rlimit-as MiB      address space of each worker\n"
+"      --rlimit-cpu S       CPU seconds each job may use (SIGXCPU past it)\n"
+"      --rlimit-nofile N    open files per worker\n"
+"      --user USER          when started as root, run workers as USER\n"
 "  -v, --verbose            log debug lines too\n"
 "  -h, --help               show this help\n"
 "  -V, --version            show the version\n"
@@ -113,6 +121,18 @@ parse_uint(const char *flag, const char *s, unsigned long long min,
     return v;
 bad:
     usage_error("%s: expected an integer from %llu to %llu, got '%s'", flag, min, max, s);
+}
+
+static int
+parse_sandbox(const char *s)
+{
+    if (strcmp(s, "none") == 0)
+        return FP_SANDBOX_NONE;
+    if (strcmp(s, "basic") == 0)
+        return FP_SANDBOX_BASIC;
+    if (strcmp(s, "strict") == 0)
+        return FP_SANDBOX_STRICT;
+    usage_error("--sandbox: expected none, basic or strict, got '%s'", s);
 }
 
 static double
@@ -219,6 +239,7 @@ enum {
     OPT_MODULE = 256, OPT_MODULE_CONFIG, OPT_EXEC, OPT_BUILTIN, OPT_JOB_TIMEOUT,
     OPT_QUEUE_MAX, OPT_MAX_JOB_BYTES, OPT_MAX_JOBS, OPT_DRAIN_TIMEOUT, OPT_PREFETCH,
     OPT_MAX_RSS, OPT_SLOW_LOG, OPT_QUEUE_MAX_BYTES, OPT_MAX_WORKERS,
+    OPT_SANDBOX, OPT_RLIMIT_AS, OPT_RLIMIT_CPU, OPT_RLIMIT_NOFILE, OPT_USER,
 };
 
 static const struct option long_options[] = {
@@ -238,6 +259,11 @@ static const struct option long_options[] = {
     { "prefetch",      required_argument, NULL, OPT_PREFETCH },
     { "max-rss",       required_argument, NULL, OPT_MAX_RSS },
     { "slow-log",      required_argument, NULL, OPT_SLOW_LOG },
+    { "sandbox",       required_argument, NULL, OPT_SANDBOX },
+    { "rlimit-as",     required_argument, NULL, OPT_RLIMIT_AS },
+    { "rlimit-cpu",    required_argument, NULL, OPT_RLIMIT_CPU },
+    { "rlimit-nofile", required_argument, NULL, OPT_RLIMIT_NOFILE },
+    { "user",          required_argument, NULL, OPT_USER },
     { "verbose",       no_argument,       NULL, 'v' },
     { "help",          no_argument,       NULL, 'h' },
     { "version",       no_argument,       NULL, 'V' },
@@ -294,6 +320,14 @@ main(int argc, char **argv)
             cfg.max_rss = (size_t)parse_uint("--max-rss", optarg, 0, 1u << 20) << 20; break;
         case OPT_SLOW_LOG: cfg.slow_log = parse_seconds("--slow-log", optarg); break;
         case OPT_DRAIN_TIMEOUT: d.drain_timeout = parse_seconds("--drain-timeout", optarg); break;
+        case OPT_SANDBOX: cfg.sandbox = parse_sandbox(optarg); break;
+        case OPT_RLIMIT_AS:
+            cfg.rlimit_as = (size_t)parse_uint("--rlimit-as", optarg, 16, 1u << 30) << 20; break;
+        case OPT_RLIMIT_CPU:
+            cfg.rlimit_cpu = (unsigned)parse_uint("--rlimit-cpu", optarg, 1, 1000000); break;
+        case OPT_RLIMIT_NOFILE:
+            cfg.rlimit_nofile = (unsigned)parse_uint("--rlimit-nofile", optarg, 8, 1u << 20); break;
+        case OPT_USER: cfg.user = optarg; break;
         case 'v': d.log.level = FP_LOG_DEBUG; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("forkpoold %s\n", PACKAGE_VERSION); return 0;
@@ -312,6 +346,21 @@ main(int argc, char **argv)
         usage_error("--module, --exec and --builtin are exclusive: choose one");
     if (module_config != NULL && module_path == NULL)
         usage_error("--module-config: needs --module");
+    if (cfg.sandbox == FP_SANDBOX_STRICT && exec_cmd != NULL)
+        usage_error("--sandbox strict: not with --exec (the seccomp filter is "
+                    "loaded by forkpool's own job loop); use --module");
+    if (cfg.sandbox == FP_SANDBOX_STRICT && module_path == NULL
+        && (builtin == NULL || strcmp(builtin, "cmd") == 0))
+        usage_error("--sandbox strict: the cmd builtin forks and execs, which "
+                    "strict forbids; use --module or --builtin echo");
+    if (cfg.user != NULL) {
+        struct passwd *pw = getpwnam(cfg.user);
+        if (pw == NULL)
+            usage_error("--user: no such user '%s'", cfg.user);
+        if (pw->pw_uid == 0)
+            usage_error("--user: '%s' is root; workers need an unprivileged user",
+                        cfg.user);
+    }
 
     if (module_path != NULL) {
         /* Checked here, before anything forks; each worker then loads the

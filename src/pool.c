@@ -189,6 +189,10 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
     p->log.arg = cfg->log_arg;
     p->log.level = cfg->log_level;
 
+    if (fp_sandbox_prepare(&p->sandbox, cfg, &p->log, err, errlen) < 0) {
+        free(p);
+        return NULL;
+    }
     p->worker_limits.max_bytes = p->cfg.max_job_bytes + ENVELOPE_BYTES;
     p->worker_limits.max_objects = p->cfg.max_job_objects + 8;
     p->worker_limits.max_depth = FP_MAX_DEPTH + 1;
@@ -197,6 +201,7 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
         p->module_config = malloc(cfg->module_config_len);
         if (p->module_config == NULL) {
             snprintf(err, errlen, "out of memory");
+            fp_sandbox_free(&p->sandbox);
             free(p);
             return NULL;
         }
@@ -209,6 +214,7 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
     p->wargs.limits = p->worker_limits;
     p->wargs.title = cfg->title;
     p->wargs.title_arg = cfg->title_arg;
+    p->wargs.sandbox = &p->sandbox;
 
     TAILQ_INIT(&p->queue);
     p->next_id = 1;
@@ -250,6 +256,7 @@ fp_pool_start(fp_pool *p)
     p->started = 1;
     p->started_at = ev_now(p->loop);
     p->target = p->cfg.workers;
+    fp_sandbox_activate(&p->sandbox, &p->log);
     return add_workers(p, p->target);
 }
 
@@ -283,6 +290,7 @@ fp_pool_free(fp_pool *p)
     ev_idle_stop(p->loop, &p->drained_idle);
     free(p->workers);
     free(p->module_config);
+    fp_sandbox_free(&p->sandbox);
     fp_buf_free(&p->scratch);
     free(p);
 }

@@ -12,6 +12,7 @@
 #include "buf.h"
 #include "frame.h"
 #include "log.h"
+#include "sandbox.h"
 #include "worker.h"
 
 struct fp_worker;
@@ -88,6 +89,7 @@ struct fp_pool {
     struct fp_logger   log;
     struct fp_limits   worker_limits;   /* frames from workers */
     struct fp_worker_args wargs;        /* what module workers run */
+    struct fp_sandbox  sandbox;         /* how workers are confined */
     char              *module_config;   /* our copy of cfg.module_config */
 
     struct fp_worker **workers;     /* slot table */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <dirent.h>
 
+#include "sandbox.h"
 #include "spawn.h"
 
 void
@@ -68,11 +69,8 @@ static void __attribute__((noreturn))
 child_start(const struct fp_spawn_req *req, int sock, int errw, pid_t master)
 {
     int devnull;
+    const char *why;
 
-    /* Die with the master, and close the race where it died before the
-     * prctl: then our parent is already someone else. */
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != master)
-        _exit(111);
     /* Lead a process group of our own: whatever the handler starts stays in
      * it, so the master can kill the worker and everything below it. */
     setpgid(0, 0);
@@ -89,6 +87,16 @@ child_start(const struct fp_spawn_req *req, int sock, int errw, pid_t master)
         _exit(111);
     /* stderr goes to the master, which logs it line by line with our pid. */
     if (dup2(errw, 2) < 0)
+        _exit(111);
+    if (req->sandbox != NULL
+        && fp_sandbox_enter(req->sandbox, req->exec_argv != NULL, &why) < 0) {
+        fprintf(stderr, "forkpool worker: sandbox: %s: %s\n", why, strerror(errno));
+        _exit(111);
+    }
+    /* Die with the master, and close the race where it died before the
+     * prctl: then our parent is already someone else.  Set after the
+     * sandbox, since changing credentials clears it. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != master)
         _exit(111);
     devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (req->exec_argv != NULL) {

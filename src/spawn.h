@@ -10,6 +10,8 @@
 
 #include <sys/types.h>
 
+struct fp_sandbox;
+
 /* The fd a module worker's socket lives on after fp_spawn (an exec worker
  * talks on stdin/stdout instead). */
 #define FP_WORKER_FD 3
@@ -22,6 +24,7 @@ struct fp_spawn_req {
     fp_child_fn  child_main; /* run this in the forked child */
     void        *child_arg;
     int          sockbuf;    /* SO_SNDBUF/SO_RCVBUF for both ends; 0 = default */
+    const struct fp_sandbox *sandbox;   /* entered in the child, or NULL */
 };
 
 /* Fork one worker.  Returns its pid and stores the parent's end of its

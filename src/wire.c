@@ -26,6 +26,14 @@ fp_wire_worker_msg(const char *frame, size_t len, struct fp_worker_msg *m,
         m->type = FP_WMSG_READY;
         return 0;
     }
+    if (n == 2 && fp_read_str_eq(&r, "retire")) {
+        if (fp_read_map(&r, &mapn) < 0) {
+            *why = "malformed retire message";
+            return -1;
+        }
+        m->type = FP_WMSG_RETIRE;
+        return 0;
+    }
     if (n == 3 && fp_read_str_eq(&r, "ok"))
         m->type = FP_WMSG_OK;
     else if (n == 3 && fp_read_str_eq(&r, "error"))
@@ -67,6 +75,21 @@ fp_wire_request(const char *frame, size_t len, struct fp_request *rq,
         return 1;
     }
     rq->params = r;
+    return 0;
+}
+
+int
+fp_wire_request_msgid(const char *buf, size_t len, uint32_t *msgid)
+{
+    struct fp_reader r;
+    uint32_t n;
+    uint64_t type, id;
+
+    fp_reader_init(&r, buf, len);
+    if (fp_read_array(&r, &n) < 0 || n != 4 || fp_read_uint(&r, &type) < 0
+        || type != 0 || fp_read_uint(&r, &id) < 0 || id > UINT32_MAX)
+        return -1;
+    *msgid = (uint32_t)id;
     return 0;
 }
 

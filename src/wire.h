@@ -17,7 +17,7 @@
 #define FP_MAX_RETRIES 100
 
 /* A message from a worker (SPEC §6). */
-enum fp_worker_msg_type { FP_WMSG_READY, FP_WMSG_OK, FP_WMSG_ERROR };
+enum fp_worker_msg_type { FP_WMSG_READY, FP_WMSG_OK, FP_WMSG_ERROR, FP_WMSG_RETIRE };
 
 struct fp_worker_msg {
     enum fp_worker_msg_type type;
@@ -26,7 +26,8 @@ struct fp_worker_msg {
     size_t      value_len;
 };
 
-/* Decode ["ready", {...}], ["ok", id, v] or ["error", id, v].  Returns 0, or
+/* Decode ["ready", {...}], ["ok", id, v], ["error", id, v] or
+ * ["retire", {...}] (replace me once my window is done).  Returns 0, or
  * -1 with *why set to a static message. */
 int fp_wire_worker_msg(const char *frame, size_t len, struct fp_worker_msg *m,
                        const char **why);
@@ -45,6 +46,10 @@ struct fp_request {
  * can be read (close the connection). */
 int fp_wire_request(const char *frame, size_t len, struct fp_request *rq,
                     const char **why);
+
+/* The msgid of a request from its first bytes (a frame that may be
+ * incomplete or broken further on).  Returns 0, or -1 if none is there. */
+int fp_wire_request_msgid(const char *buf, size_t len, uint32_t *msgid);
 
 /* 1 if the request's method is `name`. */
 int fp_wire_method_is(const struct fp_request *rq, const char *name);

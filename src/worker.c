@@ -15,6 +15,7 @@
 
 #include "buf.h"
 #include "frame.h"
+#include "sandbox.h"
 #include "worker.h"
 
 #define READ_CHUNK   (64 * 1024)
@@ -29,6 +30,7 @@ struct worker {
     msgpack_packer               out_pk;
     msgpack_sbuffer              result;    /* the handler's packed object */
     msgpack_packer               result_pk;
+    int                          retire_sent;
 };
 
 static void
@@ -142,6 +144,15 @@ handle_frame(struct worker *w, const char *frame, size_t len)
         wlog("%s", "unexpected message from the master");
         return -1;
     }
+    if (w->args->sandbox != NULL && fp_sandbox_job_cpu(w->args->sandbox)
+        && !w->retire_sent) {
+        /* ["retire", {}]: replace me after this job (README, worker
+         * protocol): my CPU time is halfway to the --rlimit-cpu backstop. */
+        msgpack_pack_array(&w->out_pk, 2);
+        fp_pack_cstr(&w->out_pk, "retire");
+        msgpack_pack_map(&w->out_pk, 0);
+        w->retire_sent = 1;
+    }
     set_title(w, "busy", id);
     run_job(w, id, payload, plen);
     set_title(w, "idle", 0);    /* before the result leaves: never stale */
@@ -244,6 +255,14 @@ fp_worker_main(int fd, void *arg)
         }
     }
 
+    if (args->sandbox != NULL) {
+        const char *why;
+        if (fp_sandbox_lock(args->sandbox, fd, &why) < 0) {
+            wlog("sandbox: %s", why);
+            rc = 3;
+            goto out;
+        }
+    }
     set_title(&w, "idle", 0);
     send_ready(&w);
     if (serve(&w) < 0)

@@ -9,6 +9,8 @@
 #include "forkpool.h"
 #include "frame.h"
 
+struct fp_sandbox;
+
 struct fp_worker_args {
     const fp_module *module;     /* or NULL: load module_path first */
     const char      *module_path;
@@ -18,6 +20,7 @@ struct fp_worker_args {
     void           (*title)(const char *title, void *arg);  /* or NULL */
     void            *title_arg;
     unsigned         slot;       /* shown in the title */
+    const struct fp_sandbox *sandbox;  /* locked down after init, or NULL */
 };
 
 /* Announce "ready", then serve jobs on `fd` until EOF.  Returns the process

@@ -155,6 +155,7 @@ fp_worker_spawn(struct fp_worker *w)
         .exec_argv = p->cfg.exec_argv,
         .child_main = fp_worker_main,
         .child_arg = &p->wargs,
+        .sandbox = &p->sandbox,
     };
     int fd, errfd;
     pid_t pid;
@@ -447,7 +448,19 @@ handle_frame(struct fp_worker *w, const char *frame, size_t len)
         if (w->state == W_STARTING)
             w->state = W_READY;
         w->ever_ready = 1;
+        fp_logf(&w->pool->log, FP_LOG_DEBUG, "worker %ld: ready for jobs", (long)w->pid);
         fp_pool_worker_ready(w->pool, w);
+        return 0;
+    }
+    if (m.type == FP_WMSG_RETIRE) {
+        /* Nothing more is sent to it; it stops once its window is done. */
+        if (w->recycle_why == NULL)
+            w->recycle_why = "its CPU time is halfway to the --rlimit-cpu backstop";
+        if (w->nwindow == 0 && w->state == W_READY && !w->retiring) {
+            fp_logf(&w->pool->log, FP_LOG_INFO, "worker %ld: recycling after "
+                    "%u jobs: %s", (long)w->pid, w->jobs_done, w->recycle_why);
+            fp_worker_stop(w);
+        }
         return 0;
     }
     if (!w->ever_ready || head == NULL || head->id != m.id) {

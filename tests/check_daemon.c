@@ -32,73 +32,6 @@
 
 #define MOD "--module", H_TESTMOD
 
-/* Compact JSON with sorted keys, as h_json() prints msgpack values. */
-static const char *
-canon(const char *json)
-{
-    static char buf[8][4096];
-    static int next;
-    json_error_t err;
-    json_t *v = json_loads(json, JSON_DECODE_ANY, &err);
-    char *s;
-
-    ck_assert_msg(v != NULL, "bad JSON in test: %s", json);
-    s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-    json_decref(v);
-    next = (next + 1) % 8;
-    snprintf(buf[next], sizeof(buf[next]), "%s", s);
-    free(s);
-    return buf[next];
-}
-
-static struct h_daemon *
-started(struct h_daemon *d)
-{
-    ck_assert_msg(d != NULL, "forkpoold did not start (see stderr)");
-    return d;
-}
-
-static struct h_rpc *
-connected(struct h_daemon *d)
-{
-    struct h_rpc *c = h_rpc_open(d);
-    ck_assert_msg(c != NULL, "cannot connect to %s: %s", d->sock, strerror(errno));
-    return c;
-}
-
-/* Submit one job and wait for its response (which must come). */
-static struct h_resp *
-submit(struct h_rpc *c, const char *job, const char *opts)
-{
-    uint32_t id = h_rpc_submit(c, job, opts);
-    struct h_resp *r = h_rpc_wait(c, id, H_REPLY_MS);
-
-    ck_assert_msg(r != NULL, "no response to submit %s", job);
-    return r;
-}
-
-/* Submit a job that must end ok; returns its result. */
-static const msgpack_object *
-submit_ok(struct h_rpc *c, const char *job)
-{
-    struct h_resp *r = submit(c, job, NULL);
-
-    ck_assert_msg(r->error == NULL, "job %s failed: %s", job, h_json(r->error));
-    const msgpack_object *res = h_get(r->result, "result");
-    ck_assert_msg(res != NULL, "no \"result\" in %s", h_json(r->result));
-    return res;
-}
-
-/* The worker pid a job runs on (-w 1 daemons with testmod). */
-static pid_t
-worker_pid(struct h_rpc *c)
-{
-    const msgpack_object *res = submit_ok(c, "{\"op\": \"pid\"}");
-
-    ck_assert_int_eq(res->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
-    return (pid_t)res->via.u64;
-}
-
 static int
 exit_code_of(const struct h_run *r)
 {
@@ -124,13 +57,13 @@ need_ctl(void)
 
 START_TEST(submit_echo_roundtrip)
 {
-    struct h_daemon *d = started(h_daemon_start("--builtin", "echo", "-w", "2", NULL));
-    struct h_rpc *c = connected(d);
+    struct h_daemon *d = h_started(h_daemon_start("--builtin", "echo", "-w", "2", NULL));
+    struct h_rpc *c = h_connected(d);
     struct h_run run;
 
-    struct h_resp *r = submit(c, "{\"a\": [1, 2, \"x\"]}", NULL);
+    struct h_resp *r = h_submit(c, "{\"a\": [1, 2, \"x\"]}", NULL);
     ck_assert_str_eq(h_json(r->error), "null");
-    ck_assert_str_eq(h_json(r->result), canon("{\"id\": 1, \"result\": {\"a\": [1, 2, \"x\"]}}"));
+    ck_assert_str_eq(h_json(r->result), h_canon("{\"id\": 1, \"result\": {\"a\": [1, 2, \"x\"]}}"));
 
     need_ctl();
     h_ctl(&run, d, NULL, "submit", "{\"a\":1}", NULL);
@@ -142,8 +75,8 @@ END_TEST
 
 START_TEST(job_ids_count_up_from_one_in_acceptance_order)
 {
-    struct h_daemon *d = started(h_daemon_start("--builtin", "echo", "-w", "2", NULL));
-    struct h_rpc *a = connected(d), *b = connected(d);
+    struct h_daemon *d = h_started(h_daemon_start("--builtin", "echo", "-w", "2", NULL));
+    struct h_rpc *a = h_connected(d), *b = h_connected(d);
     uint32_t m[6];
 
     /* Alternate connections; each connection's requests are taken in order
@@ -164,16 +97,16 @@ END_TEST
 
 START_TEST(segfault_mid_job_reports_crashed_and_replaces_worker)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", NULL));
-    struct h_rpc *c = connected(d);
-    pid_t old = worker_pid(c), now;
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "1", NULL));
+    struct h_rpc *c = h_connected(d);
+    pid_t old = h_worker_pid(c), now;
     int pidfd = h_pidfd(old);
     char line[128];
 
     ck_assert_int_ge(pidfd, 0);
-    struct h_resp *r = submit(c, "{\"op\": \"crash\"}", NULL);
+    struct h_resp *r = h_submit(c, "{\"op\": \"crash\"}", NULL);
     ck_assert_str_eq(h_json(r->error),
-                     canon("{\"id\": 2, \"kind\": \"crashed\", \"detail\": \"killed by SIGSEGV\"}"));
+                     h_canon("{\"id\": 2, \"kind\": \"crashed\", \"detail\": \"killed by SIGSEGV\"}"));
     ck_assert_str_eq(h_json(r->result), "null");
 
     ck_assert_msg(h_wait_readable(pidfd, 5000, d), "crashed worker %ld still exists", (long)old);
@@ -183,8 +116,8 @@ START_TEST(segfault_mid_job_reports_crashed_and_replaces_worker)
     ck_assert_int_eq(h_get_int(st->result, "crashed"), 1);
 
     /* The replacement runs the next jobs. */
-    ck_assert_int_eq(worker_pid(c), now);
-    ck_assert_str_eq(h_json(submit_ok(c, "{\"after\": true}")), "{\"after\":true}");
+    ck_assert_int_eq(h_worker_pid(c), now);
+    ck_assert_str_eq(h_json(h_submit_ok(c, "{\"after\": true}")), "{\"after\":true}");
     snprintf(line, sizeof(line), "worker %ld killed by SIGSEGV while running job 2", (long)old);
     ck_assert_int_eq(h_log_count(d, line), 1);
 }
@@ -195,11 +128,11 @@ END_TEST
  * must not matter; over ten crashes both orders occur.) */
 START_TEST(restarts_count_every_crashed_worker)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", NULL));
-    struct h_rpc *c = connected(d);
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "1", NULL));
+    struct h_rpc *c = h_connected(d);
 
     for (int i = 0; i < 10; i++) {
-        struct h_resp *r = submit(c, "{\"op\": \"crash\"}", NULL);
+        struct h_resp *r = h_submit(c, "{\"op\": \"crash\"}", NULL);
         ck_assert_str_eq(h_get_str(r->error, "kind"), "crashed");
     }
     struct h_resp *st = h_status(c);
@@ -210,16 +143,16 @@ END_TEST
 
 START_TEST(abort_and_exit_mid_job_name_signal_and_status)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", NULL));
-    struct h_rpc *c = connected(d);
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "1", NULL));
+    struct h_rpc *c = h_connected(d);
 
-    struct h_resp *r = submit(c, "{\"op\": \"abort\"}", NULL);
+    struct h_resp *r = h_submit(c, "{\"op\": \"abort\"}", NULL);
     ck_assert_str_eq(h_json(r->error),
-                     canon("{\"id\": 1, \"kind\": \"crashed\", \"detail\": \"killed by SIGABRT\"}"));
-    r = submit(c, "{\"op\": \"exit\", \"code\": 7}", NULL);
+                     h_canon("{\"id\": 1, \"kind\": \"crashed\", \"detail\": \"killed by SIGABRT\"}"));
+    r = h_submit(c, "{\"op\": \"exit\", \"code\": 7}", NULL);
     ck_assert_str_eq(h_json(r->error),
-                     canon("{\"id\": 2, \"kind\": \"crashed\", \"detail\": \"exited with status 7\"}"));
-    ck_assert_str_eq(h_json(submit_ok(c, "[3]")), "[3]");
+                     h_canon("{\"id\": 2, \"kind\": \"crashed\", \"detail\": \"exited with status 7\"}"));
+    ck_assert_str_eq(h_json(h_submit_ok(c, "[3]")), "[3]");
 }
 END_TEST
 
@@ -229,32 +162,32 @@ START_TEST(crash_dumps_no_core_under_default_sandbox)
 {
     struct h_opts o = { .umask = -1, .core_unlimited = 1 };
     char *args[] = { (char *)"--module", (char *)H_TESTMOD, (char *)"-w", (char *)"1", NULL };
-    struct h_daemon *d = started(h_daemon_startv(&o, args));
-    struct h_rpc *c = connected(d);
+    struct h_daemon *d = h_started(h_daemon_startv(&o, args));
+    struct h_rpc *c = h_connected(d);
 
-    struct h_resp *r = submit(c, "{\"op\": \"crash\"}", NULL);
+    struct h_resp *r = h_submit(c, "{\"op\": \"crash\"}", NULL);
     ck_assert_str_eq(h_json(r->error),
-                     canon("{\"id\": 1, \"kind\": \"crashed\", \"detail\": \"killed by SIGSEGV\"}"));
+                     h_canon("{\"id\": 1, \"kind\": \"crashed\", \"detail\": \"killed by SIGSEGV\"}"));
 }
 END_TEST
 
 START_TEST(garbage_from_worker_is_protocol_error)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", NULL));
-    struct h_rpc *c = connected(d);
-    pid_t old = worker_pid(c), now;
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "1", NULL));
+    struct h_rpc *c = h_connected(d);
+    pid_t old = h_worker_pid(c), now;
     int pidfd = h_pidfd(old);
 
-    struct h_resp *r = submit(c, "{\"op\": \"garbage\"}", NULL);
+    struct h_resp *r = h_submit(c, "{\"op\": \"garbage\"}", NULL);
     ck_assert_str_eq(h_json(r->error),
-                     canon("{\"id\": 2, \"kind\": \"crashed\", \"detail\": \"protocol error\"}"));
+                     h_canon("{\"id\": 2, \"kind\": \"crashed\", \"detail\": \"protocol error\"}"));
     ck_assert_msg(h_wait_readable(pidfd, 5000, d), "worker %ld was not killed", (long)old);
     struct h_resp *st = h_status(c);
     ck_assert_int_eq(h_status_pids(st, &now, 1), 1);
     ck_assert_int_ne(now, old);
     ck_assert_int_eq(h_get_int(st->result, "restarts"), 1);
-    ck_assert_int_eq(worker_pid(c), now);
-    ck_assert_str_eq(h_json(submit_ok(c, "{\"k\": 1}")), "{\"k\":1}");
+    ck_assert_int_eq(h_worker_pid(c), now);
+    ck_assert_str_eq(h_json(h_submit_ok(c, "{\"k\": 1}")), "{\"k\":1}");
     ck_assert_int_eq(h_log_count(d, "protocol error: invalid msgpack"), 1);
 }
 END_TEST
@@ -266,17 +199,17 @@ END_TEST
  * outcome is therefore always crashed / "protocol error". */
 START_TEST(unsolicited_result_from_worker_is_protocol_error)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", NULL));
-    struct h_rpc *c = connected(d);
-    pid_t old = worker_pid(c), now;
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "1", NULL));
+    struct h_rpc *c = h_connected(d);
+    pid_t old = h_worker_pid(c), now;
     int pidfd = h_pidfd(old);
 
-    struct h_resp *r = submit(c, "{\"op\": \"extra\"}", NULL);
+    struct h_resp *r = h_submit(c, "{\"op\": \"extra\"}", NULL);
     ck_assert_str_eq(h_json(r->error),
-                     canon("{\"id\": 2, \"kind\": \"crashed\", \"detail\": \"protocol error\"}"));
+                     h_canon("{\"id\": 2, \"kind\": \"crashed\", \"detail\": \"protocol error\"}"));
     ck_assert_msg(h_wait_readable(pidfd, 5000, d), "worker %ld was not killed", (long)old);
-    ck_assert_str_eq(h_json(submit_ok(c, "\"next\"")), "\"next\"");
-    now = worker_pid(c);
+    ck_assert_str_eq(h_json(h_submit_ok(c, "\"next\"")), "\"next\"");
+    now = h_worker_pid(c);
     ck_assert_int_ne(now, old);
     /* Exactly one response per request: nothing extra arrived. */
     struct h_resp *st = h_status(c);
@@ -291,15 +224,15 @@ END_TEST
 
 START_TEST(handler_packing_nothing_is_error)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", NULL));
-    struct h_rpc *c = connected(d);
-    pid_t pid = worker_pid(c);
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "1", NULL));
+    struct h_rpc *c = h_connected(d);
+    pid_t pid = h_worker_pid(c);
 
-    struct h_resp *r = submit(c, "{\"op\": \"none\"}", NULL);
+    struct h_resp *r = h_submit(c, "{\"op\": \"none\"}", NULL);
     ck_assert_str_eq(h_json(r->error),
-                     canon("{\"id\": 2, \"kind\": \"error\", \"detail\": \"handler packed no value\"}"));
+                     h_canon("{\"id\": 2, \"kind\": \"error\", \"detail\": \"handler packed no value\"}"));
     /* An error outcome leaves the worker alive. */
-    ck_assert_int_eq(worker_pid(c), pid);
+    ck_assert_int_eq(h_worker_pid(c), pid);
     struct h_resp *st = h_status(c);
     ck_assert_int_eq(h_get_int(st->result, "failed"), 1);
     ck_assert_int_eq(h_get_int(st->result, "restarts"), 0);
@@ -308,50 +241,50 @@ END_TEST
 
 START_TEST(handler_error_carries_its_detail_value)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", NULL));
-    struct h_rpc *c = connected(d);
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "1", NULL));
+    struct h_rpc *c = h_connected(d);
 
-    struct h_resp *r = submit(c, "{\"op\": \"fail\", \"detail\": {\"why\": [1, \"x\"]}}", NULL);
+    struct h_resp *r = h_submit(c, "{\"op\": \"fail\", \"detail\": {\"why\": [1, \"x\"]}}", NULL);
     ck_assert_str_eq(h_json(r->error),
-                     canon("{\"id\": 1, \"kind\": \"error\", \"detail\": {\"why\": [1, \"x\"]}}"));
+                     h_canon("{\"id\": 1, \"kind\": \"error\", \"detail\": {\"why\": [1, \"x\"]}}"));
 }
 END_TEST
 
 START_TEST(job_timeout_kills_and_replaces_worker)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", NULL));
-    struct h_rpc *c = connected(d);
-    pid_t old = worker_pid(c);
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "1", NULL));
+    struct h_rpc *c = h_connected(d);
+    pid_t old = h_worker_pid(c);
     int pidfd = h_pidfd(old);
     int64_t t0 = h_now_ms();
 
-    struct h_resp *r = submit(c, "{\"op\": \"hang\"}", "{\"timeout\": 0.2}");
+    struct h_resp *r = h_submit(c, "{\"op\": \"hang\"}", "{\"timeout\": 0.2}");
     int64_t took = h_now_ms() - t0;
     ck_assert_str_eq(h_json(r->error),
-                     canon("{\"id\": 2, \"kind\": \"timeout\", \"detail\": \"timed out after 0.2s\"}"));
+                     h_canon("{\"id\": 2, \"kind\": \"timeout\", \"detail\": \"timed out after 0.2s\"}"));
     ck_assert_int_ge(took, 190);
     ck_assert_msg(h_wait_readable(pidfd, 5000, d), "timed-out worker %ld still exists", (long)old);
-    ck_assert_int_ne(worker_pid(c), old);
+    ck_assert_int_ne(h_worker_pid(c), old);
 }
 END_TEST
 
 START_TEST(default_job_timeout_applies)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", "--job-timeout", "0.2", NULL));
-    struct h_rpc *c = connected(d);
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "1", "--job-timeout", "0.2", NULL));
+    struct h_rpc *c = h_connected(d);
 
-    struct h_resp *r = submit(c, "{\"op\": \"hang\"}", NULL);
+    struct h_resp *r = h_submit(c, "{\"op\": \"hang\"}", NULL);
     ck_assert_str_eq(h_get_str(r->error, "kind"), "timeout");
     /* A per-job 0 means no timeout, overriding the default. */
-    r = submit(c, "{\"op\": \"sleep\", \"s\": 0.3}", "{\"timeout\": 0}");
+    r = h_submit(c, "{\"op\": \"sleep\", \"s\": 0.3}", "{\"timeout\": 0}");
     ck_assert_str_eq(h_json(r->error), "null");
 }
 END_TEST
 
 START_TEST(cancel_running_and_queued_jobs)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", "--prefetch", "1", NULL));
-    struct h_rpc *c = connected(d);
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "1", "--prefetch", "1", NULL));
+    struct h_rpc *c = h_connected(d);
 
     uint32_t hang = h_rpc_submit(c, "{\"op\": \"hang\"}", NULL);
     uint32_t queued = h_rpc_submit(c, "{\"q\": 1}", NULL);
@@ -365,51 +298,51 @@ START_TEST(cancel_running_and_queued_jobs)
     r = h_rpc_wait(c, queued, H_REPLY_MS);
     ck_assert_ptr_nonnull(r);
     ck_assert_str_eq(h_json(r->error),
-                     canon("{\"id\": 2, \"kind\": \"cancelled\", \"detail\": \"cancelled\"}"));
+                     h_canon("{\"id\": 2, \"kind\": \"cancelled\", \"detail\": \"cancelled\"}"));
     r = h_rpc_call(c, "cancel", "[1]");
     ck_assert_str_eq(h_json(r->result), "true");
     r = h_rpc_wait(c, hang, H_REPLY_MS);
     ck_assert_ptr_nonnull(r);
     ck_assert_str_eq(h_json(r->error),
-                     canon("{\"id\": 1, \"kind\": \"cancelled\", \"detail\": \"cancelled\"}"));
+                     h_canon("{\"id\": 1, \"kind\": \"cancelled\", \"detail\": \"cancelled\"}"));
     r = h_rpc_call(c, "cancel", "[99]");
     ck_assert_str_eq(h_json(r->result), "false");
-    ck_assert_str_eq(h_json(submit_ok(c, "\"alive\"")), "\"alive\"");
+    ck_assert_str_eq(h_json(h_submit_ok(c, "\"alive\"")), "\"alive\"");
 }
 END_TEST
 
 START_TEST(queue_full_rejects_submissions)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", "--prefetch", "1",
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "1", "--prefetch", "1",
                                                 "--queue-max", "1", NULL));
-    struct h_rpc *c = connected(d);
+    struct h_rpc *c = h_connected(d);
 
     /* Wait for the worker so the hang is running, not queued. */
-    worker_pid(c);
+    h_worker_pid(c);
     h_rpc_submit(c, "{\"op\": \"hang\"}", NULL);
     h_rpc_submit(c, "\"queued\"", NULL);
-    struct h_resp *r = submit(c, "\"one too many\"", NULL);
+    struct h_resp *r = h_submit(c, "\"one too many\"", NULL);
     ck_assert_str_eq(h_json(r->error),
-                     canon("{\"id\": null, \"kind\": \"rejected\", \"detail\": \"queue full\"}"));
+                     h_canon("{\"id\": null, \"kind\": \"rejected\", \"detail\": \"queue full\"}"));
 }
 END_TEST
 
 START_TEST(queued_bytes_limit_rejects_submissions)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", "--prefetch", "1",
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "1", "--prefetch", "1",
                                                 "--queue-max-bytes", "1024", NULL));
-    struct h_rpc *c = connected(d);
+    struct h_rpc *c = h_connected(d);
     char job[700];
 
-    worker_pid(c);
+    h_worker_pid(c);
     h_rpc_submit(c, "{\"op\": \"hang\"}", NULL);
     memset(job, 'x', sizeof(job) - 1);
     job[0] = job[sizeof(job) - 2] = '"';
     job[sizeof(job) - 1] = '\0';
     h_rpc_submit(c, job, NULL);             /* ~700 bytes held: accepted */
-    struct h_resp *r = submit(c, job, NULL);  /* ~1400 > 1024: refused */
+    struct h_resp *r = h_submit(c, job, NULL);  /* ~1400 > 1024: refused */
     ck_assert_str_eq(h_json(r->error),
-                     canon("{\"id\": null, \"kind\": \"rejected\", \"detail\": \"queue full\"}"));
+                     h_canon("{\"id\": null, \"kind\": \"rejected\", \"detail\": \"queue full\"}"));
     /* Small jobs still fit. */
     uint32_t small = h_rpc_submit(c, "1", NULL);
     ck_assert_int_eq(h_get_int(h_status(c)->result, "queued"), 2);
@@ -419,29 +352,29 @@ END_TEST
 
 START_TEST(oversized_job_is_rejected)
 {
-    struct h_daemon *d = started(h_daemon_start("--builtin", "echo", "-w", "1",
+    struct h_daemon *d = h_started(h_daemon_start("--builtin", "echo", "-w", "1",
                                                 "--max-job-bytes", "100", NULL));
-    struct h_rpc *c = connected(d);
+    struct h_rpc *c = h_connected(d);
     char job[256];
 
     memset(job, 'x', sizeof(job));
     job[0] = '"';
     job[200] = '"';
     job[201] = '\0';
-    struct h_resp *r = submit(c, job, NULL);
+    struct h_resp *r = h_submit(c, job, NULL);
     ck_assert_str_eq(h_json(r->error),
-                     canon("{\"id\": null, \"kind\": \"rejected\", \"detail\": \"job too large\"}"));
-    ck_assert_str_eq(h_json(submit_ok(c, "\"small\"")), "\"small\"");
+                     h_canon("{\"id\": null, \"kind\": \"rejected\", \"detail\": \"job too large\"}"));
+    ck_assert_str_eq(h_json(h_submit_ok(c, "\"small\"")), "\"small\"");
 }
 END_TEST
 
 START_TEST(metrics_expose_job_counters)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", NULL));
-    struct h_rpc *c = connected(d);
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "1", NULL));
+    struct h_rpc *c = h_connected(d);
 
-    submit_ok(c, "1");
-    submit(c, "{\"op\": \"fail\"}", NULL);
+    h_submit_ok(c, "1");
+    h_submit(c, "{\"op\": \"fail\"}", NULL);
     struct h_resp *r = h_rpc_call(c, "metrics", "[]");
     ck_assert_ptr_nonnull(r);
     ck_assert_int_eq(r->result->type, MSGPACK_OBJECT_STR);
@@ -458,8 +391,8 @@ END_TEST
 
 START_TEST(sigterm_drains_200_queued_jobs)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "2", NULL));
-    struct h_rpc *c = connected(d);
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "2", NULL));
+    struct h_rpc *c = h_connected(d);
     uint32_t msgid[200];
     struct stat sb;
 
@@ -500,8 +433,8 @@ END_TEST
 
 START_TEST(new_submissions_rejected_while_draining)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", "--drain-timeout", "5", NULL));
-    struct h_rpc *a = connected(d), *b;
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "1", "--drain-timeout", "5", NULL));
+    struct h_rpc *a = h_connected(d), *b;
     size_t mark;
 
     uint32_t hang = h_rpc_submit(a, "{\"op\": \"hang\"}", NULL);
@@ -510,10 +443,10 @@ START_TEST(new_submissions_rejected_while_draining)
     h_daemon_kill(d, SIGTERM);
     ck_assert_msg(h_daemon_wait_log(d, "draining:", mark, 5000), "no drain log line");
 
-    b = connected(d);
-    struct h_resp *r = submit(b, "{\"x\": 1}", NULL);
+    b = h_connected(d);
+    struct h_resp *r = h_submit(b, "{\"x\": 1}", NULL);
     ck_assert_str_eq(h_json(r->error),
-                     canon("{\"id\": null, \"kind\": \"rejected\", \"detail\": \"draining\"}"));
+                     h_canon("{\"id\": null, \"kind\": \"rejected\", \"detail\": \"draining\"}"));
     struct h_resp *st = h_status(b);
     ck_assert_str_eq(h_get_str(st->result, "state"), "draining");
     /* The accepted job is still owed its outcome. */
@@ -524,8 +457,8 @@ END_TEST
 
 START_TEST(drain_method_finishes_jobs_and_exits_0)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", NULL));
-    struct h_rpc *c = connected(d);
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "1", NULL));
+    struct h_rpc *c = h_connected(d);
 
     uint32_t job = h_rpc_submit(c, "{\"op\": \"sleep\", \"s\": 0.2}", NULL);
     struct h_resp *r = h_rpc_call(c, "drain", "[]");
@@ -541,8 +474,8 @@ END_TEST
 
 START_TEST(sigint_drains_like_sigterm)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", NULL));
-    struct h_rpc *c = connected(d);
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "1", NULL));
+    struct h_rpc *c = h_connected(d);
 
     uint32_t job = h_rpc_submit(c, "{\"op\": \"sleep\", \"s\": 0.2}", NULL);
     ck_assert_int_eq(h_get_int(h_status(c)->result, "submitted"), 1);
@@ -556,8 +489,8 @@ END_TEST
 
 START_TEST(drain_timeout_cancels_and_exits_1)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", "--drain-timeout", "0.5", NULL));
-    struct h_rpc *c = connected(d);
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "1", "--drain-timeout", "0.5", NULL));
+    struct h_rpc *c = h_connected(d);
     uint32_t m[4];
     int64_t t0;
 
@@ -585,8 +518,8 @@ END_TEST
 
 START_TEST(second_sigterm_cuts_drain_off)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", "--drain-timeout", "60", NULL));
-    struct h_rpc *c = connected(d);
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "1", "--drain-timeout", "60", NULL));
+    struct h_rpc *c = h_connected(d);
     size_t mark;
     int64_t t0;
 
@@ -601,7 +534,7 @@ START_TEST(second_sigterm_cuts_drain_off)
     struct h_resp *r = h_rpc_wait(c, hang, 3000);
     ck_assert_ptr_nonnull(r);
     ck_assert_str_eq(h_json(r->error),
-                     canon("{\"id\": 1, \"kind\": \"cancelled\", \"detail\": \"drain timeout\"}"));
+                     h_canon("{\"id\": 1, \"kind\": \"cancelled\", \"detail\": \"drain timeout\"}"));
     ck_assert_int_eq(h_exit_code(h_daemon_wait(d, 3000)), 1);
     ck_assert_int_lt(h_now_ms() - t0, 3000);
 }
@@ -609,8 +542,8 @@ END_TEST
 
 START_TEST(sighup_replaces_every_worker_without_losing_jobs)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "2", NULL));
-    struct h_rpc *c = connected(d);
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "2", NULL));
+    struct h_rpc *c = h_connected(d);
     pid_t old[2], now[2];
     int pidfd[2];
     uint32_t m[20];
@@ -633,7 +566,7 @@ START_TEST(sighup_replaces_every_worker_without_losing_jobs)
     ck_assert_int_eq(h_status_pids(h_status(c), now, 2), 2);
     for (int i = 0; i < 2; i++)
         ck_assert(now[i] != old[0] && now[i] != old[1]);
-    ck_assert_str_eq(h_json(submit_ok(c, "\"after\"")), "\"after\"");
+    ck_assert_str_eq(h_json(h_submit_ok(c, "\"after\"")), "\"after\"");
 }
 END_TEST
 
@@ -662,23 +595,23 @@ START_TEST(reload_loads_the_new_build_of_the_module)
 
     snprintf(mod, sizeof(mod), "%s/mod.so", h_tempdir());
     install_file(H_TESTMOD, mod);
-    struct h_daemon *d = started(h_daemon_start("--module", mod, "-w", "2", NULL));
-    struct h_rpc *c = connected(d);
-    ck_assert_str_eq(h_json(submit_ok(c, "\"v1\"")), "\"v1\"");
+    struct h_daemon *d = h_started(h_daemon_start("--module", mod, "-w", "2", NULL));
+    struct h_rpc *c = h_connected(d);
+    ck_assert_str_eq(h_json(h_submit_ok(c, "\"v1\"")), "\"v1\"");
 
     install_file(TOP_BUILDDIR "/tests/.libs/testmod2.so", mod);
     mark = d->loglen;
     h_daemon_kill(d, SIGHUP);
     ck_assert_msg(h_daemon_wait_log(d, "reload complete", mark, 5000), "reload did not complete");
     for (int i = 0; i < 4; i++)
-        ck_assert_str_eq(h_json(submit_ok(c, "\"v1\"")), "\"v2\"");
+        ck_assert_str_eq(h_json(h_submit_ok(c, "\"v1\"")), "\"v2\"");
 }
 END_TEST
 
 START_TEST(sigttin_and_sigttou_scale_by_one)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "2", NULL));
-    struct h_rpc *c = connected(d);
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "2", NULL));
+    struct h_rpc *c = h_connected(d);
     size_t mark = d->loglen;
 
     h_daemon_kill(d, SIGTTIN);
@@ -697,8 +630,8 @@ END_TEST
 
 START_TEST(master_sigkill_leaves_no_workers)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "3", NULL));
-    struct h_rpc *c = connected(d);
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "3", NULL));
+    struct h_rpc *c = h_connected(d);
     pid_t pids[3];
     int pidfd[3];
 
@@ -730,8 +663,8 @@ by_fd(const void *a, const void *b)
  * own socket on fd 3. */
 START_TEST(worker_fd_table_holds_only_its_own)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "3", "--prefetch", "1", NULL));
-    struct h_rpc *a = connected(d), *b = connected(d), *c = connected(d);
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "3", "--prefetch", "1", NULL));
+    struct h_rpc *a = h_connected(d), *b = h_connected(d), *c = h_connected(d);
     pid_t orig[3];
     int pidfd[3];
     uint32_t m[3];
@@ -794,9 +727,9 @@ END_TEST
 
 START_TEST(init_failure_backs_off_without_fork_bomb)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "--module-config", "{\"fail_init\": true}",
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "--module-config", "{\"fail_init\": true}",
                                                 "-w", "1", "-v", NULL));
-    struct h_rpc *c = connected(d);
+    struct h_rpc *c = h_connected(d);
 
     /* A fixed wait: what is measured is how often it restarts over ~1 s
      * (backoff from 10 ms, doubling: about 7 starts). */
@@ -814,20 +747,20 @@ END_TEST
 
 START_TEST(exec_worker_roundtrip)
 {
-    struct h_daemon *d = started(h_daemon_start("--exec", H_EXEC_WORKER, "-w", "2", NULL));
-    struct h_rpc *c = connected(d);
+    struct h_daemon *d = h_started(h_daemon_start("--exec", H_EXEC_WORKER, "-w", "2", NULL));
+    struct h_rpc *c = h_connected(d);
 
-    struct h_resp *r = submit(c, "{\"via\": \"exec\", \"n\": [1, 2.5, null]}", NULL);
+    struct h_resp *r = h_submit(c, "{\"via\": \"exec\", \"n\": [1, 2.5, null]}", NULL);
     ck_assert_str_eq(h_json(r->result),
-                     canon("{\"id\": 1, \"result\": {\"via\": \"exec\", \"n\": [1, 2.5, null]}}"));
+                     h_canon("{\"id\": 1, \"result\": {\"via\": \"exec\", \"n\": [1, 2.5, null]}}"));
 }
 END_TEST
 
 START_TEST(exec_program_failing_to_start_backs_off_and_logs_once)
 {
-    struct h_daemon *d = started(h_daemon_start("--exec", H_EXEC_WORKER " fail", "-w", "1",
+    struct h_daemon *d = h_started(h_daemon_start("--exec", H_EXEC_WORKER " fail", "-w", "1",
                                                 "-v", NULL));
-    struct h_rpc *c = connected(d);
+    struct h_rpc *c = h_connected(d);
 
     h_daemon_pump(d, 1000);
     ck_assert_msg(spawns(d) >= 4 && spawns(d) <= 15, "%d workers forked in ~1 s", spawns(d));
@@ -843,9 +776,9 @@ END_TEST
  * failed start too: backoff, and the log says why once per streak. */
 START_TEST(exec_program_answering_garbage_backs_off_and_logs_once)
 {
-    struct h_daemon *d = started(h_daemon_start("--exec", H_EXEC_WORKER " garbage", "-w", "1",
+    struct h_daemon *d = h_started(h_daemon_start("--exec", H_EXEC_WORKER " garbage", "-w", "1",
                                                 "-v", NULL));
-    struct h_rpc *c = connected(d);
+    struct h_rpc *c = h_connected(d);
 
     h_daemon_pump(d, 1000);
     ck_assert_msg(spawns(d) >= 4 && spawns(d) <= 15, "%d workers forked in ~1 s", spawns(d));
@@ -864,10 +797,10 @@ END_TEST
 START_TEST(worker_exiting_right_after_ready_backs_off)
 {
     /* The ready message, ["ready", {"pid": 1, "proto": 1}], from printf. */
-    struct h_daemon *d = started(h_daemon_start(
+    struct h_daemon *d = h_started(h_daemon_start(
         "--exec", "printf '\\222\\245ready\\202\\243pid\\001\\245proto\\001'",
         "-w", "1", "-v", NULL));
-    struct h_rpc *c = connected(d);
+    struct h_rpc *c = h_connected(d);
 
     h_daemon_pump(d, 1000);
     ck_assert_msg(spawns(d) >= 4 && spawns(d) <= 15, "%d workers forked in ~1 s", spawns(d));
@@ -882,24 +815,24 @@ END_TEST
 START_TEST(cmd_builtin_runs_command)
 {
     /* No handler flag: the default is cmd. */
-    struct h_daemon *d = started(h_daemon_start("-w", "1", NULL));
-    struct h_rpc *c = connected(d);
+    struct h_daemon *d = h_started(h_daemon_start("-w", "1", NULL));
+    struct h_rpc *c = h_connected(d);
 
-    ck_assert_str_eq(h_json(submit_ok(c, "{\"argv\": [\"sh\", \"-c\", "
+    ck_assert_str_eq(h_json(h_submit_ok(c, "{\"argv\": [\"sh\", \"-c\", "
                                          "\"echo hi; echo err >&2; exit 3\"]}")),
-                     canon("{\"exit\": 3, \"signal\": null, \"stdout\": \"hi\\n\", "
+                     h_canon("{\"exit\": 3, \"signal\": null, \"stdout\": \"hi\\n\", "
                            "\"stderr\": \"err\\n\"}"));
-    ck_assert_str_eq(h_json(submit_ok(c, "{\"argv\": [\"cat\"], \"stdin\": \"abc\"}")),
-                     canon("{\"exit\": 0, \"signal\": null, \"stdout\": \"abc\", \"stderr\": \"\"}"));
-    ck_assert_str_eq(h_json(submit_ok(c, "{\"argv\": [\"sh\", \"-c\", \"echo $FPT_X\"], "
+    ck_assert_str_eq(h_json(h_submit_ok(c, "{\"argv\": [\"cat\"], \"stdin\": \"abc\"}")),
+                     h_canon("{\"exit\": 0, \"signal\": null, \"stdout\": \"abc\", \"stderr\": \"\"}"));
+    ck_assert_str_eq(h_json(h_submit_ok(c, "{\"argv\": [\"sh\", \"-c\", \"echo $FPT_X\"], "
                                          "\"env\": {\"FPT_X\": \"from env\"}}")),
-                     canon("{\"exit\": 0, \"signal\": null, \"stdout\": \"from env\\n\", "
+                     h_canon("{\"exit\": 0, \"signal\": null, \"stdout\": \"from env\\n\", "
                            "\"stderr\": \"\"}"));
-    ck_assert_str_eq(h_json(submit_ok(c, "{\"argv\": [\"sh\", \"-c\", \"kill -TERM $$\"]}")),
-                     canon("{\"exit\": 143, \"signal\": \"SIGTERM\", \"stdout\": \"\", "
+    ck_assert_str_eq(h_json(h_submit_ok(c, "{\"argv\": [\"sh\", \"-c\", \"kill -TERM $$\"]}")),
+                     h_canon("{\"exit\": 143, \"signal\": \"SIGTERM\", \"stdout\": \"\", "
                            "\"stderr\": \"\"}"));
 
-    struct h_resp *r = submit(c, "{\"argv\": [\"/nonexistent/fpt-cmd\"]}", NULL);
+    struct h_resp *r = h_submit(c, "{\"argv\": [\"/nonexistent/fpt-cmd\"]}", NULL);
     ck_assert_str_eq(h_get_str(r->error, "kind"), "error");
     ck_assert_str_eq(h_get_str(r->error, "detail"),
                      "cannot execute /nonexistent/fpt-cmd: No such file or directory");
@@ -908,12 +841,12 @@ END_TEST
 
 START_TEST(worker_stderr_is_logged_line_by_line_with_its_pid)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", NULL));
-    struct h_rpc *c = connected(d);
-    pid_t pid = worker_pid(c);
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "1", NULL));
+    struct h_rpc *c = h_connected(d);
+    pid_t pid = h_worker_pid(c);
     char want[128];
 
-    ck_assert_str_eq(h_json(submit_ok(c, "{\"op\": \"say\", \"text\": \"hello log\"}")),
+    ck_assert_str_eq(h_json(h_submit_ok(c, "{\"op\": \"say\", \"text\": \"hello log\"}")),
                      "\"said\"");
     /* A module worker's stdout joins its stderr: both reach the log. */
     snprintf(want, sizeof(want), "info: worker %ld: hello log", (long)pid);
@@ -941,9 +874,9 @@ cmdline_of(pid_t pid, char *buf, size_t len)
 
 START_TEST(process_titles_show_role_and_job)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", NULL));
-    struct h_rpc *c = connected(d);
-    pid_t pid = worker_pid(c);
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "1", NULL));
+    struct h_rpc *c = h_connected(d);
+    pid_t pid = h_worker_pid(c);
     char buf[256], want[256];
     uint32_t msgid;
 
@@ -968,7 +901,7 @@ END_TEST
 
 START_TEST(forkpoolctl_ids_prints_each_id_when_accepted)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", NULL));
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "1", NULL));
     struct h_run run;
 
     need_ctl();
@@ -992,8 +925,8 @@ END_TEST
 
 START_TEST(scale_beyond_max_workers_is_refused)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "2", "--max-workers", "3", NULL));
-    struct h_rpc *c = connected(d);
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "2", "--max-workers", "3", NULL));
+    struct h_rpc *c = h_connected(d);
 
     struct h_resp *r = h_rpc_call(c, "scale", "[4]");
     ck_assert_ptr_nonnull(r);
@@ -1010,15 +943,15 @@ END_TEST
 
 START_TEST(max_jobs_recycles_each_worker_with_jitter)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", "--max-jobs", "10", NULL));
-    struct h_rpc *c = connected(d);
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "1", "--max-jobs", "10", NULL));
+    struct h_rpc *c = h_connected(d);
     pid_t prev = 0;
     int run = 0, runs = 0;
 
     /* One worker, jobs one at a time: each pid serves a run of 10 or 11
      * jobs (10 plus up to 10% jitter) before a fresh one takes over. */
     for (int i = 0; i < 60; i++) {
-        pid_t pid = worker_pid(c);
+        pid_t pid = h_worker_pid(c);
         if (pid != prev && prev != 0) {
             ck_assert_msg(run >= 10 && run <= 11, "worker %ld ran %d jobs", (long)prev, run);
             runs++;
@@ -1034,22 +967,22 @@ END_TEST
 
 START_TEST(max_rss_recycles_between_jobs_never_mid_job)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", "--max-rss", "40", NULL));
-    struct h_rpc *c = connected(d);
-    pid_t before = worker_pid(c);
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "1", "--max-rss", "40", NULL));
+    struct h_rpc *c = h_connected(d);
+    pid_t before = h_worker_pid(c);
 
     /* The job that crosses the limit still completes ok ... */
-    ck_assert_str_eq(h_json(submit_ok(c, "{\"op\": \"grow\", \"mib\": 64}")), "\"grown\"");
+    ck_assert_str_eq(h_json(h_submit_ok(c, "{\"op\": \"grow\", \"mib\": 64}")), "\"grown\"");
     /* ... and the next job runs on a fresh worker. */
-    ck_assert_int_ne(worker_pid(c), before);
+    ck_assert_int_ne(h_worker_pid(c), before);
     ck_assert_int_eq(h_log_count(d, "passed --max-rss"), 1);
 }
 END_TEST
 
 START_TEST(slow_log_names_a_running_job_once)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", "--slow-log", "0.1", NULL));
-    struct h_rpc *c = connected(d);
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "1", "--slow-log", "0.1", NULL));
+    struct h_rpc *c = h_connected(d);
     uint32_t msgid = h_rpc_submit(c, "{\"op\": \"sleep\", \"s\": 0.6}", NULL);
 
     /* Logged while the job still runs: before its response exists. */
@@ -1078,8 +1011,8 @@ END_TEST
 
 START_TEST(cmd_timeout_kills_the_whole_process_group)
 {
-    struct h_daemon *d = started(h_daemon_start("-w", "1", NULL));
-    struct h_rpc *c = connected(d);
+    struct h_daemon *d = h_started(h_daemon_start("-w", "1", NULL));
+    struct h_rpc *c = h_connected(d);
     char job[1024], path[256], buf[32];
     const char *dir = h_tempdir();
 
@@ -1088,7 +1021,7 @@ START_TEST(cmd_timeout_kills_the_whole_process_group)
     snprintf(path, sizeof(path), "%s/grandchild.pid", dir);
     snprintf(job, sizeof(job), "{\"argv\": [\"sh\", \"-c\", \"sleep 1000 & "
              "echo $! > %s.tmp; mv %s.tmp %s; wait\"]}", path, path, path);
-    struct h_resp *r = submit(c, job, "{\"timeout\": 0.5}");
+    struct h_resp *r = h_submit(c, job, "{\"timeout\": 0.5}");
     ck_assert_ptr_nonnull(r->error);
     ck_assert_str_eq(h_get_str(r->error, "kind"), "timeout");
 
@@ -1105,8 +1038,8 @@ START_TEST(cmd_timeout_kills_the_whole_process_group)
         close(pfd);
     }
     /* The pool goes on. */
-    ck_assert_str_eq(h_json(submit_ok(c, "{\"argv\": [\"true\"]}")),
-                     canon("{\"exit\": 0, \"signal\": null, \"stdout\": \"\", "
+    ck_assert_str_eq(h_json(h_submit_ok(c, "{\"argv\": [\"true\"]}")),
+                     h_canon("{\"exit\": 0, \"signal\": null, \"stdout\": \"\", "
                            "\"stderr\": \"\"}"));
 }
 END_TEST
@@ -1117,8 +1050,8 @@ END_TEST
 
 START_TEST(bad_control_input_does_not_disturb_others)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "2", NULL));
-    struct h_rpc *a = connected(d), *b, *c;
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "2", NULL));
+    struct h_rpc *a = h_connected(d), *b, *c;
     static const char submit_req[] = "\x94\x00\x09\xa6submit\x91\x81\xa1x\x01";
     char nested[128];
     struct h_resp *r;
@@ -1127,17 +1060,17 @@ START_TEST(bad_control_input_does_not_disturb_others)
     ck_assert_int_eq(h_get_int(h_status(a)->result, "submitted"), 1);
 
     /* Not msgpack: no msgid can be read, the connection closes. */
-    b = connected(d);
+    b = h_connected(d);
     ck_assert_int_eq(h_rpc_send_raw(b, "\xc1", 1), 0);
     ck_assert_int_eq(h_rpc_wait_eof(b, H_REPLY_MS), 0);
 
     /* An array declaring 2^32-1 elements: refused from its header. */
-    b = connected(d);
+    b = h_connected(d);
     ck_assert_int_eq(h_rpc_send_raw(b, "\xdd\xff\xff\xff\xff", 5), 0);
     ck_assert_int_eq(h_rpc_wait_eof(b, H_REPLY_MS), 0);
 
     /* Unknown method: an error string; the connection stays usable. */
-    b = connected(d);
+    b = h_connected(d);
     r = h_rpc_call(b, "frobnicate", "[]");
     ck_assert_ptr_nonnull(r);
     ck_assert_str_eq(h_json(r->error), "\"unknown method: frobnicate\"");
@@ -1148,18 +1081,21 @@ START_TEST(bad_control_input_does_not_disturb_others)
     h_status(b);
 
     /* A job nested 33 deep, beyond msgpack-c's 32: refused cleanly (the
-     * frame is rejected as it is scanned, so the connection closes). */
-    b = connected(d);
+     * frame is rejected as it is scanned: an error for its msgid, then the
+     * connection closes). */
+    b = h_connected(d);
     for (int i = 0; i < 33; i++)
         nested[i] = '[';
     for (int i = 0; i < 33; i++)
         nested[33 + i] = ']';
     nested[66] = '\0';
-    h_rpc_submit(b, nested, NULL);
-    ck_assert_int_eq(h_rpc_wait_eof(b, H_REPLY_MS), 0);
+    r = h_rpc_wait(b, h_rpc_submit(b, nested, NULL), H_REPLY_MS);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(h_json(r->error), "\"bad request: nesting too deep\"");
+    ck_assert_int_eq(h_rpc_wait_eof(b, H_REPLY_MS), 1);
 
     /* A truncated request, then goodbye. */
-    b = connected(d);
+    b = h_connected(d);
     ck_assert_int_eq(h_rpc_send_raw(b, submit_req, sizeof(submit_req) - 4), 0);
     h_rpc_close(b);
 
@@ -1167,8 +1103,8 @@ START_TEST(bad_control_input_does_not_disturb_others)
     ck_assert_ptr_nonnull(r);
     ck_assert_str_eq(h_json(r->result), "{\"id\":1,\"result\":\"slept\"}");
     /* None of the bad requests was accepted as a job. */
-    c = connected(d);
-    r = submit(c, "{\"c\": 1}", NULL);
+    c = h_connected(d);
+    r = h_submit(c, "{\"c\": 1}", NULL);
     ck_assert_str_eq(h_json(r->result), "{\"id\":2,\"result\":{\"c\":1}}");
     ck_assert(h_daemon_alive(d));
 }
@@ -1176,14 +1112,14 @@ END_TEST
 
 START_TEST(client_leaving_with_jobs_in_flight_disturbs_nothing)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", NULL));
-    struct h_rpc *a = connected(d), *b = connected(d);
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "1", NULL));
+    struct h_rpc *a = h_connected(d), *b = h_connected(d);
 
     h_rpc_submit(a, "{\"op\": \"sleep\", \"s\": 0.1}", NULL);
     h_rpc_submit(a, "{\"op\": \"sleep\", \"s\": 0.1}", NULL);
     ck_assert_int_eq(h_get_int(h_status(a)->result, "submitted"), 2);
     h_rpc_close(a);
-    ck_assert_str_eq(h_json(submit_ok(b, "\"b\"")), "\"b\"");
+    ck_assert_str_eq(h_json(h_submit_ok(b, "\"b\"")), "\"b\"");
     struct h_resp *st = h_status(b);
     ck_assert_int_eq(h_get_int(st->result, "completed"), 3);
     ck_assert(h_daemon_alive(d));
@@ -1194,7 +1130,7 @@ START_TEST(socket_is_mode_0600_whatever_the_umask)
 {
     struct h_opts o = { .umask = 0 };
     char *args[] = { (char *)"--builtin", (char *)"echo", (char *)"-w", (char *)"1", NULL };
-    struct h_daemon *d = started(h_daemon_startv(&o, args));
+    struct h_daemon *d = h_started(h_daemon_startv(&o, args));
     struct stat sb;
 
     ck_assert_int_eq(stat(d->sock, &sb), 0);
@@ -1221,15 +1157,15 @@ START_TEST(stale_socket_file_is_replaced)
     ck_assert_int_eq(stat(path, &sb), 0);
 
     o.sock = path;
-    struct h_daemon *d = started(h_daemon_startv(&o, args));
-    struct h_rpc *c = connected(d);
-    ck_assert_str_eq(h_json(submit_ok(c, "\"fresh\"")), "\"fresh\"");
+    struct h_daemon *d = h_started(h_daemon_startv(&o, args));
+    struct h_rpc *c = h_connected(d);
+    ck_assert_str_eq(h_json(h_submit_ok(c, "\"fresh\"")), "\"fresh\"");
 }
 END_TEST
 
 START_TEST(live_socket_is_never_stolen)
 {
-    struct h_daemon *d = started(h_daemon_start("--builtin", "echo", "-w", "1", NULL));
+    struct h_daemon *d = h_started(h_daemon_start("--builtin", "echo", "-w", "1", NULL));
     struct h_run run;
     struct stat before, after;
     char *argv[] = { (char *)H_FORKPOOLD, (char *)"-s", d->sock, (char *)"--builtin",
@@ -1244,8 +1180,8 @@ START_TEST(live_socket_is_never_stolen)
     ck_assert_int_eq(stat(d->sock, &after), 0);
     ck_assert_uint_eq(after.st_ino, before.st_ino);
 
-    struct h_rpc *c = connected(d);
-    ck_assert_str_eq(h_json(submit_ok(c, "\"still mine\"")), "\"still mine\"");
+    struct h_rpc *c = h_connected(d);
+    ck_assert_str_eq(h_json(h_submit_ok(c, "\"still mine\"")), "\"still mine\"");
 }
 END_TEST
 
@@ -1256,7 +1192,7 @@ START_TEST(connection_from_other_uid_is_refused)
 {
     if (geteuid() != 0)
         return;
-    struct h_daemon *d = started(h_daemon_start("--builtin", "echo", "-w", "1", NULL));
+    struct h_daemon *d = h_started(h_daemon_start("--builtin", "echo", "-w", "1", NULL));
     size_t mark = d->loglen;
     int status = -1;
 
@@ -1321,6 +1257,14 @@ static const struct {
     { { "--module", H_TESTMOD, "--module-config", "{bad" }, "--module-config" },
     { { "--exec", "" }, "--exec" },
     { { "--sandbox", "leaky" }, "--sandbox" },
+    { { "--sandbox", "strict" }, "--sandbox" },     /* with the cmd builtin */
+    { { "--sandbox", "strict", "--exec", "cat" }, "--sandbox" },
+    { { "--rlimit-as", "0" }, "--rlimit-as" },
+    { { "--rlimit-as", "lots" }, "--rlimit-as" },
+    { { "--rlimit-cpu", "-1" }, "--rlimit-cpu" },
+    { { "--rlimit-nofile", "3" }, "--rlimit-nofile" },
+    { { "--user", "no-such-user-here" }, "--user" },
+    { { "--user", "root" }, "--user" },
 };
 
 START_TEST(bad_flags_exit_2)
@@ -1367,7 +1311,7 @@ START_TEST(default_socket_path_comes_from_environment)
     setenv("FORKPOOL_SOCKET", path, 1);
     o.sock = path;
     char *args[] = { (char *)"--builtin", (char *)"echo", (char *)"-w", (char *)"1", NULL };
-    struct h_daemon *d = started(h_daemon_startv(&o, args));
+    struct h_daemon *d = h_started(h_daemon_startv(&o, args));
 
     need_ctl();
     char *argv[] = { (char *)H_FORKPOOLCTL, (char *)"submit", (char *)"7", NULL };
@@ -1383,7 +1327,7 @@ END_TEST
 
 START_TEST(forkpoolctl_exit_codes)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", NULL));
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "1", NULL));
     struct h_run run;
     char nosock[128];
 
@@ -1474,7 +1418,7 @@ check_map_output(const char *out, int with_failures, int order[100])
 
 START_TEST(forkpoolctl_map_outcomes)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "2", NULL));
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "2", NULL));
     struct h_run run;
     int order[100];
     char *in = map_input(1), *all_ok = map_input(0);
@@ -1505,7 +1449,7 @@ START_TEST(forkpoolctl_status_json_and_table)
         "state", "workers", "busy", "idle", "queued", "completed", "failed",
         "crashed", "timed_out", "restarts", "uptime_s", "pids",
     };
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "2", NULL));
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "2", NULL));
     struct h_run run;
     json_error_t err;
 
@@ -1536,7 +1480,7 @@ END_TEST
 
 START_TEST(forkpoolctl_cancel_scale_metrics_drain)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "1", NULL));
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "1", NULL));
     struct h_run run;
 
     need_ctl();

@@ -50,20 +50,6 @@
  * Small helpers
  * ------------------------------------------------------------------------ */
 
-static struct h_daemon *
-started(struct h_daemon *d)
-{
-    ck_assert_msg(d != NULL, "forkpoold did not start (see stderr)");
-    return d;
-}
-
-static struct h_rpc *
-connected(struct h_daemon *d)
-{
-    struct h_rpc *c = h_rpc_open(d);
-    ck_assert_msg(c != NULL, "cannot connect to %s: %s", d->sock, strerror(errno));
-    return c;
-}
 
 /* Open fds of a process. */
 static int
@@ -398,11 +384,11 @@ START_TEST(randomized_soak_every_job_gets_exactly_one_right_outcome)
     memset(jobs, 0, sizeof(jobs));
     memset(cancel_res, 0, sizeof(cancel_res));
 
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "3", NULL));
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "3", NULL));
     struct h_rpc *conns[NCONN], *ctl;
     for (int i = 0; i < NCONN; i++)
-        conns[i] = connected(d);
-    ctl = connected(d);
+        conns[i] = h_connected(d);
+    ctl = h_connected(d);
     soak_d = d;
     soak_ctl = ctl;
 
@@ -510,8 +496,8 @@ END_TEST
  * is still starting.  The pool must keep one worker and run jobs. */
 START_TEST(scale_down_during_reload_keeps_workers)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "2", NULL));
-    struct h_rpc *c = connected(d);
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "2", NULL));
+    struct h_rpc *c = h_connected(d);
     struct settled s;
 
     ck_assert_msg(settle(d, c, 2, -1, 5000, &s), "pool did not start 2 workers");
@@ -545,8 +531,8 @@ END_TEST
 
 START_TEST(stalled_clients_do_not_delay_others)
 {
-    struct h_daemon *d = started(h_daemon_start(MOD, "-w", "2", NULL));
-    struct h_rpc *c = connected(d);
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "2", NULL));
+    struct h_rpc *c = h_connected(d);
     int stalled[NSTALLED];
     struct settled s;
 
@@ -653,8 +639,8 @@ take_big_responses(struct h_rpc *a, uint32_t first, unsigned char *seen, int *ns
 
 START_TEST(client_not_reading_responses_does_not_grow_daemon_memory)
 {
-    struct h_daemon *d = started(h_daemon_start("--builtin", "echo", "-w", "2", NULL));
-    struct h_rpc *a = connected(d), *b = connected(d);
+    struct h_daemon *d = h_started(h_daemon_start("--builtin", "echo", "-w", "2", NULL));
+    struct h_rpc *a = h_connected(d), *b = h_connected(d);
     msgpack_sbuffer sb;
     size_t off = 0;
     uint32_t first = a->next_msgid;

@@ -1227,3 +1227,73 @@ h_run_suite(Suite *s)
     srunner_free(sr);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
+
+/* ---- assertions around the daemon -------------------------------------- */
+
+/* Compact JSON with sorted keys, as h_json() prints msgpack values. */
+const char *
+h_canon(const char *json)
+{
+    static char buf[8][4096];
+    static int next;
+    json_error_t err;
+    json_t *v = json_loads(json, JSON_DECODE_ANY, &err);
+    char *s;
+
+    ck_assert_msg(v != NULL, "bad JSON in test: %s", json);
+    s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    json_decref(v);
+    next = (next + 1) % 8;
+    snprintf(buf[next], sizeof(buf[next]), "%s", s);
+    free(s);
+    return buf[next];
+}
+
+struct h_daemon *
+h_started(struct h_daemon *d)
+{
+    ck_assert_msg(d != NULL, "forkpoold did not start (see stderr)");
+    return d;
+}
+
+struct h_rpc *
+h_connected(struct h_daemon *d)
+{
+    struct h_rpc *c = h_rpc_open(d);
+    ck_assert_msg(c != NULL, "cannot connect to %s: %s", d->sock, strerror(errno));
+    return c;
+}
+
+/* Submit one job and wait for its response (which must come). */
+struct h_resp *
+h_submit(struct h_rpc *c, const char *job, const char *opts)
+{
+    uint32_t id = h_rpc_submit(c, job, opts);
+    struct h_resp *r = h_rpc_wait(c, id, H_REPLY_MS);
+
+    ck_assert_msg(r != NULL, "no response to submit %s", job);
+    return r;
+}
+
+/* Submit a job that must end ok; returns its result. */
+const msgpack_object *
+h_submit_ok(struct h_rpc *c, const char *job)
+{
+    struct h_resp *r = h_submit(c, job, NULL);
+
+    ck_assert_msg(r->error == NULL, "job %s failed: %s", job, h_json(r->error));
+    const msgpack_object *res = h_get(r->result, "result");
+    ck_assert_msg(res != NULL, "no \"result\" in %s", h_json(r->result));
+    return res;
+}
+
+/* The worker pid a job runs on (-w 1 daemons with testmod). */
+pid_t
+h_worker_pid(struct h_rpc *c)
+{
+    const msgpack_object *res = h_submit_ok(c, "{\"op\": \"pid\"}");
+
+    ck_assert_int_eq(res->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+    return (pid_t)res->via.u64;
+}
+

@@ -211,4 +211,20 @@ int h_run_suite(Suite *s);
  * pids go into out (at most max) unless out is NULL.  Returns how many. */
 int h_children_of(pid_t parent, pid_t *out, int max);
 
+/* ---- assertions around the daemon (fail the test when they do not hold) -- */
+
+/* Compact JSON with sorted keys, as h_json() prints msgpack values (a
+ * buffer that lives for eight calls). */
+const char *h_canon(const char *json);
+/* d, after asserting h_daemon_start gave one. */
+struct h_daemon *h_started(struct h_daemon *d);
+/* A connection to d (asserted). */
+struct h_rpc *h_connected(struct h_daemon *d);
+/* Submit one job and wait for its response (which must come). */
+struct h_resp *h_submit(struct h_rpc *c, const char *job, const char *opts);
+/* Submit a job that must end ok; returns its result. */
+const msgpack_object *h_submit_ok(struct h_rpc *c, const char *job);
+/* The worker pid a job runs on (testmod's "pid" op; for -w 1 daemons). */
+pid_t h_worker_pid(struct h_rpc *c);
+
 #endif /* FP_TESTS_HARNESS_H */

@@ -15,6 +15,9 @@
  *   {"op": "none"}             pack nothing (a handler bug)
  *   {"op": "grow", "mib": n}   allocate and touch n MiB, and keep it
  *   {"op": "say", "text": s}   write s to stderr and "stdout: s" to stdout
+ *   {"op": "raw", "hex": h}    write the bytes h to the master, then hang
+ *   {"op": "spin"}             burn CPU forever
+ *   {"op": "burn", "s": f}     burn f seconds of CPU time, result "burnt"
  * Config (--module-config): {"fail_init": true} makes init fail;
  * {"fail_init_if": "/path"} makes it fail while that file exists.
  */
@@ -177,6 +180,33 @@ test_handle(void *state, const msgpack_object *job, msgpack_packer *out)
         fflush(stdout);
         pack_cstr(out, "said");
         return 0;
+    } else if (is(op, "raw")) {
+        const msgpack_object *h = get(job, "hex");
+        char bytes[256];
+        size_t n = 0;
+        for (uint32_t i = 0; h != NULL && h->type == MSGPACK_OBJECT_STR
+                             && i + 1 < h->via.str.size && n < sizeof(bytes); i += 2) {
+            unsigned v;
+            if (sscanf(h->via.str.ptr + i, "%2x", &v) != 1)
+                break;
+            bytes[n++] = (char)v;
+        }
+        (void)!write(WORKER_FD, bytes, n);
+        for (;;)
+            pause();
+    } else if (is(op, "burn")) {
+        const msgpack_object *sec = get(job, "s");
+        double want = sec != NULL && sec->type == MSGPACK_OBJECT_FLOAT64 ? sec->via.f64 : 0.1;
+        struct timespec t0, t;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+        do
+            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+        while ((double)(t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) / 1e9 < want);
+        pack_cstr(out, "burnt");
+        return 0;
+    } else if (is(op, "spin")) {
+        for (volatile unsigned long i = 0;; i++)
+            ;
     } else if (is(op, "grow")) {
         const msgpack_object *m = get(job, "mib");
         size_t n = (m != NULL && m->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? m->via.u64 : 1) << 20;
