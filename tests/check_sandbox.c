@@ -337,10 +337,14 @@ START_TEST(cpu_spin_under_rlimit_cpu_is_killed)
 END_TEST
 
 /* --rlimit-cpu is per job: three jobs of 0.6 s CPU each on one worker
- * (1.8 s in all) pass a 1 s limit, because the limit moves before each. */
+ * (1.8 s in all) pass a 1 s limit, because the limit moves before each;
+ * under strict too, where the worker loop moves it through the filter. */
+static const char *const cpu_levels[] = { "basic", "strict" };
+
 START_TEST(rlimit_cpu_counts_per_job_not_per_worker)
 {
     struct h_daemon *d = h_started(h_daemon_start(TESTMOD, "-w", "1",
+                                                  "--sandbox", cpu_levels[_i],
                                                   "--rlimit-cpu", "1", NULL));
     struct h_rpc *c = h_connected(d);
     pid_t pid = h_worker_pid(c);
@@ -349,6 +353,7 @@ START_TEST(rlimit_cpu_counts_per_job_not_per_worker)
         ck_assert_str_eq(h_json(h_submit_ok(c, "{\"op\": \"burn\", \"s\": 0.6}")),
                          "\"burnt\"");
     ck_assert_int_eq(h_worker_pid(c), pid);
+    ck_assert_str_eq(failed(c, "{\"op\": \"spin\"}"), killed_by(6, "SIGXCPU"));
 }
 END_TEST
 
@@ -491,7 +496,7 @@ sandbox_suite(void)
     tcase_add_test(tc, sandbox_none_is_a_plain_fork);
     tcase_add_test(tc, memory_bomb_under_rlimit_as_fails_one_job);
     tcase_add_test(tc, cpu_spin_under_rlimit_cpu_is_killed);
-    tcase_add_test(tc, rlimit_cpu_counts_per_job_not_per_worker);
+    tcase_add_loop_test(tc, rlimit_cpu_counts_per_job_not_per_worker, 0, 2);
     tcase_add_test(tc, user_drop_runs_workers_as_nobody);
     suite_add_tcase(s, tc);
 
