@@ -13,6 +13,9 @@
 extern char **environ;
 
 static char **volatile argv_copy;  /* what main uses instead, for good */
+static char **volatile env_copy;   /* environ from now on (also held here,
+                                      for leak checkers that do not scan
+                                      libc's environ) */
 static char  *title_start;   /* argv[0] */
 static size_t title_space;   /* bytes up to the end of the last string */
 
@@ -34,7 +37,7 @@ fp_proctitle_init(int argc, char **argv)
             end = argv[i] + strlen(argv[i]) + 1;
     while (environ[n] != NULL)
         n++;
-    if ((env = calloc((size_t)n + 1, sizeof(*env))) == NULL)
+    if ((env = env_copy = calloc((size_t)n + 1, sizeof(*env))) == NULL)
         return copy;
     for (int i = 0; i < n; i++) {
         if (environ[i] == end)
