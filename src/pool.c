@@ -77,6 +77,43 @@ job_settle(struct fp_pool *p, struct fp_job *job, fp_kind kind,
         job->done(&o, job->arg);
 }
 
+/* Job blocks: one allocation holds the job and its payload.  Small ones
+ * are kept on a free list and reused, so a steady stream of small jobs
+ * costs no malloc at all. */
+#define JOB_SMALL     512       /* payload bytes of a reusable block */
+#define JOB_FREE_MAX  1024      /* blocks kept for reuse */
+
+static struct fp_job *
+job_alloc(struct fp_pool *p, size_t len)
+{
+    struct fp_job *job;
+    size_t cap = len <= JOB_SMALL ? JOB_SMALL : len;
+
+    if (cap == JOB_SMALL && p->free_jobs != NULL) {
+        job = p->free_jobs;
+        p->free_jobs = TAILQ_NEXT(job, link);
+        p->nfree_jobs--;
+    } else if ((job = malloc(sizeof(*job) + cap)) == NULL) {
+        return NULL;
+    }
+    memset(job, 0, sizeof(*job));
+    job->cap = cap;
+    job->payload = job->inline_payload;
+    return job;
+}
+
+static void
+job_release(struct fp_pool *p, struct fp_job *job)
+{
+    if (job->cap == JOB_SMALL && p->nfree_jobs < JOB_FREE_MAX) {
+        TAILQ_NEXT(job, link) = p->free_jobs;
+        p->free_jobs = job;
+        p->nfree_jobs++;
+    } else {
+        free(job);
+    }
+}
+
 /* Deliver the job's outcome (once) and free it.  The caller has already
  * taken it off whatever list held it. */
 void
@@ -85,8 +122,7 @@ fp_job_finish(struct fp_pool *p, struct fp_job *job, fp_kind kind,
 {
     job_settle(p, job, kind, data, len);
     p->held_bytes -= job->len;
-    free(job->payload);
-    free(job);
+    job_release(p, job);
 }
 
 /* Pack `detail` as a msgpack str and settle (finish = 1: and free). */
@@ -288,6 +324,10 @@ fp_pool_free(fp_pool *p)
     }
     ev_timer_stop(p->loop, &p->drain_timer);
     ev_idle_stop(p->loop, &p->drained_idle);
+    while ((job = p->free_jobs) != NULL) {
+        p->free_jobs = TAILQ_NEXT(job, link);
+        free(job);
+    }
     free(p->workers);
     free(p->module_config);
     fp_sandbox_free(&p->sandbox);
@@ -339,15 +379,7 @@ fp_pool_submit(fp_pool *p, const char *data, size_t len,
         why = "queue full";
     else
         why = check_job(p, data, len);
-    if (why == NULL && (job = calloc(1, sizeof(*job))) != NULL) {
-        job->payload = malloc(len);
-        if (job->payload == NULL) {
-            free(job);
-            job = NULL;
-        }
-    } else {
-        job = NULL;
-    }
+    job = why == NULL ? job_alloc(p, len) : NULL;
     if (job == NULL) {
         if (reason != NULL)
             *reason = why != NULL ? why : "out of memory";

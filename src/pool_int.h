@@ -30,6 +30,10 @@ struct fp_job {
     struct fp_worker *worker;   /* holding it, or NULL while queued */
     int               settled;  /* outcome delivered (a cancelled ghost
                                    still in a worker's window) */
+    unsigned char     hdrlen;   /* ["job", id, ...]'s envelope in hdr: sent */
+    char              hdr[16];  /* with the payload, by writev, uncopied */
+    size_t            cap;      /* bytes `payload` can hold */
+    char              inline_payload[]; /* small jobs: payload lives here */
 };
 TAILQ_HEAD(fp_jobq, fp_job);
 
@@ -63,7 +67,9 @@ struct fp_worker {
     ev_timer           slow_timer;  /* --slow-log for the running job */
     ev_timer           restart_timer;
     ev_timer           stop_timer;  /* SIGKILL if a stop takes too long */
-    struct fp_buf      in, out;
+    struct fp_buf      in;
+    struct fp_job     *send_next;   /* first job in window not fully sent */
+    size_t             send_off;    /* bytes of it (hdr + payload) sent */
     struct fp_scanner  scan;
     struct fp_jobq     window;      /* jobs sent; the first one is running */
     unsigned           nwindow;
@@ -117,6 +123,8 @@ struct fp_pool {
     ev_tstamp          started_at;
     uint64_t           rng;         /* xorshift state for --max-jobs jitter */
     fp_stats           counters;    /* the monotonic counters only */
+    struct fp_job     *free_jobs;   /* small job blocks kept for reuse */
+    unsigned           nfree_jobs;
     struct fp_buf      scratch;     /* packs pool-made details */
     msgpack_packer     scratch_pk;
 };

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -70,6 +71,7 @@ stop_io(struct fp_worker *w)
 
     ev_io_stop(loop, &w->rio);
     ev_io_stop(loop, &w->wio);
+    w->send_next = NULL;        /* nothing more goes to this process */
     ev_timer_stop(loop, &w->job_timer);
     ev_timer_stop(loop, &w->slow_timer);
 }
@@ -90,7 +92,6 @@ fp_worker_free(struct fp_worker *w)
     if (w->errfd >= 0)
         close(w->errfd);
     fp_buf_free(&w->in);
-    fp_buf_free(&w->out);
     fp_buf_free(&w->errline);
     free(w);
 }
@@ -189,7 +190,8 @@ fp_worker_spawn(struct fp_worker *w)
     w->stop_requested = 0;
     w->reaped = 0;
     fp_buf_clear(&w->in);
-    fp_buf_clear(&w->out);
+    w->send_next = NULL;
+    w->send_off = 0;
     fp_scanner_reset(&w->scan);
     ev_io_set(&w->rio, fd, EV_READ);
     ev_io_set(&w->wio, fd, EV_WRITE);
@@ -250,24 +252,27 @@ start_head(struct fp_worker *w)
     }
 }
 
+/* Put ["job", id, payload] in the window: the envelope goes in job->hdr
+ * and the payload is written from the job itself (worker_write_cb). */
 void
 fp_worker_assign(struct fp_worker *w, struct fp_job *job)
 {
-    msgpack_packer pk;
+    char *h = job->hdr;
 
     job->worker = w;
     TAILQ_INSERT_TAIL(&w->window, job, link);
     w->nwindow++;
-    msgpack_packer_init(&pk, &w->out, fp_buf_pack_write);
-    msgpack_pack_array(&pk, 3);
-    fp_pack_cstr(&pk, "job");
-    msgpack_pack_uint64(&pk, job->id);
-    if (fp_buf_append(&w->out, job->payload, job->len) < 0) {
-        /* Cannot queue the bytes: the stream is now unusable. */
-        fp_logf(&w->pool->log, FP_LOG_ERR, "worker %ld: out of memory queueing "
-                "job %llu", (long)w->pid, (unsigned long long)job->id);
-        fp_worker_kill(w, KILL_NONE, 0);
-        return;
+    *h++ = (char)0x93;                  /* array of 3 */
+    *h++ = (char)0xa3;                  /* str of 3 */
+    memcpy(h, "job", 3);
+    h += 3;
+    *h++ = (char)0xcf;                  /* uint64, big-endian */
+    for (int shift = 56; shift >= 0; shift -= 8)
+        *h++ = (char)(job->id >> shift);
+    job->hdrlen = (unsigned char)(h - job->hdr);
+    if (w->send_next == NULL) {
+        w->send_next = job;
+        w->send_off = 0;
     }
     ev_io_start(w->pool->loop, &w->wio);
     if (w->nwindow == 1)
@@ -310,7 +315,7 @@ fp_worker_stop(struct fp_worker *w)
         return;
     w->state = W_STOPPING;
     w->stop_requested = 1;
-    if (w->out.len == 0)
+    if (w->send_next == NULL)
         shutdown(w->fd, SHUT_WR);
     else
         w->shutdown_pending = 1;
@@ -463,6 +468,12 @@ handle_frame(struct fp_worker *w, const char *frame, size_t len)
         }
         return 0;
     }
+    if (head != NULL && head == w->send_next) {
+        /* Answered before it was even fully sent: the head must stay put
+         * while its bytes are still being written. */
+        protocol_error(w, "result for a job not yet received");
+        return -1;
+    }
     if (!w->ever_ready || head == NULL || head->id != m.id) {
         snprintf(msg, sizeof(msg), "result for job %llu, which it is not running",
                  (unsigned long long)m.id);
@@ -545,27 +556,54 @@ worker_read_cb(struct ev_loop *loop, ev_io *io, int revents)
     fp_pool_check_drained(p);
 }
 
+#define WRITE_IOV    64          /* iovecs per writev: 32 jobs */
+
+/* Write queued jobs: one writev carries many, each as its envelope and its
+ * payload, straight from the job. */
 static void
 worker_write_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
     struct fp_worker *w = io->data;
+    struct iovec iov[WRITE_IOV];
     (void)revents;
 
-    while (w->out.len > 0) {
-        ssize_t n = write(w->fd, fp_buf_head(&w->out), w->out.len);
-        if (n < 0 && errno == EINTR)
+    while (w->send_next != NULL) {
+        int n = 0;
+        size_t skip = w->send_off;
+        for (struct fp_job *j = w->send_next; j != NULL && n + 2 <= WRITE_IOV;
+             j = TAILQ_NEXT(j, link)) {
+            size_t hdr_skip = skip < j->hdrlen ? skip : j->hdrlen;
+            if (hdr_skip < j->hdrlen)
+                iov[n++] = (struct iovec){ j->hdr + hdr_skip, j->hdrlen - hdr_skip };
+            size_t pay_skip = skip - hdr_skip;
+            if (pay_skip < j->len)
+                iov[n++] = (struct iovec){ j->payload + pay_skip, j->len - pay_skip };
+            skip = 0;
+        }
+        ssize_t put = writev(w->fd, iov, n);
+        if (put < 0 && errno == EINTR)
             continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        if (put < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return;
-        if (n < 0) {
+        if (put < 0) {
             /* Its end is closed: the worker is dying or broken. */
             fp_worker_kill(w, KILL_NONE, 0);
             return;
         }
-        fp_buf_consume(&w->out, (size_t)n);
+        /* Advance past what went out. */
+        size_t left = (size_t)put;
+        while (w->send_next != NULL) {
+            size_t size = w->send_next->hdrlen + w->send_next->len;
+            if (w->send_off + left < size) {
+                w->send_off += left;
+                break;
+            }
+            left -= size - w->send_off;
+            w->send_next = TAILQ_NEXT(w->send_next, link);
+            w->send_off = 0;
+        }
     }
     ev_io_stop(loop, &w->wio);
-    fp_buf_shrink(&w->out, 1 << 20);
     if (w->shutdown_pending) {
         w->shutdown_pending = 0;
         shutdown(w->fd, SHUT_WR);
