@@ -178,6 +178,22 @@ int fp_pool_submit(fp_pool *pool, const char *job, size_t len,
                    const fp_job_opts *opts, fp_done_fn done, void *arg,
                    uint64_t *id, const char **reason);
 
+/* One job of a batch: exactly one msgpack value. */
+typedef struct fp_job_buf {
+    const char *data;
+    size_t      len;
+} fp_job_buf;
+
+/* Submit n jobs in one call, all or none.  On acceptance returns 0: the
+ * jobs get the consecutive ids *first_id .. *first_id + n - 1 in order, and
+ * `done` is later called once per job (never from inside this call), with
+ * the same `arg` (o->id - first_id is the job's index).  Otherwise returns
+ * -1 with *reason as for fp_pool_submit (or "empty batch") and accepts
+ * none; a batch larger than the queue's free room is "queue full". */
+int fp_pool_submit_batch(fp_pool *pool, const fp_job_buf *jobs, size_t n,
+                         const fp_job_opts *opts, fp_done_fn done, void *arg,
+                         uint64_t *first_id, const char **reason);
+
 /* Load the module a .so exports as `forkpool_module` and check its ABI.
  * Returns it (and the dlopen handle in *handle, for dlclose), or NULL with a
  * message in err. */

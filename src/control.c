@@ -22,52 +22,14 @@
 
 #include "buf.h"
 #include "control.h"
+#include "control_int.h"
 #include "wire.h"
 #include "frame.h"
 #include "sockpath.h"
 
 #define READ_CHUNK      (64 * 1024)
-#define OUT_HIGH        (8u << 20)  /* stop reading a client that does not read */
 #define REQ_OVERHEAD    (64 * 1024) /* envelope and options around a job */
 #define ACCEPT_PAUSE    0.1         /* s to wait after EMFILE */
-
-struct client {
-    LIST_ENTRY(client) link;
-    struct fp_control *ctl;
-    int                fd;          /* -1 once closed */
-    ev_io              rio, wio;
-    struct fp_buf      in, out;
-    struct fp_scanner  scan;
-    unsigned           pending;     /* submitted jobs without an outcome */
-    unsigned long      serial;      /* for log lines */
-};
-
-struct fp_control {
-    struct ev_loop    *loop;
-    fp_pool           *pool;
-    struct fp_control_hooks hooks;
-    const struct fp_logger *log;
-    char               path[108];
-    dev_t              dev;         /* to remove only our own socket file */
-    ino_t              ino;
-    int                lfd;
-    ev_io              accept_io;
-    ev_timer           accept_pause;
-    struct fp_limits   limits;
-    LIST_HEAD(, client) clients;
-    unsigned long      next_serial;
-    unsigned           max_workers;     /* for error messages */
-    int                shutting_down;
-    ev_timer           flush_timer;
-    void             (*flushed)(void *arg);
-    void              *flushed_arg;
-};
-
-/* One submitted job's way back to its client. */
-struct reply_to {
-    struct client *c;
-    uint32_t       msgid;
-};
 
 static void client_read_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void client_write_cb(struct ev_loop *loop, ev_io *io, int revents);
@@ -78,16 +40,16 @@ static void client_refuse_frame(struct client *c, const char *why);
  * Packing helpers
  * ------------------------------------------------------------------------ */
 
-static void
-pack_kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
+void
+ctl_pack_kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
 {
     fp_pack_cstr(pk, k);
     msgpack_pack_uint64(pk, v);
 }
 
 /* Start a response [1, msgid, ...]; the caller packs error and result. */
-static void
-begin_response(struct client *c, msgpack_packer *pk, uint32_t msgid)
+void
+ctl_begin_response(struct client *c, msgpack_packer *pk, uint32_t msgid)
 {
     msgpack_packer_init(pk, &c->out, fp_buf_pack_write);
     msgpack_pack_array(pk, 4);
@@ -95,8 +57,8 @@ begin_response(struct client *c, msgpack_packer *pk, uint32_t msgid)
     msgpack_pack_uint32(pk, msgid);
 }
 
-static void
-flush_soon(struct client *c)
+void
+ctl_flush_soon(struct client *c)
 {
     if (c->fd >= 0 && c->out.len > 0)
         ev_io_start(c->ctl->loop, &c->wio);
@@ -104,24 +66,24 @@ flush_soon(struct client *c)
         ev_io_stop(c->ctl->loop, &c->rio);
 }
 
-static void
-respond_error_str(struct client *c, uint32_t msgid, const char *msg)
+void
+ctl_respond_error_str(struct client *c, uint32_t msgid, const char *msg)
 {
     msgpack_packer pk;
 
-    begin_response(c, &pk, msgid);
+    ctl_begin_response(c, &pk, msgid);
     fp_pack_cstr(&pk, msg);
     msgpack_pack_nil(&pk);
-    flush_soon(c);
+    ctl_flush_soon(c);
 }
 
 /* A submit that was not accepted: error {"id": nil, "kind": "rejected", ...} */
-static void
-respond_rejected(struct client *c, uint32_t msgid, const char *detail)
+void
+ctl_respond_rejected(struct client *c, uint32_t msgid, const char *detail)
 {
     msgpack_packer pk;
 
-    begin_response(c, &pk, msgid);
+    ctl_begin_response(c, &pk, msgid);
     msgpack_pack_map(&pk, 3);
     fp_pack_cstr(&pk, "id");
     msgpack_pack_nil(&pk);
@@ -130,15 +92,15 @@ respond_rejected(struct client *c, uint32_t msgid, const char *detail)
     fp_pack_cstr(&pk, "detail");
     fp_pack_cstr(&pk, detail);
     msgpack_pack_nil(&pk);
-    flush_soon(c);
+    ctl_flush_soon(c);
 }
 
 /* ------------------------------------------------------------------------
  * Client lifetime
  * ------------------------------------------------------------------------ */
 
-static void
-client_free(struct client *c)
+void
+ctl_client_free(struct client *c)
 {
     LIST_REMOVE(c, link);
     fp_buf_free(&c->in);
@@ -161,328 +123,8 @@ client_close(struct client *c)
     fp_buf_free(&c->in);
     fp_buf_free(&c->out);
     if (c->pending == 0)
-        client_free(c);
+        ctl_client_free(c);
     check_flushed(ctl);
-}
-
-/* ------------------------------------------------------------------------
- * Methods
- * ------------------------------------------------------------------------ */
-
-static void
-job_done_cb(const fp_outcome *o, void *arg)
-{
-    struct reply_to *rt = arg;
-    struct client *c = rt->c;
-    uint32_t msgid = rt->msgid;
-    msgpack_packer pk;
-
-    free(rt);
-    c->pending--;
-    if (c->fd < 0) {
-        if (c->pending == 0)
-            client_free(c);
-        return;
-    }
-    begin_response(c, &pk, msgid);
-    if (o->kind == FP_OK) {
-        msgpack_pack_nil(&pk);
-        msgpack_pack_map(&pk, o->attempts > 1 ? 3 : 2);
-        pack_kv_u64(&pk, "id", o->id);
-        fp_pack_cstr(&pk, "result");
-        fp_buf_append(&c->out, o->data, o->len);
-    } else {
-        msgpack_pack_map(&pk, o->attempts > 1 ? 4 : 3);
-        pack_kv_u64(&pk, "id", o->id);
-        fp_pack_cstr(&pk, "kind");
-        fp_pack_cstr(&pk, fp_kind_name(o->kind));
-        fp_pack_cstr(&pk, "detail");
-        fp_buf_append(&c->out, o->data, o->len);
-    }
-    if (o->attempts > 1)
-        pack_kv_u64(&pk, "attempts", o->attempts);
-    if (o->kind != FP_OK)
-        msgpack_pack_nil(&pk);
-    flush_soon(c);
-}
-
-static void
-method_submit(struct client *c, uint32_t msgid, struct fp_reader *r, uint32_t nparams)
-{
-    fp_job_opts opts = { .timeout = -1, .retries = 0 };
-    int notify = 0;
-    uint64_t id;
-    const char *job, *why;
-    size_t len;
-    struct reply_to *rt;
-
-    if (nparams < 1 || nparams > 2) {
-        respond_rejected(c, msgid, "malformed: params must be [job] or [job, options]");
-        return;
-    }
-    if (fp_read_skip(r, &job, &len) < 0) {
-        respond_rejected(c, msgid, "malformed");
-        return;
-    }
-    if (nparams == 2 && (why = fp_wire_job_opts(r, &opts, &notify)) != NULL) {
-        respond_rejected(c, msgid, why);
-        return;
-    }
-    rt = malloc(sizeof(*rt));
-    if (rt == NULL) {
-        respond_rejected(c, msgid, "out of memory");
-        return;
-    }
-    rt->c = c;
-    rt->msgid = msgid;
-    if (fp_pool_submit(c->ctl->pool, job, len, &opts, job_done_cb, rt, &id, &why) < 0) {
-        free(rt);
-        respond_rejected(c, msgid, why);
-        return;
-    }
-    c->pending++;
-    if (notify) {
-        /* [2, "accepted", [msgid, id]]: the id, early enough to cancel. */
-        msgpack_packer pk;
-        msgpack_packer_init(&pk, &c->out, fp_buf_pack_write);
-        msgpack_pack_array(&pk, 3);
-        msgpack_pack_int(&pk, 2);
-        fp_pack_cstr(&pk, "accepted");
-        msgpack_pack_array(&pk, 2);
-        msgpack_pack_uint32(&pk, msgid);
-        msgpack_pack_uint64(&pk, id);
-        flush_soon(c);
-    }
-}
-
-/* "worker_list": one map per live worker (SPEC's "workers" is the count). */
-static void
-pack_worker_rows(msgpack_packer *pk, fp_pool *pool)
-{
-    fp_worker_info rows[1024];
-    size_t n = fp_pool_worker_info(pool, rows, sizeof(rows) / sizeof(rows[0]));
-
-    if (n > sizeof(rows) / sizeof(rows[0]))
-        n = sizeof(rows) / sizeof(rows[0]);
-    fp_pack_cstr(pk, "worker_list");
-    msgpack_pack_array(pk, n);
-    for (size_t i = 0; i < n; i++) {
-        msgpack_pack_map(pk, 7);
-        pack_kv_u64(pk, "pid", (uint64_t)rows[i].pid);
-        fp_pack_cstr(pk, "state");
-        fp_pack_cstr(pk, rows[i].state);
-        fp_pack_cstr(pk, "job");
-        if (rows[i].job != 0)
-            msgpack_pack_uint64(pk, rows[i].job);
-        else
-            msgpack_pack_nil(pk);
-        fp_pack_cstr(pk, "job_age_s");
-        msgpack_pack_double(pk, rows[i].job_age_s);
-        pack_kv_u64(pk, "queued", rows[i].queued);
-        pack_kv_u64(pk, "jobs_done", rows[i].jobs_done);
-        pack_kv_u64(pk, "rss", rows[i].rss);
-    }
-}
-
-static void
-method_status(struct client *c, uint32_t msgid)
-{
-    fp_pool *pool = c->ctl->pool;
-    fp_stats st;
-    pid_t pids[1024];
-    msgpack_packer pk;
-    size_t npids = fp_pool_pids(pool, pids, sizeof(pids) / sizeof(pids[0]));
-
-    if (npids > sizeof(pids) / sizeof(pids[0]))
-        npids = sizeof(pids) / sizeof(pids[0]);
-    fp_pool_stats(pool, &st);
-    begin_response(c, &pk, msgid);
-    msgpack_pack_nil(&pk);
-    msgpack_pack_map(&pk, 17);
-    fp_pack_cstr(&pk, "state");
-    fp_pack_cstr(&pk, st.draining ? "draining" : "running");
-    pack_kv_u64(&pk, "workers", st.workers);
-    pack_kv_u64(&pk, "busy", st.busy);
-    pack_kv_u64(&pk, "idle", st.idle);
-    pack_kv_u64(&pk, "starting", st.starting);
-    pack_kv_u64(&pk, "queued", st.queued);
-    pack_kv_u64(&pk, "submitted", st.submitted);
-    pack_kv_u64(&pk, "completed", st.completed);
-    pack_kv_u64(&pk, "failed", st.failed);
-    pack_kv_u64(&pk, "crashed", st.crashed);
-    pack_kv_u64(&pk, "timed_out", st.timed_out);
-    pack_kv_u64(&pk, "cancelled", st.cancelled);
-    pack_kv_u64(&pk, "restarts", st.restarts);
-    pack_kv_u64(&pk, "start_failures", st.start_failures);
-    fp_pack_cstr(&pk, "uptime_s");
-    msgpack_pack_double(&pk, st.uptime_s);
-    fp_pack_cstr(&pk, "pids");
-    msgpack_pack_array(&pk, npids);
-    for (size_t i = 0; i < npids; i++)
-        msgpack_pack_int64(&pk, pids[i]);
-    pack_worker_rows(&pk, pool);
-    flush_soon(c);
-}
-
-static void
-method_cancel(struct client *c, uint32_t msgid, struct fp_reader *r, uint32_t nparams)
-{
-    uint64_t id;
-    msgpack_packer pk;
-
-    if (nparams != 1 || fp_read_uint(r, &id) < 0) {
-        respond_error_str(c, msgid, "bad params: expected [id]");
-        return;
-    }
-    int found = fp_pool_cancel(c->ctl->pool, id);
-    if (c->fd < 0)
-        return;     /* closed by an outcome delivered in the cancel */
-    begin_response(c, &pk, msgid);
-    msgpack_pack_nil(&pk);
-    if (found)
-        msgpack_pack_true(&pk);
-    else
-        msgpack_pack_false(&pk);
-    flush_soon(c);
-}
-
-static void
-method_scale(struct client *c, uint32_t msgid, struct fp_reader *r, uint32_t nparams)
-{
-    uint64_t n;
-    msgpack_packer pk;
-    char msg[128];
-
-    if (nparams != 1 || fp_read_uint(r, &n) < 0 || n > UINT32_MAX) {
-        respond_error_str(c, msgid, "bad params: expected [n]");
-        return;
-    }
-    if (fp_pool_scale(c->ctl->pool, (unsigned)n) < 0) {
-        if (errno == EBUSY)
-            snprintf(msg, sizeof(msg), "cannot scale while draining");
-        else
-            snprintf(msg, sizeof(msg), "cannot scale to %llu workers: the "
-                     "limit is 1 to %u", (unsigned long long)n, c->ctl->max_workers);
-        respond_error_str(c, msgid, msg);
-        return;
-    }
-    begin_response(c, &pk, msgid);
-    msgpack_pack_nil(&pk);
-    msgpack_pack_map(&pk, 1);
-    pack_kv_u64(&pk, "workers", n);
-    flush_soon(c);
-}
-
-/* Prometheus text exposition of the pool's counters and gauges. */
-static void
-method_metrics(struct client *c, uint32_t msgid)
-{
-    fp_stats st;
-    char text[4096];
-    msgpack_packer pk;
-    int n;
-
-    fp_pool_stats(c->ctl->pool, &st);
-    n = snprintf(text, sizeof(text),
-        "# HELP forkpool_jobs_total Jobs that reached a final outcome, by kind.\n"
-        "# TYPE forkpool_jobs_total counter\n"
-        "forkpool_jobs_total{kind=\"ok\"} %llu\n"
-        "forkpool_jobs_total{kind=\"error\"} %llu\n"
-        "forkpool_jobs_total{kind=\"crashed\"} %llu\n"
-        "forkpool_jobs_total{kind=\"timeout\"} %llu\n"
-        "forkpool_jobs_total{kind=\"cancelled\"} %llu\n"
-        "# HELP forkpool_jobs_submitted_total Jobs accepted.\n"
-        "# TYPE forkpool_jobs_submitted_total counter\n"
-        "forkpool_jobs_submitted_total %llu\n"
-        "# HELP forkpool_worker_restarts_total Workers replaced after dying.\n"
-        "# TYPE forkpool_worker_restarts_total counter\n"
-        "forkpool_worker_restarts_total %llu\n"
-        "# HELP forkpool_queue_depth Jobs waiting for a worker.\n"
-        "# TYPE forkpool_queue_depth gauge\n"
-        "forkpool_queue_depth %zu\n"
-        "# HELP forkpool_workers Workers by state.\n"
-        "# TYPE forkpool_workers gauge\n"
-        "forkpool_workers{state=\"busy\"} %u\n"
-        "forkpool_workers{state=\"idle\"} %u\n"
-        "forkpool_workers{state=\"starting\"} %u\n"
-        "# HELP forkpool_draining 1 while the pool drains.\n"
-        "# TYPE forkpool_draining gauge\n"
-        "forkpool_draining %d\n",
-        (unsigned long long)st.completed, (unsigned long long)st.failed,
-        (unsigned long long)st.crashed, (unsigned long long)st.timed_out,
-        (unsigned long long)st.cancelled, (unsigned long long)st.submitted,
-        (unsigned long long)st.restarts, st.queued, st.busy, st.idle,
-        st.starting, st.draining);
-    n += snprintf(text + n, sizeof(text) - (size_t)n,
-        "# HELP forkpool_job_duration_seconds Run time of jobs that ended ok or error.\n"
-        "# TYPE forkpool_job_duration_seconds histogram\n");
-    for (unsigned i = 0; i < FP_LATENCY_BUCKETS; i++) {
-        char le[32];
-        if (i < FP_LATENCY_BUCKETS - 1)
-            snprintf(le, sizeof(le), "%g", fp_latency_bounds[i]);
-        else
-            snprintf(le, sizeof(le), "+Inf");
-        n += snprintf(text + n, sizeof(text) - (size_t)n,
-                      "forkpool_job_duration_seconds_bucket{le=\"%s\"} %llu\n",
-                      le, (unsigned long long)st.latency_count[i]);
-    }
-    n += snprintf(text + n, sizeof(text) - (size_t)n,
-                  "forkpool_job_duration_seconds_sum %.6f\n"
-                  "forkpool_job_duration_seconds_count %llu\n", st.latency_sum,
-                  (unsigned long long)st.latency_count[FP_LATENCY_BUCKETS - 1]);
-    begin_response(c, &pk, msgid);
-    msgpack_pack_nil(&pk);
-    msgpack_pack_str(&pk, (size_t)n);
-    msgpack_pack_str_body(&pk, text, (size_t)n);
-    flush_soon(c);
-}
-
-/* Handle one request frame.  Returns -1 if the connection must close. */
-static int
-handle_request(struct client *c, const char *frame, size_t len)
-{
-    struct fp_request rq;
-    const char *why;
-    char msg[160];
-    int rc = fp_wire_request(frame, len, &rq, &why);
-
-    if (rc < 0)
-        return -1;
-    if (rc > 0) {
-        respond_error_str(c, rq.msgid, why);
-        return 0;
-    }
-    if (fp_wire_method_is(&rq, "submit"))
-        method_submit(c, rq.msgid, &rq.params, rq.nparams);
-    else if (fp_wire_method_is(&rq, "status"))
-        method_status(c, rq.msgid);
-    else if (fp_wire_method_is(&rq, "cancel"))
-        method_cancel(c, rq.msgid, &rq.params, rq.nparams);
-    else if (fp_wire_method_is(&rq, "metrics"))
-        method_metrics(c, rq.msgid);
-    else if (fp_wire_method_is(&rq, "scale"))
-        method_scale(c, rq.msgid, &rq.params, rq.nparams);
-    else if (fp_wire_method_is(&rq, "reload")) {
-        msgpack_packer pk;
-        fp_pool_reload(c->ctl->pool);
-        begin_response(c, &pk, rq.msgid);
-        msgpack_pack_nil(&pk);
-        msgpack_pack_nil(&pk);
-        flush_soon(c);
-    } else if (fp_wire_method_is(&rq, "drain")) {
-        msgpack_packer pk;
-        begin_response(c, &pk, rq.msgid);
-        msgpack_pack_nil(&pk);
-        msgpack_pack_nil(&pk);
-        flush_soon(c);
-        if (c->ctl->hooks.drain != NULL)
-            c->ctl->hooks.drain(c->ctl->hooks.arg);
-    } else {
-        snprintf(msg, sizeof(msg), "unknown method: %.*s",
-                 (int)(rq.method_len > 64 ? 64 : rq.method_len), rq.method);
-        respond_error_str(c, rq.msgid, msg);
-    }
-    return 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -521,7 +163,7 @@ client_read_cb(struct ev_loop *loop, ev_io *io, int revents)
             client_refuse_frame(c, why);
             return;
         }
-        int rc = handle_request(c, fp_buf_head(&c->in), (size_t)n);
+        int rc = ctl_handle_request(c, fp_buf_head(&c->in), (size_t)n);
         fp_buf_consume(&c->in, (size_t)n);
         fp_scanner_reset(&c->scan);
         if (rc < 0) {
@@ -549,7 +191,7 @@ client_refuse_frame(struct client *c, const char *why)
 
     if (fp_wire_request_msgid(fp_buf_head(&c->in), c->in.len, &msgid) == 0) {
         snprintf(msg, sizeof(msg), "bad request: %s", why);
-        respond_error_str(c, msgid, msg);
+        ctl_respond_error_str(c, msgid, msg);
         ssize_t n = write(c->fd, fp_buf_head(&c->out), c->out.len);
         (void)n;
     }
@@ -822,7 +464,7 @@ fp_control_close(struct fp_control *ctl)
             ev_io_stop(ctl->loop, &c->wio);
             close(c->fd);
         }
-        client_free(c);     /* outcomes still owed go nowhere: pool is done */
+        ctl_client_free(c);     /* outcomes still owed go nowhere: pool is done */
     }
     ev_io_stop(ctl->loop, &ctl->accept_io);
     ev_timer_stop(ctl->loop, &ctl->accept_pause);
@@ -830,5 +472,6 @@ fp_control_close(struct fp_control *ctl)
     close(ctl->lfd);
     if (stat(ctl->path, &st) == 0 && st.st_dev == ctl->dev && st.st_ino == ctl->ino)
         unlink(ctl->path);
+    free(ctl->batch_jobs);
     free(ctl);
 }

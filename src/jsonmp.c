@@ -320,6 +320,11 @@ str_value(const char *p, size_t n)
     return s != NULL ? s : bin_object(p, n);
 }
 
+/* Longest JSON text a non-str map key may become.  Container keys nested
+ * in container keys are escaped again at each level, doubling their text:
+ * without a cap, 65 bytes of msgpack would become gigabytes of JSON. */
+#define KEY_TEXT_MAX ((size_t)64 << 10)
+
 /* The text a map key becomes: a str key as itself, anything else as its
  * compact JSON text (1 -> "1", true -> "true", [1] -> "[1]").  Returns a
  * new JSON string, or NULL with err set. */
@@ -333,6 +338,11 @@ key_string(const msgpack_object *k, unsigned depth, char *err, size_t errlen)
     json_decref(kv);
     if (text == NULL) {
         seterr(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (strlen(text) > KEY_TEXT_MAX) {
+        free(text);
+        seterr(err, errlen, "a map key is too long once written as JSON text");
         return NULL;
     }
     json_t *s = json_string(text);

@@ -365,43 +365,77 @@ check_job(const struct fp_pool *p, const char *job, size_t len)
 }
 
 int
+fp_pool_submit_batch(fp_pool *p, const fp_job_buf *jobs, size_t n,
+                     const fp_job_opts *opts, fp_done_fn done, void *arg,
+                     uint64_t *first_id, const char **reason)
+{
+    const char *why = NULL;
+    struct fp_jobq batch;
+    struct fp_job *job;
+    size_t bytes = 0;
+
+    for (size_t i = 0; i < n; i++)
+        bytes += jobs[i].len;
+    if (n == 0)
+        why = "empty batch";
+    else if (p->draining)
+        why = "draining";
+    else if (n > p->cfg.queue_max - p->nqueued
+             || p->nqueued >= p->cfg.queue_max
+             || bytes > p->cfg.queue_max_bytes - p->held_bytes
+             || p->held_bytes > p->cfg.queue_max_bytes)
+        why = "queue full";
+    for (size_t i = 0; why == NULL && i < n; i++)
+        why = check_job(p, jobs[i].data, jobs[i].len);
+    if (why != NULL) {
+        if (reason != NULL)
+            *reason = why;
+        return -1;
+    }
+    /* All or none: allocate every job before accepting any. */
+    TAILQ_INIT(&batch);
+    for (size_t i = 0; i < n; i++) {
+        if ((job = job_alloc(p, jobs[i].len)) == NULL) {
+            while ((job = TAILQ_FIRST(&batch)) != NULL) {
+                TAILQ_REMOVE(&batch, job, link);
+                job_release(p, job);
+            }
+            if (reason != NULL)
+                *reason = "out of memory";
+            return -1;
+        }
+        memcpy(job->payload, jobs[i].data, jobs[i].len);
+        job->len = jobs[i].len;
+        job->timeout = (opts != NULL && opts->timeout >= 0) ? opts->timeout
+                                                            : p->cfg.job_timeout;
+        job->retries_left = opts != NULL ? opts->retries : 0;
+        job->done = done;
+        job->arg = arg;
+        TAILQ_INSERT_TAIL(&batch, job, link);
+    }
+    if (first_id != NULL)
+        *first_id = p->next_id;
+    while ((job = TAILQ_FIRST(&batch)) != NULL) {
+        TAILQ_REMOVE(&batch, job, link);
+        job->id = p->next_id++;
+        TAILQ_INSERT_TAIL(&p->queue, job, link);
+    }
+    p->nqueued += n;
+    p->held_bytes += bytes;
+    p->counters.submitted += n;
+    if (p->started)
+        fp_pool_dispatch(p);
+    return 0;
+}
+
+int
 fp_pool_submit(fp_pool *p, const char *data, size_t len,
                const fp_job_opts *opts, fp_done_fn done, void *arg,
                uint64_t *id, const char **reason)
 {
-    const char *why = NULL;
-    struct fp_job *job;
+    fp_job_buf one = { data, len };
 
-    if (p->draining)
-        why = "draining";
-    else if (p->nqueued >= p->cfg.queue_max
-             || p->held_bytes + len > p->cfg.queue_max_bytes)
-        why = "queue full";
-    else
-        why = check_job(p, data, len);
-    job = why == NULL ? job_alloc(p, len) : NULL;
-    if (job == NULL) {
-        if (reason != NULL)
-            *reason = why != NULL ? why : "out of memory";
-        return -1;
-    }
-    memcpy(job->payload, data, len);
-    job->len = len;
-    p->held_bytes += len;
-    job->id = p->next_id++;
-    job->timeout = (opts != NULL && opts->timeout >= 0) ? opts->timeout
-                                                        : p->cfg.job_timeout;
-    job->retries_left = opts != NULL ? opts->retries : 0;
-    job->done = done;
-    job->arg = arg;
-    TAILQ_INSERT_TAIL(&p->queue, job, link);
-    p->nqueued++;
-    p->counters.submitted++;
-    if (id != NULL)
-        *id = job->id;
-    if (p->started)
-        fp_pool_dispatch(p);
-    return 0;
+    return fp_pool_submit_batch(p, &one, 1, opts, done, arg, id, reason);
 }
 
 int

@@ -311,6 +311,46 @@ START_TEST(cancel_running_and_queued_jobs)
 }
 END_TEST
 
+/* submit_batch: one response with the ids at once, then each job's own
+ * outcome as an "outcome" notification; a crash costs its job only. */
+START_TEST(submit_batch_streams_each_outcome)
+{
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "2", NULL));
+    struct h_rpc *c = h_connected(d);
+    uint32_t msgid = h_rpc_send(c, "submit_batch",
+                                "[[10, {\"op\": \"crash\"}, \"x\", "
+                                "{\"op\": \"fail\", \"detail\": 7}]]");
+    struct h_resp *r = h_rpc_wait(c, msgid, H_REPLY_MS);
+
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(h_json(r->result), "{\"count\":4,\"first_id\":1}");
+    static const char *const want[] = {
+        "null {\"id\":1,\"result\":10}",
+        "{\"detail\":\"killed by SIGSEGV\",\"id\":2,\"kind\":\"crashed\"} null",
+        "null {\"id\":3,\"result\":\"x\"}",
+        "{\"detail\":7,\"id\":4,\"kind\":\"error\"} null",
+    };
+    for (unsigned i = 0; i < 4; i++) {
+        char got[256];
+        r = h_rpc_wait_outcome(c, msgid, i, H_REPLY_MS);
+        ck_assert_msg(r != NULL, "no outcome for batch job %u", i);
+        snprintf(got, sizeof(got), "%s %s", h_json(r->error), h_json(r->result));
+        ck_assert_str_eq(got, want[i]);
+    }
+    /* All or none: one bad job refuses the whole batch, nothing is queued. */
+    r = h_rpc_call(c, "submit_batch", "[[1, 2], {\"retries\": 1000}]");
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(h_get_str(r->error, "kind"), "rejected");
+    r = h_rpc_call(c, "submit_batch", "[[]]");
+    ck_assert_str_eq(h_json(r->error),
+                     h_canon("{\"id\": null, \"kind\": \"rejected\", \"detail\": \"empty batch\"}"));
+    r = h_rpc_call(c, "submit_batch", "[5]");
+    ck_assert_str_eq(h_get_str(r->error, "kind"), "rejected");
+    ck_assert_int_eq(h_get_int(h_status(c)->result, "submitted"), 4);
+    ck_assert_str_eq(h_json(h_submit_ok(c, "\"after\"")), "\"after\"");
+}
+END_TEST
+
 START_TEST(queue_full_rejects_submissions)
 {
     struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "1", "--prefetch", "1",
@@ -1443,6 +1483,26 @@ START_TEST(forkpoolctl_map_outcomes)
 }
 END_TEST
 
+/* map sends the lines waiting on stdin as submit_batch requests; against a
+ * queue of 4, most batches are refused whole and their jobs go again one
+ * by one, paced: still every line gets exactly one outcome. */
+START_TEST(forkpoolctl_map_batches_survive_a_full_queue)
+{
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "1", "--queue-max", "4",
+                                                  NULL));
+    struct h_run run;
+    int order[100];
+    char *in = map_input(1);
+
+    need_ctl();
+    h_ctl(&run, d, in, "map", NULL);
+    ck_assert_msg(exit_code_of(&run) == 1, "status %d, stderr %s", run.status, run.err);
+    check_map_output(run.out, 1, order);
+    ck_assert_str_eq(run.err, "");
+    free(in);
+}
+END_TEST
+
 START_TEST(forkpoolctl_status_json_and_table)
 {
     static const char *const keys[] = {
@@ -1526,6 +1586,7 @@ daemon_suite(void)
     tcase_add_test(tc, default_job_timeout_applies);
     tcase_add_test(tc, cancel_running_and_queued_jobs);
     tcase_add_test(tc, queue_full_rejects_submissions);
+    tcase_add_test(tc, submit_batch_streams_each_outcome);
     tcase_add_test(tc, oversized_job_is_rejected);
     tcase_add_test(tc, queued_bytes_limit_rejects_submissions);
     tcase_add_test(tc, metrics_expose_job_counters);
@@ -1588,6 +1649,7 @@ daemon_suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, forkpoolctl_exit_codes);
     tcase_add_test(tc, forkpoolctl_map_outcomes);
+    tcase_add_test(tc, forkpoolctl_map_batches_survive_a_full_queue);
     tcase_add_test(tc, forkpoolctl_status_json_and_table);
     tcase_add_test(tc, forkpoolctl_cancel_scale_metrics_drain);
     tcase_add_test(tc, forkpoolctl_ids_prints_each_id_when_accepted);

@@ -419,6 +419,23 @@ START_TEST(hostile_msgpack_huge_declared_array_is_refused)
 }
 END_TEST
 
+/* Maps nested as each other's keys: each level's key text is escaped again
+ * by the level above, doubling it.  65 bytes (found by the fuzzer) must be
+ * refused quickly, not grow into gigabytes of JSON. */
+START_TEST(hostile_msgpack_nested_map_keys_are_bounded)
+{
+    char buf[65];
+    memset(buf, 0x81, 32);              /* {k: nil} with k = {k: nil}... */
+    memset(buf + 32, 0xc0, 33);
+    assert_msgpack_refused(buf, sizeof buf, "map key is too long");
+    /* A few levels are fine and keep their text. */
+    char *out, err[128] = "";
+    ck_assert_ptr_nonnull(out = mp_to_text("\x81\x81\xc0\xc0\xc0", 5, err, sizeof err));
+    ck_assert_str_eq(out, "{\"{\\\"null\\\":null}\":null}");
+    free(out);
+}
+END_TEST
+
 START_TEST(hostile_msgpack_two_values_are_refused)
 {
     assert_msgpack_refused("\x01\x02", 2, "trailing");
@@ -501,6 +518,7 @@ jsonmp_suite(void)
     tcase_add_test(tc, hostile_msgpack_truncated_value_is_refused);
     tcase_add_test(tc, hostile_msgpack_huge_declared_array_is_refused);
     tcase_add_test(tc, hostile_msgpack_two_values_are_refused);
+    tcase_add_test(tc, hostile_msgpack_nested_map_keys_are_bounded);
     tcase_add_test(tc, hostile_msgpack_nested_too_deep_is_refused);
     suite_add_tcase(s, tc);
     return s;

@@ -1476,6 +1476,87 @@ START_TEST(submit_rejects_when_queue_full)
 }
 END_TEST
 
+/* A batch: consecutive ids in order, and each job its own outcome — a
+ * crash in the middle costs that job only. */
+START_TEST(submit_batch_gives_each_job_its_own_outcome)
+{
+    fp_config cfg;
+    fp_job_buf jobs[40];
+    char ints[40][2];
+    uint64_t first = 0;
+    const char *why = NULL;
+
+    base_config(&cfg, 2);
+    start_pool(&cfg);
+    for (int i = 0; i < 40; i++) {
+        ints[i][0] = (char)i;               /* positive fixint i */
+        jobs[i] = (fp_job_buf){ ints[i], 1 };
+    }
+    jobs[17] = (fp_job_buf){ "\x81\xa2op\xa5" "crash", 10 };
+    jobs[30] = (fp_job_buf){ "\x82\xa2op\xa4" "fail\xa3" "arg\xa2no", 16 };
+    ck_assert_int_eq(fp_pool_submit_batch(H.pool, jobs, 40, NULL, record_cb, &H,
+                                          &first, &why), 0);
+    ck_assert_uint_eq(first, 1);
+    wait_outcomes(40, 20);
+    for (int i = 0; i < 40; i++) {
+        const struct rec *r = rec_for(first + (uint64_t)i);
+        ck_assert_msg(r != NULL, "job %d has no outcome", i);
+        ck_assert_uint_eq(count_for(first + (uint64_t)i), 1);
+        if (i == 17) {
+            ck_assert_int_eq(r->kind, FP_CRASHED);
+            ck_assert_str_eq(detail(r), "killed by SIGSEGV");
+        } else if (i == 30) {
+            ck_assert_int_eq(r->kind, FP_ERROR);
+            ck_assert_str_eq(detail(r), "no");
+        } else {
+            ck_assert_int_eq(r->kind, FP_OK);
+            ck_assert(r->is_int);
+            ck_assert_int_eq(r->ival, i);
+        }
+    }
+    ck_assert_uint_eq(submit_int(99), 41);      /* ids go on after it */
+}
+END_TEST
+
+/* A batch is accepted whole or not at all. */
+START_TEST(submit_batch_is_all_or_none)
+{
+    fp_config cfg;
+    fp_job_buf jobs[3] = { { "\x01", 1 }, { "\xc1", 1 }, { "\x03", 1 } };
+    const char *why = NULL;
+    uint64_t first = 999;
+
+    base_config(&cfg, 1);
+    cfg.queue_max = 4;
+    cfg.prefetch = 1;
+    start_pool(&cfg);
+    submit_op("hang", NULL);
+    run_until(one_busy_nothing_queued, 20, "hang job running");
+    /* One malformed job refuses the batch. */
+    ck_assert_int_eq(fp_pool_submit_batch(H.pool, jobs, 3, NULL, never_cb, NULL,
+                                          &first, &why), -1);
+    ck_assert_str_eq(why, "malformed");
+    ck_assert_uint_eq(first, 999);
+    /* More than the queue has room for. */
+    jobs[1].data = "\x02";
+    submit_int(7);
+    submit_int(8);
+    ck_assert_int_eq(fp_pool_submit_batch(H.pool, jobs, 3, NULL, never_cb, NULL,
+                                          &first, &why), -1);
+    ck_assert_str_eq(why, "queue full");
+    ck_assert_int_eq(fp_pool_submit_batch(H.pool, jobs, 0, NULL, never_cb, NULL,
+                                          &first, &why), -1);
+    ck_assert_str_eq(why, "empty batch");
+    ck_assert_uint_eq(stats().queued, 2);
+    ck_assert_uint_eq(stats().submitted, 3);
+    /* Two fit. */
+    ck_assert_int_eq(fp_pool_submit_batch(H.pool, jobs, 2, NULL, record_cb, &H,
+                                          &first, &why), 0);
+    ck_assert_uint_eq(first, 4);
+    ck_assert_uint_eq(stats().queued, 4);
+}
+END_TEST
+
 START_TEST(submit_rejects_job_too_large)
 {
     fp_config cfg;
@@ -2017,6 +2098,8 @@ pool_suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, submit_rejects_when_queue_full);
     tcase_add_test(tc, submit_rejects_job_too_large);
+    tcase_add_test(tc, submit_batch_gives_each_job_its_own_outcome);
+    tcase_add_test(tc, submit_batch_is_all_or_none);
     tcase_add_test(tc, submit_rejects_malformed_bytes);
     tcase_add_test(tc, submit_rejects_nesting_past_the_limit);
     suite_add_tcase(s, tc);

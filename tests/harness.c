@@ -709,21 +709,35 @@ rpc_parse(struct h_rpc *c)
         ck_assert_msg(rc == MSGPACK_UNPACK_SUCCESS,
                       "the daemon sent bytes that are not msgpack (%d)", rc);
         const msgpack_object *o = &c->pending.data;
-        ck_assert_msg(o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 4
-                      && o->via.array.ptr[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER
-                      && o->via.array.ptr[0].via.u64 == 1
-                      && o->via.array.ptr[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER
-                      && o->via.array.ptr[1].via.u64 <= UINT32_MAX,
-                      "not a MessagePack-RPC response: %s", h_json(o));
+        /* [2, "outcome", [msgid, index, error, result]]: a batch job ended;
+         * kept like a response, with its index.  f: msgid, then (index,)
+         * error, result. */
+        const msgpack_object *top = o->via.array.ptr, *f;
+        int outcome = o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 3
+                      && top[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER
+                      && top[0].via.u64 == 2 && top[2].type == MSGPACK_OBJECT_ARRAY
+                      && top[2].via.array.size == 4
+                      && top[2].via.array.ptr[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER;
+        if (!outcome)
+            ck_assert_msg(o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 4
+                          && top[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER
+                          && top[0].via.u64 == 1,
+                          "not a MessagePack-RPC response: %s", h_json(o));
+        f = outcome ? top[2].via.array.ptr : top + 1;
+        ck_assert_msg(f[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER
+                      && f[0].via.u64 <= UINT32_MAX, "no msgid in %s", h_json(o));
         struct h_resp *r = calloc(1, sizeof(*r));
         ck_assert_ptr_nonnull(r);
-        r->u = c->pending;              /* takes the zone */
+        r->u = c->pending;              /* takes the zone: f stays valid */
         msgpack_unpacked_init(&c->pending);
-        o = &r->u.data;
-        r->msgid = (uint32_t)o->via.array.ptr[1].via.u64;
-        r->error = o->via.array.ptr[2].type == MSGPACK_OBJECT_NIL ? NULL
-                                                                  : &o->via.array.ptr[2];
-        r->result = &o->via.array.ptr[3];
+        r->msgid = (uint32_t)f[0].via.u64;
+        if (outcome) {
+            r->is_outcome = 1;
+            r->index = f[1].via.u64;
+            f++;
+        }
+        r->error = f[1].type == MSGPACK_OBJECT_NIL ? NULL : &f[1];
+        r->result = &f[2];
         if (c->nstash == c->capstash) {
             c->capstash = c->capstash ? c->capstash * 2 : 32;
             c->stash = realloc(c->stash, c->capstash * sizeof(*c->stash));
@@ -860,7 +874,7 @@ stash_take(struct h_rpc *c, uint32_t msgid)
 {
     for (size_t i = 0; i < c->nstash; i++) {
         struct h_resp *r = c->stash[i];
-        if (r->msgid == msgid) {
+        if (r->msgid == msgid && !r->is_outcome) {
             memmove(&c->stash[i], &c->stash[i + 1],
                     (c->nstash - i - 1) * sizeof(c->stash[0]));
             c->nstash--;
@@ -883,6 +897,28 @@ h_rpc_wait(struct h_rpc *c, uint32_t msgid, int timeout_ms)
         rpc_poll(c, 0, left_ms(deadline));
     }
     return hand_out(r);
+}
+
+struct h_resp *
+h_rpc_wait_outcome(struct h_rpc *c, uint32_t msgid, uint64_t index, int timeout_ms)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+
+    for (;;) {
+        rpc_read(c);
+        for (size_t i = 0; i < c->nstash; i++) {
+            struct h_resp *r = c->stash[i];
+            if (r->is_outcome && r->msgid == msgid && r->index == index) {
+                memmove(&c->stash[i], &c->stash[i + 1],
+                        (c->nstash - i - 1) * sizeof(c->stash[0]));
+                c->nstash--;
+                return hand_out(r);
+            }
+        }
+        if (c->eof || left_ms(deadline) == 0)
+            return NULL;
+        rpc_poll(c, 0, left_ms(deadline));
+    }
 }
 
 struct h_resp *

@@ -106,6 +106,8 @@ int  h_daemon_alive(struct h_daemon *d);
 /* One response [1, msgid, error, result]; error is NULL when nil. */
 struct h_resp {
     uint32_t               msgid;
+    int                    is_outcome;  /* a submit_batch "outcome" notification */
+    uint64_t               index;       /* its job's index in the batch */
     msgpack_unpacked       u;
     const msgpack_object  *error;
     const msgpack_object  *result;
@@ -145,6 +147,10 @@ uint32_t h_rpc_submit(struct h_rpc *c, const char *job_json, const char *opts_js
 /* The response to msgid: from the stash or read with a deadline.  NULL on
  * timeout or EOF (the test asserts). */
 struct h_resp *h_rpc_wait(struct h_rpc *c, uint32_t msgid, int timeout_ms);
+/* The "outcome" notification of job `index` of the submit_batch request
+ * msgid; NULL on timeout or EOF. */
+struct h_resp *h_rpc_wait_outcome(struct h_rpc *c, uint32_t msgid, uint64_t index,
+                                  int timeout_ms);
 /* send + wait with H_REPLY_MS. */
 struct h_resp *h_rpc_call(struct h_rpc *c, const char *method, const char *params_json);
 /* Read until the daemon closes the connection.  Returns the number of

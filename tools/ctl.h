@@ -50,6 +50,10 @@ struct ctl_response {
     uint32_t    msgid;
     int         accepted;   /* an ["accepted", [msgid, id]] notification:
                                only msgid and id are set */
+    int         outcome;    /* an ["outcome", [msgid, index, error, result]]
+                               notification (submit_batch): msgid, index,
+                               error and result are set */
+    uint64_t    index;
     uint64_t    id;
     const char *error;      /* NULL when the error is nil */
     size_t      error_len;
@@ -92,6 +96,12 @@ int  ctl_fail(const struct ctl_conn *c, const char *method);
  * Returns 0 or -1 (ENOMEM). */
 int  ctl_pack_params(struct fp_buf *out, const char *job, size_t joblen,
                      const struct ctl_jobopts *o);
+
+/* Pack submit_batch params, [[job, ...]] or [[job, ...], {opts}], into out
+ * (appended); `jobs` holds `count` packed jobs back to back.  Returns 0 or
+ * -1 (ENOMEM). */
+int  ctl_pack_batch_params(struct fp_buf *out, const char *jobs, size_t len,
+                           uint32_t count, const struct ctl_jobopts *o);
 
 /* Add a submit response's outcome keys to o: "id", "ok", then "result" or
  * "kind"/"detail", then "attempts" if the daemon sent it.  Returns 0 with

@@ -1,5 +1,11 @@
 /* ctl_map.c — `forkpoolctl map`: JSON lines in, one outcome line per job
- * out, with up to `window` requests in flight on one connection.
+ * out, with up to `window` jobs in flight on one connection.
+ *
+ * Lines already waiting on stdin go out together in one submit_batch
+ * request (up to BATCH_MAX jobs); each job's outcome then comes back as an
+ * "outcome" notification.  A lone line, and any job sent again, goes out as
+ * a plain submit.  A refused batch (queue full, or one job too large) is
+ * sent again job by job, so each job gets its own precise outcome.
  *
  * Jobs live in a table of `window` slots; a request's msgid carries its
  * slot number in the low bits (unique among requests in flight, since a
@@ -28,6 +34,9 @@
 #define KEEP_PARAMS  ((size_t)64 << 10)     /* per-slot buffer kept */
 #define RETRY_MIN_MS 5
 #define RETRY_MAX_MS 200
+#define BATCH_MAX    256                    /* jobs per submit_batch */
+#define BATCH_BYTES  ((size_t)1 << 20)      /* job bytes per submit_batch */
+#define BATCH_BIT    0x80000000u            /* msgid of a batch request */
 
 enum slot_state { SLOT_FREE, SLOT_SENT, SLOT_RETRY };
 
@@ -36,6 +45,17 @@ struct slot {
     uint64_t      index;        /* input line (non-blank lines counted) */
     uint32_t      msgid;
     struct fp_buf params;       /* packed [job] / [job, opts], for resends */
+    size_t        joblen;       /* the job's bytes, at params offset 1 */
+};
+
+/* A submit_batch in flight: which slot each of its jobs holds. */
+struct batch {
+    unsigned  n;                /* jobs; 0 = this entry is free */
+    unsigned  left;             /* outcomes still to come */
+    uint32_t  msgid;
+    int       accepted;         /* its response said yes */
+    uint64_t  first_id;
+    unsigned  slots[BATCH_MAX];
 };
 
 struct map {
@@ -58,6 +78,9 @@ struct map {
     char         **held;        /* --keep-order: outcome text by index */
     uint64_t       next_print;
     struct fp_buf  job;         /* scratch: one packed job */
+    struct batch  *batches;     /* up to nslots in flight */
+    struct fp_buf  batch_jobs;  /* scratch: the jobs of a batch, packed */
+    struct fp_buf  batch_params;
     int            any_failed;
     int            stopping;    /* --fail-fast tripped */
     int            backoff;     /* pacing sends after a "queue full" */
@@ -79,7 +102,8 @@ map_init(struct map *m, struct ctl_conn *c, const struct ctl_map_opts *o)
     m->free = calloc(m->nslots, sizeof *m->free);
     m->retry = calloc(m->nslots, sizeof *m->retry);
     m->held = o->keep_order ? calloc(m->nslots, sizeof *m->held) : NULL;
-    if (m->slots == NULL || m->free == NULL || m->retry == NULL
+    m->batches = calloc(m->nslots, sizeof *m->batches);
+    if (m->slots == NULL || m->free == NULL || m->retry == NULL || m->batches == NULL
         || (o->keep_order && m->held == NULL))
         return -1;
     for (unsigned i = 0; i < m->nslots; i++)
@@ -101,8 +125,11 @@ map_free(struct map *m)
     free(m->free);
     free(m->retry);
     free(m->held);
+    free(m->batches);
     fp_buf_free(&m->in);
     fp_buf_free(&m->job);
+    fp_buf_free(&m->batch_jobs);
+    fp_buf_free(&m->batch_params);
 }
 
 /* Every failure below is reported where it happens, through one of these,
@@ -224,7 +251,7 @@ slot_send(struct map *m, unsigned s)
 {
     struct slot *sl = &m->slots[s];
 
-    sl->msgid = (m->seq++ << m->bits) | s;
+    sl->msgid = ((m->seq++ << m->bits) & ~BATCH_BIT) | s;
     sl->state = SLOT_SENT;
     m->sent++;
     if (m->backoff)
@@ -313,10 +340,11 @@ is_blank(const char *p, size_t n)
     return 1;
 }
 
-/* Give the line p[0..n) the next index and send it, or answer it at once
- * when it is not valid JSON. */
+/* Give the line p[0..n) the next index and a slot holding its packed
+ * params; or answer it at once when it is not valid JSON.  Returns the slot
+ * (>= 0), -2 when the line was answered, -1 on error. */
 static int
-submit_line(struct map *m, const char *p, size_t n)
+prepare_line(struct map *m, const char *p, size_t n)
 {
     uint64_t index = m->next_index++;
     msgpack_packer pk;
@@ -326,23 +354,25 @@ submit_line(struct map *m, const char *p, size_t n)
     msgpack_packer_init(&pk, &m->job, fp_buf_pack_write);
     if (fp_json_text_pack(p, n, &pk, why, sizeof why) < 0) {
         snprintf(detail, sizeof detail, "malformed JSON: %s", why);
-        return emit_rejected(m, index, detail);
+        return emit_rejected(m, index, detail) < 0 ? -1 : -2;
     }
     unsigned s = m->free[--m->nfree];
     m->slots[s].index = index;
+    m->slots[s].joblen = m->job.len;
     if (ctl_pack_params(&m->slots[s].params, fp_buf_head(&m->job),
                         m->job.len, &m->o->job) < 0) {
         slot_release(m, s);
         return map_fail(m, "", ENOMEM);
     }
     fp_buf_shrink(&m->job, KEEP_PARAMS);
-    return slot_send(m, s);
+    return (int)s;
 }
 
-/* Take one waiting line if there is one; returns 1 if taken, 0 if none,
- * -1 on error.  Blank lines are dropped without an index. */
+/* Take one waiting line if there is one: 1 and *slot set (-2 if the line
+ * needed no slot), 0 if none waits, -1 on error.  Blank lines are dropped
+ * without an index. */
 static int
-take_line(struct map *m)
+take_line(struct map *m, int *slot)
 {
     if (!line_ready(m))
         return 0;
@@ -350,19 +380,82 @@ take_line(struct map *m)
     const char *nl = find_newline(m);
     int rc = 0;
 
+    *slot = -2;
     if (nl == NULL && m->in.len > LINE_LIMIT) {
         rc = emit_rejected(m, m->next_index++, "line too long");
         fp_buf_clear(&m->in);
         m->skipping = 1;
     } else {
         size_t n = nl != NULL ? (size_t)(nl - head) : m->in.len;
-        if (!is_blank(head, n))
-            rc = submit_line(m, head, n);
+        if (!is_blank(head, n) && (*slot = prepare_line(m, head, n)) == -1)
+            rc = -1;
         fp_buf_consume(&m->in, n + (nl != NULL));
         fp_buf_shrink(&m->in, STDIN_CHUNK * 4);     /* after a huge line */
     }
     m->scanned = 0;
     return rc < 0 ? -1 : 1;
+}
+
+/* Send the jobs in slots[0..n) as one submit_batch (or, for one job, a
+ * plain submit). */
+static int
+send_batch(struct map *m, const unsigned *slots, unsigned n)
+{
+    if (n == 1)
+        return slot_send(m, slots[0]);
+    unsigned b = 0;
+    while (m->batches[b].n != 0)    /* n >= 2 slots each: one is free */
+        b++;
+    struct batch *bt = &m->batches[b];
+    fp_buf_clear(&m->batch_jobs);
+    for (unsigned i = 0; i < n; i++) {
+        struct slot *sl = &m->slots[slots[i]];
+        if (fp_buf_append(&m->batch_jobs, fp_buf_head(&sl->params) + 1, sl->joblen) < 0)
+            return map_fail(m, "", ENOMEM);
+        sl->state = SLOT_SENT;
+        sl->msgid = BATCH_BIT | b;
+        bt->slots[i] = slots[i];
+    }
+    bt->n = bt->left = n;
+    bt->accepted = 0;
+    bt->msgid = BATCH_BIT | ((m->seq++ << m->bits) & ~BATCH_BIT) | b;
+    for (unsigned i = 0; i < n; i++)
+        m->slots[slots[i]].msgid = bt->msgid;
+    m->sent += n;
+    fp_buf_clear(&m->batch_params);
+    if (ctl_pack_batch_params(&m->batch_params, fp_buf_head(&m->batch_jobs),
+                              m->batch_jobs.len, n, &m->o->job) < 0)
+        return map_fail(m, "", ENOMEM);
+    fp_buf_shrink(&m->batch_jobs, KEEP_PARAMS);
+    if (ctl_queue(m->c, bt->msgid, "submit_batch", fp_buf_head(&m->batch_params),
+                  m->batch_params.len) < 0)
+        return conn_fail(m);
+    fp_buf_shrink(&m->batch_params, KEEP_PARAMS);
+    return 0;
+}
+
+/* Take every line waiting now (up to BATCH_MAX jobs or BATCH_BYTES) and
+ * send them together.  Returns 1 if any line was taken, 0 if none, -1. */
+static int
+take_lines(struct map *m)
+{
+    unsigned slots[BATCH_MAX], n = 0;
+    size_t bytes = 0;
+    int took = 0, rc, slot;
+
+    while (n < BATCH_MAX && bytes < BATCH_BYTES && can_take(m)
+           && (rc = take_line(m, &slot)) != 0) {
+        if (rc < 0)
+            return -1;
+        took = 1;
+        if (slot >= 0) {
+            slots[n++] = (unsigned)slot;
+            bytes += m->slots[slot].joblen;
+        }
+    }
+    if (n > 0 && send_batch(m, slots, n) < 0)
+        return -1;
+    return took;
 }
 
 /* Returns 1 with more bytes or at EOF, -1 on a read error. */
@@ -393,12 +486,145 @@ is_queue_full(json_t *o)
            && strcmp(detail, "queue full") == 0;
 }
 
+/* Put slot s on the resend ring. */
+static void
+retry_later(struct map *m, unsigned s)
+{
+    m->slots[s].state = SLOT_RETRY;
+    m->retry[(m->retry_head + m->retry_count++) % m->nslots] = s;
+}
+
+static struct batch *
+batch_of(struct map *m, uint32_t msgid)
+{
+    unsigned b = msgid & ((1u << m->bits) - 1);
+    if (!(msgid & BATCH_BIT) || b >= m->nslots || m->batches[b].n == 0
+        || m->batches[b].msgid != msgid)
+        return NULL;
+    return &m->batches[b];
+}
+
+/* The response to a submit_batch: accepted (ids known), or refused, and
+ * then each of its jobs is sent again on its own. */
+static int
+handle_batch_response(struct map *m, struct batch *bt, const struct ctl_response *r)
+{
+    char err[256];
+
+    if (r->error == NULL) {
+        uint64_t first = 0, count = 0;
+        struct fp_reader rd;
+        uint32_t n;
+        fp_reader_init(&rd, r->result, r->result_len);
+        if (fp_read_map(&rd, &n) == 0)
+            for (uint32_t i = 0; i < n; i++) {
+                if (fp_read_str_eq(&rd, "first_id"))
+                    fp_read_uint(&rd, &first);
+                else if (fp_read_str_eq(&rd, "count"))
+                    fp_read_uint(&rd, &count);
+                else if (fp_read_skip(&rd, NULL, NULL) < 0
+                         || fp_read_skip(&rd, NULL, NULL) < 0)
+                    break;
+            }
+        if (first == 0 || count != bt->n) {
+            fprintf(stderr, "forkpoolctl: map: bad submit_batch response\n");
+            m->status = CTL_EXIT_FAIL;
+            return -1;
+        }
+        bt->accepted = 1;
+        bt->first_id = first;
+        if (m->o->job.ids)
+            for (unsigned i = 0; i < bt->n; i++)
+                fprintf(stderr, "{\"index\": %" PRIu64 ", \"id\": %" PRIu64
+                        ", \"accepted\": true}\n", m->slots[bt->slots[i]].index,
+                        first + i);
+        return 0;
+    }
+    /* Refused whole: "queue full" paces the resends; anything else (a job
+     * too large) is found out job by job. */
+    json_t *o = json_object();
+    int ok = 0;
+    if (o == NULL)
+        return map_fail(m, "", ENOMEM);
+    int rc = ctl_outcome_fill(o, r, &ok, err, sizeof err);
+    int full = rc == 0 && is_queue_full(o);
+    json_decref(o);
+    unsigned n = bt->n;
+    bt->n = 0;
+    m->sent -= n;
+    for (unsigned i = 0; i < n; i++) {
+        unsigned s = bt->slots[i];
+        if (!m->stopping) {
+            retry_later(m, s);
+            continue;
+        }
+        /* --fail-fast tripped: nothing is sent again. */
+        uint64_t index = m->slots[s].index;
+        slot_release(m, s);
+        if (emit_rejected(m, index, full ? "queue full" : "refused") < 0)
+            return -1;
+    }
+    if (full) {
+        m->backoff = 1;
+        m->credits = 0;
+    }
+    return 0;
+}
+
+/* One job of an accepted batch ended. */
+static int
+handle_batch_outcome(struct map *m, struct batch *bt, const struct ctl_response *r)
+{
+    char err[256];
+    int ok = 0;
+
+    if (r->index >= bt->n) {
+        fprintf(stderr, "forkpoolctl: map: outcome for an unknown batch job\n");
+        m->status = CTL_EXIT_FAIL;
+        return -1;
+    }
+    unsigned s = bt->slots[r->index];
+    uint64_t index = m->slots[s].index;
+    json_t *o = outcome_new(index);
+    if (o == NULL)
+        return map_fail(m, "", ENOMEM);
+    if (ctl_outcome_fill(o, r, &ok, err, sizeof err) != 0) {
+        json_decref(o);
+        fprintf(stderr, "forkpoolctl: map: bad outcome: %s\n", err);
+        m->status = CTL_EXIT_FAIL;
+        return -1;
+    }
+    m->sent--;
+    if (--bt->left == 0)
+        bt->n = 0;
+    if (m->backoff) {
+        m->credits += 2;
+        m->delay_ms = RETRY_MIN_MS;
+        if (m->credits >= m->nslots)
+            m->backoff = 0;
+    }
+    slot_release(m, s);
+    return emit(m, index, o, ok);
+}
+
 static int
 handle_response(struct map *m, const struct ctl_response *r)
 {
     unsigned s = r->msgid & ((1u << m->bits) - 1);
     int ok = 0;
     char err[256];
+
+    if (r->msgid & BATCH_BIT) {
+        struct batch *bt = batch_of(m, r->msgid);
+        if (bt == NULL || (r->outcome && !bt->accepted)) {
+            fprintf(stderr, "forkpoolctl: map: response to an unknown request "
+                    "(msgid %" PRIu32 ")\n", r->msgid);
+            m->status = CTL_EXIT_FAIL;
+            return -1;
+        }
+        return r->outcome ? handle_batch_outcome(m, bt, r)
+                          : handle_batch_response(m, bt, r);
+    }
 
     if (r->accepted) {      /* only sent for --ids */
         if (s < m->nslots && m->slots[s].state == SLOT_SENT
@@ -431,8 +657,7 @@ handle_response(struct map *m, const struct ctl_response *r)
     m->sent--;
     if (!ok && !m->stopping && is_queue_full(o)) {
         json_decref(o);
-        m->slots[s].state = SLOT_RETRY;
-        m->retry[(m->retry_head + m->retry_count++) % m->nslots] = s;
+        retry_later(m, s);
         m->backoff = 1;
         m->credits = 0;
         return 0;
@@ -460,10 +685,18 @@ fill(struct map *m)
             m->retry_head = (m->retry_head + 1) % m->nslots;
             m->retry_count--;
             rc = slot_send(m, s);
-        } else if (can_take(m)) {
-            rc = take_line(m);
+        } else if (can_take(m) && !m->backoff) {
+            rc = take_lines(m);
             if (rc == 0)
                 break;
+        } else if (can_take(m)) {
+            /* Pacing after "queue full": one job per credit. */
+            int slot;
+            rc = take_line(m, &slot);
+            if (rc == 0)
+                break;
+            if (rc > 0 && slot >= 0)
+                rc = slot_send(m, (unsigned)slot);
         } else {
             break;
         }

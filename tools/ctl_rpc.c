@@ -156,23 +156,37 @@ parse_response(struct ctl_conn *c, const char *frame, size_t len,
 
     fp_reader_init(&rd, frame, len);
     r->accepted = 0;
-    /* A notification [2, "accepted", [msgid, id]]: a job was queued. */
+    r->outcome = 0;
+    /* Notifications: [2, "accepted", [msgid, id]] (a job was queued) and
+     * [2, "outcome", [msgid, index, error, result]] (a batch job ended). */
     if (fp_read_array(&rd, &n) == 0 && n == 3 && fp_read_uint(&rd, &type) == 0
         && type == 2) {
         uint32_t np;
-        if (!fp_read_str_eq(&rd, "accepted") || fp_read_array(&rd, &np) < 0
-            || np != 2 || fp_read_uint(&rd, &msgid) < 0 || msgid > UINT32_MAX
-            || fp_read_uint(&rd, &r->id) < 0)
+        if (fp_read_str_eq(&rd, "accepted")) {
+            if (fp_read_array(&rd, &np) < 0 || np != 2
+                || fp_read_uint(&rd, &msgid) < 0 || msgid > UINT32_MAX
+                || fp_read_uint(&rd, &r->id) < 0)
+                return conn_err(c, 0, "malformed accepted notification");
+            r->accepted = 1;
+        } else if (fp_read_str_eq(&rd, "outcome")) {
+            if (fp_read_array(&rd, &np) < 0 || np != 4
+                || fp_read_uint(&rd, &msgid) < 0 || msgid > UINT32_MAX
+                || fp_read_uint(&rd, &r->index) < 0)
+                return conn_err(c, 0, "malformed outcome notification");
+            r->outcome = 1;
+        } else {
             return conn_err(c, 0, "unknown notification from the daemon");
-        r->accepted = 1;
+        }
         r->msgid = (uint32_t)msgid;
-        return 0;
+        if (!r->outcome)
+            return 0;
+    } else {
+        fp_reader_init(&rd, frame, len);
+        if (fp_read_array(&rd, &n) < 0 || n != 4 || fp_read_uint(&rd, &type) < 0
+            || type != 1 || fp_read_uint(&rd, &msgid) < 0 || msgid > UINT32_MAX)
+            return conn_err(c, 0, "not a MessagePack-RPC response");
+        r->msgid = (uint32_t)msgid;
     }
-    fp_reader_init(&rd, frame, len);
-    if (fp_read_array(&rd, &n) < 0 || n != 4 || fp_read_uint(&rd, &type) < 0
-        || type != 1 || fp_read_uint(&rd, &msgid) < 0 || msgid > UINT32_MAX)
-        return conn_err(c, 0, "not a MessagePack-RPC response");
-    r->msgid = (uint32_t)msgid;
     if (fp_read_nil(&rd) == 0) {
         r->error = NULL;
         r->error_len = 0;
@@ -219,6 +233,8 @@ ctl_call(struct ctl_conn *c, const char *method, const char *params,
     for (;;) {
         int rc;
         while ((rc = ctl_next_response(c, r)) == 1) {
+            if (r->outcome)
+                continue;
             if (r->accepted) {
                 if (c->show_ids && r->msgid == msgid)
                     fprintf(stderr, "{\"id\": %" PRIu64 ", \"accepted\": true}\n", r->id);
@@ -260,6 +276,29 @@ ctl_fail(const struct ctl_conn *c, const char *method)
 
 /* ---- requests and outcomes ---------------------------------------------- */
 
+/* The options map, if any option is given. */
+static int
+pack_opts(msgpack_packer *pk, const struct ctl_jobopts *o, int nopts)
+{
+    if (nopts == 0)
+        return 0;
+    if (msgpack_pack_map(pk, nopts) != 0)
+        return -1;
+    if (o->has_timeout
+        && (msgpack_pack_str_with_body(pk, "timeout", 7) != 0
+            || msgpack_pack_double(pk, o->timeout) != 0))
+        return -1;
+    if (o->has_retries
+        && (msgpack_pack_str_with_body(pk, "retries", 7) != 0
+            || msgpack_pack_uint32(pk, o->retries) != 0))
+        return -1;
+    if (o->ids
+        && (msgpack_pack_str_with_body(pk, "notify", 6) != 0
+            || msgpack_pack_true(pk) != 0))
+        return -1;
+    return 0;
+}
+
 int
 ctl_pack_params(struct fp_buf *out, const char *job, size_t joblen,
                 const struct ctl_jobopts *o)
@@ -271,23 +310,25 @@ ctl_pack_params(struct fp_buf *out, const char *job, size_t joblen,
     if (msgpack_pack_array(&pk, nopts > 0 ? 2 : 1) != 0
         || fp_buf_append(out, job, joblen) != 0)
         return -1;
-    if (nopts == 0)
-        return 0;
-    if (msgpack_pack_map(&pk, nopts) != 0)
+    return pack_opts(&pk, o, nopts);
+}
+
+int
+ctl_pack_batch_params(struct fp_buf *out, const char *jobs, size_t len,
+                      uint32_t count, const struct ctl_jobopts *o)
+{
+    msgpack_packer pk;
+    /* "notify" means nothing to submit_batch: its response carries ids. */
+    int nopts = !!o->has_timeout + !!o->has_retries;
+    struct ctl_jobopts plain = *o;
+
+    plain.ids = 0;
+    msgpack_packer_init(&pk, out, fp_buf_pack_write);
+    if (msgpack_pack_array(&pk, nopts > 0 ? 2 : 1) != 0
+        || msgpack_pack_array(&pk, count) != 0
+        || fp_buf_append(out, jobs, len) != 0)
         return -1;
-    if (o->has_timeout
-        && (msgpack_pack_str_with_body(&pk, "timeout", 7) != 0
-            || msgpack_pack_double(&pk, o->timeout) != 0))
-        return -1;
-    if (o->has_retries
-        && (msgpack_pack_str_with_body(&pk, "retries", 7) != 0
-            || msgpack_pack_uint32(&pk, o->retries) != 0))
-        return -1;
-    if (o->ids
-        && (msgpack_pack_str_with_body(&pk, "notify", 6) != 0
-            || msgpack_pack_true(&pk) != 0))
-        return -1;
-    return 0;
+    return pack_opts(&pk, &plain, nopts);
 }
 
 /* Convert raw msgpack to JSON and set it as o[key]. */
