@@ -228,6 +228,7 @@ void fp_pool_drain(fp_pool *pool, double timeout, fp_drained_fn done,
 
 typedef struct fp_stats {
     int      draining;
+    int      reloading;     /* a rolling reload is under way */
     unsigned workers;       /* target worker count */
     unsigned live;          /* worker processes alive now */
     unsigned busy, idle, starting;

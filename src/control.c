@@ -10,6 +10,7 @@
  */
 #include "config.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -333,48 +334,26 @@ claim_path(const char *path, char *err, size_t errlen)
     return 0;
 }
 
-struct fp_control *
-fp_control_open(struct ev_loop *loop, fp_pool *pool, const char *path,
-                const struct fp_control_hooks *hooks,
-                const struct fp_logger *log, char *err, size_t errlen)
+/* The server around a listening socket; `owned`: the socket file is ours
+ * to remove at close. */
+static struct fp_control *
+control_new(struct ev_loop *loop, fp_pool *pool, int lfd, const char *path,
+            int owned, const struct fp_control_hooks *hooks,
+            const struct fp_logger *log, char *err, size_t errlen)
 {
-    struct fp_control *ctl;
-    struct sockaddr_un sa;
+    struct fp_control *ctl = calloc(1, sizeof(*ctl));
     struct stat st;
-    mode_t old;
 
-    if (fp_sockaddr_un(&sa, path) < 0) {
-        snprintf(err, errlen, "socket path too long: %s", path);
-        return NULL;
-    }
-    if (claim_path(path, err, errlen) < 0)
-        return NULL;
-    ctl = calloc(1, sizeof(*ctl));
     if (ctl == NULL) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    ctl->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (ctl->lfd < 0) {
-        snprintf(err, errlen, "socket: %s", strerror(errno));
-        free(ctl);
-        return NULL;
+    if (owned && stat(path, &st) == 0) {
+        ctl->dev = st.st_dev;
+        ctl->ino = st.st_ino;
     }
-    /* 0600 from the first instant, whatever the umask. */
-    old = umask(0177);
-    int rc = bind(ctl->lfd, (struct sockaddr *)&sa, sizeof(sa));
-    umask(old);
-    if (rc < 0 || chmod(path, 0600) < 0 || listen(ctl->lfd, 128) < 0
-        || stat(path, &st) < 0) {
-        snprintf(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
-        if (rc == 0)
-            unlink(path);
-        close(ctl->lfd);
-        free(ctl);
-        return NULL;
-    }
-    ctl->dev = st.st_dev;
-    ctl->ino = st.st_ino;
+    ctl->owns_path = owned;
+    ctl->lfd = lfd;
     snprintf(ctl->path, sizeof(ctl->path), "%s", path);
     ctl->loop = loop;
     ctl->pool = pool;
@@ -392,6 +371,71 @@ fp_control_open(struct ev_loop *loop, fp_pool *pool, const char *path,
     ctl->accept_pause.data = ctl;
     ev_io_start(loop, &ctl->accept_io);
     return ctl;
+}
+
+struct fp_control *
+fp_control_open(struct ev_loop *loop, fp_pool *pool, const char *path,
+                const struct fp_control_hooks *hooks,
+                const struct fp_logger *log, char *err, size_t errlen)
+{
+    struct fp_control *ctl;
+    struct sockaddr_un sa;
+    int lfd;
+
+    if (fp_sockaddr_un(&sa, path) < 0) {
+        snprintf(err, errlen, "socket path too long: %s", path);
+        return NULL;
+    }
+    if (claim_path(path, err, errlen) < 0)
+        return NULL;
+    lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (lfd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return NULL;
+    }
+    /* 0600 from the first instant, whatever the umask. */
+    mode_t old = umask(0177);
+    int rc = bind(lfd, (struct sockaddr *)&sa, sizeof(sa));
+    umask(old);
+    if (rc < 0 || chmod(path, 0600) < 0 || listen(lfd, 128) < 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
+        if (rc == 0)
+            unlink(path);
+        close(lfd);
+        return NULL;
+    }
+    ctl = control_new(loop, pool, lfd, path, 1, hooks, log, err, errlen);
+    if (ctl == NULL) {
+        unlink(path);
+        close(lfd);
+    }
+    return ctl;
+}
+
+struct fp_control *
+fp_control_adopt(struct ev_loop *loop, fp_pool *pool, int lfd,
+                 const struct fp_control_hooks *hooks,
+                 const struct fp_logger *log, char *err, size_t errlen)
+{
+    struct sockaddr_un sa;
+    socklen_t len = sizeof(sa);
+    char path[sizeof(sa.sun_path) + 1] = "(socket activation)";
+
+    if (fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK) < 0
+        || fcntl(lfd, F_SETFD, FD_CLOEXEC) < 0) {
+        snprintf(err, errlen, "socket activation: fd %d: %s", lfd, strerror(errno));
+        return NULL;
+    }
+    memset(&sa, 0, sizeof(sa));
+    if (getsockname(lfd, (struct sockaddr *)&sa, &len) == 0 && sa.sun_path[0] != '\0')
+        snprintf(path, sizeof(path), "%s", sa.sun_path);
+    return control_new(loop, pool, lfd, path, 0, hooks, log, err, errlen);
+}
+
+const char *
+fp_control_path(const struct fp_control *ctl)
+{
+    return ctl->path;
 }
 
 void
@@ -470,7 +514,8 @@ fp_control_close(struct fp_control *ctl)
     ev_timer_stop(ctl->loop, &ctl->accept_pause);
     ev_timer_stop(ctl->loop, &ctl->flush_timer);
     close(ctl->lfd);
-    if (stat(ctl->path, &st) == 0 && st.st_dev == ctl->dev && st.st_ino == ctl->ino)
+    if (ctl->owns_path && stat(ctl->path, &st) == 0 && st.st_dev == ctl->dev
+        && st.st_ino == ctl->ino)
         unlink(ctl->path);
     free(ctl->batch_jobs);
     free(ctl);

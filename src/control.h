@@ -25,6 +25,17 @@ struct fp_control *fp_control_open(struct ev_loop *loop, fp_pool *pool,
                                    const struct fp_logger *log,
                                    char *err, size_t errlen);
 
+/* Serve on a listening socket handed over by the service manager (socket
+ * activation); its file is left alone at close.  Returns NULL with a
+ * message in err. */
+struct fp_control *fp_control_adopt(struct ev_loop *loop, fp_pool *pool, int lfd,
+                                    const struct fp_control_hooks *hooks,
+                                    const struct fp_logger *log,
+                                    char *err, size_t errlen);
+
+/* The socket's path (or "(socket activation)" if it has none). */
+const char *fp_control_path(const struct fp_control *c);
+
 /* Size request frames after the pool's job limits (default: 64 MiB and
  * 1048576 objects per job); max_workers is quoted when scale is refused. */
 void fp_control_set_job_limits(struct fp_control *c, size_t max_job_bytes,

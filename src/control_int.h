@@ -36,6 +36,7 @@ struct fp_control {
     dev_t              dev;         /* to remove only our own socket file */
     ino_t              ino;
     int                lfd;
+    int                owns_path;   /* we bound it: remove it at close */
     ev_io              accept_io;
     ev_timer           accept_pause;
     struct fp_limits   limits;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -20,6 +21,17 @@ fp_log_stderr(int level, const char *msg, void *arg)
         level = FP_LOG_ERR;
     fprintf(stderr, "%s[%ld]: %s: %s\n", ident, (long)getpid(),
             level_names[level], msg);
+}
+
+void
+fp_log_syslog(int level, const char *msg, void *arg)
+{
+    static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+    (void)arg;
+
+    if (level < 0 || level > FP_LOG_DEBUG)
+        level = FP_LOG_ERR;
+    syslog(prio[level], "%s: %s", level_names[level], msg);
 }
 
 void

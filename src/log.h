@@ -16,6 +16,9 @@ void fp_logf(const struct fp_logger *lg, int level, const char *fmt, ...)
 /* The default sink: "forkpool[pid]: level: msg" on stderr. */
 void fp_log_stderr(int level, const char *msg, void *arg);
 
+/* A sink for syslog(3) (the caller opens it with openlog). */
+void fp_log_syslog(int level, const char *msg, void *arg);
+
 /* "SIGSEGV" for SIGSEGV; "signal 42" for unnamed ones (static or buf). */
 const char *fp_signame(int sig, char *buf, size_t len);
 

@@ -805,6 +805,7 @@ fp_pool_stats(const fp_pool *p, fp_stats *st)
     for (unsigned i = 1; i < FP_LATENCY_BUCKETS; i++)
         st->latency_count[i] += st->latency_count[i - 1];
     st->draining = p->draining;
+    st->reloading = p->reloading;
     st->workers = p->target;
     st->live = st->busy = st->idle = st->starting = 0;
     st->start_failures = 0;

@@ -817,6 +817,8 @@ child_exit_cb(struct ev_loop *loop, ev_child *cw, int revents)
     }
     else if (!stopped && w->kill_cause == KILL_NONE)
         fp_logf(&p->log, FP_LOG_WARN, "worker %ld %s while idle", (long)w->pid, death);
+    else if (stopped)
+        fp_logf(&p->log, FP_LOG_DEBUG, "worker %ld stopped: %s", (long)w->pid, death);
     w->pid = 0;
     settle_window(w, death);
 

@@ -582,12 +582,13 @@ END_TEST
 
 START_TEST(sighup_replaces_every_worker_without_losing_jobs)
 {
-    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "2", NULL));
+    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "2", "-v", NULL));
     struct h_rpc *c = h_connected(d);
     pid_t old[2], now[2];
     int pidfd[2];
     uint32_t m[20];
     size_t mark;
+    char line[64];
 
     ck_assert_int_eq(h_status_pids(h_status(c), old, 2), 2);
     for (int i = 0; i < 2; i++)
@@ -601,8 +602,12 @@ START_TEST(sighup_replaces_every_worker_without_losing_jobs)
         ck_assert_msg(r != NULL && r->error == NULL, "job %d lost in the reload", i + 1);
     }
     ck_assert_msg(h_daemon_wait_log(d, "reload complete", mark, 5000), "reload did not complete");
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 2; i++) {
         ck_assert_msg(h_wait_readable(pidfd[i], 5000, d), "old worker %ld still runs", (long)old[i]);
+        /* ...and the master has reaped it (until then status lists it). */
+        snprintf(line, sizeof(line), "worker %ld stopped: ", (long)old[i]);
+        ck_assert(h_daemon_wait_log(d, line, mark, 5000));
+    }
     ck_assert_int_eq(h_status_pids(h_status(c), now, 2), 2);
     for (int i = 0; i < 2; i++)
         ck_assert(now[i] != old[0] && now[i] != old[1]);

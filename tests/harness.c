@@ -325,7 +325,20 @@ exec_daemon(const struct h_opts *o, const char *dir, int errw, char *const argv[
     if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0
         || dup2(errw, 2) < 0)
         _exit(126);
-    close_range(3, ~0U, 0);
+    if (o->listen_fd > 0) {
+        char pid[32];
+        if (o->listen_fd != 3 && dup2(o->listen_fd, 3) < 0)
+            _exit(126);
+        fcntl(3, F_SETFD, 0);
+        snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+        setenv("LISTEN_FDS", "1", 1);
+        setenv("LISTEN_PID", pid, 1);
+        close_range(4, ~0U, 0);
+    } else {
+        close_range(3, ~0U, 0);
+    }
+    for (size_t i = 0; o->env != NULL && o->env[i] != NULL; i++)
+        putenv(o->env[i]);
     signal(SIGPIPE, SIG_DFL);
     if (o->umask >= 0)
         umask((mode_t)o->umask);
@@ -370,7 +383,7 @@ h_daemon_startv(const struct h_opts *o, char *const args[])
         snprintf(d->sock, sizeof(d->sock), "%s/s", dir);
     }
     argv[n++] = (char *)H_FORKPOOLD;
-    if (!o->env_sock) {
+    if (!o->env_sock && !o->no_sock) {
         argv[n++] = (char *)"-s";
         argv[n++] = d->sock;
     }

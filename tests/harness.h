@@ -74,6 +74,10 @@ struct h_opts {
     int         no_wait;    /* do not wait for "listening on" */
     int         env_sock;   /* pass no -s: the daemon takes the socket from
                                $FORKPOOL_SOCKET (which must equal sock) */
+    char *const *env;       /* more "NAME=value" for its environment */
+    int         listen_fd;  /* > 0: hand this listening socket over as
+                               systemd does (fd 3, LISTEN_FDS, LISTEN_PID) */
+    int         no_sock;    /* pass no -s at all */
 };
 
 /* Start forkpoold with `-s SOCK` followed by args (NULL-terminated), its

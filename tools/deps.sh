@@ -3,7 +3,8 @@
 # does nothing when every package is already there.
 set -eu
 PKGS="build-essential autoconf automake libtool pkg-config libev-dev
-libmsgpack-dev check libjansson-dev libsodium-dev libseccomp-dev"
+libmsgpack-dev check libjansson-dev libsodium-dev libseccomp-dev
+libsystemd-dev mandoc"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" \

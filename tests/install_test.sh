@@ -1,0 +1,139 @@
+#!/bin/sh
+# install_test.sh — `make install` into a staging directory (DESTDIR), then
+# build an out-of-tree module and an out-of-tree embedding program against
+# the *installed* copy, finding everything through `pkg-config forkpool`,
+# and run them: the module under the installed forkpoold and forkpoolctl,
+# the embedding program on its own.  Run by `make check`.
+set -eu
+: "${abs_top_builddir:?}"
+MAKE=${MAKE:-make}
+CC=${CC:-cc}
+
+stage=$(mktemp -d "${TMPDIR:-/tmp}/fp-install.XXXXXX")
+daemon=
+cleanup() {
+    [ -n "$daemon" ] && kill "$daemon" 2>/dev/null
+    rm -rf "$stage"
+}
+trap cleanup EXIT
+fail() { echo "install_test: $*" >&2; exit 1; }
+
+$MAKE -s -C "$abs_top_builddir" install DESTDIR="$stage" >"$stage/install.log" 2>&1 \
+    || { cat "$stage/install.log" >&2; fail "make install failed"; }
+
+var() { sed -n "s/^$1=//p" "$abs_top_builddir/forkpool.pc"; }
+prefix=$(var prefix)
+libdir=$(var libdir | sed "s|\${exec_prefix}|$prefix|; s|\${prefix}|$prefix|")
+sbindir=$prefix/sbin
+bindir=$prefix/bin
+
+# Everything where the conventions put it.
+for f in "$sbindir/forkpoold" "$bindir/forkpoolctl" "$prefix/include/forkpool.h" \
+         "$libdir/libforkpool.so" "$libdir/libforkpool.a" \
+         "$libdir/pkgconfig/forkpool.pc"; do
+    [ -e "$stage$f" ] || fail "not installed: $f"
+done
+# A versioned shared library, with its soname link.
+ls "$stage$libdir"/libforkpool.so.0* >/dev/null 2>&1 || fail "no libforkpool.so.0*"
+
+export PKG_CONFIG_PATH="$stage$libdir/pkgconfig"
+export PKG_CONFIG_SYSROOT_DIR="$stage"
+cflags=$(pkg-config --cflags forkpool) || fail "pkg-config --cflags forkpool"
+libs=$(pkg-config --libs forkpool) || fail "pkg-config --libs forkpool"
+work=$stage/work
+mkdir -p "$work"
+
+# An out-of-tree module: doubles an integer.
+cat >"$work/double.c" <<'C'
+#include <forkpool.h>
+
+static int
+handle(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    (void)state;
+    if (job->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        msgpack_pack_str_with_body(out, "not a number", 12);
+        return 1;
+    }
+    return msgpack_pack_uint64(out, job->via.u64 * 2) == 0 ? 0 : 1;
+}
+
+const fp_module forkpool_module = { FP_MODULE_ABI, "double", NULL, handle, NULL };
+C
+# shellcheck disable=SC2086
+$CC -shared -fPIC -Wall -Wextra -Werror "$work/double.c" $cflags -o "$work/double.so" \
+    || fail "cannot build the module"
+
+# An out-of-tree embedding program: a pool of 2 running the same handler.
+cat >"$work/embed.c" <<'C'
+#include <ev.h>
+#include <stdio.h>
+#include <forkpool.h>
+
+static int
+handle(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    (void)state;
+    return msgpack_pack_uint64(out, job->via.u64 * 2);
+}
+
+static const fp_module mod = { FP_MODULE_ABI, "embed", NULL, handle, NULL };
+
+static void
+done(const fp_outcome *o, void *arg)
+{
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    msgpack_unpack_next(&u, o->data, o->len, NULL);
+    printf("%s %llu\n", fp_kind_name(o->kind), (unsigned long long)u.data.via.u64);
+    msgpack_unpacked_destroy(&u);
+    ev_break(arg, EVBREAK_ALL);
+}
+
+int
+main(void)
+{
+    struct ev_loop *loop = ev_default_loop(0);
+    fp_config cfg;
+    char err[256];
+
+    fp_config_init(&cfg);
+    cfg.workers = 2;
+    cfg.module = &mod;
+    fp_pool *pool = fp_pool_new(loop, &cfg, err, sizeof(err));
+    if (pool == NULL || fp_pool_start(pool) != 0) {
+        fprintf(stderr, "embed: %s\n", err);
+        return 1;
+    }
+    fp_pool_submit(pool, "\x15", 1, NULL, done, loop, NULL, NULL);    /* 21 */
+    ev_run(loop, 0);
+    fp_pool_free(pool);
+    return 0;
+}
+C
+# shellcheck disable=SC2086
+$CC -Wall -Wextra -Werror "$work/embed.c" $cflags $libs -lev \
+    -Wl,-rpath,"$stage$libdir" -o "$work/embed" || fail "cannot build the embedding program"
+out=$("$work/embed") || fail "the embedding program failed"
+[ "$out" = "ok 42" ] || fail "embedding program printed '$out', expected 'ok 42'"
+
+# The installed daemon runs the out-of-tree module; the installed CLI asks.
+sock=$work/s
+mkfifo "$work/log"
+LD_LIBRARY_PATH="$stage$libdir" "$stage$sbindir/forkpoold" -s "$sock" -w 1 \
+    --module "$work/double.so" 2>"$work/log" &
+daemon=$!
+exec 3<"$work/log"
+# Ready once it logs "listening on" (read as it comes: no polling).
+ready=
+while IFS= read -r line <&3; do
+    case $line in *"listening on"*) ready=1; break ;; esac
+done
+[ -n "$ready" ] || fail "installed forkpoold did not start"
+out=$(LD_LIBRARY_PATH="$stage$libdir" "$stage$bindir/forkpoolctl" -s "$sock" submit 21)
+[ "$out" = '{"id": 1, "ok": true, "result": 42}' ] || fail "forkpoolctl printed '$out'"
+kill -TERM "$daemon"
+cat <&3 >/dev/null
+wait "$daemon" || fail "installed forkpoold did not drain cleanly"
+daemon=
+echo "install_test: ok (prefix $prefix, staged in DESTDIR)"

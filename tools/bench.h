@@ -1,0 +1,131 @@
+/*
+ * bench.h — fpbench internals: one measured run of one case, the helpers
+ * every case shares (clocks, a constant-memory latency histogram, /proc
+ * readers, payloads), and the cases themselves:
+ *
+ *   bench_lib.c   the library in-process: throughput, crash -> replacement,
+ *                 master RSS over many jobs, an idle worker's memory;
+ *   bench_raw.c   the physical bound: a raw socketpair echo loop;
+ *   bench_ext.c   the daemon (pipelined MessagePack-RPC), forkpoolctl map,
+ *                 and the Python multiprocessing baseline;
+ *   bench_util.c  the shared helpers;
+ *   fpbench.c     options, the plan of runs, the table.
+ *
+ * Every case runs in a forked "runner" process of its own (run_isolated),
+ * so each library pool gets a fresh libev default loop and a fresh heap,
+ * and a case that hangs or dies costs one row, not the run.
+ */
+#ifndef FP_BENCH_H
+#define FP_BENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* ---- one measured run --------------------------------------------------- */
+
+struct bench_result {
+    int      ok;            /* 1 = measured; 0 = see note */
+    char     note[160];
+    uint64_t jobs;          /* jobs counted in the timed window */
+    double   secs;          /* length of the timed window */
+    double   jobs_s;
+    double   p50_us, p99_us;        /* submit -> outcome; < 0 = n/a */
+    double   cpu_us_per_job;        /* master CPU; < 0 = n/a */
+    double   rss_before_kb, rss_after_kb;   /* master; < 0 = n/a */
+    double   aux[8];        /* case-specific figures (see each case) */
+    double   foreign_cpus;  /* CPUs kept busy by processes not ours, on
+                               average over the run (set by run_isolated) */
+};
+
+/* What a case is asked to do. */
+struct bench_args {
+    size_t      payload;    /* bytes of the msgpack bin's body */
+    unsigned    workers;
+    unsigned    window;     /* jobs outstanding */
+    double      seconds;    /* timed window */
+    const char *forkpoold;
+    const char *forkpoolctl;
+    const char *python;     /* bench_py.py, or NULL */
+    const char *tmpdir;     /* for sockets and logs */
+    int         quick;
+    unsigned    count;      /* case-specific: crashes, jobs, ... */
+    int         batched;    /* raw: batched writes */
+    const char *mode;       /* python: "imap" or "map" */
+};
+
+typedef void (*bench_fn)(const struct bench_args *a, struct bench_result *r);
+
+/* Run fn in a forked runner process (killed after timeout_s) and copy its
+ * result out.  Returns 0, or -1 with r->ok = 0 and r->note saying why. */
+int run_isolated(bench_fn fn, const struct bench_args *a,
+                 struct bench_result *r, double timeout_s);
+
+/* Mark a result failed with a printf-style note. */
+void bench_fail(struct bench_result *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---- clocks and CPU ------------------------------------------------------ */
+
+double now_s(void);                 /* CLOCK_MONOTONIC, seconds */
+double self_cpu_s(void);            /* this process: user + system */
+/* user + system CPU of `pid` from /proc/PID/stat, seconds; < 0 on error. */
+double proc_cpu_s(pid_t pid);
+/* VmRSS of `pid` (0 = self) in KiB; < 0 on error. */
+double proc_rss_kb(pid_t pid);
+/* Private_Clean + Private_Dirty of `pid` from smaps_rollup, KiB; < 0. */
+double proc_private_kb(pid_t pid);
+/* Direct children of `pid`, into pids[max]; returns how many. */
+size_t proc_children(pid_t pid, pid_t *pids, size_t max);
+/* How many CPUs' worth the whole machine was busy over the next `secs`
+ * seconds (sampled from /proc/stat while we sleep); < 0 on error. */
+double background_cpus(double secs);
+/* Remove a flat directory of scratch files (sockets, logs). */
+void remove_tmpdir(const char *dir);
+
+/* ---- latency histogram: log-linear buckets, ~3% wide, fixed size -------- */
+
+#define HIST_BUCKETS (64 + 40 * 32)
+
+struct hist {
+    uint64_t n;
+    uint64_t b[HIST_BUCKETS];
+};
+
+void   hist_reset(struct hist *h);
+void   hist_add(struct hist *h, double secs);
+/* The q-quantile (0..1) in microseconds; -1 when empty. */
+double hist_quantile_us(const struct hist *h, double q);
+
+/* ---- payloads -------------------------------------------------------------- */
+
+/* A msgpack bin of `n` body bytes (a fixed pseudo-random pattern) in a
+ * malloc'd buffer; *len gets the encoded size.  NULL when out of memory. */
+char *make_bin_payload(size_t n, size_t *len);
+
+/* ---- the cases -------------------------------------------------------------- */
+
+/* bench_lib.c */
+void bench_lib(const struct bench_args *a, struct bench_result *r);
+/* aux[0..3] = crash->ready p50, p99 (us); outcome->ready p50, p99 (us);
+ * aux[4] = crashes measured. */
+void bench_crash(const struct bench_args *a, struct bench_result *r);
+/* The master's RSS (KiB) after a->count / 100 jobs in aux[0], after
+ * a->count / 10 in aux[1], after a->count in aux[2]. */
+void bench_rss(const struct bench_args *a, struct bench_result *r);
+/* aux[0] = library worker idle, fresh; aux[1] = after jobs (KiB). */
+void bench_lib_idle_mem(const struct bench_args *a, struct bench_result *r);
+
+/* bench_raw.c */
+void bench_raw(const struct bench_args *a, struct bench_result *r);
+
+/* bench_ext.c */
+void bench_daemon(const struct bench_args *a, struct bench_result *r);
+/* aux[0] = forkpoolctl's own CPU per job (us); aux[1] = its start-up and
+ * exit with no jobs (ms). */
+void bench_ctl(const struct bench_args *a, struct bench_result *r);
+void bench_python(const struct bench_args *a, struct bench_result *r);
+/* aux[0] = daemon worker idle, fresh; aux[1] = after jobs (KiB). */
+void bench_daemon_idle_mem(const struct bench_args *a, struct bench_result *r);
+
+#endif /* FP_BENCH_H */

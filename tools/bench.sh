@@ -1,0 +1,27 @@
+#!/bin/sh
+# bench.sh — run fpbench against the programs of a build tree.
+#
+#   tools/bench.sh [--quick] [fpbench options...]
+#
+# Run from the build directory (`make bench` does that, with BUILDDIR set),
+# or set BUILDDIR.  The full run takes about three minutes on 2 cores and
+# prints one table; --quick is a smoke run of under 20 seconds.  The
+# machine should be otherwise idle: every figure is compared with
+# baselines measured in the same run, but a busy machine still skews them.
+set -eu
+
+srcdir=$(cd "$(dirname "$0")" && pwd)
+build=${BUILDDIR:-.}
+
+for prog in "$build/tools/fpbench" "$build/src/forkpoold" "$build/tools/forkpoolctl"; do
+    if [ ! -x "$prog" ]; then
+        echo "bench.sh: $prog not found: build first (make), or set BUILDDIR" >&2
+        exit 111
+    fi
+done
+
+exec "$build/tools/fpbench" \
+    --forkpoold "$build/src/forkpoold" \
+    --forkpoolctl "$build/tools/forkpoolctl" \
+    --python "$srcdir/bench_py.py" \
+    "$@"

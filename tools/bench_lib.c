@@ -1,0 +1,544 @@
+/*
+ * bench_lib.c — the library in-process: fp_pool on libev's default loop
+ * with an echo module defined here.
+ *
+ *   bench_lib           throughput with a window of jobs outstanding,
+ *                       refilled from the done callback;
+ *   bench_crash         crash -> replacement worker ready;
+ *   bench_rss           the master's RSS across many jobs;
+ *   bench_lib_idle_mem  an idle worker's private memory.
+ *
+ * Each runs in a runner process of its own (bench.h), so the default loop
+ * and the heap are fresh.
+ */
+#include "config.h"
+#include <ev.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "forkpool.h"
+#include "bench.h"
+
+#define WARM_SECS   0.1     /* steady state first: not timed */
+
+/* ------------------------------------------------------------------------
+ * The module: echo the job; the string "crash" raises SIGSEGV.
+ * ------------------------------------------------------------------------ */
+
+static int
+bench_handle(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    (void)state;
+    if (job->type == MSGPACK_OBJECT_STR && job->via.str.size == 5
+        && memcmp(job->via.str.ptr, "crash", 5) == 0)
+        raise(SIGSEGV);
+    return msgpack_pack_object(out, *job) == 0 ? 0 : 1;
+}
+
+static const fp_module bench_module = {
+    .abi = FP_MODULE_ABI,
+    .name = "fpbench-echo",
+    .handle = bench_handle,
+};
+
+/* Errors only: a crash benchmark would otherwise log 200 warnings. */
+static void
+quiet_log(int level, const char *msg, void *arg)
+{
+    (void)arg;
+    if (level <= FP_LOG_ERR)
+        fprintf(stderr, "fpbench: pool: %s\n", msg);
+}
+
+/* A started pool of `workers` echo workers on the default loop, or NULL
+ * with the reason in r. */
+static fp_pool *
+start_pool(unsigned workers, struct bench_result *r)
+{
+    struct ev_loop *loop = ev_default_loop(0);
+    fp_config cfg;
+    char err[256];
+    fp_pool *pool;
+
+    fp_config_init(&cfg);
+    cfg.workers = workers;
+    cfg.module = &bench_module;
+    cfg.log = quiet_log;
+    cfg.log_level = FP_LOG_ERR;
+    pool = fp_pool_new(loop, &cfg, err, sizeof(err));
+    if (pool == NULL) {
+        bench_fail(r, "fp_pool_new: %s", err);
+        return NULL;
+    }
+    if (fp_pool_start(pool) < 0) {
+        bench_fail(r, "fp_pool_start failed");
+        fp_pool_free(pool);
+        return NULL;
+    }
+    return pool;
+}
+
+/* ------------------------------------------------------------------------
+ * A stream of echo jobs, W outstanding.  Phases: warm-up (untimed, until
+ * WARM_SECS and 2W outcomes), timed (for a->seconds), then no refill until
+ * every outstanding job is back.  RSS marks (bench_rss) are taken at given
+ * outcome counts.
+ * ------------------------------------------------------------------------ */
+
+struct lib_run;
+
+struct slot {
+    struct lib_run *run;
+    double          sent;
+};
+
+struct lib_run {
+    struct ev_loop *loop;
+    fp_pool        *pool;
+    const char     *job;
+    size_t          len;
+    unsigned        window, outstanding;
+    struct slot    *slots;
+    unsigned       *free_slots;
+    unsigned        nfree;
+    int             phase;          /* 0 warm-up, 1 timed, 2 winding down */
+    double          started, seconds;
+    uint64_t        total;          /* stop refilling after this many (0 = by time) */
+    uint64_t        submitted, completed, bad;
+    double          t0, t1, cpu0, cpu1;
+    uint64_t        c0, c1;
+    uint64_t        marks[3];       /* RSS sampled at these outcome counts */
+    double          mark_rss[3];
+    struct hist     hist;
+    const char     *reject;
+};
+
+static void lib_done(const fp_outcome *o, void *arg);
+
+static int
+submit_one(struct lib_run *run)
+{
+    struct slot *s = &run->slots[run->free_slots[--run->nfree]];
+    const char *why = NULL;
+
+    s->sent = now_s();
+    if (fp_pool_submit(run->pool, run->job, run->len, NULL, lib_done, s,
+                       NULL, &why) < 0) {
+        run->free_slots[run->nfree++] = (unsigned)(s - run->slots);
+        run->reject = why;
+        return -1;
+    }
+    run->outstanding++;
+    run->submitted++;
+    return 0;
+}
+
+static void
+refill(struct lib_run *run)
+{
+    while (run->outstanding < run->window && run->nfree > 0
+           && (run->total == 0 || run->submitted < run->total))
+        if (submit_one(run) < 0) {
+            ev_break(run->loop, EVBREAK_ALL);
+            return;
+        }
+}
+
+static void
+lib_done(const fp_outcome *o, void *arg)
+{
+    struct slot *s = arg;
+    struct lib_run *run = s->run;
+    double t = now_s();
+
+    if (o->kind != FP_OK || o->len != run->len)
+        run->bad++;
+    if (run->phase == 1)
+        hist_add(&run->hist, t - s->sent);
+    run->free_slots[run->nfree++] = (unsigned)(s - run->slots);
+    run->outstanding--;
+    run->completed++;
+    for (int i = 0; i < 3; i++)
+        if (run->marks[i] != 0 && run->completed == run->marks[i])
+            run->mark_rss[i] = proc_rss_kb(0);
+
+    if (run->phase == 0 && t - run->started >= WARM_SECS
+        && run->completed >= 2 * (uint64_t)run->window) {
+        run->phase = 1;
+        run->t0 = t;
+        run->cpu0 = self_cpu_s();
+        run->c0 = run->completed;
+    } else if (run->phase == 0 && run->total != 0
+               && run->completed >= run->total) {
+        /* A fixed count reached before the warm-up ended: time it all. */
+        run->phase = 2;
+        run->t1 = t;
+        run->t0 = run->started;
+        run->cpu1 = self_cpu_s();
+        run->c1 = run->completed;
+    } else if (run->phase == 1
+               && (run->total != 0 ? run->completed >= run->total
+                                   : t - run->t0 >= run->seconds)) {
+        run->phase = 2;
+        run->t1 = t;
+        run->cpu1 = self_cpu_s();
+        run->c1 = run->completed;
+    }
+    if (run->phase < 2)
+        refill(run);
+    if (run->outstanding == 0 && (run->phase == 2 || run->reject != NULL))
+        ev_break(run->loop, EVBREAK_ALL);
+}
+
+/* Run the stream to the end; fills r (throughput, latency, CPU, RSS). */
+static void
+lib_stream(struct lib_run *run, struct bench_result *r)
+{
+    run->slots = calloc(run->window, sizeof(*run->slots));
+    run->free_slots = calloc(run->window, sizeof(*run->free_slots));
+    if (run->slots == NULL || run->free_slots == NULL) {
+        bench_fail(r, "out of memory");
+        return;
+    }
+    for (unsigned i = 0; i < run->window; i++) {
+        run->slots[i].run = run;
+        run->free_slots[run->nfree++] = run->window - 1 - i;
+    }
+    hist_reset(&run->hist);
+    r->rss_before_kb = proc_rss_kb(0);
+    run->started = now_s();
+    run->cpu0 = self_cpu_s();
+    refill(run);
+    ev_run(run->loop, 0);
+    r->rss_after_kb = proc_rss_kb(0);
+    if (run->reject != NULL) {
+        bench_fail(r, "submit rejected: %s", run->reject);
+    } else if (run->phase != 2) {
+        bench_fail(r, "the loop stopped early");
+    } else if (run->bad > 0) {
+        bench_fail(r, "%llu outcomes were not ok echoes",
+                   (unsigned long long)run->bad);
+    } else {
+        r->ok = 1;
+        r->jobs = run->c1 - run->c0;
+        r->secs = run->t1 - run->t0;
+        r->jobs_s = (double)r->jobs / r->secs;
+        r->p50_us = hist_quantile_us(&run->hist, 0.50);
+        r->p99_us = hist_quantile_us(&run->hist, 0.99);
+        r->cpu_us_per_job = (run->cpu1 - run->cpu0) * 1e6 / (double)r->jobs;
+    }
+    free(run->slots);
+    free(run->free_slots);
+}
+
+void
+bench_lib(const struct bench_args *a, struct bench_result *r)
+{
+    struct lib_run run;
+    size_t len;
+    char *job = make_bin_payload(a->payload, &len);
+
+    memset(&run, 0, sizeof(run));
+    if (job == NULL) {
+        bench_fail(r, "out of memory");
+        return;
+    }
+    run.loop = ev_default_loop(0);
+    run.job = job;
+    run.len = len;
+    run.window = a->window;
+    run.seconds = a->seconds;
+    run.pool = start_pool(a->workers, r);
+    if (run.pool != NULL) {
+        lib_stream(&run, r);
+        fp_pool_free(run.pool);
+    }
+    free(job);
+}
+
+void
+bench_rss(const struct bench_args *a, struct bench_result *r)
+{
+    struct lib_run run;
+    size_t len;
+    char *job = make_bin_payload(a->payload, &len);
+
+    memset(&run, 0, sizeof(run));
+    if (job == NULL) {
+        bench_fail(r, "out of memory");
+        return;
+    }
+    run.loop = ev_default_loop(0);
+    run.job = job;
+    run.len = len;
+    run.window = a->window;
+    run.total = a->count;
+    run.marks[0] = a->count / 100;
+    run.marks[1] = a->count / 10;
+    run.marks[2] = a->count;
+    run.pool = start_pool(a->workers, r);
+    if (run.pool != NULL) {
+        lib_stream(&run, r);
+        for (int i = 0; i < 3; i++)
+            r->aux[i] = run.mark_rss[i];
+        fp_pool_free(run.pool);
+    }
+    free(job);
+}
+
+/* ------------------------------------------------------------------------
+ * Crash -> replacement.  With every worker idle, submit the job "crash"
+ * (its handler raises SIGSEGV) and watch the pool from an ev_prepare
+ * watcher, which runs once per loop iteration after every callback: the
+ * replacement is ready when fp_pool_stats shows all workers idle again and
+ * fp_pool_pids shows a pid that was not there before.  Two spans:
+ *   submit -> ready     everything: dispatch, the handler, the signal, the
+ *                       kernel tearing the process down, SIGCHLD, the reap,
+ *                       the fork, the new worker's "ready" message;
+ *   outcome -> ready    from the crashed outcome (delivered when the master
+ *                       has reaped the dead worker) to the replacement ready.
+ * ------------------------------------------------------------------------ */
+
+#define CRASH_WARM   5
+#define MAX_WORKERS  16
+
+struct crash_run {
+    fp_pool    *pool;
+    unsigned    workers, want, done, seen_kind_bad;
+    int         crashing;
+    double      submitted_at, outcome_at;
+    pid_t       before[MAX_WORKERS];
+    size_t      nbefore;
+    double     *total, *after;      /* per measured crash, seconds */
+    const char *fail;
+};
+
+static void
+crash_done(const fp_outcome *o, void *arg)
+{
+    struct crash_run *c = arg;
+
+    if (o->kind != FP_CRASHED)
+        c->seen_kind_bad++;
+    c->outcome_at = now_s();
+}
+
+static int
+pid_is_new(const struct crash_run *c, pid_t pid)
+{
+    for (size_t i = 0; i < c->nbefore; i++)
+        if (c->before[i] == pid)
+            return 0;
+    return 1;
+}
+
+static void
+crash_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    struct crash_run *c = w->data;
+    pid_t pids[MAX_WORKERS];
+    fp_stats st;
+    (void)revents;
+
+    fp_pool_stats(c->pool, &st);
+    if (st.idle != c->workers || st.live != c->workers || st.queued != 0)
+        return;
+    size_t n = fp_pool_pids(c->pool, pids, MAX_WORKERS);
+    if (c->crashing) {
+        if (c->outcome_at == 0)
+            return;
+        int fresh = 0;
+        for (size_t i = 0; i < n && i < MAX_WORKERS; i++)
+            fresh |= pid_is_new(c, pids[i]);
+        if (!fresh)
+            return;
+        double t = now_s();
+        if (c->done >= CRASH_WARM) {
+            c->total[c->done - CRASH_WARM] = t - c->submitted_at;
+            c->after[c->done - CRASH_WARM] = t - c->outcome_at;
+        }
+        c->crashing = 0;
+        if (++c->done == c->want + CRASH_WARM) {
+            ev_break(loop, EVBREAK_ALL);
+            return;
+        }
+    }
+    /* Every worker idle: crash one. */
+    c->nbefore = n < MAX_WORKERS ? n : MAX_WORKERS;
+    memcpy(c->before, pids, c->nbefore * sizeof(pid_t));
+    c->outcome_at = 0;
+    c->crashing = 1;
+    c->submitted_at = now_s();
+    if (fp_pool_submit(c->pool, "\xa5" "crash", 6, NULL, crash_done, c,
+                       NULL, NULL) < 0) {
+        c->fail = "submit rejected";
+        ev_break(loop, EVBREAK_ALL);
+    }
+}
+
+static void
+crash_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct crash_run *c = w->data;
+    (void)revents;
+
+    c->fail = "a replacement took longer than 10 s";
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double
+quantile(double *v, size_t n, double q)
+{
+    qsort(v, n, sizeof(*v), cmp_double);
+    return v[(size_t)(q * (double)(n - 1) + 0.5)];
+}
+
+void
+bench_crash(const struct bench_args *a, struct bench_result *r)
+{
+    struct ev_loop *loop = ev_default_loop(0);
+    struct crash_run c;
+    ev_prepare prep;
+    ev_timer deadline;
+
+    memset(&c, 0, sizeof(c));
+    c.workers = a->workers < MAX_WORKERS ? a->workers : MAX_WORKERS;
+    c.want = a->count;
+    c.total = calloc(c.want, sizeof(double));
+    c.after = calloc(c.want, sizeof(double));
+    if (c.total == NULL || c.after == NULL) {
+        bench_fail(r, "out of memory");
+        goto out;
+    }
+    if ((c.pool = start_pool(c.workers, r)) == NULL)
+        goto out;
+    ev_prepare_init(&prep, crash_prepare_cb);
+    prep.data = &c;
+    ev_prepare_start(loop, &prep);
+    /* Re-armed by every crash: a deadline per replacement. */
+    ev_timer_init(&deadline, crash_deadline_cb, 0., 10.);
+    deadline.data = &c;
+    ev_timer_again(loop, &deadline);
+    unsigned last = 0;
+    while (c.done < c.want + CRASH_WARM && c.fail == NULL) {
+        ev_run(loop, EVRUN_ONCE);
+        if (c.done != last) {
+            last = c.done;
+            ev_timer_again(loop, &deadline);
+        }
+    }
+    ev_prepare_stop(loop, &prep);
+    ev_timer_stop(loop, &deadline);
+    if (c.fail != NULL) {
+        bench_fail(r, "%s", c.fail);
+    } else if (c.seen_kind_bad > 0) {
+        bench_fail(r, "%u crash jobs did not end 'crashed'", c.seen_kind_bad);
+    } else {
+        fp_stats st;
+        fp_pool_stats(c.pool, &st);
+        r->ok = 1;
+        r->aux[0] = quantile(c.total, c.want, 0.50) * 1e6;
+        r->aux[1] = quantile(c.total, c.want, 0.99) * 1e6;
+        r->aux[2] = quantile(c.after, c.want, 0.50) * 1e6;
+        r->aux[3] = quantile(c.after, c.want, 0.99) * 1e6;
+        r->aux[4] = c.want;
+        r->aux[5] = (double)st.restarts;
+    }
+    fp_pool_free(c.pool);
+out:
+    free(c.total);
+    free(c.after);
+}
+
+/* ------------------------------------------------------------------------
+ * An idle worker's private memory: just ready, and after a->count jobs.
+ * ------------------------------------------------------------------------ */
+
+/* Run the loop until every worker is idle (and nothing queued). */
+static int
+wait_all_idle(struct ev_loop *loop, fp_pool *pool, unsigned workers)
+{
+    double give_up = now_s() + 10;
+    fp_stats st;
+
+    for (;;) {
+        fp_pool_stats(pool, &st);
+        if (st.idle == workers && st.live == workers && st.queued == 0)
+            return 0;
+        if (now_s() > give_up)
+            return -1;
+        ev_run(loop, EVRUN_ONCE | EVRUN_NOWAIT);
+        usleep(1000);
+    }
+}
+
+static double
+max_private_kb(fp_pool *pool)
+{
+    pid_t pids[MAX_WORKERS];
+    size_t n = fp_pool_pids(pool, pids, MAX_WORKERS);
+    double worst = -1;
+
+    for (size_t i = 0; i < n && i < MAX_WORKERS; i++) {
+        double kb = proc_private_kb(pids[i]);
+        if (kb > worst)
+            worst = kb;
+    }
+    return worst;
+}
+
+void
+bench_lib_idle_mem(const struct bench_args *a, struct bench_result *r)
+{
+    struct lib_run run;
+    struct bench_result tmp;
+    size_t len;
+    char *job = make_bin_payload(a->payload, &len);
+
+    memset(&run, 0, sizeof(run));
+    memset(&tmp, 0, sizeof(tmp));
+    if (job == NULL) {
+        bench_fail(r, "out of memory");
+        return;
+    }
+    run.loop = ev_default_loop(0);
+    run.pool = start_pool(a->workers, r);
+    if (run.pool == NULL)
+        goto out;
+    if (wait_all_idle(run.loop, run.pool, a->workers) < 0) {
+        bench_fail(r, "workers did not become ready");
+        goto out;
+    }
+    r->aux[0] = max_private_kb(run.pool);
+    run.job = job;
+    run.len = len;
+    run.window = a->window;
+    run.total = a->count;
+    lib_stream(&run, &tmp);
+    if (!tmp.ok) {
+        bench_fail(r, "%s", tmp.note);
+        goto out;
+    }
+    if (wait_all_idle(run.loop, run.pool, a->workers) < 0) {
+        bench_fail(r, "workers did not become idle");
+        goto out;
+    }
+    r->aux[1] = max_private_kb(run.pool);
+    r->ok = r->aux[0] >= 0 && r->aux[1] >= 0;
+    if (!r->ok)
+        bench_fail(r, "cannot read /proc/PID/smaps_rollup");
+out:
+    if (run.pool != NULL)
+        fp_pool_free(run.pool);
+    free(job);
+}
