@@ -93,7 +93,7 @@ typedef struct fp_config {
                                    0 = 1048576 */
     unsigned    max_jobs;       /* recycle a worker after N jobs; 0 = never */
     unsigned    prefetch;       /* most jobs queued at one worker when the
-                                   queue is deep; 0 = 16 */
+                                   queue is deep; 0 = 128 */
     size_t      max_rss;        /* recycle a worker, between jobs, once its
                                    resident memory passes this many bytes;
                                    0 = never */

@@ -54,7 +54,7 @@ usage(FILE *out)
 "                           memory passes MiB (0 = never)\n"
 "      --slow-log S         log each job still running after S seconds\n"
 "      --prefetch N         jobs queued at one worker when the queue is deep\n"
-"                           (default 16)\n"
+"                           (default 128)\n"
 "      --drain-timeout S    how long a drain may take (default 30; 0 = no limit)\n"
 "      --sandbox LEVEL      worker confinement: none, basic (default) or strict\n"
 "                           (strict: seccomp allowlist after init, own network\n"

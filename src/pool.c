@@ -21,7 +21,7 @@
 #define DEFAULT_JOB_BYTES    (64u << 20)
 #define DEFAULT_JOB_OBJECTS  (1u << 20)
 #define DEFAULT_MAX_WORKERS  1024
-#define DEFAULT_PREFETCH     16
+#define DEFAULT_PREFETCH     128
 /* Room for the envelope around a job or result: ["error", <uint64>, ...]. */
 #define ENVELOPE_BYTES       64
 
@@ -167,6 +167,18 @@ fp_job_settle_str(struct fp_pool *p, struct fp_job *job, fp_kind kind,
 static void drain_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static void drained_idle_cb(struct ev_loop *loop, ev_idle *w, int revents);
 
+/* Before the loop sleeps: jobs assigned during this iteration go out, one
+ * writev per worker, however many submits and results it handled. */
+static void
+flush_prepare_cb(struct ev_loop *loop, ev_prepare *pw, int revents)
+{
+    struct fp_pool *p = pw->data;
+    (void)loop; (void)revents;
+
+    for (unsigned i = 0; i < p->nworkers; i++)
+        fp_worker_flush(p->workers[i]);
+}
+
 fp_pool *
 fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen)
 {
@@ -259,6 +271,8 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
     ev_timer_init(&p->drain_timer, drain_timer_cb, 0., 0.);
     p->drain_timer.data = p;
     ev_idle_init(&p->drained_idle, drained_idle_cb);
+    ev_prepare_init(&p->flush_prepare, flush_prepare_cb);
+    p->flush_prepare.data = p;
     p->drained_idle.data = p;
     return p;
 }
@@ -293,6 +307,9 @@ fp_pool_start(fp_pool *p)
     p->started_at = ev_now(p->loop);
     p->target = p->cfg.workers;
     fp_sandbox_activate(&p->sandbox, &p->log);
+    /* Unref'd: this watcher alone must not keep the caller's ev_run going. */
+    ev_prepare_start(p->loop, &p->flush_prepare);
+    ev_unref(p->loop);
     return add_workers(p, p->target);
 }
 
@@ -324,6 +341,10 @@ fp_pool_free(fp_pool *p)
     }
     ev_timer_stop(p->loop, &p->drain_timer);
     ev_idle_stop(p->loop, &p->drained_idle);
+    if (ev_is_active(&p->flush_prepare)) {
+        ev_ref(p->loop);
+        ev_prepare_stop(p->loop, &p->flush_prepare);
+    }
     while ((job = p->free_jobs) != NULL) {
         p->free_jobs = TAILQ_NEXT(job, link);
         free(job);

@@ -119,6 +119,7 @@ struct fp_pool {
     void              *drained_arg;
     ev_timer           drain_timer;
     ev_idle            drained_idle; /* reports the drain from a fresh stack */
+    ev_prepare         flush_prepare; /* sends what was assigned, per iteration */
 
     ev_tstamp          started_at;
     uint64_t           rng;         /* xorshift state for --max-jobs jitter */
@@ -151,6 +152,8 @@ struct fp_worker *fp_worker_new(struct fp_pool *p, unsigned slot);
 void fp_worker_free(struct fp_worker *w);
 int  fp_worker_spawn(struct fp_worker *w);
 void fp_worker_assign(struct fp_worker *w, struct fp_job *job);
+/* Write what was assigned (once per loop iteration). */
+void fp_worker_flush(struct fp_worker *w);
 void fp_worker_kill(struct fp_worker *w, enum fp_kill_cause cause, uint64_t job);
 void fp_worker_stop(struct fp_worker *w);
 /* Resident bytes of the worker process, or 0 if unknown. */

@@ -1,11 +1,10 @@
 /*
  * worker.c — the job loop inside a module worker process.
  *
- * Blocking and single-threaded on purpose: the master does all the
- * concurrency.  Each result is written as soon as its job is done: holding
- * it behind the next job would delay it by that job's run time, and lose it
- * if that job crashes.  Reads are batched: one read takes every job the
- * master has queued here.
+ * Blocking and single-threaded in its jobs: the master does all the
+ * concurrency.  Reads are batched: one read takes every job the master has
+ * queued here.  Writes are batched too: while more jobs wait, results are
+ * held and go out together (worker_hold.c says how none is ever lost).
  */
 #include "config.h"
 #include <errno.h>
@@ -17,9 +16,9 @@
 #include "frame.h"
 #include "sandbox.h"
 #include "worker.h"
+#include "worker_hold.h"
 
 #define READ_CHUNK   (64 * 1024)
-
 struct worker {
     int                          fd;
     const struct fp_worker_args *args;
@@ -31,6 +30,7 @@ struct worker {
     msgpack_sbuffer              result;    /* the handler's packed object */
     msgpack_packer               result_pk;
     int                          retire_sent;
+    struct fp_hold               hold;      /* results held in `out` */
 };
 
 static void
@@ -46,16 +46,7 @@ wlog(const char *fmt, const char *arg)
 static int
 flush_out(struct worker *w)
 {
-    while (w->out.len > 0) {
-        ssize_t n = write(w->fd, fp_buf_head(&w->out), w->out.len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        fp_buf_consume(&w->out, (size_t)n);
-    }
-    fp_buf_shrink(&w->out, 1 << 20);
-    return 0;
+    return fp_hold_flush(&w->hold);
 }
 
 static void
@@ -114,6 +105,7 @@ run_job(struct worker *w, uint64_t id, const char *payload, size_t len)
     }
 
     kind = rc == 0 ? "ok" : "error";
+    fp_hold_lock(&w->hold);
     msgpack_pack_array(&w->out_pk, 3);
     fp_pack_cstr(&w->out_pk, kind);
     msgpack_pack_uint64(&w->out_pk, id);
@@ -121,6 +113,7 @@ run_job(struct worker *w, uint64_t id, const char *payload, size_t len)
         fp_pack_cstr(&w->out_pk, why);
     else
         fp_buf_append(&w->out, w->result.data, w->result.size);
+    fp_hold_unlock(&w->hold);
     if (w->result.alloc > (1u << 20)) {
         msgpack_sbuffer_destroy(&w->result);
         msgpack_sbuffer_init(&w->result);
@@ -148,14 +141,15 @@ handle_frame(struct worker *w, const char *frame, size_t len)
         && !w->retire_sent) {
         /* ["retire", {}]: replace me after this job (README, worker
          * protocol): my CPU time is halfway to the --rlimit-cpu backstop. */
+        fp_hold_lock(&w->hold);
         msgpack_pack_array(&w->out_pk, 2);
         fp_pack_cstr(&w->out_pk, "retire");
         msgpack_pack_map(&w->out_pk, 0);
+        fp_hold_unlock(&w->hold);
         w->retire_sent = 1;
     }
     set_title(w, "busy", id);
     run_job(w, id, payload, plen);
-    set_title(w, "idle", 0);    /* before the result leaves: never stale */
     return 0;
 }
 
@@ -194,10 +188,15 @@ serve(struct worker *w)
                 return -1;
             fp_buf_consume(&w->in, (size_t)n);
             fp_scanner_reset(&sc);
+            /* Hold the result only if another job is already here. */
+            if (w->in.len > 0 && fp_hold_result_added(&w->hold))
+                continue;
+            set_title(w, "idle", 0);    /* before results leave: never stale */
             if (flush_out(w) < 0)
                 return -1;
         }
-        if (flush_out(w) < 0)     /* the "ready" message, first time */
+        set_title(w, "idle", 0);
+        if (flush_out(w) < 0)     /* held results, or "ready" the first time */
             return -1;
         fp_buf_shrink(&w->in, 1 << 20);
         char *room = fp_buf_reserve(&w->in, READ_CHUNK);
@@ -263,8 +262,19 @@ fp_worker_main(int fd, void *arg)
             goto out;
         }
     }
+    /* Under strict, a forbidden call kills the process with no handler
+     * run: nothing may be held then. */
+    if (args->sandbox == NULL || args->sandbox->level != FP_SANDBOX_STRICT) {
+        if (fp_hold_start(&w.hold, &w.out, fd) < 0)
+            wlog("%s", "cannot hold results (writing each at once)");
+    } else {
+        w.hold.out = &w.out;
+        w.hold.fd = fd;
+    }
     set_title(&w, "idle", 0);
+    fp_hold_lock(&w.hold);
     send_ready(&w);
+    fp_hold_unlock(&w.hold);
     if (serve(&w) < 0)
         rc = 2;
     else if (w.module->fini != NULL)

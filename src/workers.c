@@ -274,7 +274,6 @@ fp_worker_assign(struct fp_worker *w, struct fp_job *job)
         w->send_next = job;
         w->send_off = 0;
     }
-    ev_io_start(w->pool->loop, &w->wio);
     if (w->nwindow == 1)
         start_head(w);
 }
@@ -559,13 +558,13 @@ worker_read_cb(struct ev_loop *loop, ev_io *io, int revents)
 #define WRITE_IOV    64          /* iovecs per writev: 32 jobs */
 
 /* Write queued jobs: one writev carries many, each as its envelope and its
- * payload, straight from the job. */
-static void
-worker_write_cb(struct ev_loop *loop, ev_io *io, int revents)
+ * payload, straight from the job.  Returns 0 once all are out (and sends
+ * the EOF a stop asked for), 1 when the socket is full, -1 after the
+ * worker was killed for a broken socket. */
+static int
+send_jobs(struct fp_worker *w)
 {
-    struct fp_worker *w = io->data;
     struct iovec iov[WRITE_IOV];
-    (void)revents;
 
     while (w->send_next != NULL) {
         int n = 0;
@@ -584,11 +583,11 @@ worker_write_cb(struct ev_loop *loop, ev_io *io, int revents)
         if (put < 0 && errno == EINTR)
             continue;
         if (put < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return;
+            return 1;
         if (put < 0) {
             /* Its end is closed: the worker is dying or broken. */
             fp_worker_kill(w, KILL_NONE, 0);
-            return;
+            return -1;
         }
         /* Advance past what went out. */
         size_t left = (size_t)put;
@@ -603,11 +602,34 @@ worker_write_cb(struct ev_loop *loop, ev_io *io, int revents)
             w->send_off = 0;
         }
     }
-    ev_io_stop(loop, &w->wio);
     if (w->shutdown_pending) {
         w->shutdown_pending = 0;
         shutdown(w->fd, SHUT_WR);
     }
+    return 0;
+}
+
+/* Called once per loop iteration, before the loop sleeps (the pool's
+ * prepare watcher): everything assigned during this iteration goes out
+ * with one writev per worker; EV_WRITE is armed only if a socket is full. */
+void
+fp_worker_flush(struct fp_worker *w)
+{
+    if (w->fd < 0 || ev_is_active(&w->wio)
+        || (w->send_next == NULL && !w->shutdown_pending))
+        return;
+    if (send_jobs(w) == 1)
+        ev_io_start(w->pool->loop, &w->wio);
+}
+
+static void
+worker_write_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    struct fp_worker *w = io->data;
+    (void)revents;
+
+    if (send_jobs(w) == 0)
+        ev_io_stop(loop, &w->wio);
 }
 
 /* ------------------------------------------------------------------------

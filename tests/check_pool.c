@@ -1118,6 +1118,25 @@ START_TEST(quick_result_is_not_held_behind_slow_job)
 }
 END_TEST
 
+/* The same when the job after it hangs until its timeout: the worker's
+ * held result goes out on its own long before the kill, so the timeout
+ * is charged to the job that hung. */
+START_TEST(job_before_a_hang_keeps_its_ok_result)
+{
+    fp_config cfg;
+    fp_job_opts opts = { .timeout = 0.3 };
+
+    base_config(&cfg, 1);
+    start_pool(&cfg);
+    uint64_t quick = submit_int(1);
+    uint64_t hang = submit_op("hang", &opts);
+    wait_outcomes(2, 20);
+    ck_assert_int_eq(rec_for(quick)->kind, FP_OK);
+    ck_assert_int_eq(rec_for(hang)->kind, FP_TIMEOUT);
+    ck_assert_uint_eq(stats().timed_out, 1);
+}
+END_TEST
+
 /* A job that completed keeps its ok outcome when the job after it in the
  * same window crashes the worker. */
 START_TEST(job_before_crash_keeps_its_ok_result)
@@ -2069,6 +2088,7 @@ pool_suite(void)
     tcase_add_test(tc, timeout_with_prefetched_jobs_requeues_them);
     tcase_add_test(tc, quick_result_is_not_held_behind_slow_job);
     tcase_add_test(tc, job_before_crash_keeps_its_ok_result);
+    tcase_add_test(tc, job_before_a_hang_keeps_its_ok_result);
     tcase_add_test(tc, timeout_of_prefetched_job_still_fires);
     suite_add_tcase(s, tc);
 

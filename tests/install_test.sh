@@ -8,6 +8,10 @@ set -eu
 : "${abs_top_builddir:?}"
 MAKE=${MAKE:-make}
 CC=${CC:-cc}
+# The build's flags (a sanitizer build needs them to link against its
+# library); CFLAGS may carry -O and -g, that is all.
+CFLAGS=${CFLAGS:-}
+LDFLAGS=${LDFLAGS:-}
 
 stage=$(mktemp -d "${TMPDIR:-/tmp}/fp-install.XXXXXX")
 daemon=
@@ -30,7 +34,12 @@ bindir=$prefix/bin
 # Everything where the conventions put it.
 for f in "$sbindir/forkpoold" "$bindir/forkpoolctl" "$prefix/include/forkpool.h" \
          "$libdir/libforkpool.so" "$libdir/libforkpool.a" \
-         "$libdir/pkgconfig/forkpool.pc"; do
+         "$libdir/pkgconfig/forkpool.pc" \
+         "$prefix/share/man/man8/forkpoold.8" "$prefix/share/man/man1/forkpoolctl.1" \
+         "$prefix/share/man/man3/forkpool.3" "$prefix/share/man/man7/forkpool-protocol.7" \
+         "$prefix/share/bash-completion/completions/forkpoold" \
+         "$prefix/share/bash-completion/completions/forkpoolctl" \
+         "$prefix/share/doc/forkpool/examples/forkpoold.service"; do
     [ -e "$stage$f" ] || fail "not installed: $f"
 done
 # A versioned shared library, with its soname link.
@@ -61,7 +70,8 @@ handle(void *state, const msgpack_object *job, msgpack_packer *out)
 const fp_module forkpool_module = { FP_MODULE_ABI, "double", NULL, handle, NULL };
 C
 # shellcheck disable=SC2086
-$CC -shared -fPIC -Wall -Wextra -Werror "$work/double.c" $cflags -o "$work/double.so" \
+$CC $CFLAGS $LDFLAGS -shared -fPIC -Wall -Wextra -Werror "$work/double.c" $cflags \
+    -o "$work/double.so" \
     || fail "cannot build the module"
 
 # An out-of-tree embedding program: a pool of 2 running the same handler.
@@ -112,7 +122,7 @@ main(void)
 }
 C
 # shellcheck disable=SC2086
-$CC -Wall -Wextra -Werror "$work/embed.c" $cflags $libs -lev \
+$CC $CFLAGS $LDFLAGS -Wall -Wextra -Werror "$work/embed.c" $cflags $libs -lev \
     -Wl,-rpath,"$stage$libdir" -o "$work/embed" || fail "cannot build the embedding program"
 out=$("$work/embed") || fail "the embedding program failed"
 [ "$out" = "ok 42" ] || fail "embedding program printed '$out', expected 'ok 42'"
