@@ -13,9 +13,9 @@
 extern char **environ;
 
 static char **volatile argv_copy;  /* what main uses instead, for good */
-static char **volatile env_copy;   /* environ from now on (also held here,
-                                      for leak checkers that do not scan
-                                      libc's environ) */
+static char **volatile env_strings; /* every copied environment string:
+                                       environ may drop some (unsetenv),
+                                       and they stay ours all the same */
 static char  *title_start;   /* argv[0] */
 static size_t title_space;   /* bytes up to the end of the last string */
 
@@ -37,12 +37,14 @@ fp_proctitle_init(int argc, char **argv)
             end = argv[i] + strlen(argv[i]) + 1;
     while (environ[n] != NULL)
         n++;
-    if ((env = env_copy = calloc((size_t)n + 1, sizeof(*env))) == NULL)
+    env = calloc((size_t)n + 1, sizeof(*env));
+    env_strings = calloc((size_t)n + 1, sizeof(*env));
+    if (env == NULL || env_strings == NULL)
         return copy;
     for (int i = 0; i < n; i++) {
         if (environ[i] == end)
             end = environ[i] + strlen(environ[i]) + 1;
-        if ((env[i] = strdup(environ[i])) == NULL)
+        if ((env[i] = env_strings[i] = strdup(environ[i])) == NULL)
             return copy;    /* keep the old environment and no titles */
     }
     environ = env;

@@ -125,7 +125,8 @@ START_TEST(socket_activation_serves_the_passed_socket)
     h_rpc_close(c);
 
     h_daemon_kill(d, SIGTERM);
-    ck_assert_int_eq(h_exit_code(h_daemon_wait(d, 5000)), 0);
+    int status = h_daemon_wait(d, 5000);
+    ck_assert_msg(h_exit_code(status) == 0, "wait status 0x%x; log:\n%s", status, d->log);
     ck_assert_int_eq(stat(sa.sun_path, &st), 0);    /* systemd's, not ours */
 }
 END_TEST
