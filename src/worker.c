@@ -19,6 +19,7 @@
 #include "worker_hold.h"
 
 #define READ_CHUNK   (64 * 1024)
+#define KEEP_BUFFER  (4u << 20)     /* kept between big jobs and results */
 struct worker {
     int                          fd;
     const struct fp_worker_args *args;
@@ -114,7 +115,7 @@ run_job(struct worker *w, uint64_t id, const char *payload, size_t len)
     else
         fp_buf_append(&w->out, w->result.data, w->result.size);
     fp_hold_unlock(&w->hold);
-    if (w->result.alloc > (1u << 20)) {
+    if (w->result.alloc > KEEP_BUFFER) {
         msgpack_sbuffer_destroy(&w->result);
         msgpack_sbuffer_init(&w->result);
     }
@@ -198,11 +199,11 @@ serve(struct worker *w)
         set_title(w, "idle", 0);
         if (flush_out(w) < 0)     /* held results, or "ready" the first time */
             return -1;
-        fp_buf_shrink(&w->in, 1 << 20);
+        fp_buf_shrink(&w->in, KEEP_BUFFER);
         char *room = fp_buf_reserve(&w->in, READ_CHUNK);
         if (room == NULL)
             return -1;
-        ssize_t got = read(w->fd, room, READ_CHUNK);
+        ssize_t got = read(w->fd, room, w->in.cap - w->in.off - w->in.len);
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0)

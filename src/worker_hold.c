@@ -217,7 +217,7 @@ fp_hold_flush(struct fp_hold *h)
 
     fp_hold_lock(h);
     rc = write_held(h);
-    fp_buf_shrink(h->out, 1 << 20);
+    fp_buf_shrink(h->out, 4u << 20);     /* kept between big results */
     fp_hold_unlock(h);
     return rc;
 }

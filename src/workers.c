@@ -23,6 +23,7 @@
 #include "spawn.h"
 
 #define READ_CHUNK        (64 * 1024)
+#define KEEP_IN           (4u << 20)  /* read buffer kept between big frames */
 #define READ_PER_WAKEUP   (4u << 20)    /* then let other watchers run */
 #define STOP_GRACE        10.0          /* s for a stopped worker to exit */
 #define BACKOFF_MIN       0.01          /* s after the first failed start */
@@ -506,7 +507,7 @@ process_input(struct fp_worker *w)
         if (rc < 0 || w->kill_cause != before)
             return -1;
     }
-    fp_buf_shrink(&w->in, 1 << 20);
+    fp_buf_shrink(&w->in, KEEP_IN);
     return 0;
 }
 
@@ -523,7 +524,8 @@ read_some(struct fp_worker *w, size_t budget)
             fp_worker_kill(w, KILL_NONE, 0);
             return 1;
         }
-        ssize_t n = read(w->fd, room, READ_CHUNK);
+        /* All the room there is: a big frame comes in few reads. */
+        ssize_t n = read(w->fd, room, w->in.cap - w->in.off - w->in.len);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))

@@ -114,9 +114,44 @@ struct lib_run {
     double          mark_rss[3];
     struct hist     hist;
     const char     *reject;
+    int             batch;          /* submit with fp_pool_submit_batch */
 };
 
 static void lib_done(const fp_outcome *o, void *arg);
+
+static void lib_done_batch(const fp_outcome *o, void *arg);
+
+/* Batch mode: up to BATCH jobs per fp_pool_submit_batch.  Ids are
+ * consecutive and fewer than `window` are outstanding, so id % window
+ * names a free slot. */
+#define BATCH 1024
+
+static int
+submit_batch(struct lib_run *run)
+{
+    static fp_job_buf jobs[BATCH];
+    unsigned k = run->window - run->outstanding;
+    uint64_t first;
+    const char *why = NULL;
+
+    if (k > BATCH)
+        k = BATCH;
+    if (run->total != 0 && run->submitted + k > run->total)
+        k = (unsigned)(run->total - run->submitted);
+    for (unsigned i = 0; i < k; i++)
+        jobs[i] = (fp_job_buf){ run->job, run->len };
+    if (fp_pool_submit_batch(run->pool, jobs, k, NULL, lib_done_batch, run,
+                             &first, &why) < 0) {
+        run->reject = why;
+        return -1;
+    }
+    double t = now_s();
+    for (unsigned i = 0; i < k; i++)
+        run->slots[(first + i) % run->window].sent = t;
+    run->outstanding += k;
+    run->submitted += k;
+    return 0;
+}
 
 static int
 submit_one(struct lib_run *run)
@@ -139,6 +174,14 @@ submit_one(struct lib_run *run)
 static void
 refill(struct lib_run *run)
 {
+    if (run->batch) {
+        /* A batch once a quarter of the window is free: few, big calls. */
+        if (run->outstanding <= run->window - run->window / 4
+            && (run->total == 0 || run->submitted < run->total)
+            && submit_batch(run) < 0)
+            ev_break(run->loop, EVBREAK_ALL);
+        return;
+    }
     while (run->outstanding < run->window && run->nfree > 0
            && (run->total == 0 || run->submitted < run->total))
         if (submit_one(run) < 0) {
@@ -147,18 +190,33 @@ refill(struct lib_run *run)
         }
 }
 
+static void lib_finish(struct lib_run *run, struct slot *s, const fp_outcome *o);
+
 static void
 lib_done(const fp_outcome *o, void *arg)
 {
     struct slot *s = arg;
-    struct lib_run *run = s->run;
+    lib_finish(s->run, s, o);
+}
+
+static void
+lib_done_batch(const fp_outcome *o, void *arg)
+{
+    struct lib_run *run = arg;
+    lib_finish(run, &run->slots[o->id % run->window], o);
+}
+
+static void
+lib_finish(struct lib_run *run, struct slot *s, const fp_outcome *o)
+{
     double t = now_s();
 
     if (o->kind != FP_OK || o->len != run->len)
         run->bad++;
     if (run->phase == 1)
         hist_add(&run->hist, t - s->sent);
-    run->free_slots[run->nfree++] = (unsigned)(s - run->slots);
+    if (!run->batch)
+        run->free_slots[run->nfree++] = (unsigned)(s - run->slots);
     run->outstanding--;
     run->completed++;
     for (int i = 0; i < 3; i++)
@@ -251,6 +309,9 @@ bench_lib(const struct bench_args *a, struct bench_result *r)
     run.len = len;
     run.window = a->window;
     run.seconds = a->seconds;
+    run.batch = a->batched;
+    if (run.batch)              /* batches need room to be batches */
+        run.window = a->window * 16;
     run.pool = start_pool(a->workers, r);
     if (run.pool != NULL) {
         lib_stream(&run, r);

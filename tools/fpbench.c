@@ -62,7 +62,7 @@ usage(FILE *f)
 
 enum row {
     R_RAW_BATCH, R_RAW_MSG, R_LIB1, R_LIB2, R_LIB4, R_DAEMON, R_CTL,
-    R_PY_IMAP, R_PY_MAP, R_RAW_W1, R_LIB2_W1, R_DAEMON_W1, NROWS
+    R_PY_IMAP, R_PY_MAP, R_RAW_W1, R_LIB2_W1, R_DAEMON_W1, R_LIB2_BATCH, NROWS
 };
 
 struct row_def {
@@ -88,12 +88,14 @@ static const struct row_def rows[NROWS] = {
     [R_RAW_W1]    = { "raw socketpair, window 1", bench_raw, 2, 1, NULL, 1, 60 },
     [R_LIB2_W1]   = { "library, 2 workers, window 1", bench_lib, 2, 0, NULL, 1, 60 },
     [R_DAEMON_W1] = { "daemon RPC, window 1", bench_daemon, 2, 0, NULL, 1, 60 },
+    /* fp_pool_submit_batch, 1024 jobs a call, 16x the window */
+    [R_LIB2_BATCH] = { "library batch API, 2 workers", bench_lib, 2, 1, NULL, 0, 60 },
 };
 
 /* The order within a round: each headline pair close together in time. */
 static const enum row order[NROWS] = {
     R_RAW_BATCH, R_LIB2, R_PY_IMAP, R_DAEMON, R_CTL, R_RAW_MSG, R_LIB1,
-    R_LIB4, R_PY_MAP, R_RAW_W1, R_LIB2_W1, R_DAEMON_W1,
+    R_LIB4, R_PY_MAP, R_LIB2_BATCH, R_RAW_W1, R_LIB2_W1, R_DAEMON_W1,
 };
 
 #define NSIZES 3
@@ -387,6 +389,7 @@ print_targets(const struct opts *o, const struct extras *ex)
     double r_raw = ratio_median(res[0][R_LIB2], res[0][R_RAW_BATCH], o->reps);
     double r_dpy = ratio_median(res[0][R_DAEMON], res[0][R_PY_IMAP], o->reps);
     double r_cpy = ratio_median(res[0][R_CTL], res[0][R_PY_IMAP], o->reps);
+    double r_bpm = ratio_median(res[0][R_LIB2_BATCH], res[0][R_PY_MAP], o->reps);
     char growth[64];
 
     snprintf(growth, sizeof(growth), "master RSS growth, %uk -> %uk jobs",
@@ -396,6 +399,7 @@ print_targets(const struct opts *o, const struct extras *ex)
         { "library 2w vs raw batched bound", r_raw >= 0, r_raw, 0.5, 0, "x" },
         { "daemon RPC vs python imap_unordered", r_dpy >= 0, r_dpy, 10, 0, "x" },
         { "forkpoolctl map vs python imap", r_cpy >= 0, r_cpy, 5, 0, "x" },
+        { "batch API 2w vs python map (chunked)", r_bpm >= 0, r_bpm, 0.5, 0, "x" },
         { "1 MiB payloads, library 2w", lib2_1m >= 0,
           lib2_1m * (double)(1u << 20) / 1e9, 2, 0, " GB/s" },
         { "crash -> replacement ready, p50", ex->crash.ok, ex->crash.aux[0],
