@@ -518,5 +518,6 @@ fp_control_close(struct fp_control *ctl)
         && st.st_ino == ctl->ino)
         unlink(ctl->path);
     free(ctl->batch_jobs);
+    ctl_free_replies(ctl);
     free(ctl);
 }

@@ -48,6 +48,8 @@ struct fp_control {
     void             (*flushed)(void *arg);
     void              *flushed_arg;
     fp_job_buf        *batch_jobs;      /* scratch for submit_batch */
+    struct reply_to   *free_replies;    /* reused: no malloc per submit */
+    unsigned           nfree_replies;
     size_t             batch_cap;
 };
 
@@ -62,8 +64,9 @@ struct batch_reply {
 
 /* One submitted job's way back to its client. */
 struct reply_to {
-    struct client *c;
-    uint32_t       msgid;
+    struct client   *c;
+    uint32_t         msgid;
+    struct reply_to *next_free;     /* on the control's free list */
 };
 
 
@@ -78,6 +81,9 @@ void ctl_respond_error_str(struct client *c, uint32_t msgid, const char *msg);
 void ctl_respond_rejected(struct client *c, uint32_t msgid, const char *detail);
 /* Free a closed client once nothing more is owed to it. */
 void ctl_client_free(struct client *c);
+
+/* control_methods.c: release the reply records kept for reuse. */
+void ctl_free_replies(struct fp_control *ctl);
 
 /* control_methods.c: handle one request frame.  Returns -1 if the
  * connection must close. */

@@ -55,6 +55,44 @@ client_outcome_done(struct client *c)
     return 1;
 }
 
+#define FREE_REPLIES_MAX 4096
+
+static struct reply_to *
+reply_get(struct fp_control *ctl)
+{
+    struct reply_to *rt = ctl->free_replies;
+
+    if (rt == NULL)
+        return malloc(sizeof(*rt));
+    ctl->free_replies = rt->next_free;
+    ctl->nfree_replies--;
+    return rt;
+}
+
+static void
+reply_put(struct fp_control *ctl, struct reply_to *rt)
+{
+    if (ctl->nfree_replies >= FREE_REPLIES_MAX) {
+        free(rt);
+        return;
+    }
+    rt->next_free = ctl->free_replies;
+    ctl->free_replies = rt;
+    ctl->nfree_replies++;
+}
+
+void
+ctl_free_replies(struct fp_control *ctl)
+{
+    struct reply_to *rt;
+
+    while ((rt = ctl->free_replies) != NULL) {
+        ctl->free_replies = rt->next_free;
+        free(rt);
+    }
+    ctl->nfree_replies = 0;
+}
+
 static void
 job_done_cb(const fp_outcome *o, void *arg)
 {
@@ -63,7 +101,7 @@ job_done_cb(const fp_outcome *o, void *arg)
     uint32_t msgid = rt->msgid;
     msgpack_packer pk;
 
-    free(rt);
+    reply_put(c->ctl, rt);
     if (client_outcome_done(c))
         return;
     ctl_begin_response(c, &pk, msgid);
@@ -176,7 +214,7 @@ method_submit(struct client *c, uint32_t msgid, struct fp_reader *r, uint32_t np
         ctl_respond_rejected(c, msgid, why);
         return;
     }
-    rt = malloc(sizeof(*rt));
+    rt = reply_get(c->ctl);
     if (rt == NULL) {
         ctl_respond_rejected(c, msgid, "out of memory");
         return;
@@ -184,7 +222,7 @@ method_submit(struct client *c, uint32_t msgid, struct fp_reader *r, uint32_t np
     rt->c = c;
     rt->msgid = msgid;
     if (fp_pool_submit(c->ctl->pool, job, len, &opts, job_done_cb, rt, &id, &why) < 0) {
-        free(rt);
+        reply_put(c->ctl, rt);
         ctl_respond_rejected(c, msgid, why);
         return;
     }
