@@ -97,7 +97,11 @@ decode_hdr(const unsigned char *p, size_t avail, struct hdr *h)
 void
 fp_scanner_reset(struct fp_scanner *s)
 {
-    memset(s, 0, sizeof *s);
+    /* left[] is only read below depth: no need to clear it (this runs once
+     * per frame, on every connection and worker). */
+    s->pos = 0;
+    s->objects = 0;
+    s->depth = 0;
 }
 
 static ssize_t

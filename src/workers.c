@@ -581,7 +581,10 @@ send_jobs(struct fp_worker *w)
                 iov[n++] = (struct iovec){ j->payload + pay_skip, j->len - pay_skip };
             skip = 0;
         }
-        ssize_t put = writev(w->fd, iov, n);
+        /* sendmsg, not writev: a worker that just died must cost an
+         * EPIPE, not a SIGPIPE that kills a library user's program. */
+        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+        ssize_t put = sendmsg(w->fd, &mh, MSG_NOSIGNAL);
         if (put < 0 && errno == EINTR)
             continue;
         if (put < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))

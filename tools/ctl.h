@@ -126,5 +126,7 @@ struct ctl_map_opts {
     struct ctl_jobopts job;
 };
 int  ctl_map(struct ctl_conn *c, const struct ctl_map_opts *o);
+/* `top`: see ctl_top.c (parses its own options).  Returns the exit status. */
+int  ctl_top(const char *path, int argc, char **argv);
 
 #endif /* FP_CTL_H */

@@ -27,6 +27,7 @@
 #include <msgpack.h>
 
 #include "ctl.h"
+#include "ctl_progress.h"
 #include "jsonmp.h"
 
 #define LINE_LIMIT   ((size_t)256 << 20)    /* longest input line */
@@ -87,6 +88,7 @@ struct map {
     unsigned       credits;     /* sends allowed while backoff is on */
     int            delay_ms;    /* wait for a probe credit */
     int            status;      /* exit status once something failed */
+    struct ctl_progress progress;   /* the line on stderr, if a tty */
 };
 
 static int
@@ -140,6 +142,7 @@ map_free(struct map *m)
 static int
 map_fail(struct map *m, const char *what, int err)
 {
+    ctl_progress_clear(&m->progress);
     if (err != EPIPE)
         fprintf(stderr, "forkpoolctl: map: %s%s%s\n", what,
                 what[0] != '\0' ? ": " : "", strerror(err));
@@ -151,17 +154,23 @@ map_fail(struct map *m, const char *what, int err)
 static int
 conn_fail(struct map *m)
 {
+    ctl_progress_clear(&m->progress);
     m->status = ctl_fail(m->c, "map");
     return -1;
 }
 
 /* ---- output ------------------------------------------------------------- */
 
+/* Outcome lines go out as soon as they arrive: at once on a terminal, and
+ * otherwise with one write per batch of responses (run() flushes before it
+ * waits), not one write per line. */
+static int stdout_is_tty;
+
 static int
 print_line(const char *text)
 {
     if (fputs(text, stdout) == EOF || fputc('\n', stdout) == EOF
-        || fflush(stdout) == EOF)
+        || (stdout_is_tty && fflush(stdout) == EOF))
         return -1;
     return 0;
 }
@@ -173,10 +182,14 @@ static int stop(struct map *m);
 static int
 output(struct map *m, uint64_t index, char *text)
 {
+    ctl_progress_before_output(&m->progress);
     if (!m->o->keep_order) {
         int rc = print_line(text);
         free(text);
-        return rc < 0 ? map_fail(m, "stdout", errno) : 0;
+        if (rc < 0)
+            return map_fail(m, "stdout", errno);
+        ctl_progress_done(&m->progress, m->next_index, m->in.len, m->eof);
+        return 0;
     }
     m->held[index % m->nslots] = text;
     char **next;
@@ -188,6 +201,7 @@ output(struct map *m, uint64_t index, char *text)
         if (rc < 0)
             return map_fail(m, "stdout", errno);
     }
+    ctl_progress_done(&m->progress, m->next_index, m->in.len, m->eof);
     return 0;
 }
 
@@ -732,9 +746,14 @@ socket_input(struct map *m)
 static int
 run(struct map *m)
 {
+    stdout_is_tty = isatty(STDOUT_FILENO);
     for (;;) {
         if (fill(m) < 0)
             return m->status;
+        if (fflush(stdout) == EOF) {
+            map_fail(m, "stdout", errno);
+            return m->status;
+        }
         if (finished(m))
             return m->any_failed ? CTL_EXIT_FAIL : CTL_EXIT_OK;
 
@@ -778,7 +797,9 @@ ctl_map(struct ctl_conn *c, const struct ctl_map_opts *o)
         fprintf(stderr, "forkpoolctl: map: out of memory\n");
         rc = CTL_EXIT_FAIL;
     } else {
+        ctl_progress_start(&m.progress, o->job.ids);
         rc = run(&m);
+        ctl_progress_clear(&m.progress);
     }
     map_free(&m);
     return rc;

@@ -42,7 +42,13 @@ static const char usage_text[] =
 "        --keep-order   print outcomes in input order\n"
 "        --fail-fast    after the first job that fails, read and send no\n"
 "                       more; report those in flight, then exit 1\n"
+"      With stdin a file and stderr a terminal (and no --ids), a progress\n"
+"      line (jobs done/total, rate, ETA) is kept on stderr.\n"
 "  status [--json]    the pool's state as a table, or as a JSON map\n"
+"  top [--interval S] [--count N]\n"
+"      The pool's state, refreshed every S seconds (default 1): on a\n"
+"      terminal a full-screen view (q quits), else one line per refresh;\n"
+"      with --count, N refreshes.  See 'forkpoolctl top --help'.\n"
 "  scale N            set the number of workers\n"
 "  cancel ID          cancel a queued or running job (exit 1 if not found)\n"
 "  drain              stop taking jobs, finish those accepted, then exit\n"
@@ -696,6 +702,8 @@ main(int argc, char **argv)
         return cmd_status(path, cargc, cargv);
     if (strcmp(cmd, "metrics") == 0)
         return cmd_metrics(path, cargc, cargv);
+    if (strcmp(cmd, "top") == 0)
+        return ctl_top(path, cargc, cargv);
     if (strcmp(cmd, "scale") == 0 || strcmp(cmd, "cancel") == 0
         || strcmp(cmd, "drain") == 0 || strcmp(cmd, "reload") == 0)
         return cmd_simple(path, cmd, cargc, cargv);
