@@ -118,6 +118,10 @@ int  ctl_outcome_rejected(json_t *o, const char *detail);
 /* Print v as one line on f and flush.  Returns 0, or -1 (errno). */
 int  ctl_print_json(FILE *f, const json_t *v);
 
+/* A duration for people: "2d 03h 04m 05s", "4m 05s", "12.5s" ("-" if
+ * negative or NaN). */
+void ctl_format_duration(double s, char *buf, size_t n);
+
 /* `map`: see ctl_map.c.  Returns the exit status. */
 struct ctl_map_opts {
     int                keep_order;

@@ -500,6 +500,21 @@ is_queue_full(json_t *o)
            && strcmp(detail, "queue full") == 0;
 }
 
+/* Slot s's job has its final outcome o: pacing gets its credits back (a
+ * queue place was freed), the slot is free again, the line goes out. */
+static int
+job_ended(struct map *m, unsigned s, uint64_t index, json_t *o, int ok)
+{
+    if (m->backoff) {
+        m->credits += 2;
+        m->delay_ms = RETRY_MIN_MS;
+        if (m->credits >= m->nslots)
+            m->backoff = 0;
+    }
+    slot_release(m, s);
+    return emit(m, index, o, ok);
+}
+
 /* Put slot s on the resend ring. */
 static void
 retry_later(struct map *m, unsigned s)
@@ -611,14 +626,7 @@ handle_batch_outcome(struct map *m, struct batch *bt, const struct ctl_response 
     m->sent--;
     if (--bt->left == 0)
         bt->n = 0;
-    if (m->backoff) {
-        m->credits += 2;
-        m->delay_ms = RETRY_MIN_MS;
-        if (m->credits >= m->nslots)
-            m->backoff = 0;
-    }
-    slot_release(m, s);
-    return emit(m, index, o, ok);
+    return job_ended(m, s, index, o, ok);
 }
 
 static int
@@ -676,14 +684,7 @@ handle_response(struct map *m, const struct ctl_response *r)
         m->credits = 0;
         return 0;
     }
-    if (m->backoff) {
-        m->credits += 2;
-        m->delay_ms = RETRY_MIN_MS;
-        if (m->credits >= m->nslots)
-            m->backoff = 0;
-    }
-    slot_release(m, s);
-    return emit(m, index, o, ok);
+    return job_ended(m, s, index, o, ok);
 }
 
 /* ---- the loop ----------------------------------------------------------- */

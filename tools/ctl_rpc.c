@@ -496,3 +496,25 @@ ctl_print_json(FILE *f, const json_t *v)
         return -1;
     return 0;
 }
+
+/* "2d 03h 04m 05s", "4m 05s", "12.5s"; "-" for a negative or NaN time. */
+void
+ctl_format_duration(double s, char *buf, size_t n)
+{
+    unsigned long t = s >= 0 ? (unsigned long)s : 0;
+
+    if (!(s >= 0)) {
+        snprintf(buf, n, "-");
+        return;
+    }
+    unsigned long d = t / 86400, h = t / 3600 % 24, m = t / 60 % 60,
+                  sec = t % 60;
+    if (d > 0)
+        snprintf(buf, n, "%lud %02luh %02lum %02lus", d, h, m, sec);
+    else if (h > 0)
+        snprintf(buf, n, "%luh %02lum %02lus", h, m, sec);
+    else if (m > 0)
+        snprintf(buf, n, "%lum %02lus", m, sec);
+    else
+        snprintf(buf, n, "%.1fs", s);
+}

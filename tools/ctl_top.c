@@ -187,24 +187,6 @@ live_workers(const json_t *st, char *buf, size_t n)
     return buf;
 }
 
-static void
-format_uptime(double s, char *buf, size_t n)
-{
-    unsigned long t = (unsigned long)s;
-    unsigned long d = t / 86400, h = t / 3600 % 24, m = t / 60 % 60,
-                  sec = t % 60;
-
-    if (!(s >= 0))
-        snprintf(buf, n, "-");
-    else if (d > 0)
-        snprintf(buf, n, "%lud %02luh %02lum %02lus", d, h, m, sec);
-    else if (h > 0)
-        snprintf(buf, n, "%luh %02lum %02lus", h, m, sec);
-    else if (m > 0)
-        snprintf(buf, n, "%lum %02lus", m, sec);
-    else
-        snprintf(buf, n, "%.1fs", s);
-}
 
 static void
 format_bytes(double b, char *buf, size_t n)
@@ -386,7 +368,7 @@ screen_frame(struct top *t, const json_t *st)
         || strftime(clock, sizeof clock, "%H:%M:%S", &tm) == 0)
         clock[0] = '\0';
     if (json_is_number(up))
-        format_uptime(json_number_value(up), uptime, sizeof uptime);
+        ctl_format_duration(json_number_value(up), uptime, sizeof uptime);
     else
         snprintf(uptime, sizeof uptime, "-");
 

@@ -388,21 +388,6 @@ field_text(const json_t *v, char *buf, size_t n)
     return buf;
 }
 
-static void
-format_uptime(double s, char *buf, size_t n)
-{
-    unsigned long t = (unsigned long)s;
-    unsigned long d = t / 86400, h = t / 3600 % 24, m = t / 60 % 60,
-                  sec = t % 60;
-    if (d > 0)
-        snprintf(buf, n, "%lud %02luh %02lum %02lus", d, h, m, sec);
-    else if (h > 0)
-        snprintf(buf, n, "%luh %02lum %02lus", h, m, sec);
-    else if (m > 0)
-        snprintf(buf, n, "%lum %02lus", m, sec);
-    else
-        snprintf(buf, n, "%.1fs", s);
-}
 
 /* "4 (busy 1, idle 3, starting 0)" from whichever of them are present. */
 static void
@@ -494,7 +479,7 @@ print_status_table(json_t *st)
     if ((v = json_object_get(st, "state")) != NULL)
         printf("%-15s %s\n", "state", field_text(v, buf, sizeof buf));
     if ((v = json_object_get(st, "uptime_s")) != NULL && json_is_number(v)) {
-        format_uptime(json_number_value(v), buf, sizeof buf);
+        ctl_format_duration(json_number_value(v), buf, sizeof buf);
         printf("%-15s %s\n", "uptime", buf);
     }
     if (json_object_get(st, "workers") != NULL
