@@ -310,8 +310,11 @@ bench_lib(const struct bench_args *a, struct bench_result *r)
     run.window = a->window;
     run.seconds = a->seconds;
     run.batch = a->batched;
-    if (run.batch)              /* batches need room to be batches */
+    if (run.batch) {            /* batches need room to be batches */
         run.window = a->window * 16;
+        while (run.window > a->window && (size_t)run.window * len > (256u << 20))
+            run.window /= 2;    /* but at most 256 MiB outstanding */
+    }
     run.pool = start_pool(a->workers, r);
     if (run.pool != NULL) {
         lib_stream(&run, r);
