@@ -268,6 +268,7 @@ fp_worker_main(int fd, void *arg)
     if (args->sandbox == NULL || args->sandbox->level != FP_SANDBOX_STRICT) {
         if (fp_hold_start(&w.hold, &w.out, fd) < 0)
             wlog("%s", "cannot hold results (writing each at once)");
+        /* 1: the module handles crash signals itself: nothing is held. */
     } else {
         w.hold.out = &w.out;
         w.hold.fd = fd;
@@ -281,6 +282,7 @@ fp_worker_main(int fd, void *arg)
     else if (w.module->fini != NULL)
         w.module->fini(w.state);
 out:
+    fp_hold_stop(&w.hold);      /* before `out` goes: the flusher may be on it */
     msgpack_unpacked_destroy(&config);
     msgpack_sbuffer_destroy(&w.result);
     fp_buf_free(&w.out);

@@ -78,9 +78,19 @@ crash_handler(int sig)
     struct fp_hold *h = crash_hold;
     int saved = errno;
 
-    /* The main loop was changing the buffer when it crashed: leave it.
-     * The flusher may be writing: let it finish, then write the rest. */
-    if (h != NULL && __atomic_load_n(&h->owner, __ATOMIC_ACQUIRE) != OWN_MAIN) {
+    /* A child the job forked inherits this handler and a copy of the held
+     * results: they are not its to send. */
+    if (h != NULL && getpid() == h->pid) {
+        if (__atomic_load_n(&h->owner, __ATOMIC_ACQUIRE) == OWN_MAIN) {
+            /* The main loop is changing the buffer.  A fault in that very
+             * code comes back once we return (and kills: the action is the
+             * default again); a signal sent from outside (SIGXCPU, kill)
+             * is taken up when the main loop gives the buffer back. */
+            __atomic_store_n(&h->pending_signal, sig, __ATOMIC_RELEASE);
+            errno = saved;
+            return;
+        }
+        /* The flusher may be writing: let it finish, then write the rest. */
         while (!take(h, OWN_HANDLER))
             sched_yield();
         write_held(h);
@@ -147,6 +157,14 @@ fp_hold_start(struct fp_hold *h, struct fp_buf *out, int fd)
     memset(h, 0, sizeof(*h));
     h->out = out;
     h->fd = fd;
+    h->pid = getpid();
+    /* A module whose init catches these signals itself (a JIT, a GC, a
+     * sigsetjmp recovery) keeps them: then nothing is held. */
+    for (size_t i = 0; i < sizeof(crashes) / sizeof(crashes[0]); i++) {
+        struct sigaction old;
+        if (sigaction(crashes[i], NULL, &old) != 0 || old.sa_handler != SIG_DFL)
+            return 1;
+    }
     st.ss_sp = malloc(ALTSTACK);    /* kept for the life of the process */
     st.ss_size = ALTSTACK;
     st.ss_flags = 0;
@@ -186,8 +204,27 @@ fp_hold_lock(struct fp_hold *h)
 void
 fp_hold_unlock(struct fp_hold *h)
 {
-    if (h->enabled)
-        give_back(h);
+    if (!h->enabled)
+        return;
+    int sig = __atomic_load_n(&h->pending_signal, __ATOMIC_ACQUIRE);
+    if (sig != 0) {
+        /* A crash signal came while we held the buffer: write what is
+         * held, then die of it as the handler would have. */
+        write_held(h);
+        raise(sig);
+    }
+    give_back(h);
+}
+
+void
+fp_hold_stop(struct fp_hold *h)
+{
+    if (!h->enabled)
+        return;
+    /* Keep the buffer for good: the flusher never touches it again, and
+     * the crash handler leaves it alone. */
+    fp_hold_lock(h);
+    crash_hold = NULL;
 }
 
 int

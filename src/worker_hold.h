@@ -13,7 +13,9 @@
  *   - a later job that runs long is not interrupted: a flusher thread
  *     writes them once they are HOLD_NS old;
  *   - deaths no handler sees (SIGKILL from outside, _exit() inside a job)
- *     can lose at most HOLD_NS worth of held results.
+ *     can lose at most HOLD_NS worth of held results;
+ *   - a module that catches these signals itself keeps its handlers, and
+ *     then nothing is held; a child a job forks never sends them.
  * The buffer has one owner at a time (the main loop, the flusher, or the
  * crash handler), taken with an atomic flag.
  */
@@ -21,6 +23,7 @@
 #define FP_WORKER_HOLD_H
 
 #include <pthread.h>
+#include <sys/types.h>
 #include <stdint.h>
 #include "buf.h"
 
@@ -32,15 +35,23 @@ struct fp_hold {
     int             owner;          /* atomic: who may touch out */
     uint64_t        held_since;     /* atomic: ns of the oldest held result */
     int             flusher_idle;   /* atomic: in its long wait */
+    int             pending_signal; /* atomic: a crash signal to die of once
+                                       the main loop gives the buffer back */
+    pid_t           pid;            /* the worker (not a child of a job) */
     pthread_mutex_t idle_lock;
     pthread_cond_t  idle_cond;
     pthread_t       flusher;
 };
 
 /* Set up holding for this process's one worker: the crash handlers and the
- * flusher thread.  Returns 0, or -1 and holding stays off (every result
- * is then written at once). */
+ * flusher thread.  Returns 0; 1 when the module's init installed handlers
+ * of its own for these signals (they are left alone, nothing is held); -1
+ * when something failed (nothing is held).  Results are then written at
+ * once. */
 int  fp_hold_start(struct fp_hold *h, struct fp_buf *out, int fd);
+
+/* Before the worker frees its buffer: holding ends for good. */
+void fp_hold_stop(struct fp_hold *h);
 
 /* The main loop takes the buffer before changing it, and gives it back. */
 void fp_hold_lock(struct fp_hold *h);

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,11 +43,16 @@
  *   {"op": "exit", "arg": n}     _exit(n) mid-job
  *   {"op": "pid"}                result = the worker's pid
  *   {"op": "greet"}              result = init's config "greeting", or nil
+ *   {"op": "fork_abort"}         fork a child that abort()s; wait for it
+ *   {"op": "trapped_fault"}      a NULL write that init's own SIGSEGV
+ *                                handler recovers from (config "trap_segv")
  *   {"op": "crash_once", "arg": path}
  *                                crash if `path` did not exist yet (and
  *                                create it), otherwise echo the job
  *
- * init fails when its config is a map with "fail_init": true.
+ * init fails when its config is a map with "fail_init": true, and installs
+ * a SIGSEGV handler of its own (a runtime trapping its faults) with
+ * "trap_segv": true.
  * ------------------------------------------------------------------------ */
 
 static int
@@ -114,6 +120,15 @@ crash_now(void)
     *nowhere = 1;
 }
 
+static sigjmp_buf trap_jump;
+
+static void
+trap_segv(int sig)
+{
+    (void)sig;
+    siglongjmp(trap_jump, 1);
+}
+
 static int
 test_init(void **state, const msgpack_object *config)
 {
@@ -123,6 +138,14 @@ test_init(void **state, const msgpack_object *config)
     v = map_get(config, "fail_init");
     if (v != NULL && v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean)
         return 1;
+    v = map_get(config, "trap_segv");
+    if (v != NULL && v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = trap_segv;
+        sa.sa_flags = SA_NODEFER;
+        sigaction(SIGSEGV, &sa, NULL);
+    }
     v = map_get(config, "greeting");
     if (v != NULL)
         *state = obj_cstr(v, "");
@@ -158,6 +181,18 @@ test_handle(void *state, const msgpack_object *job, msgpack_packer *out)
         _exit((int)obj_num(arg, 0));
     } else if (obj_str_is(op, "pid")) {
         msgpack_pack_int64(out, getpid());
+        return 0;
+    } else if (obj_str_is(op, "fork_abort")) {
+        pid_t pid = fork();
+        if (pid == 0)
+            abort();
+        waitpid(pid, NULL, 0);
+        pack_cstr(out, "child aborted");
+        return 0;
+    } else if (obj_str_is(op, "trapped_fault")) {
+        if (sigsetjmp(trap_jump, 1) == 0)
+            crash_now();
+        pack_cstr(out, "recovered");
         return 0;
     } else if (obj_str_is(op, "greet")) {
         if (state != NULL)
@@ -1116,6 +1151,53 @@ START_TEST(quick_result_is_not_held_behind_slow_job)
                   ev_now(H.loop) - t0);
     ck_assert_msg(ev_now(H.loop) - t0 < 1.0, "quick result took %.2fs",
                   ev_now(H.loop) - t0);
+}
+END_TEST
+
+/* A job whose own forked child crashes: the child inherits the worker's
+ * crash handler and its copy of the held results, but must not send them
+ * (the master would see results twice and blame a job that succeeded). */
+START_TEST(crash_of_a_jobs_child_sends_no_results)
+{
+    fp_config cfg;
+    fp_job_buf jobs[50];
+    char ints[50];
+    uint64_t first;
+    const char *why;
+
+    base_config(&cfg, 1);
+    start_pool(&cfg);
+    worker_pid_by_job();
+    for (int i = 0; i < 50; i++) {
+        ints[i] = (char)i;
+        jobs[i] = (fp_job_buf){ &ints[i], 1 };
+    }
+    jobs[25] = (fp_job_buf){ "\x81\xa2op\xaa" "fork_abort", 15 };
+    ck_assert_int_eq(fp_pool_submit_batch(H.pool, jobs, 50, NULL, record_cb, &H,
+                                          &first, &why), 0);
+    wait_outcomes(1 + 50, 20);
+    for (int i = 0; i < 50; i++)
+        ck_assert_msg(rec_for(first + (uint64_t)i)->kind == FP_OK, "job %d: %s %s", i,
+                      fp_kind_name(rec_for(first + (uint64_t)i)->kind),
+                      detail(rec_for(first + (uint64_t)i)));
+    ck_assert_uint_eq(stats().restarts, 0);
+}
+END_TEST
+
+/* A module that traps its own faults in init (a JIT, a GC) keeps its
+ * handler: the worker does not replace it with the held-results one. */
+START_TEST(module_signal_handlers_are_left_alone)
+{
+    fp_config cfg;
+    static const char config[] = "\x81\xa9trap_segv\xc3";   /* {"trap_segv": true} */
+
+    base_config(&cfg, 1);
+    cfg.module_config = config;
+    cfg.module_config_len = sizeof(config) - 1;
+    start_pool(&cfg);
+    const struct rec *r = wait_job(submit_op("trapped_fault", NULL), 20);
+    ck_assert_int_eq(r->kind, FP_OK);
+    ck_assert_str_eq(detail(r), "recovered");
 }
 END_TEST
 
@@ -2090,6 +2172,8 @@ pool_suite(void)
     tcase_add_test(tc, quick_result_is_not_held_behind_slow_job);
     tcase_add_test(tc, job_before_crash_keeps_its_ok_result);
     tcase_add_test(tc, job_before_a_hang_keeps_its_ok_result);
+    tcase_add_test(tc, crash_of_a_jobs_child_sends_no_results);
+    tcase_add_test(tc, module_signal_handlers_are_left_alone);
     tcase_add_test(tc, timeout_of_prefetched_job_still_fires);
     suite_add_tcase(s, tc);
 
