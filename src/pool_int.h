@@ -14,6 +14,7 @@
 #include "log.h"
 #include "sandbox.h"
 #include "worker.h"
+#include "worker_hold.h"
 
 struct fp_worker;
 
@@ -68,6 +69,8 @@ struct fp_worker {
     ev_timer           restart_timer;
     ev_timer           stop_timer;  /* SIGKILL if a stop takes too long */
     struct fp_buf      in;
+    struct fp_hold_area *hold_area; /* results the worker holds (shared) */
+    uint64_t           received;    /* bytes read from it since its fork */
     struct fp_job     *send_next;   /* first job in window not fully sent */
     size_t             send_off;    /* bytes of it (hdr + payload) sent */
     struct fp_scanner  scan;

@@ -16,6 +16,8 @@ static char **volatile argv_copy;  /* what main uses instead, for good */
 static char **volatile env_strings; /* every copied environment string:
                                        environ may drop some (unsetenv),
                                        and they stay ours all the same */
+static char **volatile env_array;   /* environ itself, held here too for
+                                       leak checkers that do not scan it */
 static char  *title_start;   /* argv[0] */
 static size_t title_space;   /* bytes up to the end of the last string */
 
@@ -37,7 +39,7 @@ fp_proctitle_init(int argc, char **argv)
             end = argv[i] + strlen(argv[i]) + 1;
     while (environ[n] != NULL)
         n++;
-    env = calloc((size_t)n + 1, sizeof(*env));
+    env = env_array = calloc((size_t)n + 1, sizeof(*env));
     env_strings = calloc((size_t)n + 1, sizeof(*env));
     if (env == NULL || env_strings == NULL)
         return copy;

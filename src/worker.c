@@ -31,7 +31,7 @@ struct worker {
     msgpack_sbuffer              result;    /* the handler's packed object */
     msgpack_packer               result_pk;
     int                          retire_sent;
-    struct fp_hold               hold;      /* results held in `out` */
+    struct fp_hold               hold;      /* results waiting to be sent */
 };
 
 static void
@@ -43,10 +43,25 @@ wlog(const char *fmt, const char *arg)
     fputc('\n', stderr);
 }
 
-/* Write the whole output buffer; returns 0 or -1 (the master is gone). */
+/* Pass what the last job produced (its result, maybe a "retire") to the
+ * held-results area: held if `may_wait`, else written with everything
+ * held before it.  Returns 0 or -1 (the master is gone). */
+static int
+send_out(struct worker *w, int may_wait)
+{
+    int rc = fp_hold_send(&w->hold, fp_buf_head(&w->out), w->out.len, may_wait);
+
+    fp_buf_clear(&w->out);
+    fp_buf_shrink(&w->out, KEEP_BUFFER);
+    return rc;
+}
+
+/* Write everything now; returns 0 or -1 (the master is gone). */
 static int
 flush_out(struct worker *w)
 {
+    if (send_out(w, 0) < 0)
+        return -1;
     return fp_hold_flush(&w->hold);
 }
 
@@ -106,7 +121,6 @@ run_job(struct worker *w, uint64_t id, const char *payload, size_t len)
     }
 
     kind = rc == 0 ? "ok" : "error";
-    fp_hold_lock(&w->hold);
     msgpack_pack_array(&w->out_pk, 3);
     fp_pack_cstr(&w->out_pk, kind);
     msgpack_pack_uint64(&w->out_pk, id);
@@ -114,7 +128,6 @@ run_job(struct worker *w, uint64_t id, const char *payload, size_t len)
         fp_pack_cstr(&w->out_pk, why);
     else
         fp_buf_append(&w->out, w->result.data, w->result.size);
-    fp_hold_unlock(&w->hold);
     if (w->result.alloc > KEEP_BUFFER) {
         msgpack_sbuffer_destroy(&w->result);
         msgpack_sbuffer_init(&w->result);
@@ -142,11 +155,9 @@ handle_frame(struct worker *w, const char *frame, size_t len)
         && !w->retire_sent) {
         /* ["retire", {}]: replace me after this job (README, worker
          * protocol): my CPU time is halfway to the --rlimit-cpu backstop. */
-        fp_hold_lock(&w->hold);
         msgpack_pack_array(&w->out_pk, 2);
         fp_pack_cstr(&w->out_pk, "retire");
         msgpack_pack_map(&w->out_pk, 0);
-        fp_hold_unlock(&w->hold);
         w->retire_sent = 1;
     }
     set_title(w, "busy", id);
@@ -190,11 +201,11 @@ serve(struct worker *w)
             fp_buf_consume(&w->in, (size_t)n);
             fp_scanner_reset(&sc);
             /* Hold the result only if another job is already here. */
-            if (w->in.len > 0 && fp_hold_result_added(&w->hold))
+            if (w->in.len > 0) {
+                if (send_out(w, 1) < 0)
+                    return -1;
                 continue;
-            set_title(w, "idle", 0);    /* before results leave: never stale */
-            if (flush_out(w) < 0)
-                return -1;
+            }
         }
         set_title(w, "idle", 0);
         if (flush_out(w) < 0)     /* held results, or "ready" the first time */
@@ -263,26 +274,21 @@ fp_worker_main(int fd, void *arg)
             goto out;
         }
     }
-    /* Under strict, a forbidden call kills the process with no handler
-     * run: nothing may be held then. */
-    if (args->sandbox == NULL || args->sandbox->level != FP_SANDBOX_STRICT) {
-        if (fp_hold_start(&w.hold, &w.out, fd) < 0)
-            wlog("%s", "cannot hold results (writing each at once)");
-        /* 1: the module handles crash signals itself: nothing is held. */
-    } else {
-        w.hold.out = &w.out;
-        w.hold.fd = fd;
-    }
+    /* Under strict nothing is held (the flusher would be a second thread
+     * for the filter to cover): results are written at once, and the
+     * master finds the shared area empty. */
+    if (args->sandbox != NULL && args->sandbox->level == FP_SANDBOX_STRICT)
+        fp_hold_start(&w.hold, NULL, fd);
+    else if (fp_hold_start(&w.hold, args->hold_area, fd) < 0)
+        wlog("%s", "cannot hold results (writing each at once)");
     set_title(&w, "idle", 0);
-    fp_hold_lock(&w.hold);
     send_ready(&w);
-    fp_hold_unlock(&w.hold);
     if (serve(&w) < 0)
         rc = 2;
     else if (w.module->fini != NULL)
         w.module->fini(w.state);
 out:
-    fp_hold_stop(&w.hold);      /* before `out` goes: the flusher may be on it */
+    fp_hold_stop(&w.hold);
     msgpack_unpacked_destroy(&config);
     msgpack_sbuffer_destroy(&w.result);
     fp_buf_free(&w.out);

@@ -10,6 +10,7 @@
 #include "frame.h"
 
 struct fp_sandbox;
+struct fp_hold_area;
 
 struct fp_worker_args {
     const fp_module *module;     /* or NULL: load module_path first */
@@ -21,6 +22,7 @@ struct fp_worker_args {
     void            *title_arg;
     unsigned         slot;       /* shown in the title */
     const struct fp_sandbox *sandbox;  /* locked down after init, or NULL */
+    struct fp_hold_area *hold_area;    /* shared with the master, or NULL */
 };
 
 /* Announce "ready", then serve jobs on `fd` until EOF.  Returns the process

@@ -3,23 +3,18 @@
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "worker_hold.h"
 
-#define HOLD_RESULTS 64                 /* results held at most */
-#define HOLD_BYTES   (64 * 1024)
-#define HOLD_NS      1000000ull         /* 1 ms: the longest a result waits */
-#define ALTSTACK     (64 * 1024)        /* for the crash handler on overflow */
+#define HOLD_RESULTS  64                /* results held at most */
+#define HOLD_NS       1000000ull        /* 1 ms: the longest a result waits */
 #define FLUSHER_STACK (64 * 1024)
 
-enum { OWN_NONE = 0, OWN_MAIN, OWN_FLUSHER, OWN_HANDLER };
-
-/* The one worker of this process, for the crash handler. */
-static struct fp_hold *volatile crash_hold;
+enum { OWN_NONE = 0, OWN_MAIN, OWN_FLUSHER };
 
 static uint64_t
 now_ns(void)
@@ -38,67 +33,52 @@ take(struct fp_hold *h, int who)
 }
 
 static void
-give_back(struct fp_hold *h)
+lock_area(struct fp_hold *h)
 {
-    __atomic_store_n(&h->owner, OWN_NONE, __ATOMIC_RELEASE);
+    if (!h->enabled)
+        return;
+    while (!take(h, OWN_MAIN))
+        sched_yield();          /* the flusher is writing: a moment */
 }
 
-/* Write out[] whole, as the current owner.  Async-signal-safe.  Returns 0
- * or -1. */
+static void
+unlock_area(struct fp_hold *h)
+{
+    if (h->enabled)
+        __atomic_store_n(&h->owner, OWN_NONE, __ATOMIC_RELEASE);
+}
+
+/* Write p[0..n) whole.  Returns 0 or -1. */
+static int
+write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t put = write(fd, p, n);
+        if (put < 0 && errno == EINTR)
+            continue;
+        if (put <= 0)
+            return -1;
+        p += put;
+        n -= (size_t)put;
+    }
+    return 0;
+}
+
+/* Write what the area holds, as its owner; see the ordering rule in
+ * worker_hold.h.  Returns 0 or -1. */
 static int
 write_held(struct fp_hold *h)
 {
-    int rc = 0;
+    struct fp_hold_area *a = h->area;
+    uint32_t len = a->len;
 
-    while (h->out->len > 0) {
-        ssize_t n = write(h->fd, fp_buf_head(h->out), h->out->len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            rc = -1;
-            break;
-        }
-        h->out->off += (size_t)n;
-        h->out->len -= (size_t)n;
-    }
-    h->out->off = 0;
-    h->out->len = 0;
+    if (len > 0 && write_all(h->fd, a->data, len) < 0)
+        return -1;
+    __atomic_store_n(&a->len, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&a->base, a->base + len, __ATOMIC_RELEASE);
     h->held = 0;
     __atomic_store_n(&h->held_since, 0, __ATOMIC_RELEASE);
-    return rc;
-}
-
-/* ------------------------------------------------------------------------
- * The crash handler
- * ------------------------------------------------------------------------ */
-
-static void
-crash_handler(int sig)
-{
-    struct fp_hold *h = crash_hold;
-    int saved = errno;
-
-    /* A child the job forked inherits this handler and a copy of the held
-     * results: they are not its to send. */
-    if (h != NULL && getpid() == h->pid) {
-        if (__atomic_load_n(&h->owner, __ATOMIC_ACQUIRE) == OWN_MAIN) {
-            /* The main loop is changing the buffer.  A fault in that very
-             * code comes back once we return (and kills: the action is the
-             * default again); a signal sent from outside (SIGXCPU, kill)
-             * is taken up when the main loop gives the buffer back. */
-            __atomic_store_n(&h->pending_signal, sig, __ATOMIC_RELEASE);
-            errno = saved;
-            return;
-        }
-        /* The flusher may be writing: let it finish, then write the rest. */
-        while (!take(h, OWN_HANDLER))
-            sched_yield();
-        write_held(h);
-        give_back(h);
-    }
-    errno = saved;
-    /* SA_RESETHAND made the action the default again: die of `sig`. */
-    raise(sig);
+    return 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -111,7 +91,7 @@ flusher_main(void *arg)
     struct fp_hold *h = arg;
     sigset_t all;
 
-    /* Signals are the main thread's business (crashes, the master's). */
+    /* Signals are the main thread's business. */
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     for (;;) {
@@ -131,12 +111,12 @@ flusher_main(void *arg)
         while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
             ;
         /* Still held, and as old as that?  Then the job after them runs
-         * long: write them now.  (If the main loop has the buffer, it is
+         * long: write them now.  (If the main loop has the area, it is
          * about to write or add to it; look again later.) */
         since = __atomic_load_n(&h->held_since, __ATOMIC_ACQUIRE);
         if (since != 0 && now_ns() - since >= HOLD_NS && take(h, OWN_FLUSHER)) {
             write_held(h);
-            give_back(h);
+            __atomic_store_n(&h->owner, OWN_NONE, __ATOMIC_RELEASE);
         }
     }
     return NULL;
@@ -147,31 +127,17 @@ flusher_main(void *arg)
  * ------------------------------------------------------------------------ */
 
 int
-fp_hold_start(struct fp_hold *h, struct fp_buf *out, int fd)
+fp_hold_start(struct fp_hold *h, struct fp_hold_area *area, int fd)
 {
-    static const int crashes[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGXCPU };
-    struct sigaction sa;
     pthread_attr_t attr;
-    stack_t st;
 
     memset(h, 0, sizeof(*h));
-    h->out = out;
+    h->area = area;
     h->fd = fd;
-    h->pid = getpid();
-    /* A module whose init catches these signals itself (a JIT, a GC, a
-     * sigsetjmp recovery) keeps them: then nothing is held. */
-    for (size_t i = 0; i < sizeof(crashes) / sizeof(crashes[0]); i++) {
-        struct sigaction old;
-        if (sigaction(crashes[i], NULL, &old) != 0 || old.sa_handler != SIG_DFL)
-            return 1;
-    }
-    st.ss_sp = malloc(ALTSTACK);    /* kept for the life of the process */
-    st.ss_size = ALTSTACK;
-    st.ss_flags = 0;
-    if (st.ss_sp == NULL || sigaltstack(&st, NULL) != 0) {
-        free(st.ss_sp);
-        return -1;
-    }
+    if (area == NULL)
+        return 0;
+    /* Nothing a job forks shares it. */
+    (void)madvise(area, FP_HOLD_AREA, MADV_DONTFORK);
     pthread_mutex_init(&h->idle_lock, NULL);
     pthread_cond_init(&h->idle_cond, NULL);
     pthread_attr_init(&attr);
@@ -180,81 +146,61 @@ fp_hold_start(struct fp_hold *h, struct fp_buf *out, int fd)
     pthread_attr_destroy(&attr);
     if (rc != 0)
         return -1;
-    crash_hold = h;
-    memset(&sa, 0, sizeof(sa));
-    sigfillset(&sa.sa_mask);
-    sa.sa_handler = crash_handler;
-    sa.sa_flags = SA_RESETHAND | SA_NODEFER | SA_ONSTACK;
-    for (size_t i = 0; i < sizeof(crashes) / sizeof(crashes[0]); i++)
-        if (sigaction(crashes[i], &sa, NULL) != 0)
-            return 0;   /* the flusher runs: holding on, a crash may lose */
     h->enabled = 1;
     return 0;
 }
 
-void
-fp_hold_lock(struct fp_hold *h)
-{
-    if (!h->enabled)
-        return;
-    while (!take(h, OWN_MAIN))
-        sched_yield();          /* the flusher is writing: a moment */
-}
-
-void
-fp_hold_unlock(struct fp_hold *h)
-{
-    if (!h->enabled)
-        return;
-    int sig = __atomic_load_n(&h->pending_signal, __ATOMIC_ACQUIRE);
-    if (sig != 0) {
-        /* A crash signal came while we held the buffer: write what is
-         * held, then die of it as the handler would have. */
-        write_held(h);
-        raise(sig);
-    }
-    give_back(h);
-}
-
-void
-fp_hold_stop(struct fp_hold *h)
-{
-    if (!h->enabled)
-        return;
-    /* Keep the buffer for good: the flusher never touches it again, and
-     * the crash handler leaves it alone. */
-    fp_hold_lock(h);
-    crash_hold = NULL;
-}
-
 int
-fp_hold_result_added(struct fp_hold *h)
+fp_hold_send(struct fp_hold *h, const char *msg, size_t n, int may_wait)
 {
-    if (!h->enabled)
+    struct fp_hold_area *a = h->area;
+    int rc = 0;
+
+    if (n == 0)
         return 0;
-    fp_hold_lock(h);
-    h->held++;
-    int keep = h->held < HOLD_RESULTS && h->out->len < HOLD_BYTES;
-    if (keep && __atomic_load_n(&h->held_since, __ATOMIC_ACQUIRE) == 0) {
-        __atomic_store_n(&h->held_since, now_ns(), __ATOMIC_SEQ_CST);
-        if (__atomic_load_n(&h->flusher_idle, __ATOMIC_SEQ_CST)) {
-            pthread_mutex_lock(&h->idle_lock);
-            pthread_cond_signal(&h->idle_cond);
-            pthread_mutex_unlock(&h->idle_lock);
+    lock_area(h);
+    if (h->enabled && may_wait && h->held < HOLD_RESULTS
+        && n <= FP_HOLD_CAP - a->len) {
+        memcpy(a->data + a->len, msg, n);
+        __atomic_store_n(&a->len, a->len + (uint32_t)n, __ATOMIC_RELEASE);
+        h->held++;
+        if (__atomic_load_n(&h->held_since, __ATOMIC_ACQUIRE) == 0) {
+            __atomic_store_n(&h->held_since, now_ns(), __ATOMIC_SEQ_CST);
+            if (__atomic_load_n(&h->flusher_idle, __ATOMIC_SEQ_CST)) {
+                pthread_mutex_lock(&h->idle_lock);
+                pthread_cond_signal(&h->idle_cond);
+                pthread_mutex_unlock(&h->idle_lock);
+            }
         }
+    } else {
+        /* Everything held goes first; then these bytes, straight. */
+        if (a != NULL)
+            rc = write_held(h);
+        if (rc == 0)
+            rc = write_all(h->fd, msg, n);
+        if (rc == 0 && a != NULL)
+            __atomic_store_n(&a->base, a->base + n, __ATOMIC_RELEASE);
     }
-    fp_hold_unlock(h);
-    return keep;
+    unlock_area(h);
+    return rc;
 }
 
 int
 fp_hold_flush(struct fp_hold *h)
 {
-    int rc;
+    int rc = 0;
 
-    fp_hold_lock(h);
+    if (h->area == NULL)
+        return 0;
+    lock_area(h);
     rc = write_held(h);
-    fp_buf_shrink(h->out, 4u << 20);     /* kept between big results */
-    fp_hold_unlock(h);
+    unlock_area(h);
     return rc;
+}
+
+void
+fp_hold_stop(struct fp_hold *h)
+{
+    /* Keep the area for good: the flusher never touches it again. */
+    lock_area(h);
 }

@@ -1,67 +1,78 @@
 /*
  * worker_hold.h — a worker's results, held while more jobs wait and
- * written together, without ever losing one to a later job's death.
+ * written together, in memory shared with the master so that no death of
+ * the worker can lose one.
  *
  * One write per result would cost a system call and a wake-up of the
  * master per job.  So while more jobs are already buffered, the worker
- * adds each result to its output buffer and goes on; the buffer goes out
- * when the burst ends, when HOLD_RESULTS or HOLD_BYTES are held, or when
- * the oldest held result is HOLD_NS old.  A held result must never be lost
- * to a later job, or the master would blame the wrong job for a death:
- *   - a crash (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGXCPU) runs a
- *     handler, on its own stack, that writes them and dies of the signal;
- *   - a later job that runs long is not interrupted: a flusher thread
- *     writes them once they are HOLD_NS old;
- *   - deaths no handler sees (SIGKILL from outside, _exit() inside a job)
- *     can lose at most HOLD_NS worth of held results;
- *   - a module that catches these signals itself keeps its handlers, and
- *     then nothing is held; a child a job forks never sends them.
- * The buffer has one owner at a time (the main loop, the flusher, or the
- * crash handler), taken with an atomic flag.
+ * appends each result to a small area it shares with the master (an
+ * anonymous MAP_SHARED mapping the master makes before it forks the
+ * worker, and that no other process inherits) and goes on; the area goes
+ * down the socket when the burst ends, when it is full or holds
+ * HOLD_RESULTS results, or when its oldest result is HOLD_NS old (a flusher
+ * thread sees to that, so a long job never delays the results before it).
+ *
+ * The area records which bytes of the worker's stream it holds: `base` is
+ * the stream offset of data[0], `len` the bytes held.  When a worker dies
+ * — by any signal, SIGKILL included, or by _exit() — the master reads its
+ * socket dry and then takes from the area whatever of [base, base+len) it
+ * has not received: every result the worker finished reaches the master,
+ * and only the job that was running is blamed.  The area is as untrusted
+ * as the socket: the master bounds-checks it and scans what it takes like
+ * any frame.
  */
 #ifndef FP_WORKER_HOLD_H
 #define FP_WORKER_HOLD_H
 
 #include <pthread.h>
-#include <sys/types.h>
+#include <stddef.h>
 #include <stdint.h>
-#include "buf.h"
+
+/* Size of the shared area, header included. */
+#define FP_HOLD_AREA (128 * 1024)
+
+/* The shared area.  The worker appends to data[] and then publishes len;
+ * after writing data[0..len) to its socket it sets len to 0 first and then
+ * advances base, so that at any instant [base, base+len) are bytes of its
+ * stream that it may not have written yet. */
+struct fp_hold_area {
+    uint64_t base;      /* stream offset of data[0] */
+    uint32_t len;       /* bytes held in data[] */
+    uint32_t pad;
+    char     data[];
+};
+
+/* Bytes data[] can hold in an area of FP_HOLD_AREA bytes. */
+#define FP_HOLD_CAP (FP_HOLD_AREA - offsetof(struct fp_hold_area, data))
 
 struct fp_hold {
-    struct fp_buf  *out;            /* the worker's output buffer */
-    int             fd;             /* its socket */
-    int             enabled;        /* fp_hold_start succeeded */
-    unsigned        held;           /* results in out */
-    int             owner;          /* atomic: who may touch out */
-    uint64_t        held_since;     /* atomic: ns of the oldest held result */
+    struct fp_hold_area *area;  /* NULL: nothing is held */
+    int             fd;         /* the worker's socket */
+    int             enabled;    /* the flusher runs: results may wait */
+    unsigned        held;       /* results in the area */
+    int             owner;      /* atomic: main loop or flusher */
+    uint64_t        held_since; /* atomic: ns of the oldest held result */
     int             flusher_idle;   /* atomic: in its long wait */
-    int             pending_signal; /* atomic: a crash signal to die of once
-                                       the main loop gives the buffer back */
-    pid_t           pid;            /* the worker (not a child of a job) */
     pthread_mutex_t idle_lock;
     pthread_cond_t  idle_cond;
     pthread_t       flusher;
 };
 
-/* Set up holding for this process's one worker: the crash handlers and the
- * flusher thread.  Returns 0; 1 when the module's init installed handlers
- * of its own for these signals (they are left alone, nothing is held); -1
- * when something failed (nothing is held).  Results are then written at
- * once. */
-int  fp_hold_start(struct fp_hold *h, struct fp_buf *out, int fd);
+/* Set up holding over `area` (which may be NULL: then every message is
+ * written at once) for the worker's socket `fd`.  Returns 0, or -1 when
+ * the flusher thread cannot start (nothing is held then). */
+int  fp_hold_start(struct fp_hold *h, struct fp_hold_area *area, int fd);
 
-/* Before the worker frees its buffer: holding ends for good. */
-void fp_hold_stop(struct fp_hold *h);
+/* Send the complete messages msg[0..n) of the main loop: into the area when
+ * `may_wait` (another job is already buffered) and there is room, else
+ * down the socket with everything held before them.  Returns 0, or -1 if
+ * the master is gone. */
+int  fp_hold_send(struct fp_hold *h, const char *msg, size_t n, int may_wait);
 
-/* The main loop takes the buffer before changing it, and gives it back. */
-void fp_hold_lock(struct fp_hold *h);
-void fp_hold_unlock(struct fp_hold *h);
-
-/* A result was added (buffer given back): returns 1 if it may wait for
- * the next job's, 0 if the buffer must go out now (fp_hold_flush). */
-int  fp_hold_result_added(struct fp_hold *h);
-
-/* Write the whole buffer now.  Returns 0, or -1 if the master is gone. */
+/* Write everything held now.  Returns 0, or -1 if the master is gone. */
 int  fp_hold_flush(struct fp_hold *h);
+
+/* Before the worker exits: holding ends for good. */
+void fp_hold_stop(struct fp_hold *h);
 
 #endif

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -37,6 +38,8 @@ static void job_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents);
 static void slow_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents);
 static void restart_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents);
 static void stop_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents);
+static int process_input(struct fp_worker *w);
+static void hold_area_free(struct fp_worker *w);
 
 struct fp_worker *
 fp_worker_new(struct fp_pool *p, unsigned slot)
@@ -92,6 +95,7 @@ fp_worker_free(struct fp_worker *w)
         close(w->fd);
     if (w->errfd >= 0)
         close(w->errfd);
+    hold_area_free(w);
     fp_buf_free(&w->in);
     fp_buf_free(&w->errline);
     free(w);
@@ -149,6 +153,49 @@ fp_worker_rss(const struct fp_worker *w)
     return ok ? (size_t)resident * (size_t)sysconf(_SC_PAGESIZE) : 0;
 }
 
+/* The area a module worker holds its results in, shared with us: mapped
+ * before the fork so that the child inherits it.  NULL if it cannot be
+ * had (the worker then writes every result at once). */
+static struct fp_hold_area *
+hold_area_new(struct fp_worker *w)
+{
+    void *a = mmap(NULL, FP_HOLD_AREA, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+    w->hold_area = a != MAP_FAILED ? a : NULL;
+    return w->hold_area;
+}
+
+static void
+hold_area_free(struct fp_worker *w)
+{
+    if (w->hold_area != NULL)
+        munmap(w->hold_area, FP_HOLD_AREA);
+    w->hold_area = NULL;
+}
+
+/* A dead worker's last results: the bytes of [base, base+len) its area
+ * still holds that its socket did not deliver.  The area is as untrusted as
+ * the socket: out-of-bounds figures are ignored, and what is taken goes
+ * through the same scanning as any frame. */
+static void
+recover_held(struct fp_worker *w)
+{
+    struct fp_hold_area *a = w->hold_area;
+
+    if (a == NULL)
+        return;
+    uint64_t base = __atomic_load_n(&a->base, __ATOMIC_ACQUIRE);
+    uint32_t len = __atomic_load_n(&a->len, __ATOMIC_ACQUIRE);
+    if (len > FP_HOLD_CAP || base > w->received || base + len <= w->received)
+        return;
+    size_t skip = (size_t)(w->received - base);
+    if (fp_buf_append(&w->in, a->data + skip, len - skip) == 0) {
+        w->received = base + len;
+        process_input(w);
+    }
+}
+
 int
 fp_worker_spawn(struct fp_worker *w)
 {
@@ -163,9 +210,14 @@ fp_worker_spawn(struct fp_worker *w)
     pid_t pid;
 
     p->wargs.slot = w->slot;    /* the child sees it as of the fork */
+    p->wargs.hold_area = p->cfg.exec_argv == NULL ? hold_area_new(w) : NULL;
     pid = fp_spawn(&req, &fd, &errfd);
+    /* This worker's area is its own: no later child inherits it. */
+    if (w->hold_area != NULL)
+        (void)madvise(w->hold_area, FP_HOLD_AREA, MADV_DONTFORK);
 
     if (pid < 0) {
+        hold_area_free(w);
         if (w->fail_streak++ == 0)
             fp_logf(&p->log, FP_LOG_ERR, "worker slot %u: cannot fork: %s; "
                     "retrying with backoff", w->slot, strerror(errno));
@@ -191,6 +243,7 @@ fp_worker_spawn(struct fp_worker *w)
     w->stop_requested = 0;
     w->reaped = 0;
     fp_buf_clear(&w->in);
+    w->received = 0;
     w->send_next = NULL;
     w->send_off = 0;
     fp_scanner_reset(&w->scan);
@@ -533,6 +586,7 @@ read_some(struct fp_worker *w, size_t budget)
         if (n <= 0)
             return 1;
         w->in.len += (size_t)n;
+        w->received += (size_t)n;
         got_total += (size_t)n;
         if (process_input(w) < 0)
             return 1;
@@ -807,8 +861,13 @@ child_exit_cb(struct ev_loop *loop, ev_child *cw, int revents)
         kill(-w->pid, SIGKILL);
     /* Results it wrote before dying are still in the socket: read them
      * first, unless it was killed for talking nonsense. */
-    if (w->fd >= 0 && w->kill_cause != KILL_PROTOCOL)
+    if (w->fd >= 0 && w->kill_cause != KILL_PROTOCOL) {
         read_some(w, SIZE_MAX);
+        /* ...and then the results it held and never wrote. */
+        if (w->kill_cause != KILL_PROTOCOL)
+            recover_held(w);
+    }
+    hold_area_free(w);
     was_ready = w->ever_ready;
     /* Its last words, before the death is logged.  (A process it left
      * behind may still hold the pipe: whatever is there now is read, and

@@ -43,6 +43,7 @@
  *   {"op": "exit", "arg": n}     _exit(n) mid-job
  *   {"op": "pid"}                result = the worker's pid
  *   {"op": "greet"}              result = init's config "greeting", or nil
+ *   {"op": "sigkill"}            SIGKILL itself (no handler can run)
  *   {"op": "fork_abort"}         fork a child that abort()s; wait for it
  *   {"op": "trapped_fault"}      a NULL write that init's own SIGSEGV
  *                                handler recovers from (config "trap_segv")
@@ -182,6 +183,8 @@ test_handle(void *state, const msgpack_object *job, msgpack_packer *out)
     } else if (obj_str_is(op, "pid")) {
         msgpack_pack_int64(out, getpid());
         return 0;
+    } else if (obj_str_is(op, "sigkill")) {
+        kill(getpid(), SIGKILL);
     } else if (obj_str_is(op, "fork_abort")) {
         pid_t pid = fork();
         if (pid == 0)
@@ -1151,6 +1154,51 @@ START_TEST(quick_result_is_not_held_behind_slow_job)
                   ev_now(H.loop) - t0);
     ck_assert_msg(ev_now(H.loop) - t0 < 1.0, "quick result took %.2fs",
                   ev_now(H.loop) - t0);
+}
+END_TEST
+
+/* Deaths no handler can see — _exit() inside the handler, SIGKILL — while
+ * the results of the jobs before are held: the master takes those results
+ * from the area it shares with the worker, so every finished job keeps its
+ * ok outcome, only the job that was running is crashed, and the jobs after
+ * it run on a fresh worker. */
+static const char *const unseen_deaths[][2] = {
+    { "\x82\xa2op\xa4" "exit\xa3" "arg\x03", "exited with status 3" },
+    { "\x81\xa2op\xa7" "sigkill", "killed by SIGKILL" },
+};
+
+START_TEST(held_results_survive_deaths_no_handler_sees)
+{
+    fp_config cfg;
+    fp_job_buf jobs[60];
+    char ints[60];
+    uint64_t first;
+    const char *why;
+
+    base_config(&cfg, 1);
+    start_pool(&cfg);
+    worker_pid_by_job();
+    for (int i = 0; i < 60; i++) {
+        ints[i] = (char)i;
+        jobs[i] = (fp_job_buf){ &ints[i], 1 };
+    }
+    jobs[30] = (fp_job_buf){ unseen_deaths[_i][0], strlen(unseen_deaths[_i][0]) };
+    ck_assert_int_eq(fp_pool_submit_batch(H.pool, jobs, 60, NULL, record_cb, &H,
+                                          &first, &why), 0);
+    wait_outcomes(1 + 60, 20);
+    for (int i = 0; i < 60; i++) {
+        const struct rec *r = rec_for(first + (uint64_t)i);
+        ck_assert_uint_eq(count_for(first + (uint64_t)i), 1);
+        if (i == 30) {
+            ck_assert_int_eq(r->kind, FP_CRASHED);
+            ck_assert_str_eq(detail(r), unseen_deaths[_i][1]);
+        } else {
+            ck_assert_msg(r->kind == FP_OK && r->is_int && r->ival == i,
+                          "job %d: %s %s", i, fp_kind_name(r->kind), detail(r));
+            ck_assert_uint_eq(r->attempts, 1);
+        }
+    }
+    ck_assert_uint_eq(stats().crashed, 1);
 }
 END_TEST
 
@@ -2173,6 +2221,7 @@ pool_suite(void)
     tcase_add_test(tc, job_before_crash_keeps_its_ok_result);
     tcase_add_test(tc, job_before_a_hang_keeps_its_ok_result);
     tcase_add_test(tc, crash_of_a_jobs_child_sends_no_results);
+    tcase_add_loop_test(tc, held_results_survive_deaths_no_handler_sees, 0, 2);
     tcase_add_test(tc, module_signal_handlers_are_left_alone);
     tcase_add_test(tc, timeout_of_prefetched_job_still_fires);
     suite_add_tcase(s, tc);
