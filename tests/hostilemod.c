@@ -37,43 +37,13 @@
 #include <netinet/in.h>
 
 #include "forkpool.h"
-
-static const msgpack_object *
-get(const msgpack_object *map, const char *key)
-{
-    size_t n = strlen(key);
-
-    if (map == NULL || map->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n
-            && memcmp(k->via.str.ptr, key, n) == 0)
-            return &map->via.map.ptr[i].val;
-    }
-    return NULL;
-}
-
-static int
-is(const msgpack_object *o, const char *s)
-{
-    return o != NULL && o->type == MSGPACK_OBJECT_STR
-        && o->via.str.size == strlen(s) && memcmp(o->via.str.ptr, s, o->via.str.size) == 0;
-}
+#include "modutil.h"
 
 static long
 get_int(const msgpack_object *job, const char *key)
 {
     const msgpack_object *v = get(job, key);
     return v != NULL && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (long)v->via.u64 : -1;
-}
-
-static int
-pack_cstr(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str(pk, strlen(s));
-    msgpack_pack_str_body(pk, s, strlen(s));
-    return 0;
 }
 
 /* The attempt failed without killing us: an error naming errno. */

@@ -75,6 +75,8 @@ double proc_cpu_s(pid_t pid);
 double proc_rss_kb(pid_t pid);
 /* Private_Clean + Private_Dirty of `pid` from smaps_rollup, KiB; < 0. */
 double proc_private_kb(pid_t pid);
+/* The most private memory (KiB) of any of pids[0..n); -1 if none. */
+double worst_private_kb(const pid_t *pids, size_t n);
 /* Direct children of `pid`, into pids[max]; returns how many. */
 size_t proc_children(pid_t pid, pid_t *pids, size_t max);
 /* How many CPUs' worth the whole machine was busy over the next `secs`

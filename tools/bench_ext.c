@@ -649,14 +649,8 @@ max_worker_private_kb(pid_t daemon)
 {
     pid_t pids[64];
     size_t n = proc_children(daemon, pids, 64);
-    double worst = -1;
 
-    for (size_t i = 0; i < n && i < 64; i++) {
-        double kb = proc_private_kb(pids[i]);
-        if (kb > worst)
-            worst = kb;
-    }
-    return worst;
+    return worst_private_kb(pids, n < 64 ? n : 64);
 }
 
 void

@@ -551,14 +551,8 @@ max_private_kb(fp_pool *pool)
 {
     pid_t pids[MAX_WORKERS];
     size_t n = fp_pool_pids(pool, pids, MAX_WORKERS);
-    double worst = -1;
 
-    for (size_t i = 0; i < n && i < MAX_WORKERS; i++) {
-        double kb = proc_private_kb(pids[i]);
-        if (kb > worst)
-            worst = kb;
-    }
-    return worst;
+    return worst_private_kb(pids, n < MAX_WORKERS ? n : MAX_WORKERS);
 }
 
 void

@@ -215,6 +215,19 @@ proc_private_kb(pid_t pid)
     return clean < 0 || dirty < 0 ? -1 : clean + dirty;
 }
 
+double
+worst_private_kb(const pid_t *pids, size_t n)
+{
+    double worst = -1;
+
+    for (size_t i = 0; i < n; i++) {
+        double kb = proc_private_kb(pids[i]);
+        if (kb > worst)
+            worst = kb;
+    }
+    return worst;
+}
+
 size_t
 proc_children(pid_t parent, pid_t *pids, size_t max)
 {
