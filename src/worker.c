@@ -20,6 +20,7 @@
 
 #define READ_CHUNK   (64 * 1024)
 #define KEEP_BUFFER  (4u << 20)     /* kept between big jobs and results */
+
 struct worker {
     int                          fd;
     const struct fp_worker_args *args;
@@ -200,12 +201,10 @@ serve(struct worker *w)
                 return -1;
             fp_buf_consume(&w->in, (size_t)n);
             fp_scanner_reset(&sc);
-            /* Hold the result only if another job is already here. */
-            if (w->in.len > 0) {
-                if (send_out(w, 1) < 0)
-                    return -1;
-                continue;
-            }
+            /* Hold the result only if another job is already here (the
+             * burst's end, below, writes everything). */
+            if (w->in.len > 0 && send_out(w, 1) < 0)
+                return -1;
         }
         set_title(w, "idle", 0);
         if (flush_out(w) < 0)     /* held results, or "ready" the first time */
