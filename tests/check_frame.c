@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "frame.h"
+#include "codec/frame.h"
 
 static const struct fp_limits LIM = {
     .max_bytes = 1u << 24, .max_objects = 1u << 22, .max_depth = FP_MAX_DEPTH,

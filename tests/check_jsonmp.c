@@ -6,9 +6,9 @@
 
 #include <check.h>
 
-#include "buf.h"
-#include "frame.h"
-#include "jsonmp.h"
+#include "codec/buf.h"
+#include "codec/frame.h"
+#include "common/jsonmp.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 

@@ -214,7 +214,7 @@ run_checks() {
 
     # --- the built programs' --help, when they are here -------------------
     local prog opt help
-    for prog in "$build/src/forkpoold" "$top/build/src/forkpoold"; do
+    for prog in "$build/src/daemon/forkpoold" "$top/build/src/daemon/forkpoold"; do
         [[ -x $prog ]] || continue
         help=$("$prog" --help 2>/dev/null) || continue
         echo "[$mode] checking against $prog --help"
@@ -227,7 +227,7 @@ run_checks() {
         done
         break
     done
-    for prog in "$build/tools/forkpoolctl" "$top/build/tools/forkpoolctl"; do
+    for prog in "$build/src/ctl/forkpoolctl" "$top/build/src/ctl/forkpoolctl"; do
         [[ -x $prog ]] || continue
         help=$("$prog" --help 2>/dev/null) || continue
         echo "[$mode] checking against $prog --help"

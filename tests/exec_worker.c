@@ -11,8 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "builtin.h"
-#include "worker.h"
+#include "daemon/builtin.h"
+#include "engine/worker_loop.h"
 
 int
 main(int argc, char **argv)

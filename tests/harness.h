@@ -25,8 +25,8 @@
 #include <sys/types.h>
 #include <msgpack.h>
 
-#define H_FORKPOOLD   TOP_BUILDDIR "/src/forkpoold"
-#define H_FORKPOOLCTL TOP_BUILDDIR "/tools/forkpoolctl"
+#define H_FORKPOOLD   TOP_BUILDDIR "/src/daemon/forkpoold"
+#define H_FORKPOOLCTL TOP_BUILDDIR "/src/ctl/forkpoolctl"
 #define H_TESTMOD     TOP_BUILDDIR "/tests/.libs/testmod.so"
 #define H_EXEC_WORKER TOP_BUILDDIR "/tests/exec_worker"
 

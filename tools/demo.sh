@@ -10,12 +10,12 @@ make tests/testmod.la >/dev/null     # a handler that can crash on demand
 
 tmp=$(mktemp -d /tmp/forkpool-demo.XXXXXX)
 sock="$tmp/fp.sock"
-ctl() { echo "\$ forkpoolctl $*" >&2; ./tools/forkpoolctl -s "$sock" "$@"; }
+ctl() { echo "\$ forkpoolctl $*" >&2; ./src/ctl/forkpoolctl -s "$sock" "$@"; }
 daemon=""
 trap 'kill $daemon 2>/dev/null; rm -rf "$tmp"' EXIT
 
 echo "== starting forkpoold with 2 workers running tests/testmod.so"
-./src/forkpoold -w 2 -s "$sock" --module ./tests/.libs/testmod.so 2>"$tmp/log" &
+./src/daemon/forkpoold -w 2 -s "$sock" --module ./tests/.libs/testmod.so 2>"$tmp/log" &
 daemon=$!
 until grep -q "listening on" "$tmp/log"; do sleep 0.05; done
 

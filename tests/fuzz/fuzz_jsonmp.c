@@ -26,9 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "frame.h"
+#include "codec/frame.h"
 #include "fuzz_check.h"
-#include "jsonmp.h"
+#include "common/jsonmp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -28,9 +28,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "frame.h"
+#include "codec/frame.h"
 #include "fuzz_stream.h"
-#include "wire.h"
+#include "codec/wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

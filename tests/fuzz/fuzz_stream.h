@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "frame.h"
+#include "codec/frame.h"
 #include "fuzz_check.h"
 
 #define FZ_CTL 5

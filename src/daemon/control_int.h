@@ -10,9 +10,9 @@
 #include <ev.h>
 #include <msgpack.h>
 
-#include "buf.h"
+#include "codec/buf.h"
 #include "control.h"
-#include "frame.h"
+#include "codec/frame.h"
 
 #define OUT_HIGH        (8u << 20)  /* stop reading a client that does not read */
 

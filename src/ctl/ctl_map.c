@@ -28,7 +28,7 @@
 
 #include "ctl.h"
 #include "ctl_progress.h"
-#include "jsonmp.h"
+#include "common/jsonmp.h"
 
 #define LINE_LIMIT   ((size_t)256 << 20)    /* longest input line */
 #define STDIN_CHUNK  ((size_t)64 << 10)

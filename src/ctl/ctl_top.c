@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
-#include "jsonmp.h"
+#include "common/jsonmp.h"
 
 #define MIN_INTERVAL  0.01
 #define MAX_INTERVAL  86400.0

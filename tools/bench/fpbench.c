@@ -12,7 +12,7 @@
  * mood).  Then: crash -> replacement latency, the master's RSS across many
  * jobs, an idle worker's private memory, and the SPEC §9 targets.
  *
- * Options: see usage().  tools/bench.sh runs it against a build tree.
+ * Options: see usage().  tools/bench/bench.sh runs it against a build tree.
  */
 #include "config.h"
 #include <errno.h>
@@ -42,10 +42,10 @@ usage(FILE *f)
 "  --quick             smoke run: short windows, one round (< 20 s)\n"
 "  --seconds S         timed window of each run (default 0.4; quick 0.1)\n"
 "  --rounds N          rounds of every case; figures are medians (default 3)\n"
-"  --forkpoold PATH    the daemon (default src/forkpoold)\n"
-"  --forkpoolctl PATH  the CLI (default tools/forkpoolctl)\n"
-"  --python SCRIPT     the Python baseline (default tools/bench_py.py;\n"
-"                      tools/bench.sh passes the source tree's)\n"
+"  --forkpoold PATH    the daemon (default src/daemon/forkpoold)\n"
+"  --forkpoolctl PATH  the CLI (default src/ctl/forkpoolctl)\n"
+"  --python SCRIPT     the Python baseline (default tools/bench/bench_py.py;\n"
+"                      tools/bench/bench.sh passes the source tree's)\n"
 "  --no-python         skip the Python baseline\n"
 "  --only TEXT         run only the cases whose name contains TEXT (and\n"
 "                      skip the crash, RSS and worker-memory figures)\n"
@@ -545,8 +545,8 @@ main(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     struct opts o = {
-        .reps = -1, .seconds = -1, .patience = -1, .forkpoold = "src/forkpoold",
-        .forkpoolctl = "tools/forkpoolctl", .python = "tools/bench_py.py",
+        .reps = -1, .seconds = -1, .patience = -1, .forkpoold = "src/daemon/forkpoold",
+        .forkpoolctl = "src/ctl/forkpoolctl", .python = "tools/bench/bench_py.py",
     };
     int no_python = 0, ch;
     char tmpdir[] = "/tmp/fpbench.XXXXXX";
@@ -587,7 +587,7 @@ main(int argc, char **argv)
     }
     if (access(o.forkpoold, X_OK) < 0 || access(o.forkpoolctl, X_OK) < 0) {
         fprintf(stderr, "fpbench: cannot run %s or %s (use --forkpoold, "
-                "--forkpoolctl, or tools/bench.sh)\n", o.forkpoold, o.forkpoolctl);
+                "--forkpoolctl, or tools/bench/bench.sh)\n", o.forkpoold, o.forkpoolctl);
         return 111;
     }
     int have_python = !no_python && access(o.python, R_OK) == 0

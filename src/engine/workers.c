@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "pool_int.h"
-#include "wire.h"
+#include "codec/wire.h"
 #include "spawn.h"
 
 #define READ_CHUNK        (64 * 1024)
@@ -451,7 +451,7 @@ on_result(struct fp_worker *w, fp_kind kind, const char *raw, size_t len)
     TAILQ_REMOVE(&w->window, job, link);
     w->nwindow--;
     w->jobs_done++;
-    fp_pool_record_latency(p, ev_now(p->loop) - w->job_started);
+    pool_record_latency(p, ev_now(p->loop) - w->job_started);
     /* --max-rss, checked between jobs (and not on every one of a burst:
      * reading /proc costs more than a trivial job). */
     if (p->cfg.max_rss > 0 && w->recycle_why == NULL
@@ -507,7 +507,7 @@ handle_frame(struct fp_worker *w, const char *frame, size_t len)
             w->state = W_READY;
         w->ever_ready = 1;
         fp_logf(&w->pool->log, FP_LOG_DEBUG, "worker %ld: ready for jobs", (long)w->pid);
-        fp_pool_worker_ready(w->pool, w);
+        pool_worker_ready(w->pool, w);
         return 0;
     }
     if (m.type == FP_WMSG_RETIRE) {
@@ -607,8 +607,8 @@ worker_read_cb(struct ev_loop *loop, ev_io *io, int revents)
         if (w->state != W_STOPPING)
             fp_worker_kill(w, KILL_NONE, 0);
     }
-    fp_pool_dispatch(p);
-    fp_pool_check_drained(p);
+    pool_dispatch(p);
+    pool_check_drained(p);
 }
 
 #define WRITE_IOV    64          /* iovecs per writev: 32 jobs */
@@ -909,7 +909,7 @@ child_exit_cb(struct ev_loop *loop, ev_child *cw, int revents)
     settle_window(w, death);
 
     if (w->retiring) {
-        fp_pool_remove_slot(p, w);      /* w is gone */
+        pool_remove_slot(p, w);      /* w is gone */
     } else if (p->cut_off || (p->draining && p->nqueued == 0)) {
         w->state = W_WAITING;
     } else if (failed_start) {
@@ -921,8 +921,8 @@ child_exit_cb(struct ev_loop *loop, ev_child *cw, int revents)
             p->counters.restarts++;
         fp_worker_spawn(w);
     }
-    fp_pool_dispatch(p);
-    fp_pool_check_drained(p);
+    pool_dispatch(p);
+    pool_check_drained(p);
 }
 
 static void

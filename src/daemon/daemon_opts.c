@@ -15,7 +15,7 @@
 
 #include "builtin.h"
 #include "daemon_opts.h"
-#include "jsonmp.h"
+#include "common/jsonmp.h"
 
 #define MAX_WORKERS 1024           /* default --max-workers */
 #define MAX_WORKERS_CAP 65536      /* the most --max-workers may say */

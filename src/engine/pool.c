@@ -445,7 +445,7 @@ fp_pool_submit_batch(fp_pool *p, const fp_job_buf *jobs, size_t n,
     p->held_bytes += bytes;
     p->counters.submitted += n;
     if (p->started)
-        fp_pool_dispatch(p);
+        pool_dispatch(p);
     return 0;
 }
 
@@ -499,7 +499,7 @@ queue_pop(struct fp_pool *p)
 }
 
 void
-fp_pool_dispatch(struct fp_pool *p)
+pool_dispatch(struct fp_pool *p)
 {
     if (p->cut_off)
         return;
@@ -535,7 +535,7 @@ fp_pool_cancel(fp_pool *p, uint64_t id)
             TAILQ_REMOVE(&p->queue, job, link);
             p->nqueued--;
             fp_job_finish_str(p, job, FP_CANCELLED, "cancelled");
-            fp_pool_check_drained(p);
+            pool_check_drained(p);
             return 1;
         }
     }
@@ -570,7 +570,7 @@ fp_pool_cancel(fp_pool *p, uint64_t id)
 static void reload_step(struct fp_pool *p);
 
 void
-fp_pool_remove_slot(struct fp_pool *p, struct fp_worker *w)
+pool_remove_slot(struct fp_pool *p, struct fp_worker *w)
 {
     unsigned i = w->slot;
 
@@ -599,7 +599,7 @@ retire(struct fp_pool *p, struct fp_worker *w)
         p->reload_new = p->reload_old = NULL;
     w->retiring = 1;
     if (w->pid <= 0 && w->state == W_WAITING)
-        fp_pool_remove_slot(p, w);
+        pool_remove_slot(p, w);
     else if (w->nwindow == 0)
         fp_worker_stop(w);
 }
@@ -676,7 +676,7 @@ reload_step(struct fp_pool *p)
 }
 
 void
-fp_pool_worker_ready(struct fp_pool *p, struct fp_worker *w)
+pool_worker_ready(struct fp_pool *p, struct fp_worker *w)
 {
     if (w == p->reload_new) {
         struct fp_worker *old = p->reload_old;
@@ -724,7 +724,7 @@ pool_dead(const struct fp_pool *p)
 
 /* Called whenever work or a worker ends: moves a drain along. */
 void
-fp_pool_check_drained(struct fp_pool *p)
+pool_check_drained(struct fp_pool *p)
 {
     if (!p->draining || p->drained == NULL)
         return;
@@ -775,7 +775,7 @@ cut_off(struct fp_pool *p)
             fp_worker_kill(w, KILL_CUTOFF, head ? head->id : 0);
         }
     }
-    fp_pool_check_drained(p);
+    pool_check_drained(p);
 }
 
 static void
@@ -801,7 +801,7 @@ fp_pool_drain(fp_pool *p, double timeout, fp_drained_fn done, void *arg)
         ev_timer_set(&p->drain_timer, timeout, 0.);
         ev_timer_start(p->loop, &p->drain_timer);
     }
-    fp_pool_check_drained(p);
+    pool_check_drained(p);
 }
 
 /* ------------------------------------------------------------------------
@@ -809,7 +809,7 @@ fp_pool_drain(fp_pool *p, double timeout, fp_drained_fn done, void *arg)
  * ------------------------------------------------------------------------ */
 
 void
-fp_pool_record_latency(struct fp_pool *p, double secs)
+pool_record_latency(struct fp_pool *p, double secs)
 {
     unsigned i = 0;
 

@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 #include "forkpool.h"
-#include "frame.h"
+#include "codec/frame.h"
 
 struct fp_sandbox;
 struct fp_hold_area;

@@ -9,11 +9,11 @@
 #include <ev.h>
 
 #include "forkpool.h"
-#include "buf.h"
-#include "frame.h"
+#include "codec/buf.h"
+#include "codec/frame.h"
 #include "log.h"
 #include "sandbox.h"
-#include "worker.h"
+#include "worker_loop.h"
 #include "worker_hold.h"
 
 struct fp_worker;
@@ -141,14 +141,14 @@ void fp_job_finish_str(struct fp_pool *p, struct fp_job *job, fp_kind kind,
 /* Deliver a str outcome now but keep the job (a ghost in a window). */
 void fp_job_settle_str(struct fp_pool *p, struct fp_job *job, fp_kind kind,
                        const char *detail);
-void fp_pool_dispatch(struct fp_pool *p);
-void fp_pool_check_drained(struct fp_pool *p);
+void pool_dispatch(struct fp_pool *p);
+void pool_check_drained(struct fp_pool *p);
 /* A job ran for `secs` and finished (ok or error). */
-void fp_pool_record_latency(struct fp_pool *p, double secs);
+void pool_record_latency(struct fp_pool *p, double secs);
 /* A worker said "ready": lets a rolling reload move on. */
-void fp_pool_worker_ready(struct fp_pool *p, struct fp_worker *w);
+void pool_worker_ready(struct fp_pool *p, struct fp_worker *w);
 /* A retiring worker's process is gone: drop its slot (frees w). */
-void fp_pool_remove_slot(struct fp_pool *p, struct fp_worker *w);
+void pool_remove_slot(struct fp_pool *p, struct fp_worker *w);
 
 /* workers.c */
 struct fp_worker *fp_worker_new(struct fp_pool *p, unsigned slot);

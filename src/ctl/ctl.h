@@ -11,8 +11,8 @@
 
 #include <jansson.h>
 
-#include "buf.h"
-#include "frame.h"
+#include "codec/buf.h"
+#include "codec/frame.h"
 
 /* Exit statuses (SPEC §8). */
 #define CTL_EXIT_OK      0      /* done; every job ended ok */

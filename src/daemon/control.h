@@ -8,7 +8,7 @@
 
 #include <ev.h>
 #include "forkpool.h"
-#include "log.h"
+#include "engine/log.h"
 
 struct fp_control;
 

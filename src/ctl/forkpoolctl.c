@@ -15,8 +15,8 @@
 #include <msgpack.h>
 
 #include "ctl.h"
-#include "jsonmp.h"
-#include "sockpath.h"
+#include "common/jsonmp.h"
+#include "common/sockpath.h"
 
 static const char usage_text[] =
 "Usage: forkpoolctl [-s SOCKET] COMMAND [ARGS...]\n"

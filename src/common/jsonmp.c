@@ -11,8 +11,8 @@
 
 #include <sodium.h>
 
-#include "buf.h"
-#include "frame.h"
+#include "codec/buf.h"
+#include "codec/frame.h"
 #include "jsonmp.h"
 
 #define BIN_KEY "$bin"

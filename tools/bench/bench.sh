@@ -1,7 +1,7 @@
 #!/bin/sh
 # bench.sh — run fpbench against the programs of a build tree.
 #
-#   tools/bench.sh [--quick] [fpbench options...]
+#   tools/bench/bench.sh [--quick] [fpbench options...]
 #
 # Run from the build directory (`make bench` does that, with BUILDDIR set),
 # or set BUILDDIR.  The full run takes about three minutes on 2 cores and
@@ -13,15 +13,15 @@ set -eu
 srcdir=$(cd "$(dirname "$0")" && pwd)
 build=${BUILDDIR:-.}
 
-for prog in "$build/tools/fpbench" "$build/src/forkpoold" "$build/tools/forkpoolctl"; do
+for prog in "$build/tools/bench/fpbench" "$build/src/daemon/forkpoold" "$build/src/ctl/forkpoolctl"; do
     if [ ! -x "$prog" ]; then
         echo "bench.sh: $prog not found: build first (make), or set BUILDDIR" >&2
         exit 111
     fi
 done
 
-exec "$build/tools/fpbench" \
-    --forkpoold "$build/src/forkpoold" \
-    --forkpoolctl "$build/tools/forkpoolctl" \
+exec "$build/tools/bench/fpbench" \
+    --forkpoold "$build/src/daemon/forkpoold" \
+    --forkpoolctl "$build/src/ctl/forkpoolctl" \
     --python "$srcdir/bench_py.py" \
     "$@"

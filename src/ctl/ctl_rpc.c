@@ -15,8 +15,8 @@
 #include <msgpack.h>
 
 #include "ctl.h"
-#include "jsonmp.h"
-#include "sockpath.h"
+#include "common/jsonmp.h"
+#include "common/sockpath.h"
 
 #define READ_CHUNK   ((size_t)64 << 10)
 #define KEEP_BUFFER  ((size_t)1 << 20)  /* read buffer kept after a frame */

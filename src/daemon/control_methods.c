@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "control_int.h"
-#include "wire.h"
+#include "codec/wire.h"
 
 /* ------------------------------------------------------------------------
  * Methods

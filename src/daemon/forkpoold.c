@@ -27,10 +27,10 @@
 #include "control.h"
 #include "daemon_opts.h"
 #include "daemonize.h"
-#include "log.h"
+#include "engine/log.h"
 #include "proctitle.h"
 #include "sdnotify.h"
-#include "sockpath.h"
+#include "common/sockpath.h"
 
 
 struct daemon {

@@ -21,12 +21,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "buf.h"
+#include "codec/buf.h"
 #include "control.h"
 #include "control_int.h"
-#include "wire.h"
-#include "frame.h"
-#include "sockpath.h"
+#include "codec/wire.h"
+#include "codec/frame.h"
+#include "common/sockpath.h"
 
 #define READ_CHUNK      (64 * 1024)
 #define REQ_OVERHEAD    (64 * 1024) /* envelope and options around a job */

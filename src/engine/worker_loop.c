@@ -12,10 +12,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "frame.h"
+#include "codec/buf.h"
+#include "codec/frame.h"
 #include "sandbox.h"
-#include "worker.h"
+#include "worker_loop.h"
 #include "worker_hold.h"
 
 #define READ_CHUNK   (64 * 1024)

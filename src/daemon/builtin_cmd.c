@@ -25,10 +25,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "buf.h"
+#include "codec/buf.h"
 #include "builtin.h"
-#include "log.h"
-#include "spawn.h"
+#include "engine/log.h"
+#include "engine/spawn.h"
 
 /* Each captured stream is cut off here; the rest is read and dropped. */
 #define OUTPUT_MAX (32u << 20)
