@@ -77,12 +77,25 @@ typedef void (*fp_done_fn)(const fp_outcome *outcome, void *arg);
  * Configuration
  * ------------------------------------------------------------------------ */
 
+/* Default limits: the one home of each, used by the engine (for a zero
+ * field of fp_config), forkpoold's help text and option ranges, and
+ * forkpoolctl. */
+#define FP_DEFAULT_MAX_WORKERS      1024u
+#define FP_DEFAULT_QUEUE_MAX        65536u
+#define FP_DEFAULT_QUEUE_MAX_BYTES  ((size_t)1 << 30)        /* 1 GiB */
+#define FP_DEFAULT_MAX_JOB_BYTES    ((size_t)64 << 20)       /* 64 MiB */
+#define FP_DEFAULT_MAX_JOB_OBJECTS  ((size_t)1 << 20)        /* 1 Mi */
+#define FP_DEFAULT_PREFETCH         128u
+#define FP_DEFAULT_DRAIN_TIMEOUT    30.0                     /* seconds */
+#define FP_DEFAULT_START_TIMEOUT    30.0                     /* seconds */
+
 enum fp_log_level { FP_LOG_ERR = 0, FP_LOG_WARN, FP_LOG_INFO, FP_LOG_DEBUG };
 typedef void (*fp_log_fn)(int level, const char *msg, void *arg);
 
 typedef struct fp_config {
     unsigned    workers;        /* worker count; 0 = online CPUs */
-    unsigned    max_workers;    /* upper bound for scaling; 0 = 1024 */
+    unsigned    max_workers;    /* upper bound for scaling; 0 = 1024
+                                   (FP_DEFAULT_MAX_WORKERS) */
     double      job_timeout;    /* default per-job timeout in s; 0 = none */
     size_t      queue_max;      /* queued (not yet running) jobs; 0 = 65536 */
     size_t      queue_max_bytes;/* payload bytes held for unfinished jobs

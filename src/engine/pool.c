@@ -16,12 +16,6 @@
 
 #include "pool_int.h"
 
-#define DEFAULT_QUEUE_MAX    65536
-#define DEFAULT_QUEUE_BYTES  ((size_t)1 << 30)
-#define DEFAULT_JOB_BYTES    (64u << 20)
-#define DEFAULT_JOB_OBJECTS  (1u << 20)
-#define DEFAULT_MAX_WORKERS  1024
-#define DEFAULT_PREFETCH     128
 /* Room for the envelope around a job or result: ["error", <uint64>, ...]. */
 #define ENVELOPE_BYTES       64
 
@@ -212,7 +206,7 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
     p->loop = loop;
     p->cfg = *cfg;
     if (p->cfg.max_workers == 0)
-        p->cfg.max_workers = DEFAULT_MAX_WORKERS;
+        p->cfg.max_workers = FP_DEFAULT_MAX_WORKERS;
     if (p->cfg.workers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         p->cfg.workers = n > 0 ? (unsigned)n : 1;
@@ -224,15 +218,15 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
         return NULL;
     }
     if (p->cfg.queue_max == 0)
-        p->cfg.queue_max = DEFAULT_QUEUE_MAX;
+        p->cfg.queue_max = FP_DEFAULT_QUEUE_MAX;
     if (p->cfg.queue_max_bytes == 0)
-        p->cfg.queue_max_bytes = DEFAULT_QUEUE_BYTES;
+        p->cfg.queue_max_bytes = FP_DEFAULT_QUEUE_MAX_BYTES;
     if (p->cfg.max_job_bytes == 0)
-        p->cfg.max_job_bytes = DEFAULT_JOB_BYTES;
+        p->cfg.max_job_bytes = FP_DEFAULT_MAX_JOB_BYTES;
     if (p->cfg.max_job_objects == 0)
-        p->cfg.max_job_objects = DEFAULT_JOB_OBJECTS;
+        p->cfg.max_job_objects = FP_DEFAULT_MAX_JOB_OBJECTS;
     if (p->cfg.prefetch == 0)
-        p->cfg.prefetch = DEFAULT_PREFETCH;
+        p->cfg.prefetch = FP_DEFAULT_PREFETCH;
     p->log.fn = cfg->log;
     p->log.arg = cfg->log_arg;
     p->log.level = cfg->log_level;
