@@ -148,6 +148,13 @@ void fp_worker_kill(struct fp_worker *w, enum fp_kill_cause cause, uint64_t job)
 int  fp_worker_cancel(struct fp_worker *w, struct fp_job *job);
 
 
+/* worker_stderr.c: read what its stderr pipe holds and log complete lines
+ * (closing the pipe at EOF); close it, logging an unfinished line; the
+ * pipe's watcher callback. */
+void fp_worker_stderr_read(struct fp_worker *w);
+void fp_worker_stderr_close(struct fp_worker *w);
+void fp_worker_stderr_cb(struct ev_loop *loop, ev_io *io, int revents);
+
 /* Its process is alive (not yet reaped). */
 int  fp_worker_alive(const struct fp_worker *w);
 /* Resident bytes of its process, or 0 if unknown. */

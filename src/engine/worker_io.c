@@ -34,11 +34,9 @@
 #define READ_PER_WAKEUP   (4u << 20)    /* then let other watchers run */
 #define STOP_GRACE        10.0          /* s for a stopped worker to exit */
 #define WRITE_IOV         64            /* iovecs per sendmsg: 32 jobs */
-#define ERRLINE_MAX       2048          /* a longer stderr line is cut */
 
 static void worker_read_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void worker_write_cb(struct ev_loop *loop, ev_io *io, int revents);
-static void worker_stderr_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void child_exit_cb(struct ev_loop *loop, ev_child *cw, int revents);
 static void job_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents);
 static void slow_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents);
@@ -62,7 +60,7 @@ fp_worker_new(const struct fp_worker_env *env, unsigned slot)
     TAILQ_INIT(&w->window);
     ev_init(&w->rio, worker_read_cb);
     ev_init(&w->wio, worker_write_cb);
-    ev_init(&w->eio, worker_stderr_cb);
+    ev_init(&w->eio, fp_worker_stderr_cb);
     ev_init(&w->child, child_exit_cb);
     ev_init(&w->job_timer, job_timer_cb);
     ev_init(&w->slow_timer, slow_timer_cb);
@@ -104,14 +102,12 @@ fp_worker_free(struct fp_worker *w)
     ev_child_stop(loop, &w->child);
     ev_timer_stop(loop, &w->backoff_timer);
     ev_timer_stop(loop, &w->grace_timer);
-    ev_io_stop(loop, &w->eio);
+    if (w->errfd >= 0)
+        fp_worker_stderr_close(w);
     if (w->fd >= 0)
         close(w->fd);
-    if (w->errfd >= 0)
-        close(w->errfd);
     hold_area_free(w);
     fp_buf_free(&w->in);
-    fp_buf_free(&w->errline);
     free(w);
 }
 
@@ -623,65 +619,6 @@ recover_held(struct fp_worker *w)
 }
 
 /* ------------------------------------------------------------------------
- * stderr: logged line by line with the worker's pid
- * ------------------------------------------------------------------------ */
-
-static void
-log_stderr_line(struct fp_worker *w, const char *line, size_t len)
-{
-    if (len > 0 && line[len - 1] == '\r')
-        len--;
-    fp_logf(w->env->log, FP_LOG_INFO, "worker %ld: %.*s", (long)w->pid,
-            (int)len, line);
-}
-
-/* Log the unfinished rest of a line and close the pipe. */
-static void
-close_stderr(struct fp_worker *w)
-{
-    if (w->errline.len > 0)
-        log_stderr_line(w, fp_buf_head(&w->errline), w->errline.len);
-    fp_buf_free(&w->errline);
-    ev_io_stop(w->env->loop, &w->eio);
-    close(w->errfd);
-    w->errfd = -1;
-}
-
-/* Read what the pipe holds; log complete lines; close it at EOF. */
-static void
-read_stderr(struct fp_worker *w)
-{
-    char chunk[4096];
-
-    for (;;) {
-        ssize_t n = read(w->errfd, chunk, sizeof(chunk));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return;
-        if (n <= 0)
-            break;
-        for (ssize_t i = 0; i < n; i++) {
-            if (chunk[i] == '\n' || w->errline.len >= ERRLINE_MAX) {
-                log_stderr_line(w, fp_buf_head(&w->errline), w->errline.len);
-                fp_buf_clear(&w->errline);
-                if (chunk[i] == '\n')
-                    continue;
-            }
-            fp_buf_append(&w->errline, &chunk[i], 1);
-        }
-    }
-    close_stderr(w);
-}
-
-static void
-worker_stderr_cb(struct ev_loop *loop, ev_io *io, int revents)
-{
-    (void)loop; (void)revents;
-    read_stderr(io->data);
-}
-
-/* ------------------------------------------------------------------------
  * Death
  * ------------------------------------------------------------------------ */
 
@@ -715,9 +652,9 @@ reap(struct fp_worker *w, enum fp_wstate from, int status)
     /* Its last words, before the owner logs the death.  (A process it
      * left behind may still hold the pipe: what is there now is read.) */
     if (w->errfd >= 0)
-        read_stderr(w);
+        fp_worker_stderr_read(w);
     if (w->errfd >= 0)
-        close_stderr(w);
+        fp_worker_stderr_close(w);
     stop_io(w);
     ev_timer_stop(loop, &w->grace_timer);
     if (w->fd >= 0)
