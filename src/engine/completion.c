@@ -18,7 +18,7 @@ kick(struct fp_pool *p)
 {
     /* An idle watcher keeps the loop from sleeping, or from returning for
      * want of active watchers, while callbacks are due. */
-    if (!p->freeing && !ev_is_active(&p->done_idle))
+    if (p->free_state == FREE_NONE && !ev_is_active(&p->done_idle))
         ev_idle_start(p->loop, &p->done_idle);
 }
 
@@ -97,7 +97,7 @@ pool_run_callbacks(struct fp_pool *p)
     if (p->in_callbacks)
         return 0;           /* a callback's own call: the outer run goes on */
     p->in_callbacks = 1;
-    while ((job = TAILQ_FIRST(&p->done)) != NULL && !p->free_requested) {
+    while ((job = TAILQ_FIRST(&p->done)) != NULL && p->free_state != FREE_DUE) {
         TAILQ_REMOVE(&p->done, job, done_link);
         job->state = JOB_DELIVERED;
         fp_outcome o = {
@@ -109,14 +109,14 @@ pool_run_callbacks(struct fp_pool *p)
         if (job->worker == NULL)
             fp_job_release(&p->job_cache, job);
     }
-    if (p->phase == POOL_DRAINED && p->drained != NULL && !p->free_requested
-        && !p->freeing && TAILQ_EMPTY(&p->done)) {
+    if (p->phase == POOL_DRAINED && p->drained != NULL
+        && p->free_state == FREE_NONE && TAILQ_EMPTY(&p->done)) {
         fp_drained_fn fn = p->drained;
         p->drained = NULL;
         fn(p, p->drain_cut_off, p->drained_arg);
     }
     p->in_callbacks = 0;
-    if (p->free_requested && !p->freeing) {
+    if (p->free_state == FREE_DUE) {
         pool_teardown(p);
         return 1;
     }
@@ -157,7 +157,7 @@ pool_teardown(struct fp_pool *p)
     struct fp_job *job;
     struct fp_worker *w;
 
-    p->freeing = 1;
+    p->free_state = FREE_UNDER_WAY;
     ev_idle_stop(p->loop, &p->done_idle);
     for (unsigned i = 0; i < p->nworkers; i++)
         teardown_worker(p, p->workers[i]);
@@ -176,7 +176,6 @@ pool_teardown(struct fp_pool *p)
     }
     /* Their callbacks run now; a submission from one is refused. */
     p->in_callbacks = 0;
-    p->free_requested = 0;
     pool_run_callbacks(p);
     ev_idle_stop(p->loop, &p->done_idle);
     fp_job_cache_free(&p->job_cache);

@@ -54,7 +54,7 @@ room(const struct fp_pool *p, const struct fp_worker *w)
 void
 pool_dispatch(struct fp_pool *p)
 {
-    if (p->phase >= POOL_CUT_OFF || p->freeing)
+    if (p->phase >= POOL_CUT_OFF || p->free_state != FREE_NONE)
         return;
     for (unsigned i = 0; i < p->nworkers && p->nqueued > 0; i++) {
         struct fp_worker *w = p->workers[i];

@@ -207,10 +207,10 @@ fp_pool_start(fp_pool *p)
 void
 fp_pool_free(fp_pool *p)
 {
-    if (p == NULL || p->freeing)
+    if (p == NULL || p->free_state != FREE_NONE)
         return;
     if (p->in_callbacks) {
-        p->free_requested = 1;
+        p->free_state = FREE_DUE;
         return;
     }
     pool_teardown(p);
@@ -350,7 +350,7 @@ fp_pool_cancel(fp_pool *p, uint64_t id)
 {
     struct fp_job *job;
 
-    if (p->freeing)
+    if (p->free_state != FREE_NONE)
         return 0;
     TAILQ_FOREACH(job, &p->queue, link) {
         if (job->id == id) {

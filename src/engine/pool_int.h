@@ -75,8 +75,11 @@ struct fp_pool {
     fp_drained_fn      drained;
     void              *drained_arg;
     int                in_callbacks;    /* the runner is calling out */
-    int                free_requested;  /* fp_pool_free from a callback */
-    int                freeing;         /* teardown under way */
+    enum {
+        FREE_NONE,
+        FREE_DUE,       /* fp_pool_free from a callback: once it returns */
+        FREE_UNDER_WAY, /* pool_teardown runs */
+    }                  free_state;
     ev_idle            done_idle;       /* keeps the loop turning for them */
     ev_prepare         flush_prepare;   /* per iteration: callbacks, dispatch,
                                            writes */

@@ -17,7 +17,7 @@ static void reload_step(struct fp_pool *p);
 int
 pool_accepts_jobs(const struct fp_pool *p)
 {
-    return p->phase <= POOL_RUNNING && !p->freeing;
+    return p->phase <= POOL_RUNNING && p->free_state == FREE_NONE;
 }
 
 struct fp_worker *
@@ -228,7 +228,7 @@ pool_drain_init(struct fp_pool *p)
 void
 fp_pool_drain(fp_pool *p, double timeout, fp_drained_fn done, void *arg)
 {
-    if (p->freeing)
+    if (p->free_state != FREE_NONE)
         return;
     if (p->phase == POOL_DRAINING) {
         cut_off(p);

@@ -142,7 +142,7 @@ on_start_due(struct fp_worker *w)
 {
     struct fp_pool *p = w->env->owner;
 
-    if (p->phase < POOL_CUT_OFF && !p->freeing)
+    if (p->phase < POOL_CUT_OFF && p->free_state == FREE_NONE)
         start(p, w);
 }
 
