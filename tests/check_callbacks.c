@@ -96,7 +96,7 @@ deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 static void
-start(unsigned workers, unsigned prefetch)
+create(unsigned workers, unsigned prefetch)
 {
     fp_config cfg;
     char err[256];
@@ -111,6 +111,12 @@ start(unsigned workers, unsigned prefetch)
     cfg.log = quiet;
     T.pool = fp_pool_new(T.loop, &cfg, err, sizeof(err));
     ck_assert_msg(T.pool != NULL, "%s", err);
+}
+
+static void
+start(unsigned workers, unsigned prefetch)
+{
+    create(workers, prefetch);
     ck_assert_int_eq(fp_pool_start(T.pool), 0);
 }
 
@@ -236,6 +242,26 @@ START_TEST(free_from_the_drained_callback)
 }
 END_TEST
 
+/* Before fp_pool_start: a cancelled job's outcome and a drain's notice
+ * still arrive, from the loop. */
+START_TEST(outcomes_before_start_arrive_from_the_loop)
+{
+    create(1, 1);
+    uint64_t a = submit(), b = submit();
+    ck_assert_int_eq(fp_pool_cancel(T.pool, a), 1);
+    ck_assert_uint_eq(T.total, 0);
+    T.want = 1;
+    run(5);
+    ck_assert_int_eq(T.kind[a], FP_CANCELLED);
+    ck_assert_uint_eq(T.outcomes[b], 0);    /* waits for a worker */
+    fp_pool_drain(T.pool, 1, drained_cb, NULL);
+    run(5);
+    ck_assert_int_eq(T.drained, 1);
+    ck_assert_int_eq(T.kind[b], FP_CANCELLED);  /* nothing ever ran it */
+    assert_each_once(a, b);
+}
+END_TEST
+
 static Suite *
 callbacks_suite(void)
 {
@@ -249,6 +275,7 @@ callbacks_suite(void)
     tcase_add_test(tc, no_callback_from_inside_submit_or_cancel);
     tcase_add_test(tc, cancel_from_inside_a_done_callback);
     tcase_add_test(tc, free_from_the_drained_callback);
+    tcase_add_test(tc, outcomes_before_start_arrive_from_the_loop);
     suite_add_tcase(s, tc);
     return s;
 }

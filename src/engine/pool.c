@@ -183,6 +183,11 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
     ev_prepare_init(&p->flush_prepare, flush_prepare_cb);
     p->flush_prepare.data = p;
     p->done_idle.data = p;
+    /* From the start, so that the outcome of a job cancelled (or a drain
+     * finished) before fp_pool_start is still delivered; unref'd: this
+     * watcher alone must not keep the caller's ev_run going. */
+    ev_prepare_start(p->loop, &p->flush_prepare);
+    ev_unref(p->loop);
     return p;
 }
 
@@ -197,9 +202,6 @@ fp_pool_start(fp_pool *p)
     p->started_at = ev_now(p->loop);
     p->target = p->cfg.workers;
     fp_sandbox_activate(&p->sandbox, &p->log);
-    /* Unref'd: this watcher alone must not keep the caller's ev_run going. */
-    ev_prepare_start(p->loop, &p->flush_prepare);
-    ev_unref(p->loop);
     return pool_add_workers(p, p->target);
 }
 
