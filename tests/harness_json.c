@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "modutil.h"
 #include "harness_int.h"
 
 static void
@@ -147,17 +148,7 @@ h_json(const msgpack_object *o)
 const msgpack_object *
 h_get(const msgpack_object *map, const char *key)
 {
-    size_t n = strlen(key);
-
-    if (map == NULL || map->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n
-            && memcmp(k->via.str.ptr, key, n) == 0)
-            return &map->via.map.ptr[i].val;
-    }
-    return NULL;
+    return get(map, key);
 }
 
 int64_t
