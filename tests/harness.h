@@ -1,7 +1,8 @@
 /*
- * harness.h — helpers for the integration tests (check_daemon.c): run the
- * real forkpoold and forkpoolctl, talk MessagePack-RPC to the daemon, and
- * wait for processes without sleeping.
+ * harness.h — helpers for the integration tests (check_daemon_*, check_ctl*,
+ * check_sandbox, check_service, check_soak): run the real forkpoold and
+ * forkpoolctl, talk MessagePack-RPC to the daemon, and wait for processes
+ * without sleeping.  Implemented in harness.c and harness_*.c.
  *
  * Every wait has a deadline and is event-driven (poll on pipes, sockets and
  * pidfds).  While the harness waits for anything, it also keeps reading the
