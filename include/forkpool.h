@@ -91,6 +91,7 @@ typedef void (*fp_done_fn)(const fp_outcome *outcome, void *arg);
 #define FP_DEFAULT_MAX_JOB_BYTES    ((size_t)64 << 20)       /* 64 MiB */
 #define FP_DEFAULT_MAX_JOB_OBJECTS  ((size_t)1 << 20)        /* 1 Mi */
 #define FP_DEFAULT_PREFETCH         128u
+#define FP_DEFAULT_PREFETCH_WAIT    0.001                    /* seconds */
 #define FP_DEFAULT_DRAIN_TIMEOUT    30.0                     /* seconds */
 #define FP_DEFAULT_START_TIMEOUT    30.0                     /* seconds */
 
@@ -110,8 +111,12 @@ typedef struct fp_config {
     size_t      max_job_objects;/* most msgpack objects in one job/result;
                                    0 = 1048576 */
     unsigned    max_jobs;       /* recycle a worker after N jobs; 0 = never */
-    unsigned    prefetch;       /* most jobs queued at one worker when the
-                                   queue is deep; 0 = 128 */
+    unsigned    prefetch;       /* most jobs sent ahead to one busy worker
+                                   (its window); 0 = 128 */
+    double      prefetch_wait;  /* a job is sent ahead to a busy worker only
+                                   while it would start there within this
+                                   many seconds, judged from measured run
+                                   times; 0 = 0.001 */
     size_t      max_rss;        /* recycle a worker, between jobs, once its
                                    resident memory passes this many bytes;
                                    0 = never */

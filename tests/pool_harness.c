@@ -443,3 +443,10 @@ config_map(const char *key, const char *str, size_t *len)
     *len = sb.size;
     return msgpack_sbuffer_release(&sb);
 }
+
+void
+warm_up(int n)
+{
+    for (int i = 0; i < n; i++)
+        wait_job(submit_int(i), 20);
+}

@@ -133,6 +133,9 @@ uint64_t submit_op_str(const char *op, const char *key, const char *value,
                        const fp_job_opts *opts);
 /* Submit a plain integer (echoed back) through fp_pool_submit_object. */
 uint64_t submit_int(int64_t v);
+/* Run `n` quick jobs to their end, so that the pool knows jobs are quick
+ * (and may send later ones ahead to a busy worker). */
+void warm_up(int n);
 /* The pid of the worker that runs the next job (a single-worker pool). */
 pid_t worker_pid_by_job(void);
 /* msgpack bytes of {key: true} or {key: "str"}; the caller frees. */

@@ -170,6 +170,7 @@ pool_teardown(struct fp_pool *p)
     while ((job = pool_queue_pop(p)) != NULL)
         pool_settle_str(p, job, FP_CANCELLED, "pool freed");
     ev_timer_stop(p->loop, &p->drain_timer);
+    ev_timer_stop(p->loop, &p->balance_timer);
     if (ev_is_active(&p->flush_prepare)) {
         ev_ref(p->loop);
         ev_prepare_stop(p->loop, &p->flush_prepare);

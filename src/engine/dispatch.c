@@ -1,13 +1,20 @@
 /*
  * dispatch.c — the queue, and which worker gets which job.
  *
- * FIFO.  Idle workers get a job first; only a queue deep enough to give
- * every worker with room one more job tops up the windows (jobs sent ahead,
- * up to cfg.prefetch), so a short queue is never parked behind a slow job.
+ * FIFO.  An idle worker always gets the next job.  A busy worker gets more
+ * (jobs sent ahead, up to cfg.prefetch) only while the expected wait there
+ * is tiny, judged from measured run times: for trivial jobs that keeps a
+ * window of them at each worker (the wake-ups and writes are batched), and
+ * a job that could take longer never waits behind another one.  A job sent
+ * ahead that has not started moves to a worker that falls idle
+ * (worker_claim.h settles who starts it).
  */
 #include "config.h"
 
 #include "pool_int.h"
+
+/* Weight of the newest run time in the moving average. */
+#define EST_WEIGHT       0.125
 
 struct fp_job *
 pool_queue_pop(struct fp_pool *p)
@@ -35,41 +42,168 @@ pool_requeue_front(struct fp_pool *p, struct fp_jobq *jobs)
     }
 }
 
-/* How many more jobs `w` takes now. */
+void
+pool_learn_run_time(struct fp_pool *p, double secs)
+{
+    if (secs < 0)
+        secs = 0;
+    p->run_est = p->run_est < 0 ? secs : p->run_est + EST_WEIGHT * (secs - p->run_est);
+}
+
+/* How long a job queued behind `behind` jobs of `w`'s window (its head
+ * included) would wait to start.  A head that has already run longer than
+ * the estimate is expected to run as long again. */
+static double
+expected_wait(const struct fp_pool *p, const struct fp_worker *w, unsigned behind)
+{
+    double est = p->run_est, ran, head_left;
+
+    if (behind == 0)
+        return 0;
+    ran = ev_now(p->loop) - w->job_started;
+    head_left = est > ran ? est - ran : ran;
+    return head_left + (behind - 1) * est;
+}
+
+/* The most jobs `w`'s window may hold. */
 static unsigned
-room(const struct fp_pool *p, const struct fp_worker *w)
+window_cap(const struct fp_pool *p, const struct fp_worker *w)
 {
     unsigned limit = p->cfg.prefetch;
 
-    if (!fp_worker_takes_jobs(w))
-        return 0;
     if (w->job_budget > 0) {
         unsigned left = w->job_budget > w->jobs_done ? w->job_budget - w->jobs_done : 0;
         if (left < limit)
             limit = left;
     }
-    return limit > w->nwindow ? limit - w->nwindow : 0;
+    return limit;
+}
+
+/* Does `w` take one more job now? */
+static int
+has_room(const struct fp_pool *p, const struct fp_worker *w)
+{
+    if (!fp_worker_takes_jobs(w) || w->nwindow >= window_cap(p, w))
+        return 0;
+    if (w->nwindow == 0)
+        return 1;
+    /* Sent ahead only where it can be taken back, and only once run times
+     * are known and say it would start almost at once. */
+    return fp_worker_can_take_back(w) && p->run_est >= 0
+        && expected_wait(p, w, w->nwindow) < p->cfg.prefetch_wait;
+}
+
+/* The worker whose last job sent ahead would wait longest, and that wait
+ * in *wait (0 if none). */
+static struct fp_worker *
+longest_wait_ahead(const struct fp_pool *p, double *wait)
+{
+    struct fp_worker *from = NULL;
+
+    *wait = 0;
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        struct fp_worker *w = p->workers[i];
+        if (w->nwindow < 2)
+            continue;
+        double t = expected_wait(p, w, w->nwindow - 1);
+        if (from == NULL || t > *wait) {
+            *wait = t;
+            from = w;
+        }
+    }
+    return from;
+}
+
+/* Take `from`'s last job sent ahead that is not started yet and give it to
+ * `idle`.  Returns 1 if one moved. */
+static int
+take_over(struct fp_worker *from, struct fp_worker *idle)
+{
+    for (struct fp_job *job = TAILQ_LAST(&from->window, fp_jobq);
+         job != NULL && job != TAILQ_FIRST(&from->window);
+         job = TAILQ_PREV(job, fp_jobq, link)) {
+        if (fp_worker_take_back(from, job)) {
+            job->state = JOB_QUEUED;
+            fp_worker_assign(idle, job);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Idle workers and an empty queue: they take over the jobs sent ahead that
+ * would otherwise wait long.  Jobs that would start soon stay; if they
+ * might still come to wait long, look again when they would. */
+static void
+balance(struct fp_pool *p)
+{
+    double wait = 0;
+
+    for (unsigned i = 0; i < p->nworkers && p->nahead > 0; i++) {
+        struct fp_worker *idle = p->workers[i], *from;
+        if (idle->nwindow > 0 || !fp_worker_takes_jobs(idle))
+            continue;
+        from = longest_wait_ahead(p, &wait);
+        if (from == NULL)
+            return;
+        if (wait < p->cfg.prefetch_wait || !take_over(from, idle)) {
+            /* Not worth it yet, or the jobs have just started (their
+             * results are on the way): look again in a moment. */
+            double delay = wait < p->cfg.prefetch_wait ? p->cfg.prefetch_wait - wait
+                                                  : p->cfg.prefetch_wait;
+            ev_timer_stop(p->loop, &p->balance_timer);
+            ev_timer_set(&p->balance_timer, delay + 0.0002, 0.);
+            ev_timer_start(p->loop, &p->balance_timer);
+            return;
+        }
+    }
+}
+
+static void
+balance_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents)
+{
+    (void)loop; (void)revents;
+    pool_dispatch(tw->data);
+}
+
+void
+pool_dispatch_init(struct fp_pool *p)
+{
+    ev_timer_init(&p->balance_timer, balance_timer_cb, 0., 0.);
+    p->balance_timer.data = p;
 }
 
 void
 pool_dispatch(struct fp_pool *p)
 {
+    int gave;
+
     if (p->phase >= POOL_CUT_OFF || p->free_state != FREE_NONE)
         return;
-    for (unsigned i = 0; i < p->nworkers && p->nqueued > 0; i++) {
-        struct fp_worker *w = p->workers[i];
-        if (w->nwindow == 0 && room(p, w) > 0)
-            fp_worker_assign(w, pool_queue_pop(p));
-    }
+    /* Idle workers first, then one more each round to every worker with
+     * room, so windows fill evenly. */
+    do {
+        gave = 0;
+        for (unsigned i = 0; i < p->nworkers && p->nqueued > 0; i++) {
+            struct fp_worker *w = p->workers[i];
+            if (w->nwindow == 0 && has_room(p, w)) {
+                fp_worker_assign(w, pool_queue_pop(p));
+                gave = 1;
+            }
+        }
+    } while (gave && p->nqueued > 0);
     while (p->nqueued > 0) {
-        unsigned with_room = 0;
-        for (unsigned i = 0; i < p->nworkers; i++)
-            if (room(p, p->workers[i]) > 0)
-                with_room++;
-        if (with_room == 0 || p->nqueued < with_room)
+        gave = 0;
+        for (unsigned i = 0; i < p->nworkers && p->nqueued > 0; i++) {
+            struct fp_worker *w = p->workers[i];
+            if (has_room(p, w)) {
+                fp_worker_assign(w, pool_queue_pop(p));
+                gave = 1;
+            }
+        }
+        if (!gave)
             break;
-        for (unsigned i = 0; i < p->nworkers; i++)
-            if (room(p, p->workers[i]) > 0)
-                fp_worker_assign(p->workers[i], pool_queue_pop(p));
     }
+    if (p->nqueued == 0 && p->nahead > 0)
+        balance(p);
 }

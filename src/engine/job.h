@@ -51,11 +51,15 @@ struct fp_job {
     size_t            out_len;
     char             *out_heap;
 
+    uint64_t          seq;          /* its number in the worker's stream,
+                                       FP_SEQ_NONE until its bytes go out */
     unsigned char     hdrlen;       /* ["job", id, ...]'s envelope in hdr: */
     char              hdr[16];      /* sent with the payload, by writev */
     char              inline_payload[];
 };
 TAILQ_HEAD(fp_jobq, fp_job);
+
+#define FP_SEQ_NONE UINT64_MAX
 
 /* Small job blocks are kept for reuse, so a steady stream of small jobs
  * costs no malloc. */

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "pool_int.h"
+#include "worker_claim.h"
 
 /* Room for the envelope around a job or result: ["error", <uint64>, ...]. */
 #define ENVELOPE_BYTES       64
@@ -129,6 +130,10 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
         p->cfg.max_job_objects = FP_DEFAULT_MAX_JOB_OBJECTS;
     if (p->cfg.prefetch == 0)
         p->cfg.prefetch = FP_DEFAULT_PREFETCH;
+    if (p->cfg.prefetch > FP_MAX_PREFETCH)
+        p->cfg.prefetch = FP_MAX_PREFETCH;      /* the claims ring's reach */
+    if (!(p->cfg.prefetch_wait > 0))
+        p->cfg.prefetch_wait = FP_DEFAULT_PREFETCH_WAIT;
     p->log.fn = cfg->log;
     p->log.arg = cfg->log_arg;
     p->log.level = cfg->log_level;
@@ -170,6 +175,8 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
     p->env.owner = p;
     p->env.limits = &p->worker_limits;
     p->env.slow_log = p->cfg.slow_log;
+    p->env.ahead = &p->nahead;
+    p->run_est = -1;
 
     TAILQ_INIT(&p->queue);
     TAILQ_INIT(&p->done);
@@ -179,6 +186,7 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
     p->rng = ((uint64_t)getpid() << 32) ^ (uint64_t)(ev_time() * 1e6) ^ 0x9e3779b97f4a7c15ull;
     msgpack_packer_init(&p->scratch_pk, &p->scratch, fp_buf_pack_write);
     pool_drain_init(p);
+    pool_dispatch_init(p);
     ev_idle_init(&p->done_idle, done_idle_cb);
     ev_prepare_init(&p->flush_prepare, flush_prepare_cb);
     p->flush_prepare.data = p;
@@ -263,8 +271,8 @@ fp_pool_submit_batch(fp_pool *p, const fp_job_buf *jobs, size_t n,
         why = "empty batch";
     else if (!pool_accepts_jobs(p))
         why = "draining";
-    else if (n > p->cfg.queue_max - p->nqueued
-             || p->nqueued >= p->cfg.queue_max
+    else if (p->nqueued + p->nahead >= p->cfg.queue_max
+             || n > p->cfg.queue_max - p->nqueued - p->nahead
              || bytes > p->cfg.queue_max_bytes - p->held_bytes
              || p->held_bytes > p->cfg.queue_max_bytes)
         why = "queue full";

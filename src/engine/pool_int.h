@@ -61,6 +61,9 @@ struct fp_pool {
 
     struct fp_jobq     queue;       /* accepted, not yet sent to a worker */
     size_t             nqueued;
+    size_t             nahead;      /* sent ahead: in windows, behind a head */
+    double             run_est;     /* typical run time of a job, s (a moving
+                                       average); < 0 until one has ended */
     size_t             held_bytes;  /* payloads of every unfinished job */
     uint64_t           next_id;
     struct fp_job_cache job_cache;
@@ -84,6 +87,7 @@ struct fp_pool {
     ev_prepare         flush_prepare;   /* per iteration: callbacks, dispatch,
                                            writes */
     ev_timer           drain_timer;
+    ev_timer           balance_timer;   /* look again at jobs sent ahead */
 
     ev_tstamp          started_at;
     uint64_t           rng;         /* xorshift state for --max-jobs jitter */
@@ -121,6 +125,9 @@ void pool_teardown(struct fp_pool *p);
 
 /* dispatch.c */
 void pool_dispatch(struct fp_pool *p);
+void pool_dispatch_init(struct fp_pool *p);
+/* A job ran `secs`: the dispatcher's estimate of run times learns it. */
+void pool_learn_run_time(struct fp_pool *p, double secs);
 struct fp_job *pool_queue_pop(struct fp_pool *p);
 /* Put jobs back at the head of the queue, in their order. */
 void pool_requeue_front(struct fp_pool *p, struct fp_jobq *jobs);

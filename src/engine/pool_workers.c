@@ -104,7 +104,10 @@ on_result(struct fp_worker *w, struct fp_job *job)
 {
     struct fp_pool *p = w->env->owner;
 
-    pool_record_latency(p, ev_now(p->loop) - job->started_at);
+    double ran = ev_now(p->loop) - job->started_at;
+
+    pool_record_latency(p, ran);
+    pool_learn_run_time(p, ran);
     if (w->fail_streak > 0) {
         fp_logf(&p->log, FP_LOG_INFO, "worker slot %u: healthy again after %u "
                 "failed starts", w->slot, w->fail_streak);

@@ -75,6 +75,8 @@ struct fp_worker_env {
     void                       *owner;      /* the pool, for the ops */
     const struct fp_limits     *limits;     /* frames from workers */
     double                      slow_log;   /* seconds; 0 = off */
+    size_t                     *ahead;      /* kept up to date: jobs in all
+                                               windows behind their head */
 };
 
 struct fp_worker {
@@ -99,6 +101,7 @@ struct fp_worker {
     unsigned           nwindow;
     struct fp_job     *send_next;   /* first job in window not fully sent */
     size_t             send_off;    /* bytes of it (hdr + payload) sent */
+    uint64_t           next_seq;    /* number of the next job written */
     ev_tstamp          spawned_at;
     ev_tstamp          ready_at;    /* 0 until it says "ready" */
     ev_tstamp          job_started; /* when the window's head began */
@@ -136,6 +139,13 @@ void fp_worker_assign(struct fp_worker *w, struct fp_job *job);
 void fp_worker_flush(struct fp_worker *w);
 /* True while it takes new jobs. */
 int  fp_worker_takes_jobs(const struct fp_worker *w);
+/* True if jobs sent ahead to it can be taken back (it shares the claims
+ * of worker_claim.h with us); else it should get only what it can start. */
+int  fp_worker_can_take_back(const struct fp_worker *w);
+/* Take `job`, sent ahead and not started, out of its window (the worker
+ * will skip it).  Returns 1, or 0 if it cannot be had: it is running, its
+ * bytes are half written, or the worker has just started it. */
+int  fp_worker_take_back(struct fp_worker *w, struct fp_job *job);
 
 /* The lifecycle events an owner sends (see worker_life.h). */
 void fp_worker_retire(struct fp_worker *w, const char *why);

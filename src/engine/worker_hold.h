@@ -28,8 +28,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "worker_claim.h"
+
 /* Size of the shared area, header included. */
-#define FP_HOLD_AREA (128 * 1024)
+#define FP_HOLD_AREA (144 * 1024)    /* 16 KiB of it claims */
 
 /* The shared area.  The worker appends to data[] and then publishes len;
  * after writing data[0..len) to its socket it sets len to 0 first and then
@@ -39,6 +41,7 @@ struct fp_hold_area {
     uint64_t base;      /* stream offset of data[0] */
     uint32_t len;       /* bytes held in data[] */
     uint32_t pad;
+    uint64_t claims[FP_CLAIM_RING]; /* who starts each job (worker_claim.h) */
     char     data[];
 };
 

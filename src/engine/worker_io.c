@@ -26,6 +26,7 @@
 #include "worker.h"
 #include "codec/wire.h"
 #include "spawn.h"
+#include "worker_claim.h"
 #include "worker_hold.h"
 #include "worker_loop.h"
 
@@ -111,6 +112,19 @@ fp_worker_free(struct fp_worker *w)
     free(w);
 }
 
+/* The window now holds `n` jobs: keep the owner's count of jobs waiting
+ * behind a head up to date. */
+static void
+set_nwindow(struct fp_worker *w, unsigned n)
+{
+    size_t before = w->nwindow > 0 ? w->nwindow - 1 : 0;
+    size_t after = n > 0 ? n - 1 : 0;
+
+    *w->env->ahead += after;
+    *w->env->ahead -= before;
+    w->nwindow = n;
+}
+
 int
 fp_worker_alive(const struct fp_worker *w)
 {
@@ -190,6 +204,7 @@ fp_worker_spawn(struct fp_worker *w, const struct fp_spawn_req *req)
     w->received = 0;
     w->send_next = NULL;
     w->send_off = 0;
+    w->next_seq = 0;
     fp_buf_clear(&w->in);
     fp_buf_clear(&w->errline);
     fp_scanner_reset(&w->scan);
@@ -266,8 +281,9 @@ fp_worker_assign(struct fp_worker *w, struct fp_job *job)
 
     job->worker = w;
     job->state = JOB_ASSIGNED;
+    job->seq = FP_SEQ_NONE;
     TAILQ_INSERT_TAIL(&w->window, job, link);
-    w->nwindow++;
+    set_nwindow(w, w->nwindow + 1);
     *h++ = (char)0x93;                  /* array of 3 */
     *h++ = (char)0xa3;                  /* str of 3 */
     memcpy(h, "job", 3);
@@ -284,20 +300,44 @@ fp_worker_assign(struct fp_worker *w, struct fp_job *job)
         start_head(w);
 }
 
+/* Jobs from the first one with no byte out got none after all: they are
+ * unnumbered again, so a job taken back before it was written leaves no
+ * gap in the numbering. */
+static void
+unnumber_unsent(struct fp_worker *w)
+{
+    struct fp_job *j = w->send_next;
+
+    if (j != NULL && w->send_off > 0)
+        j = TAILQ_NEXT(j, link);        /* it has bytes out: it keeps its number */
+    if (j == NULL || j->seq == FP_SEQ_NONE)
+        return;
+    w->next_seq = j->seq;
+    for (; j != NULL && j->seq != FP_SEQ_NONE; j = TAILQ_NEXT(j, link))
+        j->seq = FP_SEQ_NONE;
+}
+
 /* Write queued jobs: one sendmsg carries many, each as its envelope and its
- * payload, straight from the job.  Returns 0 once all are out (and sends
- * the EOF a stop asked for), 1 when the socket is full, -1 after the
- * worker was killed for a broken socket. */
+ * payload, straight from the job.  Each job is numbered and offered to the
+ * worker (worker_claim.h) before its first byte goes out.  Returns 0 once
+ * all are out (and sends the EOF a stop asked for), 1 when the socket is
+ * full, -1 after the worker was killed for a broken socket. */
 static int
 send_jobs(struct fp_worker *w)
 {
     struct iovec iov[WRITE_IOV];
+    uint64_t *claims = w->hold_area != NULL ? w->hold_area->claims : NULL;
 
     while (w->send_next != NULL) {
         int n = 0;
         size_t skip = w->send_off;
         for (struct fp_job *j = w->send_next; j != NULL && n + 2 <= WRITE_IOV;
              j = TAILQ_NEXT(j, link)) {
+            if (j->seq == FP_SEQ_NONE) {
+                j->seq = w->next_seq++;
+                if (claims != NULL)
+                    fp_claim_offer(claims, j->seq);
+            }
             size_t hdr_skip = skip < j->hdrlen ? skip : j->hdrlen;
             if (hdr_skip < j->hdrlen)
                 iov[n++] = (struct iovec){ j->hdr + hdr_skip, j->hdrlen - hdr_skip };
@@ -310,10 +350,14 @@ send_jobs(struct fp_worker *w)
          * EPIPE, not a SIGPIPE that kills a library user's program. */
         struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
         ssize_t put = sendmsg(w->fd, &mh, MSG_NOSIGNAL);
-        if (put < 0 && errno == EINTR)
+        if (put < 0 && errno == EINTR) {
+            unnumber_unsent(w);
             continue;
-        if (put < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        }
+        if (put < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            unnumber_unsent(w);
             return 1;
+        }
         if (put < 0) {
             fp_worker_kill(w, KILL_BROKEN, 0);
             return -1;
@@ -329,10 +373,35 @@ send_jobs(struct fp_worker *w)
             w->send_next = TAILQ_NEXT(w->send_next, link);
             w->send_off = 0;
         }
+        unnumber_unsent(w);
     }
     if (w->state == WS_STOPPING)
         shutdown(w->fd, SHUT_WR);   /* the EOF its stop asked for */
     return 0;
+}
+
+int
+fp_worker_can_take_back(const struct fp_worker *w)
+{
+    return w->hold_area != NULL;
+}
+
+int
+fp_worker_take_back(struct fp_worker *w, struct fp_job *job)
+{
+    if (job->worker != w || job == TAILQ_FIRST(&w->window)
+        || job->state != JOB_ASSIGNED
+        || (job == w->send_next && w->send_off > 0))
+        return 0;
+    if (job->seq != FP_SEQ_NONE
+        && (w->hold_area == NULL || !fp_claim_take(w->hold_area->claims, job->seq)))
+        return 0;
+    if (job == w->send_next)
+        w->send_next = TAILQ_NEXT(job, link);   /* never written: no gap */
+    TAILQ_REMOVE(&w->window, job, link);
+    set_nwindow(w, w->nwindow - 1);
+    job->worker = NULL;
+    return 1;
 }
 
 void
@@ -491,7 +560,7 @@ deliver(struct fp_worker *w, const struct fp_worker_msg *m)
         return;
     }
     TAILQ_REMOVE(&w->window, job, link);
-    w->nwindow--;
+    set_nwindow(w, w->nwindow - 1);
     w->jobs_done++;
     job->worker = NULL;
     fp_job_set_outcome(job, m->type == FP_WMSG_OK ? FP_OK : FP_ERROR,
@@ -668,7 +737,7 @@ reap(struct fp_worker *w, enum fp_wstate from, int status)
 
     TAILQ_INIT(&window);
     TAILQ_CONCAT(&window, &w->window, link);
-    w->nwindow = 0;
+    set_nwindow(w, 0);
     w->env->ops->exited(w, &x, &window);   /* last: it may free w */
 }
 

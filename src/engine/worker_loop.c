@@ -33,6 +33,8 @@ struct worker {
     msgpack_packer               result_pk;
     int                          retire_sent;
     struct fp_hold               hold;      /* results waiting to be sent */
+    uint64_t                    *claims;    /* shared with the master, or NULL */
+    uint64_t                     seq;       /* jobs read so far */
 };
 
 static void
@@ -152,6 +154,9 @@ handle_frame(struct worker *w, const char *frame, size_t len)
         wlog("%s", "unexpected message from the master");
         return -1;
     }
+    /* A job sent ahead may have been taken back for another worker. */
+    if (w->claims != NULL && !fp_claim_start(w->claims, w->seq++))
+        return 0;
     if (w->args->sandbox != NULL && fp_sandbox_job_cpu(w->args->sandbox)
         && !w->retire_sent) {
         /* ["retire", {}]: replace me after this job (README, worker
@@ -280,6 +285,7 @@ fp_worker_main(int fd, void *arg)
         fp_hold_start(&w.hold, NULL, fd);
     else if (fp_hold_start(&w.hold, args->hold_area, fd) < 0)
         wlog("%s", "cannot hold results (writing each at once)");
+    w.claims = args->hold_area != NULL ? args->hold_area->claims : NULL;
     set_title(&w, "idle", 0);
     send_ready(&w);
     if (serve(&w) < 0)
