@@ -6,21 +6,14 @@
  * daemon could not start, 2 for bad flags or values.
  */
 #include "config.h"
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
-#include <pwd.h>
-#include <limits.h>
-#include <math.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 #include <unistd.h>
-#include <wordexp.h>
 #include <ev.h>
 
 #include "forkpool.h"
@@ -192,7 +185,22 @@ main(int argc, char **argv)
 
     argv = fp_proctitle_init(argc, argv);
     memset(&d, 0, sizeof(d));
-    fp_daemon_opts_parse(&o, argc, argv);
+    switch (fp_daemon_opts_parse(&o, argc, argv)) {
+    case FP_OPTS_RUN:
+        break;
+    case FP_OPTS_HELP:
+        fp_daemon_usage(stdout);
+        fp_daemon_opts_free(&o);
+        return 0;
+    case FP_OPTS_VERSION:
+        printf("forkpoold %s\n", PACKAGE_VERSION);
+        fp_daemon_opts_free(&o);
+        return 0;
+    default:
+        fprintf(stderr, "forkpoold: %s (see forkpoold --help)\n", o.err);
+        fp_daemon_opts_free(&o);
+        return EXIT_USAGE;
+    }
     d.drain_timeout = o.drain_timeout;
     if (o.socket != NULL) {
         if (snprintf(sockpath, sizeof(sockpath), "%s", o.socket) >= (int)sizeof(sockpath))
@@ -242,8 +250,7 @@ main(int argc, char **argv)
         fp_pidfile_remove(o.pidfile, pid_fd);
         return 1;
     }
-    fp_control_set_job_limits(d.ctl, cfg->max_job_bytes ? cfg->max_job_bytes : 64u << 20,
-                              cfg->max_job_objects ? cfg->max_job_objects : 1u << 20,
+    fp_control_set_job_limits(d.ctl, cfg->max_job_bytes, cfg->max_job_objects,
                               o.max_workers);
     watch_signal(&d, &d.sig_term, SIGTERM, term_cb);
     watch_signal(&d, &d.sig_int, SIGINT, term_cb);
