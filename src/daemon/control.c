@@ -165,7 +165,7 @@ client_read_cb(struct ev_loop *loop, ev_io *io, int revents)
             client_refuse_frame(c, why);
             return;
         }
-        int rc = ctl_handle_request(c, fp_buf_head(&c->in), (size_t)n);
+        int rc = ctl_dispatch(c, fp_buf_head(&c->in), (size_t)n);
         fp_buf_consume(&c->in, (size_t)n);
         fp_scanner_reset(&c->scan);
         if (rc < 0) {
@@ -361,6 +361,8 @@ control_new(struct ev_loop *loop, fp_pool *pool, int lfd, const char *path,
     if (hooks != NULL)
         ctl->hooks = *hooks;
     ctl->log = log;
+    ctl->methods = ctl_methods;
+    ctl->nmethods = ctl_nmethods;
     fp_control_set_job_limits(ctl, 0, 0, FP_DEFAULT_MAX_WORKERS);
     LIST_INIT(&ctl->clients);
     ev_io_init(&ctl->accept_io, accept_cb, ctl->lfd, EV_READ);
