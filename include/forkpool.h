@@ -10,6 +10,11 @@
  * This header holds two contracts:
  *   1. the module ABI (fp_module) — what a handler .so exports;
  *   2. the embedding API (fp_pool_*) — run a pool inside a libev program.
+ *
+ * Callbacks (a job's done, the drain notice) run from one place, once per
+ * loop iteration, never from inside a call into the pool: a callback may
+ * submit, cancel, scale, drain or free the pool.  The log callback runs
+ * where its event happens and must not call into the pool.
  */
 #ifndef FORKPOOL_H
 #define FORKPOOL_H
@@ -278,8 +283,10 @@ void fp_pool_stats(const fp_pool *pool, fp_stats *st);
 size_t fp_pool_pids(const fp_pool *pool, pid_t *pids, size_t max);
 
 /* Kill every worker at once and free the pool.  Jobs still pending end
- * FP_CANCELLED ("pool freed"), their callbacks run inside this call; drain
- * first for a graceful stop.  Not to be called from a pool callback. */
+ * FP_CANCELLED ("pool freed"), their callbacks run inside this call (a
+ * submission from one is rejected, "draining"); drain first for a graceful
+ * stop.  May be called from a done or drained callback: it takes effect as
+ * that callback returns. */
 void fp_pool_free(fp_pool *pool);
 
 #ifdef __cplusplus

@@ -91,7 +91,6 @@ static void
 fake_teardown(void)
 {
     fp_buf_free(&fake_client.out);
-    h_teardown();
 }
 
 /* Dispatch [0, 7, method, params] (params as JSON).  Returns what
@@ -325,7 +324,7 @@ START_TEST(forkpoolctl_command_row_runs_as_before)
     struct h_run run;
     size_t n = 0;
 
-    ck_assert(h_have_ctl());
+    h_need_ctl();
     argv[n++] = (char *)H_FORKPOOLCTL;
     argv[n++] = (char *)"-s";
     argv[n++] = d->sock;
@@ -349,9 +348,8 @@ ctl_commands_suite(void)
     Suite *s = suite_create("ctl_commands");
     TCase *tc;
 
-    tc = tcase_create("dispatch");
+    tc = h_tcase("dispatch", 10);
     tcase_add_checked_fixture(tc, fake_setup, fake_teardown);
-    tcase_set_timeout(tc, 10);
     tcase_add_loop_test(tc, params_are_checked_against_the_row_before_the_handler, 0,
                         sizeof(rule_cases) / sizeof(rule_cases[0]));
     tcase_add_test(tc, handler_gets_each_param_found);
@@ -360,17 +358,13 @@ ctl_commands_suite(void)
     tcase_add_test(tc, real_method_rows_are_well_formed);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("methods");
-    tcase_add_checked_fixture(tc, NULL, h_teardown);
-    tcase_set_timeout(tc, 20);
+    tc = h_tcase("methods", 20);
     tcase_add_loop_test(tc, bad_request_gets_its_error_and_the_connection_goes_on, 0,
                         sizeof(bad_requests) / sizeof(bad_requests[0]));
     tcase_add_test(tc, methods_without_params_ignore_any_given);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("forkpoolctl");
-    tcase_add_checked_fixture(tc, NULL, h_teardown);
-    tcase_set_timeout(tc, 20);
+    tc = h_tcase("forkpoolctl", 20);
     tcase_add_loop_test(tc, forkpoolctl_command_row_runs_as_before, 0,
                         sizeof(ctl_cases) / sizeof(ctl_cases[0]));
     suite_add_tcase(s, tc);

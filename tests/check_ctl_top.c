@@ -31,15 +31,8 @@
 
 #include "harness.h"
 
-#define MOD "--module", H_TESTMOD
 #define SHOW_CURSOR "\033[?25h"
 #define HIDE_CURSOR "\033[?25l"
-
-static void
-need_ctl(void)
-{
-    ck_assert_msg(h_have_ctl(), "%s has not been built", H_FORKPOOLCTL);
-}
 
 /* Submit `n` copies of job without waiting for them. */
 static void
@@ -254,7 +247,7 @@ assert_terminal_restored(const struct pty_run *p, const struct termios *before)
 
 START_TEST(top_count_prints_one_plain_line_per_refresh)
 {
-    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "2", NULL));
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "2", NULL));
     struct h_rpc *c = h_connected(d);
     struct h_run run;
     char *lines[8];
@@ -264,7 +257,7 @@ START_TEST(top_count_prints_one_plain_line_per_refresh)
         "timed_out", "cancelled", "restarts",
     };
 
-    need_ctl();
+    h_need_ctl();
     /* Every worker ready first, or the jobs could all be prefetched by the
      * first one up. */
     wait_workers(c, "idle", 2);
@@ -299,12 +292,12 @@ END_TEST
  * finished kind (here ok and error). */
 START_TEST(top_rate_counts_jobs_finished_between_refreshes)
 {
-    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "2", NULL));
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "2", NULL));
     struct h_rpc *c = h_connected(d);
     struct h_run run;
     char *lines[8];
 
-    need_ctl();
+    h_need_ctl();
     wait_workers(c, "idle", 2);
     /* ~2 s of work on 2 workers, some of it failing. */
     for (int i = 0; i < 30; i++)
@@ -336,7 +329,7 @@ START_TEST(top_without_daemon_exits_3_naming_the_socket)
     char sock[256];
     struct h_run run;
 
-    need_ctl();
+    h_need_ctl();
     snprintf(sock, sizeof sock, "%s/nobody-here.sock", h_tempdir());
     char *argv[] = { (char *)H_FORKPOOLCTL, (char *)"-s", sock, (char *)"top",
                      (char *)"--count", (char *)"1", NULL };
@@ -352,7 +345,7 @@ START_TEST(top_bad_options_exit_2)
     struct h_daemon *d = h_started(h_daemon_start("--builtin", "echo", "-w", "1", NULL));
     struct h_run run;
 
-    need_ctl();
+    h_need_ctl();
     h_ctl(&run, d, NULL, "top", "--interval", "0", NULL);
     ck_assert_int_eq(h_exit_code(run.status), 2);
     ck_assert_ptr_nonnull(strstr(run.err, "--interval"));
@@ -371,14 +364,14 @@ END_TEST
 
 START_TEST(top_on_a_terminal_draws_workers_and_restores_it_on_q)
 {
-    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "2", NULL));
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "2", NULL));
     struct h_rpc *c = h_connected(d);
     struct pty_run p;
     struct termios before;
     pid_t pids[2];
     char pid[32];
 
-    need_ctl();
+    h_need_ctl();
     wait_workers(c, "idle", 2);
     h_rpc_submit(c, "{\"op\": \"sleep\", \"s\": 20}", NULL);
     wait_workers(c, "busy", 1);
@@ -417,7 +410,7 @@ START_TEST(top_on_a_terminal_restores_it_on_a_signal)
     struct pty_run p;
     struct termios before;
 
-    need_ctl();
+    h_need_ctl();
     top_on_pty(&p, d, 24, 80);
     ck_assert_int_eq(tcgetattr(p.slave, &before), 0);
     ck_assert_msg(pty_wait_for(&p, "PID", 0, H_REPLY_MS), "no header: %s", p.out);
@@ -437,7 +430,7 @@ START_TEST(top_on_a_terminal_fits_the_rows_to_its_height)
     struct pty_run p;
     struct winsize small = { .ws_row = 10, .ws_col = 80 };
 
-    need_ctl();
+    h_need_ctl();
     wait_workers(c, "idle", 8);     /* all started: the rows are 8 */
     top_on_pty(&p, d, 40, 80);
     ck_assert_msg(pty_wait_for(&p, "PID", 0, H_REPLY_MS), "no header: %s", p.out);
@@ -500,14 +493,14 @@ mixed_jobs(int *lines)
  * jobs fed through a pipe, and nothing goes to stderr. */
 START_TEST(map_output_unchanged_when_stderr_is_not_a_terminal)
 {
-    struct h_daemon *a = h_started(h_daemon_start(MOD, "-w", "2", NULL));
-    struct h_daemon *b = h_started(h_daemon_start(MOD, "-w", "2", NULL));
+    struct h_daemon *a = h_started(h_daemon_start(H_MOD, "-w", "2", NULL));
+    struct h_daemon *b = h_started(h_daemon_start(H_MOD, "-w", "2", NULL));
     struct h_run piped, filed;
     int lines;
     char *in = mixed_jobs(&lines);
     const char *path = write_file(in);
 
-    need_ctl();
+    h_need_ctl();
     h_ctl(&piped, a, in, "map", "--keep-order", NULL);
     char *argv[] = { (char *)"/bin/sh", (char *)"-c",
                      (char *)"f=$1; shift; exec \"$@\" < \"$f\"", (char *)"sh",
@@ -531,12 +524,12 @@ END_TEST
  * ends exact and is cleared; stdout is the same as ever. */
 START_TEST(map_progress_line_on_a_terminal_leaves_stdout_alone)
 {
-    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "2", NULL));
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "2", NULL));
     struct pty_run p;
     char in[4096] = "", expect[8192] = "";
     int out[2];
 
-    need_ctl();
+    h_need_ctl();
     /* 30 jobs of 50 ms on 2 workers: ~0.75 s, several redraws. */
     for (int i = 0; i < 30; i++) {
         strcat(in, "{\"op\": \"sleep\", \"s\": 0.05}\n");
@@ -582,26 +575,20 @@ ctl_top_suite(void)
     Suite *s = suite_create("ctl_top");
     TCase *tc;
 
-    tc = tcase_create("top");
-    tcase_add_checked_fixture(tc, NULL, h_teardown);
-    tcase_set_timeout(tc, 30);
+    tc = h_tcase("top", 30);
     tcase_add_test(tc, top_count_prints_one_plain_line_per_refresh);
     tcase_add_test(tc, top_rate_counts_jobs_finished_between_refreshes);
     tcase_add_test(tc, top_without_daemon_exits_3_naming_the_socket);
     tcase_add_test(tc, top_bad_options_exit_2);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("terminal");
-    tcase_add_checked_fixture(tc, NULL, h_teardown);
-    tcase_set_timeout(tc, 30);
+    tc = h_tcase("terminal", 30);
     tcase_add_test(tc, top_on_a_terminal_draws_workers_and_restores_it_on_q);
     tcase_add_loop_test(tc, top_on_a_terminal_restores_it_on_a_signal, 0, 2);
     tcase_add_test(tc, top_on_a_terminal_fits_the_rows_to_its_height);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("progress");
-    tcase_add_checked_fixture(tc, NULL, h_teardown);
-    tcase_set_timeout(tc, 30);
+    tc = h_tcase("progress", 30);
     tcase_add_test(tc, map_output_unchanged_when_stderr_is_not_a_terminal);
     tcase_add_test(tc, map_progress_line_on_a_terminal_leaves_stdout_alone);
     suite_add_tcase(s, tc);

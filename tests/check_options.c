@@ -253,9 +253,7 @@ options_suite(void)
     Suite *s = suite_create("options");
     TCase *tc;
 
-    tc = tcase_create("config");
-    tcase_add_checked_fixture(tc, NULL, h_teardown);
-    tcase_set_timeout(tc, 10);
+    tc = h_tcase("config", 10);
     tcase_add_loop_test(tc, every_config_spelling_reads_the_file, 0,
                         sizeof(config_spellings) / sizeof(config_spellings[0]));
     tcase_add_test(tc, flags_override_the_config_file_before_or_after_it);
@@ -264,17 +262,13 @@ options_suite(void)
     tcase_add_test(tc, unreadable_config_file_is_an_error);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("errors");
-    tcase_add_checked_fixture(tc, NULL, h_teardown);
-    tcase_set_timeout(tc, 10);
+    tc = h_tcase("errors", 10);
     tcase_add_loop_test(tc, bad_value_returns_an_error_naming_the_flag, 0,
                         sizeof(bad_values) / sizeof(bad_values[0]));
     tcase_add_test(tc, help_and_version_are_reported_not_acted_on);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("defaults");
-    tcase_add_checked_fixture(tc, NULL, h_teardown);
-    tcase_set_timeout(tc, 10);
+    tc = h_tcase("defaults", 10);
     tcase_add_test(tc, defaults_are_the_forkpool_h_ones);
     tcase_add_test(tc, help_text_shows_the_default_limits);
     suite_add_tcase(s, tc);

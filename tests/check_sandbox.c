@@ -21,7 +21,6 @@
 
 #include "harness.h"
 
-#define TESTMOD "--module", H_TESTMOD
 #define HOSTILE "--module", TOP_BUILDDIR "/tests/.libs/hostilemod.so"
 
 /* AddressSanitizer reserves terabytes of address space: --rlimit-as cannot
@@ -197,7 +196,7 @@ END_TEST
  * crashes behave as without the sandbox. */
 START_TEST(strict_abort_reads_as_sigabrt)
 {
-    struct h_daemon *d = h_started(h_daemon_start(TESTMOD, "--sandbox", "strict",
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "--sandbox", "strict",
                                                   "-w", "1", NULL));
     struct h_rpc *c = h_connected(d);
 
@@ -234,7 +233,7 @@ END_TEST
  * of its own; where it does not, the log says so once. */
 START_TEST(strict_worker_gets_its_own_network_namespace)
 {
-    struct h_daemon *d = h_started(h_daemon_start(TESTMOD, "--sandbox", "strict",
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "--sandbox", "strict",
                                                   "-w", "2", "-v", NULL));
     struct h_rpc *c = h_connected(d);
     pid_t pids[2];
@@ -264,7 +263,7 @@ END_TEST
 /* The --rlimit-* flags reach every worker. */
 START_TEST(rlimits_are_set_in_each_worker)
 {
-    struct h_daemon *d = h_started(h_daemon_start(TESTMOD, "-w", "2", "-v",
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "2", "-v",
                                                   "--rlimit-nofile", "32",
                                                   "--rlimit-cpu", "5",
 #ifndef ASAN_BUILD
@@ -294,7 +293,7 @@ END_TEST
 /* --sandbox none: a plain fork, without no_new_privs. */
 START_TEST(sandbox_none_is_a_plain_fork)
 {
-    struct h_daemon *d = h_started(h_daemon_start(TESTMOD, "--sandbox", "none",
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "--sandbox", "none",
                                                   "-w", "1", NULL));
     struct h_rpc *c = h_connected(d);
 
@@ -309,7 +308,7 @@ START_TEST(memory_bomb_under_rlimit_as_fails_one_job)
 #ifdef ASAN_BUILD
     return;
 #endif
-    struct h_daemon *d = h_started(h_daemon_start(TESTMOD, "-w", "1",
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "1",
                                                   "--rlimit-as", "256", NULL));
     struct h_rpc *c = h_connected(d);
     struct h_resp *r = h_submit(c, "{\"op\": \"grow\", \"mib\": 1024}", NULL);
@@ -326,7 +325,7 @@ END_TEST
 /* A job spinning past --rlimit-cpu is killed by the kernel (SIGXCPU). */
 START_TEST(cpu_spin_under_rlimit_cpu_is_killed)
 {
-    struct h_daemon *d = h_started(h_daemon_start(TESTMOD, "-w", "1",
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "1",
                                                   "--rlimit-cpu", "1", NULL));
     struct h_rpc *c = h_connected(d);
 
@@ -343,7 +342,7 @@ static const char *const cpu_levels[] = { "basic", "strict" };
 
 START_TEST(rlimit_cpu_counts_per_job_not_per_worker)
 {
-    struct h_daemon *d = h_started(h_daemon_start(TESTMOD, "-w", "1",
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "1",
                                                   "--sandbox", cpu_levels[_i],
                                                   "--rlimit-cpu", "1", NULL));
     struct h_rpc *c = h_connected(d);
@@ -423,7 +422,7 @@ static const struct {
  * memory does not move. */
 START_TEST(worker_declaring_a_huge_value_is_killed_at_once)
 {
-    struct h_daemon *d = h_started(h_daemon_start(TESTMOD, "-w", "1", NULL));
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "1", NULL));
     struct h_rpc *c = h_connected(d);
     char job[200];
     pid_t old = h_worker_pid(c);
@@ -479,9 +478,7 @@ sandbox_suite(void)
     Suite *s = suite_create("sandbox");
     TCase *tc;
 
-    tc = tcase_create("strict");
-    tcase_add_checked_fixture(tc, NULL, h_teardown);
-    tcase_set_timeout(tc, 30);
+    tc = h_tcase("strict", 30);
     tcase_add_test(tc, strict_stops_every_escape_with_sigsys);
     tcase_add_test(tc, basic_lets_the_same_attempts_through);
     tcase_add_test(tc, strict_abort_reads_as_sigabrt);
@@ -489,9 +486,7 @@ sandbox_suite(void)
     tcase_add_test(tc, strict_worker_gets_its_own_network_namespace);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("limits");
-    tcase_add_checked_fixture(tc, NULL, h_teardown);
-    tcase_set_timeout(tc, 30);
+    tc = h_tcase("limits", 30);
     tcase_add_test(tc, rlimits_are_set_in_each_worker);
     tcase_add_test(tc, sandbox_none_is_a_plain_fork);
     tcase_add_test(tc, memory_bomb_under_rlimit_as_fails_one_job);
@@ -500,9 +495,7 @@ sandbox_suite(void)
     tcase_add_test(tc, user_drop_runs_workers_as_nobody);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("hostile bytes");
-    tcase_add_checked_fixture(tc, NULL, h_teardown);
-    tcase_set_timeout(tc, 30);
+    tc = h_tcase("hostile bytes", 30);
     tcase_add_loop_test(tc, worker_declaring_a_huge_value_is_killed_at_once, 0,
                         sizeof(huge_from_worker) / sizeof(huge_from_worker[0]));
     tcase_add_loop_test(tc, client_declaring_a_huge_value_gets_an_error_and_is_dropped, 0,

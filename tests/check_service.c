@@ -294,17 +294,13 @@ static Suite *
 service_suite(void)
 {
     Suite *s = suite_create("service");
-    TCase *tc = tcase_create("systemd");
+    TCase *tc = h_tcase("systemd", 30);
 
-    tcase_add_checked_fixture(tc, NULL, h_teardown);
-    tcase_set_timeout(tc, 30);
     tcase_add_test(tc, sd_notify_reports_ready_reloading_and_stopping);
     tcase_add_test(tc, socket_activation_serves_the_passed_socket);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("daemon");
-    tcase_add_checked_fixture(tc, NULL, h_teardown);
-    tcase_set_timeout(tc, 30);
+    tc = h_tcase("daemon", 30);
     tcase_add_test(tc, daemon_mode_detaches_and_keeps_a_pidfile);
     tcase_add_test(tc, stale_pidfile_is_replaced);
     tcase_add_test(tc, config_file_sets_options_and_flags_override_it);

@@ -31,7 +31,6 @@
 
 #include "harness.h"
 
-#define MOD "--module", H_TESTMOD
 
 /* ASan keeps freed memory in quarantine (256 MiB by default) and maps
  * shadow memory: RSS bounds only mean something without it. */
@@ -384,7 +383,7 @@ START_TEST(randomized_soak_every_job_gets_exactly_one_right_outcome)
     memset(jobs, 0, sizeof(jobs));
     memset(cancel_res, 0, sizeof(cancel_res));
 
-    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "3", NULL));
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "3", NULL));
     struct h_rpc *conns[NCONN], *ctl;
     for (int i = 0; i < NCONN; i++)
         conns[i] = h_connected(d);
@@ -496,7 +495,7 @@ END_TEST
  * is still starting.  The pool must keep one worker and run jobs. */
 START_TEST(scale_down_during_reload_keeps_workers)
 {
-    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "2", NULL));
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "2", NULL));
     struct h_rpc *c = h_connected(d);
     struct settled s;
 
@@ -531,7 +530,7 @@ END_TEST
 
 START_TEST(stalled_clients_do_not_delay_others)
 {
-    struct h_daemon *d = h_started(h_daemon_start(MOD, "-w", "2", NULL));
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "2", NULL));
     struct h_rpc *c = h_connected(d);
     int stalled[NSTALLED];
     struct settled s;
@@ -760,16 +759,12 @@ soak_suite(void)
     Suite *s = suite_create("soak");
     TCase *tc;
 
-    tc = tcase_create("soak");
-    tcase_add_checked_fixture(tc, NULL, h_teardown);
-    tcase_set_timeout(tc, 120);
+    tc = h_tcase("soak", 120);
     tcase_add_test(tc, randomized_soak_every_job_gets_exactly_one_right_outcome);
     tcase_add_test(tc, scale_down_during_reload_keeps_workers);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("clients");
-    tcase_add_checked_fixture(tc, NULL, h_teardown);
-    tcase_set_timeout(tc, 60);
+    tc = h_tcase("clients", 60);
     tcase_add_test(tc, stalled_clients_do_not_delay_others);
     tcase_add_test(tc, client_not_reading_responses_does_not_grow_daemon_memory);
     suite_add_tcase(s, tc);

@@ -1,7 +1,8 @@
 /*
- * harness.h — helpers for the integration tests (check_daemon.c): run the
- * real forkpoold and forkpoolctl, talk MessagePack-RPC to the daemon, and
- * wait for processes without sleeping.
+ * harness.h — helpers for the integration tests (check_daemon_*, check_ctl*,
+ * check_sandbox, check_service, check_soak): run the real forkpoold and
+ * forkpoolctl, talk MessagePack-RPC to the daemon, and wait for processes
+ * without sleeping.  Implemented in harness.c and harness_*.c.
  *
  * Every wait has a deadline and is event-driven (poll on pipes, sockets and
  * pidfds).  While the harness waits for anything, it also keeps reading the
@@ -29,6 +30,8 @@
 #define H_FORKPOOLCTL TOP_BUILDDIR "/src/ctl/forkpoolctl"
 #define H_TESTMOD     TOP_BUILDDIR "/tests/.libs/testmod.so"
 #define H_EXEC_WORKER TOP_BUILDDIR "/tests/exec_worker"
+/* forkpoold's flags to load the test module (testmod.h). */
+#define H_MOD         "--module", H_TESTMOD
 
 /* Deadlines in milliseconds. */
 #define H_READY_MS    5000      /* daemon start to "listening on" */
@@ -104,6 +107,8 @@ void h_daemon_kill(struct h_daemon *d, int sig);
 int  h_daemon_wait(struct h_daemon *d, int timeout_ms);
 /* 1 while the daemon has not exited. */
 int  h_daemon_alive(struct h_daemon *d);
+/* Worker processes forked so far, from the -v debug log. */
+int  h_spawns(const struct h_daemon *d);
 
 /* ---- MessagePack-RPC client ----------------------------------------------- */
 
@@ -197,6 +202,8 @@ int h_ctl(struct h_run *r, struct h_daemon *d, const char *stdin_text,
           const char *arg, ...) __attribute__((sentinel));
 /* 1 if the forkpoolctl binary has been built. */
 int h_have_ctl(void);
+/* Fail the test unless the forkpoolctl binary has been built. */
+void h_need_ctl(void);
 /* Exit code of a wait status, or -1 if it did not exit normally. */
 int h_exit_code(int status);
 /* Lines in text (a final line without '\n' counts). */
@@ -216,6 +223,9 @@ void h_suite_end(void);
 /* Run every test of s in fork mode between h_suite_begin/h_suite_end;
  * returns main's exit status. */
 int h_run_suite(Suite *s);
+/* A tcase with h_teardown as its checked teardown and a per-case timeout
+ * of timeout_s seconds. */
+TCase *h_tcase(const char *name, int timeout_s);
 
 /* Processes whose parent is `parent` (zombies included), from /proc; their
  * pids go into out (at most max) unless out is NULL.  Returns how many. */

@@ -1,11 +1,12 @@
 /*
- * modutil.h — what the test modules (testmod.c, hostilemod.c) need to read
- * their jobs and pack their answers.  Header-only: each module is a .so of
- * its own and links nothing of the tree.
+ * modutil.h — what the test modules (testmod_impl.c, hostilemod.c) and the
+ * test workers need to read their jobs and pack their answers.  Header-only:
+ * each module is a .so of its own and links nothing of the tree.
  */
 #ifndef FP_TESTS_MODUTIL_H
 #define FP_TESTS_MODUTIL_H
 
+#include <stdlib.h>
 #include <string.h>
 #include "forkpool.h"
 
@@ -41,6 +42,32 @@ pack_cstr(msgpack_packer *pk, const char *s)
     msgpack_pack_str(pk, strlen(s));
     msgpack_pack_str_body(pk, s, strlen(s));
     return 0;
+}
+
+/* o as a number (any integer or float), or dflt when o is missing or not
+ * a number. */
+static inline double
+num_or(const msgpack_object *o, double dflt)
+{
+    if (o == NULL)
+        return dflt;
+    switch (o->type) {
+    case MSGPACK_OBJECT_POSITIVE_INTEGER: return (double)o->via.u64;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return (double)o->via.i64;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:          return o->via.f64;
+    default:                              return dflt;
+    }
+}
+
+/* A NUL-terminated copy of the str o, or of dflt when o is not a str; the
+ * caller frees. */
+static inline char *
+strdup_or(const msgpack_object *o, const char *dflt)
+{
+    if (o == NULL || o->type != MSGPACK_OBJECT_STR)
+        return strdup(dflt);
+    return strndup(o->via.str.ptr, o->via.str.size);
 }
 
 #endif

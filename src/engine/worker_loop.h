@@ -2,8 +2,8 @@
  * worker.h — the worker side of the protocol: a plain blocking loop that
  * runs an fp_module's handler on each job the master sends (SPEC §6).
  */
-#ifndef FP_WORKER_H
-#define FP_WORKER_H
+#ifndef FP_WORKER_LOOP_H
+#define FP_WORKER_LOOP_H
 
 #include <stddef.h>
 #include "forkpool.h"

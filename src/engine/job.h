@@ -1,0 +1,79 @@
+/*
+ * job.h — the master's record of one accepted job, from acceptance to the
+ * delivery of its one outcome.
+ *
+ * A job lives in exactly one place at a time: the pool's queue, a worker's
+ * window (sent; the first one runs), or the completion list (its outcome is
+ * recorded and waits for delivery).  One case overlaps: a job cancelled while
+ * prefetched keeps its place in the window (its bytes may already be at the
+ * worker, whose result for it must still be matched) while its outcome waits
+ * on the completion list.  It is freed once it has left both.
+ */
+#ifndef FP_JOB_H
+#define FP_JOB_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "forkpool.h"
+
+struct fp_worker;
+
+enum fp_job_state {
+    JOB_QUEUED,     /* accepted, in the pool's queue */
+    JOB_ASSIGNED,   /* in a worker's window */
+    JOB_SETTLED,    /* outcome recorded, on the completion list */
+    JOB_DELIVERED,  /* its done callback has run */
+};
+
+struct fp_job {
+    TAILQ_ENTRY(fp_job) link;       /* in the queue or a worker's window */
+    TAILQ_ENTRY(fp_job) done_link;  /* on the completion list */
+    uint64_t          id;
+    enum fp_job_state state;
+    char             *payload;      /* msgpack bytes of the job value */
+    size_t            len;
+    size_t            cap;          /* bytes the inline block can hold */
+    double            timeout;      /* seconds; 0 = none */
+    unsigned          retries_left;
+    unsigned          attempts;     /* times started */
+    double            started_at;   /* ev_now() when it last started */
+    fp_done_fn        done;
+    void             *arg;
+    struct fp_worker *worker;       /* whose window holds it, or NULL */
+
+    /* The outcome, once settled: the result or detail bytes live in the
+     * job's own block when they fit (the payload is no longer needed), or
+     * in `out_heap`. */
+    fp_kind           kind;
+    const char       *out;
+    size_t            out_len;
+    char             *out_heap;
+
+    unsigned char     hdrlen;       /* ["job", id, ...]'s envelope in hdr: */
+    char              hdr[16];      /* sent with the payload, by writev */
+    char              inline_payload[];
+};
+TAILQ_HEAD(fp_jobq, fp_job);
+
+/* Small job blocks are kept for reuse, so a steady stream of small jobs
+ * costs no malloc. */
+struct fp_job_cache {
+    struct fp_job *free;
+    unsigned       nfree;
+};
+
+/* A block for a job of `len` payload bytes, zeroed, or NULL. */
+struct fp_job *fp_job_alloc(struct fp_job_cache *c, size_t len);
+void fp_job_release(struct fp_job_cache *c, struct fp_job *job);
+void fp_job_cache_free(struct fp_job_cache *c);
+
+/* Record the job's outcome, copying data/len (one msgpack value) into the
+ * job's block or, when larger, a buffer of its own.  Returns 0; or -1 if
+ * that buffer could not be had: the outcome is then FP_ERROR with a detail
+ * saying so (never a truncated value). */
+int fp_job_set_outcome(struct fp_job *job, fp_kind kind, const char *data,
+                       size_t len);
+
+#endif

@@ -1,0 +1,249 @@
+/*
+ * pool_scale.c — the pool's size over time: scale, rolling reload, drain.
+ *
+ * Scaling down and reloading work through one mechanism: a worker moved to
+ * the `leaving` list takes no new jobs (fp_worker_retire), stops once its
+ * window is empty, and is forgotten when its process is gone.  No job is
+ * ever killed by them.
+ */
+#include "config.h"
+#include <errno.h>
+#include <string.h>
+
+#include "pool_int.h"
+
+static void reload_step(struct fp_pool *p);
+
+int
+pool_accepts_jobs(const struct fp_pool *p)
+{
+    return p->phase <= POOL_RUNNING && p->free_state == FREE_NONE;
+}
+
+struct fp_worker *
+pool_first_worker(const struct fp_pool *p)
+{
+    return p->nworkers > 0 ? p->workers[0] : TAILQ_FIRST(&p->leaving);
+}
+
+struct fp_worker *
+pool_next_worker(const struct fp_pool *p, const struct fp_worker *w)
+{
+    if (w->slot < p->nworkers && p->workers[w->slot] == w)
+        return w->slot + 1 < p->nworkers ? p->workers[w->slot + 1]
+                                         : TAILQ_FIRST(&p->leaving);
+    return TAILQ_NEXT(w, retiring_link);
+}
+
+void
+pool_remove_leaving(struct fp_pool *p, struct fp_worker *w)
+{
+    TAILQ_REMOVE(&p->leaving, w, retiring_link);
+    fp_worker_free(w);
+}
+
+/* Move active slot `w` to the leaving list: it finishes its window and
+ * goes.  A slot with no process goes at once. */
+static void
+retire(struct fp_pool *p, struct fp_worker *w, const char *why)
+{
+    unsigned i = w->slot;
+
+    /* A scale-down that takes either half of a reload's pair breaks the
+     * pair up: the survivor is an ordinary worker, and the reload goes on
+     * from the next stale one (fp_pool_scale calls reload_step). */
+    if (w == p->reload_new || w == p->reload_old)
+        p->reload_new = p->reload_old = NULL;
+    memmove(&p->workers[i], &p->workers[i + 1],
+            (p->nworkers - i - 1) * sizeof(p->workers[0]));
+    p->nworkers--;
+    for (; i < p->nworkers; i++)
+        p->workers[i]->slot = i;
+    if (!fp_worker_alive(w)) {
+        fp_worker_free(w);
+        return;
+    }
+    w->slot = (unsigned)-1;
+    TAILQ_INSERT_TAIL(&p->leaving, w, retiring_link);
+    fp_worker_retire(w, why);
+}
+
+/* How much a worker costs to retire: no process < starting < idle < busy. */
+static int
+retire_rank(const struct fp_worker *w)
+{
+    if (!fp_worker_alive(w))
+        return 0;
+    if (w->ready_at == 0)
+        return 1;
+    return w->nwindow == 0 ? 2 : 3;
+}
+
+int
+fp_pool_scale(fp_pool *p, unsigned n)
+{
+    unsigned active = p->nworkers;
+
+    if (n < 1 || n > p->cfg.max_workers || !pool_accepts_jobs(p)) {
+        errno = pool_accepts_jobs(p) ? EINVAL : EBUSY;
+        return -1;
+    }
+    p->target = n;
+    fp_logf(&p->log, FP_LOG_INFO, "scaling from %u to %u workers", active, n);
+    if (active < n && p->phase == POOL_RUNNING
+        && pool_add_workers(p, n) < 0)
+        return -1;
+    for (int rank = 0; rank <= 3 && p->nworkers > n; rank++)
+        for (unsigned i = p->nworkers; i-- > 0 && p->nworkers > n; )
+            if (retire_rank(p->workers[i]) == rank)
+                retire(p, p->workers[i], "scaled down");
+    if (p->reloading)
+        reload_step(p);
+    return 0;
+}
+
+/* Replace the next stale worker: start its successor first, and retire it
+ * once the successor is ready, so capacity never drops. */
+static void
+reload_step(struct fp_pool *p)
+{
+    if (p->reload_new != NULL || !pool_accepts_jobs(p))
+        return;
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        struct fp_worker *w = p->workers[i];
+        if (w->generation == p->generation)
+            continue;
+        if (!fp_worker_alive(w)) {  /* no process: its next start is fresh */
+            w->generation = p->generation;
+            continue;
+        }
+        if (pool_add_workers(p, p->nworkers + 1) < 0)
+            return;
+        p->reload_new = p->workers[p->nworkers - 1];
+        p->reload_old = w;
+        return;
+    }
+    if (p->reloading) {
+        p->reloading = 0;
+        fp_logf(&p->log, FP_LOG_INFO, "reload complete");
+    }
+}
+
+void
+pool_worker_ready(struct fp_pool *p, struct fp_worker *w)
+{
+    struct fp_worker *old = p->reload_old;
+
+    if (w != p->reload_new)
+        return;
+    p->reload_new = p->reload_old = NULL;
+    if (old != NULL)
+        retire(p, old, "replaced by a reload");
+    reload_step(p);
+}
+
+void
+fp_pool_reload(fp_pool *p)
+{
+    if (!pool_accepts_jobs(p))
+        return;
+    p->generation++;
+    p->reloading = 1;
+    fp_logf(&p->log, FP_LOG_INFO, "rolling reload of %u workers", p->target);
+    reload_step(p);
+}
+
+/* ------------------------------------------------------------------------
+ * Drain
+ * ------------------------------------------------------------------------ */
+
+static int
+pool_idle(const struct fp_pool *p)
+{
+    if (p->nqueued > 0)
+        return 0;
+    POOL_FOREACH_WORKER(p, w)
+        if (w->nwindow > 0)
+            return 0;
+    return 1;
+}
+
+void
+pool_check_drained(struct fp_pool *p)
+{
+    int alive = 0;
+
+    if (p->phase != POOL_DRAINING && p->phase != POOL_CUT_OFF)
+        return;
+    if (p->phase == POOL_DRAINING && !pool_idle(p))
+        return;
+    POOL_FOREACH_WORKER(p, w) {
+        if (w->state == WS_WAITING)
+            fp_worker_stop(w);      /* drops its pending restart */
+        else if (fp_worker_alive(w))
+            fp_worker_stop(w);
+        alive += fp_worker_alive(w);
+    }
+    if (alive == 0)
+        pool_drained(p);
+}
+
+/* The drain ran out of time (or was forced): cancel what is left. */
+static void
+cut_off(struct fp_pool *p)
+{
+    struct fp_job *job;
+
+    if (p->phase != POOL_DRAINING)
+        return;
+    p->phase = POOL_CUT_OFF;
+    fp_logf(&p->log, FP_LOG_WARN, "drain cut off: cancelling %zu queued jobs "
+            "and killing busy workers", p->nqueued);
+    while ((job = pool_queue_pop(p)) != NULL)
+        pool_settle_str(p, job, FP_CANCELLED, "drain timeout");
+    POOL_FOREACH_WORKER(p, w) {
+        struct fp_job *head = TAILQ_FIRST(&w->window);
+        if (w->state == WS_WAITING)
+            fp_worker_stop(w);
+        else
+            fp_worker_kill(w, KILL_CUTOFF, head != NULL ? head->id : 0);
+    }
+    pool_check_drained(p);
+}
+
+static void
+drain_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents)
+{
+    (void)loop; (void)revents;
+    cut_off(tw->data);
+}
+
+void
+pool_drain_init(struct fp_pool *p)
+{
+    ev_timer_init(&p->drain_timer, drain_timer_cb, 0., 0.);
+    p->drain_timer.data = p;
+}
+
+void
+fp_pool_drain(fp_pool *p, double timeout, fp_drained_fn done, void *arg)
+{
+    if (p->free_state != FREE_NONE)
+        return;
+    if (p->phase == POOL_DRAINING) {
+        cut_off(p);
+        return;
+    }
+    if (p->phase != POOL_RUNNING && p->phase != POOL_NEW)
+        return;
+    p->phase = POOL_DRAINING;
+    p->drained = done;
+    p->drained_arg = arg;
+    fp_logf(&p->log, FP_LOG_INFO, "draining: %zu queued, finishing accepted jobs",
+            p->nqueued);
+    if (timeout > 0) {
+        ev_timer_set(&p->drain_timer, timeout, 0.);
+        ev_timer_start(p->loop, &p->drain_timer);
+    }
+    pool_check_drained(p);
+}

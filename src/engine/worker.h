@@ -1,0 +1,163 @@
+/*
+ * worker.h — the master's side of one worker process: the mechanism.
+ *
+ * worker_io.c spawns the process, writes the jobs of its window, reads and
+ * checks what it sends, enforces the running job's deadline, notices its
+ * death and reads its last words.  It decides nothing about jobs or slots:
+ * it reports events up through the fp_worker_ops table its owner (the pool)
+ * installs, and the owner decides (outcomes, retries, respawn, backoff).
+ *
+ * Reporting rule: an event goes up only once the worker is consistent (its
+ * state set, its I/O for the event done), and the mechanism touches nothing
+ * of the worker after a report that may end its life (exited).
+ */
+#ifndef FP_WORKER_H
+#define FP_WORKER_H
+
+#include <sys/types.h>
+#include <ev.h>
+
+#include "codec/buf.h"
+#include "codec/frame.h"
+#include "job.h"
+#include "log.h"
+#include "worker_life.h"
+
+struct fp_worker;
+struct fp_spawn_req;
+struct fp_hold_area;
+
+/* Why the master killed a worker: decides the outcome of the job it held. */
+enum fp_kill_cause {
+    KILL_NONE = 0,  /* not killed by us */
+    KILL_PROTOCOL,  /* crashed, "protocol error" */
+    KILL_TIMEOUT,   /* timeout */
+    KILL_CANCEL,    /* cancelled */
+    KILL_CUTOFF,    /* cancelled by the drain cut-off */
+    KILL_BROKEN,    /* its socket broke or closed: it is dying */
+    KILL_GRACE,     /* it did not exit within its grace after a stop */
+};
+
+/* How a worker ended, for the exited report. */
+struct fp_worker_exit {
+    int                 status;     /* as from waitpid */
+    char                death[96];  /* "killed by SIGSEGV", ... */
+    enum fp_wstate      from;       /* its state when it died */
+    enum fp_kill_cause  cause;      /* KILL_NONE: it died on its own */
+    uint64_t            kill_job;   /* the job a kill was aimed at */
+    const char         *why;        /* KILL_PROTOCOL: what it did wrong */
+    int                 was_ready;  /* it said "ready" at some point */
+};
+
+/* The events a worker reports to its owner. */
+struct fp_worker_ops {
+    /* It said "ready" and takes jobs. */
+    void (*ready)(struct fp_worker *w);
+    /* The running job ended: it has left the window, the next one (if any)
+     * is running, and its outcome is recorded in the job. */
+    void (*result)(struct fp_worker *w, struct fp_job *job);
+    /* It asks to be replaced after its window (e.g. near its CPU
+     * backstop); it has already stopped taking jobs. */
+    void (*retire)(struct fp_worker *w, const char *why);
+    /* Its restart backoff is over: the owner starts it (or not). */
+    void (*start_due)(struct fp_worker *w);
+    /* Its process is gone.  `window` holds the jobs it still had, the
+     * running one first (its window is empty now): the owner takes them. */
+    void (*exited)(struct fp_worker *w, const struct fp_worker_exit *x,
+                   struct fp_jobq *window);
+};
+
+/* What every worker of a pool shares. */
+struct fp_worker_env {
+    struct ev_loop             *loop;
+    const struct fp_logger     *log;
+    const struct fp_worker_ops *ops;
+    void                       *owner;      /* the pool, for the ops */
+    const struct fp_limits     *limits;     /* frames from workers */
+    double                      slow_log;   /* seconds; 0 = off */
+};
+
+struct fp_worker {
+    const struct fp_worker_env *env;
+    unsigned           slot;        /* index in the owner's table */
+    enum fp_wstate     state;
+    pid_t              pid;         /* 0 before its first fork */
+    int                fd;          /* -1 when closed */
+    int                errfd;       /* its stderr, -1 when closed */
+    ev_io              rio, wio, eio;
+    ev_child           child;
+    ev_timer           job_timer;   /* the running job's deadline */
+    ev_timer           slow_timer;  /* --slow-log for the running job */
+    ev_timer           backoff_timer;
+    ev_timer           grace_timer; /* SIGKILL if a stop takes too long */
+    struct fp_buf      in;
+    struct fp_buf      errline;     /* a stderr line not yet complete */
+    struct fp_scanner  scan;
+    struct fp_hold_area *hold_area; /* results the worker holds (shared) */
+    uint64_t           received;    /* bytes read from it since its fork */
+    struct fp_jobq     window;      /* jobs sent; the first one runs */
+    unsigned           nwindow;
+    struct fp_job     *send_next;   /* first job in window not fully sent */
+    size_t             send_off;    /* bytes of it (hdr + payload) sent */
+    ev_tstamp          spawned_at;
+    ev_tstamp          ready_at;    /* 0 until it says "ready" */
+    ev_tstamp          job_started; /* when the window's head began */
+    unsigned           jobs_done;   /* by this process */
+    const char        *retire_why;  /* WS_RETIRING: why (for the log) */
+    struct {
+        enum fp_kill_cause cause;   /* WS_KILLED (or a late protocol error) */
+        uint64_t           job;     /* the job it was aimed at */
+        char               why[96]; /* a protocol error's reason */
+    } kill;
+
+    /* The owner's bookkeeping; the mechanism never reads these. */
+    unsigned           fail_streak; /* consecutive failed starts */
+    unsigned           job_budget;  /* recycle after this many (0 = never) */
+    unsigned           generation;  /* the owner's reload generation */
+    TAILQ_ENTRY(fp_worker) retiring_link;
+};
+
+struct fp_worker *fp_worker_new(const struct fp_worker_env *env, unsigned slot);
+/* Release the worker (its process must be gone, or be killed and reaped by
+ * the caller); its window must be empty. */
+void fp_worker_free(struct fp_worker *w);
+
+/* Fork it (from WS_WAITING or WS_DEAD): WS_STARTING, or WS_WAITING if the
+ * fork failed (errno set, -1 returned).  A module worker (req->child_main
+ * set, req->child_arg a struct fp_worker_args) gets its slot number and a
+ * results area shared with us. */
+int  fp_worker_spawn(struct fp_worker *w, const struct fp_spawn_req *req);
+/* Try a fork again after `delay` seconds (WS_WAITING meanwhile). */
+void fp_worker_backoff(struct fp_worker *w, double delay);
+
+/* Append a job to its window (only while it takes jobs). */
+void fp_worker_assign(struct fp_worker *w, struct fp_job *job);
+/* Write what was assigned (once per loop iteration). */
+void fp_worker_flush(struct fp_worker *w);
+/* True while it takes new jobs. */
+int  fp_worker_takes_jobs(const struct fp_worker *w);
+
+/* The lifecycle events an owner sends (see worker_life.h). */
+void fp_worker_retire(struct fp_worker *w, const char *why);
+void fp_worker_stop(struct fp_worker *w);
+void fp_worker_kill(struct fp_worker *w, enum fp_kill_cause cause, uint64_t job);
+
+/* A job in its window: cancelled.  The running one's worker is killed; one
+ * sent ahead stays in place (its result will be dropped).  Returns 1 if the
+ * job was running. */
+int  fp_worker_cancel(struct fp_worker *w, struct fp_job *job);
+
+
+/* worker_stderr.c: read what its stderr pipe holds and log complete lines
+ * (closing the pipe at EOF); close it, logging an unfinished line; the
+ * pipe's watcher callback. */
+void fp_worker_stderr_read(struct fp_worker *w);
+void fp_worker_stderr_close(struct fp_worker *w);
+void fp_worker_stderr_cb(struct ev_loop *loop, ev_io *io, int revents);
+
+/* Its process is alive (not yet reaped). */
+int  fp_worker_alive(const struct fp_worker *w);
+/* Resident bytes of its process, or 0 if unknown. */
+size_t fp_worker_rss(const struct fp_worker *w);
+
+#endif

@@ -1,0 +1,746 @@
+/*
+ * worker_io.c — the mechanism of one worker (see worker.h): its process,
+ * its socket, its stderr, the running job's deadline, its death.
+ *
+ * Every lifecycle change goes through step(), which looks the event up in
+ * the table of worker_life.c and carries out the cell's action.  What is
+ * worth deciding about (a result, readiness, an exit) is reported to the
+ * owner through env->ops, last, once the worker is consistent.
+ *
+ * Outcomes of a dead worker's jobs are left to the owner, and only after
+ * the socket has been read dry (and the results it held in shared memory
+ * recovered), so a result written just before a crash is never mistaken
+ * for a crash.
+ */
+#include "config.h"
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "worker.h"
+#include "codec/wire.h"
+#include "spawn.h"
+#include "worker_hold.h"
+#include "worker_loop.h"
+
+#define READ_CHUNK        (64 * 1024)
+#define KEEP_IN           (4u << 20)    /* read buffer kept between big frames */
+#define READ_PER_WAKEUP   (4u << 20)    /* then let other watchers run */
+#define STOP_GRACE        10.0          /* s for a stopped worker to exit */
+#define WRITE_IOV         64            /* iovecs per sendmsg: 32 jobs */
+
+static void worker_read_cb(struct ev_loop *loop, ev_io *io, int revents);
+static void worker_write_cb(struct ev_loop *loop, ev_io *io, int revents);
+static void child_exit_cb(struct ev_loop *loop, ev_child *cw, int revents);
+static void job_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents);
+static void slow_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents);
+static void backoff_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents);
+static void grace_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents);
+static void step(struct fp_worker *w, enum fp_wevent ev, const void *arg);
+static void process_input(struct fp_worker *w);
+
+struct fp_worker *
+fp_worker_new(const struct fp_worker_env *env, unsigned slot)
+{
+    struct fp_worker *w = calloc(1, sizeof(*w));
+
+    if (w == NULL)
+        return NULL;
+    w->env = env;
+    w->slot = slot;
+    w->state = WS_WAITING;
+    w->fd = -1;
+    w->errfd = -1;
+    TAILQ_INIT(&w->window);
+    ev_init(&w->rio, worker_read_cb);
+    ev_init(&w->wio, worker_write_cb);
+    ev_init(&w->eio, fp_worker_stderr_cb);
+    ev_init(&w->child, child_exit_cb);
+    ev_init(&w->job_timer, job_timer_cb);
+    ev_init(&w->slow_timer, slow_timer_cb);
+    ev_init(&w->backoff_timer, backoff_timer_cb);
+    ev_init(&w->grace_timer, grace_timer_cb);
+    w->rio.data = w->wio.data = w->eio.data = w->child.data = w;
+    w->job_timer.data = w->slow_timer.data = w;
+    w->backoff_timer.data = w->grace_timer.data = w;
+    return w;
+}
+
+/* Nothing more is read from or written to its socket; no job deadline. */
+static void
+stop_io(struct fp_worker *w)
+{
+    struct ev_loop *loop = w->env->loop;
+
+    ev_io_stop(loop, &w->rio);
+    ev_io_stop(loop, &w->wio);
+    w->send_next = NULL;
+    ev_timer_stop(loop, &w->job_timer);
+    ev_timer_stop(loop, &w->slow_timer);
+}
+
+static void
+hold_area_free(struct fp_worker *w)
+{
+    if (w->hold_area != NULL)
+        munmap(w->hold_area, FP_HOLD_AREA);
+    w->hold_area = NULL;
+}
+
+void
+fp_worker_free(struct fp_worker *w)
+{
+    struct ev_loop *loop = w->env->loop;
+
+    stop_io(w);
+    ev_child_stop(loop, &w->child);
+    ev_timer_stop(loop, &w->backoff_timer);
+    ev_timer_stop(loop, &w->grace_timer);
+    if (w->errfd >= 0)
+        fp_worker_stderr_close(w);
+    if (w->fd >= 0)
+        close(w->fd);
+    hold_area_free(w);
+    fp_buf_free(&w->in);
+    free(w);
+}
+
+int
+fp_worker_alive(const struct fp_worker *w)
+{
+    return w->state >= WS_STARTING && w->state <= WS_KILLED;
+}
+
+int
+fp_worker_takes_jobs(const struct fp_worker *w)
+{
+    return w->state == WS_READY;
+}
+
+size_t
+fp_worker_rss(const struct fp_worker *w)
+{
+    char path[64], buf[128];
+    unsigned long size, resident;
+    FILE *f;
+
+    if (!fp_worker_alive(w))
+        return 0;
+    snprintf(path, sizeof(path), "/proc/%ld/statm", (long)w->pid);
+    if ((f = fopen(path, "re")) == NULL)
+        return 0;
+    int ok = fgets(buf, sizeof(buf), f) != NULL
+          && sscanf(buf, "%lu %lu", &size, &resident) == 2;
+    fclose(f);
+    return ok ? (size_t)resident * (size_t)sysconf(_SC_PAGESIZE) : 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Start
+ * ------------------------------------------------------------------------ */
+
+int
+fp_worker_spawn(struct fp_worker *w, const struct fp_spawn_req *req)
+{
+    struct ev_loop *loop = w->env->loop;
+    struct fp_worker_args *args = req->child_main != NULL ? req->child_arg : NULL;
+    int fd, errfd;
+    pid_t pid;
+
+    if (w->state != WS_WAITING && w->state != WS_DEAD)
+        return -1;
+    ev_timer_stop(loop, &w->backoff_timer);
+    /* A module worker holds its results in an area shared with us, mapped
+     * before the fork so that the child inherits it (NULL if it cannot be
+     * had: the worker then writes every result at once). */
+    if (args != NULL) {
+        void *a = mmap(NULL, FP_HOLD_AREA, PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        w->hold_area = a != MAP_FAILED ? a : NULL;
+        args->slot = w->slot;           /* the child sees these as of the fork */
+        args->hold_area = w->hold_area;
+    }
+    pid = fp_spawn(req, &fd, &errfd);
+    /* This worker's area is its own: no later child inherits it. */
+    if (w->hold_area != NULL)
+        (void)madvise(w->hold_area, FP_HOLD_AREA, MADV_DONTFORK);
+    if (pid < 0) {
+        int e = errno;
+        hold_area_free(w);
+        step(w, WE_SPAWN_FAILED, NULL);
+        errno = e;
+        return -1;
+    }
+    w->pid = pid;
+    w->fd = fd;
+    w->errfd = errfd;
+    w->spawned_at = ev_now(loop);
+    w->ready_at = 0;
+    w->jobs_done = 0;
+    w->retire_why = NULL;
+    w->kill.cause = KILL_NONE;
+    w->kill.job = 0;
+    w->kill.why[0] = '\0';
+    w->received = 0;
+    w->send_next = NULL;
+    w->send_off = 0;
+    fp_buf_clear(&w->in);
+    fp_buf_clear(&w->errline);
+    fp_scanner_reset(&w->scan);
+    ev_io_set(&w->eio, errfd, EV_READ);
+    ev_io_start(loop, &w->eio);
+    ev_io_set(&w->rio, fd, EV_READ);
+    ev_io_set(&w->wio, fd, EV_WRITE);
+    ev_io_start(loop, &w->rio);
+    ev_child_set(&w->child, pid, 0);
+    ev_child_start(loop, &w->child);
+    fp_logf(w->env->log, FP_LOG_DEBUG, "worker slot %u: started pid %ld",
+            w->slot, (long)pid);
+    step(w, WE_SPAWNED, NULL);
+    return 0;
+}
+
+void
+fp_worker_backoff(struct fp_worker *w, double delay)
+{
+    if (fp_worker_alive(w))
+        return;
+    w->state = WS_WAITING;      /* the owner parks a slot with no process */
+    ev_timer_stop(w->env->loop, &w->backoff_timer);
+    ev_timer_set(&w->backoff_timer, delay, 0.);
+    ev_timer_start(w->env->loop, &w->backoff_timer);
+}
+
+static void
+backoff_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents)
+{
+    (void)loop; (void)revents;
+    step(tw->data, WE_BACKOFF_EXPIRED, NULL);
+}
+
+/* ------------------------------------------------------------------------
+ * Jobs out
+ * ------------------------------------------------------------------------ */
+
+/* The first job of the window starts running now. */
+static void
+start_head(struct fp_worker *w)
+{
+    struct fp_job *head = TAILQ_FIRST(&w->window);
+    struct ev_loop *loop = w->env->loop;
+
+    ev_timer_stop(loop, &w->job_timer);
+    ev_timer_stop(loop, &w->slow_timer);
+    if (head == NULL)
+        return;
+    if (head->state != JOB_ASSIGNED) {
+        /* Cancelled while sent ahead: only a restart keeps the worker from
+         * running it; the jobs behind it go back to the queue untouched. */
+        fp_worker_kill(w, KILL_CANCEL, head->id);
+        return;
+    }
+    head->attempts++;
+    head->started_at = w->job_started = ev_now(loop);
+    if (head->timeout > 0) {
+        ev_timer_set(&w->job_timer, head->timeout, 0.);
+        ev_timer_start(loop, &w->job_timer);
+    }
+    if (w->env->slow_log > 0) {
+        ev_timer_set(&w->slow_timer, w->env->slow_log, 0.);
+        ev_timer_start(loop, &w->slow_timer);
+    }
+}
+
+/* Put ["job", id, payload] in the window: the envelope goes in job->hdr
+ * and the payload is written from the job itself (send_jobs). */
+void
+fp_worker_assign(struct fp_worker *w, struct fp_job *job)
+{
+    char *h = job->hdr;
+
+    job->worker = w;
+    job->state = JOB_ASSIGNED;
+    TAILQ_INSERT_TAIL(&w->window, job, link);
+    w->nwindow++;
+    *h++ = (char)0x93;                  /* array of 3 */
+    *h++ = (char)0xa3;                  /* str of 3 */
+    memcpy(h, "job", 3);
+    h += 3;
+    *h++ = (char)0xcf;                  /* uint64, big-endian */
+    for (int shift = 56; shift >= 0; shift -= 8)
+        *h++ = (char)(job->id >> shift);
+    job->hdrlen = (unsigned char)(h - job->hdr);
+    if (w->send_next == NULL) {
+        w->send_next = job;
+        w->send_off = 0;
+    }
+    if (w->nwindow == 1)
+        start_head(w);
+}
+
+/* Write queued jobs: one sendmsg carries many, each as its envelope and its
+ * payload, straight from the job.  Returns 0 once all are out (and sends
+ * the EOF a stop asked for), 1 when the socket is full, -1 after the
+ * worker was killed for a broken socket. */
+static int
+send_jobs(struct fp_worker *w)
+{
+    struct iovec iov[WRITE_IOV];
+
+    while (w->send_next != NULL) {
+        int n = 0;
+        size_t skip = w->send_off;
+        for (struct fp_job *j = w->send_next; j != NULL && n + 2 <= WRITE_IOV;
+             j = TAILQ_NEXT(j, link)) {
+            size_t hdr_skip = skip < j->hdrlen ? skip : j->hdrlen;
+            if (hdr_skip < j->hdrlen)
+                iov[n++] = (struct iovec){ j->hdr + hdr_skip, j->hdrlen - hdr_skip };
+            size_t pay_skip = skip - hdr_skip;
+            if (pay_skip < j->len)
+                iov[n++] = (struct iovec){ j->payload + pay_skip, j->len - pay_skip };
+            skip = 0;
+        }
+        /* sendmsg, not writev: a worker that just died must cost an
+         * EPIPE, not a SIGPIPE that kills a library user's program. */
+        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+        ssize_t put = sendmsg(w->fd, &mh, MSG_NOSIGNAL);
+        if (put < 0 && errno == EINTR)
+            continue;
+        if (put < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 1;
+        if (put < 0) {
+            fp_worker_kill(w, KILL_BROKEN, 0);
+            return -1;
+        }
+        size_t left = (size_t)put;
+        while (w->send_next != NULL) {
+            size_t size = w->send_next->hdrlen + w->send_next->len;
+            if (w->send_off + left < size) {
+                w->send_off += left;
+                break;
+            }
+            left -= size - w->send_off;
+            w->send_next = TAILQ_NEXT(w->send_next, link);
+            w->send_off = 0;
+        }
+    }
+    if (w->state == WS_STOPPING)
+        shutdown(w->fd, SHUT_WR);   /* the EOF its stop asked for */
+    return 0;
+}
+
+void
+fp_worker_flush(struct fp_worker *w)
+{
+    if (w->fd < 0 || w->send_next == NULL || ev_is_active(&w->wio))
+        return;
+    if (send_jobs(w) == 1)
+        ev_io_start(w->env->loop, &w->wio);
+}
+
+static void
+worker_write_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    struct fp_worker *w = io->data;
+    (void)revents;
+
+    if (send_jobs(w) == 0)
+        ev_io_stop(loop, &w->wio);
+}
+
+/* ------------------------------------------------------------------------
+ * Lifecycle events from the owner
+ * ------------------------------------------------------------------------ */
+
+void
+fp_worker_retire(struct fp_worker *w, const char *why)
+{
+    step(w, WE_RETIRE, why);
+}
+
+void
+fp_worker_stop(struct fp_worker *w)
+{
+    step(w, WE_STOP, NULL);
+}
+
+void
+fp_worker_kill(struct fp_worker *w, enum fp_kill_cause cause, uint64_t job)
+{
+    /* The first cause stands: it decides the outcome of the job it held.
+     * (Recorded even when dead, for a protocol error in its last words.) */
+    if (w->kill.cause == KILL_NONE && w->state != WS_WAITING) {
+        w->kill.cause = cause;
+        w->kill.job = job;
+    }
+    step(w, WE_KILL, NULL);
+}
+
+int
+fp_worker_cancel(struct fp_worker *w, struct fp_job *job)
+{
+    if (job != TAILQ_FIRST(&w->window))
+        return 0;           /* sent ahead: dropped when it comes up */
+    fp_worker_kill(w, KILL_CANCEL, job->id);
+    return 1;
+}
+
+static void
+grace_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents)
+{
+    struct fp_worker *w = tw->data;
+    (void)loop; (void)revents;
+
+    fp_logf(w->env->log, FP_LOG_WARN, "worker %ld did not exit within %gs "
+            "of being stopped; killing it", (long)w->pid, STOP_GRACE);
+    if (w->kill.cause == KILL_NONE)
+        w->kill.cause = KILL_GRACE;
+    step(w, WE_GRACE_EXPIRED, NULL);
+}
+
+static void
+job_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents)
+{
+    struct fp_worker *w = tw->data;
+    struct fp_job *head = TAILQ_FIRST(&w->window);
+    (void)loop; (void)revents;
+
+    if (head == NULL)
+        return;
+    fp_logf(w->env->log, FP_LOG_WARN, "job %llu timed out after %gs; killing "
+            "worker %ld", (unsigned long long)head->id, head->timeout, (long)w->pid);
+    fp_worker_kill(w, KILL_TIMEOUT, head->id);
+}
+
+/* --slow-log: once per job, while it still runs. */
+static void
+slow_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents)
+{
+    struct fp_worker *w = tw->data;
+    struct fp_job *head = TAILQ_FIRST(&w->window);
+    char prefix[4 * 48 + 1];
+    size_t n = 0;
+    (void)revents;
+
+    if (head == NULL)
+        return;
+    /* The payload is msgpack: show its first bytes, escaped. */
+    for (size_t i = 0; i < head->len && i < 48; i++) {
+        unsigned char c = (unsigned char)head->payload[i];
+        n += (size_t)snprintf(prefix + n, sizeof(prefix) - n,
+                              c >= 0x20 && c < 0x7f && c != '\\' ? "%c" : "\\x%02x", c);
+    }
+    fp_logf(w->env->log, FP_LOG_WARN, "slow job %llu on worker %ld: running "
+            "for %.1fs; payload (%zu bytes) %s%s", (unsigned long long)head->id,
+            (long)w->pid, ev_now(loop) - w->job_started, head->len, prefix,
+            head->len > 48 ? "..." : "");
+}
+
+/* ------------------------------------------------------------------------
+ * Messages in
+ * ------------------------------------------------------------------------ */
+
+/* Still worth reading: alive and not killed, or dead and not killed for
+ * talking nonsense (its last results count). */
+static int
+reading(const struct fp_worker *w)
+{
+    if (w->state == WS_DEAD)
+        return w->kill.cause != KILL_PROTOCOL;
+    return w->state != WS_KILLED && w->state != WS_WAITING;
+}
+
+static void
+protocol_error(struct fp_worker *w, const char *why)
+{
+    struct fp_job *head = TAILQ_FIRST(&w->window);
+
+    if (w->kill.cause == KILL_NONE)
+        snprintf(w->kill.why, sizeof(w->kill.why), "%s", why);
+    /* Before "ready" it is a failed start, which the owner logs (once per
+     * streak, with this reason). */
+    if (w->ready_at > 0)
+        fp_logf(w->env->log, FP_LOG_WARN, "worker %ld: protocol error: %s; "
+                "killing it", (long)w->pid, why);
+    fp_worker_kill(w, KILL_PROTOCOL, head != NULL ? head->id : 0);
+}
+
+/* A result for the running job: record it, start the next, report. */
+static void
+deliver(struct fp_worker *w, const struct fp_worker_msg *m)
+{
+    struct fp_job *job = TAILQ_FIRST(&w->window);
+    char msg[128];
+
+    if (job != NULL && job == w->send_next) {
+        /* Answered before it was even fully sent: the head must stay put
+         * while its bytes are still being written. */
+        protocol_error(w, "result for a job not yet received");
+        return;
+    }
+    if (job == NULL || job->id != m->id) {
+        snprintf(msg, sizeof(msg), "result for job %llu, which it is not running",
+                 (unsigned long long)m->id);
+        protocol_error(w, msg);
+        return;
+    }
+    TAILQ_REMOVE(&w->window, job, link);
+    w->nwindow--;
+    w->jobs_done++;
+    job->worker = NULL;
+    fp_job_set_outcome(job, m->type == FP_WMSG_OK ? FP_OK : FP_ERROR,
+                       m->value, m->value_len);
+    start_head(w);
+    if (w->nwindow == 0)
+        step(w, WE_WINDOW_EMPTY, NULL);
+    w->env->ops->result(w, job);
+}
+
+static void
+on_message(struct fp_worker *w, const struct fp_worker_msg *m)
+{
+    switch (m->type) {
+    case FP_WMSG_READY:
+        step(w, WE_READY, NULL);
+        break;
+    case FP_WMSG_RETIRE:
+        /* It asks to go: nothing more is sent to it, and the owner hears
+         * why.  Before "ready" there is nothing to retire from. */
+        if (w->state == WS_READY) {
+            fp_worker_retire(w, "its CPU time is halfway to the --rlimit-cpu backstop");
+            w->env->ops->retire(w, w->retire_why);
+        }
+        break;
+    case FP_WMSG_OK:
+    case FP_WMSG_ERROR:
+        step(w, WE_RESULT, m);
+        break;
+    }
+}
+
+/* Parse every complete frame in w->in while it is worth reading. */
+static void
+process_input(struct fp_worker *w)
+{
+    const char *why;
+    struct fp_worker_msg m;
+
+    while (w->in.len > 0 && reading(w)) {
+        ssize_t n = fp_scan(&w->scan, fp_buf_head(&w->in), w->in.len,
+                            w->env->limits, &why);
+        if (n < 0) {
+            protocol_error(w, why);
+            return;
+        }
+        if (n == 0)
+            break;
+        if (fp_wire_worker_msg(fp_buf_head(&w->in), (size_t)n, &m, &why) < 0)
+            protocol_error(w, why);
+        else
+            on_message(w, &m);
+        /* The message's bytes (a result's value) were copied: let go. */
+        fp_buf_consume(&w->in, (size_t)n);
+        fp_scanner_reset(&w->scan);
+    }
+    fp_buf_shrink(&w->in, KEEP_IN);
+}
+
+/* Read what the socket holds (up to `budget` bytes) and process it.
+ * Returns 1 at EOF or error, 0 otherwise. */
+static int
+read_some(struct fp_worker *w, size_t budget)
+{
+    size_t got_total = 0;
+
+    while (got_total < budget && reading(w)) {
+        char *room = fp_buf_reserve(&w->in, READ_CHUNK);
+        if (room == NULL) {
+            fp_logf(w->env->log, FP_LOG_ERR, "worker %ld: out of memory "
+                    "reading its messages; killing it", (long)w->pid);
+            fp_worker_kill(w, KILL_BROKEN, 0);
+            return 1;
+        }
+        /* All the room there is: a big frame comes in few reads. */
+        ssize_t n = read(w->fd, room, w->in.cap - w->in.off - w->in.len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (n <= 0)
+            return 1;
+        w->in.len += (size_t)n;
+        w->received += (size_t)n;
+        got_total += (size_t)n;
+        process_input(w);
+    }
+    return 0;
+}
+
+static void
+worker_read_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    struct fp_worker *w = io->data;
+    (void)revents;
+
+    if (read_some(w, READ_PER_WAKEUP)) {
+        ev_io_stop(loop, &w->rio);
+        /* EOF from a worker we did not stop: it is dying or broken. */
+        if (w->state != WS_STOPPING)
+            fp_worker_kill(w, KILL_BROKEN, 0);
+    }
+}
+
+/* A dead worker's last results: the bytes of [base, base+len) its area
+ * still holds that its socket did not deliver.  The area is as untrusted as
+ * the socket: out-of-bounds figures are ignored, and what is taken goes
+ * through the same scanning as any frame. */
+static void
+recover_held(struct fp_worker *w)
+{
+    struct fp_hold_area *a = w->hold_area;
+
+    if (a == NULL)
+        return;
+    uint64_t base = __atomic_load_n(&a->base, __ATOMIC_ACQUIRE);
+    uint32_t len = __atomic_load_n(&a->len, __ATOMIC_ACQUIRE);
+    if (len > FP_HOLD_CAP || base > w->received || base + len <= w->received)
+        return;
+    size_t skip = (size_t)(w->received - base);
+    if (fp_buf_append(&w->in, a->data + skip, len - skip) == 0) {
+        w->received = base + len;
+        process_input(w);
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Death
+ * ------------------------------------------------------------------------ */
+
+/* WA_REAP: the process is gone (the state is WS_DEAD already).  Read what
+ * it left, close everything, hand its window to the owner. */
+static void
+reap(struct fp_worker *w, enum fp_wstate from, int status)
+{
+    struct ev_loop *loop = w->env->loop;
+    struct fp_worker_exit x = {
+        .status = status, .from = from, .cause = w->kill.cause,
+        .kill_job = w->kill.job,
+    };
+    struct fp_jobq window;
+
+    ev_child_stop(loop, &w->child);
+    /* Whatever it started and left behind in its process group (it was
+     * mid-job, or was killed) goes with it.  The group's members keep its
+     * id from being reused, so this reaches only them. */
+    if (TAILQ_FIRST(&w->window) != NULL || w->kill.cause != KILL_NONE)
+        kill(-w->pid, SIGKILL);
+    /* Results it wrote before dying are still in the socket, and the ones
+     * it held in the shared area after that (reading() skips both after a
+     * protocol error). */
+    if (w->fd >= 0) {
+        read_some(w, SIZE_MAX);
+        if (reading(w))
+            recover_held(w);
+    }
+    hold_area_free(w);
+    /* Its last words, before the owner logs the death.  (A process it
+     * left behind may still hold the pipe: what is there now is read.) */
+    if (w->errfd >= 0)
+        fp_worker_stderr_read(w);
+    if (w->errfd >= 0)
+        fp_worker_stderr_close(w);
+    stop_io(w);
+    ev_timer_stop(loop, &w->grace_timer);
+    if (w->fd >= 0)
+        close(w->fd);
+    w->fd = -1;
+    x.cause = w->kill.cause;            /* a protocol error in its last words */
+    x.kill_job = w->kill.job;
+    x.why = w->kill.why;
+    x.was_ready = w->ready_at > 0;
+    fp_describe_status(status, x.death, sizeof(x.death));
+
+    TAILQ_INIT(&window);
+    TAILQ_CONCAT(&window, &w->window, link);
+    w->nwindow = 0;
+    w->env->ops->exited(w, &x, &window);   /* last: it may free w */
+}
+
+static void
+child_exit_cb(struct ev_loop *loop, ev_child *cw, int revents)
+{
+    struct fp_worker *w = cw->data;
+    (void)loop; (void)revents;
+
+    step(w, WE_EXITED, &cw->rstatus);
+}
+
+/* ------------------------------------------------------------------------
+ * The table's actions
+ * ------------------------------------------------------------------------ */
+
+/* Feed `ev` (with its argument: a message, a reason, an exit status) to
+ * the lifecycle table and carry out the cell's action. */
+static void
+step(struct fp_worker *w, enum fp_wevent ev, const void *arg)
+{
+    const struct fp_wcell *cell = fp_wlife_cell(w->state, ev);
+    enum fp_wstate from = w->state;
+    struct ev_loop *loop = w->env->loop;
+
+    if (cell->action == WA_IGNORE)
+        return;
+    w->state = cell->next;
+    switch (cell->action) {
+    case WA_UNDECIDED:      /* not in the table (tests/check_worker_life.c) */
+    case WA_IGNORE:
+    case WA_ENTER:
+    case WA_COUNT:
+        break;
+    case WA_PROTOCOL_ERROR:
+        w->state = from;    /* protocol_error kills through the table */
+        protocol_error(w, ev == WE_READY ? "unexpected ready message"
+                                         : "result before it was ready");
+        break;
+    case WA_NOTE_READY:
+        w->ready_at = ev_now(loop);
+        fp_logf(w->env->log, FP_LOG_DEBUG, "worker %ld: ready for jobs",
+                (long)w->pid);
+        w->env->ops->ready(w);
+        break;
+    case WA_DELIVER:
+        deliver(w, arg);
+        break;
+    case WA_WIND_DOWN:
+        w->retire_why = arg;
+        if (w->nwindow == 0)
+            step(w, WE_WINDOW_EMPTY, NULL);
+        break;
+    case WA_SEND_EOF:
+        if (w->send_next == NULL)
+            shutdown(w->fd, SHUT_WR);   /* else once the rest is out */
+        ev_timer_set(&w->grace_timer, STOP_GRACE, 0.);
+        ev_timer_start(loop, &w->grace_timer);
+        break;
+    case WA_SIGKILL:
+        kill(-w->pid, SIGKILL);     /* its group: what the handler started */
+        kill(w->pid, SIGKILL);      /* in case it had not set up its group */
+        stop_io(w);
+        break;
+    case WA_REAP:
+        reap(w, from, *(const int *)arg);
+        break;
+    case WA_START_DUE:
+        w->env->ops->start_due(w);
+        break;
+    case WA_CANCEL_BACKOFF:
+        ev_timer_stop(loop, &w->backoff_timer);
+        break;
+    }
+}

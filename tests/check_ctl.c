@@ -1,0 +1,270 @@
+/*
+ * check_ctl.c — forkpoolctl against a real forkpoold (SPEC §8): exit
+ * codes, submit --ids, map, status, and the one-shot commands.
+ *
+ * Each test starts its own forkpoold in a fresh temp dir (harness.h), waits
+ * for its "listening on" log line, and talks MessagePack-RPC to it or runs
+ * forkpoolctl against it.  Nothing waits by sleeping: responses, log lines
+ * and pidfds are awaited with deadlines.
+ * Jobs for the test module are listed in testmod.h.
+ */
+#include "config.h"
+#include <check.h>
+#include <jansson.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+START_TEST(forkpoolctl_ids_prints_each_id_when_accepted)
+{
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "1", NULL));
+    struct h_run run;
+
+    h_need_ctl();
+    /* submit: the id on stderr at acceptance, the outcome on stdout. */
+    h_ctl(&run, d, NULL, "submit", "--ids", "{\"op\": \"sleep\", \"s\": 0.2}", NULL);
+    ck_assert_int_eq(h_exit_code(run.status), 0);
+    ck_assert_str_eq(run.err, "{\"id\": 1, \"accepted\": true}\n");
+    ck_assert_str_eq(run.out, "{\"id\": 1, \"ok\": true, \"result\": \"slept\"}\n");
+
+    /* map: one accepted line per job, with its index. */
+    h_ctl(&run, d, "10\n20\n30\n", "map", "--ids", "--keep-order", NULL);
+    ck_assert_int_eq(h_exit_code(run.status), 0);
+    ck_assert_int_eq(h_count_lines(run.err), 3);
+    ck_assert_ptr_nonnull(strstr(run.err, "{\"index\": 0, \"id\": 2, \"accepted\": true}\n"));
+    ck_assert_ptr_nonnull(strstr(run.err, "{\"index\": 2, \"id\": 4, \"accepted\": true}\n"));
+    ck_assert_str_eq(run.out, "{\"index\": 0, \"id\": 2, \"ok\": true, \"result\": 10}\n"
+                              "{\"index\": 1, \"id\": 3, \"ok\": true, \"result\": 20}\n"
+                              "{\"index\": 2, \"id\": 4, \"ok\": true, \"result\": 30}\n");
+}
+END_TEST
+
+START_TEST(forkpoolctl_exit_codes)
+{
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "1", NULL));
+    struct h_run run;
+    char nosock[128];
+
+    h_need_ctl();
+    h_ctl(&run, d, NULL, "submit", "{\"x\": 1}", NULL);
+    ck_assert_str_eq(run.out, "{\"id\": 1, \"ok\": true, \"result\": {\"x\": 1}}\n");
+    ck_assert_int_eq(h_exit_code(run.status), 0);
+
+    h_ctl(&run, d, NULL, "submit", "{\"op\": \"crash\"}", NULL);
+    ck_assert_str_eq(run.out, "{\"id\": 2, \"ok\": false, \"kind\": \"crashed\", "
+                              "\"detail\": \"killed by SIGSEGV\"}\n");
+    ck_assert_int_eq(h_exit_code(run.status), 1);
+
+    h_ctl(&run, d, NULL, "submit", "{bad", NULL);
+    ck_assert_int_eq(h_exit_code(run.status), 2);
+    ck_assert_str_eq(run.out, "");
+    ck_assert_str_ne(run.err, "");
+
+    h_ctl(&run, d, NULL, "frobnicate", NULL);
+    ck_assert_int_eq(h_exit_code(run.status), 2);
+    ck_assert_ptr_nonnull(strstr(run.err, "frobnicate"));
+
+    h_ctl(&run, d, NULL, "submit", NULL);
+    ck_assert_int_eq(h_exit_code(run.status), 2);
+
+    snprintf(nosock, sizeof(nosock), "%s/nobody-here", h_tempdir());
+    char *argv[] = { (char *)H_FORKPOOLCTL, (char *)"-s", nosock, (char *)"submit",
+                     (char *)"1", NULL };
+    h_run_argv(&run, NULL, NULL, 10000, argv);
+    ck_assert_int_eq(h_exit_code(run.status), 3);
+    ck_assert_msg(strstr(run.err, nosock) != NULL, "message does not name %s: %s", nosock,
+                  run.err);
+    ck_assert_str_eq(run.out, "");
+}
+END_TEST
+
+/* 100 job lines, every tenth (from 3) a failure whose detail is its index. */
+static char *
+map_input(int with_failures)
+{
+    char *text = malloc(100 * 64), *p = text;
+
+    for (int i = 0; i < 100; i++) {
+        if (with_failures && i % 10 == 3)
+            p += sprintf(p, "{\"op\": \"fail\", \"detail\": %d}\n", i);
+        else
+            p += sprintf(p, "{\"n\": %d}\n", i);
+    }
+    return text;
+}
+
+/* Check map's output lines; returns the indexes in output order. */
+static void
+check_map_output(const char *out, int with_failures, int order[100])
+{
+    const char *line = out;
+    int seen[100] = { 0 }, n = 0;
+
+    while (*line != '\0') {
+        const char *nl = strchr(line, '\n');
+        ck_assert_ptr_nonnull(nl);
+        char *text = strndup(line, (size_t)(nl - line));
+        json_error_t err;
+        json_t *o = json_loads(text, 0, &err);
+        ck_assert_msg(o != NULL, "not JSON: %s", text);
+        ck_assert_msg(strncmp(text, "{\"index\": ", 10) == 0, "index is not first: %s", text);
+        json_int_t idx = json_integer_value(json_object_get(o, "index"));
+        ck_assert_msg(idx >= 0 && idx < 100 && !seen[idx], "bad or repeated index: %s", text);
+        seen[idx] = 1;
+        ck_assert_int_lt(n, 100);
+        order[n++] = (int)idx;
+        if (with_failures && idx % 10 == 3) {
+            ck_assert_msg(json_is_false(json_object_get(o, "ok")), "%s", text);
+            ck_assert_str_eq(json_string_value(json_object_get(o, "kind")), "error");
+            ck_assert_int_eq(json_integer_value(json_object_get(o, "detail")), idx);
+        } else {
+            ck_assert_msg(json_is_true(json_object_get(o, "ok")), "%s", text);
+            json_t *res = json_object_get(o, "result");
+            ck_assert_int_eq(json_integer_value(json_object_get(res, "n")), idx);
+        }
+        ck_assert(json_is_integer(json_object_get(o, "id")));
+        json_decref(o);
+        free(text);
+        line = nl + 1;
+    }
+    ck_assert_int_eq(n, 100);
+}
+
+START_TEST(forkpoolctl_map_outcomes)
+{
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "2", NULL));
+    struct h_run run;
+    int order[100];
+    char *in = map_input(1), *all_ok = map_input(0);
+
+    h_need_ctl();
+    h_ctl(&run, d, in, "map", NULL);
+    ck_assert_msg(h_exit_code(run.status) == 1, "status %d, stderr %s", run.status, run.err);
+    check_map_output(run.out, 1, order);
+
+    h_ctl(&run, d, in, "map", "--keep-order", NULL);
+    ck_assert_int_eq(h_exit_code(run.status), 1);
+    check_map_output(run.out, 1, order);
+    for (int i = 0; i < 100; i++)
+        ck_assert_int_eq(order[i], i);
+
+    h_ctl(&run, d, all_ok, "map", NULL);
+    ck_assert_int_eq(h_exit_code(run.status), 0);
+    check_map_output(run.out, 0, order);
+    ck_assert_str_eq(run.err, "");
+    free(in);
+    free(all_ok);
+}
+END_TEST
+
+/* map sends the lines waiting on stdin as submit_batch requests; against a
+ * queue of 4, most batches are refused whole and their jobs go again one
+ * by one, paced: still every line gets exactly one outcome. */
+START_TEST(forkpoolctl_map_batches_survive_a_full_queue)
+{
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "1", "--queue-max", "4",
+                                                  NULL));
+    struct h_run run;
+    int order[100];
+    char *in = map_input(1);
+
+    h_need_ctl();
+    h_ctl(&run, d, in, "map", NULL);
+    ck_assert_msg(h_exit_code(run.status) == 1, "status %d, stderr %s", run.status, run.err);
+    check_map_output(run.out, 1, order);
+    ck_assert_str_eq(run.err, "");
+    free(in);
+}
+END_TEST
+
+START_TEST(forkpoolctl_status_json_and_table)
+{
+    static const char *const keys[] = {
+        "state", "workers", "busy", "idle", "queued", "completed", "failed",
+        "crashed", "timed_out", "restarts", "uptime_s", "pids",
+    };
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "2", NULL));
+    struct h_run run;
+    json_error_t err;
+
+    h_need_ctl();
+    h_ctl(&run, d, NULL, "status", "--json", NULL);
+    ck_assert_int_eq(h_exit_code(run.status), 0);
+    json_t *st = json_loads(run.out, 0, &err);
+    ck_assert_msg(st != NULL && json_is_object(st), "not a JSON map: %s", run.out);
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        ck_assert_msg(json_object_get(st, keys[i]) != NULL, "status --json lacks \"%s\": %s",
+                      keys[i], run.out);
+    ck_assert_str_eq(json_string_value(json_object_get(st, "state")), "running");
+    ck_assert_int_eq(json_integer_value(json_object_get(st, "workers")), 2);
+    ck_assert_uint_eq(json_array_size(json_object_get(st, "pids")), 2);
+    ck_assert(json_is_number(json_object_get(st, "uptime_s")));
+    json_decref(st);
+
+    h_ctl(&run, d, NULL, "status", NULL);
+    ck_assert_int_eq(h_exit_code(run.status), 0);
+    const char *w = strstr(run.out, "workers");
+    ck_assert_msg(w != NULL && (w == run.out || w[-1] == '\n'), "no workers line: %s", run.out);
+    w += strlen("workers");
+    while (*w == ' ')
+        w++;
+    ck_assert_msg(w[0] == '2' && (w[1] == ' ' || w[1] == '\n'), "workers line: %s", run.out);
+}
+END_TEST
+
+START_TEST(forkpoolctl_cancel_scale_metrics_drain)
+{
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "1", NULL));
+    struct h_run run;
+
+    h_need_ctl();
+    h_ctl(&run, d, NULL, "cancel", "42", NULL);
+    ck_assert_int_eq(h_exit_code(run.status), 1);
+
+    h_ctl(&run, d, NULL, "scale", "3", NULL);
+    ck_assert_int_eq(h_exit_code(run.status), 0);
+    ck_assert_str_eq(run.out, "{\"workers\": 3}\n");
+
+    h_ctl(&run, d, NULL, "metrics", NULL);
+    ck_assert_int_eq(h_exit_code(run.status), 0);
+    ck_assert_ptr_nonnull(strstr(run.out, "# TYPE forkpool_jobs_total counter\n"));
+
+    h_ctl(&run, d, NULL, "drain", NULL);
+    ck_assert_int_eq(h_exit_code(run.status), 0);
+    ck_assert_int_eq(h_exit_code(h_daemon_wait(d, 5000)), 0);
+}
+END_TEST
+
+static Suite *
+ctl_suite(void)
+{
+    Suite *s = suite_create("ctl");
+    TCase *tc;
+
+    tc = h_tcase("forkpoolctl", 30);
+    tcase_add_test(tc, forkpoolctl_ids_prints_each_id_when_accepted);
+    tcase_add_test(tc, forkpoolctl_exit_codes);
+    tcase_add_test(tc, forkpoolctl_map_outcomes);
+    tcase_add_test(tc, forkpoolctl_map_batches_survive_a_full_queue);
+    tcase_add_test(tc, forkpoolctl_status_json_and_table);
+    tcase_add_test(tc, forkpoolctl_cancel_scale_metrics_drain);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int
+main(void)
+{
+    return h_run_suite(ctl_suite());
+}

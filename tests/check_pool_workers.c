@@ -1,0 +1,447 @@
+/*
+ * check_pool_workers.c — worker lifecycles in an embedded pool: a worker that
+ * crashes, exits or times out is replaced and its job gets the matching
+ * outcome; retries run on fresh workers; failed starts back off; workers
+ * are recycled, scaled and reloaded without losing a job; --exec workers.
+ *
+ * The pool runs in-process with the test module (pool_harness.h).
+ */
+#include "config.h"
+#include <check.h>
+#include <ev.h>
+#include "forkpool.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "modutil.h"
+#include "pool_harness.h"
+
+/* ------------------------------------------------------------------------
+ * Crashes, exits, retries and timeouts
+ * ------------------------------------------------------------------------ */
+
+START_TEST(crash_mid_job_reports_crashed_and_respawns)
+{
+    fp_config cfg;
+    pid_t pids[4];
+
+    base_config(&cfg, 1);
+    start_pool(&cfg);
+    pid_t before = worker_pid_by_job();
+    ck_assert_uint_eq(fp_pool_pids(H.pool, pids, 4), 1);
+    ck_assert_int_eq(pids[0], before);
+
+    const struct rec *r = wait_job(submit_op("crash", NULL), 20);
+    ck_assert_int_eq(r->kind, FP_CRASHED);
+    ck_assert_str_eq(detail(r), "killed by SIGSEGV");
+    ck_assert_uint_eq(r->attempts, 1);
+
+    pid_t after = worker_pid_by_job();
+    ck_assert_int_ne(after, before);
+    ck_assert_uint_eq(fp_pool_pids(H.pool, pids, 4), 1);
+    ck_assert_int_eq(pids[0], after);
+
+    uint64_t first = submit_int(1);
+    for (int i = 2; i <= 10; i++)
+        submit_int(i);
+    wait_outcomes(H.nrecs + 10, 20);
+    for (uint64_t id = first; id < first + 10; id++) {
+        ck_assert_int_eq(rec_for(id)->kind, FP_OK);
+        ck_assert_int_eq(rec_for(id)->ival, (int64_t)(id - first + 1));
+    }
+    fp_stats st = stats();
+    ck_assert_uint_eq(st.crashed, 1);
+    ck_assert_uint_eq(st.restarts, 1);
+}
+END_TEST
+
+START_TEST(exit_mid_job_names_status)
+{
+    fp_config cfg;
+
+    base_config(&cfg, 1);
+    start_pool(&cfg);
+    const struct rec *r = wait_job(submit_op_num("exit", "code", 3, NULL), 20);
+    ck_assert_int_eq(r->kind, FP_CRASHED);
+    ck_assert_str_eq(detail(r), "exited with status 3");
+    ck_assert_int_eq(wait_job(submit_int(5), 20)->kind, FP_OK);
+}
+END_TEST
+
+START_TEST(retries_rerun_on_fresh_worker)
+{
+    fp_config cfg;
+    fp_job_opts opts = { .timeout = -1, .retries = 2 };
+
+    base_config(&cfg, 1);
+    start_pool(&cfg);
+    const struct rec *r = wait_job(submit_op("crash", &opts), 20);
+    ck_assert_int_eq(r->kind, FP_CRASHED);
+    ck_assert_uint_eq(r->attempts, 3);
+    ck_assert_str_eq(detail(r), "killed by SIGSEGV (after 3 attempts)");
+    ck_assert_uint_eq(count_for(r->id), 1);
+    ck_assert_uint_eq(stats().restarts, 3);     /* one fresh worker each */
+
+    r = wait_job(submit_int(77), 20);
+    ck_assert_int_eq(r->kind, FP_OK);
+    r = wait_job(submit_op("pid", &opts), 20);
+    ck_assert_int_eq(r->kind, FP_OK);
+    ck_assert_uint_eq(r->attempts, 1);
+}
+END_TEST
+
+START_TEST(retried_job_can_succeed_on_second_attempt)
+{
+    fp_config cfg;
+    fp_job_opts opts = { .timeout = -1, .retries = 3 };
+    char path[PATH_MAX];
+
+    snprintf(path, sizeof(path), "/tmp/check_pool_crash_once.%ld", (long)getpid());
+    unlink(path);
+    base_config(&cfg, 1);
+    start_pool(&cfg);
+    const struct rec *r = wait_job(submit_op_str("crash_once", "path", path, &opts), 20);
+    unlink(path);
+    ck_assert_int_eq(r->kind, FP_OK);
+    ck_assert_uint_eq(r->attempts, 2);
+    ck_assert_uint_eq(stats().crashed, 0);
+}
+END_TEST
+
+START_TEST(timeout_kills_and_replaces)
+{
+    fp_config cfg;
+    fp_job_opts opts = { .timeout = 0.2, .retries = 0 };
+
+    base_config(&cfg, 1);
+    start_pool(&cfg);
+    pid_t before = worker_pid_by_job();
+
+    const struct rec *r = wait_job(submit_op("hang", &opts), 20);
+    ck_assert_int_eq(r->kind, FP_TIMEOUT);
+    ck_assert_str_eq(detail(r), "timed out after 0.2s");
+    ck_assert_uint_eq(r->attempts, 1);
+
+    pid_t after = worker_pid_by_job();
+    ck_assert_int_ne(after, before);
+    fp_stats st = stats();
+    ck_assert_uint_eq(st.timed_out, 1);
+    ck_assert_uint_eq(st.restarts, 1);
+}
+END_TEST
+
+START_TEST(pool_default_timeout_applies_without_opts)
+{
+    fp_config cfg;
+
+    base_config(&cfg, 1);
+    cfg.job_timeout = 0.2;
+    start_pool(&cfg);
+    const struct rec *r = wait_job(submit_op("hang", NULL), 20);
+    ck_assert_int_eq(r->kind, FP_TIMEOUT);
+    ck_assert_str_eq(detail(r), "timed out after 0.2s");
+}
+END_TEST
+
+START_TEST(timeout_does_not_apply_to_quick_jobs)
+{
+    fp_config cfg;
+    fp_job_opts opts = { .timeout = 5, .retries = 0 };
+
+    base_config(&cfg, 1);
+    start_pool(&cfg);
+    uint64_t first = submit_op_num("sleep", "s", 0.01, &opts);
+    for (int i = 0; i < 20; i++)
+        submit_op_num("sleep", "s", 0.001, &opts);
+    wait_outcomes(21, 20);
+    for (uint64_t id = first; id < first + 21; id++)
+        ck_assert_int_eq(rec_for(id)->kind, FP_OK);
+    ck_assert_uint_eq(stats().timed_out, 0);
+    ck_assert_uint_eq(stats().restarts, 0);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * Worker starts, recycling, scale and reload
+ * ------------------------------------------------------------------------ */
+
+START_TEST(init_receives_module_config)
+{
+    fp_config cfg;
+    size_t len;
+    char *conf = config_map("greeting", "hello from config", &len);
+
+    base_config(&cfg, 1);
+    cfg.module_config = conf;
+    cfg.module_config_len = len;
+    start_pool(&cfg);
+    free(conf);                 /* the pool keeps its own copy */
+    const struct rec *r = wait_job(submit_op("greet", NULL), 20);
+    ck_assert_int_eq(r->kind, FP_OK);
+    ck_assert_str_eq(detail(r), "hello from config");
+}
+END_TEST
+
+START_TEST(init_failure_backs_off)
+{
+    fp_config cfg;
+    size_t len;
+    char *conf = config_map("fail_init", NULL, &len);
+    pid_t pids[4];
+
+    base_config(&cfg, 1);
+    cfg.module_config = conf;
+    cfg.module_config_len = len;
+    start_pool(&cfg);
+    uint64_t id = submit_int(1);
+    /* Measuring the backoff itself: one second of loop time. */
+    run_for(1.0);
+    fp_stats st = stats();
+    ck_assert_msg(st.restarts >= 2 && st.restarts < 12,
+                  "%llu restarts in 1s (want exponential backoff from 10ms)",
+                  (unsigned long long)st.restarts);
+    ck_assert_uint_ge(st.start_failures, 1);
+    ck_assert_uint_eq(st.start_failures, st.restarts);
+    ck_assert_uint_le(fp_pool_pids(H.pool, pids, 4), 1);
+    ck_assert_uint_le(st.live, 1);
+    ck_assert_int_eq(log_count("before it was ready"), 1);   /* once per streak */
+    /* The job waits; it is not lost. */
+    ck_assert_uint_eq(st.queued, 1);
+    ck_assert_uint_eq(H.nrecs, 0);
+    fp_pool_free(H.pool);
+    H.pool = NULL;
+    ck_assert_uint_eq(count_for(id), 1);
+    ck_assert_int_eq(rec_for(id)->kind, FP_CANCELLED);
+    free(conf);
+}
+END_TEST
+
+START_TEST(max_jobs_recycles_worker)
+{
+    fp_config cfg;
+
+    base_config(&cfg, 1);
+    cfg.max_jobs = 3;
+    start_pool(&cfg);
+    for (int i = 0; i < 6; i++)
+        submit_op("pid", NULL);
+    wait_outcomes(6, 20);
+    for (uint64_t id = 1; id <= 6; id++)
+        ck_assert_int_eq(rec_for(id)->kind, FP_OK);
+    ck_assert_int_eq(rec_for(1)->ival, rec_for(3)->ival);
+    ck_assert_int_eq(rec_for(4)->ival, rec_for(6)->ival);
+    ck_assert_int_ne(rec_for(3)->ival, rec_for(4)->ival);
+    ck_assert_uint_eq(stats().crashed, 0);
+}
+END_TEST
+
+static unsigned want_live;
+
+static int
+live_and_idle_as_wanted(void)
+{
+    fp_stats st = stats();
+    return st.live == want_live && st.idle == want_live && st.starting == 0;
+}
+
+START_TEST(scale_up_and_down_keeps_every_job)
+{
+    fp_config cfg;
+
+    base_config(&cfg, 1);
+    start_pool(&cfg);
+    ck_assert_int_eq(fp_pool_scale(H.pool, 3), 0);
+    ck_assert_uint_eq(stats().workers, 3);
+    want_live = 3;
+    run_until(live_and_idle_as_wanted, 20, "three idle workers");
+
+    /* Scale down while all three are busy: no running job is killed. */
+    uint64_t first = submit_op_num("sleep", "s", 0.2, NULL);
+    submit_op_num("sleep", "s", 0.2, NULL);
+    submit_op_num("sleep", "s", 0.2, NULL);
+    for (int i = 0; i < 20; i++)
+        submit_int(i);
+    ck_assert_uint_eq(stats().busy, 3);
+    ck_assert_int_eq(fp_pool_scale(H.pool, 1), 0);
+    ck_assert_uint_eq(stats().workers, 1);
+    wait_outcomes(23, 20);
+    for (uint64_t id = first; id < first + 23; id++) {
+        ck_assert_uint_eq(count_for(id), 1);
+        ck_assert_int_eq(rec_for(id)->kind, FP_OK);
+    }
+    want_live = 1;
+    run_until(live_and_idle_as_wanted, 20, "one idle worker");
+    ck_assert_uint_eq(stats().restarts, 0);
+    ck_assert_uint_eq(stats().crashed, 0);
+
+    errno = 0;
+    ck_assert_int_eq(fp_pool_scale(H.pool, 0), -1);
+    ck_assert_int_eq(errno, EINVAL);
+}
+END_TEST
+
+static pid_t reload_before[2];
+
+static int
+all_workers_replaced(void)
+{
+    pid_t now[4];
+    size_t n = fp_pool_pids(H.pool, now, 4);
+    fp_stats st = stats();
+
+    if (n != 2 || st.idle != 2)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (now[i] == reload_before[0] || now[i] == reload_before[1])
+            return 0;
+    return 1;
+}
+
+START_TEST(reload_replaces_every_worker_without_losing_jobs)
+{
+    fp_config cfg;
+
+    base_config(&cfg, 2);
+    start_pool(&cfg);
+    run_until(two_idle, 20, "two idle workers");
+    ck_assert_uint_eq(fp_pool_pids(H.pool, reload_before, 2), 2);
+
+    for (int i = 0; i < 50; i++)
+        submit_op_num("sleep", "s", 0.002, NULL);
+    fp_pool_reload(H.pool);
+    for (int i = 0; i < 50; i++)
+        submit_int(i);
+    wait_outcomes(100, 20);
+    run_until(all_workers_replaced, 20, "every worker replaced");
+    for (uint64_t id = 1; id <= 100; id++) {
+        ck_assert_uint_eq(count_for(id), 1);
+        ck_assert_int_eq(rec_for(id)->kind, FP_OK);
+    }
+    ck_assert_uint_eq(stats().workers, 2);
+    ck_assert_uint_eq(stats().crashed, 0);
+    ck_assert_uint_eq(stats().cancelled, 0);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * --exec workers
+ * ------------------------------------------------------------------------ */
+
+START_TEST(exec_worker_speaks_protocol)
+{
+    fp_config cfg;
+
+    base_config(&cfg, 2);
+    cfg.module = NULL;
+    cfg.exec_argv = exec_worker_argv("tag");
+    start_pool(&cfg);
+
+    uint64_t first = submit_int(0);
+    for (int i = 1; i < 50; i++)
+        submit_int(i);
+    uint64_t fail = submit_bytes("\xa4" "fail", 5, NULL);
+    wait_outcomes(51, 20);
+    for (uint64_t id = first; id < first + 50; id++) {
+        const struct rec *r = rec_for(id);
+        msgpack_unpacked u;
+        size_t off = 0;
+        ck_assert_int_eq(r->kind, FP_OK);
+        msgpack_unpacked_init(&u);
+        ck_assert_int_eq(msgpack_unpack_next(&u, r->data, r->len, &off),
+                         MSGPACK_UNPACK_SUCCESS);
+        ck_assert_int_eq(u.data.type, MSGPACK_OBJECT_ARRAY);
+        ck_assert_uint_eq(u.data.via.array.size, 2);
+        ck_assert(is(&u.data.via.array.ptr[0], "exec"));
+        ck_assert_uint_eq(u.data.via.array.ptr[1].via.u64, id - first);
+        msgpack_unpacked_destroy(&u);
+    }
+    ck_assert_int_eq(rec_for(fail)->kind, FP_ERROR);
+    ck_assert_str_eq(detail(rec_for(fail)), "exec says no");
+    ck_assert_uint_eq(stats().restarts, 0);
+}
+END_TEST
+
+/* A worker that breaks the protocol is killed; its job ends crashed with
+ * detail "protocol error", and the pool carries on. */
+START_TEST(exec_worker_protocol_error_crashes_the_job)
+{
+    fp_config cfg;
+
+    base_config(&cfg, 1);
+    cfg.module = NULL;
+    cfg.exec_argv = exec_worker_argv("tag");
+    start_pool(&cfg);
+
+    const struct rec *r = wait_job(submit_bytes("\xa8" "wrong id", 9, NULL), 20);
+    ck_assert_int_eq(r->kind, FP_CRASHED);
+    ck_assert_str_eq(detail(r), "protocol error");
+    r = wait_job(submit_bytes("\xa4" "huge", 5, NULL), 20);
+    ck_assert_int_eq(r->kind, FP_CRASHED);
+    ck_assert_str_eq(detail(r), "protocol error");
+    r = wait_job(submit_int(9), 20);
+    ck_assert_int_eq(r->kind, FP_OK);
+    ck_assert_uint_eq(stats().crashed, 2);
+    ck_assert_uint_eq(stats().restarts, 2);
+}
+END_TEST
+
+/* A worker that says "ready" and dies at once, with no job, is a failed
+ * start too: it is restarted with backoff, not in a tight loop. */
+START_TEST(worker_dying_right_after_ready_backs_off)
+{
+    fp_config cfg;
+
+    base_config(&cfg, 1);
+    cfg.module = NULL;
+    cfg.exec_argv = exec_worker_argv("ready-then-exit");
+    start_pool(&cfg);
+    run_for(1.0);
+    int spawns = log_count("worker slot 0: started pid");
+    fp_stats st = stats();
+    ck_assert_msg(spawns >= 2 && spawns < 12,
+                  "%d worker starts in 1s (want exponential backoff)", spawns);
+    ck_assert_msg(st.restarts >= 1, "%llu restarts counted for %d starts",
+                  (unsigned long long)st.restarts, spawns);
+    ck_assert_uint_ge(st.start_failures, 1);
+}
+END_TEST
+
+static Suite *
+pool_workers_suite(void)
+{
+    Suite *s = suite_create("pool_workers");
+    TCase *tc;
+
+    tc = ph_tcase("outcomes");
+    tcase_add_test(tc, crash_mid_job_reports_crashed_and_respawns);
+    tcase_add_test(tc, exit_mid_job_names_status);
+    tcase_add_test(tc, retries_rerun_on_fresh_worker);
+    tcase_add_test(tc, retried_job_can_succeed_on_second_attempt);
+    tcase_add_test(tc, timeout_kills_and_replaces);
+    tcase_add_test(tc, pool_default_timeout_applies_without_opts);
+    tcase_add_test(tc, timeout_does_not_apply_to_quick_jobs);
+    suite_add_tcase(s, tc);
+
+    tc = ph_tcase("workers");
+    tcase_add_test(tc, init_receives_module_config);
+    tcase_add_test(tc, init_failure_backs_off);
+    tcase_add_test(tc, max_jobs_recycles_worker);
+    tcase_add_test(tc, scale_up_and_down_keeps_every_job);
+    tcase_add_test(tc, reload_replaces_every_worker_without_losing_jobs);
+    tcase_add_test(tc, exec_worker_speaks_protocol);
+    tcase_add_test(tc, exec_worker_protocol_error_crashes_the_job);
+    tcase_add_test(tc, worker_dying_right_after_ready_backs_off);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int
+main(void)
+{
+    return ph_run_suite(pool_workers_suite());
+}

@@ -1,0 +1,425 @@
+/*
+ * check_wire.c — the message decoders of the worker and control protocols
+ * (src/codec/wire.c), byte by byte: every valid message decodes with the
+ * right fields, every malformed shape is refused with a reason.
+ *
+ * Table-driven: each table row is one input, each table one behaviour.
+ * The fuzz corpus (tests/fuzz/corpus/) holds more inputs of the same kinds.
+ */
+#include "config.h"
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec/wire.h"
+
+/* A byte string literal and its length (it may hold NULs). */
+#define B(s) s, sizeof(s) - 1
+
+struct bytes {
+    const char *p;
+    size_t      n;
+};
+
+/* ========================================================================
+ * Worker messages (SPEC §6): fp_wire_worker_msg
+ * ======================================================================== */
+
+static const struct {
+    struct bytes            in;
+    enum fp_worker_msg_type type;
+    uint64_t                id;
+    struct bytes            value;      /* ok/error: the raw value */
+} worker_valid[] = {
+    /* ["ready", {"pid": 1, "proto": 1}] */
+    { { B("\x92\xa5" "ready\x82\xa3" "pid\x01\xa5" "proto\x01") }, FP_WMSG_READY, 0, { NULL, 0 } },
+    /* ["ready", {}] */
+    { { B("\x92\xa5" "ready\x80") }, FP_WMSG_READY, 0, { NULL, 0 } },
+    /* ["retire", {}] */
+    { { B("\x92\xa6" "retire\x80") }, FP_WMSG_RETIRE, 0, { NULL, 0 } },
+    /* ["ok", 7, "hi"] */
+    { { B("\x93\xa2ok\x07\xa2hi") }, FP_WMSG_OK, 7, { B("\xa2hi") } },
+    /* ["error", 9, {"why": 1}] */
+    { { B("\x93\xa5" "error\x09\x81\xa3why\x01") }, FP_WMSG_ERROR, 9, { B("\x81\xa3why\x01") } },
+    /* ["ok", 1, [1, [2]]]: a nested value comes back whole */
+    { { B("\x93\xa2ok\x01\x92\x01\x91\x02") }, FP_WMSG_OK, 1, { B("\x92\x01\x91\x02") } },
+    /* ["ok", UINT64_MAX, nil] */
+    { { B("\x93\xa2ok\xcf\xff\xff\xff\xff\xff\xff\xff\xff\xc0") }, FP_WMSG_OK, UINT64_MAX, { B("\xc0") } },
+    /* ["ok", 5 as uint8, nil]: any integer encoding of the id */
+    { { B("\x93\xa2ok\xcc\x05\xc0") }, FP_WMSG_OK, 5, { B("\xc0") } },
+    /* array 32 and str 8 headers for the envelope */
+    { { B("\xdd\x00\x00\x00\x03\xd9\x02ok\x02\xc3") }, FP_WMSG_OK, 2, { B("\xc3") } },
+};
+
+START_TEST(worker_msg_decodes_each_valid_message)
+{
+    struct fp_worker_msg m;
+    const char *why = NULL;
+
+    ck_assert_int_eq(fp_wire_worker_msg(worker_valid[_i].in.p, worker_valid[_i].in.n,
+                                        &m, &why), 0);
+    ck_assert_int_eq(m.type, worker_valid[_i].type);
+    if (m.type != FP_WMSG_OK && m.type != FP_WMSG_ERROR)
+        return;
+    ck_assert_uint_eq(m.id, worker_valid[_i].id);
+    ck_assert_uint_eq(m.value_len, worker_valid[_i].value.n);
+    ck_assert(memcmp(m.value, worker_valid[_i].value.p, m.value_len) == 0);
+    /* The value points into the frame, at its end. */
+    ck_assert_ptr_eq(m.value + m.value_len,
+                     worker_valid[_i].in.p + worker_valid[_i].in.n);
+}
+END_TEST
+
+static const struct {
+    struct bytes in;
+    const char  *why;
+} worker_bad[] = {
+    { { B("\x01") }, "message is not an array" },
+    { { B("\xc0") }, "message is not an array" },
+    { { B("\x81\xa2ok\x01") }, "message is not an array" },
+    { { B("\xa5" "ready") }, "message is not an array" },
+    /* wrong array lengths */
+    { { B("\x90") }, "unknown message" },
+    { { B("\x91\xa5" "ready") }, "unknown message" },
+    { { B("\x93\xa5" "ready\x80\x01") }, "unknown message" },
+    { { B("\x91\xa6" "retire") }, "unknown message" },
+    { { B("\x93\xa6" "retire\x80\x01") }, "unknown message" },
+    { { B("\x92\xa2ok\x01") }, "unknown message" },
+    { { B("\x94\xa2ok\x01\xc0\xc0") }, "unknown message" },
+    { { B("\x94\xa5" "error\x01\xc0\xc0") }, "unknown message" },
+    /* unknown or misspelt names, a name that is not a str */
+    { { B("\x93\xa3job\x01\xc0") }, "unknown message" },
+    { { B("\x93\xa2OK\x01\xc0") }, "unknown message" },
+    { { B("\x93\xa3oks\x01\xc0") }, "unknown message" },
+    { { B("\x93\xa5" "bogus\x01\xc0") }, "unknown message" },
+    { { B("\x92\xa5" "hello\x80") }, "unknown message" },
+    { { B("\x93\xc4\x02ok\x01\xc0") }, "unknown message" },
+    { { B("\x93\x01\x01\xc0") }, "unknown message" },
+    /* ready and retire carry a map */
+    { { B("\x92\xa5" "ready\x01") }, "malformed ready message" },
+    { { B("\x92\xa5" "ready\x90") }, "malformed ready message" },
+    { { B("\x92\xa5" "ready\xc0") }, "malformed ready message" },
+    { { B("\x92\xa6" "retire\xc0") }, "malformed retire message" },
+    { { B("\x92\xa6" "retire\xa1x") }, "malformed retire message" },
+    /* ids: negative, not integers, missing */
+    { { B("\x93\xa2ok\xff\xc0") }, "malformed result" },
+    { { B("\x93\xa2ok\xd3\x80\x00\x00\x00\x00\x00\x00\x00\xc0") }, "malformed result" },
+    { { B("\x93\xa5" "error\xa1\x37\xc0") }, "malformed result" },
+    { { B("\x93\xa2ok\xcb\x3f\xf0\x00\x00\x00\x00\x00\x00\xc0") }, "malformed result" },
+    { { B("\x93\xa2ok\xc0\xc0") }, "malformed result" },
+    { { B("\x93\xa2ok\xc3\xc0") }, "malformed result" },
+    /* the value missing or cut short */
+    { { B("\x93\xa2ok\x01") }, "malformed result" },
+    { { B("\x93\xa5" "error\x01\xa5" "ab") }, "malformed result" },
+    { { B("\x93\xa2ok\x01\x92\x01") }, "malformed result" },
+    { { B("\x93\xa2ok\x01\xc6\xff\xff\xff\xff") }, "malformed result" },
+};
+
+START_TEST(worker_msg_refuses_each_malformed_shape_with_a_reason)
+{
+    struct fp_worker_msg m;
+    const char *why = NULL;
+
+    ck_assert_int_eq(fp_wire_worker_msg(worker_bad[_i].in.p, worker_bad[_i].in.n,
+                                        &m, &why), -1);
+    ck_assert_ptr_nonnull(why);
+    ck_assert_str_eq(why, worker_bad[_i].why);
+}
+END_TEST
+
+/* ========================================================================
+ * Control requests (SPEC §7): fp_wire_request, fp_wire_request_msgid
+ * ======================================================================== */
+
+static const struct {
+    struct bytes in;
+    uint32_t     msgid;
+    const char  *method;
+    uint32_t     nparams;
+    struct bytes first;         /* the first param's bytes, if any */
+} request_valid[] = {
+    /* [0, 1, "status", []] */
+    { { B("\x94\x00\x01\xa6status\x90") }, 1, "status", 0, { NULL, 0 } },
+    /* [0, 0, "cancel", [3]]: msgid 0 is a msgid */
+    { { B("\x94\x00\x00\xa6" "cancel\x91\x03") }, 0, "cancel", 1, { B("\x03") } },
+    /* [0, UINT32_MAX, "submit", [42]] */
+    { { B("\x94\x00\xce\xff\xff\xff\xff\xa6submit\x91\x2a") }, UINT32_MAX, "submit", 1, { B("\x2a") } },
+    /* [0, 7, "submit", [{"a": 1}, {"timeout": 1.5}]] */
+    { { B("\x94\x00\x07\xa6submit\x92\x81\xa1" "a\x01\x81\xa7timeout\xcb\x3f\xf8\x00\x00\x00\x00\x00\x00") },
+      7, "submit", 2, { B("\x81\xa1" "a\x01") } },
+    /* [0, 300 as uint16, "metrics", []] */
+    { { B("\x94\x00\xcd\x01\x2c\xa7metrics\x90") }, 300, "metrics", 0, { NULL, 0 } },
+    /* [0, 2, "", []]: any string is a method here; the server names the
+     * unknown ones */
+    { { B("\x94\x00\x02\xa0\x90") }, 2, "", 0, { NULL, 0 } },
+};
+
+START_TEST(request_decodes_each_valid_request)
+{
+    struct fp_request rq;
+    const char *why = NULL;
+    uint32_t msgid = 0;
+
+    ck_assert_int_eq(fp_wire_request(request_valid[_i].in.p, request_valid[_i].in.n,
+                                     &rq, &why), 0);
+    ck_assert_uint_eq(rq.msgid, request_valid[_i].msgid);
+    ck_assert_uint_eq(rq.method_len, strlen(request_valid[_i].method));
+    ck_assert(fp_wire_method_is(&rq, request_valid[_i].method));
+    ck_assert_uint_eq(rq.nparams, request_valid[_i].nparams);
+    if (request_valid[_i].first.p != NULL) {
+        const char *raw;
+        size_t rawlen;
+        struct fp_reader r = rq.params;
+        ck_assert_int_eq(fp_read_skip(&r, &raw, &rawlen), 0);
+        ck_assert_uint_eq(rawlen, request_valid[_i].first.n);
+        ck_assert(memcmp(raw, request_valid[_i].first.p, rawlen) == 0);
+    }
+    ck_assert_int_eq(fp_wire_request_msgid(request_valid[_i].in.p,
+                                           request_valid[_i].in.n, &msgid), 0);
+    ck_assert_uint_eq(msgid, request_valid[_i].msgid);
+}
+END_TEST
+
+/* No msgid can be read: refused (-1), the server closes the connection. */
+static const struct bytes request_no_msgid[] = {
+    { B("\x01") },
+    { B("\xa6status") },
+    { B("\x80") },
+    /* wrong array lengths */
+    { B("\x90") },
+    { B("\x93\x00\x01\xa6status") },
+    { B("\x95\x00\x01\xa6status\x90\xc0") },
+    /* not a request: a response, a notification, a negative or str type */
+    { B("\x94\x01\x01\xc0\xc0") },
+    { B("\x94\x02\x01\xa6status\x90") },
+    { B("\x94\xff\x01\xa6status\x90") },
+    { B("\x94\xa1\x30\x01\xa6status\x90") },
+    /* msgids out of range or not integers */
+    { B("\x94\x00\xff\xa6status\x90") },
+    { B("\x94\x00\xcf\x00\x00\x00\x01\x00\x00\x00\x00\xa6status\x90") },
+    { B("\x94\x00\xcf\xff\xff\xff\xff\xff\xff\xff\xff\xa6status\x90") },
+    { B("\x94\x00\xa1\x31\xa6status\x90") },
+    { B("\x94\x00\xcb\x3f\xf0\x00\x00\x00\x00\x00\x00\xa6status\x90") },
+    { B("\x94\x00\xc0\xa6status\x90") },
+    /* cut short before the msgid */
+    { B("\x94\x00") },
+};
+
+START_TEST(request_without_a_msgid_is_refused)
+{
+    struct fp_request rq;
+    const char *why = NULL;
+    uint32_t msgid = 12345;
+
+    ck_assert_int_eq(fp_wire_request(request_no_msgid[_i].p, request_no_msgid[_i].n,
+                                     &rq, &why), -1);
+    ck_assert_ptr_nonnull(why);
+    ck_assert_str_eq(why, "not a request with a msgid");
+    ck_assert_int_eq(fp_wire_request_msgid(request_no_msgid[_i].p,
+                                           request_no_msgid[_i].n, &msgid), -1);
+    ck_assert_uint_eq(msgid, 12345);
+}
+END_TEST
+
+/* The msgid is known but the rest is wrong: 1, answered to that msgid. */
+static const struct {
+    struct bytes in;
+    uint32_t     msgid;
+    const char  *why;
+} request_bad[] = {
+    { { B("\x94\x00\x05\x07\x90") }, 5, "bad request: method must be a string" },
+    { { B("\x94\x00\x05\xc0\x90") }, 5, "bad request: method must be a string" },
+    { { B("\x94\x00\x05\xc4\x06status\x90") }, 5, "bad request: method must be a string" },
+    { { B("\x94\x00\x05\x91\xa6status\x90") }, 5, "bad request: method must be a string" },
+    { { B("\x94\x00\x06\xa6status\x80") }, 6, "bad request: params must be an array" },
+    { { B("\x94\x00\x06\xa6status\xc0") }, 6, "bad request: params must be an array" },
+    { { B("\x94\x00\x06\xa6status\x01") }, 6, "bad request: params must be an array" },
+    { { B("\x94\x00\xce\xff\xff\xff\xff\xa6status\xa2[]") }, UINT32_MAX,
+      "bad request: params must be an array" },
+    /* cut short after the msgid */
+    { { B("\x94\x00\x08") }, 8, "bad request: method must be a string" },
+    { { B("\x94\x00\x08\xa6status") }, 8, "bad request: params must be an array" },
+};
+
+START_TEST(request_with_a_msgid_but_bad_shape_is_answered)
+{
+    struct fp_request rq;
+    const char *why = NULL;
+    uint32_t msgid = 0;
+
+    ck_assert_int_eq(fp_wire_request(request_bad[_i].in.p, request_bad[_i].in.n,
+                                     &rq, &why), 1);
+    ck_assert_uint_eq(rq.msgid, request_bad[_i].msgid);
+    ck_assert_ptr_nonnull(why);
+    ck_assert_str_eq(why, request_bad[_i].why);
+    ck_assert_int_eq(fp_wire_request_msgid(request_bad[_i].in.p, request_bad[_i].in.n,
+                                           &msgid), 0);
+    ck_assert_uint_eq(msgid, request_bad[_i].msgid);
+}
+END_TEST
+
+/* The msgid of a frame that is still arriving (or broken further on) is
+ * read from its first bytes: every prefix that holds it gives it. */
+START_TEST(request_msgid_is_read_from_every_prefix_that_holds_it)
+{
+    static const char frame[] = "\x94\x00\xce\x00\x01\x00\x00\xa6submit\x91\x2a";
+    const size_t head = 7;          /* array, type, uint32 msgid */
+    uint32_t msgid;
+
+    for (size_t n = 0; n < head; n++)
+        ck_assert_msg(fp_wire_request_msgid(frame, n, &msgid) == -1,
+                      "a msgid read from %zu bytes", n);
+    for (size_t n = head; n < sizeof(frame); n++) {
+        msgid = 0;
+        ck_assert_int_eq(fp_wire_request_msgid(frame, n, &msgid), 0);
+        ck_assert_uint_eq(msgid, 65536);
+    }
+}
+END_TEST
+
+START_TEST(method_is_compares_the_whole_name)
+{
+    struct fp_request rq;
+    const char *why;
+
+    ck_assert_int_eq(fp_wire_request(B("\x94\x00\x01\xa6status\x90"), &rq, &why), 0);
+    ck_assert(fp_wire_method_is(&rq, "status"));
+    ck_assert(!fp_wire_method_is(&rq, "stat"));
+    ck_assert(!fp_wire_method_is(&rq, "statuses"));
+    ck_assert(!fp_wire_method_is(&rq, "Status"));
+    ck_assert(!fp_wire_method_is(&rq, ""));
+}
+END_TEST
+
+/* ========================================================================
+ * submit's options: fp_wire_job_opts
+ * ======================================================================== */
+
+static const struct {
+    struct bytes in;
+    double       timeout;       /* -1: left at the default */
+    unsigned     retries;
+    int          notify;
+} opts_valid[] = {
+    { { B("\x80") }, -1, 0, 0 },
+    { { B("\x81\xa7timeout\xcb\x40\x04\x00\x00\x00\x00\x00\x00") }, 2.5, 0, 0 },
+    { { B("\x81\xa7timeout\x03") }, 3, 0, 0 },
+    { { B("\x81\xa7timeout\xca\x3f\x00\x00\x00") }, 0.5, 0, 0 },
+    { { B("\x81\xa7timeout\x00") }, 0, 0, 0 },
+    { { B("\x81\xa7retries\x64") }, -1, 100, 0 },
+    { { B("\x81\xa7retries\x00") }, -1, 0, 0 },
+    { { B("\x81\xa6notify\xc3") }, -1, 0, 1 },
+    { { B("\x81\xa6notify\xc2") }, -1, 0, 0 },
+    { { B("\x83\xa6notify\xc3\xa7retries\x02\xa7timeout\x01") }, 1, 2, 1 },
+};
+
+START_TEST(job_opts_reads_each_valid_option)
+{
+    fp_job_opts opts = { .timeout = -1, .retries = 0 };
+    int notify = 0;
+    struct fp_reader r;
+
+    fp_reader_init(&r, opts_valid[_i].in.p, opts_valid[_i].in.n);
+    ck_assert_ptr_null(fp_wire_job_opts(&r, &opts, &notify));
+    ck_assert_double_eq(opts.timeout, opts_valid[_i].timeout);
+    ck_assert_uint_eq(opts.retries, opts_valid[_i].retries);
+    ck_assert_int_eq(notify, opts_valid[_i].notify);
+    ck_assert_ptr_eq(r.p, r.end);
+}
+END_TEST
+
+static const struct {
+    struct bytes in;
+    const char  *why;
+} opts_bad[] = {
+    { { B("\x90") }, "malformed: options must be a map" },
+    { { B("\xc0") }, "malformed: options must be a map" },
+    { { B("\x01") }, "malformed: options must be a map" },
+    { { B("\x81\xa7timeout\xff") }, "malformed: timeout must be a number of seconds >= 0" },
+    { { B("\x81\xa7timeout\xcb\xbf\xf0\x00\x00\x00\x00\x00\x00") },
+      "malformed: timeout must be a number of seconds >= 0" },
+    { { B("\x81\xa7timeout\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00") },      /* NaN */
+      "malformed: timeout must be a number of seconds >= 0" },
+    { { B("\x81\xa7timeout\xcb\x7f\xf0\x00\x00\x00\x00\x00\x00") },      /* inf */
+      "malformed: timeout must be a number of seconds >= 0" },
+    { { B("\x81\xa7timeout\xcb\x42\x02\xa0\x5f\x20\x00\x00\x00") },      /* 1e10 */
+      "malformed: timeout must be a number of seconds >= 0" },
+    { { B("\x81\xa7timeout\xa1\x31") }, "malformed: timeout must be a number of seconds >= 0" },
+    { { B("\x81\xa7timeout\xc0") }, "malformed: timeout must be a number of seconds >= 0" },
+    { { B("\x81\xa7retries\x65") }, "malformed: retries must be an integer from 0 to 100" },
+    { { B("\x81\xa7retries\xff") }, "malformed: retries must be an integer from 0 to 100" },
+    { { B("\x81\xa7retries\xcf\xff\xff\xff\xff\xff\xff\xff\xff") },
+      "malformed: retries must be an integer from 0 to 100" },
+    { { B("\x81\xa7retries\xcb\x3f\xf8\x00\x00\x00\x00\x00\x00") },
+      "malformed: retries must be an integer from 0 to 100" },
+    { { B("\x81\xa6notify\x01") }, "malformed: notify must be true or false" },
+    { { B("\x81\xa6notify\xc0") }, "malformed: notify must be true or false" },
+    { { B("\x81\xa5" "bogus\x01") },
+      "malformed: unknown option (expected timeout, retries, notify)" },
+    { { B("\x81\x01\x01") }, "malformed: unknown option (expected timeout, retries, notify)" },
+    /* a bad option after a good one */
+    { { B("\x82\xa7retries\x01\xa6notify\xa3yes") }, "malformed: notify must be true or false" },
+};
+
+START_TEST(job_opts_refuses_each_bad_option_with_a_reason)
+{
+    fp_job_opts opts = { .timeout = -1, .retries = 0 };
+    int notify = 0;
+    struct fp_reader r;
+    const char *why;
+
+    fp_reader_init(&r, opts_bad[_i].in.p, opts_bad[_i].in.n);
+    why = fp_wire_job_opts(&r, &opts, &notify);
+    ck_assert_ptr_nonnull(why);
+    ck_assert_str_eq(why, opts_bad[_i].why);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+
+#define N(t) (int)(sizeof(t) / sizeof((t)[0]))
+
+static Suite *
+wire_suite(void)
+{
+    Suite *s = suite_create("wire");
+    TCase *tc;
+
+    tc = tcase_create("worker");
+    tcase_set_timeout(tc, 10);
+    tcase_add_loop_test(tc, worker_msg_decodes_each_valid_message, 0, N(worker_valid));
+    tcase_add_loop_test(tc, worker_msg_refuses_each_malformed_shape_with_a_reason, 0,
+                        N(worker_bad));
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("request");
+    tcase_set_timeout(tc, 10);
+    tcase_add_loop_test(tc, request_decodes_each_valid_request, 0, N(request_valid));
+    tcase_add_loop_test(tc, request_without_a_msgid_is_refused, 0, N(request_no_msgid));
+    tcase_add_loop_test(tc, request_with_a_msgid_but_bad_shape_is_answered, 0,
+                        N(request_bad));
+    tcase_add_test(tc, request_msgid_is_read_from_every_prefix_that_holds_it);
+    tcase_add_test(tc, method_is_compares_the_whole_name);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("job options");
+    tcase_set_timeout(tc, 10);
+    tcase_add_loop_test(tc, job_opts_reads_each_valid_option, 0, N(opts_valid));
+    tcase_add_loop_test(tc, job_opts_refuses_each_bad_option_with_a_reason, 0, N(opts_bad));
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int
+main(void)
+{
+    SRunner *sr = srunner_create(wire_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

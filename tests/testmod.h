@@ -1,0 +1,52 @@
+/*
+ * testmod.h — the test handler module: one implementation (testmod_impl.c)
+ * that the daemon loads as tests/.libs/testmod.so (testmod.c) and that the
+ * in-process pool suites link directly (pool_harness.c).
+ *
+ * Job: any value is echoed back, except a map with an "op" key:
+ *   {"op": "crash"}            SIGSEGV (a real invalid write)
+ *   {"op": "abort"}            abort()
+ *   {"op": "sigkill"}          SIGKILL itself (no handler can run)
+ *   {"op": "exit", "code": n}  _exit(n) mid-job
+ *   {"op": "fail", "detail": v} error outcome with detail v
+ *                              (default "failed on purpose")
+ *   {"op": "sleep", "s": f}    sleep f seconds, result "slept"
+ *   {"op": "hang"}             never return
+ *   {"op": "spin"}             burn CPU forever
+ *   {"op": "burn", "s": f}     burn f seconds of CPU time, result "burnt"
+ *   {"op": "pid"}              result: the worker's pid
+ *   {"op": "fds"}              result: ["fd -> target", ...] of /proc/self/fd
+ *   {"op": "none"}             pack nothing (a handler bug)
+ *   {"op": "grow", "mib": n}   allocate and touch n MiB, and keep it
+ *   {"op": "say", "text": s}   write s to stderr and "stdout: s" to stdout
+ *   {"op": "garbage"}          write bytes that are not msgpack to the master
+ *   {"op": "extra"}            send a second, unsolicited result
+ *   {"op": "raw", "hex": h}    write the bytes h to the master, then hang
+ *   {"op": "greet"}            result: init's config "greeting", or nil
+ *   {"op": "fork_abort"}       fork a child that abort()s, wait for it;
+ *                              result "child aborted"
+ *   {"op": "trapped_fault"}    a NULL write that init's own SIGSEGV handler
+ *                              recovers from (config "trap_segv"); result
+ *                              "recovered"
+ *   {"op": "crash_once", "path": p}
+ *                              crash if p did not exist yet (and create
+ *                              it), otherwise echo the job
+ * Any other op is an error outcome, detail "unknown op".
+ *
+ * Config (--module-config, fp_config.module_config), a map:
+ *   "fail_init": true          init fails
+ *   "fail_init_if": "/path"    init fails while that file exists
+ *   "trap_segv": true          init installs a SIGSEGV handler of its own
+ *                              (a runtime trapping its faults)
+ *   "greeting": s              what "greet" answers
+ */
+#ifndef FP_TESTS_TESTMOD_H
+#define FP_TESTS_TESTMOD_H
+
+#include "forkpool.h"
+
+int  testmod_init(void **state, const msgpack_object *config);
+int  testmod_handle(void *state, const msgpack_object *job, msgpack_packer *out);
+void testmod_fini(void *state);
+
+#endif

@@ -1,0 +1,377 @@
+/*
+ * testmod_impl.c — the test handler module's init, handle and fini (the
+ * ops and the config are listed in testmod.h).  Each op is one small
+ * function in a table.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include "modutil.h"
+#include "testmod.h"
+
+/* The worker's socket: FP_WORKER_FD in spawn.h. */
+#define WORKER_FD 3
+
+/* A real invalid write.  Exempt from UBSan, whose null check would
+ * otherwise report it and exit 1 instead of letting the SIGSEGV happen. */
+#if defined(__has_attribute)
+#if __has_attribute(no_sanitize)
+__attribute__((no_sanitize("undefined")))
+#endif
+#endif
+static void
+crash_now(void)
+{
+    volatile int *volatile nowhere = NULL;     /* a real store, not a trap */
+    *nowhere = 1;
+}
+
+/* What a job that never returns does. */
+static void __attribute__((noreturn))
+hang_forever(void)
+{
+    for (;;)
+        pause();
+}
+
+static sigjmp_buf trap_jump;
+
+static void
+trap_segv(int sig)
+{
+    (void)sig;
+    siglongjmp(trap_jump, 1);
+}
+
+static int
+config_true(const msgpack_object *config, const char *key)
+{
+    const msgpack_object *v = get(config, key);
+    return v != NULL && v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
+}
+
+int
+testmod_init(void **state, const msgpack_object *config)
+{
+    const msgpack_object *v;
+    struct stat st;
+
+    *state = NULL;
+    if (config_true(config, "fail_init"))
+        return 1;
+    v = get(config, "fail_init_if");
+    if (v != NULL && v->type == MSGPACK_OBJECT_STR) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%.*s", (int)v->via.str.size, v->via.str.ptr);
+        if (stat(path, &st) == 0)
+            return 1;
+    }
+    if (config_true(config, "trap_segv")) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = trap_segv;
+        sa.sa_flags = SA_NODEFER;
+        sigaction(SIGSEGV, &sa, NULL);
+    }
+    v = get(config, "greeting");
+    if (v != NULL)
+        *state = strdup_or(v, "");
+    return 0;
+}
+
+void
+testmod_fini(void *state)
+{
+    free(state);
+}
+
+/* ---- the ops: each handles one job, as fp_module.handle does ------------ */
+
+typedef int op_fn(void *state, const msgpack_object *job, msgpack_packer *out);
+
+static int
+op_echo(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    (void)state;
+    return msgpack_pack_object(out, *job);
+}
+
+static int
+op_crash(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    (void)state; (void)job; (void)out;
+    crash_now();
+    return 1;
+}
+
+static int
+op_abort(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    (void)state; (void)job; (void)out;
+    abort();
+}
+
+static int
+op_sigkill(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    (void)state; (void)job; (void)out;
+    kill(getpid(), SIGKILL);
+    hang_forever();
+}
+
+static int
+op_exit(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    (void)state; (void)out;
+    _exit((int)num_or(get(job, "code"), 0));
+}
+
+static int
+op_fail(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    const msgpack_object *d = get(job, "detail");
+
+    (void)state;
+    if (d != NULL)
+        msgpack_pack_object(out, *d);
+    else
+        pack_cstr(out, "failed on purpose");
+    return 1;
+}
+
+static int
+op_sleep(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    double secs = num_or(get(job, "s"), 0);
+    struct timespec ts = { (time_t)secs, (long)((secs - (time_t)secs) * 1e9) };
+
+    (void)state;
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+    return pack_cstr(out, "slept");
+}
+
+static int
+op_hang(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    (void)state; (void)job; (void)out;
+    hang_forever();
+}
+
+static int
+op_spin(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    (void)state; (void)job; (void)out;
+    for (volatile unsigned long i = 0;; i++)
+        ;
+    return 1;
+}
+
+static int
+op_burn(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    double want = num_or(get(job, "s"), 0.1);
+    struct timespec t0, t;
+
+    (void)state;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+    do
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    while ((double)(t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) / 1e9 < want);
+    return pack_cstr(out, "burnt");
+}
+
+static int
+op_pid(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    (void)state; (void)job;
+    return msgpack_pack_int64(out, getpid());
+}
+
+static int
+op_fds(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    char entries[64][600];
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *de;
+
+    (void)state; (void)job;
+    if (d == NULL)
+        return 1;
+    while ((de = readdir(d)) != NULL && n < 64) {
+        char link[280], target[256];
+        ssize_t len;
+        if (de->d_name[0] == '.' || atoi(de->d_name) == dirfd(d))
+            continue;
+        snprintf(link, sizeof(link), "/proc/self/fd/%s", de->d_name);
+        len = readlink(link, target, sizeof(target) - 1);
+        target[len > 0 ? len : 0] = '\0';
+        snprintf(entries[n++], sizeof(entries[0]), "%s -> %s", de->d_name, target);
+    }
+    closedir(d);
+    msgpack_pack_array(out, n);
+    for (int i = 0; i < n; i++)
+        pack_cstr(out, entries[i]);
+    return 0;
+}
+
+static int
+op_none(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    (void)state; (void)job; (void)out;
+    return 0;
+}
+
+static int
+op_grow(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    const msgpack_object *m = get(job, "mib");
+    size_t n = (m != NULL && m->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? m->via.u64 : 1) << 20;
+    /* Kept on purpose, where the compiler cannot drop it: the worker grows. */
+    static char *volatile hoard;
+    char **more = malloc(sizeof(char *) + n);
+
+    (void)state;
+    if (more == NULL)
+        return pack_cstr(out, "out of memory"), 1;
+    memset(more + 1, 1, n);
+    more[0] = hoard;                    /* a chain of every block */
+    hoard = (char *)more;
+    return pack_cstr(out, "grown");
+}
+
+static int
+op_say(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    const msgpack_object *t = get(job, "text");
+    int n = t != NULL && t->type == MSGPACK_OBJECT_STR ? (int)t->via.str.size : 0;
+
+    (void)state;
+    fprintf(stderr, "%.*s\n", n, n ? t->via.str.ptr : "");
+    printf("stdout: %.*s\n", n, n ? t->via.str.ptr : "");
+    fflush(stdout);
+    return pack_cstr(out, "said");
+}
+
+static int
+op_garbage(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    (void)state; (void)job;
+    (void)!write(WORKER_FD, "\xc1\xc1\xc1\xc1", 4);
+    return pack_cstr(out, "sent garbage");
+}
+
+static int
+op_extra(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    (void)state; (void)job;
+    /* ["ok", 999999, nil]: a result for a job it was never given. */
+    (void)!write(WORKER_FD, "\x93\xa2ok\xce\x00\x0f\x42\x3f\xc0", 10);
+    return pack_cstr(out, "sent an extra result");
+}
+
+static int
+op_raw(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    const msgpack_object *h = get(job, "hex");
+    char bytes[256];
+    size_t n = 0;
+
+    (void)state; (void)out;
+    for (uint32_t i = 0; h != NULL && h->type == MSGPACK_OBJECT_STR
+                         && i + 1 < h->via.str.size && n < sizeof(bytes); i += 2) {
+        unsigned v;
+        if (sscanf(h->via.str.ptr + i, "%2x", &v) != 1)
+            break;
+        bytes[n++] = (char)v;
+    }
+    (void)!write(WORKER_FD, bytes, n);
+    hang_forever();
+}
+
+static int
+op_greet(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    (void)job;
+    if (state != NULL)
+        return pack_cstr(out, state);
+    return msgpack_pack_nil(out);
+}
+
+static int
+op_fork_abort(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    pid_t pid = fork();
+
+    (void)state; (void)job;
+    if (pid == 0)
+        abort();
+    waitpid(pid, NULL, 0);
+    return pack_cstr(out, "child aborted");
+}
+
+static int
+op_trapped_fault(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    (void)state; (void)job;
+    if (sigsetjmp(trap_jump, 1) == 0)
+        crash_now();
+    return pack_cstr(out, "recovered");
+}
+
+static int
+op_crash_once(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    char *path = strdup_or(get(job, "path"), "");
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+    free(path);
+    if (fd >= 0) {
+        close(fd);
+        crash_now();
+    }
+    return op_echo(state, job, out);
+}
+
+static const struct {
+    const char *name;
+    op_fn      *fn;
+} ops[] = {
+    { "crash", op_crash },          { "abort", op_abort },
+    { "sigkill", op_sigkill },      { "exit", op_exit },
+    { "fail", op_fail },            { "sleep", op_sleep },
+    { "hang", op_hang },            { "spin", op_spin },
+    { "burn", op_burn },            { "pid", op_pid },
+    { "fds", op_fds },              { "none", op_none },
+    { "grow", op_grow },            { "say", op_say },
+    { "garbage", op_garbage },      { "extra", op_extra },
+    { "raw", op_raw },              { "greet", op_greet },
+    { "fork_abort", op_fork_abort }, { "trapped_fault", op_trapped_fault },
+    { "crash_once", op_crash_once },
+};
+
+int
+testmod_handle(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    const msgpack_object *op = get(job, "op");
+
+    if (op == NULL)
+        return op_echo(state, job, out);
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+        if (is(op, ops[i].name))
+            return ops[i].fn(state, job, out);
+    pack_cstr(out, "unknown op");
+    return 1;
+}
