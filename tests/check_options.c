@@ -78,17 +78,27 @@ static const struct {
     { { "--builtin", "echo", "-c", "%s" } },
 };
 
+/* Parse args, with the config file `file`, and check the daemon would run
+ * with that file and these values. */
+static void
+assert_runs_with(const char *file, const char *const args[], unsigned workers,
+                 size_t queue_max)
+{
+    struct fp_daemon_opts o;
+    int rc = parse(&o, file, args);
+
+    ck_assert_msg(rc == FP_OPTS_RUN, "%s: %d: %s", args[0], rc, o.err);
+    ck_assert_str_eq(o.config_file, file);
+    ck_assert_uint_eq(o.cfg.workers, workers);
+    ck_assert_uint_eq(o.cfg.queue_max, queue_max);
+    fp_daemon_opts_free(&o);
+}
+
 START_TEST(every_config_spelling_reads_the_file)
 {
     const char *file = write_config("forkpool.conf", "workers 3\nqueue-max 7\n");
-    struct fp_daemon_opts o;
-    int rc = parse(&o, file, config_spellings[_i].args);
 
-    ck_assert_msg(rc == FP_OPTS_RUN, "%s: %d: %s", config_spellings[_i].args[0], rc, o.err);
-    ck_assert_str_eq(o.config_file, file);
-    ck_assert_uint_eq(o.cfg.workers, 3);
-    ck_assert_uint_eq(o.cfg.queue_max, 7);
-    fp_daemon_opts_free(&o);
+    assert_runs_with(file, config_spellings[_i].args, 3, 7);
 }
 END_TEST
 
@@ -97,31 +107,19 @@ START_TEST(flags_override_the_config_file_before_or_after_it)
     const char *file = write_config("forkpool.conf", "workers 3\nqueue-max 7\n");
     const char *const before[] = { "-w", "2", "-c", "%s", NULL };
     const char *const after[] = { "--conf=%s", "--queue-max", "9", NULL };
-    struct fp_daemon_opts o;
 
-    ck_assert_int_eq(parse(&o, file, before), FP_OPTS_RUN);
-    ck_assert_uint_eq(o.cfg.workers, 2);
-    ck_assert_uint_eq(o.cfg.queue_max, 7);
-    fp_daemon_opts_free(&o);
-
-    ck_assert_int_eq(parse(&o, file, after), FP_OPTS_RUN);
-    ck_assert_uint_eq(o.cfg.workers, 3);
-    ck_assert_uint_eq(o.cfg.queue_max, 9);
-    fp_daemon_opts_free(&o);
+    assert_runs_with(file, before, 2, 7);
+    assert_runs_with(file, after, 3, 9);
 }
 END_TEST
 
 START_TEST(last_config_flag_names_the_file)
 {
-    const char *first = write_config("first.conf", "workers 3\n");
-    const char *second = write_config("second.conf", "workers 5\n");
+    const char *first = write_config("first.conf", "workers 3\nqueue-max 7\n");
+    const char *second = write_config("second.conf", "workers 5\nqueue-max 8\n");
     const char *const args[] = { "-c", first, "--conf", "%s", NULL };
-    struct fp_daemon_opts o;
 
-    ck_assert_int_eq(parse(&o, second, args), FP_OPTS_RUN);
-    ck_assert_str_eq(o.config_file, second);
-    ck_assert_uint_eq(o.cfg.workers, 5);
-    fp_daemon_opts_free(&o);
+    assert_runs_with(second, args, 5, 8);
 }
 END_TEST
 

@@ -29,8 +29,8 @@
 #include "common/sockpath.h"
 
 #define READ_CHUNK      (64 * 1024)
-#define REQ_OVERHEAD    (64 * 1024) /* envelope and options around a job, */
-#define REQ_OBJECTS     64          /* in bytes and in msgpack objects */
+#define REQ_OVERHEAD    (64 * 1024) /* bytes of envelope and options around a job */
+#define REQ_OBJECTS     64          /* msgpack objects of the same */
 #define ACCEPT_PAUSE    0.1         /* s to wait after EMFILE */
 
 static void client_read_cb(struct ev_loop *loop, ev_io *io, int revents);

@@ -38,14 +38,6 @@ struct daemon {
     int                reloading;       /* as last told to systemd */
 };
 
-static void __attribute__((noreturn))
-usage_error_socket(size_t max)
-{
-    fprintf(stderr, "forkpoold: --socket: path too long (at most %zu bytes) "
-            "(see forkpoold --help)\n", max);
-    exit(EXIT_USAGE);
-}
-
 /* Daemons must not hand out fds 0-2 by accident: make sure they are open. */
 static void
 ensure_stdio(void)
@@ -203,8 +195,12 @@ main(int argc, char **argv)
     }
     d.drain_timeout = o.drain_timeout;
     if (o.socket != NULL) {
-        if (snprintf(sockpath, sizeof(sockpath), "%s", o.socket) >= (int)sizeof(sockpath))
-            usage_error_socket(sizeof(sockpath) - 1);
+        if (snprintf(sockpath, sizeof(sockpath), "%s", o.socket) >= (int)sizeof(sockpath)) {
+            fprintf(stderr, "forkpoold: --socket: path too long (at most %zu bytes) "
+                    "(see forkpoold --help)\n", sizeof(sockpath) - 1);
+            fp_daemon_opts_free(&o);
+            return EXIT_USAGE;
+        }
     } else if (fp_default_socket_path(sockpath, sizeof(sockpath)) < 0) {
         fprintf(stderr, "forkpoold: default socket path is too long; use --socket "
                 "(see forkpoold --help)\n");
