@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "forkpool.h"
 #include "codec/buf.h"
 #include "codec/frame.h"
 
@@ -24,9 +25,9 @@
  * examples ({"id": 7, "ok": true, ...}), keys in insertion order. */
 #define CTL_JSON_FLAGS (JSON_INDENT(0) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY)
 
-/* Responses are bounded like any untrusted frame: a result of the largest
- * job size plus room for the envelope, nested two levels inside it. */
-#define CTL_MAX_FRAME   ((size_t)64 << 20 | (size_t)64 << 10)
+/* Responses are bounded like any untrusted frame: a result of the default
+ * largest job size plus room for the envelope, nested two levels inside it. */
+#define CTL_MAX_FRAME   (FP_DEFAULT_MAX_JOB_BYTES + ((size_t)64 << 10))
 #define CTL_MAX_OBJECTS ((size_t)1 << 22)
 #define CTL_MAX_DEPTH   (FP_MAX_DEPTH + 2)
 

@@ -1,5 +1,6 @@
-/* forkpoolctl.c — the control-socket CLI (SPEC §8): options and commands.
- * The RPC client is in ctl_rpc.c, the map command in ctl_map.c. */
+/* forkpoolctl.c — the control-socket CLI (SPEC §8): options and commands,
+ * one row per command in the table at the end.  The RPC client is in
+ * ctl_rpc.c, the map command in ctl_map.c, top in ctl_top.c. */
 #include "config.h"
 #include <errno.h>
 #include <getopt.h>
@@ -77,6 +78,26 @@ static const char usage_text[] =
 /* Option values that the job-taking commands share. */
 enum { OPT_TIMEOUT = 0x100, OPT_RETRIES, OPT_WINDOW, OPT_KEEP, OPT_FAST,
        OPT_JSON, OPT_IDS };
+
+/* An integer operand: what it is, for messages, and its largest value. */
+struct operand {
+    const char *what;
+    uint64_t    max;
+};
+
+/* One command: its name and how it runs; cmd_simple's rows also say what
+ * operand the method takes and what becomes of its result. */
+struct command {
+    const char *name;
+    int       (*run)(const struct command *cmd, const char *path, int argc,
+                     char **argv);
+    const struct operand *operand;  /* cmd_simple: its one operand, or NULL */
+    enum {
+        RESULT_IGNORED,             /* cmd_simple: print nothing, exit 0 */
+        RESULT_PRINTED,             /* print the result, exit 0 */
+        RESULT_PRINTED_TRUE_OK,     /* print the result, exit 0 only if true */
+    } result;
+};
 
 /* ---- argument helpers ---------------------------------------------------- */
 
@@ -242,7 +263,7 @@ print_or_fail(const json_t *v)
 /* ---- commands ------------------------------------------------------------ */
 
 static int
-cmd_submit(const char *path, int argc, char **argv)
+cmd_submit(const struct command *cmd, const char *path, int argc, char **argv)
 {
     static const struct option opts[] = {
         { "timeout", required_argument, NULL, OPT_TIMEOUT },
@@ -260,12 +281,12 @@ cmd_submit(const char *path, int argc, char **argv)
             return CTL_EXIT_OK;
         }
         if (c != OPT_TIMEOUT && c != OPT_RETRIES && c != OPT_IDS)
-            return bad_option("submit", c, argv);
-        if ((rc = job_option("submit", c, optarg, &jo)) != 0)
+            return bad_option(cmd->name, c, argv);
+        if ((rc = job_option(cmd->name, c, optarg, &jo)) != 0)
             return rc;
     }
     if (argc - optind != 1)
-        return usage_error("submit", "expects one JSON job");
+        return usage_error(cmd->name, "expects one JSON job");
 
     struct fp_buf job = FP_BUF_INIT, params = FP_BUF_INIT;
     struct ctl_conn conn = { .fd = -1 };
@@ -278,7 +299,7 @@ cmd_submit(const char *path, int argc, char **argv)
     msgpack_packer_init(&pk, &job, fp_buf_pack_write);
     if (fp_json_text_pack(argv[optind], strlen(argv[optind]), &pk, err,
                           sizeof err) < 0) {
-        rc = usage_error("submit", "invalid JSON job: %s", err);
+        rc = usage_error(cmd->name, "invalid JSON job: %s", err);
         goto out;
     }
     if (ctl_pack_params(&params, fp_buf_head(&job), job.len, &jo) < 0) {
@@ -289,9 +310,9 @@ cmd_submit(const char *path, int argc, char **argv)
     if (ctl_connect(&conn, path) == 0)
         conn.show_ids = jo.ids;
     if (conn.fd < 0
-        || ctl_call(&conn, "submit", fp_buf_head(&params), params.len,
+        || ctl_call(&conn, cmd->name, fp_buf_head(&params), params.len,
                     &r) < 0) {
-        rc = ctl_fail(&conn, "submit");
+        rc = ctl_fail(&conn, cmd->name);
         goto out;
     }
     o = json_object();
@@ -316,7 +337,7 @@ out:
 }
 
 static int
-cmd_map(const char *path, int argc, char **argv)
+cmd_map(const struct command *cmd, const char *path, int argc, char **argv)
 {
     static const struct option opts[] = {
         { "keep-order", no_argument, NULL, OPT_KEEP },
@@ -345,26 +366,26 @@ cmd_map(const char *path, int argc, char **argv)
             break;
         case OPT_WINDOW:
             if (parse_uint(optarg, MAX_WINDOW, &n) < 0 || n == 0)
-                return usage_error("map", "--window: '%s' is not a count "
+                return usage_error(cmd->name, "--window: '%s' is not a count "
                                    "from 1 to %d", optarg, MAX_WINDOW);
             mo.window = (unsigned)n;
             break;
         case OPT_TIMEOUT:
         case OPT_RETRIES:
         case OPT_IDS:
-            if ((rc = job_option("map", c, optarg, &mo.job)) != 0)
+            if ((rc = job_option(cmd->name, c, optarg, &mo.job)) != 0)
                 return rc;
             break;
         default:
-            return bad_option("map", c, argv);
+            return bad_option(cmd->name, c, argv);
         }
     }
     if (argc - optind != 0)
-        return usage_error("map", "takes no arguments (jobs come on stdin)");
+        return usage_error(cmd->name, "takes no arguments (jobs come on stdin)");
 
     struct ctl_conn conn;
     if (ctl_connect(&conn, path) < 0)
-        return ctl_fail(&conn, "map");
+        return ctl_fail(&conn, cmd->name);
     rc = ctl_map(&conn, &mo);
     ctl_close(&conn);
     return rc;
@@ -519,7 +540,7 @@ pack_params(struct fp_buf *b, int has_arg, uint64_t arg)
 }
 
 static int
-cmd_status(const char *path, int argc, char **argv)
+cmd_status(const struct command *cmd, const char *path, int argc, char **argv)
 {
     static const struct option opts[] = {
         { "json", no_argument, NULL, OPT_JSON },
@@ -534,16 +555,16 @@ cmd_status(const char *path, int argc, char **argv)
             return CTL_EXIT_OK;
         }
         if (c != OPT_JSON)
-            return bad_option("status", c, argv);
+            return bad_option(cmd->name, c, argv);
         as_json = 1;
     }
     if (argc - optind != 0)
-        return usage_error("status", "takes no arguments");
+        return usage_error(cmd->name, "takes no arguments");
 
     struct fp_buf params = FP_BUF_INIT;
     if (pack_params(&params, 0, 0) < 0)
         return CTL_EXIT_FAIL;
-    json_t *st = run_method(path, "status", &params, &rc);
+    json_t *st = run_method(path, cmd->name, &params, &rc);
     fp_buf_free(&params);
     if (st == NULL)
         return rc;
@@ -560,47 +581,50 @@ cmd_status(const char *path, int argc, char **argv)
     return rc;
 }
 
-/* scale N, cancel ID, drain, reload: one optional integer operand. */
+/* scale N, cancel ID, drain, reload: the method of the command's name,
+ * with the row's operand if it has one; the row says what to do with the
+ * result. */
 static int
-cmd_simple(const char *path, const char *cmd, int argc, char **argv)
+cmd_simple(const struct command *cmd, const char *path, int argc, char **argv)
 {
-    int is_scale = strcmp(cmd, "scale") == 0;
-    int is_cancel = strcmp(cmd, "cancel") == 0;
-    int has_arg = is_scale || is_cancel;
+    const struct operand *op = cmd->operand;
     uint64_t arg = 0;
-    int rc = plain_args(cmd, argc, argv, has_arg,
-                        is_scale ? "a worker count" : "a job id");
+    int rc = plain_args(cmd->name, argc, argv, op != NULL,
+                        op != NULL ? op->what : NULL);
 
     if (rc >= 0)
         return rc;
-    if (has_arg && parse_uint(argv[optind], is_scale ? UINT32_MAX : UINT64_MAX,
-                              &arg) < 0)
-        return usage_error(cmd, "'%s' is not %s", argv[optind],
-                           is_scale ? "a worker count" : "a job id");
+    if (op != NULL && parse_uint(argv[optind], op->max, &arg) < 0)
+        return usage_error(cmd->name, "'%s' is not %s", argv[optind], op->what);
 
     struct fp_buf params = FP_BUF_INIT;
-    if (pack_params(&params, has_arg, arg) < 0)
+    if (pack_params(&params, op != NULL, arg) < 0)
         return CTL_EXIT_FAIL;
-    json_t *res = run_method(path, cmd, &params, &rc);
+    json_t *res = run_method(path, cmd->name, &params, &rc);
     fp_buf_free(&params);
     if (res == NULL)
         return rc;
-    if (is_scale)
+    switch (cmd->result) {
+    case RESULT_IGNORED:
+        rc = CTL_EXIT_OK;
+        break;
+    case RESULT_PRINTED:
         rc = print_or_fail(res);
-    else if (is_cancel)
+        break;
+    case RESULT_PRINTED_TRUE_OK:
         rc = print_or_fail(res) == CTL_EXIT_OK && json_is_true(res)
                  ? CTL_EXIT_OK : CTL_EXIT_FAIL;
-    else
-        rc = CTL_EXIT_OK;
+        break;
+    }
     json_decref(res);
     return rc;
 }
 
 /* metrics: the result string, byte for byte. */
 static int
-cmd_metrics(const char *path, int argc, char **argv)
+cmd_metrics(const struct command *cmd, const char *path, int argc, char **argv)
 {
-    int rc = plain_args("metrics", argc, argv, 0, NULL);
+    int rc = plain_args(cmd->name, argc, argv, 0, NULL);
     if (rc >= 0)
         return rc;
 
@@ -612,8 +636,8 @@ cmd_metrics(const char *path, int argc, char **argv)
     char text[1024];
 
     if (ctl_connect(&c, path) < 0
-        || ctl_call(&c, "metrics", "\x90", 1, &r) < 0) {
-        rc = ctl_fail(&c, "metrics");
+        || ctl_call(&c, cmd->name, "\x90", 1, &r) < 0) {
+        rc = ctl_fail(&c, cmd->name);
     } else if (r.error != NULL) {
         ctl_error_text(&r, text, sizeof text);
         fprintf(stderr, "forkpoolctl: metrics: %s\n", text);
@@ -633,7 +657,42 @@ cmd_metrics(const char *path, int argc, char **argv)
     return rc;
 }
 
-/* ---- main ---------------------------------------------------------------- */
+/* top: ctl_top.c parses its own options. */
+static int
+cmd_top(const struct command *cmd, const char *path, int argc, char **argv)
+{
+    (void)cmd;
+    return ctl_top(path, argc, argv);
+}
+
+/* ---- the command table and main ------------------------------------------ */
+
+static const struct operand worker_count = { "a worker count", UINT32_MAX };
+static const struct operand job_id = { "a job id", UINT64_MAX };
+
+static const struct command commands[] = {
+    { .name = "submit", .run = cmd_submit },
+    { .name = "map", .run = cmd_map },
+    { .name = "status", .run = cmd_status },
+    { .name = "metrics", .run = cmd_metrics },
+    { .name = "top", .run = cmd_top },
+    { .name = "scale", .run = cmd_simple, .operand = &worker_count,
+      .result = RESULT_PRINTED },
+    { .name = "cancel", .run = cmd_simple, .operand = &job_id,
+      .result = RESULT_PRINTED_TRUE_OK },
+    { .name = "drain", .run = cmd_simple },
+    { .name = "reload", .run = cmd_simple },
+};
+
+/* The row of the command called `name`, or NULL. */
+static const struct command *
+find_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
 
 int
 main(int argc, char **argv)
@@ -674,23 +733,11 @@ main(int argc, char **argv)
         path = defpath;
     }
 
-    const char *cmd = argv[optind];
+    const struct command *cmd = find_command(argv[optind]);
+    if (cmd == NULL)
+        return usage_error(NULL, "unknown command '%s'", argv[optind]);
     int cargc = argc - optind;
     char **cargv = argv + optind;
     optind = 0;                 /* GNU getopt: start over on the command */
-
-    if (strcmp(cmd, "submit") == 0)
-        return cmd_submit(path, cargc, cargv);
-    if (strcmp(cmd, "map") == 0)
-        return cmd_map(path, cargc, cargv);
-    if (strcmp(cmd, "status") == 0)
-        return cmd_status(path, cargc, cargv);
-    if (strcmp(cmd, "metrics") == 0)
-        return cmd_metrics(path, cargc, cargv);
-    if (strcmp(cmd, "top") == 0)
-        return ctl_top(path, cargc, cargv);
-    if (strcmp(cmd, "scale") == 0 || strcmp(cmd, "cancel") == 0
-        || strcmp(cmd, "drain") == 0 || strcmp(cmd, "reload") == 0)
-        return cmd_simple(path, cmd, cargc, cargv);
-    return usage_error(NULL, "unknown command '%s'", cmd);
+    return cmd->run(cmd, path, cargc, cargv);
 }

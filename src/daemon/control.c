@@ -29,7 +29,8 @@
 #include "common/sockpath.h"
 
 #define READ_CHUNK      (64 * 1024)
-#define REQ_OVERHEAD    (64 * 1024) /* envelope and options around a job */
+#define REQ_OVERHEAD    (64 * 1024) /* bytes of envelope and options around a job */
+#define REQ_OBJECTS     64          /* msgpack objects of the same */
 #define ACCEPT_PAUSE    0.1         /* s to wait after EMFILE */
 
 static void client_read_cb(struct ev_loop *loop, ev_io *io, int revents);
@@ -164,7 +165,7 @@ client_read_cb(struct ev_loop *loop, ev_io *io, int revents)
             client_refuse_frame(c, why);
             return;
         }
-        int rc = ctl_handle_request(c, fp_buf_head(&c->in), (size_t)n);
+        int rc = ctl_dispatch(c, fp_buf_head(&c->in), (size_t)n);
         fp_buf_consume(&c->in, (size_t)n);
         fp_scanner_reset(&c->scan);
         if (rc < 0) {
@@ -360,10 +361,9 @@ control_new(struct ev_loop *loop, fp_pool *pool, int lfd, const char *path,
     if (hooks != NULL)
         ctl->hooks = *hooks;
     ctl->log = log;
-    /* Requests carry one job plus a small envelope and options. */
-    ctl->limits.max_bytes = (64u << 20) + REQ_OVERHEAD;
-    ctl->limits.max_objects = (1u << 20) + 64;
-    ctl->limits.max_depth = FP_MAX_DEPTH + 2;
+    ctl->methods = ctl_methods;
+    ctl->nmethods = ctl_nmethods;
+    fp_control_set_job_limits(ctl, 0, 0, FP_DEFAULT_MAX_WORKERS);
     LIST_INIT(&ctl->clients);
     ev_io_init(&ctl->accept_io, accept_cb, ctl->lfd, EV_READ);
     ctl->accept_io.data = ctl;
@@ -443,8 +443,12 @@ fp_control_set_job_limits(struct fp_control *ctl, size_t max_job_bytes,
                           size_t max_job_objects, unsigned max_workers)
 {
     ctl->max_workers = max_workers;
-    ctl->limits.max_bytes = max_job_bytes + REQ_OVERHEAD;
-    ctl->limits.max_objects = max_job_objects + 64;
+    /* Requests carry one job plus a small envelope and options. */
+    ctl->limits.max_bytes = (max_job_bytes != 0 ? max_job_bytes
+                                                : FP_DEFAULT_MAX_JOB_BYTES) + REQ_OVERHEAD;
+    ctl->limits.max_objects = (max_job_objects != 0 ? max_job_objects
+                                                    : FP_DEFAULT_MAX_JOB_OBJECTS) + REQ_OBJECTS;
+    ctl->limits.max_depth = FP_MAX_DEPTH + 2;
 }
 
 static void

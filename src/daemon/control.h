@@ -36,8 +36,9 @@ struct fp_control *fp_control_adopt(struct ev_loop *loop, fp_pool *pool, int lfd
 /* The socket's path (or "(socket activation)" if it has none). */
 const char *fp_control_path(const struct fp_control *c);
 
-/* Size request frames after the pool's job limits (default: 64 MiB and
- * 1048576 objects per job); max_workers is quoted when scale is refused. */
+/* Size request frames after the pool's job limits (as fp_config's: 0 =
+ * FP_DEFAULT_MAX_JOB_BYTES, FP_DEFAULT_MAX_JOB_OBJECTS, which is also what
+ * a server starts with); max_workers is quoted when scale is refused. */
 void fp_control_set_job_limits(struct fp_control *c, size_t max_job_bytes,
                                size_t max_job_objects, unsigned max_workers);
 

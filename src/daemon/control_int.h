@@ -1,6 +1,7 @@
 /*
  * control_int.h — internals shared by the control server's connection
- * handling (control.c) and its methods (control_methods.c).
+ * handling (control.c: clients, framing, replies), its method table
+ * mechanism (control_dispatch.c) and the methods (control_methods.c).
  */
 #ifndef FP_CONTROL_INT_H
 #define FP_CONTROL_INT_H
@@ -27,6 +28,8 @@ struct client {
     unsigned long      serial;      /* for log lines */
 };
 
+struct ctl_method;
+
 struct fp_control {
     struct ev_loop    *loop;
     fp_pool           *pool;
@@ -40,6 +43,8 @@ struct fp_control {
     ev_io              accept_io;
     ev_timer           accept_pause;
     struct fp_limits   limits;
+    const struct ctl_method *methods;   /* what requests may call */
+    size_t             nmethods;
     LIST_HEAD(, client) clients;
     unsigned long      next_serial;
     unsigned           max_workers;     /* for error messages */
@@ -82,11 +87,63 @@ void ctl_respond_rejected(struct client *c, uint32_t msgid, const char *detail);
 /* Free a closed client once nothing more is owed to it. */
 void ctl_client_free(struct client *c);
 
+/* ------------------------------------------------------------------------
+ * The method table (control_dispatch.c; the rows are in control_methods.c)
+ *
+ * One row per method: its name, the rule its params must follow, checked
+ * before the handler runs, and the handler.  Adding a method is one row
+ * plus its handler.
+ * ------------------------------------------------------------------------ */
+
+#define CTL_MAX_PARAMS  2           /* most params a handler reads */
+#define CTL_ANY_COUNT   UINT32_MAX  /* max_params of a method that ignores them */
+
+/* The shape a param must have. */
+enum ctl_shape {
+    CTL_ANY = 0,        /* any one value */
+    CTL_UINT,           /* a non-negative integer */
+    CTL_U32,            /* a non-negative integer up to UINT32_MAX */
+    CTL_ARRAY,
+    CTL_MAP,
+};
+
+/* One param that passed its rule. */
+struct ctl_param {
+    const char      *raw;           /* its encoded bytes */
+    size_t           len;
+    struct fp_reader r;             /* a cursor over exactly those bytes */
+};
+
+/* A request's params (the first CTL_MAX_PARAMS of them). */
+struct ctl_params {
+    uint32_t         n;             /* how many the request carried */
+    struct ctl_param v[CTL_MAX_PARAMS];
+};
+
+/* Answer the request msgid of client c (now, or later from a callback). */
+typedef void ctl_method_fn(struct client *c, uint32_t msgid, struct ctl_params *p);
+
+struct ctl_method {
+    const char     *name;
+    uint32_t        min_params, max_params;
+    enum ctl_shape  shape[CTL_MAX_PARAMS];  /* of each param given */
+    const char     *usage;      /* the error when the params break the rule */
+    int             outcome_errors;     /* errors are "rejected" outcome maps
+                                           (the submit methods), not strings */
+    ctl_method_fn  *handler;
+};
+
+/* control_methods.c: the methods forkpoold serves. */
+extern const struct ctl_method ctl_methods[];
+extern const size_t ctl_nmethods;
+
 /* control_methods.c: release the reply records kept for reuse. */
 void ctl_free_replies(struct fp_control *ctl);
 
-/* control_methods.c: handle one request frame.  Returns -1 if the
- * connection must close. */
-int ctl_handle_request(struct client *c, const char *frame, size_t len);
+/* control_dispatch.c: decode one request frame, check its params against
+ * its row of c->ctl->methods and run the handler; a bad request, unknown
+ * method or params that break the rule get an error response.  Returns -1
+ * if the connection must close (no msgid could be read), else 0. */
+int ctl_dispatch(struct client *c, const char *frame, size_t len);
 
 #endif

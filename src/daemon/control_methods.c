@@ -1,6 +1,8 @@
 /*
  * control_methods.c — the control protocol's methods (SPEC §7): submit,
- * submit_batch, status, cancel, scale, reload, drain, metrics.
+ * submit_batch, status, cancel, scale, reload, drain, metrics; and the
+ * method table at the end, one row per method.  Each handler runs only
+ * once its params passed the row's rule (control_dispatch.c).
  */
 #include "config.h"
 #include <errno.h>
@@ -136,23 +138,19 @@ batch_done_cb(const fp_outcome *o, void *arg)
  * jobs accepted or none.  The response comes at once, {"first_id": id,
  * "count": n}; each job's outcome follows as an "outcome" notification. */
 static void
-method_submit_batch(struct client *c, uint32_t msgid, struct fp_reader *r,
-                    uint32_t nparams)
+method_submit_batch(struct client *c, uint32_t msgid, struct ctl_params *p)
 {
     struct fp_control *ctl = c->ctl;
     fp_job_opts opts = { .timeout = -1, .retries = 0 };
     int notify = 0;
-    uint32_t n;
+    struct fp_reader *jobs = &p->v[0].r;
+    uint32_t n = 0;
     uint64_t first;
     const char *why;
     struct batch_reply *b;
     msgpack_packer pk;
 
-    if (nparams < 1 || nparams > 2 || fp_read_array(r, &n) < 0) {
-        ctl_respond_rejected(c, msgid, "malformed: params must be [[job, ...]] "
-                             "or [[job, ...], options]");
-        return;
-    }
+    (void)fp_read_array(jobs, &n);      /* an array: checked by the rule */
     /* n is bounded by the frame's object limit, like the scratch array. */
     if (n > ctl->batch_cap) {
         fp_job_buf *t = realloc(ctl->batch_jobs, n * sizeof(*t));
@@ -164,11 +162,11 @@ method_submit_batch(struct client *c, uint32_t msgid, struct fp_reader *r,
         ctl->batch_cap = n;
     }
     for (uint32_t i = 0; i < n; i++)
-        if (fp_read_skip(r, &ctl->batch_jobs[i].data, &ctl->batch_jobs[i].len) < 0) {
+        if (fp_read_skip(jobs, &ctl->batch_jobs[i].data, &ctl->batch_jobs[i].len) < 0) {
             ctl_respond_rejected(c, msgid, "malformed");
             return;
         }
-    if (nparams == 2 && (why = fp_wire_job_opts(r, &opts, &notify)) != NULL) {
+    if (p->n == 2 && (why = fp_wire_job_opts(&p->v[1].r, &opts, &notify)) != NULL) {
         ctl_respond_rejected(c, msgid, why);
         return;
     }
@@ -192,25 +190,18 @@ method_submit_batch(struct client *c, uint32_t msgid, struct fp_reader *r,
     ctl_flush_soon(c);
 }
 
+/* submit [job] or [job, {"timeout", "retries", "notify"}]: the response
+ * is the job's outcome, when it has one. */
 static void
-method_submit(struct client *c, uint32_t msgid, struct fp_reader *r, uint32_t nparams)
+method_submit(struct client *c, uint32_t msgid, struct ctl_params *p)
 {
     fp_job_opts opts = { .timeout = -1, .retries = 0 };
     int notify = 0;
     uint64_t id;
-    const char *job, *why;
-    size_t len;
+    const char *why;
     struct reply_to *rt;
 
-    if (nparams < 1 || nparams > 2) {
-        ctl_respond_rejected(c, msgid, "malformed: params must be [job] or [job, options]");
-        return;
-    }
-    if (fp_read_skip(r, &job, &len) < 0) {
-        ctl_respond_rejected(c, msgid, "malformed");
-        return;
-    }
-    if (nparams == 2 && (why = fp_wire_job_opts(r, &opts, &notify)) != NULL) {
+    if (p->n == 2 && (why = fp_wire_job_opts(&p->v[1].r, &opts, &notify)) != NULL) {
         ctl_respond_rejected(c, msgid, why);
         return;
     }
@@ -221,7 +212,8 @@ method_submit(struct client *c, uint32_t msgid, struct fp_reader *r, uint32_t np
     }
     rt->c = c;
     rt->msgid = msgid;
-    if (fp_pool_submit(c->ctl->pool, job, len, &opts, job_done_cb, rt, &id, &why) < 0) {
+    if (fp_pool_submit(c->ctl->pool, p->v[0].raw, p->v[0].len, &opts, job_done_cb, rt,
+                       &id, &why) < 0) {
         reply_put(c->ctl, rt);
         ctl_respond_rejected(c, msgid, why);
         return;
@@ -243,13 +235,8 @@ method_submit(struct client *c, uint32_t msgid, struct fp_reader *r, uint32_t np
 
 /* "worker_list": one map per live worker (SPEC's "workers" is the count). */
 static void
-pack_worker_rows(msgpack_packer *pk, fp_pool *pool)
+pack_worker_rows(msgpack_packer *pk, const fp_worker_info *rows, size_t n)
 {
-    fp_worker_info rows[1024];
-    size_t n = fp_pool_worker_info(pool, rows, sizeof(rows) / sizeof(rows[0]));
-
-    if (n > sizeof(rows) / sizeof(rows[0]))
-        n = sizeof(rows) / sizeof(rows[0]);
     fp_pack_cstr(pk, "worker_list");
     msgpack_pack_array(pk, n);
     for (size_t i = 0; i < n; i++) {
@@ -270,17 +257,23 @@ pack_worker_rows(msgpack_packer *pk, fp_pool *pool)
     }
 }
 
+/* status []: the pool's counters, its workers' pids and one row per
+ * worker, however many there are. */
 static void
-method_status(struct client *c, uint32_t msgid)
+method_status(struct client *c, uint32_t msgid, struct ctl_params *p)
 {
     fp_pool *pool = c->ctl->pool;
     fp_stats st;
-    pid_t pids[1024];
     msgpack_packer pk;
-    size_t npids = fp_pool_pids(pool, pids, sizeof(pids) / sizeof(pids[0]));
+    size_t n = fp_pool_worker_info(pool, NULL, 0);
+    fp_worker_info *rows = malloc((n > 0 ? n : 1) * sizeof(*rows));
+    (void)p;
 
-    if (npids > sizeof(pids) / sizeof(pids[0]))
-        npids = sizeof(pids) / sizeof(pids[0]);
+    if (rows == NULL) {
+        ctl_respond_error_str(c, msgid, "out of memory");
+        return;
+    }
+    n = fp_pool_worker_info(pool, rows, n);
     fp_pool_stats(pool, &st);
     ctl_begin_response(c, &pk, msgid);
     msgpack_pack_nil(&pk);
@@ -303,23 +296,22 @@ method_status(struct client *c, uint32_t msgid)
     fp_pack_cstr(&pk, "uptime_s");
     msgpack_pack_double(&pk, st.uptime_s);
     fp_pack_cstr(&pk, "pids");
-    msgpack_pack_array(&pk, npids);
-    for (size_t i = 0; i < npids; i++)
-        msgpack_pack_int64(&pk, pids[i]);
-    pack_worker_rows(&pk, pool);
+    msgpack_pack_array(&pk, n);
+    for (size_t i = 0; i < n; i++)
+        msgpack_pack_int64(&pk, rows[i].pid);
+    pack_worker_rows(&pk, rows, n);
     ctl_flush_soon(c);
+    free(rows);
 }
 
+/* cancel [id]: true if the job was found. */
 static void
-method_cancel(struct client *c, uint32_t msgid, struct fp_reader *r, uint32_t nparams)
+method_cancel(struct client *c, uint32_t msgid, struct ctl_params *p)
 {
-    uint64_t id;
+    uint64_t id = 0;
     msgpack_packer pk;
 
-    if (nparams != 1 || fp_read_uint(r, &id) < 0) {
-        ctl_respond_error_str(c, msgid, "bad params: expected [id]");
-        return;
-    }
+    (void)fp_read_uint(&p->v[0].r, &id);    /* checked by the rule */
     int found = fp_pool_cancel(c->ctl->pool, id);
     if (c->fd < 0)
         return;     /* closed by an outcome delivered in the cancel */
@@ -332,17 +324,15 @@ method_cancel(struct client *c, uint32_t msgid, struct fp_reader *r, uint32_t np
     ctl_flush_soon(c);
 }
 
+/* scale [n]: {"workers": n}, or an error saying why not. */
 static void
-method_scale(struct client *c, uint32_t msgid, struct fp_reader *r, uint32_t nparams)
+method_scale(struct client *c, uint32_t msgid, struct ctl_params *p)
 {
-    uint64_t n;
+    uint64_t n = 0;
     msgpack_packer pk;
     char msg[128];
 
-    if (nparams != 1 || fp_read_uint(r, &n) < 0 || n > UINT32_MAX) {
-        ctl_respond_error_str(c, msgid, "bad params: expected [n]");
-        return;
-    }
+    (void)fp_read_uint(&p->v[0].r, &n);     /* up to UINT32_MAX: the rule */
     if (fp_pool_scale(c->ctl->pool, (unsigned)n) < 0) {
         if (errno == EBUSY)
             snprintf(msg, sizeof(msg), "cannot scale while draining");
@@ -359,14 +349,15 @@ method_scale(struct client *c, uint32_t msgid, struct fp_reader *r, uint32_t npa
     ctl_flush_soon(c);
 }
 
-/* Prometheus text exposition of the pool's counters and gauges. */
+/* metrics []: Prometheus text exposition of the pool's counters and gauges. */
 static void
-method_metrics(struct client *c, uint32_t msgid)
+method_metrics(struct client *c, uint32_t msgid, struct ctl_params *p)
 {
     fp_stats st;
     char text[4096];
     msgpack_packer pk;
     int n;
+    (void)p;
 
     fp_pool_stats(c->ctl->pool, &st);
     n = snprintf(text, sizeof(text),
@@ -423,53 +414,60 @@ method_metrics(struct client *c, uint32_t msgid)
     ctl_flush_soon(c);
 }
 
-/* Handle one request frame.  Returns -1 if the connection must close. */
-int
-ctl_handle_request(struct client *c, const char *frame, size_t len)
+/* A response with nil error and nil result. */
+static void
+respond_nil(struct client *c, uint32_t msgid)
 {
-    struct fp_request rq;
-    const char *why;
-    char msg[160];
-    int rc = fp_wire_request(frame, len, &rq, &why);
+    msgpack_packer pk;
 
-    if (rc < 0)
-        return -1;
-    if (rc > 0) {
-        ctl_respond_error_str(c, rq.msgid, why);
-        return 0;
-    }
-    if (fp_wire_method_is(&rq, "submit"))
-        method_submit(c, rq.msgid, &rq.params, rq.nparams);
-    else if (fp_wire_method_is(&rq, "submit_batch"))
-        method_submit_batch(c, rq.msgid, &rq.params, rq.nparams);
-    else if (fp_wire_method_is(&rq, "status"))
-        method_status(c, rq.msgid);
-    else if (fp_wire_method_is(&rq, "cancel"))
-        method_cancel(c, rq.msgid, &rq.params, rq.nparams);
-    else if (fp_wire_method_is(&rq, "metrics"))
-        method_metrics(c, rq.msgid);
-    else if (fp_wire_method_is(&rq, "scale"))
-        method_scale(c, rq.msgid, &rq.params, rq.nparams);
-    else if (fp_wire_method_is(&rq, "reload")) {
-        msgpack_packer pk;
-        fp_pool_reload(c->ctl->pool);
-        ctl_begin_response(c, &pk, rq.msgid);
-        msgpack_pack_nil(&pk);
-        msgpack_pack_nil(&pk);
-        ctl_flush_soon(c);
-    } else if (fp_wire_method_is(&rq, "drain")) {
-        msgpack_packer pk;
-        ctl_begin_response(c, &pk, rq.msgid);
-        msgpack_pack_nil(&pk);
-        msgpack_pack_nil(&pk);
-        ctl_flush_soon(c);
-        if (c->ctl->hooks.drain != NULL)
-            c->ctl->hooks.drain(c->ctl->hooks.arg);
-    } else {
-        snprintf(msg, sizeof(msg), "unknown method: %.*s",
-                 (int)(rq.method_len > 64 ? 64 : rq.method_len), rq.method);
-        ctl_respond_error_str(c, rq.msgid, msg);
-    }
-    return 0;
+    ctl_begin_response(c, &pk, msgid);
+    msgpack_pack_nil(&pk);
+    msgpack_pack_nil(&pk);
+    ctl_flush_soon(c);
 }
 
+/* reload []: nil; a rolling reload starts, as on SIGHUP. */
+static void
+method_reload(struct client *c, uint32_t msgid, struct ctl_params *p)
+{
+    (void)p;
+    fp_pool_reload(c->ctl->pool);
+    respond_nil(c, msgid);
+}
+
+/* drain []: nil at once; the daemon then drains, as on SIGTERM. */
+static void
+method_drain(struct client *c, uint32_t msgid, struct ctl_params *p)
+{
+    (void)p;
+    respond_nil(c, msgid);
+    if (c->ctl->hooks.drain != NULL)
+        c->ctl->hooks.drain(c->ctl->hooks.arg);
+}
+
+/* ------------------------------------------------------------------------
+ * The method table
+ * ------------------------------------------------------------------------ */
+
+/* One row per method: its params' rule (checked before the handler runs)
+ * and its handler.  Methods that read no params take any, as they always
+ * have. */
+const struct ctl_method ctl_methods[] = {
+    { .name = "submit", .min_params = 1, .max_params = 2,
+      .shape = { CTL_ANY, CTL_MAP }, .outcome_errors = 1,
+      .usage = "malformed: params must be [job] or [job, options]",
+      .handler = method_submit },
+    { .name = "submit_batch", .min_params = 1, .max_params = 2,
+      .shape = { CTL_ARRAY, CTL_MAP }, .outcome_errors = 1,
+      .usage = "malformed: params must be [[job, ...]] or [[job, ...], options]",
+      .handler = method_submit_batch },
+    { .name = "status", .max_params = CTL_ANY_COUNT, .handler = method_status },
+    { .name = "cancel", .min_params = 1, .max_params = 1, .shape = { CTL_UINT },
+      .usage = "bad params: expected [id]", .handler = method_cancel },
+    { .name = "scale", .min_params = 1, .max_params = 1, .shape = { CTL_U32 },
+      .usage = "bad params: expected [n]", .handler = method_scale },
+    { .name = "reload", .max_params = CTL_ANY_COUNT, .handler = method_reload },
+    { .name = "drain", .max_params = CTL_ANY_COUNT, .handler = method_drain },
+    { .name = "metrics", .max_params = CTL_ANY_COUNT, .handler = method_metrics },
+};
+const size_t ctl_nmethods = sizeof(ctl_methods) / sizeof(ctl_methods[0]);

@@ -17,23 +17,67 @@
 #include "daemon_opts.h"
 #include "common/jsonmp.h"
 
-#define MAX_WORKERS 1024           /* default --max-workers */
-#define MAX_WORKERS_CAP 65536      /* the most --max-workers may say */
-#define CONFIG_MAX (1 << 20)       /* largest config file */
+/* The ranges of the numeric flags.  Each default (FP_DEFAULT_*, the one
+ * home of each) must lie inside its flag's range. */
+#define MAX_WORKERS_CAP  65536u         /* the most --workers/--max-workers say */
+#define QUEUE_MAX_CAP    100000000u
+#define QUEUE_BYTES_MIN  1024u
+#define QUEUE_BYTES_CAP  (1ULL << 40)
+#define JOB_BYTES_MIN    16u
+#define JOB_BYTES_CAP    (1ULL << 30)
+#define PREFETCH_CAP     1024u
+#define CONFIG_MAX (1 << 20)            /* largest config file */
 
-/* "FILE:LINE" while a config file line is applied, for error messages: the
- * one piece of state the error path needs besides its arguments. */
-static char conf_where[512];
+_Static_assert(FP_DEFAULT_MAX_WORKERS <= MAX_WORKERS_CAP, "--max-workers range");
+_Static_assert(FP_DEFAULT_QUEUE_MAX <= QUEUE_MAX_CAP, "--queue-max range");
+_Static_assert(FP_DEFAULT_QUEUE_MAX_BYTES >= QUEUE_BYTES_MIN
+               && FP_DEFAULT_QUEUE_MAX_BYTES <= QUEUE_BYTES_CAP, "--queue-max-bytes range");
+_Static_assert(FP_DEFAULT_MAX_JOB_BYTES >= JOB_BYTES_MIN
+               && FP_DEFAULT_MAX_JOB_BYTES <= JOB_BYTES_CAP, "--max-job-bytes range");
+_Static_assert(FP_DEFAULT_PREFETCH >= 1 && FP_DEFAULT_PREFETCH <= PREFETCH_CAP,
+               "--prefetch range");
 
-static void
-usage(FILE *out)
+/* Which handler flags were given, to refuse two of them. */
+struct handlers {
+    const char *module, *module_config, *exec, *builtin;
+    int         count;
+};
+
+/* One parse: the options being filled, the handler flags seen, and where
+ * in the config file we are (for error messages). */
+struct parse {
+    struct fp_daemon_opts *o;
+    struct handlers        h;
+    char                   where[512];  /* "FILE:LINE" while a config line
+                                           is applied, else "" */
+};
+
+/* "64 MiB", "1 GiB", or "1000 bytes", for the help text. */
+static const char *
+size_text(unsigned long long bytes, char *buf, size_t len)
 {
+    static const char *const units[] = { "bytes", "KiB", "MiB", "GiB", "TiB" };
+    unsigned u = 0;
+
+    while (u + 1 < sizeof(units) / sizeof(units[0]) && bytes >= 1024 && bytes % 1024 == 0) {
+        bytes /= 1024;
+        u++;
+    }
+    snprintf(buf, len, "%llu %s", bytes, units[u]);
+    return buf;
+}
+
+void
+fp_daemon_usage(FILE *out)
+{
+    char queue_bytes[32], job_bytes[32];
+
     fprintf(out,
 "Usage: forkpoold [options]\n"
 "Run a crash-isolating pool of worker processes, controlled over a UNIX socket.\n"
 "\n"
 "  -w, --workers N          worker processes (default: online CPUs)\n"
-"      --max-workers N      upper bound for scale, SIGTTIN and -w (default 1024)\n"
+"      --max-workers N      upper bound for scale, SIGTTIN and -w (default %u)\n"
 "  -s, --socket PATH        control socket (default: $FORKPOOL_SOCKET, else\n"
 "                           $XDG_RUNTIME_DIR/forkpool.sock, else\n"
 "                           /tmp/forkpool-<uid>.sock)\n"
@@ -44,18 +88,18 @@ usage(FILE *out)
 "      --builtin NAME       builtin handler: %s (default: cmd)\n"
 "      --job-timeout S      default per-job timeout in seconds (0 = none)\n"
 "      --queue-max N        queued jobs before submissions are rejected\n"
-"                           (default 65536)\n"
+"                           (default %u)\n"
 "      --queue-max-bytes N  payload bytes held for unfinished jobs before\n"
-"                           submissions are rejected (default 1 GiB)\n"
-"      --max-job-bytes N    largest job or result in bytes (default 64 MiB)\n"
+"                           submissions are rejected (default %s)\n"
+"      --max-job-bytes N    largest job or result in bytes (default %s)\n"
 "      --max-jobs N         recycle a worker after N jobs, plus up to 10%%\n"
 "                           jitter (0 = never)\n"
 "      --max-rss MiB        recycle a worker, between jobs, once its resident\n"
 "                           memory passes MiB (0 = never)\n"
 "      --slow-log S         log each job still running after S seconds\n"
 "      --prefetch N         jobs queued at one worker when the queue is deep\n"
-"                           (default 128)\n"
-"      --drain-timeout S    how long a drain may take (default 30; 0 = no limit)\n"
+"                           (default %u)\n"
+"      --drain-timeout S    how long a drain may take (default %g; 0 = no limit)\n"
 "      --sandbox LEVEL      worker confinement: none, basic (default) or strict\n"
 "                           (strict: seccomp allowlist after init, own network\n"
 "                           namespace; needs --module or --builtin echo)\n"
@@ -77,65 +121,74 @@ usage(FILE *out)
 "Signals: SIGTERM/SIGINT drain gracefully (a second one cuts the drain off);\n"
 "SIGHUP replaces every worker, one at a time, after its current job;\n"
 "SIGTTIN/SIGTTOU add/remove one worker.\n",
-            fp_builtin_names());
+            FP_DEFAULT_MAX_WORKERS, fp_builtin_names(), FP_DEFAULT_QUEUE_MAX,
+            size_text(FP_DEFAULT_QUEUE_MAX_BYTES, queue_bytes, sizeof(queue_bytes)),
+            size_text(FP_DEFAULT_MAX_JOB_BYTES, job_bytes, sizeof(job_bytes)),
+            FP_DEFAULT_PREFETCH, FP_DEFAULT_DRAIN_TIMEOUT);
 }
 
-static void __attribute__((noreturn, format(printf, 1, 2)))
-usage_error(const char *fmt, ...)
+/* Record a usage error (prefixed with FILE:LINE inside the config file)
+ * in p->o->err.  Returns -1. */
+static int __attribute__((format(printf, 2, 3)))
+fail(struct parse *p, const char *fmt, ...)
 {
+    char *err = p->o->err;
+    size_t n = 0;
     va_list ap;
 
-    fputs("forkpoold: ", stderr);
-    if (conf_where[0] != '\0')
-        fprintf(stderr, "%s: ", conf_where);
+    if (p->where[0] != '\0')
+        n = (size_t)snprintf(err, sizeof(p->o->err), "%s: ", p->where);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(err + n, sizeof(p->o->err) - n, fmt, ap);
     va_end(ap);
-    fputs(" (see forkpoold --help)\n", stderr);
-    exit(EXIT_USAGE);
+    return -1;
 }
 
-static unsigned long long
-parse_uint(const char *flag, const char *s, unsigned long long min,
-           unsigned long long max)
+/* A decimal integer in [min, max] into *v.  Returns 0, or -1 (p->o->err). */
+static int
+parse_uint(struct parse *p, const char *flag, const char *s, unsigned long long min,
+           unsigned long long max, unsigned long long *v)
 {
     char *end;
-    unsigned long long v;
 
     errno = 0;
     if (s[0] == '-' || s[0] == '\0')
         goto bad;
-    v = strtoull(s, &end, 10);
-    if (errno != 0 || *end != '\0' || v < min || v > max)
+    *v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || *v < min || *v > max)
         goto bad;
-    return v;
+    return 0;
 bad:
-    usage_error("%s: expected an integer from %llu to %llu, got '%s'", flag, min, max, s);
+    return fail(p, "%s: expected an integer from %llu to %llu, got '%s'", flag,
+                min, max, s);
 }
 
 static int
-parse_sandbox(const char *s)
+parse_sandbox(struct parse *p, const char *s, int *level)
 {
     if (strcmp(s, "none") == 0)
-        return FP_SANDBOX_NONE;
-    if (strcmp(s, "basic") == 0)
-        return FP_SANDBOX_BASIC;
-    if (strcmp(s, "strict") == 0)
-        return FP_SANDBOX_STRICT;
-    usage_error("--sandbox: expected none, basic or strict, got '%s'", s);
+        *level = FP_SANDBOX_NONE;
+    else if (strcmp(s, "basic") == 0)
+        *level = FP_SANDBOX_BASIC;
+    else if (strcmp(s, "strict") == 0)
+        *level = FP_SANDBOX_STRICT;
+    else
+        return fail(p, "--sandbox: expected none, basic or strict, got '%s'", s);
+    return 0;
 }
 
-static double
-parse_seconds(const char *flag, const char *s)
+/* Seconds >= 0 into *v.  Returns 0, or -1 (p->o->err). */
+static int
+parse_seconds(struct parse *p, const char *flag, const char *s, double *v)
 {
     char *end;
-    double v;
 
     errno = 0;
-    v = strtod(s, &end);
-    if (s[0] == '\0' || errno != 0 || *end != '\0' || !isfinite(v) || v < 0 || v > 1e9)
-        usage_error("%s: expected a number of seconds >= 0, got '%s'", flag, s);
-    return v;
+    *v = strtod(s, &end);
+    if (s[0] == '\0' || errno != 0 || *end != '\0' || !isfinite(*v) || *v < 0
+        || *v > 1e9)
+        return fail(p, "%s: expected a number of seconds >= 0, got '%s'", flag, s);
+    return 0;
 }
 
 enum {
@@ -145,6 +198,8 @@ enum {
     OPT_SANDBOX, OPT_RLIMIT_AS, OPT_RLIMIT_CPU, OPT_RLIMIT_NOFILE, OPT_USER,
     OPT_PIDFILE, OPT_LOG, OPT_LOG_LEVEL,
 };
+
+#define OPTSTRING ":w:s:c:dvhV"
 
 static const struct option long_options[] = {
     { "workers",       required_argument, NULL, 'w' },
@@ -180,104 +235,128 @@ static const struct option long_options[] = {
 };
 
 static int
-parse_log_level(const char *s)
+parse_log_level(struct parse *p, const char *s, int *level)
 {
     static const char *const names[] = { "err", "warning", "info", "debug" };
 
     for (int i = 0; i < 4; i++)
-        if (strcmp(s, names[i]) == 0)
-            return i;
-    if (strcmp(s, "error") == 0 || strcmp(s, "warn") == 0)
-        return s[0] == 'e' ? FP_LOG_ERR : FP_LOG_WARN;
-    usage_error("--log-level: expected err, warning, info or debug, got '%s'", s);
+        if (strcmp(s, names[i]) == 0) {
+            *level = i;
+            return 0;
+        }
+    if (strcmp(s, "error") == 0 || strcmp(s, "warn") == 0) {
+        *level = s[0] == 'e' ? FP_LOG_ERR : FP_LOG_WARN;
+        return 0;
+    }
+    return fail(p, "--log-level: expected err, warning, info or debug, got '%s'", s);
 }
 
-/* Which handler flags were given, to refuse two of them. */
-struct handlers {
-    const char *module, *module_config, *exec, *builtin;
-    int         count;
-};
-
-/* Apply one option (from the command line or the config file). */
-static void
-apply_option(struct fp_daemon_opts *o, struct handlers *h, int opt, const char *arg)
+/* Apply one option (from the command line or the config file).  Returns 0,
+ * or -1 (p->o->err). */
+static int
+apply_option(struct parse *p, int opt, const char *arg)
 {
+    struct fp_daemon_opts *o = p->o;
+    struct handlers *h = &p->h;
     fp_config *cfg = &o->cfg;
+    unsigned long long v = 0;
+    int rc = 0;
 
     switch (opt) {
-    case 'w': cfg->workers = (unsigned)parse_uint("--workers", arg, 1, MAX_WORKERS_CAP); break;
+    case 'w':
+        rc = parse_uint(p, "--workers", arg, 1, MAX_WORKERS_CAP, &v);
+        cfg->workers = (unsigned)v;
+        break;
     case OPT_MAX_WORKERS:
-        o->max_workers = (unsigned)parse_uint("--max-workers", arg, 1, MAX_WORKERS_CAP); break;
+        rc = parse_uint(p, "--max-workers", arg, 1, MAX_WORKERS_CAP, &v);
+        o->max_workers = (unsigned)v;
+        break;
     case 's': o->socket = arg; break;
     case OPT_MODULE: h->module = arg; h->count++; break;
     case OPT_MODULE_CONFIG: h->module_config = arg; break;
     case OPT_EXEC: h->exec = arg; h->count++; break;
     case OPT_BUILTIN: h->builtin = arg; h->count++; break;
-    case OPT_JOB_TIMEOUT: cfg->job_timeout = parse_seconds("--job-timeout", arg); break;
+    case OPT_JOB_TIMEOUT: rc = parse_seconds(p, "--job-timeout", arg, &cfg->job_timeout); break;
     case OPT_QUEUE_MAX:
-        cfg->queue_max = parse_uint("--queue-max", arg, 1, 100000000); break;
+        rc = parse_uint(p, "--queue-max", arg, 1, QUEUE_MAX_CAP, &v);
+        cfg->queue_max = v;
+        break;
     case OPT_QUEUE_MAX_BYTES:
-        cfg->queue_max_bytes = parse_uint("--queue-max-bytes", arg, 1024, 1ULL << 40); break;
+        rc = parse_uint(p, "--queue-max-bytes", arg, QUEUE_BYTES_MIN, QUEUE_BYTES_CAP, &v);
+        cfg->queue_max_bytes = v;
+        break;
     case OPT_MAX_JOB_BYTES:
-        cfg->max_job_bytes = parse_uint("--max-job-bytes", arg, 16, 1ULL << 30); break;
+        rc = parse_uint(p, "--max-job-bytes", arg, JOB_BYTES_MIN, JOB_BYTES_CAP, &v);
+        cfg->max_job_bytes = v;
+        break;
     case OPT_MAX_JOBS:
-        cfg->max_jobs = (unsigned)parse_uint("--max-jobs", arg, 0, UINT_MAX); break;
+        rc = parse_uint(p, "--max-jobs", arg, 0, UINT_MAX, &v);
+        cfg->max_jobs = (unsigned)v;
+        break;
     case OPT_PREFETCH:
-        cfg->prefetch = (unsigned)parse_uint("--prefetch", arg, 1, 1024); break;
+        rc = parse_uint(p, "--prefetch", arg, 1, PREFETCH_CAP, &v);
+        cfg->prefetch = (unsigned)v;
+        break;
     case OPT_MAX_RSS:
-        cfg->max_rss = (size_t)parse_uint("--max-rss", arg, 0, 1u << 20) << 20; break;
-    case OPT_SLOW_LOG: cfg->slow_log = parse_seconds("--slow-log", arg); break;
-    case OPT_DRAIN_TIMEOUT: o->drain_timeout = parse_seconds("--drain-timeout", arg); break;
-    case OPT_SANDBOX: cfg->sandbox = parse_sandbox(arg); break;
+        rc = parse_uint(p, "--max-rss", arg, 0, 1u << 20, &v);
+        cfg->max_rss = (size_t)v << 20;
+        break;
+    case OPT_SLOW_LOG: rc = parse_seconds(p, "--slow-log", arg, &cfg->slow_log); break;
+    case OPT_DRAIN_TIMEOUT:
+        rc = parse_seconds(p, "--drain-timeout", arg, &o->drain_timeout);
+        break;
+    case OPT_SANDBOX: rc = parse_sandbox(p, arg, &cfg->sandbox); break;
     case OPT_RLIMIT_AS:
-        cfg->rlimit_as = (size_t)parse_uint("--rlimit-as", arg, 16, 1u << 30) << 20; break;
+        rc = parse_uint(p, "--rlimit-as", arg, 16, 1u << 30, &v);
+        cfg->rlimit_as = (size_t)v << 20;
+        break;
     case OPT_RLIMIT_CPU:
-        cfg->rlimit_cpu = (unsigned)parse_uint("--rlimit-cpu", arg, 1, 1000000); break;
+        rc = parse_uint(p, "--rlimit-cpu", arg, 1, 1000000, &v);
+        cfg->rlimit_cpu = (unsigned)v;
+        break;
     case OPT_RLIMIT_NOFILE:
-        cfg->rlimit_nofile = (unsigned)parse_uint("--rlimit-nofile", arg, 8, 1u << 20); break;
+        rc = parse_uint(p, "--rlimit-nofile", arg, 8, 1u << 20, &v);
+        cfg->rlimit_nofile = (unsigned)v;
+        break;
     case OPT_USER: cfg->user = arg; break;
     case 'c': break;                /* read before everything else */
     case 'd': o->daemonize = 1; break;
     case OPT_PIDFILE:
         if (arg[0] == '\0')
-            usage_error("--pidfile: empty path");
+            return fail(p, "--pidfile: empty path");
         o->pidfile = arg;
         break;
     case OPT_LOG:
         if (strcmp(arg, "syslog") != 0 && strcmp(arg, "stderr") != 0)
-            usage_error("--log: expected stderr or syslog, got '%s'", arg);
+            return fail(p, "--log: expected stderr or syslog, got '%s'", arg);
         o->log_syslog = strcmp(arg, "syslog") == 0;
         o->log_stderr = !o->log_syslog;
         break;
-    case OPT_LOG_LEVEL: o->log_level = parse_log_level(arg); break;
+    case OPT_LOG_LEVEL: rc = parse_log_level(p, arg, &o->log_level); break;
     case 'v': o->log_level = FP_LOG_DEBUG; break;
     }
+    return rc;
 }
 
 /* ------------------------------------------------------------------------
  * The config file
  * ------------------------------------------------------------------------ */
 
-/* The config file named on the command line, if any (it is read first so
- * that every flag overrides it). */
+/* The config file named on the command line (the last -c wins), read first
+ * so that every flag overrides it.  Found by a getopt_long pass of its own
+ * over the same option table, so every spelling getopt takes counts:
+ * "-cFILE", "-vc FILE", "--conf FILE", "--config=FILE"...  Errors are left
+ * to the pass that applies the flags. */
 static const char *
 find_config_flag(int argc, char **argv)
 {
     const char *found = NULL;
+    int opt;
 
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--") == 0)
-            break;
-        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0)) {
-            if (i + 1 >= argc)
-                usage_error("%s: missing value", argv[i]);
-            found = argv[++i];
-        } else if (strncmp(argv[i], "--config=", 9) == 0) {
-            found = argv[i] + 9;
-        } else if (strncmp(argv[i], "-c", 2) == 0) {
-            found = argv[i] + 2;
-        }
-    }
+    optind = 0;                 /* GNU getopt: start afresh */
+    while ((opt = getopt_long(argc, argv, OPTSTRING, long_options, NULL)) != -1)
+        if (opt == 'c')
+            found = optarg;
     return found;
 }
 
@@ -292,30 +371,67 @@ trim(char *s)
     return s;
 }
 
-/* Apply every "NAME [VALUE]" line of the config file.  Its text stays in
- * o->conf_text: the options point into it. */
-static void
-read_config(struct fp_daemon_opts *o, struct handlers *h, const char *path)
+/* Apply one "NAME [VALUE]" line of the config file (comment stripped).
+ * Returns 0, or -1 (p->o->err). */
+static int
+apply_config_line(struct parse *p, char *line)
 {
+    char *name = trim(line);
+    const struct option *opt = NULL;
+
+    if (*name == '\0')
+        return 0;
+    /* NAME VALUE, NAME = VALUE, or NAME alone; "--NAME" is accepted. */
+    char *value = name + strcspn(name, " \t=");
+    if (*value != '\0') {
+        *value++ = '\0';
+        value = trim(value);
+        if (*value == '=')
+            value = trim(value + 1);
+    }
+    if (strncmp(name, "--", 2) == 0)
+        name += 2;
+    for (const struct option *o = long_options; o->name != NULL; o++)
+        if (strcmp(o->name, name) == 0)
+            opt = o;
+    if (opt == NULL)
+        return fail(p, "unknown option '%s'", name);
+    if (opt->val == 'c' || opt->val == 'h' || opt->val == 'V')
+        return fail(p, "'%s' cannot be used in a config file", name);
+    if (opt->has_arg == required_argument && *value == '\0')
+        return fail(p, "--%s: missing value", name);
+    if (opt->has_arg == no_argument && *value != '\0')
+        return fail(p, "--%s takes no value", name);
+    return apply_option(p, opt->val, value);
+}
+
+/* Apply every line of the config file.  Its text stays in o->conf_text:
+ * the options point into it.  Returns 0, or -1 (p->o->err). */
+static int
+read_config(struct parse *p, const char *path)
+{
+    struct fp_daemon_opts *o = p->o;
     FILE *f = fopen(path, "re");
     char *line, *next;
     unsigned lineno = 0;
 
     if (f == NULL)
-        usage_error("--config: cannot read %s: %s", path, strerror(errno));
+        return fail(p, "--config: cannot read %s: %s", path, strerror(errno));
     o->conf_text = malloc(CONFIG_MAX + 1);
-    if (o->conf_text == NULL)
-        usage_error("--config: out of memory");
+    if (o->conf_text == NULL) {
+        fclose(f);
+        return fail(p, "--config: out of memory");
+    }
     size_t n = fread(o->conf_text, 1, CONFIG_MAX + 1, f);
     int bad = ferror(f);
     fclose(f);
     if (bad)
-        usage_error("--config: cannot read %s", path);
+        return fail(p, "--config: cannot read %s", path);
     if (n > CONFIG_MAX)
-        usage_error("--config: %s is larger than %d bytes", path, CONFIG_MAX);
+        return fail(p, "--config: %s is larger than %d bytes", path, CONFIG_MAX);
     o->conf_text[n] = '\0';
     if (memchr(o->conf_text, '\0', n) != NULL)
-        usage_error("--config: %s is not a text file", path);
+        return fail(p, "--config: %s is not a text file", path);
 
     for (line = o->conf_text; line != NULL; line = next) {
         next = strchr(line, '\n');
@@ -325,88 +441,73 @@ read_config(struct fp_daemon_opts *o, struct handlers *h, const char *path)
         char *hash = strchr(line, '#');
         if (hash != NULL)
             *hash = '\0';
-        char *name = trim(line);
-        if (*name == '\0')
-            continue;
-        snprintf(conf_where, sizeof(conf_where), "%s:%u", path, lineno);
-        /* NAME VALUE, NAME = VALUE, or NAME alone; "--NAME" is accepted. */
-        char *value = name + strcspn(name, " \t=");
-        if (*value != '\0') {
-            *value++ = '\0';
-            value = trim(value);
-            if (*value == '=')
-                value = trim(value + 1);
-        }
-        if (strncmp(name, "--", 2) == 0)
-            name += 2;
-        const struct option *opt = NULL;
-        for (const struct option *p = long_options; p->name != NULL; p++)
-            if (strcmp(p->name, name) == 0)
-                opt = p;
-        if (opt == NULL)
-            usage_error("unknown option '%s'", name);
-        if (opt->val == 'c' || opt->val == 'h' || opt->val == 'V')
-            usage_error("'%s' cannot be used in a config file", name);
-        if (opt->has_arg == required_argument && *value == '\0')
-            usage_error("--%s: missing value", name);
-        if (opt->has_arg == no_argument && *value != '\0')
-            usage_error("--%s takes no value", name);
-        apply_option(o, h, opt->val, value);
+        snprintf(p->where, sizeof(p->where), "%s:%u", path, lineno);
+        if (apply_config_line(p, line) < 0)
+            return -1;
     }
-    conf_where[0] = '\0';
+    p->where[0] = '\0';
+    return 0;
 }
 
 /* ------------------------------------------------------------------------
  * Checks across options
  * ------------------------------------------------------------------------ */
 
-/* `path` made absolute in buf (the daemon may chdir /). */
-static const char *
-absolute(const char *flag, const char *path, char *buf, size_t len)
+/* `path` made absolute in buf (the daemon may chdir /) into *out.  Returns
+ * 0, or -1 (p->o->err). */
+static int
+absolute(struct parse *p, const char *flag, const char **path, char *buf, size_t len)
 {
     char cwd[PATH_MAX];
 
-    if (path[0] == '/')
-        return path;
+    if ((*path)[0] == '/')
+        return 0;
     if (getcwd(cwd, sizeof(cwd)) == NULL
-        || snprintf(buf, len, "%s/%s", cwd, path) >= (int)len)
-        usage_error("%s: path too long", flag);
-    return buf;
+        || snprintf(buf, len, "%s/%s", cwd, *path) >= (int)len)
+        return fail(p, "%s: path too long", flag);
+    *path = buf;
+    return 0;
 }
 
-static void
-check_handler(struct fp_daemon_opts *o, const struct handlers *h)
+/* The one handler the flags chose, checked (a module is loaded once here).
+ * Returns 0, or -1 (p->o->err). */
+static int
+check_handler(struct parse *p)
 {
+    struct fp_daemon_opts *o = p->o;
+    const struct handlers *h = &p->h;
     fp_config *cfg = &o->cfg;
     char err[512];
     void *handle;
 
     if (h->count > 1)
-        usage_error("--module, --exec and --builtin are exclusive: choose one");
+        return fail(p, "--module, --exec and --builtin are exclusive: choose one");
     if (h->module_config != NULL && h->module == NULL)
-        usage_error("--module-config: needs --module");
+        return fail(p, "--module-config: needs --module");
     if (cfg->sandbox == FP_SANDBOX_STRICT && h->exec != NULL)
-        usage_error("--sandbox strict: not with --exec (the seccomp filter is "
+        return fail(p, "--sandbox strict: not with --exec (the seccomp filter is "
                     "loaded by forkpool's own job loop); use --module");
     if (cfg->sandbox == FP_SANDBOX_STRICT && h->module == NULL
         && (h->builtin == NULL || strcmp(h->builtin, "cmd") == 0))
-        usage_error("--sandbox strict: the cmd builtin forks and execs, which "
+        return fail(p, "--sandbox strict: the cmd builtin forks and execs, which "
                     "strict forbids; use --module or --builtin echo");
     if (h->module != NULL) {
         /* Checked here, before anything forks; each worker then loads the
          * file itself, so a reload picks up a new build of it. */
         if (fp_module_load(h->module, &handle, err, sizeof(err)) == NULL)
-            usage_error("--module: %s", err);
+            return fail(p, "--module: %s", err);
         dlclose(handle);
-        cfg->module_path = absolute("--module", h->module, o->module_abs,
-                                    sizeof(o->module_abs));
+        cfg->module_path = h->module;
+        if (absolute(p, "--module", &cfg->module_path, o->module_abs,
+                     sizeof(o->module_abs)) < 0)
+            return -1;
         o->handler = h->module;
         if (h->module_config != NULL) {
             msgpack_packer pk;
             msgpack_packer_init(&pk, &o->module_config, msgpack_sbuffer_write);
             if (fp_json_text_pack(h->module_config, strlen(h->module_config), &pk,
                                   err, sizeof(err)) < 0)
-                usage_error("--module-config: invalid JSON: %s", err);
+                return fail(p, "--module-config: invalid JSON: %s", err);
             cfg->module_config = o->module_config.data;
             cfg->module_config_len = o->module_config.size;
         }
@@ -414,70 +515,89 @@ check_handler(struct fp_daemon_opts *o, const struct handlers *h)
         int rc = wordexp(h->exec, &o->exec_words, WRDE_NOCMD);
         o->have_exec_words = rc == 0;
         if (rc != 0 || o->exec_words.we_wordc == 0)
-            usage_error("--exec: cannot split '%s' into a command and arguments", h->exec);
+            return fail(p, "--exec: cannot split '%s' into a command and arguments",
+                        h->exec);
         cfg->exec_argv = o->exec_words.we_wordv;
         o->handler = h->exec;
     } else {
         o->handler = h->builtin != NULL ? h->builtin : "cmd";
         cfg->module = fp_builtin_find(o->handler);
         if (cfg->module == NULL)
-            usage_error("--builtin: unknown handler '%s' (choose from %s)",
+            return fail(p, "--builtin: unknown handler '%s' (choose from %s)",
                         h->builtin, fp_builtin_names());
     }
+    return 0;
 }
 
-void
+/* The checks that need every option: limits against each other, the
+ * handler, the user, paths made absolute.  Returns 0, or -1. */
+static int
+check_all(struct parse *p)
+{
+    struct fp_daemon_opts *o = p->o;
+
+    if (o->cfg.workers > o->max_workers)
+        return fail(p, "--workers: %u is more than --max-workers (%u)", o->cfg.workers,
+                    o->max_workers);
+    if (check_handler(p) < 0)
+        return -1;
+    if (o->cfg.user != NULL) {
+        struct passwd *pw = getpwnam(o->cfg.user);
+        if (pw == NULL)
+            return fail(p, "--user: no such user '%s'", o->cfg.user);
+        if (pw->pw_uid == 0)
+            return fail(p, "--user: '%s' is root; workers need an unprivileged user",
+                        o->cfg.user);
+    }
+    /* --daemon moves to /: relative paths are taken from here first. */
+    if (o->daemonize && o->socket != NULL
+        && absolute(p, "--socket", &o->socket, o->socket_abs, sizeof(o->socket_abs)) < 0)
+        return -1;
+    if (o->daemonize && o->pidfile != NULL
+        && absolute(p, "--pidfile", &o->pidfile, o->pidfile_abs, sizeof(o->pidfile_abs)) < 0)
+        return -1;
+    o->cfg.max_workers = o->max_workers;
+    return 0;
+}
+
+int
 fp_daemon_opts_parse(struct fp_daemon_opts *o, int argc, char **argv)
 {
-    static char socket_abs[PATH_MAX + 2], pidfile_abs[PATH_MAX + 2];
-    struct handlers h = { 0 };
+    struct parse p = { .o = o };
     int opt;
 
     memset(o, 0, sizeof(*o));
     fp_config_init(&o->cfg);
-    o->max_workers = MAX_WORKERS;
-    o->drain_timeout = 30;
+    o->max_workers = FP_DEFAULT_MAX_WORKERS;
+    o->drain_timeout = FP_DEFAULT_DRAIN_TIMEOUT;
     o->log_level = FP_LOG_INFO;
     msgpack_sbuffer_init(&o->module_config);
 
-    o->config_file = find_config_flag(argc, argv);
-    if (o->config_file != NULL)
-        read_config(o, &h, o->config_file);
-
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":w:s:c:dvhV", long_options, NULL)) != -1) {
+    o->config_file = find_config_flag(argc, argv);
+    if (o->config_file != NULL && read_config(&p, o->config_file) < 0)
+        return FP_OPTS_ERROR;
+
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, OPTSTRING, long_options, NULL)) != -1) {
         switch (opt) {
-        case 'h': usage(stdout); exit(0);
-        case 'V': printf("forkpoold %s\n", PACKAGE_VERSION); exit(0);
-        case ':': usage_error("%s: missing value", argv[optind - 1]);
+        case 'h': return FP_OPTS_HELP;
+        case 'V': return FP_OPTS_VERSION;
+        case ':': return fail(&p, "%s: missing value", argv[optind - 1]);
         case '?':
             if (optopt != 0)
-                usage_error("unknown option '-%c'", optopt);
-            usage_error("unknown option '%s'", argv[optind - 1]);
+                return fail(&p, "unknown option '-%c'", optopt);
+            return fail(&p, "unknown option '%s'", argv[optind - 1]);
         default:
-            apply_option(o, &h, opt, optarg);
+            if (apply_option(&p, opt, optarg) < 0)
+                return FP_OPTS_ERROR;
         }
     }
     if (optind < argc)
-        usage_error("unexpected argument '%s'", argv[optind]);
-    if (o->cfg.workers > o->max_workers)
-        usage_error("--workers: %u is more than --max-workers (%u)", o->cfg.workers,
-                    o->max_workers);
-    check_handler(o, &h);
-    if (o->cfg.user != NULL) {
-        struct passwd *pw = getpwnam(o->cfg.user);
-        if (pw == NULL)
-            usage_error("--user: no such user '%s'", o->cfg.user);
-        if (pw->pw_uid == 0)
-            usage_error("--user: '%s' is root; workers need an unprivileged user",
-                        o->cfg.user);
-    }
-    /* --daemon moves to /: relative paths are taken from here first. */
-    if (o->daemonize && o->socket != NULL)
-        o->socket = absolute("--socket", o->socket, socket_abs, sizeof(socket_abs));
-    if (o->daemonize && o->pidfile != NULL)
-        o->pidfile = absolute("--pidfile", o->pidfile, pidfile_abs, sizeof(pidfile_abs));
-    o->cfg.max_workers = o->max_workers;
+        return fail(&p, "unexpected argument '%s'", argv[optind]);
+    if (check_all(&p) < 0)
+        return FP_OPTS_ERROR;
+    return FP_OPTS_RUN;
 }
 
 void

@@ -4,16 +4,27 @@
  * flags; flags given on the command line override it).
  *
  * Everything that can make the daemon exit 2 (a bad flag or value) is
- * checked here, before anything is started.
+ * checked here, before anything is started.  The parser never exits and
+ * never prints: it says what it found, and main() acts on it.
  */
 #ifndef FP_DAEMON_OPTS_H
 #define FP_DAEMON_OPTS_H
 
+#include <limits.h>
+#include <stdio.h>
 #include <msgpack.h>
 #include <wordexp.h>
 #include "forkpool.h"
 
 #define EXIT_USAGE 2
+
+/* What fp_daemon_opts_parse() found. */
+enum fp_opts_result {
+    FP_OPTS_ERROR = -1,     /* a bad flag or value: one line in o->err */
+    FP_OPTS_RUN = 0,        /* all read and checked: run the daemon */
+    FP_OPTS_HELP,           /* --help: print fp_daemon_usage(), exit 0 */
+    FP_OPTS_VERSION,        /* --version */
+};
 
 struct fp_daemon_opts {
     fp_config       cfg;            /* for fp_pool_new (log fields aside) */
@@ -27,21 +38,29 @@ struct fp_daemon_opts {
     int             daemonize;      /* --daemon */
     const char     *pidfile;        /* --pidfile, or NULL */
     const char     *config_file;    /* --config, or NULL */
+    /* FP_OPTS_ERROR: what is wrong, naming the flag (and FILE:LINE for the
+     * config file), without the program name or a newline. */
+    char            err[1024];
 
     /* Storage the pointers above may point into. */
-    char            module_abs[4096 + 2];
+    char            module_abs[PATH_MAX + 2];
+    char            socket_abs[PATH_MAX + 2];
+    char            pidfile_abs[PATH_MAX + 2];
     msgpack_sbuffer module_config;
     wordexp_t       exec_words;
     int             have_exec_words;
     char           *conf_text;      /* the config file, split in place */
 };
 
-/* Read the config file (if --config names one), then the command line,
- * into o, and check it all.  Exits 2 with a one-line message naming the
- * flag (and FILE:LINE for the config file) on a bad flag or value, and 0
- * after --help or --version. */
-void fp_daemon_opts_parse(struct fp_daemon_opts *o, int argc, char **argv);
+/* Read the config file (if --config names one, in any spelling getopt
+ * accepts), then the command line, into o, and check it all.  Returns an
+ * enum fp_opts_result; -1 (FP_OPTS_ERROR) with o->err set on a bad flag or
+ * value.  Call fp_daemon_opts_free() whatever it returned. */
+int  fp_daemon_opts_parse(struct fp_daemon_opts *o, int argc, char **argv);
 
 void fp_daemon_opts_free(struct fp_daemon_opts *o);
+
+/* The --help text, defaults included. */
+void fp_daemon_usage(FILE *out);
 
 #endif

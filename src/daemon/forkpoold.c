@@ -6,21 +6,14 @@
  * daemon could not start, 2 for bad flags or values.
  */
 #include "config.h"
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
-#include <pwd.h>
-#include <limits.h>
-#include <math.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 #include <unistd.h>
-#include <wordexp.h>
 #include <ev.h>
 
 #include "forkpool.h"
@@ -44,14 +37,6 @@ struct daemon {
     ev_timer           status_timer;    /* STATUS= for systemd, each second */
     int                reloading;       /* as last told to systemd */
 };
-
-static void __attribute__((noreturn))
-usage_error_socket(size_t max)
-{
-    fprintf(stderr, "forkpoold: --socket: path too long (at most %zu bytes) "
-            "(see forkpoold --help)\n", max);
-    exit(EXIT_USAGE);
-}
 
 /* Daemons must not hand out fds 0-2 by accident: make sure they are open. */
 static void
@@ -192,11 +177,30 @@ main(int argc, char **argv)
 
     argv = fp_proctitle_init(argc, argv);
     memset(&d, 0, sizeof(d));
-    fp_daemon_opts_parse(&o, argc, argv);
+    switch (fp_daemon_opts_parse(&o, argc, argv)) {
+    case FP_OPTS_RUN:
+        break;
+    case FP_OPTS_HELP:
+        fp_daemon_usage(stdout);
+        fp_daemon_opts_free(&o);
+        return 0;
+    case FP_OPTS_VERSION:
+        printf("forkpoold %s\n", PACKAGE_VERSION);
+        fp_daemon_opts_free(&o);
+        return 0;
+    default:
+        fprintf(stderr, "forkpoold: %s (see forkpoold --help)\n", o.err);
+        fp_daemon_opts_free(&o);
+        return EXIT_USAGE;
+    }
     d.drain_timeout = o.drain_timeout;
     if (o.socket != NULL) {
-        if (snprintf(sockpath, sizeof(sockpath), "%s", o.socket) >= (int)sizeof(sockpath))
-            usage_error_socket(sizeof(sockpath) - 1);
+        if (snprintf(sockpath, sizeof(sockpath), "%s", o.socket) >= (int)sizeof(sockpath)) {
+            fprintf(stderr, "forkpoold: --socket: path too long (at most %zu bytes) "
+                    "(see forkpoold --help)\n", sizeof(sockpath) - 1);
+            fp_daemon_opts_free(&o);
+            return EXIT_USAGE;
+        }
     } else if (fp_default_socket_path(sockpath, sizeof(sockpath)) < 0) {
         fprintf(stderr, "forkpoold: default socket path is too long; use --socket "
                 "(see forkpoold --help)\n");
@@ -242,8 +246,7 @@ main(int argc, char **argv)
         fp_pidfile_remove(o.pidfile, pid_fd);
         return 1;
     }
-    fp_control_set_job_limits(d.ctl, cfg->max_job_bytes ? cfg->max_job_bytes : 64u << 20,
-                              cfg->max_job_objects ? cfg->max_job_objects : 1u << 20,
+    fp_control_set_job_limits(d.ctl, cfg->max_job_bytes, cfg->max_job_objects,
                               o.max_workers);
     watch_signal(&d, &d.sig_term, SIGTERM, term_cb);
     watch_signal(&d, &d.sig_int, SIGINT, term_cb);

@@ -1,0 +1,378 @@
+/*
+ * check_ctl_commands.c — the two command tables: forkpoold's control
+ * methods (src/daemon/control_dispatch.c, rows in control_methods.c) and
+ * forkpoolctl's commands (src/ctl/forkpoolctl.c).
+ *
+ * The dispatch mechanism is tested in-process against a table of its own
+ * (a client whose replies collect in its buffer, no socket, no loop); the
+ * real rows through the real daemon and the real forkpoolctl.
+ */
+#include "config.h"
+#include <check.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/jsonmp.h"
+#include "daemon/control_int.h"
+#include "harness.h"
+
+/* ========================================================================
+ * The dispatch mechanism, against a table of its own
+ * ======================================================================== */
+
+/* What the test handler saw. */
+static struct {
+    unsigned    calls;
+    uint32_t    n;
+    const char *param[CTL_MAX_PARAMS];  /* each param as h_json */
+} seen;
+
+static const char *
+raw_json(const char *raw, size_t len)
+{
+    msgpack_unpacked u;
+    const char *text;
+
+    msgpack_unpacked_init(&u);
+    ck_assert_int_eq(msgpack_unpack_next(&u, raw, len, NULL), MSGPACK_UNPACK_SUCCESS);
+    text = h_json(&u.data);
+    msgpack_unpacked_destroy(&u);
+    return text;
+}
+
+/* Records its params and answers true. */
+static void
+record(struct client *c, uint32_t msgid, struct ctl_params *p)
+{
+    msgpack_packer pk;
+
+    seen.calls++;
+    seen.n = p->n;
+    for (uint32_t i = 0; i < p->n && i < CTL_MAX_PARAMS; i++)
+        seen.param[i] = raw_json(p->v[i].raw, p->v[i].len);
+    ctl_begin_response(c, &pk, msgid);
+    msgpack_pack_nil(&pk);
+    msgpack_pack_true(&pk);
+    ctl_flush_soon(c);
+}
+
+static const struct ctl_method test_methods[] = {
+    { .name = "plain", .max_params = CTL_ANY_COUNT, .handler = record },
+    { .name = "count", .min_params = 1, .max_params = 1, .shape = { CTL_UINT },
+      .usage = "bad params: expected [n]", .handler = record },
+    { .name = "u32", .min_params = 1, .max_params = 1, .shape = { CTL_U32 },
+      .usage = "bad params: expected [n]", .handler = record },
+    { .name = "outcome", .min_params = 1, .max_params = 2,
+      .shape = { CTL_ARRAY, CTL_MAP }, .outcome_errors = 1,
+      .usage = "malformed: params must be [[x, ...]] or [[x, ...], options]",
+      .handler = record },
+};
+
+static struct fp_control fake_ctl;
+static struct client fake_client;
+
+/* A server on test_methods with one client, whose replies stay in its
+ * write buffer (fd -1: nothing is written anywhere). */
+static void
+fake_setup(void)
+{
+    memset(&seen, 0, sizeof(seen));
+    memset(&fake_ctl, 0, sizeof(fake_ctl));
+    memset(&fake_client, 0, sizeof(fake_client));
+    fake_ctl.methods = test_methods;
+    fake_ctl.nmethods = sizeof(test_methods) / sizeof(test_methods[0]);
+    fake_client.ctl = &fake_ctl;
+    fake_client.fd = -1;
+}
+
+static void
+fake_teardown(void)
+{
+    fp_buf_free(&fake_client.out);
+}
+
+/* Dispatch [0, 7, method, params] (params as JSON).  Returns what
+ * ctl_dispatch returned. */
+static int
+dispatch(const char *method, const char *params_json)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    char err[256];
+    int rc;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_int(&pk, 0);
+    msgpack_pack_int(&pk, 7);
+    fp_pack_cstr(&pk, method);
+    ck_assert_msg(fp_json_text_pack(params_json, strlen(params_json), &pk, err,
+                                    sizeof(err)) == 0, "%s", err);
+    rc = ctl_dispatch(&fake_client, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+/* The one response to msgid 7 the client got: its error and result as
+ * h_json text. */
+static void
+response(const char **error, const char **result)
+{
+    msgpack_unpacked u;
+    size_t off = 0;
+
+    msgpack_unpacked_init(&u);
+    ck_assert_int_eq(msgpack_unpack_next(&u, fp_buf_head(&fake_client.out),
+                                         fake_client.out.len, &off),
+                     MSGPACK_UNPACK_SUCCESS);
+    ck_assert_uint_eq(off, fake_client.out.len);
+    ck_assert_int_eq(u.data.type, MSGPACK_OBJECT_ARRAY);
+    ck_assert_uint_eq(u.data.via.array.size, 4);
+    ck_assert_str_eq(h_json(&u.data.via.array.ptr[0]), "1");
+    ck_assert_str_eq(h_json(&u.data.via.array.ptr[1]), "7");
+    *error = h_json(&u.data.via.array.ptr[2]);
+    *result = h_json(&u.data.via.array.ptr[3]);
+    msgpack_unpacked_destroy(&u);
+}
+
+#define EXPECTED_N  "\"bad params: expected [n]\""
+#define REJECTED    "{\"id\": null, \"kind\": \"rejected\", \"detail\": " \
+                    "\"malformed: params must be [[x, ...]] or [[x, ...], options]\"}"
+
+static const struct {
+    const char *method, *params;
+    const char *error;      /* NULL: the handler runs */
+} rule_cases[] = {
+    { "plain", "[]", NULL },
+    { "plain", "[1, 2, 3]", NULL },         /* no rule: any params */
+    { "count", "[7]", NULL },
+    { "count", "[]", EXPECTED_N },
+    { "count", "[1, 2]", EXPECTED_N },
+    { "count", "[\"7\"]", EXPECTED_N },
+    { "count", "[-1]", EXPECTED_N },
+    { "count", "[1.5]", EXPECTED_N },
+    { "u32", "[4294967295]", NULL },
+    { "u32", "[4294967296]", EXPECTED_N },
+    { "outcome", "[[1]]", NULL },
+    { "outcome", "[[1], {}]", NULL },
+    { "outcome", "[]", REJECTED },
+    { "outcome", "[5]", REJECTED },
+    { "outcome", "[[1], 5]", REJECTED },
+    { "outcome", "[[1], {}, 3]", REJECTED },
+};
+
+START_TEST(params_are_checked_against_the_row_before_the_handler)
+{
+    const char *error, *result;
+
+    ck_assert_int_eq(dispatch(rule_cases[_i].method, rule_cases[_i].params), 0);
+    response(&error, &result);
+    if (rule_cases[_i].error == NULL) {
+        ck_assert_uint_eq(seen.calls, 1);
+        ck_assert_str_eq(error, "null");
+        ck_assert_str_eq(result, "true");
+    } else {
+        ck_assert_uint_eq(seen.calls, 0);
+        ck_assert_str_eq(error, h_canon(rule_cases[_i].error));
+        ck_assert_str_eq(result, "null");
+    }
+}
+END_TEST
+
+START_TEST(handler_gets_each_param_found)
+{
+    const char *error, *result;
+
+    ck_assert_int_eq(dispatch("outcome", "[[1, \"a\"], {\"t\": 2}]"), 0);
+    response(&error, &result);
+    ck_assert_uint_eq(seen.n, 2);
+    ck_assert_str_eq(seen.param[0], h_canon("[1, \"a\"]"));
+    ck_assert_str_eq(seen.param[1], h_canon("{\"t\": 2}"));
+}
+END_TEST
+
+START_TEST(unknown_method_gets_an_error_naming_it)
+{
+    const char *error, *result;
+
+    ck_assert_int_eq(dispatch("frobnicate", "[]"), 0);
+    response(&error, &result);
+    ck_assert_uint_eq(seen.calls, 0);
+    ck_assert_str_eq(error, "\"unknown method: frobnicate\"");
+    ck_assert_str_eq(result, "null");
+}
+END_TEST
+
+START_TEST(request_without_a_msgid_closes_the_connection)
+{
+    ck_assert_int_eq(ctl_dispatch(&fake_client, "\x93\x00\x01\xa1x", 5), -1);
+    ck_assert_uint_eq(fake_client.out.len, 0);
+    ck_assert_uint_eq(seen.calls, 0);
+}
+END_TEST
+
+/* Every row of the real table names a unique method and a handler, and
+ * says what is wrong when its rule can refuse params. */
+START_TEST(real_method_rows_are_well_formed)
+{
+    for (size_t i = 0; i < ctl_nmethods; i++) {
+        const struct ctl_method *m = &ctl_methods[i];
+        int can_refuse = m->min_params > 0 || m->max_params != CTL_ANY_COUNT;
+
+        ck_assert_ptr_nonnull(m->name);
+        ck_assert_ptr_nonnull(m->handler);
+        ck_assert_uint_le(m->min_params, m->max_params);
+        for (int k = 0; k < CTL_MAX_PARAMS; k++)
+            can_refuse |= m->shape[k] != CTL_ANY;
+        ck_assert_msg(!can_refuse || m->usage != NULL, "%s: no usage text", m->name);
+        for (size_t j = 0; j < i; j++)
+            ck_assert_str_ne(ctl_methods[j].name, m->name);
+    }
+}
+END_TEST
+
+/* ========================================================================
+ * The real methods, through the real daemon
+ * ======================================================================== */
+
+#define SUBMIT_USAGE "malformed: params must be [job] or [job, options]"
+#define BATCH_USAGE  "malformed: params must be [[job, ...]] or [[job, ...], options]"
+
+static const struct {
+    const char *method, *params;
+    const char *error;      /* as JSON */
+} bad_requests[] = {
+    { "frobnicate", "[]", "\"unknown method: frobnicate\"" },
+    { "cancel", "[]", "\"bad params: expected [id]\"" },
+    { "cancel", "[\"x\"]", "\"bad params: expected [id]\"" },
+    { "cancel", "[1, 2]", "\"bad params: expected [id]\"" },
+    { "scale", "[]", "\"bad params: expected [n]\"" },
+    { "scale", "[4294967296]", "\"bad params: expected [n]\"" },
+    { "submit", "[]", "{\"id\": null, \"kind\": \"rejected\", \"detail\": \""
+                      SUBMIT_USAGE "\"}" },
+    { "submit", "[1, 5]", "{\"id\": null, \"kind\": \"rejected\", \"detail\": \""
+                          SUBMIT_USAGE "\"}" },
+    { "submit_batch", "[5]", "{\"id\": null, \"kind\": \"rejected\", \"detail\": \""
+                             BATCH_USAGE "\"}" },
+    { "submit_batch", "[[1], {\"bogus\": 1}]",
+      "{\"id\": null, \"kind\": \"rejected\", \"detail\": \"malformed: unknown "
+      "option (expected timeout, retries, notify)\"}" },
+};
+
+START_TEST(bad_request_gets_its_error_and_the_connection_goes_on)
+{
+    struct h_daemon *d = h_started(h_daemon_start("--builtin", "echo", "-w", "1", NULL));
+    struct h_rpc *c = h_connected(d);
+    struct h_resp *r = h_rpc_call(c, bad_requests[_i].method, bad_requests[_i].params);
+
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(h_json(r->error), h_canon(bad_requests[_i].error));
+    ck_assert_str_eq(h_json(r->result), "null");
+    ck_assert_int_eq(h_get_int(h_status(c)->result, "submitted"), 0);
+    ck_assert_str_eq(h_json(h_submit_ok(c, "[\"after\"]")), "[\"after\"]");
+}
+END_TEST
+
+START_TEST(methods_without_params_ignore_any_given)
+{
+    struct h_daemon *d = h_started(h_daemon_start("--builtin", "echo", "-w", "1", NULL));
+    struct h_rpc *c = h_connected(d);
+    struct h_resp *r = h_rpc_call(c, "status", "[1, \"x\"]");
+
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(h_json(r->error), "null");
+    ck_assert_int_eq(h_get_int(r->result, "workers"), 1);
+    r = h_rpc_call(c, "metrics", "[{}]");
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(h_json(r->error), "null");
+}
+END_TEST
+
+/* ========================================================================
+ * forkpoolctl's command rows
+ * ======================================================================== */
+
+static const struct {
+    const char *args[4];
+    int         exit;
+    const char *out;        /* all of stdout */
+    const char *err;        /* the first line of stderr ("" for none) */
+} ctl_cases[] = {
+    { { "scale", "2" }, 0, "{\"workers\": 2}\n", "" },
+    { { "scale", "x" }, 2, "", "forkpoolctl: scale: 'x' is not a worker count" },
+    { { "scale" }, 2, "", "forkpoolctl: scale: expects a worker count" },
+    { { "scale", "4294967296" }, 2, "",
+      "forkpoolctl: scale: '4294967296' is not a worker count" },
+    { { "scale", "5000" }, 1, "",
+      "forkpoolctl: scale: cannot scale to 5000 workers: the limit is 1 to 1024" },
+    { { "cancel", "99" }, 1, "false\n", "" },
+    { { "cancel", "x1" }, 2, "", "forkpoolctl: cancel: 'x1' is not a job id" },
+    { { "cancel", "-1" }, 2, "", "forkpoolctl: cancel: unknown option '-1'" },
+    { { "reload" }, 0, "", "" },
+    { { "reload", "now" }, 2, "", "forkpoolctl: reload: takes no arguments" },
+    { { "drain", "--bogus" }, 2, "", "forkpoolctl: drain: unknown option '--bogus'" },
+    { { "frobnicate" }, 2, "", "forkpoolctl: unknown command 'frobnicate'" },
+};
+
+START_TEST(forkpoolctl_command_row_runs_as_before)
+{
+    struct h_daemon *d = h_started(h_daemon_start("--builtin", "echo", "-w", "1", NULL));
+    char *argv[8];
+    struct h_run run;
+    size_t n = 0;
+
+    h_need_ctl();
+    argv[n++] = (char *)H_FORKPOOLCTL;
+    argv[n++] = (char *)"-s";
+    argv[n++] = d->sock;
+    for (int i = 0; i < 3 && ctl_cases[_i].args[i] != NULL; i++)
+        argv[n++] = (char *)ctl_cases[_i].args[i];
+    argv[n] = NULL;
+    h_run_argv(&run, d, NULL, 10000, argv);
+    ck_assert_msg(h_exit_code(run.status) == ctl_cases[_i].exit, "exit %d: %s",
+                  h_exit_code(run.status), run.err);
+    ck_assert_str_eq(run.out, ctl_cases[_i].out);
+    char *nl = strchr(run.err, '\n');
+    if (nl != NULL)
+        *nl = '\0';
+    ck_assert_str_eq(run.err, ctl_cases[_i].err);
+}
+END_TEST
+
+static Suite *
+ctl_commands_suite(void)
+{
+    Suite *s = suite_create("ctl_commands");
+    TCase *tc;
+
+    tc = h_tcase("dispatch", 10);
+    tcase_add_checked_fixture(tc, fake_setup, fake_teardown);
+    tcase_add_loop_test(tc, params_are_checked_against_the_row_before_the_handler, 0,
+                        sizeof(rule_cases) / sizeof(rule_cases[0]));
+    tcase_add_test(tc, handler_gets_each_param_found);
+    tcase_add_test(tc, unknown_method_gets_an_error_naming_it);
+    tcase_add_test(tc, request_without_a_msgid_closes_the_connection);
+    tcase_add_test(tc, real_method_rows_are_well_formed);
+    suite_add_tcase(s, tc);
+
+    tc = h_tcase("methods", 20);
+    tcase_add_loop_test(tc, bad_request_gets_its_error_and_the_connection_goes_on, 0,
+                        sizeof(bad_requests) / sizeof(bad_requests[0]));
+    tcase_add_test(tc, methods_without_params_ignore_any_given);
+    suite_add_tcase(s, tc);
+
+    tc = h_tcase("forkpoolctl", 20);
+    tcase_add_loop_test(tc, forkpoolctl_command_row_runs_as_before, 0,
+                        sizeof(ctl_cases) / sizeof(ctl_cases[0]));
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int
+main(void)
+{
+    return h_run_suite(ctl_commands_suite());
+}
