@@ -101,6 +101,7 @@ struct pty_run {
     char  *out;             /* everything read from the master */
     size_t len, cap;
     int    status;
+    struct termios before;  /* the pty's modes before the program ran */
 };
 
 /* Start argv with its controlling terminal on a new pty of rows x cols.
@@ -115,6 +116,8 @@ pty_start(struct pty_run *p, char *const argv[], int rows, int cols,
     memset(p, 0, sizeof *p);
     ck_assert_msg(openpty(&p->master, &p->slave, NULL, NULL, &ws) == 0,
                   "openpty: %s", strerror(errno));
+    /* Taken now: once it runs, the program may change them at any moment. */
+    ck_assert_int_eq(tcgetattr(p->slave, &p->before), 0);
     p->pid = fork();
     ck_assert_int_ge(p->pid, 0);
     if (p->pid == 0) {
@@ -367,7 +370,6 @@ START_TEST(top_on_a_terminal_draws_workers_and_restores_it_on_q)
     struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "2", NULL));
     struct h_rpc *c = h_connected(d);
     struct pty_run p;
-    struct termios before;
     pid_t pids[2];
     char pid[32];
 
@@ -380,7 +382,6 @@ START_TEST(top_on_a_terminal_draws_workers_and_restores_it_on_q)
     h_resp_free(st);
 
     top_on_pty(&p, d, 30, 100);
-    ck_assert_int_eq(tcgetattr(p.slave, &before), 0);
     ck_assert_msg(pty_wait_for(&p, "PID", 0, H_REPLY_MS), "no header: %s", p.out);
     for (int i = 0; i < 2; i++) {
         snprintf(pid, sizeof pid, " %ld  ", (long)pids[i]);
@@ -396,7 +397,7 @@ START_TEST(top_on_a_terminal_draws_workers_and_restores_it_on_q)
 
     ck_assert_int_eq(write(p.master, "q", 1), 1);
     ck_assert_int_eq(pty_wait_exit(&p, H_REPLY_MS), 0);
-    assert_terminal_restored(&p, &before);
+    assert_terminal_restored(&p, &p.before);
     pty_close(&p);
 }
 END_TEST
@@ -408,15 +409,13 @@ START_TEST(top_on_a_terminal_restores_it_on_a_signal)
     static const int sigs[] = { SIGINT, SIGTERM };
     struct h_daemon *d = h_started(h_daemon_start("--builtin", "echo", "-w", "1", NULL));
     struct pty_run p;
-    struct termios before;
 
     h_need_ctl();
     top_on_pty(&p, d, 24, 80);
-    ck_assert_int_eq(tcgetattr(p.slave, &before), 0);
     ck_assert_msg(pty_wait_for(&p, "PID", 0, H_REPLY_MS), "no header: %s", p.out);
     kill(p.pid, sigs[_i]);
     ck_assert_int_eq(pty_wait_exit(&p, H_REPLY_MS), 0);
-    assert_terminal_restored(&p, &before);
+    assert_terminal_restored(&p, &p.before);
     pty_close(&p);
 }
 END_TEST

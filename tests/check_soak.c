@@ -753,6 +753,61 @@ START_TEST(client_not_reading_responses_does_not_grow_daemon_memory)
 }
 END_TEST
 
+/* A client whose accepted jobs pile up unstarted (the only worker hangs)
+ * is not read further once they hold PENDING_HIGH (16 MiB) of payload:
+ * the daemon's queue does not grow with what one client pipelines, and
+ * others are still served. */
+START_TEST(client_whose_jobs_pile_up_is_not_read_further)
+{
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "1", NULL));
+    struct h_rpc *a = h_connected(d), *b = h_connected(d);
+    enum { PAD = 64 * 1024, MAX_SENT = 2000 };
+    static char pad[PAD];
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    size_t off = 0;
+    int sent = 0, blocked_polls = 0;
+
+    h_rpc_submit(b, "{\"op\": \"hang\"}", NULL);
+    memset(pad, 'p', sizeof(pad));
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    while (sent < MAX_SENT && blocked_polls < 20) {
+        if (off == sb.size) {
+            msgpack_sbuffer_clear(&sb);
+            off = 0;
+            msgpack_pack_array(&pk, 4);
+            msgpack_pack_int(&pk, 0);
+            msgpack_pack_uint32(&pk, a->next_msgid++);
+            msgpack_pack_str_with_body(&pk, "submit", 6);
+            msgpack_pack_array(&pk, 1);
+            msgpack_pack_str_with_body(&pk, pad, sizeof(pad));
+            sent++;
+        }
+        ssize_t n = send(a->fd, sb.data + off, sb.size - off, MSG_NOSIGNAL);
+        if (n > 0) {
+            off += (size_t)n;
+            blocked_polls = 0;
+            continue;
+        }
+        ck_assert_msg(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR),
+                      "send: %s", strerror(errno));
+        struct pollfd pfd = { .fd = a->fd, .events = POLLOUT };
+        if (poll(&pfd, 1, 50) == 0)
+            blocked_polls++;
+        h_daemon_pump(d, 0);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    ck_assert_msg(sent < MAX_SENT, "the daemon read all %d jobs of 64 KiB", sent);
+    /* Others are still answered; what waits is bounded. */
+    struct h_resp *st = h_status(b);
+    int64_t queued = h_get_int(st->result, "queued");
+    h_resp_free(st);
+    ck_assert_msg(queued >= 16 * 1024 / 64 && queued <= 16 * 1024 / 64 + 2,
+                  "%lld jobs queued for the client", (long long)queued);
+}
+END_TEST
+
 static Suite *
 soak_suite(void)
 {
@@ -767,6 +822,7 @@ soak_suite(void)
     tc = h_tcase("clients", 60);
     tcase_add_test(tc, stalled_clients_do_not_delay_others);
     tcase_add_test(tc, client_not_reading_responses_does_not_grow_daemon_memory);
+    tcase_add_test(tc, client_whose_jobs_pile_up_is_not_read_further);
     suite_add_tcase(s, tc);
     return s;
 }

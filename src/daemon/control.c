@@ -59,13 +59,32 @@ ctl_begin_response(struct client *c, msgpack_packer *pk, uint32_t msgid)
     msgpack_pack_uint32(pk, msgid);
 }
 
+/* Reading a client pauses while it owes us reading (its responses pile
+ * up) or its jobs wait in bulk; it resumes once neither holds. */
+static int
+client_backlogged(const struct client *c)
+{
+    return c->out.len >= OUT_HIGH || c->pending_bytes >= PENDING_HIGH;
+}
+
 void
 ctl_flush_soon(struct client *c)
 {
-    if (c->fd >= 0 && c->out.len > 0)
-        ev_io_start(c->ctl->loop, &c->wio);
-    if (c->out.len >= OUT_HIGH)
-        ev_io_stop(c->ctl->loop, &c->rio);
+    struct ev_loop *loop = c->ctl->loop;
+
+    if (c->fd < 0)
+        return;
+    if (c->out.len > 0)
+        ev_io_start(loop, &c->wio);
+    if (client_backlogged(c)) {
+        ev_io_stop(loop, &c->rio);
+    } else if (!ev_is_active(&c->rio) && !ev_is_active(&c->wio)
+               && !c->ctl->shutting_down) {
+        /* Its jobs ended: read on (frames may wait from before). */
+        ev_io_start(loop, &c->rio);
+        if (c->in.len > 0)
+            ev_feed_event(loop, &c->rio, EV_READ);
+    }
 }
 
 void
@@ -174,8 +193,10 @@ client_read_cb(struct ev_loop *loop, ev_io *io, int revents)
             client_close(c);
             return;
         }
-        if (c->out.len >= OUT_HIGH)
-            break;      /* resume once it reads its responses */
+        if (client_backlogged(c)) {
+            ev_io_stop(ctl->loop, &c->rio);
+            break;      /* resume once it reads or its jobs end */
+        }
     }
     if (c->fd >= 0)
         fp_buf_shrink(&c->in, 1 << 20);
@@ -220,7 +241,7 @@ client_write_cb(struct ev_loop *loop, ev_io *io, int revents)
     }
     ev_io_stop(loop, &c->wio);
     fp_buf_shrink(&c->out, 1 << 20);
-    if (!c->ctl->shutting_down) {
+    if (!c->ctl->shutting_down && !client_backlogged(c)) {
         ev_io_start(loop, &c->rio);
         /* Frames may be waiting from when reading was paused. */
         if (c->in.len > 0)

@@ -16,6 +16,10 @@
 #include "codec/frame.h"
 
 #define OUT_HIGH        (8u << 20)  /* stop reading a client that does not read */
+/* Stop reading a client while its unfinished jobs hold this many payload
+ * bytes: one client cannot fill the daemon's memory through the queue
+ * faster than the workers empty it. */
+#define PENDING_HIGH    (16u << 20)
 
 struct client {
     LIST_ENTRY(client) link;
@@ -25,6 +29,7 @@ struct client {
     struct fp_buf      in, out;
     struct fp_scanner  scan;
     unsigned           pending;     /* submitted jobs without an outcome */
+    size_t             pending_bytes;   /* their payload bytes */
     unsigned long      serial;      /* for log lines */
 };
 
@@ -65,12 +70,14 @@ struct batch_reply {
     uint32_t       msgid;
     uint64_t       first_id;
     size_t         left;        /* outcomes still to come */
+    size_t         bytes_left;  /* payload bytes of those */
 };
 
 /* One submitted job's way back to its client. */
 struct reply_to {
     struct client   *c;
     uint32_t         msgid;
+    size_t           bytes;         /* the job's payload */
     struct reply_to *next_free;     /* on the control's free list */
 };
 

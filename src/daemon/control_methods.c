@@ -47,9 +47,10 @@ pack_outcome(struct client *c, msgpack_packer *pk, const fp_outcome *o)
 /* One outcome has been delivered to c: 1 if c is gone (freed or closed),
  * so nothing is to be written. */
 static int
-client_outcome_done(struct client *c)
+client_outcome_done(struct client *c, size_t bytes)
 {
     c->pending--;
+    c->pending_bytes -= bytes;
     if (c->fd >= 0)
         return 0;
     if (c->pending == 0)
@@ -101,10 +102,11 @@ job_done_cb(const fp_outcome *o, void *arg)
     struct reply_to *rt = arg;
     struct client *c = rt->c;
     uint32_t msgid = rt->msgid;
+    size_t bytes = rt->bytes;
     msgpack_packer pk;
 
     reply_put(c->ctl, rt);
-    if (client_outcome_done(c))
+    if (client_outcome_done(c, bytes))
         return;
     ctl_begin_response(c, &pk, msgid);
     pack_outcome(c, &pk, o);
@@ -118,8 +120,12 @@ batch_done_cb(const fp_outcome *o, void *arg)
     struct batch_reply *b = arg;
     struct client *c = b->c;
     msgpack_packer pk;
+    /* The batch's bytes, spread over its outcomes (the last takes the
+     * rest, so they add up). */
+    size_t bytes = b->left == 1 ? b->bytes_left : b->bytes_left / b->left;
 
-    if (!client_outcome_done(c)) {
+    b->bytes_left -= bytes;
+    if (!client_outcome_done(c, bytes)) {
         msgpack_packer_init(&pk, &c->out, fp_buf_pack_write);
         msgpack_pack_array(&pk, 3);
         msgpack_pack_int(&pk, 2);
@@ -180,8 +186,13 @@ method_submit_batch(struct client *c, uint32_t msgid, struct ctl_params *p)
         ctl_respond_rejected(c, msgid, why);
         return;
     }
-    *b = (struct batch_reply){ .c = c, .msgid = msgid, .first_id = first, .left = n };
+    size_t bytes = 0;
+    for (uint32_t i = 0; i < n; i++)
+        bytes += ctl->batch_jobs[i].len;
+    *b = (struct batch_reply){ .c = c, .msgid = msgid, .first_id = first, .left = n,
+                               .bytes_left = bytes };
     c->pending += n;
+    c->pending_bytes += bytes;
     ctl_begin_response(c, &pk, msgid);
     msgpack_pack_nil(&pk);
     msgpack_pack_map(&pk, 2);
@@ -212,6 +223,7 @@ method_submit(struct client *c, uint32_t msgid, struct ctl_params *p)
     }
     rt->c = c;
     rt->msgid = msgid;
+    rt->bytes = p->v[0].len;
     if (fp_pool_submit(c->ctl->pool, p->v[0].raw, p->v[0].len, &opts, job_done_cb, rt,
                        &id, &why) < 0) {
         reply_put(c->ctl, rt);
@@ -219,6 +231,7 @@ method_submit(struct client *c, uint32_t msgid, struct ctl_params *p)
         return;
     }
     c->pending++;
+    c->pending_bytes += rt->bytes;
     if (notify) {
         /* [2, "accepted", [msgid, id]]: the id, early enough to cancel. */
         msgpack_packer pk;
