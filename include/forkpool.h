@@ -116,7 +116,9 @@ typedef struct fp_config {
     double      prefetch_wait;  /* a job is sent ahead to a busy worker only
                                    while it would start there within this
                                    many seconds, judged from measured run
-                                   times; 0 = 0.001 */
+                                   times; 0 = 0.001; < 0 = whenever its
+                                   window has room (for jobs known to be
+                                   trivial) */
     size_t      max_rss;        /* recycle a worker, between jobs, once its
                                    resident memory passes this many bytes;
                                    0 = never */

@@ -262,6 +262,24 @@ START_TEST(outcomes_before_start_arrive_from_the_loop)
 }
 END_TEST
 
+/* A drain before fp_pool_start waits for the start: the jobs it accepted
+ * run, then the notice comes, not cut off. */
+START_TEST(drain_before_start_runs_what_was_accepted)
+{
+    create(1, 1);
+    uint64_t a = submit(), b = submit();
+    fp_pool_drain(T.pool, 0, drained_cb, NULL);
+    ck_assert_int_eq(fp_pool_start(T.pool), 0);
+    ck_assert_int_eq(fp_pool_start(T.pool), -1);        /* once */
+    run(20);
+    ck_assert_int_eq(T.drained, 1);
+    ck_assert_int_eq(T.drained_cut, 0);
+    ck_assert_int_eq(T.kind[a], FP_OK);
+    ck_assert_int_eq(T.kind[b], FP_OK);
+    assert_each_once(a, b);
+}
+END_TEST
+
 static Suite *
 callbacks_suite(void)
 {
@@ -276,6 +294,7 @@ callbacks_suite(void)
     tcase_add_test(tc, cancel_from_inside_a_done_callback);
     tcase_add_test(tc, free_from_the_drained_callback);
     tcase_add_test(tc, outcomes_before_start_arrive_from_the_loop);
+    tcase_add_test(tc, drain_before_start_runs_what_was_accepted);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -19,6 +19,7 @@ START_TEST(prefetch_crash_requeues_unstarted_jobs)
     fp_config cfg;
 
     base_config(&cfg, 1);
+    cfg.prefetch_wait = -1;     /* send ahead whenever there is room */
     cfg.prefetch = 8;
     start_pool(&cfg);
     /* All in before the worker is ready: it gets the crash job and 7 more
@@ -58,6 +59,7 @@ START_TEST(timeout_with_prefetched_jobs_requeues_them)
     fp_job_opts opts = { .timeout = 0.2, .retries = 0 };
 
     base_config(&cfg, 1);
+    cfg.prefetch_wait = -1;     /* send ahead whenever there is room */
     start_pool(&cfg);
     uint64_t hang = submit_op("hang", &opts);
     for (int i = 1; i <= 10; i++)
@@ -79,6 +81,7 @@ START_TEST(quick_result_is_not_held_behind_slow_job)
     fp_config cfg;
 
     base_config(&cfg, 1);
+    cfg.prefetch_wait = -1;     /* send ahead whenever there is room */
     start_pool(&cfg);
     /* Both sent before the worker is ready: it reads them together. */
     uint64_t quick = submit_int(1);
@@ -114,6 +117,7 @@ START_TEST(held_results_survive_deaths_no_handler_sees)
     const char *why;
 
     base_config(&cfg, 1);
+    cfg.prefetch_wait = -1;     /* send ahead whenever there is room */
     start_pool(&cfg);
     worker_pid_by_job();
     for (int i = 0; i < 60; i++) {
@@ -152,6 +156,7 @@ START_TEST(crash_of_a_jobs_child_sends_no_results)
     const char *why;
 
     base_config(&cfg, 1);
+    cfg.prefetch_wait = -1;     /* send ahead whenever there is room */
     start_pool(&cfg);
     worker_pid_by_job();
     for (int i = 0; i < 50; i++) {
@@ -178,6 +183,7 @@ START_TEST(module_signal_handlers_are_left_alone)
     static const char config[] = "\x81\xa9trap_segv\xc3";   /* {"trap_segv": true} */
 
     base_config(&cfg, 1);
+    cfg.prefetch_wait = -1;     /* send ahead whenever there is room */
     cfg.module_config = config;
     cfg.module_config_len = sizeof(config) - 1;
     start_pool(&cfg);
@@ -196,6 +202,7 @@ START_TEST(job_before_a_hang_keeps_its_ok_result)
     fp_job_opts opts = { .timeout = 0.3 };
 
     base_config(&cfg, 1);
+    cfg.prefetch_wait = -1;     /* send ahead whenever there is room */
     start_pool(&cfg);
     uint64_t quick = submit_int(1);
     uint64_t hang = submit_op("hang", &opts);
@@ -213,6 +220,7 @@ START_TEST(job_before_crash_keeps_its_ok_result)
     fp_config cfg;
 
     base_config(&cfg, 1);
+    cfg.prefetch_wait = -1;     /* send ahead whenever there is room */
     start_pool(&cfg);
     uint64_t quick = submit_int(1);
     uint64_t crash = submit_op("crash", NULL);
@@ -234,12 +242,39 @@ START_TEST(timeout_of_prefetched_job_still_fires)
     fp_job_opts opts = { .timeout = 0.3, .retries = 0 };
 
     base_config(&cfg, 1);
+    cfg.prefetch_wait = -1;     /* send ahead whenever there is room */
     start_pool(&cfg);
     uint64_t quick = submit_int(1);
     uint64_t hang = submit_op("hang", &opts);
     wait_outcomes(2, 5);
     ck_assert_int_eq(rec_for(quick)->kind, FP_OK);
     ck_assert_int_eq(rec_for(hang)->kind, FP_TIMEOUT);
+}
+END_TEST
+
+/* A job cancelled while sent ahead, whose result is among a dead worker's
+ * last words: the cancel stands, the job is freed once, and the job behind
+ * it that crashed the worker is blamed on its own (not on the cancel). */
+START_TEST(cancelled_job_in_a_dead_workers_last_words)
+{
+    fp_config cfg;
+
+    base_config(&cfg, 1);
+    cfg.prefetch_wait = -1;     /* send ahead whenever there is room */
+    start_pool(&cfg);
+    uint64_t a = submit_op_num("sleep", "s", 1.0, NULL);
+    uint64_t b = submit_int(7);
+    uint64_t c = submit_op("crash", NULL);
+    run_until(one_busy_nothing_queued, 20, "all three at the worker");
+    ck_assert_int_eq(fp_pool_cancel(H.pool, b), 1);
+    wait_outcomes(3, 20);
+    run_for(0.05);              /* room for a wrongly repeated outcome */
+    ck_assert_uint_eq(H.nrecs, 3);
+    ck_assert_int_eq(rec_for(a)->kind, FP_OK);
+    ck_assert_int_eq(rec_for(b)->kind, FP_CANCELLED);
+    ck_assert_int_eq(rec_for(c)->kind, FP_CRASHED);
+    ck_assert_str_eq(detail(rec_for(c)), "killed by SIGSEGV");
+    ck_assert_uint_eq(rec_for(c)->attempts, 1);
 }
 END_TEST
 
@@ -259,6 +294,7 @@ pool_held_suite(void)
     tcase_add_loop_test(tc, held_results_survive_deaths_no_handler_sees, 0, 2);
     tcase_add_test(tc, module_signal_handlers_are_left_alone);
     tcase_add_test(tc, timeout_of_prefetched_job_still_fires);
+    tcase_add_test(tc, cancelled_job_in_a_dead_workers_last_words);
     suite_add_tcase(s, tc);
     return s;
 }

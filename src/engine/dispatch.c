@@ -88,9 +88,13 @@ has_room(const struct fp_pool *p, const struct fp_worker *w)
     if (w->nwindow == 0)
         return 1;
     /* Sent ahead only where it can be taken back, and only once run times
-     * are known and say it would start almost at once. */
-    return fp_worker_can_take_back(w) && p->run_est >= 0
-        && expected_wait(p, w, w->nwindow) < p->cfg.prefetch_wait;
+     * are known and say it would start almost at once (or blindly, if the
+     * embedder said so). */
+    if (!fp_worker_can_take_back(w))
+        return 0;
+    if (p->cfg.prefetch_wait < 0)
+        return 1;
+    return p->run_est >= 0 && expected_wait(p, w, w->nwindow) < p->cfg.prefetch_wait;
 }
 
 /* The worker whose last job sent ahead would wait longest, and that wait
@@ -137,7 +141,7 @@ take_over(struct fp_worker *from, struct fp_worker *idle)
 static void
 balance(struct fp_pool *p)
 {
-    double wait = 0;
+    double wait = 0, worth = p->cfg.prefetch_wait > 0 ? p->cfg.prefetch_wait : 0;
 
     for (unsigned i = 0; i < p->nworkers && p->nahead > 0; i++) {
         struct fp_worker *idle = p->workers[i], *from;
@@ -146,11 +150,10 @@ balance(struct fp_pool *p)
         from = longest_wait_ahead(p, &wait);
         if (from == NULL)
             return;
-        if (wait < p->cfg.prefetch_wait || !take_over(from, idle)) {
+        if (wait < worth || !take_over(from, idle)) {
             /* Not worth it yet, or the jobs have just started (their
              * results are on the way): look again in a moment. */
-            double delay = wait < p->cfg.prefetch_wait ? p->cfg.prefetch_wait - wait
-                                                  : p->cfg.prefetch_wait;
+            double delay = wait < worth ? worth - wait : FP_DEFAULT_PREFETCH_WAIT;
             ev_timer_stop(p->loop, &p->balance_timer);
             ev_timer_set(&p->balance_timer, delay + 0.0002, 0.);
             ev_timer_start(p->loop, &p->balance_timer);

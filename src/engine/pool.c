@@ -132,7 +132,7 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
         p->cfg.prefetch = FP_DEFAULT_PREFETCH;
     if (p->cfg.prefetch > FP_MAX_PREFETCH)
         p->cfg.prefetch = FP_MAX_PREFETCH;      /* the claims ring's reach */
-    if (!(p->cfg.prefetch_wait > 0))
+    if (p->cfg.prefetch_wait == 0 || p->cfg.prefetch_wait != p->cfg.prefetch_wait)
         p->cfg.prefetch_wait = FP_DEFAULT_PREFETCH_WAIT;
     p->log.fn = cfg->log;
     p->log.arg = cfg->log_arg;
@@ -182,6 +182,7 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
     TAILQ_INIT(&p->done);
     TAILQ_INIT(&p->leaving);
     p->phase = POOL_NEW;
+    p->target = p->cfg.workers;
     p->next_id = 1;
     p->rng = ((uint64_t)getpid() << 32) ^ (uint64_t)(ev_time() * 1e6) ^ 0x9e3779b97f4a7c15ull;
     msgpack_packer_init(&p->scratch_pk, &p->scratch, fp_buf_pack_write);
@@ -202,13 +203,17 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
 int
 fp_pool_start(fp_pool *p)
 {
-    if (p->phase != POOL_NEW) {
+    /* Drained before it was started: it starts, runs what it accepted,
+     * and then the drain completes. */
+    if (p->started_at > 0 || (p->phase != POOL_NEW && p->phase != POOL_DRAINING)) {
         errno = EALREADY;
         return -1;
     }
-    p->phase = POOL_RUNNING;
+    if (p->phase == POOL_NEW)
+        p->phase = POOL_RUNNING;
     p->started_at = ev_now(p->loop);
-    p->target = p->cfg.workers;
+    if (p->started_at <= 0)
+        p->started_at = 1e-9;
     fp_sandbox_activate(&p->sandbox, &p->log);
     return pool_add_workers(p, p->target);
 }
@@ -417,7 +422,7 @@ fp_pool_stats(const fp_pool *p, fp_stats *st)
             st->start_failures = w->fail_streak;
     }
     st->queued = p->nqueued;
-    st->uptime_s = p->phase > POOL_NEW ? ev_now(p->loop) - p->started_at : 0;
+    st->uptime_s = p->started_at > 0 ? ev_now(p->loop) - p->started_at : 0;
 }
 
 size_t

@@ -82,21 +82,29 @@ retire_rank(const struct fp_worker *w)
 int
 fp_pool_scale(fp_pool *p, unsigned n)
 {
-    unsigned active = p->nworkers;
+    /* A reload's replacement not yet ready is extra: it takes its old
+     * worker's place once it is. */
+    unsigned extra = p->reload_new != NULL ? 1 : 0;
+    unsigned active = p->nworkers - extra;
 
     if (n < 1 || n > p->cfg.max_workers || !pool_accepts_jobs(p)) {
         errno = pool_accepts_jobs(p) ? EINVAL : EBUSY;
         return -1;
     }
     p->target = n;
+    if (p->phase == POOL_NEW)
+        return 0;               /* fp_pool_start starts that many */
     fp_logf(&p->log, FP_LOG_INFO, "scaling from %u to %u workers", active, n);
-    if (active < n && p->phase == POOL_RUNNING
-        && pool_add_workers(p, n) < 0)
+    if (active < n && pool_add_workers(p, n + extra) < 0)
         return -1;
-    for (int rank = 0; rank <= 3 && p->nworkers > n; rank++)
-        for (unsigned i = p->nworkers; i-- > 0 && p->nworkers > n; )
-            if (retire_rank(p->workers[i]) == rank)
-                retire(p, p->workers[i], "scaled down");
+    for (int rank = 0; rank <= 3 && p->nworkers - extra > n; rank++)
+        for (unsigned i = p->nworkers; i-- > 0 && p->nworkers - extra > n; ) {
+            if (retire_rank(p->workers[i]) != rank)
+                continue;
+            if (p->workers[i] == p->reload_new)
+                extra = 0;      /* the pair breaks up: it is ordinary now */
+            retire(p, p->workers[i], "scaled down");
+        }
     if (p->reloading)
         reload_step(p);
     return 0;
@@ -236,6 +244,8 @@ fp_pool_drain(fp_pool *p, double timeout, fp_drained_fn done, void *arg)
     }
     if (p->phase != POOL_RUNNING && p->phase != POOL_NEW)
         return;
+    /* Before fp_pool_start, the drain waits for the start: the jobs it
+     * accepted still run. */
     p->phase = POOL_DRAINING;
     p->drained = done;
     p->drained_arg = arg;

@@ -103,9 +103,12 @@ static void
 on_result(struct fp_worker *w, struct fp_job *job)
 {
     struct fp_pool *p = w->env->owner;
-
     double ran = ev_now(p->loop) - job->started_at;
 
+    if (job->state != JOB_ASSIGNED) {
+        pool_job_dropped(p, job);       /* cancelled while sent ahead */
+        return;
+    }
     pool_record_latency(p, ran);
     pool_learn_run_time(p, ran);
     if (w->fail_streak > 0) {
@@ -291,6 +294,7 @@ on_exited(struct fp_worker *w, const struct fp_worker_exit *x,
 
     if (leaving) {
         pool_remove_leaving(p, w);      /* w is gone */
+        w = NULL;
     } else if (p->phase >= POOL_CUT_OFF
                || (p->phase == POOL_DRAINING && p->nqueued == 0)) {
         /* parked: no process, no restart */
@@ -303,6 +307,12 @@ on_exited(struct fp_worker *w, const struct fp_worker_exit *x,
             p->counters.restarts++;
         start(p, w);
     }
+    /* A drain parks slots once nothing is queued; jobs put back since
+     * (a retry, a dead worker's window) need a worker again. */
+    if (p->phase == POOL_DRAINING && p->nqueued > 0)
+        for (unsigned i = 0; i < p->nworkers; i++)
+            if (p->workers[i]->state == WS_DEAD)
+                start(p, p->workers[i]);
     pool_check_drained(p);
 }
 

@@ -54,7 +54,8 @@ struct fp_worker_ops {
     /* It said "ready" and takes jobs. */
     void (*ready)(struct fp_worker *w);
     /* The running job ended: it has left the window, the next one (if any)
-     * is running, and its outcome is recorded in the job. */
+     * is running, and its outcome is recorded in the job (unless the job
+     * had been cancelled while sent ahead: then it has one already). */
     void (*result)(struct fp_worker *w, struct fp_job *job);
     /* It asks to be replaced after its window (e.g. near its CPU
      * backstop); it has already stopped taking jobs. */

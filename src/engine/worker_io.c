@@ -256,8 +256,11 @@ start_head(struct fp_worker *w)
         return;
     if (head->state != JOB_ASSIGNED) {
         /* Cancelled while sent ahead: only a restart keeps the worker from
-         * running it; the jobs behind it go back to the queue untouched. */
-        fp_worker_kill(w, KILL_CANCEL, head->id);
+         * running it; the jobs behind it go back to the queue untouched.
+         * (A dead worker's last words are being read: it ran it, and its
+         * result, if there is one, will be dropped.) */
+        if (w->state != WS_DEAD)
+            fp_worker_kill(w, KILL_CANCEL, head->id);
         return;
     }
     head->attempts++;
@@ -563,8 +566,9 @@ deliver(struct fp_worker *w, const struct fp_worker_msg *m)
     set_nwindow(w, w->nwindow - 1);
     w->jobs_done++;
     job->worker = NULL;
-    fp_job_set_outcome(job, m->type == FP_WMSG_OK ? FP_OK : FP_ERROR,
-                       m->value, m->value_len);
+    if (job->state == JOB_ASSIGNED)     /* not one cancelled while sent ahead */
+        fp_job_set_outcome(job, m->type == FP_WMSG_OK ? FP_OK : FP_ERROR,
+                           m->value, m->value_len);
     start_head(w);
     if (w->nwindow == 0)
         step(w, WE_WINDOW_EMPTY, NULL);
