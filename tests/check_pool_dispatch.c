@@ -1,0 +1,157 @@
+/*
+ * check_pool_dispatch.c — who gets which job (src/engine/dispatch.c), in an
+ * embedded pool: the queue bound counts jobs sent ahead, a job never waits
+ * behind a slow one while a worker is idle, and a job taken back from a
+ * window runs once.  No timing asserts: only the order of outcomes and the
+ * counts.
+ */
+#include "config.h"
+#include <check.h>
+#include <ev.h>
+#include "forkpool.h"
+
+#include <string.h>
+
+#include "pool_harness.h"
+
+static int
+one_idle(void)
+{
+    return stats().idle == 1;
+}
+
+/* {"op": "sleep", "s": secs} as msgpack. */
+static size_t
+sleep_job(char *buf, double secs)
+{
+    char *b = buf;
+
+    *b++ = (char)0x82;
+    *b++ = (char)0xa2; memcpy(b, "op", 2); b += 2;
+    *b++ = (char)0xa5; memcpy(b, "sleep", 5); b += 5;
+    *b++ = (char)0xa1; *b++ = 's';
+    *b++ = (char)0xcb;
+    uint64_t u;
+    memcpy(&u, &secs, 8);
+    for (int shift = 56; shift >= 0; shift -= 8)
+        *b++ = (char)(u >> shift);
+    return (size_t)(b - buf);
+}
+
+/* --queue-max counts every job accepted and not started, wherever it
+ * waits: whether the dispatcher keeps them (run times unknown) or sends
+ * them ahead to the busy worker (prefetch_wait < 0), one worker and a bound
+ * of 2 accept exactly 1 running + 2 waiting. */
+START_TEST(queue_max_counts_jobs_sent_ahead)
+{
+    static const double waits[] = { 0 /* judged */, -1 /* blind */ };
+    fp_config cfg;
+    char job[32];
+    size_t len = sleep_job(job, 0.3);
+    int accepted = 0, full = 0;
+
+    base_config(&cfg, 1);
+    cfg.queue_max = 2;
+    cfg.prefetch_wait = waits[_i];
+    start_pool(&cfg);
+    run_until(one_idle, 20, "the worker ready");
+    for (int i = 0; i < 10; i++) {
+        const char *why = NULL;
+        if (fp_pool_submit(H.pool, job, len, NULL, record_cb, &H, NULL, &why) == 0)
+            accepted++;
+        else if (strcmp(why, "queue full") == 0)
+            full++;
+    }
+    ck_assert_int_eq(accepted, 3);
+    ck_assert_int_eq(full, 7);
+    fp_stats st = stats();
+    ck_assert_uint_eq(st.busy, 1);
+    if (_i == 1)
+        ck_assert_uint_eq(st.queued, 0);    /* both sent ahead */
+    else
+        ck_assert_uint_eq(st.queued, 2);    /* both kept in the queue */
+    wait_outcomes(3, 20);
+    for (uint64_t id = 1; id <= 3; id++)
+        ck_assert_int_eq(rec_for(id)->kind, FP_OK);
+}
+END_TEST
+
+/* Jobs sent ahead to a worker that turns out to run a long job move to the
+ * worker that falls idle: every short job ends before the long one, each
+ * once (a job taken back and run where it was sent too would answer for a
+ * job that worker no longer holds: a protocol error, and the long job would
+ * not end ok). */
+START_TEST(idle_worker_takes_over_jobs_sent_ahead)
+{
+    static const double waits[] = { -1 /* blind */, 0 /* judged */ };
+    fp_config cfg;
+    uint64_t quick[20];
+
+    base_config(&cfg, 2);
+    cfg.prefetch_wait = waits[_i];
+    start_pool(&cfg);
+    run_until(two_idle, 20, "both workers ready");
+    warm_up(4);                 /* run times known: quick */
+    size_t before = H.nrecs;
+    uint64_t slow = submit_op_num("sleep", "s", 3.0, NULL);
+    for (int i = 0; i < 20; i++)
+        quick[i] = submit_int(100 + i);
+    /* Some of the quick ones went to the slow job's worker behind it. */
+    wait_outcomes(before + 21, 30);
+    ck_assert_uint_eq(H.nrecs, before + 21);
+    ck_assert_uint_eq(H.recs[H.nrecs - 1].id, slow);    /* last of all */
+    ck_assert_int_eq(rec_for(slow)->kind, FP_OK);
+    for (int i = 0; i < 20; i++) {
+        ck_assert_uint_eq(count_for(quick[i]), 1);
+        ck_assert_int_eq(rec_for(quick[i])->kind, FP_OK);
+        ck_assert_uint_eq(rec_for(quick[i])->attempts, 1);
+    }
+    ck_assert_uint_eq(stats().restarts, 0);
+}
+END_TEST
+
+/* Run times unknown, or long: nothing is sent ahead of a running job; an
+ * idle worker always gets the next job. */
+START_TEST(nothing_sent_ahead_of_jobs_of_unknown_length)
+{
+    fp_config cfg;
+
+    base_config(&cfg, 2);
+    start_pool(&cfg);
+    run_until(two_idle, 20, "both workers ready");
+    uint64_t a = submit_op_num("sleep", "s", 0.2, NULL);
+    uint64_t b = submit_op_num("sleep", "s", 0.2, NULL);
+    for (int i = 0; i < 4; i++)
+        submit_op_num("sleep", "s", 0.2, NULL);
+    fp_stats st = stats();
+    ck_assert_uint_eq(st.busy, 2);      /* a and b, one each */
+    ck_assert_uint_eq(st.queued, 4);    /* the rest wait in the master */
+    wait_outcomes(6, 20);
+    ck_assert_int_eq(rec_for(a)->kind, FP_OK);
+    ck_assert_int_eq(rec_for(b)->kind, FP_OK);
+    /* Measured now: 200 ms jobs are never sent ahead. */
+    for (int i = 0; i < 4; i++)
+        submit_op_num("sleep", "s", 0.2, NULL);
+    st = stats();
+    ck_assert_uint_eq(st.queued, 2);
+}
+END_TEST
+
+static Suite *
+pool_dispatch_suite(void)
+{
+    Suite *s = suite_create("pool_dispatch");
+    TCase *tc = ph_tcase("dispatch");
+
+    tcase_add_loop_test(tc, queue_max_counts_jobs_sent_ahead, 0, 2);
+    tcase_add_loop_test(tc, idle_worker_takes_over_jobs_sent_ahead, 0, 2);
+    tcase_add_test(tc, nothing_sent_ahead_of_jobs_of_unknown_length);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int
+main(void)
+{
+    return ph_run_suite(pool_dispatch_suite());
+}
