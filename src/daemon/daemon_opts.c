@@ -97,7 +97,7 @@ fp_daemon_usage(FILE *out)
 "      --max-rss MiB        recycle a worker, between jobs, once its resident\n"
 "                           memory passes MiB (0 = never)\n"
 "      --slow-log S         log each job still running after S seconds\n"
-"      --prefetch N         jobs queued at one worker when the queue is deep\n"
+"      --prefetch N         most jobs sent ahead to one busy worker\n"
 "                           (default %u)\n"
 "      --drain-timeout S    how long a drain may take (default %g; 0 = no limit)\n"
 "      --sandbox LEVEL      worker confinement: none, basic (default) or strict\n"
