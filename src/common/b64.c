@@ -17,6 +17,10 @@ fp_b64_encode(char *dst, const void *src, size_t n)
     const unsigned char *p = src;
     size_t out = 0;
 
+    if (n == 0) {       /* src may be NULL then */
+        *dst = '\0';
+        return 0;
+    }
     do {
         size_t k = n < ENCODE_CHUNK ? n : ENCODE_CHUNK;
         out += (size_t)EVP_EncodeBlock((unsigned char *)dst + out, p, (int)k);

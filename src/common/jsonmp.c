@@ -239,8 +239,8 @@ out:
  * text that says two things about one key is almost surely a mistake.
  * jansson refuses trailing garbage and nesting past JSON_PARSER_MAX_DEPTH
  * (2048) by itself; pack_value then applies the msgpack bound. */
-static int
-text_pack_tree(const char *text, size_t len, msgpack_packer *pk, char *err,
+int
+fp_json_text_pack_tree(const char *text, size_t len, msgpack_packer *pk, char *err,
                size_t errlen)
 {
     json_error_t jerr;
@@ -264,7 +264,7 @@ fp_json_text_to_buf(const char *text, size_t len, struct fp_buf *out,
     if (fp_json_stream_pack(text, len, out) == 0)
         return 0;
     msgpack_packer_init(&pk, out, fp_buf_pack_write);
-    return text_pack_tree(text, len, &pk, err, errlen);
+    return fp_json_text_pack_tree(text, len, &pk, err, errlen);
 }
 
 int

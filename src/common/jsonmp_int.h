@@ -36,4 +36,12 @@ int fp_jsonmp_check_msgpack(const char *data, size_t len, char *err,
  * jansson path for its result and its message. */
 int fp_json_stream_pack(const char *text, size_t len, struct fp_buf *out);
 
+/* The jansson path of fp_json_text_pack alone (json_loadb, then
+ * fp_json_pack): what the streamed parser hands on to, and the reference
+ * the tests and the fuzzer hold it to. */
+struct msgpack_packer;
+int fp_json_text_pack_tree(const char *text, size_t len,
+                           struct msgpack_packer *pk, char *err,
+                           size_t errlen);
+
 #endif /* FP_JSONMP_INT_H */

@@ -18,7 +18,9 @@
  *   - duplicate keys, NUL in keys, integers beyond int64 and reals beyond
  *     double, which jansson refuses: given up;
  *   - numbers come as text (yajl_number) and are converted with strtoll /
- *     strtod and the same overflow rules as jansson's.
+ *     strtod and the same overflow rules as jansson's;
+ *   - yajl lets an unfinished token (a string, a literal) after the value
+ *     pass unseen: only whitespace may follow the value.
  * Like the jansson path, {"$bin"|"$ext": ...} as an object's only key is
  * that form, containers nest at most FP_MAX_DEPTH deep, and a form at that
  * depth is still fine (it is no container); anything else near those rules
@@ -73,6 +75,9 @@ struct sp {
     unsigned        n;          /* levels open */
     unsigned        depth;      /* containers open (forms do not count) */
     int             done;       /* the top-level value is complete */
+    yajl_handle     h;
+    int             finishing;  /* in yajl_complete_parse */
+    size_t          end;        /* where the top-level value ended */
     int             ext_type;
     struct keyref  *keys;
     size_t          nkeys, capkeys;
@@ -102,12 +107,16 @@ value_starts(struct sp *s)
     return l->kind == LV_MAP;
 }
 
-/* The value just packed may have been the top-level one. */
+/* The value just packed may have been the top-level one: note where it
+ * ended (yajl's offset, just past the token), unless yajl is finishing a
+ * number that ran to the end of the text. */
 static int
 value_ends(struct sp *s)
 {
-    if (s->n == 0)
+    if (s->n == 0) {
         s->done = 1;
+        s->end = s->finishing ? SIZE_MAX : yajl_get_bytes_consumed(s->h);
+    }
     return 1;
 }
 
@@ -184,8 +193,10 @@ cmp_keys(const void *a, const void *b)
 static int
 has_duplicate(struct sp *s, const struct level *l)
 {
-    struct keyref *k = s->keys + l->keys;
     size_t n = s->nkeys - l->keys;
+    if (n < 2)
+        return 0;
+    struct keyref *k = s->keys + l->keys;
     const char *base = fp_buf_head(s->out);
 
     for (size_t i = 0; i < n; i++)
@@ -456,6 +467,16 @@ yajl_reads_it_alike(const char *p, size_t n)
     return 1;
 }
 
+/* JSON's whitespace, as jansson reads it. */
+static int
+only_space(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\n' && p[i] != '\r')
+            return 0;
+    return 1;
+}
+
 int
 fp_json_stream_pack(const char *text, size_t len, struct fp_buf *out)
 {
@@ -468,12 +489,14 @@ fp_json_stream_pack(const char *text, size_t len, struct fp_buf *out)
     memset(&s, 0, sizeof s);
     s.out = out;
     msgpack_packer_init(&s.pk, out, fp_buf_pack_write);
-    yajl_handle h = yajl_alloc(&callbacks, NULL, &s);
+    yajl_handle h = s.h = yajl_alloc(&callbacks, NULL, &s);
     if (h != NULL) {
         yajl_config(h, yajl_dont_validate_strings, 1);
-        ok = yajl_parse(h, (const unsigned char *)text, len) == yajl_status_ok
-             && yajl_complete_parse(h) == yajl_status_ok && s.done
-             && s.n == 0;
+        ok = yajl_parse(h, (const unsigned char *)text, len) == yajl_status_ok;
+        s.finishing = 1;
+        ok = ok && yajl_complete_parse(h) == yajl_status_ok && s.done
+             && s.n == 0
+             && (s.end == SIZE_MAX || only_space(text + s.end, len - s.end));
         yajl_free(h);
     }
     free(s.keys);

@@ -46,6 +46,8 @@ utf8_first(unsigned char c)
 int
 fp_utf8_valid(const char *s, size_t n)
 {
+    if (n == 0)         /* an empty str may come with a NULL pointer */
+        return 1;
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
 
     while (p < end) {
@@ -90,6 +92,8 @@ needs_escape(unsigned char c)
 int
 fp_json_write_string(struct fp_buf *out, const char *s, size_t n)
 {
+    if (n == 0)
+        return fp_buf_append(out, "\"\"", 2);
     /* Worst case \u00XX for every byte; reserve once for short strings. */
     if (fp_buf_reserve(out, n + 2) == NULL)
         return -1;
@@ -407,10 +411,10 @@ put_map(struct writer *w, const msgpack_object_map *m, unsigned depth,
         return -1;
 
     /* Colliding keys: rare, so looked for only now. */
-    struct pair *pr = w->pairs + first;
     size_t n = w->npairs - first;
     int rc = 0;
     if (n >= 2) {
+        struct pair *pr = w->pairs + first;
         const char *base = fp_buf_head(w->out);
         for (size_t i = 0; i < n; i++)
             pr[i].p = base + pr[i].key;
