@@ -118,6 +118,7 @@ struct fp_worker {
     unsigned           fail_streak; /* consecutive failed starts */
     unsigned           job_budget;  /* recycle after this many (0 = never) */
     unsigned           generation;  /* the owner's reload generation */
+    ev_tstamp          idle_since;  /* when its window last became empty */
     TAILQ_ENTRY(fp_worker) retiring_link;
 };
 
