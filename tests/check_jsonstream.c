@@ -47,7 +47,8 @@ tree_pack(const char *text, size_t len, struct result *r)
     r->rc = fp_json_text_pack_tree(text, len, &pk, r->err, sizeof r->err);
     r->len = b.len;
     r->bytes = malloc(b.len + 1);
-    memcpy(r->bytes, fp_buf_head(&b), b.len);
+    if (b.len > 0)          /* an empty buffer has no bytes to point at */
+        memcpy(r->bytes, fp_buf_head(&b), b.len);
     fp_buf_free(&b);
 }
 
