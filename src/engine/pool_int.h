@@ -22,6 +22,7 @@
 #include "codec/frame.h"
 #include "job.h"
 #include "log.h"
+#include "queue.h"
 #include "sandbox.h"
 #include "spawn.h"
 #include "worker.h"
@@ -59,8 +60,8 @@ struct fp_pool {
     struct fp_workerq  leaving;
     unsigned           target;      /* desired worker count */
 
-    struct fp_jobq     queue;       /* accepted, not yet sent to a worker */
-    size_t             nqueued;
+    struct fp_queue    queue;       /* accepted, not yet sent to a worker
+                                       (queue.h: lanes, rate limits) */
     size_t             nahead;      /* sent ahead: in windows, behind a head */
     double             run_est;     /* typical run time of a job, s (a moving
                                        average); < 0 until one has ended */
@@ -88,6 +89,7 @@ struct fp_pool {
                                            writes */
     ev_timer           drain_timer;
     ev_timer           balance_timer;   /* look again at jobs sent ahead */
+    ev_timer           rate_timer;      /* a throttled job earns its token */
 
     ev_tstamp          started_at;
     uint64_t           rng;         /* xorshift state for --max-jobs jitter */
@@ -128,8 +130,7 @@ void pool_dispatch(struct fp_pool *p);
 void pool_dispatch_init(struct fp_pool *p);
 /* A job ran `secs`: the dispatcher's estimate of run times learns it. */
 void pool_learn_run_time(struct fp_pool *p, double secs);
-struct fp_job *pool_queue_pop(struct fp_pool *p);
-/* Put jobs back at the head of the queue, in their order. */
+/* Put jobs back in the queue at their places (by id). */
 void pool_requeue_front(struct fp_pool *p, struct fp_jobq *jobs);
 
 /* pool_workers.c */

@@ -66,8 +66,9 @@ submit(const char *frame, size_t len, struct fp_reader r, uint32_t nparams)
 
     if (nparams == 2) {
         fp_job_opts opts = { .timeout = -1, .retries = 0 };
+        char key[FP_MAX_KEY_BYTES + 1];
         int notify = 0;
-        if (fp_wire_job_opts(&r, &opts, &notify) == NULL) {
+        if (fp_wire_job_opts(&r, &opts, &notify, key) == NULL) {
             FZ_CHECK(opts.timeout == -1
                      || (isfinite(opts.timeout) && opts.timeout >= 0
                          && opts.timeout <= 1e9));
