@@ -364,7 +364,7 @@ static const struct {
     { { B("\x82\xa7retries\x01\xa6notify\xa3yes") }, "malformed: notify must be true or false" },
     { { B("\x81\xa3key\x01") }, "malformed: key must be a string of at most 256 bytes" },
     { { B("\x81\xa3key\xc0") }, "malformed: key must be a string of at most 256 bytes" },
-    { { B("\x81\xa3key\xa3a\x00b") }, "malformed: key must be a string of at most 256 bytes" },
+    { { B("\x81\xa3key\xa3" "a\x00" "b") }, "malformed: key must be a string of at most 256 bytes" },
 };
 
 START_TEST(job_opts_refuses_each_bad_option_with_a_reason)
@@ -387,7 +387,7 @@ END_TEST
 START_TEST(job_opts_copies_a_key_of_up_to_256_bytes)
 {
     fp_job_opts opts = { .timeout = -1, .retries = 0 };
-    char key[FP_MAX_KEY_BYTES + 1], frame[3 + 5 + 3 + 300];
+    char key[FP_MAX_KEY_BYTES + 1], frame[16 + 300];
     int notify = 0;
     struct fp_reader r;
 
@@ -397,7 +397,8 @@ START_TEST(job_opts_copies_a_key_of_up_to_256_bytes)
         frame[n++] = (char)0xa3;
         memcpy(frame + n, "key", 3);
         n += 3;
-        frame[n++] = (char)0xd9;            /* str 8 */
+        frame[n++] = (char)0xda;            /* str 16 */
+        frame[n++] = (char)(len >> 8);
         frame[n++] = (char)len;
         memset(frame + n, 'k', len);
         n += len;
@@ -412,7 +413,7 @@ START_TEST(job_opts_copies_a_key_of_up_to_256_bytes)
                              "malformed: key must be a string of at most 256 bytes");
         }
     }
-    fp_reader_init(&r, "\x81\xa3key\xa5tenant", 11);
+    fp_reader_init(&r, "\x81\xa3key\xa6tenant", 12);
     ck_assert_ptr_null(fp_wire_job_opts(&r, &opts, &notify, key));
     ck_assert_str_eq(opts.key, "tenant");
 }
