@@ -56,6 +56,11 @@ int fp_wire_request_msgid(const char *buf, size_t len, uint32_t *msgid);
 /* 1 if the request's method is `name`. */
 int fp_wire_method_is(const struct fp_request *rq, const char *name);
 
+/* Read a rate-limit key (a string of at most FP_MAX_KEY_BYTES, no NUL)
+ * into `key`, NUL-terminated (room for FP_MAX_KEY_BYTES + 1).  Returns 0,
+ * or -1 if the value is not such a string. */
+int fp_wire_read_key(struct fp_reader *r, char *key);
+
 /* Read submit's optional options map {"timeout", "retries", "key",
  * "notify"} into *opts and *notify; a key is copied, NUL-terminated, into
  * `key` (room for FP_MAX_KEY_BYTES + 1) and opts->key points to it.

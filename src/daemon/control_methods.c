@@ -462,20 +462,15 @@ static void
 method_limit(struct client *c, uint32_t msgid, struct ctl_params *p)
 {
     char key[FP_MAX_KEY_BYTES + 1];
-    const char *s;
-    uint32_t len;
     double rate, burst = 0;
     msgpack_packer pk;
     int rc;
 
-    (void)fp_read_str(&p->v[0].r, &s, &len);    /* a string: the rule */
-    if (len > FP_MAX_KEY_BYTES || memchr(s, '\0', len) != NULL) {
+    if (fp_wire_read_key(&p->v[0].r, key) < 0) {
         ctl_respond_error_str(c, msgid, "bad params: key must be a string of "
                               "at most 256 bytes");
         return;
     }
-    memcpy(key, s, len);
-    key[len] = '\0';
     if (fp_read_nil(&p->v[1].r) == 0) {
         if (p->n == 3) {
             ctl_respond_error_str(c, msgid, "bad params: expected [key, nil] "

@@ -2,7 +2,8 @@
  * pool_int.h — the master's state: the policy side of the engine.
  *
  *   pool.c          create, start, free; jobs in; cancel; introspection
- *   dispatch.c      the queue and who gets which job
+ *   dispatch.c      who gets which job (queue.c: the queue itself, with
+ *                   its rate-limit lanes and buckets)
  *   completion.c    outcomes out: the one place user callbacks run
  *   pool_workers.c  what to do when a worker reports (ready, result,
  *                   retire, exited): outcomes, retries, respawn, backoff
