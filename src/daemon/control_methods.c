@@ -391,6 +391,40 @@ method_scale(struct client *c, uint32_t msgid, struct ctl_params *p)
     ctl_flush_soon(c);
 }
 
+/* One gauge series per rate limit into `out`, keys escaped as Prometheus
+ * label values.  Returns 0, or -1 when out of memory. */
+static int
+limit_metrics(const fp_limit_info *rows, size_t n, struct fp_buf *out)
+{
+    static const char *const help[2] = {
+        "# HELP forkpool_rate_limit_tokens Tokens in each rate limit's bucket "
+        "(key \"\" = pool-wide).\n# TYPE forkpool_rate_limit_tokens gauge\n",
+        "# HELP forkpool_rate_limit_waiting Jobs queued that each rate limit "
+        "governs.\n# TYPE forkpool_rate_limit_waiting gauge\n",
+    };
+    char line[2 * FP_MAX_KEY_BYTES + 96], *at;
+    int rc = 0;
+
+    for (int g = 0; g < 2 && n > 0; g++) {
+        rc |= fp_buf_append(out, help[g], strlen(help[g]));
+        for (size_t i = 0; i < n; i++) {
+            at = line + sprintf(line, "forkpool_rate_limit_%s{key=\"",
+                                g == 0 ? "tokens" : "waiting");
+            for (const char *k = rows[i].key; *k != '\0'; k++) {
+                if (*k == '\\' || *k == '"' || *k == '\n')
+                    *at++ = '\\';
+                *at++ = *k == '\n' ? 'n' : *k;
+            }
+            if (g == 0)
+                at += sprintf(at, "\"} %g\n", rows[i].tokens);
+            else
+                at += sprintf(at, "\"} %zu\n", rows[i].waiting);
+            rc |= fp_buf_append(out, line, (size_t)(at - line));
+        }
+    }
+    return rc;
+}
+
 /* metrics []: Prometheus text exposition of the pool's counters and gauges. */
 static void
 method_metrics(struct client *c, uint32_t msgid, struct ctl_params *p)
@@ -398,6 +432,9 @@ method_metrics(struct client *c, uint32_t msgid, struct ctl_params *p)
     fp_stats st;
     char text[4096];
     msgpack_packer pk;
+    struct fp_buf more = FP_BUF_INIT;
+    fp_limit_info *lims;
+    size_t nlim;
     int n;
     (void)p;
 
@@ -449,11 +486,22 @@ method_metrics(struct client *c, uint32_t msgid, struct ctl_params *p)
                   "forkpool_job_duration_seconds_sum %.6f\n"
                   "forkpool_job_duration_seconds_count %llu\n", st.latency_sum,
                   (unsigned long long)st.latency_count[FP_LATENCY_BUCKETS - 1]);
+    nlim = fp_pool_limits(c->ctl->pool, NULL, 0);
+    if ((lims = malloc((nlim > 0 ? nlim : 1) * sizeof(*lims))) == NULL
+        || limit_metrics(lims, fp_pool_limits(c->ctl->pool, lims, nlim), &more) < 0) {
+        free(lims);
+        fp_buf_free(&more);
+        ctl_respond_error_str(c, msgid, "out of memory");
+        return;
+    }
     ctl_begin_response(c, &pk, msgid);
     msgpack_pack_nil(&pk);
-    msgpack_pack_str(&pk, (size_t)n);
+    msgpack_pack_str(&pk, (size_t)n + more.len);
     msgpack_pack_str_body(&pk, text, (size_t)n);
+    msgpack_pack_str_body(&pk, fp_buf_head(&more), more.len);
     ctl_flush_soon(c);
+    free(lims);
+    fp_buf_free(&more);
 }
 
 /* limit [key, rate, burst], [key, rate] or [key, nil]: true; sets,

@@ -27,6 +27,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "codec/frame.h"
 #include "fuzz_stream.h"
@@ -74,6 +75,8 @@ submit(const char *frame, size_t len, struct fp_reader r, uint32_t nparams)
                          && opts.timeout <= 1e9));
             FZ_CHECK(opts.retries <= FP_MAX_RETRIES);
             FZ_CHECK(notify == 0 || notify == 1);
+            FZ_CHECK(opts.key == NULL
+                     || (opts.key == key && strlen(key) <= FP_MAX_KEY_BYTES));
         }
     }
 }
