@@ -268,6 +268,10 @@ START_TEST(forkpoolctl_limit_and_key_through_the_daemon)
     ck_assert_ptr_nonnull(row);
     ck_assert_str_eq(h_json(h_get(row, "burst")), "2.0");
     ck_assert_ptr_nonnull(limit_of(c, ""));
+    ck_assert_int_eq(h_exit_code(h_ctl(&r, d, NULL, "status", NULL)), 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "\nLIMIT "));
+    ck_assert_ptr_nonnull(strstr(r.out, "\n(pool) "));
+    ck_assert_ptr_nonnull(strstr(r.out, "\nacme "));
 
     /* acme's two tokens, then its third job waits: map prints two lines
      * only once the limit goes, so submit them one by one. */

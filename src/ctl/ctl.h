@@ -137,5 +137,7 @@ int  ctl_top(const char *path, int argc, char **argv);
 /* `limit`: see ctl_limit.c (`usage` is the --help text).  Returns the exit
  * status. */
 int  ctl_limit(const char *path, const char *usage, int argc, char **argv);
+/* The status table's rows of rate limits (status "limits"), if any. */
+void ctl_print_limit_rows(const json_t *limits);
 
 #endif /* FP_CTL_H */

@@ -1,7 +1,8 @@
 /*
  * ctl_limit.c — `forkpoolctl limit KEY RATE [BURST]` and
  * `forkpoolctl limit --remove KEY`: the `limit` method (SPEC 5.3, 7).
- * KEY "" or "-" names the pool-wide bucket.
+ * KEY "" or "-" names the pool-wide bucket.  Also the limits part of the
+ * status table.
  */
 #include "config.h"
 #include <errno.h>
@@ -101,4 +102,30 @@ ctl_limit(const char *path, const char *usage, int argc, char **argv)
     ctl_close(&conn);
     fp_buf_free(&params);
     return rc;
+}
+
+/* One number of a status "limits" row, or 0. */
+static double
+row_number(const json_t *row, const char *name)
+{
+    const json_t *v = json_object_get(row, name);
+
+    return json_is_number(v) ? json_number_value(v) : 0;
+}
+
+void
+ctl_print_limit_rows(const json_t *limits)
+{
+    const char *key;
+    json_t *row;
+
+    if (!json_is_object(limits) || json_object_size(limits) == 0)
+        return;
+    printf("\n%-24s %10s %8s %8s %8s\n", "LIMIT", "RATE/S", "BURST", "TOKENS",
+           "WAITING");
+    json_object_foreach((json_t *)limits, key, row)
+        printf("%-24.*s %10.6g %8.6g %8.2f %8.0f\n", key[0] ? 256 : 6,
+               key[0] ? key : "(pool)", row_number(row, "rate"),
+               row_number(row, "burst"), row_number(row, "tokens"),
+               row_number(row, "waiting"));
 }

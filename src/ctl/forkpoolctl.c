@@ -502,7 +502,7 @@ print_status_table(json_t *st)
     };
     static const char *const shown[] = {
         "state", "uptime_s", "workers", "busy", "idle", "starting", "pids",
-        "worker_list",
+        "worker_list", "limits",
     };
     char buf[512];
     json_t *v;
@@ -534,6 +534,7 @@ print_status_table(json_t *st)
             printf("%-15s %s\n", key, field_text(v, buf, sizeof buf));
     }
     print_worker_rows(json_object_get(st, "worker_list"));
+    ctl_print_limit_rows(json_object_get(st, "limits"));
 }
 
 /* Params [] or [n]. */
