@@ -94,6 +94,7 @@ typedef void (*fp_done_fn)(const fp_outcome *outcome, void *arg);
 #define FP_DEFAULT_PREFETCH_WAIT    0.001                    /* seconds */
 #define FP_DEFAULT_DRAIN_TIMEOUT    30.0                     /* seconds */
 #define FP_DEFAULT_START_TIMEOUT    30.0                     /* seconds */
+#define FP_DEFAULT_IDLE_TIMEOUT     10.0                     /* seconds */
 
 enum fp_log_level { FP_LOG_ERR = 0, FP_LOG_WARN, FP_LOG_INFO, FP_LOG_DEBUG };
 typedef void (*fp_log_fn)(int level, const char *msg, void *arg);
@@ -124,6 +125,16 @@ typedef struct fp_config {
                                    0 = never */
     double      slow_log;       /* log a job still running after this many
                                    seconds (once); 0 = never */
+
+    /* Dynamic pool (autoscale_max 0 = off, a fixed size).  The pool starts
+     * autoscale_min workers (or `workers`, if set, clamped to the range);
+     * while jobs wait unstarted it adds workers, 1, 2, 4, ... a second, up
+     * to autoscale_max; a worker idle for idle_timeout seconds is retired
+     * while more than autoscale_min run.  Needs 1 <= autoscale_min <=
+     * autoscale_max <= max_workers. */
+    unsigned    autoscale_min;
+    unsigned    autoscale_max;
+    double      idle_timeout;   /* seconds; 0 = 10 (FP_DEFAULT_IDLE_TIMEOUT) */
 
     /* Where a worker's code comes from: exactly one of these. */
     const fp_module *module;        /* run in-process in the forked worker */
@@ -242,7 +253,9 @@ int fp_pool_submit_object(fp_pool *pool, const msgpack_object *job,
  * and replaced; either ends FP_CANCELLED.  Returns 1 if found, 0 if not. */
 int fp_pool_cancel(fp_pool *pool, uint64_t id);
 
-/* Change the worker count (1..max_workers).  Returns 0 or -1 (EINVAL). */
+/* Change the worker count (1..max_workers; with autoscale, within
+ * [autoscale_min, autoscale_max]).  Returns 0 or -1 (EINVAL; EBUSY while
+ * draining). */
 int fp_pool_scale(fp_pool *pool, unsigned workers);
 
 /* Replace every worker by a fresh one after its current job, one at a time. */
@@ -263,6 +276,7 @@ typedef struct fp_stats {
     int      draining;
     int      reloading;     /* a rolling reload is under way */
     unsigned workers;       /* target worker count */
+    unsigned autoscale_min, autoscale_max;  /* its range; 0, 0 = fixed size */
     unsigned live;          /* worker processes alive now */
     unsigned busy, idle, starting;
     size_t   queued;

@@ -248,6 +248,15 @@ static const struct {
     { { "--rlimit-nofile", "3" }, "--rlimit-nofile" },
     { { "--user", "no-such-user-here" }, "--user" },
     { { "--user", "root" }, "--user" },
+    { { "--autoscale", "0-4" }, "--autoscale" },
+    { { "--autoscale", "5-2" }, "--autoscale" },
+    { { "--autoscale", "3" }, "--autoscale" },
+    { { "--autoscale", "1-x" }, "--autoscale" },
+    { { "--autoscale", "-1-3" }, "--autoscale" },
+    { { "--autoscale", "1-9", "--max-workers", "8" }, "--autoscale" },
+    { { "--idle-timeout", "5" }, "--idle-timeout" },    /* without --autoscale */
+    { { "--autoscale", "1-2", "--idle-timeout", "0" }, "--idle-timeout" },
+    { { "--autoscale", "1-2", "--idle-timeout", "soon" }, "--idle-timeout" },
 };
 
 START_TEST(bad_flags_exit_2)

@@ -316,6 +316,12 @@ START_TEST(starts_follow_the_configured_rate)
 END_TEST
 
 static int
+one_idle(void)
+{
+    return stats().idle == 1;
+}
+
+static int
 one_done(void)
 {
     return H.nrecs >= 1;
@@ -397,6 +403,29 @@ START_TEST(a_limit_needs_a_finite_rate)
 }
 END_TEST
 
+/* Jobs that wait for a token, not for a worker, do not grow a dynamic
+ * pool: more workers would not start them sooner. */
+START_TEST(jobs_waiting_for_a_token_do_not_grow_the_pool)
+{
+    fp_config cfg;
+
+    base_config(&cfg, 1);
+    cfg.autoscale_min = 1;
+    cfg.autoscale_max = 4;
+    start_pool(&cfg);
+    run_until(one_idle, 20, "the worker ready");
+    ck_assert_int_eq(fp_pool_limit(H.pool, "A", 0, 1), 0);
+    submit_keyed(0, "A");       /* spends A's one token */
+    run_until(one_done, 20, "the first job");
+    for (int i = 1; i < 4; i++)
+        submit_keyed(i, "A");
+    run_for(1.5);               /* growth would have begun at once */
+    ck_assert_uint_eq(stats().workers, 1);
+    ck_assert_uint_eq(stats().queued, 3);
+    ck_assert_int_eq(log_count("autoscale: adding"), 0);
+}
+END_TEST
+
 /* 100,000 distinct keys, each on one job that ends: no key record is
  * left.  And a keyed job put back by a worker's crash keeps its key
  * until it ends. */
@@ -453,6 +482,7 @@ pool_limits_suite(void)
     tcase_add_test(tc, raising_a_limit_releases_the_waiting_jobs);
     tcase_add_test(tc, a_limit_needs_a_finite_rate);
     tcase_add_test(tc, keys_do_not_outlive_their_jobs);
+    tcase_add_test(tc, jobs_waiting_for_a_token_do_not_grow_the_pool);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -148,9 +148,13 @@ static const char *const kind_names[] = {
     "ok", "error", "crashed", "timeout", "cancelled", "other", "none"
 };
 
-enum op { OP_PLAIN, OP_FAIL, OP_CRASH, OP_HANG, OP_SLEEP };
-static const enum kind natural[] = { K_OK, K_ERROR, K_CRASHED, K_TIMEOUT, K_OK };
-static const char *const op_names[] = { "plain", "fail", "crash", "hang", "sleep" };
+/* Plain jobs count each start in a file (testmod's "count" op), so the
+ * soak can tell a job that started twice from one that started once. */
+enum op { OP_PLAIN, OP_FAIL, OP_CRASH, OP_HANG, OP_SLEEP, OP_LONG };
+static const enum kind natural[] = { K_OK, K_ERROR, K_CRASHED, K_TIMEOUT, K_OK, K_OK };
+static const char *const op_names[] = { "plain", "fail", "crash", "hang", "sleep",
+                                        "long" };
+static char count_path[64];
 
 #define NCONN     3
 #define NWAVES    30
@@ -204,8 +208,10 @@ submit_wave(struct h_rpc **conns, int from, int to, int warm)
             j->op = OP_CRASH;
         } else if (r < 140) {
             j->op = OP_FAIL;
-        } else if (r < 200) {
+        } else if (r < 190) {
             j->op = OP_SLEEP;
+        } else if (r < 200) {
+            j->op = OP_LONG;        /* mixed durations: 50-200 ms among ms */
         } else {
             j->op = OP_PLAIN;
         }
@@ -217,7 +223,8 @@ submit_wave(struct h_rpc **conns, int from, int to, int warm)
             for (unsigned k = 0; k < len; k++)
                 pad[k] = (char)('a' + (n + k) % 26);
             pad[len] = '\0';
-            snprintf(buf, sizeof(buf), "{\"n\":%d,\"pad\":\"%s\"}", n, pad);
+            snprintf(buf, sizeof(buf), "{\"n\":%d,\"op\":\"count\",\"pad\":\"%s\","
+                     "\"path\":\"%s\"}", n, pad, count_path);
             break;
         }
         case OP_FAIL:
@@ -233,6 +240,11 @@ submit_wave(struct h_rpc **conns, int from, int to, int warm)
         case OP_SLEEP:
             snprintf(buf, sizeof(buf), "{\"n\":%d,\"op\":\"sleep\",\"s\":0.00%u}", n,
                      1 + rnd_below(5));
+            opts = "{\"timeout\": 10}";
+            break;
+        case OP_LONG:
+            snprintf(buf, sizeof(buf), "{\"n\":%d,\"op\":\"sleep\",\"s\":0.%03u}", n,
+                     50 + rnd_below(150));
             opts = "{\"timeout\": 10}";
             break;
         }
@@ -279,8 +291,9 @@ collect_wave(struct h_rpc **conns, int from, int to)
             j->id = (uint64_t)h_get_int(r->result, "id");
             const msgpack_object *res = h_get(r->result, "result");
             ck_assert_msg(res != NULL, "no result in %s", h_json(r->result));
-            const char *want = j->op == OP_SLEEP ? "\"slept\"" : j->json;
-            if (j->op == OP_PLAIN || j->op == OP_SLEEP)
+            const char *want = j->op == OP_SLEEP || j->op == OP_LONG ? "\"slept\""
+                                                                     : j->json;
+            if (j->op == OP_PLAIN || j->op == OP_SLEEP || j->op == OP_LONG)
                 ck_assert_msg(strcmp(h_json(res), want) == 0,
                               "seed %" PRIu64 ": job %d %s: result %s", seed, n,
                               j->json, h_json(res));
@@ -382,6 +395,10 @@ START_TEST(randomized_soak_every_job_gets_exactly_one_right_outcome)
             seed, seed);
     memset(jobs, 0, sizeof(jobs));
     memset(cancel_res, 0, sizeof(cancel_res));
+    snprintf(count_path, sizeof(count_path), "/tmp/fp-soak-count-XXXXXX");
+    int count_fd = mkstemp(count_path);
+    ck_assert_int_ge(count_fd, 0);
+    close(count_fd);
 
     struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "3", NULL));
     struct h_rpc *conns[NCONN], *ctl;
@@ -449,6 +466,29 @@ START_TEST(randomized_soak_every_job_gets_exactly_one_right_outcome)
         count[j->got]++;
         ncancel_true += c == 1;
         ncancel_false += c == 2;
+    }
+
+    /* Started once: a plain job that ended ok ran its handler exactly once
+     * (a job taken back from a window and run elsewhere too would show
+     * twice); one that did not end ok (cancelled) at most once. */
+    static unsigned char starts[NJOBS];
+    FILE *cf = fopen(count_path, "r");
+    unsigned long tag;
+    ck_assert_ptr_nonnull(cf);
+    memset(starts, 0, sizeof(starts));
+    while (fscanf(cf, "%lu", &tag) == 1) {
+        ck_assert_msg(tag < NJOBS, "count file: tag %lu", tag);
+        if (starts[tag] < 255)
+            starts[tag]++;
+    }
+    fclose(cf);
+    unlink(count_path);
+    for (int n = 0; n < NJOBS; n++) {
+        if (jobs[n].op != OP_PLAIN)
+            continue;
+        ck_assert_msg(jobs[n].got == K_OK ? starts[n] == 1 : starts[n] <= 1,
+                      "seed %" PRIu64 ": job %d (%s) started %u times", seed, n,
+                      kind_names[jobs[n].got], starts[n]);
     }
 
     /* The daemon's counters agree. */

@@ -345,6 +345,27 @@ op_crash_once(void *state, const msgpack_object *job, msgpack_packer *out)
     return op_echo(state, job, out);
 }
 
+/* Append the job's "n" to the file at "path" (one O_APPEND write: whole
+ * lines, whatever other workers do), then echo the job: a count of how
+ * many times each job started. */
+static int
+op_count(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    char *path = strdup_or(get(job, "path"), "");
+    const msgpack_object *n = get(job, "n");
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    char line[32];
+
+    free(path);
+    if (fd >= 0 && n != NULL && n->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        int len = snprintf(line, sizeof(line), "%llu\n", (unsigned long long)n->via.u64);
+        (void)!write(fd, line, (size_t)len);
+    }
+    if (fd >= 0)
+        close(fd);
+    return op_echo(state, job, out);
+}
+
 static const struct {
     const char *name;
     op_fn      *fn;
@@ -359,7 +380,7 @@ static const struct {
     { "garbage", op_garbage },      { "extra", op_extra },
     { "raw", op_raw },              { "greet", op_greet },
     { "fork_abort", op_fork_abort }, { "trapped_fault", op_trapped_fault },
-    { "crash_once", op_crash_once },
+    { "crash_once", op_crash_once }, { "count", op_count },
 };
 
 int

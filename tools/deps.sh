@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential autoconf automake libtool pkg-config libev-dev
 libmsgpack-dev check libjansson-dev libsodium-dev libseccomp-dev
-libsystemd-dev mandoc man-db"
+libsystemd-dev libyajl-dev libssl-dev mandoc man-db"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" \

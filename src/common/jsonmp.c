@@ -9,23 +9,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sodium.h>
-
+#include "b64.h"
 #include "codec/buf.h"
 #include "codec/frame.h"
 #include "jsonmp.h"
+#include "jsonmp_int.h"
 
-#define BIN_KEY "$bin"
-#define EXT_KEY "$ext"
+#define BIN_KEY FP_JSON_BIN_KEY
+#define EXT_KEY FP_JSON_EXT_KEY
 
 /* fp_json_from_msgpack's object bound: generous for real data, small enough
  * that msgpack-c's zone (about 24 bytes per object) stays near 100 MiB. */
 #define FROM_MSGPACK_MAX_OBJECTS ((size_t)1 << 22)
 
-/* Format a message into err (when there is room for one); returns -1 so
- * that failure paths can `return seterr(...)`. */
-static int
-seterr(char *err, size_t errlen, const char *fmt, ...)
+int
+fp_jsonmp_err(char *err, size_t errlen, const char *fmt, ...)
 {
     if (err != NULL && errlen > 0) {
         va_list ap;
@@ -35,6 +33,8 @@ seterr(char *err, size_t errlen, const char *fmt, ...)
     }
     return -1;
 }
+
+#define seterr fp_jsonmp_err
 
 /* ---- JSON -> msgpack ---------------------------------------------------- */
 
@@ -48,17 +48,13 @@ static unsigned char *
 b64_decode(const char *what, const char *b64, size_t b64len, size_t *outlen,
            char *err, size_t errlen)
 {
-    size_t max = b64len / 4 * 3 + 1;
-    unsigned char *bin = malloc(max);
+    unsigned char *bin = malloc(fp_b64_decode_room(b64len) + 1);
 
     if (bin == NULL) {
         seterr(err, errlen, "%s: out of memory", what);
         return NULL;
     }
-    /* With b64_end NULL, libsodium refuses input it cannot parse in full.
-     * The codec needs no sodium_init(): it is pure table code. */
-    if (sodium_base642bin(bin, max, b64, b64len, NULL, outlen, NULL,
-                          sodium_base64_VARIANT_ORIGINAL) != 0) {
+    if (fp_b64_decode(bin, b64, b64len, outlen) != 0) {
         free(bin);
         seterr(err, errlen, "%s: invalid base64", what);
         return NULL;
@@ -244,8 +240,8 @@ out:
  * jansson refuses trailing garbage and nesting past JSON_PARSER_MAX_DEPTH
  * (2048) by itself; pack_value then applies the msgpack bound. */
 int
-fp_json_text_pack(const char *text, size_t len, msgpack_packer *pk,
-                  char *err, size_t errlen)
+fp_json_text_pack_tree(const char *text, size_t len, msgpack_packer *pk, char *err,
+               size_t errlen)
 {
     json_error_t jerr;
     json_t *v = json_loadb(text, len,
@@ -259,6 +255,31 @@ fp_json_text_pack(const char *text, size_t len, msgpack_packer *pk,
     return rc;
 }
 
+int
+fp_json_text_to_buf(const char *text, size_t len, struct fp_buf *out,
+                    char *err, size_t errlen)
+{
+    msgpack_packer pk;
+
+    if (fp_json_stream_pack(text, len, out) == 0)
+        return 0;
+    msgpack_packer_init(&pk, out, fp_buf_pack_write);
+    return fp_json_text_pack_tree(text, len, &pk, err, errlen);
+}
+
+int
+fp_json_text_pack(const char *text, size_t len, msgpack_packer *pk,
+                  char *err, size_t errlen)
+{
+    struct fp_buf tmp = FP_BUF_INIT;
+    int rc = fp_json_text_to_buf(text, len, &tmp, err, errlen);
+
+    if (rc == 0 && pk->callback(pk->data, fp_buf_head(&tmp), tmp.len) != 0)
+        rc = seterr(err, errlen, "out of memory");
+    fp_buf_free(&tmp);
+    return rc;
+}
+
 /* ---- msgpack -> JSON ---------------------------------------------------- */
 
 static json_t *conv(const msgpack_object *o, unsigned depth, char *err,
@@ -268,13 +289,12 @@ static json_t *conv(const msgpack_object *o, unsigned depth, char *err,
 static json_t *
 b64_string(const void *p, size_t n)
 {
-    size_t max = sodium_base64_encoded_len(n, sodium_base64_VARIANT_ORIGINAL);
-    char *b64 = malloc(max);
+    char *b64 = malloc(fp_b64_encoded_len(n) + 1);
 
     if (b64 == NULL)
         return NULL;
-    sodium_bin2base64(b64, max, p, n, sodium_base64_VARIANT_ORIGINAL);
-    json_t *s = json_stringn_nocheck(b64, max - 1);   /* base64 is ASCII */
+    size_t len = fp_b64_encode(b64, p, n);
+    json_t *s = json_stringn_nocheck(b64, len);       /* base64 is ASCII */
     free(b64);
     return s;
 }
@@ -320,10 +340,7 @@ str_value(const char *p, size_t n)
     return s != NULL ? s : bin_object(p, n);
 }
 
-/* Longest JSON text a non-str map key may become.  Container keys nested
- * in container keys are escaped again at each level, doubling their text:
- * without a cap, 65 bytes of msgpack would become gigabytes of JSON. */
-#define KEY_TEXT_MAX ((size_t)64 << 10)
+#define KEY_TEXT_MAX FP_JSON_KEY_TEXT_MAX
 
 /* The text a map key becomes: a str key as itself, anything else as its
  * compact JSON text (1 -> "1", true -> "true", [1] -> "[1]").  Returns a
@@ -477,10 +494,11 @@ fp_json_from_object(const msgpack_object *o, char *err, size_t errlen)
     return conv(o, 0, err, errlen);
 }
 
-/* Bound the input with fp_scan before msgpack-c sees it: the unpacker would
- * otherwise trust a declared count (0xdd ffffffff) and reserve for it. */
-json_t *
-fp_json_from_msgpack(const char *data, size_t len, char *err, size_t errlen)
+/* The unpacker would otherwise trust a declared count (0xdd ffffffff) and
+ * reserve for it. */
+int
+fp_jsonmp_check_msgpack(const char *data, size_t len, char *err,
+                        size_t errlen)
 {
     struct fp_scanner sc;
     struct fp_limits lim = {
@@ -490,33 +508,31 @@ fp_json_from_msgpack(const char *data, size_t len, char *err, size_t errlen)
     };
     const char *why = "invalid msgpack";
 
-    if (data == NULL || len == 0) {
-        seterr(err, errlen, "msgpack: empty input");
-        return NULL;
-    }
+    if (data == NULL || len == 0)
+        return seterr(err, errlen, "msgpack: empty input");
     fp_scanner_reset(&sc);
     ssize_t n = fp_scan(&sc, data, len, &lim, &why);
     if (n < 0 && strcmp(why, "frame too large") == 0) {
         /* With max_bytes == len this means the value needs more bytes than
          * were given: truncated, or a declared size that is a lie. */
-        seterr(err, errlen, "msgpack: truncated (the value needs more than "
-               "the %zu bytes given)", len);
-        return NULL;
+        return seterr(err, errlen, "msgpack: truncated (the value needs more "
+                      "than the %zu bytes given)", len);
     }
-    if (n < 0) {
-        seterr(err, errlen, "msgpack: %s", why);
-        return NULL;
-    }
-    if (n == 0) {
-        seterr(err, errlen, "msgpack: truncated value");
-        return NULL;
-    }
-    if ((size_t)n != len) {
-        seterr(err, errlen, "msgpack: %zu trailing bytes after the value",
-               len - (size_t)n);
-        return NULL;
-    }
+    if (n < 0)
+        return seterr(err, errlen, "msgpack: %s", why);
+    if (n == 0)
+        return seterr(err, errlen, "msgpack: truncated value");
+    if ((size_t)n != len)
+        return seterr(err, errlen, "msgpack: %zu trailing bytes after the "
+                      "value", len - (size_t)n);
+    return 0;
+}
 
+json_t *
+fp_json_from_msgpack(const char *data, size_t len, char *err, size_t errlen)
+{
+    if (fp_jsonmp_check_msgpack(data, len, err, errlen) < 0)
+        return NULL;
     msgpack_unpacked up;
     size_t off = 0;
     json_t *v = NULL;

@@ -117,6 +117,20 @@ void ctl_error_text(const struct ctl_response *r, char *err, size_t errlen);
 /* Add {"id": null, "ok": false, "kind": "rejected", "detail": detail}.
  * Returns 0 or -1 (ENOMEM). */
 int  ctl_outcome_rejected(json_t *o, const char *detail);
+/* ctl_outcome_fill, for map, as JSON text appended to out (no tree):
+ * {"index": index, then the same keys in the same order, printed as
+ * ctl_print_json would.  Returns the same 0 / 1 / -1 (on -1 out is as it
+ * was; on 1 nothing was added). */
+int  ctl_outcome_write(struct fp_buf *out, uint64_t index,
+                       const struct ctl_response *r, int *ok, char *err,
+                       size_t errlen);
+/* ctl_outcome_rejected as text: {"index": index, "id": null, ...}.
+ * Returns 0 or -1 (ENOMEM). */
+int  ctl_outcome_write_rejected(struct fp_buf *out, uint64_t index,
+                                const char *detail);
+/* 1 if the response is the daemon's {"kind": "rejected", "detail": "queue
+ * full"} error map. */
+int  ctl_outcome_queue_full(const struct ctl_response *r);
 /* Print v as one line on f and flush.  Returns 0, or -1 (errno). */
 int  ctl_print_json(FILE *f, const json_t *v);
 

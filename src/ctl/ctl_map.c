@@ -18,6 +18,7 @@
 #include "config.h"
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,7 @@
 #define BATCH_MAX    256                    /* jobs per submit_batch */
 #define BATCH_BYTES  ((size_t)1 << 20)      /* job bytes per submit_batch */
 #define BATCH_BIT    0x80000000u            /* msgid of a batch request */
+#define QUEUE_BYTES  ((size_t)4 << 20)      /* requests waiting to be sent */
 
 enum slot_state { SLOT_FREE, SLOT_SENT, SLOT_RETRY };
 
@@ -78,7 +80,9 @@ struct map {
     uint64_t       next_index;
     char         **held;        /* --keep-order: outcome text by index */
     uint64_t       next_print;
-    struct fp_buf  job;         /* scratch: one packed job */
+    struct fp_buf  around;      /* the params of an empty job: [job] or
+                                   [job, opts] without the job */
+    struct fp_buf  line;        /* scratch: one outcome line */
     struct batch  *batches;     /* up to nslots in flight */
     struct fp_buf  batch_jobs;  /* scratch: the jobs of a batch, packed */
     struct fp_buf  batch_params;
@@ -110,6 +114,8 @@ map_init(struct map *m, struct ctl_conn *c, const struct ctl_map_opts *o)
         return -1;
     for (unsigned i = 0; i < m->nslots; i++)
         m->free[m->nfree++] = m->nslots - 1 - i;
+    if (ctl_pack_params(&m->around, NULL, 0, &o->job) < 0)
+        return -1;
     m->delay_ms = RETRY_MIN_MS;
     return 0;
 }
@@ -129,7 +135,8 @@ map_free(struct map *m)
     free(m->held);
     free(m->batches);
     fp_buf_free(&m->in);
-    fp_buf_free(&m->job);
+    fp_buf_free(&m->around);
+    fp_buf_free(&m->line);
     fp_buf_free(&m->batch_jobs);
     fp_buf_free(&m->batch_params);
 }
@@ -163,13 +170,14 @@ conn_fail(struct map *m)
 
 /* Outcome lines go out as soon as they arrive: at once on a terminal, and
  * otherwise with one write per batch of responses (run() flushes before it
- * waits), not one write per line. */
+ * waits), not one write per line.  Each is built as text in m->line
+ * (ctl_outcome_write), newline included, with no JSON tree in between. */
 static int stdout_is_tty;
 
 static int
-print_line(const char *text)
+print_line(const char *text, size_t len)
 {
-    if (fputs(text, stdout) == EOF || fputc('\n', stdout) == EOF
+    if (fwrite(text, 1, len, stdout) != len
         || (stdout_is_tty && fflush(stdout) == EOF))
         return -1;
     return 0;
@@ -177,24 +185,27 @@ print_line(const char *text)
 
 static int stop(struct map *m);
 
-/* Print text now, or with --keep-order hold it until every earlier index
- * has been printed.  Takes text.  Returns 0 or -1. */
+/* Print the line in m->line now, or with --keep-order keep a copy until
+ * every earlier index has been printed.  Returns 0 or -1. */
 static int
-output(struct map *m, uint64_t index, char *text)
+output(struct map *m, uint64_t index)
 {
     ctl_progress_before_output(&m->progress);
     if (!m->o->keep_order) {
-        int rc = print_line(text);
-        free(text);
-        if (rc < 0)
+        if (print_line(fp_buf_head(&m->line), m->line.len) < 0)
             return map_fail(m, "stdout", errno);
         ctl_progress_done(&m->progress, m->next_index, m->in.len, m->eof);
         return 0;
     }
+    char *text = malloc(m->line.len + 1);
+    if (text == NULL)
+        return map_fail(m, "", ENOMEM);
+    memcpy(text, fp_buf_head(&m->line), m->line.len);
+    text[m->line.len] = '\0';
     m->held[index % m->nslots] = text;
     char **next;
     while (*(next = &m->held[m->next_print % m->nslots]) != NULL) {
-        int rc = print_line(*next);
+        int rc = print_line(*next, strlen(*next));
         free(*next);
         *next = NULL;
         m->next_print++;
@@ -205,16 +216,17 @@ output(struct map *m, uint64_t index, char *text)
     return 0;
 }
 
-/* The final outcome for `index`: output it; a failure trips --fail-fast.
- * Takes o.  Returns 0 or -1. */
+/* The final outcome for `index` is in m->line: output it; a failure trips
+ * --fail-fast.  Returns 0 or -1. */
 static int
-emit(struct map *m, uint64_t index, json_t *o, int ok)
+emit(struct map *m, uint64_t index, int ok)
 {
-    char *text = json_dumps(o, CTL_JSON_FLAGS);
-    json_decref(o);
-    if (text == NULL)
+    if (fp_buf_append(&m->line, "\n", 1) != 0)
         return map_fail(m, "", ENOMEM);
-    if (output(m, index, text) < 0)
+    int rc = output(m, index);
+    fp_buf_clear(&m->line);
+    fp_buf_shrink(&m->line, KEEP_PARAMS);
+    if (rc < 0)
         return -1;
     if (ok)
         return 0;
@@ -222,30 +234,14 @@ emit(struct map *m, uint64_t index, json_t *o, int ok)
     return m->o->fail_fast && !m->stopping ? stop(m) : 0;
 }
 
-/* A new outcome object whose first key is "index". */
-static json_t *
-outcome_new(uint64_t index)
-{
-    json_t *o = json_object();
-    if (o != NULL
-        && json_object_set_new(o, "index", json_integer((json_int_t)index))
-               != 0) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
-
 /* Emit a "rejected" outcome for a job that was never accepted. */
 static int
 emit_rejected(struct map *m, uint64_t index, const char *detail)
 {
-    json_t *o = outcome_new(index);
-    if (o == NULL || ctl_outcome_rejected(o, detail) < 0) {
-        json_decref(o);
+    fp_buf_clear(&m->line);
+    if (ctl_outcome_write_rejected(&m->line, index, detail) < 0)
         return map_fail(m, "", ENOMEM);
-    }
-    return emit(m, index, o, 0);
+    return emit(m, index, 0);
 }
 
 /* ---- slots -------------------------------------------------------------- */
@@ -270,6 +266,7 @@ slot_send(struct map *m, unsigned s)
     m->sent++;
     if (m->backoff)
         m->credits--;
+    fp_buf_reserve(&m->c->out, sl->params.len + 32);  /* at once, if big */
     if (ctl_queue(m->c, sl->msgid, "submit", fp_buf_head(&sl->params),
                   sl->params.len) < 0)
         return conn_fail(m);
@@ -297,12 +294,14 @@ stop(struct map *m)
 
 /* ---- input -------------------------------------------------------------- */
 
-/* A new index may be given out: a free slot, and with --keep-order an
- * index within `window` of the next one to print (bounds what is held). */
+/* A new index may be given out: a free slot, with --keep-order an index
+ * within `window` of the next one to print (bounds what is held), and room
+ * in the send queue (with big jobs, `window` of them would be hundreds of
+ * megabytes converted ahead of the socket). */
 static int
 can_take(const struct map *m)
 {
-    return !m->stopping && m->nfree > 0
+    return !m->stopping && m->nfree > 0 && m->c->out.len < QUEUE_BYTES
            && (!m->o->keep_order || m->next_index < m->next_print + m->nslots);
 }
 
@@ -355,30 +354,37 @@ is_blank(const char *p, size_t n)
 }
 
 /* Give the line p[0..n) the next index and a slot holding its packed
- * params; or answer it at once when it is not valid JSON.  Returns the slot
- * (>= 0), -2 when the line was answered, -1 on error. */
+ * params; or answer it at once when it is not valid JSON.  The job is
+ * converted straight into the slot's params, between the array header and
+ * the options (m->around), not copied there.  Returns the slot (>= 0), -2
+ * when the line was answered, -1 on error. */
 static int
 prepare_line(struct map *m, const char *p, size_t n)
 {
     uint64_t index = m->next_index++;
-    msgpack_packer pk;
     char why[200], detail[256];
+    unsigned s = m->free[m->nfree - 1];
+    struct slot *sl = &m->slots[s];
+    const char *around = fp_buf_head(&m->around);
 
-    fp_buf_clear(&m->job);
-    msgpack_packer_init(&pk, &m->job, fp_buf_pack_write);
-    if (fp_json_text_pack(p, n, &pk, why, sizeof why) < 0) {
+    fp_buf_clear(&sl->params);
+    /* Room for the usual case at once, rather than growing by doubling. */
+    if (fp_buf_reserve(&sl->params, n + m->around.len + 16) == NULL
+        || fp_buf_append(&sl->params, around, 1) < 0)
+        return map_fail(m, "", ENOMEM);
+    if (fp_json_text_to_buf(p, n, &sl->params, why, sizeof why) < 0) {
+        fp_buf_clear(&sl->params);
+        fp_buf_shrink(&sl->params, KEEP_PARAMS);
         snprintf(detail, sizeof detail, "malformed JSON: %s", why);
         return emit_rejected(m, index, detail) < 0 ? -1 : -2;
     }
-    unsigned s = m->free[--m->nfree];
-    m->slots[s].index = index;
-    m->slots[s].joblen = m->job.len;
-    if (ctl_pack_params(&m->slots[s].params, fp_buf_head(&m->job),
-                        m->job.len, &m->o->job) < 0) {
+    m->nfree--;
+    sl->index = index;
+    sl->joblen = sl->params.len - 1;
+    if (fp_buf_append(&sl->params, around + 1, m->around.len - 1) < 0) {
         slot_release(m, s);
         return map_fail(m, "", ENOMEM);
     }
-    fp_buf_shrink(&m->job, KEEP_PARAMS);
     return (int)s;
 }
 
@@ -491,19 +497,11 @@ read_stdin(struct map *m)
 
 /* ---- responses ---------------------------------------------------------- */
 
+/* Slot s's job has its final outcome, in m->line: pacing gets its credits
+ * back (a queue place was freed), the slot is free again, the line goes
+ * out. */
 static int
-is_queue_full(json_t *o)
-{
-    const char *kind = json_string_value(json_object_get(o, "kind"));
-    const char *detail = json_string_value(json_object_get(o, "detail"));
-    return kind != NULL && detail != NULL && strcmp(kind, "rejected") == 0
-           && strcmp(detail, "queue full") == 0;
-}
-
-/* Slot s's job has its final outcome o: pacing gets its credits back (a
- * queue place was freed), the slot is free again, the line goes out. */
-static int
-job_ended(struct map *m, unsigned s, uint64_t index, json_t *o, int ok)
+job_ended(struct map *m, unsigned s, uint64_t index, int ok)
 {
     if (m->backoff) {
         m->credits += 2;
@@ -512,7 +510,7 @@ job_ended(struct map *m, unsigned s, uint64_t index, json_t *o, int ok)
             m->backoff = 0;
     }
     slot_release(m, s);
-    return emit(m, index, o, ok);
+    return emit(m, index, ok);
 }
 
 /* Put slot s on the resend ring. */
@@ -571,13 +569,11 @@ handle_batch_response(struct map *m, struct batch *bt, const struct ctl_response
     }
     /* Refused whole: "queue full" paces the resends; anything else (a job
      * too large) is found out job by job. */
-    json_t *o = json_object();
     int ok = 0;
-    if (o == NULL)
-        return map_fail(m, "", ENOMEM);
-    int rc = ctl_outcome_fill(o, r, &ok, err, sizeof err);
-    int full = rc == 0 && is_queue_full(o);
-    json_decref(o);
+    fp_buf_clear(&m->line);
+    int rc = ctl_outcome_write(&m->line, 0, r, &ok, err, sizeof err);
+    int full = rc == 0 && ctl_outcome_queue_full(r);
+    fp_buf_clear(&m->line);
     unsigned n = bt->n;
     bt->n = 0;
     m->sent -= n;
@@ -614,11 +610,8 @@ handle_batch_outcome(struct map *m, struct batch *bt, const struct ctl_response 
     }
     unsigned s = bt->slots[r->index];
     uint64_t index = m->slots[s].index;
-    json_t *o = outcome_new(index);
-    if (o == NULL)
-        return map_fail(m, "", ENOMEM);
-    if (ctl_outcome_fill(o, r, &ok, err, sizeof err) != 0) {
-        json_decref(o);
+    fp_buf_clear(&m->line);
+    if (ctl_outcome_write(&m->line, index, r, &ok, err, sizeof err) != 0) {
         fprintf(stderr, "forkpoolctl: map: bad outcome: %s\n", err);
         m->status = CTL_EXIT_FAIL;
         return -1;
@@ -626,7 +619,7 @@ handle_batch_outcome(struct map *m, struct batch *bt, const struct ctl_response 
     m->sent--;
     if (--bt->left == 0)
         bt->n = 0;
-    return job_ended(m, s, index, o, ok);
+    return job_ended(m, s, index, ok);
 }
 
 static int
@@ -664,27 +657,30 @@ handle_response(struct map *m, const struct ctl_response *r)
         return -1;
     }
     uint64_t index = m->slots[s].index;
-    json_t *o = outcome_new(index);
-    if (o == NULL)
-        return map_fail(m, "", ENOMEM);
-    int rc = ctl_outcome_fill(o, r, &ok, err, sizeof err);
-    if (rc == 1)        /* a plain-string refusal: the job was not taken */
-        rc = ctl_outcome_rejected(o, err) < 0 ? -1 : 0;
+    fp_buf_clear(&m->line);
+    int rc = ctl_outcome_write(&m->line, index, r, &ok, err, sizeof err);
+    int full = rc == 0 && ctl_outcome_queue_full(r);
+    if (rc == 1) {      /* a plain-string refusal: the job was not taken */
+        full = strcmp(err, "queue full") == 0;
+        if (ctl_outcome_write_rejected(&m->line, index, err) < 0) {
+            snprintf(err, sizeof err, "out of memory");
+            rc = -1;
+        }
+    }
     if (rc < 0) {
-        json_decref(o);
         fprintf(stderr, "forkpoolctl: map: bad response: %s\n", err);
         m->status = CTL_EXIT_FAIL;
         return -1;
     }
     m->sent--;
-    if (!ok && !m->stopping && is_queue_full(o)) {
-        json_decref(o);
+    if (!ok && !m->stopping && full) {
+        fp_buf_clear(&m->line);
         retry_later(m, s);
         m->backoff = 1;
         m->credits = 0;
         return 0;
     }
-    return job_ended(m, s, index, o, ok);
+    return job_ended(m, s, index, ok);
 }
 
 /* ---- the loop ----------------------------------------------------------- */
@@ -788,11 +784,22 @@ run(struct map *m)
     }
 }
 
+/* Big jobs pass through several buffers per line (stdin, the packed job,
+ * the request queue, the response, the outcome line), each freed again
+ * once it is done.  Left to its defaults, glibc hands such blocks back to
+ * the kernel at once (mmap'ed, or trimmed off the heap), and every line
+ * pays again for faulting in fresh pages: for a 1 MiB job that cost more
+ * than converting it.  Kept in the heap instead, freed blocks are reused. */
+#define MALLOC_KEEP ((int)32 << 20)    /* glibc's ceiling for the threshold */
+
 int
 ctl_map(struct ctl_conn *c, const struct ctl_map_opts *o)
 {
     struct map m;
     int rc;
+
+    mallopt(M_MMAP_THRESHOLD, MALLOC_KEEP);
+    mallopt(M_TRIM_THRESHOLD, 4 * MALLOC_KEEP);
 
     if (map_init(&m, c, o) < 0) {
         fprintf(stderr, "forkpoolctl: map: out of memory\n");

@@ -462,6 +462,114 @@ ctl_outcome_fill(json_t *o, const struct ctl_response *r, int *ok, char *err,
     return 0;
 }
 
+/* ---- outcome lines as text (map: no jansson tree per line) -------------- */
+
+static int
+append(struct fp_buf *out, const char *s)
+{
+    return fp_buf_append(out, s, strlen(s));
+}
+
+/* ", \"key\": " and a raw field converted (null when the daemon left it
+ * out); the messages are set_converted's. */
+static int
+write_field(struct fp_buf *out, const char *key, const char *raw, size_t len,
+            char *err, size_t errlen)
+{
+    char why[200];
+
+    if (append(out, ", \"") < 0 || append(out, key) < 0
+        || append(out, "\": ") < 0
+        || (raw == NULL && append(out, "null") < 0)) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (raw != NULL
+        && fp_json_write_msgpack(out, raw, len, FP_JSON_SPACED, why,
+                                 sizeof why) < 0) {
+        snprintf(err, errlen, "response \"%s\": %s", key, why);
+        return -1;
+    }
+    return 0;
+}
+
+int
+ctl_outcome_write(struct fp_buf *out, uint64_t index,
+                  const struct ctl_response *r, int *ok, char *err,
+                  size_t errlen)
+{
+    struct outcome_fields f;
+    char head[48];
+    size_t base = out->len;
+
+    if (errlen > 0)
+        err[0] = '\0';
+    snprintf(head, sizeof head, "{\"index\": %" PRIu64, index);
+    if (r->error != NULL) {
+        if (read_fields(r->error, r->error_len, &f) < 0 || f.kind == NULL) {
+            ctl_error_text(r, err, errlen);
+            return 1;
+        }
+        *ok = 0;
+        if (append(out, head) < 0
+            || write_field(out, "id", f.id, f.id_len, err, errlen) < 0
+            || append(out, ", \"ok\": false") < 0
+            || write_field(out, "kind", f.kind, f.kind_len, err, errlen) < 0
+            || write_field(out, "detail", f.detail, f.detail_len, err,
+                           errlen) < 0)
+            goto fail;
+    } else {
+        if (read_fields(r->result, r->result_len, &f) < 0) {
+            snprintf(err, errlen, "submit result is not a map");
+            return -1;
+        }
+        *ok = 1;
+        if (append(out, head) < 0
+            || write_field(out, "id", f.id, f.id_len, err, errlen) < 0
+            || append(out, ", \"ok\": true") < 0
+            || write_field(out, "result", f.result, f.result_len, err,
+                           errlen) < 0)
+            goto fail;
+    }
+    if ((f.attempts != NULL
+         && write_field(out, "attempts", f.attempts, f.attempts_len, err,
+                        errlen) < 0)
+        || append(out, "}") < 0)
+        goto fail;
+    return 0;
+fail:
+    if (errlen > 0 && err[0] == '\0')
+        snprintf(err, errlen, "out of memory");
+    out->len = base;
+    return -1;
+}
+
+/* A raw field that reads, as jansson's json_string_value would give it,
+ * as the C string lit: a UTF-8 str equal to lit up to a NUL. */
+static int
+field_is(const char *raw, size_t len, const char *lit)
+{
+    struct fp_reader rd;
+    const char *s;
+    uint32_t n;
+    size_t l = strlen(lit);
+
+    fp_reader_init(&rd, raw, len);
+    return raw != NULL && fp_read_str(&rd, &s, &n) == 0 && n >= l
+           && memcmp(s, lit, l) == 0 && (n == l || s[l] == '\0')
+           && fp_utf8_valid(s, n);
+}
+
+int
+ctl_outcome_queue_full(const struct ctl_response *r)
+{
+    struct outcome_fields f;
+
+    return r->error != NULL && read_fields(r->error, r->error_len, &f) == 0
+           && field_is(f.kind, f.kind_len, "rejected")
+           && field_is(f.detail, f.detail_len, "queue full");
+}
+
 /* A JSON string for text that may not be valid UTF-8 (a parser message
  * can quote the offending input): bytes >= 0x80 become '?' if needed. */
 static json_t *
@@ -490,6 +598,38 @@ ctl_outcome_rejected(json_t *o, const char *detail)
         || json_object_set_new(o, "detail", text_string(detail)) != 0)
         return -1;
     return 0;
+}
+
+int
+ctl_outcome_write_rejected(struct fp_buf *out, uint64_t index,
+                           const char *detail)
+{
+    char head[64];
+    size_t base = out->len, n = strlen(detail);
+    char *copy = NULL;
+    int rc = -1;
+
+    /* text_string's rule: not UTF-8, then every byte >= 0x80 is '?'. */
+    if (!fp_utf8_valid(detail, n)) {
+        if ((copy = strdup(detail)) == NULL)
+            return -1;
+        for (char *p = copy; *p != '\0'; p++)
+            if ((unsigned char)*p >= 0x80)
+                *p = '?';
+        detail = copy;
+    }
+    snprintf(head, sizeof head, "{\"index\": %" PRIu64 ", \"id\": null, ",
+             index);
+    if (append(out, head) == 0
+        && append(out, "\"ok\": false, \"kind\": \"rejected\", "
+                       "\"detail\": ") == 0
+        && fp_json_write_string(out, detail, n) == 0
+        && append(out, "}") == 0)
+        rc = 0;
+    else
+        out->len = base;
+    free(copy);
+    return rc;
 }
 
 int

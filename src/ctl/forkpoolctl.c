@@ -502,7 +502,7 @@ print_status_table(json_t *st)
     };
     static const char *const shown[] = {
         "state", "uptime_s", "workers", "busy", "idle", "starting", "pids",
-        "worker_list", "limits",
+        "worker_list", "autoscale", "limits",
     };
     char buf[512];
     json_t *v;
@@ -519,6 +519,10 @@ print_status_table(json_t *st)
         format_workers(st, buf, sizeof buf);
         printf("%-15s %s\n", "workers", buf);
     }
+    if ((v = json_object_get(st, "autoscale")) != NULL)
+        printf("%-15s %" JSON_INTEGER_FORMAT " to %" JSON_INTEGER_FORMAT " workers\n",
+               "autoscale", json_integer_value(json_object_get(v, "min")),
+               json_integer_value(json_object_get(v, "max")));
     for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
         if ((v = json_object_get(st, counters[i])) != NULL)
             printf("%-15s %s\n", counters[i], field_text(v, buf, sizeof buf));

@@ -317,10 +317,16 @@ method_status(struct client *c, uint32_t msgid, struct ctl_params *p)
     fp_pool_stats(pool, &st);
     ctl_begin_response(c, &pk, msgid);
     msgpack_pack_nil(&pk);
-    msgpack_pack_map(&pk, 18);
+    msgpack_pack_map(&pk, 18 + (st.autoscale_max > 0));
     fp_pack_cstr(&pk, "state");
     fp_pack_cstr(&pk, st.draining ? "draining" : "running");
     ctl_pack_kv_u64(&pk, "workers", st.workers);
+    if (st.autoscale_max > 0) {
+        fp_pack_cstr(&pk, "autoscale");
+        msgpack_pack_map(&pk, 2);
+        ctl_pack_kv_u64(&pk, "min", st.autoscale_min);
+        ctl_pack_kv_u64(&pk, "max", st.autoscale_max);
+    }
     ctl_pack_kv_u64(&pk, "busy", st.busy);
     ctl_pack_kv_u64(&pk, "idle", st.idle);
     ctl_pack_kv_u64(&pk, "starting", st.starting);
@@ -373,11 +379,17 @@ method_scale(struct client *c, uint32_t msgid, struct ctl_params *p)
     uint64_t n = 0;
     msgpack_packer pk;
     char msg[128];
+    fp_stats st;
 
     (void)fp_read_uint(&p->v[0].r, &n);     /* up to UINT32_MAX: the rule */
     if (fp_pool_scale(c->ctl->pool, (unsigned)n) < 0) {
+        fp_pool_stats(c->ctl->pool, &st);
         if (errno == EBUSY)
             snprintf(msg, sizeof(msg), "cannot scale while draining");
+        else if (st.autoscale_max > 0)
+            snprintf(msg, sizeof(msg), "cannot scale to %llu workers: autoscale "
+                     "keeps %u to %u", (unsigned long long)n, st.autoscale_min,
+                     st.autoscale_max);
         else
             snprintf(msg, sizeof(msg), "cannot scale to %llu workers: the "
                      "limit is 1 to %u", (unsigned long long)n, c->ctl->max_workers);

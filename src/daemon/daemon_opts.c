@@ -78,6 +78,10 @@ fp_daemon_usage(FILE *out)
 "\n"
 "  -w, --workers N          worker processes (default: online CPUs)\n"
 "      --max-workers N      upper bound for scale, SIGTTIN and -w (default %u)\n"
+"      --autoscale MIN-MAX  dynamic pool: start MIN workers (or -w, within the\n"
+"                           range), add more while jobs wait, up to MAX\n"
+"      --idle-timeout S     with --autoscale: retire a worker idle S seconds\n"
+"                           while more than MIN run (default %g)\n"
 "  -s, --socket PATH        control socket (default: $FORKPOOL_SOCKET, else\n"
 "                           $XDG_RUNTIME_DIR/forkpool.sock, else\n"
 "                           /tmp/forkpool-<uid>.sock)\n"
@@ -124,7 +128,8 @@ fp_daemon_usage(FILE *out)
 "Signals: SIGTERM/SIGINT drain gracefully (a second one cuts the drain off);\n"
 "SIGHUP replaces every worker, one at a time, after its current job;\n"
 "SIGTTIN/SIGTTOU add/remove one worker.\n",
-            FP_DEFAULT_MAX_WORKERS, fp_builtin_names(), FP_DEFAULT_QUEUE_MAX,
+            FP_DEFAULT_MAX_WORKERS, FP_DEFAULT_IDLE_TIMEOUT, fp_builtin_names(),
+            FP_DEFAULT_QUEUE_MAX,
             size_text(FP_DEFAULT_QUEUE_MAX_BYTES, queue_bytes, sizeof(queue_bytes)),
             size_text(FP_DEFAULT_MAX_JOB_BYTES, job_bytes, sizeof(job_bytes)),
             FP_DEFAULT_PREFETCH, FP_DEFAULT_DRAIN_TIMEOUT);
@@ -225,7 +230,8 @@ enum {
     OPT_QUEUE_MAX, OPT_MAX_JOB_BYTES, OPT_MAX_JOBS, OPT_DRAIN_TIMEOUT, OPT_PREFETCH,
     OPT_MAX_RSS, OPT_SLOW_LOG, OPT_QUEUE_MAX_BYTES, OPT_MAX_WORKERS,
     OPT_SANDBOX, OPT_RLIMIT_AS, OPT_RLIMIT_CPU, OPT_RLIMIT_NOFILE, OPT_USER,
-    OPT_PIDFILE, OPT_LOG, OPT_LOG_LEVEL, OPT_RATE_LIMIT,
+    OPT_PIDFILE, OPT_LOG, OPT_LOG_LEVEL, OPT_AUTOSCALE, OPT_IDLE_TIMEOUT,
+    OPT_RATE_LIMIT,
 };
 
 #define OPTSTRING ":w:s:c:dvhV"
@@ -233,6 +239,8 @@ enum {
 static const struct option long_options[] = {
     { "workers",       required_argument, NULL, 'w' },
     { "max-workers",   required_argument, NULL, OPT_MAX_WORKERS },
+    { "autoscale",     required_argument, NULL, OPT_AUTOSCALE },
+    { "idle-timeout",  required_argument, NULL, OPT_IDLE_TIMEOUT },
     { "socket",        required_argument, NULL, 's' },
     { "module",        required_argument, NULL, OPT_MODULE },
     { "module-config", required_argument, NULL, OPT_MODULE_CONFIG },
@@ -281,6 +289,35 @@ parse_log_level(struct parse *p, const char *s, int *level)
     return fail(p, "--log-level: expected err, warning, info or debug, got '%s'", s);
 }
 
+/* --autoscale MIN-MAX, both in 1..MAX_WORKERS_CAP, MIN <= MAX (MAX is
+ * checked against --max-workers once every option is in).  Returns 0, or
+ * -1 (p->o->err). */
+static int
+parse_autoscale(struct parse *p, const char *s)
+{
+    fp_config *cfg = &p->o->cfg;
+    unsigned long lo, hi;
+    char *end;
+
+    errno = 0;
+    if (!isdigit((unsigned char)s[0]))
+        goto bad;
+    lo = strtoul(s, &end, 10);
+    if (errno != 0 || *end != '-' || !isdigit((unsigned char)end[1]))
+        goto bad;
+    hi = strtoul(end + 1, &end, 10);
+    if (errno != 0 || *end != '\0')
+        goto bad;
+    if (lo < 1 || lo > hi || hi > MAX_WORKERS_CAP)
+        return fail(p, "--autoscale: need 1 <= MIN <= MAX <= %u, got '%s'",
+                    MAX_WORKERS_CAP, s);
+    cfg->autoscale_min = (unsigned)lo;
+    cfg->autoscale_max = (unsigned)hi;
+    return 0;
+bad:
+    return fail(p, "--autoscale: expected MIN-MAX (e.g. 2-8), got '%s'", s);
+}
+
 /* Apply one option (from the command line or the config file).  Returns 0,
  * or -1 (p->o->err). */
 static int
@@ -300,6 +337,14 @@ apply_option(struct parse *p, int opt, const char *arg)
     case OPT_MAX_WORKERS:
         rc = parse_uint(p, "--max-workers", arg, 1, MAX_WORKERS_CAP, &v);
         o->max_workers = (unsigned)v;
+        break;
+    case OPT_AUTOSCALE: rc = parse_autoscale(p, arg); break;
+    case OPT_IDLE_TIMEOUT:
+        rc = parse_seconds(p, "--idle-timeout", arg, &cfg->idle_timeout);
+        if (rc == 0 && cfg->idle_timeout <= 0)
+            rc = fail(p, "--idle-timeout: expected a number of seconds > 0, got '%s'",
+                      arg);
+        o->idle_timeout_set = 1;
         break;
     case 's': o->socket = arg; break;
     case OPT_MODULE: h->module = arg; h->count++; break;
@@ -572,6 +617,11 @@ check_all(struct parse *p)
     if (o->cfg.workers > o->max_workers)
         return fail(p, "--workers: %u is more than --max-workers (%u)", o->cfg.workers,
                     o->max_workers);
+    if (o->cfg.autoscale_max > o->max_workers)
+        return fail(p, "--autoscale: MAX %u is more than --max-workers (%u)",
+                    o->cfg.autoscale_max, o->max_workers);
+    if (o->idle_timeout_set && o->cfg.autoscale_max == 0)
+        return fail(p, "--idle-timeout: needs --autoscale");
     if (check_handler(p) < 0)
         return -1;
     if (o->cfg.user != NULL) {

@@ -38,6 +38,7 @@ struct fp_daemon_opts {
     int             daemonize;      /* --daemon */
     const char     *pidfile;        /* --pidfile, or NULL */
     const char     *config_file;    /* --config, or NULL */
+    int             idle_timeout_set; /* --idle-timeout given */
     /* FP_OPTS_ERROR: what is wrong, naming the flag (and FILE:LINE for the
      * config file), without the program name or a newline. */
     char            err[1024];

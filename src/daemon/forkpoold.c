@@ -101,7 +101,8 @@ hup_cb(struct ev_loop *loop, ev_signal *sw, int revents)
     }
 }
 
-/* SIGTTIN: one worker more; SIGTTOU: one fewer (never below one). */
+/* SIGTTIN: one worker more; SIGTTOU: one fewer (never below one, nor
+ * outside the --autoscale range). */
 static void
 scale_signal_cb(struct ev_loop *loop, ev_signal *sw, int revents)
 {

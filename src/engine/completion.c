@@ -89,6 +89,7 @@ pool_drained(struct fp_pool *p)
     p->drain_cut_off = p->phase == POOL_CUT_OFF;
     p->phase = POOL_DRAINED;
     ev_timer_stop(p->loop, &p->drain_timer);
+    pool_autoscale_stop(p);
     kick(p);
 }
 
@@ -175,6 +176,7 @@ pool_teardown(struct fp_pool *p)
     ev_timer_stop(p->loop, &p->drain_timer);
     ev_timer_stop(p->loop, &p->balance_timer);
     ev_timer_stop(p->loop, &p->rate_timer);
+    pool_autoscale_stop(p);
     if (ev_is_active(&p->flush_prepare)) {
         ev_ref(p->loop);
         ev_prepare_stop(p->loop, &p->flush_prepare);

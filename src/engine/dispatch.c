@@ -87,35 +87,13 @@ has_room(const struct fp_pool *p, const struct fp_worker *w)
     return p->run_est >= 0 && expected_wait(p, w, w->nwindow) < p->cfg.prefetch_wait;
 }
 
-/* The worker whose last job sent ahead would wait longest, and that wait
- * in *wait (0 if none). */
-static struct fp_worker *
-longest_wait_ahead(const struct fp_pool *p, double *wait)
-{
-    struct fp_worker *from = NULL;
-
-    *wait = 0;
-    for (unsigned i = 0; i < p->nworkers; i++) {
-        struct fp_worker *w = p->workers[i];
-        if (w->nwindow < 2)
-            continue;
-        double t = expected_wait(p, w, w->nwindow - 1);
-        if (from == NULL || t > *wait) {
-            *wait = t;
-            from = w;
-        }
-    }
-    return from;
-}
-
-/* Take `from`'s last job sent ahead that is not started yet and give it to
- * `idle`.  Returns 1 if one moved. */
+/* Move `job`, sent ahead to `from` and not started, to `idle`; else (the
+ * worker has just started it) one of the jobs behind it.  Returns 1 if one
+ * moved. */
 static int
-take_over(struct fp_worker *from, struct fp_worker *idle)
+take_over(struct fp_worker *from, struct fp_job *job, struct fp_worker *idle)
 {
-    for (struct fp_job *job = TAILQ_LAST(&from->window, fp_jobq);
-         job != NULL && job != TAILQ_FIRST(&from->window);
-         job = TAILQ_PREV(job, fp_jobq, link)) {
+    for (; job != NULL; job = TAILQ_NEXT(job, link)) {
         if (fp_worker_take_back(from, job)) {
             job->state = JOB_QUEUED;
             fp_worker_assign(idle, job);
@@ -125,25 +103,58 @@ take_over(struct fp_worker *from, struct fp_worker *idle)
     return 0;
 }
 
-/* Idle workers and an empty queue: they take over the jobs sent ahead that
- * would otherwise wait long.  Jobs that would start soon stay; if they
- * might still come to wait long, look again when they would. */
+/* The oldest job sent ahead to `w` that would still wait `worth` seconds
+ * or more to start there (NULL if none), and in *wait the longest wait of
+ * any job there (its last one's). */
+static struct fp_job *
+first_waiting_long(const struct fp_pool *p, const struct fp_worker *w,
+                   double worth, double *wait)
+{
+    struct fp_job *job = TAILQ_FIRST(&w->window);
+    unsigned behind = 1;
+
+    *wait = 0;
+    if (job == NULL || w->nwindow < 2 || !fp_worker_can_take_back(w))
+        return NULL;
+    *wait = expected_wait(p, w, w->nwindow - 1);
+    while ((job = TAILQ_NEXT(job, link)) != NULL)
+        if (expected_wait(p, w, behind++) >= worth)
+            return job;
+    return NULL;
+}
+
+/* Idle workers and an empty queue: each takes over the oldest job sent
+ * ahead that would otherwise wait long (FIFO: what has waited longest moves
+ * first).  Jobs that would start soon stay; if they might still come to
+ * wait long, look again when they would. */
 static void
 balance(struct fp_pool *p)
 {
-    double wait = 0, worth = p->cfg.prefetch_wait > 0 ? p->cfg.prefetch_wait : 0;
+    double worth = p->cfg.prefetch_wait > 0 ? p->cfg.prefetch_wait : 0;
 
     for (unsigned i = 0; i < p->nworkers && p->nahead > 0; i++) {
-        struct fp_worker *idle = p->workers[i], *from;
+        struct fp_worker *idle = p->workers[i], *from = NULL;
+        struct fp_job *oldest = NULL;
+        double longest = 0;
+
         if (idle->nwindow > 0 || !fp_worker_takes_jobs(idle))
             continue;
-        from = longest_wait_ahead(p, &wait);
-        if (from == NULL)
-            return;
-        if (wait < worth || !take_over(from, idle)) {
+        for (unsigned k = 0; k < p->nworkers; k++) {
+            double wait;
+            struct fp_job *job = first_waiting_long(p, p->workers[k], worth, &wait);
+            if (wait > longest)
+                longest = wait;
+            if (job != NULL && (oldest == NULL || job->id < oldest->id)) {
+                oldest = job;
+                from = p->workers[k];
+            }
+        }
+        if (oldest == NULL && longest == 0)
+            return;     /* nothing sent ahead to an active worker waits */
+        if (oldest == NULL || !take_over(from, oldest, idle)) {
             /* Not worth it yet, or the jobs have just started (their
              * results are on the way): look again in a moment. */
-            double delay = wait < worth ? worth - wait : FP_DEFAULT_PREFETCH_WAIT;
+            double delay = longest < worth ? worth - longest : FP_DEFAULT_PREFETCH_WAIT;
             ev_timer_stop(p->loop, &p->balance_timer);
             ev_timer_set(&p->balance_timer, delay + 0.0002, 0.);
             ev_timer_start(p->loop, &p->balance_timer);
@@ -194,9 +205,8 @@ pool_dispatch(struct fp_pool *p)
 
     if (p->phase >= POOL_CUT_OFF || p->free_state != FREE_NONE)
         return;
-    /* Idle workers first, then one more each round to every worker with
-     * room, so windows fill evenly.  A job is taken from the queue only
-     * for a worker with room (taking it spends its tokens). */
+    /* Idle workers first.  A job is taken from the queue only for a worker
+     * with room (taking it spends its tokens). */
     do {
         gave = 0;
         for (unsigned i = 0; i < p->nworkers && !dry; i++) {
@@ -211,21 +221,28 @@ pool_dispatch(struct fp_pool *p)
             }
         }
     } while (gave && !dry);
+    /* Then each job to the worker with room where it would start soonest,
+     * so windows fill evenly. */
     while (!dry && p->queue.n > 0) {
-        gave = 0;
-        for (unsigned i = 0; i < p->nworkers && !dry; i++) {
+        struct fp_worker *best = NULL;
+        double best_wait = 0;
+        for (unsigned i = 0; i < p->nworkers; i++) {
             struct fp_worker *w = p->workers[i];
-            if (has_room(p, w)) {
-                if ((job = next_job(p)) == NULL)
-                    dry = 1;
-                else {
-                    fp_worker_assign(w, job);
-                    gave = 1;
-                }
+            if (!has_room(p, w))
+                continue;
+            double wait = expected_wait(p, w, w->nwindow);
+            if (best == NULL || wait < best_wait
+                || (wait == best_wait && w->nwindow < best->nwindow)) {
+                best = w;
+                best_wait = wait;
             }
         }
-        if (!gave)
+        if (best == NULL)
             break;
+        if ((job = next_job(p)) == NULL)
+            dry = 1;
+        else
+            fp_worker_assign(best, job);
     }
     /* Nothing more may start now (the queue is empty, or what is left
      * waits for tokens): idle workers take over jobs sent ahead. */

@@ -60,6 +60,7 @@ flush_prepare_cb(struct ev_loop *loop, ev_prepare *pw, int revents)
     if (pool_run_callbacks(p))
         return;                 /* a callback freed the pool */
     pool_dispatch(p);
+    pool_autoscale_poke(p);     /* what the dispatcher could not place */
     POOL_FOREACH_WORKER(p, w)
         fp_worker_flush(w);
 }
@@ -110,6 +111,22 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
     p->cfg = *cfg;
     if (p->cfg.max_workers == 0)
         p->cfg.max_workers = FP_DEFAULT_MAX_WORKERS;
+    if (p->cfg.autoscale_max > 0 || p->cfg.autoscale_min > 0) {
+        unsigned lo = p->cfg.autoscale_min, hi = p->cfg.autoscale_max;
+        if (lo < 1 || lo > hi || hi > p->cfg.max_workers) {
+            snprintf(err, errlen, "autoscale range %u-%u: need 1 <= min <= max "
+                     "<= %u", lo, hi, p->cfg.max_workers);
+            free(p);
+            return NULL;
+        }
+        /* Start with MIN, or the count asked for, within the range. */
+        if (p->cfg.workers == 0 || p->cfg.workers < lo)
+            p->cfg.workers = lo;
+        else if (p->cfg.workers > hi)
+            p->cfg.workers = hi;
+        if (!(p->cfg.idle_timeout > 0))
+            p->cfg.idle_timeout = FP_DEFAULT_IDLE_TIMEOUT;
+    }
     if (p->cfg.workers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         p->cfg.workers = n > 0 ? (unsigned)n : 1;
@@ -199,6 +216,7 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
     msgpack_packer_init(&p->scratch_pk, &p->scratch, fp_buf_pack_write);
     pool_drain_init(p);
     pool_dispatch_init(p);
+    pool_autoscale_init(p);
     ev_idle_init(&p->done_idle, done_idle_cb);
     ev_prepare_init(&p->flush_prepare, flush_prepare_cb);
     p->flush_prepare.data = p;
@@ -422,6 +440,8 @@ fp_pool_stats(const fp_pool *p, fp_stats *st)
     st->draining = p->phase >= POOL_DRAINING;
     st->reloading = p->reloading;
     st->workers = p->target;
+    st->autoscale_min = p->cfg.autoscale_max > 0 ? p->cfg.autoscale_min : 0;
+    st->autoscale_max = p->cfg.autoscale_max;
     st->live = st->busy = st->idle = st->starting = 0;
     st->start_failures = 0;
     POOL_FOREACH_WORKER(p, w) {

@@ -8,6 +8,7 @@
  *   pool_workers.c  what to do when a worker reports (ready, result,
  *                   retire, exited): outcomes, retries, respawn, backoff
  *   pool_scale.c    scale, rolling reload, drain
+ *   pool_autoscale.c  the dynamic pool: grow under a backlog, retire idle
  *
  * The mechanism below it (worker.h: worker_io.c, worker_life.c) reports
  * through fp_worker_ops and never calls up otherwise.
@@ -92,6 +93,12 @@ struct fp_pool {
     ev_timer           balance_timer;   /* look again at jobs sent ahead */
     ev_timer           rate_timer;      /* a throttled job earns its token */
 
+    /* Dynamic pool (pool_autoscale.c); cfg.autoscale_max 0 = off. */
+    ev_timer           autoscale_timer; /* next growth or idle expiry */
+    unsigned           grow_step;       /* workers the next growth adds */
+    ev_tstamp          next_grow;       /* no growth before this */
+    ev_tstamp          autoscale_due;   /* the timer's deadline; 0 = stopped */
+
     ev_tstamp          started_at;
     uint64_t           rng;         /* xorshift state for --max-jobs jitter */
     fp_stats           counters;    /* the monotonic counters only */
@@ -149,5 +156,18 @@ void pool_remove_leaving(struct fp_pool *p, struct fp_worker *w);
 void pool_check_drained(struct fp_pool *p);
 int  pool_accepts_jobs(const struct fp_pool *p);
 void pool_drain_init(struct fp_pool *p);
+/* Move the active size to n (checked by the caller), adding workers or
+ * retiring the cheapest first.  Returns 0 or -1. */
+int  pool_resize(struct fp_pool *p, unsigned n);
+/* Retire active slot `w`: it finishes its window and goes. */
+void pool_retire(struct fp_pool *p, struct fp_worker *w, const char *why);
+
+/* pool_autoscale.c */
+void pool_autoscale_init(struct fp_pool *p);
+void pool_autoscale_stop(struct fp_pool *p);
+/* Once per loop iteration: a backlog may call for more workers. */
+void pool_autoscale_poke(struct fp_pool *p);
+/* Worker `w` has nothing to do from now on. */
+void pool_autoscale_idle(struct fp_pool *p, struct fp_worker *w);
 
 #endif

@@ -44,8 +44,8 @@ pool_remove_leaving(struct fp_pool *p, struct fp_worker *w)
 
 /* Move active slot `w` to the leaving list: it finishes its window and
  * goes.  A slot with no process goes at once. */
-static void
-retire(struct fp_pool *p, struct fp_worker *w, const char *why)
+void
+pool_retire(struct fp_pool *p, struct fp_worker *w, const char *why)
 {
     unsigned i = w->slot;
 
@@ -80,22 +80,16 @@ retire_rank(const struct fp_worker *w)
 }
 
 int
-fp_pool_scale(fp_pool *p, unsigned n)
+pool_resize(struct fp_pool *p, unsigned n)
 {
     /* A reload's replacement not yet ready is extra: it takes its old
      * worker's place once it is. */
     unsigned extra = p->reload_new != NULL ? 1 : 0;
-    unsigned active = p->nworkers - extra;
 
-    if (n < 1 || n > p->cfg.max_workers || !pool_accepts_jobs(p)) {
-        errno = pool_accepts_jobs(p) ? EINVAL : EBUSY;
-        return -1;
-    }
     p->target = n;
     if (p->phase == POOL_NEW)
         return 0;               /* fp_pool_start starts that many */
-    fp_logf(&p->log, FP_LOG_INFO, "scaling from %u to %u workers", active, n);
-    if (active < n && pool_add_workers(p, n + extra) < 0)
+    if (p->nworkers - extra < n && pool_add_workers(p, n + extra) < 0)
         return -1;
     for (int rank = 0; rank <= 3 && p->nworkers - extra > n; rank++)
         for (unsigned i = p->nworkers; i-- > 0 && p->nworkers - extra > n; ) {
@@ -103,11 +97,29 @@ fp_pool_scale(fp_pool *p, unsigned n)
                 continue;
             if (p->workers[i] == p->reload_new)
                 extra = 0;      /* the pair breaks up: it is ordinary now */
-            retire(p, p->workers[i], "scaled down");
+            pool_retire(p, p->workers[i], "scaled down");
         }
     if (p->reloading)
         reload_step(p);
     return 0;
+}
+
+int
+fp_pool_scale(fp_pool *p, unsigned n)
+{
+    unsigned lo = 1, hi = p->cfg.max_workers;
+
+    if (p->cfg.autoscale_max > 0) {
+        lo = p->cfg.autoscale_min;
+        hi = p->cfg.autoscale_max;
+    }
+    if (n < lo || n > hi || !pool_accepts_jobs(p)) {
+        errno = pool_accepts_jobs(p) ? EINVAL : EBUSY;
+        return -1;
+    }
+    if (p->phase != POOL_NEW)
+        fp_logf(&p->log, FP_LOG_INFO, "scaling from %u to %u workers", p->target, n);
+    return pool_resize(p, n);
 }
 
 /* Replace the next stale worker: start its successor first, and retire it
@@ -146,7 +158,7 @@ pool_worker_ready(struct fp_pool *p, struct fp_worker *w)
         return;
     p->reload_new = p->reload_old = NULL;
     if (old != NULL)
-        retire(p, old, "replaced by a reload");
+        pool_retire(p, old, "replaced by a reload");
     reload_step(p);
 }
 

@@ -88,6 +88,7 @@ pool_record_latency(struct fp_pool *p, double secs)
 static void
 on_ready(struct fp_worker *w)
 {
+    pool_autoscale_idle(w->env->owner, w);
     pool_worker_ready(w->env->owner, w);
 }
 
@@ -105,6 +106,8 @@ on_result(struct fp_worker *w, struct fp_job *job)
     struct fp_pool *p = w->env->owner;
     double ran = ev_now(p->loop) - job->started_at;
 
+    if (w->nwindow == 0)
+        pool_autoscale_idle(p, w);
     if (job->state != JOB_ASSIGNED) {
         pool_job_dropped(p, job);       /* cancelled while sent ahead */
         return;

@@ -427,18 +427,44 @@ fp_queue_unlimit(struct fp_queue *q, const char *name)
     return 1;
 }
 
-static void
-fill_row(fp_limit_info *r, const char *key, const struct fp_bucket *b,
-         size_t waiting, double now)
+/* The tokens `b` holds at `now`, leaving it as it is. */
+static double
+tokens_at(const struct fp_bucket *b, double now)
 {
     double tokens = b->tokens;
 
     if (now > b->stamp)
         tokens += (now - b->stamp) * b->rate;
+    return tokens < b->burst ? tokens : b->burst;
+}
+
+size_t
+fp_queue_ready(const struct fp_queue *q, double now)
+{
+    size_t n = q->n, can;
+    const struct fp_key *k;
+
+    TAILQ_FOREACH(k, &q->limited, limited_link) {
+        can = (size_t)(tokens_at(&k->bucket, now) + TOKEN_SLACK);
+        if (k->nwaiting > can)
+            n -= k->nwaiting - can;
+    }
+    if (q->global_on) {
+        can = (size_t)(tokens_at(&q->global, now) + TOKEN_SLACK);
+        if (n > can)
+            n = can;
+    }
+    return n;
+}
+
+static void
+fill_row(fp_limit_info *r, const char *key, const struct fp_bucket *b,
+         size_t waiting, double now)
+{
     r->key = key;
     r->rate = b->rate;
     r->burst = b->burst;
-    r->tokens = tokens < b->burst ? tokens : b->burst;
+    r->tokens = tokens_at(b, now);
     r->waiting = waiting;
 }
 

@@ -85,6 +85,10 @@ struct fp_job *fp_queue_pop_any(struct fp_queue *q);
  * its tokens (< 0: none will without a change of limits). */
 struct fp_job *fp_queue_next(struct fp_queue *q, double now, double *wait);
 
+/* How many waiting jobs could start at `now` as far as their buckets go
+ * (the rest wait for tokens, not for workers). */
+size_t fp_queue_ready(const struct fp_queue *q, double now);
+
 /* Set or change the bucket of `name` ("" or NULL: the pool-wide one):
  * rate finite and >= 0, burst 0 (max(1, rate)) or finite and >= 1.
  * A new bucket starts full.  Returns 0, or -1 with errno EINVAL or

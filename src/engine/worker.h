@@ -118,6 +118,7 @@ struct fp_worker {
     unsigned           fail_streak; /* consecutive failed starts */
     unsigned           job_budget;  /* recycle after this many (0 = never) */
     unsigned           generation;  /* the owner's reload generation */
+    ev_tstamp          idle_since;  /* when its window last became empty */
     TAILQ_ENTRY(fp_worker) retiring_link;
 };
 
@@ -158,6 +159,10 @@ void fp_worker_kill(struct fp_worker *w, enum fp_kill_cause cause, uint64_t job)
  * job was running. */
 int  fp_worker_cancel(struct fp_worker *w, struct fp_job *job);
 
+
+/* Internal to the mechanism (worker_io.c, worker_send.c). */
+void fp_worker_set_nwindow(struct fp_worker *w, unsigned n);
+void fp_worker_write_cb(struct ev_loop *loop, ev_io *io, int revents);
 
 /* worker_stderr.c: read what its stderr pipe holds and log complete lines
  * (closing the pipe at EOF); close it, logging an unfinished line; the

@@ -105,6 +105,41 @@ double hist_quantile_us(const struct hist *h, double q);
  * malloc'd buffer; *len gets the encoded size.  NULL when out of memory. */
 char *make_bin_payload(size_t n, size_t *len);
 
+/* ---- mixed durations (SPEC §9) ------------------------------------------ */
+
+/* One burst of MIXED_JOBS jobs submitted at once: MIXED_LONGS of them sleep
+ * MIXED_LONG_US, the rest MIXED_SHORT_US.  The long ones are jobs 0, 2, 4
+ * and 6 (mixed_long_at): the first jobs, one every other, so that a pool
+ * dealing jobs round-robin into per-worker windows hands all four to one
+ * worker (makespan ~4.2 s), while a pool that hands one job at a time to
+ * idle workers, or takes jobs sent ahead back, splits them 2 + 2. */
+#define MIXED_JOBS      200
+#define MIXED_LONGS     4
+#define MIXED_LONG_US   1000000u
+#define MIXED_SHORT_US  2000u
+extern const unsigned mixed_long_at[MIXED_LONGS];
+
+/* How long job i (0-based, in submission order) sleeps, microseconds. */
+unsigned mixed_job_us(unsigned i);
+/* max(total work / 2 workers, longest job), seconds: 2.196. */
+double   mixed_ideal_s(void);
+
+/* What one burst looked like: times on CLOCK_MONOTONIC (shared by every
+ * process on the machine), start/end as the worker saw them. */
+struct mixed_timeline {
+    double t0;                      /* first submit */
+    double t_last;                  /* last outcome received */
+    long   pid[MIXED_JOBS];         /* worker that ran job i; 0 = unknown */
+    double start[MIXED_JOBS], end[MIXED_JOBS];
+};
+
+/* Fill r from a complete timeline (aux[0] = makespan s, aux[1] = ideal s,
+ * aux[2] = makespan / ideal, aux[3] = the latest start of a long job
+ * after t0, s; jobs_s = jobs / makespan) and print a one-paragraph
+ * summary per worker to stderr, prefixed by `who`. */
+void mixed_finish(const char *who, const struct mixed_timeline *tl,
+                  struct bench_result *r);
+
 /* ---- the cases -------------------------------------------------------------- */
 
 /* bench_lib.c */
@@ -117,6 +152,10 @@ void bench_crash(const struct bench_args *a, struct bench_result *r);
 void bench_rss(const struct bench_args *a, struct bench_result *r);
 /* aux[0] = library worker idle, fresh; aux[1] = after jobs (KiB). */
 void bench_lib_idle_mem(const struct bench_args *a, struct bench_result *r);
+/* The mixed-durations burst through the library (2 workers, default
+ * config); a->count > 0: that many 32 B echo jobs first, on the same pool
+ * (its run-time estimate then says "trivial jobs").  See mixed_finish. */
+void bench_lib_mixed(const struct bench_args *a, struct bench_result *r);
 
 /* bench_raw.c */
 void bench_raw(const struct bench_args *a, struct bench_result *r);
@@ -127,6 +166,8 @@ void bench_daemon(const struct bench_args *a, struct bench_result *r);
  * exit with no jobs (ms). */
 void bench_ctl(const struct bench_args *a, struct bench_result *r);
 void bench_python(const struct bench_args *a, struct bench_result *r);
+/* The mixed-durations burst through bench_py.py --mode mixed. */
+void bench_python_mixed(const struct bench_args *a, struct bench_result *r);
 /* aux[0] = daemon worker idle, fresh; aux[1] = after jobs (KiB). */
 void bench_daemon_idle_mem(const struct bench_args *a, struct bench_result *r);
 

@@ -5,7 +5,7 @@
 #
 # Run from the build directory (`make bench` does that, with BUILDDIR set),
 # or set BUILDDIR.  The full run takes about three minutes on 2 cores and
-# prints one table; --quick is a smoke run of under 20 seconds.  The
+# prints one table; --quick is a smoke run of under 30 seconds.  The
 # machine should be otherwise idle: every figure is compared with
 # baselines measured in the same run, but a busy machine still skews them.
 set -eu

@@ -7,6 +7,7 @@
  *   bench_ctl              `forkpoolctl map` fed JSON lines through a pipe,
  *                          output to /dev/null, wall time;
  *   bench_python           tools/bench_py.py (multiprocessing.Pool);
+ *   bench_python_mixed     the same, --mode mixed (a burst of sleeps);
  *   bench_daemon_idle_mem  a daemon worker's private memory.
  *
  * The daemon's CPU is read from /proc/PID/stat (clock ticks), its RSS from
@@ -573,6 +574,61 @@ bench_python(const struct bench_args *a, struct bench_result *r)
     int st = pclose(f);
     if (!r->ok && WIFEXITED(st) && WEXITSTATUS(st) == 127)
         bench_fail(r, "python3 not found: skipped");
+}
+
+void
+bench_python_mixed(const struct bench_args *a, struct bench_result *r)
+{
+    static struct mixed_timeline tl;
+    char cmd[1024], line[512], long_at[128] = "";
+    size_t used = 0;
+    unsigned seen = 0;
+    int summary = 0;
+    FILE *f;
+
+    for (unsigned k = 0; k < MIXED_LONGS; k++)
+        used += (size_t)snprintf(long_at + used, sizeof(long_at) - used, "%s%u",
+                                 k ? "," : "", mixed_long_at[k]);
+    snprintf(cmd, sizeof(cmd), "python3 '%s' --mode mixed --workers %u --jobs %u "
+             "--long-at %s --long-us %u --short-us %u 2>&1", a->python,
+             a->workers, MIXED_JOBS, long_at, MIXED_LONG_US, MIXED_SHORT_US);
+    if ((f = popen(cmd, "r")) == NULL) {
+        bench_fail(r, "cannot run python3");
+        return;
+    }
+    bench_fail(r, "bench_py.py printed no result");
+    while (fgets(line, sizeof(line), f) != NULL) {
+        unsigned i;
+        long pid;
+        double s, e, wall, cpu, rss0, rss1, t0, tlast;
+        unsigned long long jobs;
+        if (sscanf(line, "fpbench-py-job %u %ld %lf %lf", &i, &pid, &s, &e) == 4
+            && i < MIXED_JOBS) {
+            tl.pid[i] = pid;
+            tl.start[i] = s;
+            tl.end[i] = e;
+            seen++;
+        } else if (sscanf(line, "fpbench-py jobs=%llu secs=%lf cpu=%lf rss0=%lf "
+                          "rss1=%lf t0=%lf tlast=%lf", &jobs, &wall, &cpu, &rss0,
+                          &rss1, &t0, &tlast) == 7 && jobs == MIXED_JOBS) {
+            tl.t0 = t0;
+            tl.t_last = tlast;
+            r->cpu_us_per_job = cpu * 1e6 / (double)jobs;
+            r->rss_before_kb = rss0;
+            r->rss_after_kb = rss1;
+            summary = 1;
+        } else if (!summary) {
+            line[strcspn(line, "\n")] = '\0';
+            bench_fail(r, "python: %.140s", line);
+        }
+    }
+    int st = pclose(f);
+    if (summary && seen == MIXED_JOBS) {
+        r->note[0] = '\0';
+        mixed_finish("mixed, python imap_unordered", &tl, r);
+    } else if (WIFEXITED(st) && WEXITSTATUS(st) == 127) {
+        bench_fail(r, "python3 not found: skipped");
+    }
 }
 
 /* ------------------------------------------------------------------------

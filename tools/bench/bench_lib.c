@@ -6,17 +6,20 @@
  *                       refilled from the done callback;
  *   bench_crash         crash -> replacement worker ready;
  *   bench_rss           the master's RSS across many jobs;
- *   bench_lib_idle_mem  an idle worker's private memory.
+ *   bench_lib_idle_mem  an idle worker's private memory;
+ *   bench_lib_mixed     one burst of mixed long and short jobs: makespan.
  *
  * Each runs in a runner process of its own (bench.h), so the default loop
  * and the heap are fresh.
  */
 #include "config.h"
+#include <errno.h>
 #include <ev.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "forkpool.h"
@@ -25,8 +28,25 @@
 #define WARM_SECS   0.1     /* steady state first: not timed */
 
 /* ------------------------------------------------------------------------
- * The module: echo the job; the string "crash" raises SIGSEGV.
+ * The module: echo the job; the string "crash" raises SIGSEGV; a positive
+ * integer N sleeps N microseconds and returns [pid, start, end] (seconds
+ * on CLOCK_MONOTONIC, for the mixed-durations timeline).
  * ------------------------------------------------------------------------ */
+
+static int
+bench_sleep(uint64_t us, msgpack_packer *out)
+{
+    struct timespec ts = { (time_t)(us / 1000000), (long)(us % 1000000) * 1000 };
+    double start = now_s();
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+    double end = now_s();
+    return msgpack_pack_array(out, 3) != 0
+        || msgpack_pack_int64(out, (int64_t)getpid()) != 0
+        || msgpack_pack_double(out, start) != 0
+        || msgpack_pack_double(out, end) != 0;
+}
 
 static int
 bench_handle(void *state, const msgpack_object *job, msgpack_packer *out)
@@ -35,6 +55,8 @@ bench_handle(void *state, const msgpack_object *job, msgpack_packer *out)
     if (job->type == MSGPACK_OBJECT_STR && job->via.str.size == 5
         && memcmp(job->via.str.ptr, "crash", 5) == 0)
         raise(SIGSEGV);
+    if (job->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return bench_sleep(job->via.u64, out);
     return msgpack_pack_object(out, *job) == 0 ? 0 : 1;
 }
 
@@ -599,4 +621,136 @@ out:
     if (run.pool != NULL)
         fp_pool_free(run.pool);
     free(job);
+}
+
+/* ------------------------------------------------------------------------
+ * Mixed durations: every worker idle (and, with a->count, after that many
+ * echo jobs), submit the whole burst in one go, run until the last
+ * outcome.  Each result is [pid, start, end] from the worker.
+ * ------------------------------------------------------------------------ */
+
+struct mixed_run {
+    struct ev_loop        *loop;
+    struct mixed_timeline *tl;
+    unsigned               done, bad;
+};
+
+struct mixed_slot {
+    struct mixed_run *run;
+    unsigned          i;
+};
+
+static void
+mixed_done(const fp_outcome *o, void *arg)
+{
+    struct mixed_slot *s = arg;
+    struct mixed_run *run = s->run;
+    msgpack_unpacked u;
+    int good = 0;
+
+    run->tl->t_last = now_s();
+    msgpack_unpacked_init(&u);
+    if (o->kind == FP_OK
+        && msgpack_unpack_next(&u, o->data, o->len, NULL) == MSGPACK_UNPACK_SUCCESS
+        && u.data.type == MSGPACK_OBJECT_ARRAY && u.data.via.array.size == 3) {
+        const msgpack_object *v = u.data.via.array.ptr;
+        if (v[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER
+            && v[1].type == MSGPACK_OBJECT_FLOAT64
+            && v[2].type == MSGPACK_OBJECT_FLOAT64) {
+            run->tl->pid[s->i] = (long)v[0].via.u64;
+            run->tl->start[s->i] = v[1].via.f64;
+            run->tl->end[s->i] = v[2].via.f64;
+            good = 1;
+        }
+    }
+    msgpack_unpacked_destroy(&u);
+    if (!good && run->bad++ == 0)
+        fprintf(stderr, "fpbench: mixed job %u: outcome %s, %zu bytes, not "
+                "[pid, start, end]\n", s->i, fp_kind_name(o->kind), o->len);
+    if (++run->done == MIXED_JOBS)
+        ev_break(run->loop, EVBREAK_ALL);
+}
+
+void
+bench_lib_mixed(const struct bench_args *a, struct bench_result *r)
+{
+    static struct mixed_timeline tl;
+    static struct mixed_slot slots[MIXED_JOBS];
+    struct mixed_run mr = { .loop = ev_default_loop(0), .tl = &tl };
+    char jobs[MIXED_JOBS][9];
+    size_t lens[MIXED_JOBS];
+    fp_pool *pool = start_pool(a->workers, r);
+
+    if (pool == NULL)
+        return;
+    for (unsigned i = 0; i < MIXED_JOBS; i++) {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_uint32(&pk, mixed_job_us(i));
+        lens[i] = sb.size <= sizeof(jobs[i]) ? sb.size : 0;
+        memcpy(jobs[i], sb.data, lens[i]);
+        msgpack_sbuffer_destroy(&sb);
+        slots[i] = (struct mixed_slot){ &mr, i };
+    }
+    if (wait_all_idle(mr.loop, pool, a->workers) < 0) {
+        bench_fail(r, "workers did not become ready");
+        goto out;
+    }
+    if (a->count > 0) {
+        /* The pool just ran trivial jobs, as a pool serving the echo rows
+         * would have: its run-time estimate is microseconds. */
+        struct lib_run run;
+        struct bench_result tmp;
+        size_t len;
+        char *echo = make_bin_payload(32, &len);
+        memset(&run, 0, sizeof(run));
+        memset(&tmp, 0, sizeof(tmp));
+        if (echo == NULL) {
+            bench_fail(r, "out of memory");
+            goto out;
+        }
+        run.loop = mr.loop;
+        run.pool = pool;
+        run.job = echo;
+        run.len = len;
+        run.window = 256;
+        run.total = a->count;
+        lib_stream(&run, &tmp);
+        free(echo);
+        if (!tmp.ok) {
+            bench_fail(r, "echo jobs first: %s", tmp.note);
+            goto out;
+        }
+        if (wait_all_idle(mr.loop, pool, a->workers) < 0) {
+            bench_fail(r, "workers did not become idle after the echo jobs");
+            goto out;
+        }
+    }
+    r->rss_before_kb = proc_rss_kb(0);
+    double cpu0 = self_cpu_s();
+    tl.t0 = now_s();
+    for (unsigned i = 0; i < MIXED_JOBS; i++) {
+        const char *why = NULL;
+        if (fp_pool_submit(pool, jobs[i], lens[i], NULL, mixed_done, &slots[i],
+                           NULL, &why) < 0) {
+            bench_fail(r, "submit rejected: %s", why ? why : "?");
+            goto out;
+        }
+    }
+    ev_run(mr.loop, 0);
+    if (mr.done != MIXED_JOBS)
+        bench_fail(r, "the loop stopped after %u of %u outcomes", mr.done,
+                   MIXED_JOBS);
+    else if (mr.bad > 0)
+        bench_fail(r, "%u outcomes were not ok [pid, start, end]", mr.bad);
+    else {
+        mixed_finish(a->count > 0 ? "mixed, library after echo jobs"
+                                  : "mixed, library (fresh pool)", &tl, r);
+        r->cpu_us_per_job = (self_cpu_s() - cpu0) * 1e6 / MIXED_JOBS;
+        r->rss_after_kb = proc_rss_kb(0);
+    }
+out:
+    fp_pool_free(pool);
 }

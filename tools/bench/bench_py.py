@@ -20,9 +20,23 @@ the timed batch to last about --seconds.  Prints one machine-readable line:
 where secs is the wall time of the timed batch, cpu the user+system time
 of this (master) process over it, and rss0/rss1 its VmRSS before and after.
 Pool start-up is not timed.
+
+  --mode mixed  one burst of jobs that time.sleep(d) through
+                pool.imap_unordered(g, durations, chunksize=1): --jobs N
+                jobs, those at --long-at (comma-separated positions) sleep
+                --long-us, the others --short-us microseconds.  The pool's
+                workers run a trivial job each first (untimed).  Prints one
+                line per job, then the summary line:
+
+  fpbench-py-job I PID START END      (time.monotonic() in the worker)
+  fpbench-py jobs=N secs=S cpu=C rss0=KB rss1=KB t0=T0 tlast=TLAST
+
+where secs is the makespan: the first job handed to imap_unordered ->
+the last result received (t0, tlast on time.monotonic()).
 """
 import argparse
 import multiprocessing
+import os
 import resource
 import sys
 import time
@@ -30,6 +44,37 @@ import time
 
 def f(x):
     return x
+
+
+def g(job):
+    i, d = job
+    start = time.monotonic()
+    time.sleep(d)
+    return i, os.getpid(), start, time.monotonic()
+
+
+def run_mixed(args):
+    long_at = {int(x) for x in args.long_at.split(",") if x}
+    durations = [(i, (args.long_us if i in long_at else args.short_us) / 1e6)
+                 for i in range(args.jobs)]
+    with multiprocessing.Pool(args.workers) as pool:
+        pool.map(f, range(args.workers), chunksize=1)   # workers up
+        results = []
+        rss0 = rss_kb()
+        c0 = cpu_s()
+        t0 = time.monotonic()
+        for r in pool.imap_unordered(g, durations, chunksize=1):
+            results.append(r)
+        tlast = time.monotonic()
+        c1 = cpu_s()
+        rss1 = rss_kb()
+    if len(results) != args.jobs:
+        raise SystemExit("bench_py: %d of %d results" % (len(results), args.jobs))
+    for i, pid, start, end in sorted(results):
+        print("fpbench-py-job %d %d %.6f %.6f" % (i, pid, start, end))
+    print("fpbench-py jobs=%d secs=%.6f cpu=%.6f rss0=%d rss1=%d t0=%.6f tlast=%.6f"
+          % (args.jobs, tlast - t0, c1 - c0, rss0, rss1, t0, tlast))
+    sys.stdout.flush()
 
 
 def rss_kb():
@@ -65,10 +110,17 @@ def run(pool, mode, jobs):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", type=int, default=32)
-    ap.add_argument("--mode", choices=("imap", "map"), default="imap")
+    ap.add_argument("--mode", choices=("imap", "map", "mixed"), default="imap")
     ap.add_argument("--seconds", type=float, default=0.5)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--jobs", type=int, default=200)
+    ap.add_argument("--long-at", default="0,2,4,6")
+    ap.add_argument("--long-us", type=int, default=1000000)
+    ap.add_argument("--short-us", type=int, default=2000)
     args = ap.parse_args()
+    if args.mode == "mixed":
+        run_mixed(args)
+        return
 
     size = max(8, args.size)
     payload = bytes((i * 131 + 7) & 0xFF for i in range(size))

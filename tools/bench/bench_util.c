@@ -388,3 +388,98 @@ make_bin_payload(size_t n, size_t *len)
     *len = hs + n;
     return (char *)p;
 }
+
+/* ------------------------------------------------------------------------
+ * Mixed durations
+ * ------------------------------------------------------------------------ */
+
+const unsigned mixed_long_at[MIXED_LONGS] = { 0, 2, 4, 6 };
+
+unsigned
+mixed_job_us(unsigned i)
+{
+    for (unsigned k = 0; k < MIXED_LONGS; k++)
+        if (mixed_long_at[k] == i)
+            return MIXED_LONG_US;
+    return MIXED_SHORT_US;
+}
+
+double
+mixed_ideal_s(void)
+{
+    double total = 0, longest = 0;
+
+    for (unsigned i = 0; i < MIXED_JOBS; i++) {
+        double d = mixed_job_us(i) * 1e-6;
+        total += d;
+        if (d > longest)
+            longest = d;
+    }
+    return total / 2 > longest ? total / 2 : longest;
+}
+
+void
+mixed_finish(const char *who, const struct mixed_timeline *tl,
+             struct bench_result *r)
+{
+    long pids[8];
+    unsigned npids = 0;
+    double makespan = tl->t_last - tl->t0, ideal = mixed_ideal_s();
+    double last_long = 0;
+
+    r->ok = 1;
+    r->jobs = MIXED_JOBS;
+    r->secs = makespan;
+    r->jobs_s = MIXED_JOBS / makespan;
+    r->aux[0] = makespan;
+    r->aux[1] = ideal;
+    r->aux[2] = makespan / ideal;
+    for (unsigned i = 0; i < MIXED_JOBS; i++) {
+        unsigned k;
+        for (k = 0; k < npids && pids[k] != tl->pid[i]; k++)
+            ;
+        if (k == npids && npids < 8)
+            pids[npids++] = tl->pid[i];
+        if (mixed_job_us(i) == MIXED_LONG_US && tl->start[i] - tl->t0 > last_long)
+            last_long = tl->start[i] - tl->t0;
+    }
+    r->aux[3] = last_long;
+    fprintf(stderr, "fpbench: %s: makespan %.3f s = %.3f x ideal %.3f s\n",
+            who, makespan, makespan / ideal, ideal);
+    /* FPBENCH_TIMELINE set: every job, in submission order. */
+    if (getenv("FPBENCH_TIMELINE") != NULL)
+        for (unsigned i = 0; i < MIXED_JOBS; i++)
+            fprintf(stderr, "fpbench:   job %3u %s worker %ld  start %.4f  "
+                    "end %.4f\n", i, mixed_job_us(i) == MIXED_LONG_US ? "LONG "
+                    : "short", tl->pid[i], tl->start[i] - tl->t0,
+                    tl->end[i] - tl->t0);
+    for (unsigned k = 0; k < npids; k++) {
+        unsigned nshort = 0;
+        double busy = 0, first = -1, last = 0, shorts_end = 0;
+        char longs[256] = "";
+        size_t used = 0;
+        for (unsigned i = 0; i < MIXED_JOBS; i++) {
+            if (tl->pid[i] != pids[k])
+                continue;
+            double s = tl->start[i] - tl->t0, e = tl->end[i] - tl->t0;
+            busy += e - s;
+            if (first < 0 || s < first)
+                first = s;
+            if (e > last)
+                last = e;
+            if (mixed_job_us(i) == MIXED_LONG_US) {
+                if (used < sizeof(longs))
+                    used += (size_t)snprintf(longs + used, sizeof(longs) - used,
+                                             " #%u %.3f-%.3f", i, s, e);
+            } else {
+                nshort++;
+                if (e > shorts_end)
+                    shorts_end = e;
+            }
+        }
+        fprintf(stderr, "fpbench:   worker %ld: long jobs (start-end s):%s;"
+                " %u short (last ends %.3f s); busy %.3f s, idle after %.3f s\n",
+                pids[k], longs[0] ? longs : " none", nshort, shorts_end, busy,
+                last);
+    }
+}
