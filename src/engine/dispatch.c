@@ -4,13 +4,13 @@
  * FIFO per rate-limit key: the next job is the oldest one allowed to
  * start (queue.c); a job waiting for a token waits here, never at a
  * worker, and a one-shot timer wakes dispatch when the first throttled
- * one may have earned it.  An idle worker always gets the next job.  A busy worker gets more
- * (jobs sent ahead, up to cfg.prefetch) only while the expected wait there
- * is tiny, judged from measured run times: for trivial jobs that keeps a
- * window of them at each worker (the wake-ups and writes are batched), and
- * a job that could take longer never waits behind another one.  A job sent
- * ahead that has not started moves to a worker that falls idle
- * (worker_claim.h settles who starts it).
+ * one may have earned it.  An idle worker always gets the next job.  A
+ * busy worker gets more (jobs sent ahead, up to cfg.prefetch) only while
+ * the expected wait there is tiny, judged from measured run times: for
+ * trivial jobs that keeps a window of them at each worker (the wake-ups
+ * and writes are batched), and a job that could take longer never waits
+ * behind another one.  A job sent ahead that has not started moves to a
+ * worker that falls idle (worker_claim.h settles who starts it).
  */
 #include "config.h"
 
