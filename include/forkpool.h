@@ -159,6 +159,12 @@ typedef struct fp_config {
     const char *user;           /* run workers as this user when the master
                                    is root; NULL = as the master */
 
+    /* The pool-wide rate limit (a token bucket): at most rate_limit job
+     * starts per second, in bursts of up to rate_burst; 0 = no limit.
+     * rate_burst 0 = max(1, rate_limit).  See fp_pool_limit. */
+    double      rate_limit;
+    double      rate_burst;
+
     fp_log_fn   log;            /* NULL = lines on stderr */
     void       *log_arg;
     int         log_level;      /* most verbose level emitted; default INFO */
@@ -185,6 +191,8 @@ void fp_config_init(fp_config *cfg);
 typedef struct fp_job_opts {
     double   timeout;   /* seconds; < 0 = pool default; 0 = none */
     unsigned retries;   /* attempts after a crash; default 0 */
+    const char *key;    /* rate-limit key (copied; see fp_pool_limit);
+                           NULL or "" = none */
 } fp_job_opts;
 
 /* ------------------------------------------------------------------------
@@ -302,6 +310,38 @@ void fp_pool_stats(const fp_pool *pool, fp_stats *st);
 
 /* Live worker pids into `pids` (at most `max`); returns how many exist. */
 size_t fp_pool_pids(const fp_pool *pool, pid_t *pids, size_t max);
+
+/* Rate limits: a token bucket per key.  A job starts (is given to a
+ * worker) only with a token from its key's bucket, if that key has one,
+ * and from the pool-wide bucket, if set; until then it waits in the
+ * master's queue while the jobs of other keys start.  Jobs of one key
+ * start in the order they were accepted.
+ *
+ * Set or change the bucket of `key` (NULL or "" = the pool-wide one): at
+ * most `rate` starts per second (a finite number >= 0; 0 = none until it
+ * changes), bursts of up to `burst` (0 = max(1, rate); else finite and
+ * >= 1).  A new bucket starts full; a changed one keeps its tokens (up to
+ * the new burst).  Returns 0, or -1 with errno EINVAL or ENOMEM. */
+int fp_pool_limit(fp_pool *pool, const char *key, double rate, double burst);
+
+/* Remove the bucket of `key` (NULL or "" = the pool-wide one); the jobs it
+ * held back may start at once.  Returns 1 if there was one, else 0. */
+int fp_pool_limit_remove(fp_pool *pool, const char *key);
+
+/* One bucket, for status displays. */
+typedef struct fp_limit_info {
+    const char *key;        /* "" = the pool-wide bucket; valid until the
+                               next call into the pool */
+    double      rate;       /* tokens per second */
+    double      burst;      /* most tokens held */
+    double      tokens;     /* held now */
+    size_t      waiting;    /* jobs in the master's queue it governs (for
+                               "": every job there) */
+} fp_limit_info;
+
+/* Fill up to `max` rows, the pool-wide bucket first; returns how many
+ * buckets exist. */
+size_t fp_pool_limits(const fp_pool *pool, fp_limit_info *rows, size_t max);
 
 /* Kill every worker at once and free the pool.  Jobs still pending end
  * FP_CANCELLED ("pool freed"), their callbacks run inside this call (a

@@ -318,11 +318,12 @@ static const struct {
 START_TEST(job_opts_reads_each_valid_option)
 {
     fp_job_opts opts = { .timeout = -1, .retries = 0 };
+    char key[FP_MAX_KEY_BYTES + 1];
     int notify = 0;
     struct fp_reader r;
 
     fp_reader_init(&r, opts_valid[_i].in.p, opts_valid[_i].in.n);
-    ck_assert_ptr_null(fp_wire_job_opts(&r, &opts, &notify));
+    ck_assert_ptr_null(fp_wire_job_opts(&r, &opts, &notify, key));
     ck_assert_double_eq(opts.timeout, opts_valid[_i].timeout);
     ck_assert_uint_eq(opts.retries, opts_valid[_i].retries);
     ck_assert_int_eq(notify, opts_valid[_i].notify);
@@ -357,23 +358,64 @@ static const struct {
     { { B("\x81\xa6notify\x01") }, "malformed: notify must be true or false" },
     { { B("\x81\xa6notify\xc0") }, "malformed: notify must be true or false" },
     { { B("\x81\xa5" "bogus\x01") },
-      "malformed: unknown option (expected timeout, retries, notify)" },
-    { { B("\x81\x01\x01") }, "malformed: unknown option (expected timeout, retries, notify)" },
+      "malformed: unknown option (expected timeout, retries, key, notify)" },
+    { { B("\x81\x01\x01") }, "malformed: unknown option (expected timeout, retries, key, notify)" },
     /* a bad option after a good one */
     { { B("\x82\xa7retries\x01\xa6notify\xa3yes") }, "malformed: notify must be true or false" },
+    { { B("\x81\xa3key\x01") }, "malformed: key must be a string of at most 256 bytes" },
+    { { B("\x81\xa3key\xc0") }, "malformed: key must be a string of at most 256 bytes" },
+    { { B("\x81\xa3key\xa3" "a\x00" "b") }, "malformed: key must be a string of at most 256 bytes" },
 };
 
 START_TEST(job_opts_refuses_each_bad_option_with_a_reason)
 {
     fp_job_opts opts = { .timeout = -1, .retries = 0 };
+    char key[FP_MAX_KEY_BYTES + 1];
     int notify = 0;
     struct fp_reader r;
     const char *why;
 
     fp_reader_init(&r, opts_bad[_i].in.p, opts_bad[_i].in.n);
-    why = fp_wire_job_opts(&r, &opts, &notify);
+    why = fp_wire_job_opts(&r, &opts, &notify, key);
     ck_assert_ptr_nonnull(why);
     ck_assert_str_eq(why, opts_bad[_i].why);
+}
+END_TEST
+
+/* The key is copied out of the frame, NUL-terminated; 256 bytes is the
+ * longest accepted. */
+START_TEST(job_opts_copies_a_key_of_up_to_256_bytes)
+{
+    fp_job_opts opts = { .timeout = -1, .retries = 0 };
+    char key[FP_MAX_KEY_BYTES + 1], frame[16 + 300];
+    int notify = 0;
+    struct fp_reader r;
+
+    for (size_t len = 1; len <= FP_MAX_KEY_BYTES + 1; len += FP_MAX_KEY_BYTES) {
+        size_t n = 0;
+        frame[n++] = (char)0x81;
+        frame[n++] = (char)0xa3;
+        memcpy(frame + n, "key", 3);
+        n += 3;
+        frame[n++] = (char)0xda;            /* str 16 */
+        frame[n++] = (char)(len >> 8);
+        frame[n++] = (char)len;
+        memset(frame + n, 'k', len);
+        n += len;
+        opts.key = NULL;
+        fp_reader_init(&r, frame, n);
+        if (len <= FP_MAX_KEY_BYTES) {
+            ck_assert_ptr_null(fp_wire_job_opts(&r, &opts, &notify, key));
+            ck_assert_ptr_eq(opts.key, key);
+            ck_assert_uint_eq(strlen(opts.key), len);
+        } else {
+            ck_assert_str_eq(fp_wire_job_opts(&r, &opts, &notify, key),
+                             "malformed: key must be a string of at most 256 bytes");
+        }
+    }
+    fp_reader_init(&r, "\x81\xa3key\xa6tenant", 12);
+    ck_assert_ptr_null(fp_wire_job_opts(&r, &opts, &notify, key));
+    ck_assert_str_eq(opts.key, "tenant");
 }
 END_TEST
 
@@ -407,6 +449,7 @@ wire_suite(void)
     tc = tcase_create("job options");
     tcase_set_timeout(tc, 10);
     tcase_add_loop_test(tc, job_opts_reads_each_valid_option, 0, N(opts_valid));
+    tcase_add_test(tc, job_opts_copies_a_key_of_up_to_256_bytes);
     tcase_add_loop_test(tc, job_opts_refuses_each_bad_option_with_a_reason, 0, N(opts_bad));
     suite_add_tcase(s, tc);
     return s;

@@ -171,7 +171,7 @@ run_checks() {
     has "bash" _forkpoold forkpoold --exec bas
 
     # --- forkpoolctl: global options and commands ------------------------
-    is "submit map status top scale cancel drain reload metrics" \
+    is "submit map status top scale cancel drain reload metrics limit" \
         _forkpoolctl forkpoolctl ''
     is "scale status submit" _forkpoolctl forkpoolctl s
     is "map metrics" _forkpoolctl forkpoolctl m
@@ -188,13 +188,14 @@ run_checks() {
     popd >/dev/null || fail "cannot cd back"
 
     # --- forkpoolctl: per-command options -------------------------------
-    is "--timeout --retries --ids --help" _forkpoolctl forkpoolctl submit --
+    is "--timeout --retries --key --ids --help" _forkpoolctl forkpoolctl submit --
     is "--timeout" _forkpoolctl forkpoolctl submit --t
-    is "--keep-order --fail-fast --timeout --retries --window --ids --help" \
+    is "--keep-order --fail-fast --timeout --retries --window --key --ids --help" \
         _forkpoolctl forkpoolctl map --
     is "--fail-fast" _forkpoolctl forkpoolctl -s x.sock map --keep-order --f
     is "--window" _forkpoolctl forkpoolctl map --w
     is "--json --help" _forkpoolctl forkpoolctl status --
+    is "--remove --help" _forkpoolctl forkpoolctl limit --
     is "--json --help -h" _forkpoolctl forkpoolctl status -
     is "--interval --count --help" _forkpoolctl forkpoolctl top --
     is "--count" _forkpoolctl forkpoolctl top --interval 2 --c

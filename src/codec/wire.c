@@ -100,8 +100,23 @@ fp_wire_method_is(const struct fp_request *rq, const char *name)
     return rq->method_len == n && memcmp(rq->method, name, n) == 0;
 }
 
+int
+fp_wire_read_key(struct fp_reader *r, char *key)
+{
+    const char *s;
+    uint32_t len;
+
+    if (fp_read_str(r, &s, &len) < 0 || len > FP_MAX_KEY_BYTES
+        || memchr(s, '\0', len) != NULL)
+        return -1;
+    memcpy(key, s, len);
+    key[len] = '\0';
+    return 0;
+}
+
 const char *
-fp_wire_job_opts(struct fp_reader *r, fp_job_opts *opts, int *notify)
+fp_wire_job_opts(struct fp_reader *r, fp_job_opts *opts, int *notify,
+                 char *key)
 {
     uint32_t n;
 
@@ -117,11 +132,15 @@ fp_wire_job_opts(struct fp_reader *r, fp_job_opts *opts, int *notify)
             if (fp_read_uint(r, &v) < 0 || v > FP_MAX_RETRIES)
                 return "malformed: retries must be an integer from 0 to 100";
             opts->retries = (unsigned)v;
+        } else if (fp_read_str_eq(r, "key")) {
+            if (fp_wire_read_key(r, key) < 0)
+                return "malformed: key must be a string of at most 256 bytes";
+            opts->key = key;
         } else if (fp_read_str_eq(r, "notify")) {
             if (fp_read_bool(r, notify) < 0)
                 return "malformed: notify must be true or false";
         } else {
-            return "malformed: unknown option (expected timeout, retries, notify)";
+            return "malformed: unknown option (expected timeout, retries, key, notify)";
         }
     }
     return NULL;

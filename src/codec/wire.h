@@ -15,6 +15,8 @@
 
 /* Most retries a client may ask for. */
 #define FP_MAX_RETRIES 100
+/* Longest rate-limit key a client may name, in bytes. */
+#define FP_MAX_KEY_BYTES 256
 
 /* A message from a worker (SPEC §6). */
 enum fp_worker_msg_type { FP_WMSG_READY, FP_WMSG_OK, FP_WMSG_ERROR, FP_WMSG_RETIRE };
@@ -54,9 +56,16 @@ int fp_wire_request_msgid(const char *buf, size_t len, uint32_t *msgid);
 /* 1 if the request's method is `name`. */
 int fp_wire_method_is(const struct fp_request *rq, const char *name);
 
-/* Read submit's optional options map {"timeout", "retries", "notify"} into
- * *opts and *notify.  Returns NULL, or a static message saying what is
- * wrong. */
-const char *fp_wire_job_opts(struct fp_reader *r, fp_job_opts *opts, int *notify);
+/* Read a rate-limit key (a string of at most FP_MAX_KEY_BYTES, no NUL)
+ * into `key`, NUL-terminated (room for FP_MAX_KEY_BYTES + 1).  Returns 0,
+ * or -1 if the value is not such a string. */
+int fp_wire_read_key(struct fp_reader *r, char *key);
+
+/* Read submit's optional options map {"timeout", "retries", "key",
+ * "notify"} into *opts and *notify; a key is copied, NUL-terminated, into
+ * `key` (room for FP_MAX_KEY_BYTES + 1) and opts->key points to it.
+ * Returns NULL, or a static message saying what is wrong. */
+const char *fp_wire_job_opts(struct fp_reader *r, fp_job_opts *opts, int *notify,
+                             char *key);
 
 #endif

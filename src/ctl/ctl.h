@@ -69,6 +69,7 @@ struct ctl_jobopts {
     int      has_retries;
     uint32_t retries;
     int      ids;       /* --ids: ask for "accepted" notifications */
+    const char *key;    /* --key: rate-limit key, or NULL */
 };
 
 /* Connect to the daemon's socket.  Returns 0, or -1 with c->err set. */
@@ -147,5 +148,10 @@ struct ctl_map_opts {
 int  ctl_map(struct ctl_conn *c, const struct ctl_map_opts *o);
 /* `top`: see ctl_top.c (parses its own options).  Returns the exit status. */
 int  ctl_top(const char *path, int argc, char **argv);
+/* `limit`: see ctl_limit.c (`usage` is the --help text).  Returns the exit
+ * status. */
+int  ctl_limit(const char *path, const char *usage, int argc, char **argv);
+/* The status table's rows of rate limits (status "limits"), if any. */
+void ctl_print_limit_rows(const json_t *limits);
 
 #endif /* FP_CTL_H */

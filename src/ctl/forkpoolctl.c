@@ -27,13 +27,13 @@ static const char usage_text[] =
 "{\"$ext\": [type, \"<base64>\"]}.\n"
 "\n"
 "Commands:\n"
-"  submit [--timeout S] [--retries N] [--ids] JSON\n"
+"  submit [--timeout S] [--retries N] [--key K] [--ids] JSON\n"
 "      Run one job and print its outcome line, e.g.\n"
 "        {\"id\": 7, \"ok\": true, \"result\": ...}\n"
 "        {\"id\": 7, \"ok\": false, \"kind\": \"crashed\", "
 "\"detail\": \"killed by SIGSEGV\"}\n"
 "  map [--keep-order] [--fail-fast] [--timeout S] [--retries N] [--window N]\n"
-"      [--ids]\n"
+"      [--key K] [--ids]\n"
 "      Run each line of stdin (one JSON job per line), up to N at once\n"
 "      (default 256), and print one outcome line per job as it completes,\n"
 "      with \"index\" first: the 0-based number of the job's line, where\n"
@@ -55,9 +55,13 @@ static const char usage_text[] =
 "  drain              stop taking jobs, finish those accepted, then exit\n"
 "  reload             replace every worker, one at a time\n"
 "  metrics            print the Prometheus metrics text\n"
+"  limit KEY RATE [BURST]\n"
+"      Let jobs of KEY start at most RATE times a second, in bursts of up\n"
+"      to BURST (default max(1, RATE)); KEY \"\" or - is the pool-wide limit\n"
+"  limit --remove KEY remove the limit of KEY\n"
 "\n"
 "Job options: --timeout S (seconds, 0 = none), --retries N (attempts\n"
-"after a crash), --ids (as soon as the daemon accepts a job, print\n"
+"after a crash), --key K (the job's rate-limit key), --ids (as soon as the daemon accepts a job, print\n"
 "{\"id\": N, \"accepted\": true} on stderr -- with \"index\" for map -- so it\n"
 "can be cancelled while it runs).  A JSON argument that starts with '-'\n"
 "goes after \"--\".\n"
@@ -77,7 +81,7 @@ static const char usage_text[] =
 
 /* Option values that the job-taking commands share. */
 enum { OPT_TIMEOUT = 0x100, OPT_RETRIES, OPT_WINDOW, OPT_KEEP, OPT_FAST,
-       OPT_JSON, OPT_IDS };
+       OPT_JSON, OPT_IDS, OPT_KEY };
 
 /* An integer operand: what it is, for messages, and its largest value. */
 struct operand {
@@ -158,7 +162,7 @@ bad_option(const char *cmd, int c, char **argv)
     return usage_error(cmd, "unknown option '%s'", arg);
 }
 
-/* --timeout / --retries, shared by submit and map.  Returns 0 or the
+/* --timeout / --retries / --key / --ids, shared by submit and map.  Returns 0 or the
  * usage exit status. */
 static int
 job_option(const char *cmd, int c, const char *arg, struct ctl_jobopts *o)
@@ -172,6 +176,10 @@ job_option(const char *cmd, int c, const char *arg, struct ctl_jobopts *o)
         o->has_timeout = 1;
     } else if (c == OPT_IDS) {
         o->ids = 1;
+    } else if (c == OPT_KEY) {
+        if (strlen(arg) > 256)
+            return usage_error(cmd, "--key: longer than 256 bytes");
+        o->key = arg;
     } else {
         if (parse_uint(arg, UINT32_MAX, &n) < 0)
             return usage_error(cmd, "--retries: '%s' is not a count", arg);
@@ -268,6 +276,7 @@ cmd_submit(const struct command *cmd, const char *path, int argc, char **argv)
     static const struct option opts[] = {
         { "timeout", required_argument, NULL, OPT_TIMEOUT },
         { "retries", required_argument, NULL, OPT_RETRIES },
+        { "key", required_argument, NULL, OPT_KEY },
         { "ids", no_argument, NULL, OPT_IDS },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -280,7 +289,7 @@ cmd_submit(const struct command *cmd, const char *path, int argc, char **argv)
             fputs(usage_text, stdout);
             return CTL_EXIT_OK;
         }
-        if (c != OPT_TIMEOUT && c != OPT_RETRIES && c != OPT_IDS)
+        if (c != OPT_TIMEOUT && c != OPT_RETRIES && c != OPT_IDS && c != OPT_KEY)
             return bad_option(cmd->name, c, argv);
         if ((rc = job_option(cmd->name, c, optarg, &jo)) != 0)
             return rc;
@@ -345,6 +354,7 @@ cmd_map(const struct command *cmd, const char *path, int argc, char **argv)
         { "timeout", required_argument, NULL, OPT_TIMEOUT },
         { "retries", required_argument, NULL, OPT_RETRIES },
         { "window", required_argument, NULL, OPT_WINDOW },
+        { "key", required_argument, NULL, OPT_KEY },
         { "ids", no_argument, NULL, OPT_IDS },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -373,6 +383,7 @@ cmd_map(const struct command *cmd, const char *path, int argc, char **argv)
         case OPT_TIMEOUT:
         case OPT_RETRIES:
         case OPT_IDS:
+        case OPT_KEY:
             if ((rc = job_option(cmd->name, c, optarg, &mo.job)) != 0)
                 return rc;
             break;
@@ -491,7 +502,7 @@ print_status_table(json_t *st)
     };
     static const char *const shown[] = {
         "state", "uptime_s", "workers", "busy", "idle", "starting", "pids",
-        "worker_list", "autoscale",
+        "worker_list", "autoscale", "limits",
     };
     char buf[512];
     json_t *v;
@@ -527,6 +538,7 @@ print_status_table(json_t *st)
             printf("%-15s %s\n", key, field_text(v, buf, sizeof buf));
     }
     print_worker_rows(json_object_get(st, "worker_list"));
+    ctl_print_limit_rows(json_object_get(st, "limits"));
 }
 
 /* Params [] or [n]. */
@@ -669,6 +681,14 @@ cmd_top(const struct command *cmd, const char *path, int argc, char **argv)
     return ctl_top(path, argc, argv);
 }
 
+/* limit: ctl_limit.c parses its own options. */
+static int
+cmd_limit(const struct command *cmd, const char *path, int argc, char **argv)
+{
+    (void)cmd;
+    return ctl_limit(path, usage_text, argc, argv);
+}
+
 /* ---- the command table and main ------------------------------------------ */
 
 static const struct operand worker_count = { "a worker count", UINT32_MAX };
@@ -686,6 +706,7 @@ static const struct command commands[] = {
       .result = RESULT_PRINTED_TRUE_OK },
     { .name = "drain", .run = cmd_simple },
     { .name = "reload", .run = cmd_simple },
+    { .name = "limit", .run = cmd_limit },
 };
 
 /* The row of the command called `name`, or NULL. */

@@ -26,6 +26,7 @@ shape_ok(enum ctl_shape s, const struct fp_reader *r)
     struct fp_reader at = *r;
     uint64_t u;
     uint32_t n;
+    const char *str;
 
     switch (s) {
     case CTL_ANY:   return 1;
@@ -33,6 +34,7 @@ shape_ok(enum ctl_shape s, const struct fp_reader *r)
     case CTL_U32:   return fp_read_uint(&at, &u) == 0 && u <= UINT32_MAX;
     case CTL_ARRAY: return fp_read_array(&at, &n) == 0;
     case CTL_MAP:   return fp_read_map(&at, &n) == 0;
+    case CTL_STR:   return fp_read_str(&at, &str, &n) == 0;
     }
     return 0;
 }

@@ -102,7 +102,7 @@ void ctl_client_free(struct client *c);
  * plus its handler.
  * ------------------------------------------------------------------------ */
 
-#define CTL_MAX_PARAMS  2           /* most params a handler reads */
+#define CTL_MAX_PARAMS  3           /* most params a handler reads */
 #define CTL_ANY_COUNT   UINT32_MAX  /* max_params of a method that ignores them */
 
 /* The shape a param must have. */
@@ -112,6 +112,7 @@ enum ctl_shape {
     CTL_U32,            /* a non-negative integer up to UINT32_MAX */
     CTL_ARRAY,
     CTL_MAP,
+    CTL_STR,
 };
 
 /* One param that passed its rule. */

@@ -148,6 +148,7 @@ method_submit_batch(struct client *c, uint32_t msgid, struct ctl_params *p)
 {
     struct fp_control *ctl = c->ctl;
     fp_job_opts opts = { .timeout = -1, .retries = 0 };
+    char key[FP_MAX_KEY_BYTES + 1];
     int notify = 0;
     struct fp_reader *jobs = &p->v[0].r;
     uint32_t n = 0;
@@ -172,7 +173,7 @@ method_submit_batch(struct client *c, uint32_t msgid, struct ctl_params *p)
             ctl_respond_rejected(c, msgid, "malformed");
             return;
         }
-    if (p->n == 2 && (why = fp_wire_job_opts(&p->v[1].r, &opts, &notify)) != NULL) {
+    if (p->n == 2 && (why = fp_wire_job_opts(&p->v[1].r, &opts, &notify, key)) != NULL) {
         ctl_respond_rejected(c, msgid, why);
         return;
     }
@@ -207,12 +208,13 @@ static void
 method_submit(struct client *c, uint32_t msgid, struct ctl_params *p)
 {
     fp_job_opts opts = { .timeout = -1, .retries = 0 };
+    char key[FP_MAX_KEY_BYTES + 1];
     int notify = 0;
     uint64_t id;
     const char *why;
     struct reply_to *rt;
 
-    if (p->n == 2 && (why = fp_wire_job_opts(&p->v[1].r, &opts, &notify)) != NULL) {
+    if (p->n == 2 && (why = fp_wire_job_opts(&p->v[1].r, &opts, &notify, key)) != NULL) {
         ctl_respond_rejected(c, msgid, why);
         return;
     }
@@ -270,8 +272,28 @@ pack_worker_rows(msgpack_packer *pk, const fp_worker_info *rows, size_t n)
     }
 }
 
-/* status []: the pool's counters, its workers' pids and one row per
- * worker, however many there are. */
+/* "limits": key -> {"rate", "burst", "tokens", "waiting"}, the pool-wide
+ * bucket under "". */
+static void
+pack_limits(msgpack_packer *pk, const fp_limit_info *rows, size_t n)
+{
+    fp_pack_cstr(pk, "limits");
+    msgpack_pack_map(pk, n);
+    for (size_t i = 0; i < n; i++) {
+        fp_pack_cstr(pk, rows[i].key);
+        msgpack_pack_map(pk, 4);
+        fp_pack_cstr(pk, "rate");
+        msgpack_pack_double(pk, rows[i].rate);
+        fp_pack_cstr(pk, "burst");
+        msgpack_pack_double(pk, rows[i].burst);
+        fp_pack_cstr(pk, "tokens");
+        msgpack_pack_double(pk, rows[i].tokens);
+        ctl_pack_kv_u64(pk, "waiting", rows[i].waiting);
+    }
+}
+
+/* status []: the pool's counters, its workers' pids, one row per worker
+ * and one per rate limit, however many there are. */
 static void
 method_status(struct client *c, uint32_t msgid, struct ctl_params *p)
 {
@@ -280,17 +302,22 @@ method_status(struct client *c, uint32_t msgid, struct ctl_params *p)
     msgpack_packer pk;
     size_t n = fp_pool_worker_info(pool, NULL, 0);
     fp_worker_info *rows = malloc((n > 0 ? n : 1) * sizeof(*rows));
+    size_t nlim = fp_pool_limits(pool, NULL, 0);
+    fp_limit_info *lims = malloc((nlim > 0 ? nlim : 1) * sizeof(*lims));
     (void)p;
 
-    if (rows == NULL) {
+    if (rows == NULL || lims == NULL) {
+        free(rows);
+        free(lims);
         ctl_respond_error_str(c, msgid, "out of memory");
         return;
     }
+    nlim = fp_pool_limits(pool, lims, nlim);
     n = fp_pool_worker_info(pool, rows, n);
     fp_pool_stats(pool, &st);
     ctl_begin_response(c, &pk, msgid);
     msgpack_pack_nil(&pk);
-    msgpack_pack_map(&pk, 17 + (st.autoscale_max > 0));
+    msgpack_pack_map(&pk, 18 + (st.autoscale_max > 0));
     fp_pack_cstr(&pk, "state");
     fp_pack_cstr(&pk, st.draining ? "draining" : "running");
     ctl_pack_kv_u64(&pk, "workers", st.workers);
@@ -319,8 +346,10 @@ method_status(struct client *c, uint32_t msgid, struct ctl_params *p)
     for (size_t i = 0; i < n; i++)
         msgpack_pack_int64(&pk, rows[i].pid);
     pack_worker_rows(&pk, rows, n);
+    pack_limits(&pk, lims, nlim);
     ctl_flush_soon(c);
     free(rows);
+    free(lims);
 }
 
 /* cancel [id]: true if the job was found. */
@@ -374,6 +403,40 @@ method_scale(struct client *c, uint32_t msgid, struct ctl_params *p)
     ctl_flush_soon(c);
 }
 
+/* One gauge series per rate limit into `out`, keys escaped as Prometheus
+ * label values.  Returns 0, or -1 when out of memory. */
+static int
+limit_metrics(const fp_limit_info *rows, size_t n, struct fp_buf *out)
+{
+    static const char *const help[2] = {
+        "# HELP forkpool_rate_limit_tokens Tokens in each rate limit's bucket "
+        "(key \"\" = pool-wide).\n# TYPE forkpool_rate_limit_tokens gauge\n",
+        "# HELP forkpool_rate_limit_waiting Jobs queued that each rate limit "
+        "governs.\n# TYPE forkpool_rate_limit_waiting gauge\n",
+    };
+    char line[2 * FP_MAX_KEY_BYTES + 96], *at;
+    int rc = 0;
+
+    for (int g = 0; g < 2 && n > 0; g++) {
+        rc |= fp_buf_append(out, help[g], strlen(help[g]));
+        for (size_t i = 0; i < n; i++) {
+            at = line + sprintf(line, "forkpool_rate_limit_%s{key=\"",
+                                g == 0 ? "tokens" : "waiting");
+            for (const char *k = rows[i].key; *k != '\0'; k++) {
+                if (*k == '\\' || *k == '"' || *k == '\n')
+                    *at++ = '\\';
+                *at++ = *k == '\n' ? 'n' : *k;
+            }
+            if (g == 0)
+                at += sprintf(at, "\"} %g\n", rows[i].tokens);
+            else
+                at += sprintf(at, "\"} %zu\n", rows[i].waiting);
+            rc |= fp_buf_append(out, line, (size_t)(at - line));
+        }
+    }
+    return rc;
+}
+
 /* metrics []: Prometheus text exposition of the pool's counters and gauges. */
 static void
 method_metrics(struct client *c, uint32_t msgid, struct ctl_params *p)
@@ -381,6 +444,9 @@ method_metrics(struct client *c, uint32_t msgid, struct ctl_params *p)
     fp_stats st;
     char text[4096];
     msgpack_packer pk;
+    struct fp_buf more = FP_BUF_INIT;
+    fp_limit_info *lims;
+    size_t nlim;
     int n;
     (void)p;
 
@@ -432,10 +498,67 @@ method_metrics(struct client *c, uint32_t msgid, struct ctl_params *p)
                   "forkpool_job_duration_seconds_sum %.6f\n"
                   "forkpool_job_duration_seconds_count %llu\n", st.latency_sum,
                   (unsigned long long)st.latency_count[FP_LATENCY_BUCKETS - 1]);
+    nlim = fp_pool_limits(c->ctl->pool, NULL, 0);
+    if ((lims = malloc((nlim > 0 ? nlim : 1) * sizeof(*lims))) == NULL
+        || limit_metrics(lims, fp_pool_limits(c->ctl->pool, lims, nlim), &more) < 0) {
+        free(lims);
+        fp_buf_free(&more);
+        ctl_respond_error_str(c, msgid, "out of memory");
+        return;
+    }
     ctl_begin_response(c, &pk, msgid);
     msgpack_pack_nil(&pk);
-    msgpack_pack_str(&pk, (size_t)n);
+    msgpack_pack_str(&pk, (size_t)n + more.len);
     msgpack_pack_str_body(&pk, text, (size_t)n);
+    msgpack_pack_str_body(&pk, fp_buf_head(&more), more.len);
+    ctl_flush_soon(c);
+    free(lims);
+    fp_buf_free(&more);
+}
+
+/* limit [key, rate, burst], [key, rate] or [key, nil]: true; sets,
+ * changes or removes the bucket of key ("" = pool-wide). */
+static void
+method_limit(struct client *c, uint32_t msgid, struct ctl_params *p)
+{
+    char key[FP_MAX_KEY_BYTES + 1];
+    double rate, burst = 0;
+    msgpack_packer pk;
+    int rc;
+
+    if (fp_wire_read_key(&p->v[0].r, key) < 0) {
+        ctl_respond_error_str(c, msgid, "bad params: key must be a string of "
+                              "at most 256 bytes");
+        return;
+    }
+    if (fp_read_nil(&p->v[1].r) == 0) {
+        if (p->n == 3) {
+            ctl_respond_error_str(c, msgid, "bad params: expected [key, nil] "
+                                  "to remove a limit");
+            return;
+        }
+        (void)fp_pool_limit_remove(c->ctl->pool, key);
+        rc = 0;
+    } else if (fp_read_double(&p->v[1].r, &rate) < 0 || !isfinite(rate)
+               || rate < 0) {
+        ctl_respond_error_str(c, msgid, "bad params: rate must be a finite "
+                              "number >= 0 (or nil to remove the limit)");
+        return;
+    } else if (p->n == 3 && (fp_read_double(&p->v[2].r, &burst) < 0
+                             || !isfinite(burst) || burst < 1)) {
+        ctl_respond_error_str(c, msgid, "bad params: burst must be a finite "
+                              "number >= 1");
+        return;
+    } else {
+        rc = fp_pool_limit(c->ctl->pool, key, rate, burst);
+    }
+    if (rc < 0) {
+        ctl_respond_error_str(c, msgid, strerror(errno));
+        return;
+    }
+    ctl_begin_response(c, &pk, msgid);
+    msgpack_pack_nil(&pk);
+    msgpack_pack_true(&pk);
     ctl_flush_soon(c);
 }
 
@@ -494,5 +617,9 @@ const struct ctl_method ctl_methods[] = {
     { .name = "reload", .max_params = CTL_ANY_COUNT, .handler = method_reload },
     { .name = "drain", .max_params = CTL_ANY_COUNT, .handler = method_drain },
     { .name = "metrics", .max_params = CTL_ANY_COUNT, .handler = method_metrics },
+    { .name = "limit", .min_params = 2, .max_params = 3,
+      .shape = { CTL_STR, CTL_ANY, CTL_ANY },
+      .usage = "bad params: expected [key, rate, burst], [key, rate] or [key, nil]",
+      .handler = method_limit },
 };
 const size_t ctl_nmethods = sizeof(ctl_methods) / sizeof(ctl_methods[0]);

@@ -104,6 +104,9 @@ fp_daemon_usage(FILE *out)
 "      --prefetch N         most jobs sent ahead to one busy worker\n"
 "                           (default %u)\n"
 "      --drain-timeout S    how long a drain may take (default %g; 0 = no limit)\n"
+"      --rate-limit R[:B]   pool-wide: at most R job starts per second, in\n"
+"                           bursts of up to B (default max(1, R)); per-key\n"
+"                           limits: forkpoolctl limit\n"
 "      --sandbox LEVEL      worker confinement: none, basic (default) or strict\n"
 "                           (strict: seccomp allowlist after init, own network\n"
 "                           namespace; needs --module or --builtin echo)\n"
@@ -196,12 +199,39 @@ parse_seconds(struct parse *p, const char *flag, const char *s, double *v)
     return 0;
 }
 
+/* --rate-limit R[:B]: R finite >= 0 (0 = none), B finite >= 1.  Returns
+ * 0, or -1 (p->o->err). */
+static int
+parse_rate(struct parse *p, const char *s, double *rate, double *burst)
+{
+    char *end;
+
+    errno = 0;
+    *rate = strtod(s, &end);
+    *burst = 0;
+    if (s[0] == '\0' || errno != 0 || !isfinite(*rate) || *rate < 0 || *rate > 1e9)
+        goto bad;
+    if (*end == ':') {
+        const char *b = end + 1;
+        *burst = strtod(b, &end);
+        if (b[0] == '\0' || errno != 0 || !isfinite(*burst) || *burst < 1
+            || *burst > 1e9)
+            goto bad;
+    }
+    if (*end == '\0')
+        return 0;
+bad:
+    return fail(p, "--rate-limit: expected R[:B], a rate >= 0 per second and "
+                "a burst >= 1, got '%s'", s);
+}
+
 enum {
     OPT_MODULE = 256, OPT_MODULE_CONFIG, OPT_EXEC, OPT_BUILTIN, OPT_JOB_TIMEOUT,
     OPT_QUEUE_MAX, OPT_MAX_JOB_BYTES, OPT_MAX_JOBS, OPT_DRAIN_TIMEOUT, OPT_PREFETCH,
     OPT_MAX_RSS, OPT_SLOW_LOG, OPT_QUEUE_MAX_BYTES, OPT_MAX_WORKERS,
     OPT_SANDBOX, OPT_RLIMIT_AS, OPT_RLIMIT_CPU, OPT_RLIMIT_NOFILE, OPT_USER,
     OPT_PIDFILE, OPT_LOG, OPT_LOG_LEVEL, OPT_AUTOSCALE, OPT_IDLE_TIMEOUT,
+    OPT_RATE_LIMIT,
 };
 
 #define OPTSTRING ":w:s:c:dvhV"
@@ -223,6 +253,7 @@ static const struct option long_options[] = {
     { "max-jobs",      required_argument, NULL, OPT_MAX_JOBS },
     { "drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT },
     { "prefetch",      required_argument, NULL, OPT_PREFETCH },
+    { "rate-limit",    required_argument, NULL, OPT_RATE_LIMIT },
     { "max-rss",       required_argument, NULL, OPT_MAX_RSS },
     { "slow-log",      required_argument, NULL, OPT_SLOW_LOG },
     { "sandbox",       required_argument, NULL, OPT_SANDBOX },
@@ -348,6 +379,9 @@ apply_option(struct parse *p, int opt, const char *arg)
     case OPT_SLOW_LOG: rc = parse_seconds(p, "--slow-log", arg, &cfg->slow_log); break;
     case OPT_DRAIN_TIMEOUT:
         rc = parse_seconds(p, "--drain-timeout", arg, &o->drain_timeout);
+        break;
+    case OPT_RATE_LIMIT:
+        rc = parse_rate(p, arg, &cfg->rate_limit, &cfg->rate_burst);
         break;
     case OPT_SANDBOX: rc = parse_sandbox(p, arg, &cfg->sandbox); break;
     case OPT_RLIMIT_AS:

@@ -42,6 +42,9 @@ pool_settle_recorded(struct fp_pool *p, struct fp_job *job)
         return;
     job->state = JOB_SETTLED;
     p->held_bytes -= job->len;
+    /* It never waits in the queue again: its key may go. */
+    fp_queue_key_drop(&p->queue, job->key);
+    job->key = NULL;
     count(p, job->kind);
     TAILQ_INSERT_TAIL(&p->done, job, done_link);
     kick(p);
@@ -168,10 +171,11 @@ pool_teardown(struct fp_pool *p)
         teardown_worker(p, w);
     }
     p->reload_new = p->reload_old = NULL;
-    while ((job = pool_queue_pop(p)) != NULL)
+    while ((job = fp_queue_pop_any(&p->queue)) != NULL)
         pool_settle_str(p, job, FP_CANCELLED, "pool freed");
     ev_timer_stop(p->loop, &p->drain_timer);
     ev_timer_stop(p->loop, &p->balance_timer);
+    ev_timer_stop(p->loop, &p->rate_timer);
     pool_autoscale_stop(p);
     if (ev_is_active(&p->flush_prepare)) {
         ev_ref(p->loop);
@@ -182,6 +186,7 @@ pool_teardown(struct fp_pool *p)
     pool_run_callbacks(p);
     ev_idle_stop(p->loop, &p->done_idle);
     fp_job_cache_free(&p->job_cache);
+    fp_queue_free(&p->queue);
     free(p->workers);
     free(p->module_config);
     fp_sandbox_free(&p->sandbox);

@@ -1,13 +1,16 @@
 /*
  * dispatch.c — the queue, and which worker gets which job.
  *
- * FIFO.  An idle worker always gets the next job.  A busy worker gets more
- * (jobs sent ahead, up to cfg.prefetch) only while the expected wait there
- * is tiny, judged from measured run times: for trivial jobs that keeps a
- * window of them at each worker (the wake-ups and writes are batched), and
- * a job that could take longer never waits behind another one.  A job sent
- * ahead that has not started moves to a worker that falls idle
- * (worker_claim.h settles who starts it).
+ * FIFO per rate-limit key: the next job is the oldest one allowed to
+ * start (queue.c); a job waiting for a token waits here, never at a
+ * worker, and a one-shot timer wakes dispatch when the first throttled
+ * one may have earned it.  An idle worker always gets the next job.  A
+ * busy worker gets more (jobs sent ahead, up to cfg.prefetch) only while
+ * the expected wait there is tiny, judged from measured run times: for
+ * trivial jobs that keeps a window of them at each worker (the wake-ups
+ * and writes are batched), and a job that could take longer never waits
+ * behind another one.  A job sent ahead that has not started moves to a
+ * worker that falls idle (worker_claim.h settles who starts it).
  */
 #include "config.h"
 
@@ -15,18 +18,6 @@
 
 /* Weight of the newest run time in the moving average. */
 #define EST_WEIGHT       0.125
-
-struct fp_job *
-pool_queue_pop(struct fp_pool *p)
-{
-    struct fp_job *job = TAILQ_FIRST(&p->queue);
-
-    if (job != NULL) {
-        TAILQ_REMOVE(&p->queue, job, link);
-        p->nqueued--;
-    }
-    return job;
-}
 
 void
 pool_requeue_front(struct fp_pool *p, struct fp_jobq *jobs)
@@ -37,8 +28,7 @@ pool_requeue_front(struct fp_pool *p, struct fp_jobq *jobs)
         TAILQ_REMOVE(jobs, job, link);
         job->worker = NULL;
         job->state = JOB_QUEUED;
-        TAILQ_INSERT_HEAD(&p->queue, job, link);
-        p->nqueued++;
+        fp_queue_put_back(&p->queue, job);
     }
 }
 
@@ -173,8 +163,9 @@ balance(struct fp_pool *p)
     }
 }
 
+/* balance_timer and rate_timer: look again. */
 static void
-balance_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents)
+dispatch_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents)
 {
     (void)loop; (void)revents;
     pool_dispatch(tw->data);
@@ -183,31 +174,56 @@ balance_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents)
 void
 pool_dispatch_init(struct fp_pool *p)
 {
-    ev_timer_init(&p->balance_timer, balance_timer_cb, 0., 0.);
+    ev_timer_init(&p->balance_timer, dispatch_timer_cb, 0., 0.);
     p->balance_timer.data = p;
+    ev_timer_init(&p->rate_timer, dispatch_timer_cb, 0., 0.);
+    p->rate_timer.data = p;
+}
+
+/* The next job allowed to start, its tokens taken; or NULL, with the rate
+ * timer armed for when a throttled one may have earned its token. */
+static struct fp_job *
+next_job(struct fp_pool *p)
+{
+    double wait;
+    struct fp_job *job = fp_queue_next(&p->queue, ev_now(p->loop), &wait);
+
+    if (job == NULL && wait >= 0) {
+        /* A little late rather than early: early would find no token. */
+        ev_timer_stop(p->loop, &p->rate_timer);
+        ev_timer_set(&p->rate_timer, wait + 0.0005, 0.);
+        ev_timer_start(p->loop, &p->rate_timer);
+    }
+    return job;
 }
 
 void
 pool_dispatch(struct fp_pool *p)
 {
-    int gave;
+    struct fp_job *job = NULL;
+    int gave, dry = 0;
 
     if (p->phase >= POOL_CUT_OFF || p->free_state != FREE_NONE)
         return;
-    /* Idle workers first. */
+    /* Idle workers first.  A job is taken from the queue only for a worker
+     * with room (taking it spends its tokens). */
     do {
         gave = 0;
-        for (unsigned i = 0; i < p->nworkers && p->nqueued > 0; i++) {
+        for (unsigned i = 0; i < p->nworkers && !dry; i++) {
             struct fp_worker *w = p->workers[i];
             if (w->nwindow == 0 && has_room(p, w)) {
-                fp_worker_assign(w, pool_queue_pop(p));
-                gave = 1;
+                if ((job = next_job(p)) == NULL)
+                    dry = 1;
+                else {
+                    fp_worker_assign(w, job);
+                    gave = 1;
+                }
             }
         }
-    } while (gave && p->nqueued > 0);
+    } while (gave && !dry);
     /* Then each job to the worker with room where it would start soonest,
      * so windows fill evenly. */
-    while (p->nqueued > 0) {
+    while (!dry && p->queue.n > 0) {
         struct fp_worker *best = NULL;
         double best_wait = 0;
         for (unsigned i = 0; i < p->nworkers; i++) {
@@ -223,8 +239,13 @@ pool_dispatch(struct fp_pool *p)
         }
         if (best == NULL)
             break;
-        fp_worker_assign(best, pool_queue_pop(p));
+        if ((job = next_job(p)) == NULL)
+            dry = 1;
+        else
+            fp_worker_assign(best, job);
     }
-    if (p->nqueued == 0 && p->nahead > 0)
+    /* Nothing more may start now (the queue is empty, or what is left
+     * waits for tokens): idle workers take over jobs sent ahead. */
+    if ((dry || p->queue.n == 0) && p->nahead > 0)
         balance(p);
 }

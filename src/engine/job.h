@@ -19,6 +19,7 @@
 #include "forkpool.h"
 
 struct fp_worker;
+struct fp_key;
 
 enum fp_job_state {
     JOB_QUEUED,     /* accepted, in the pool's queue */
@@ -28,7 +29,8 @@ enum fp_job_state {
 };
 
 struct fp_job {
-    TAILQ_ENTRY(fp_job) link;       /* in the queue or a worker's window */
+    TAILQ_ENTRY(fp_job) link;       /* in a lane of the queue or a worker's
+                                       window */
     TAILQ_ENTRY(fp_job) done_link;  /* on the completion list */
     uint64_t          id;
     enum fp_job_state state;
@@ -42,6 +44,7 @@ struct fp_job {
     fp_done_fn        done;
     void             *arg;
     struct fp_worker *worker;       /* whose window holds it, or NULL */
+    struct fp_key    *key;          /* its rate-limit key, or NULL */
 
     /* The outcome, once settled: the result or detail bytes live in the
      * job's own block when they fit (the payload is no longer needed), or

@@ -195,13 +195,24 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
     p->env.ahead = &p->nahead;
     p->run_est = -1;
 
-    TAILQ_INIT(&p->queue);
     TAILQ_INIT(&p->done);
     TAILQ_INIT(&p->leaving);
     p->phase = POOL_NEW;
     p->target = p->cfg.workers;
     p->next_id = 1;
     p->rng = ((uint64_t)getpid() << 32) ^ (uint64_t)(ev_time() * 1e6) ^ 0x9e3779b97f4a7c15ull;
+    fp_queue_init(&p->queue, p->rng * 0x2545f4914f6cdd1dull);
+    if (cfg->rate_limit != 0
+        && fp_queue_limit(&p->queue, "", cfg->rate_limit, cfg->rate_burst,
+                          ev_now(loop)) < 0) {
+        snprintf(err, errlen, "rate limit %g (burst %g): want a finite "
+                 "rate >= 0 and a burst of 0 or >= 1", cfg->rate_limit,
+                 cfg->rate_burst);
+        free(p->module_config);
+        fp_sandbox_free(&p->sandbox);
+        free(p);
+        return NULL;
+    }
     msgpack_packer_init(&p->scratch_pk, &p->scratch, fp_buf_pack_write);
     pool_drain_init(p);
     pool_dispatch_init(p);
@@ -284,6 +295,8 @@ fp_pool_submit_batch(fp_pool *p, const fp_job_buf *jobs, size_t n,
                      uint64_t *first_id, const char **reason)
 {
     const char *why = NULL;
+    const char *key = opts != NULL ? opts->key : NULL;
+    struct fp_key *k = NULL;
     struct fp_jobq batch;
     struct fp_job *job;
     size_t bytes = 0;
@@ -294,8 +307,8 @@ fp_pool_submit_batch(fp_pool *p, const fp_job_buf *jobs, size_t n,
         why = "empty batch";
     else if (!pool_accepts_jobs(p))
         why = "draining";
-    else if (p->nqueued + p->nahead >= p->cfg.queue_max
-             || n > p->cfg.queue_max - p->nqueued - p->nahead
+    else if (p->queue.n + p->nahead >= p->cfg.queue_max
+             || n > p->cfg.queue_max - p->queue.n - p->nahead
              || bytes > p->cfg.queue_max_bytes - p->held_bytes
              || p->held_bytes > p->cfg.queue_max_bytes)
         why = "queue full";
@@ -309,15 +322,21 @@ fp_pool_submit_batch(fp_pool *p, const fp_job_buf *jobs, size_t n,
     /* All or none: allocate every job before accepting any. */
     TAILQ_INIT(&batch);
     for (size_t i = 0; i < n; i++) {
-        if ((job = fp_job_alloc(&p->job_cache, jobs[i].len)) == NULL) {
+        if ((job = fp_job_alloc(&p->job_cache, jobs[i].len)) == NULL
+            || (key != NULL && key[0] != '\0'
+                && (k = fp_queue_key_hold(&p->queue, key)) == NULL)) {
+            if (job != NULL)
+                TAILQ_INSERT_TAIL(&batch, job, link);
             while ((job = TAILQ_FIRST(&batch)) != NULL) {
                 TAILQ_REMOVE(&batch, job, link);
+                fp_queue_key_drop(&p->queue, job->key);
                 fp_job_release(&p->job_cache, job);
             }
             if (reason != NULL)
                 *reason = "out of memory";
             return -1;
         }
+        job->key = k;
         memcpy(job->payload, jobs[i].data, jobs[i].len);
         job->len = jobs[i].len;
         job->timeout = (opts != NULL && opts->timeout >= 0) ? opts->timeout
@@ -332,9 +351,8 @@ fp_pool_submit_batch(fp_pool *p, const fp_job_buf *jobs, size_t n,
     while ((job = TAILQ_FIRST(&batch)) != NULL) {
         TAILQ_REMOVE(&batch, job, link);
         job->id = p->next_id++;
-        TAILQ_INSERT_TAIL(&p->queue, job, link);
+        fp_queue_push(&p->queue, job);
     }
-    p->nqueued += n;
     p->held_bytes += bytes;
     p->counters.submitted += n;
     if (p->phase == POOL_RUNNING)
@@ -385,14 +403,11 @@ fp_pool_cancel(fp_pool *p, uint64_t id)
 
     if (p->free_state != FREE_NONE)
         return 0;
-    TAILQ_FOREACH(job, &p->queue, link) {
-        if (job->id == id) {
-            TAILQ_REMOVE(&p->queue, job, link);
-            p->nqueued--;
-            pool_settle_str(p, job, FP_CANCELLED, "cancelled");
-            pool_check_drained(p);
-            return 1;
-        }
+    if ((job = fp_queue_find(&p->queue, id)) != NULL) {
+        fp_queue_remove(&p->queue, job);
+        pool_settle_str(p, job, FP_CANCELLED, "cancelled");
+        pool_check_drained(p);
+        return 1;
     }
     POOL_FOREACH_WORKER(p, w) {
         TAILQ_FOREACH(job, &w->window, link) {
@@ -441,7 +456,7 @@ fp_pool_stats(const fp_pool *p, fp_stats *st)
         if (w->fail_streak > st->start_failures)
             st->start_failures = w->fail_streak;
     }
-    st->queued = p->nqueued;
+    st->queued = p->queue.n;
     st->uptime_s = p->started_at > 0 ? ev_now(p->loop) - p->started_at : 0;
 }
 
@@ -494,4 +509,39 @@ fp_pool_worker_info(const fp_pool *p, fp_worker_info *rows, size_t max)
         n++;
     }
     return n;
+}
+
+/* ------------------------------------------------------------------------
+ * Rate limits
+ * ------------------------------------------------------------------------ */
+
+int
+fp_pool_limit(fp_pool *p, const char *key, double rate, double burst)
+{
+    if (fp_queue_limit(&p->queue, key, rate, burst, ev_now(p->loop)) < 0)
+        return -1;
+    /* A faster bucket may let jobs go now (or sooner than the timer
+     * says): the next loop iteration looks again. */
+    ev_timer_stop(p->loop, &p->rate_timer);
+    if (p->started_at > 0)
+        pool_dispatch(p);
+    return 0;
+}
+
+int
+fp_pool_limit_remove(fp_pool *p, const char *key)
+{
+    int had = fp_queue_unlimit(&p->queue, key);
+
+    if (had && p->started_at > 0) {
+        ev_timer_stop(p->loop, &p->rate_timer);
+        pool_dispatch(p);
+    }
+    return had;
+}
+
+size_t
+fp_pool_limits(const fp_pool *p, fp_limit_info *rows, size_t max)
+{
+    return fp_queue_limits(&p->queue, ev_now(p->loop), rows, max);
 }

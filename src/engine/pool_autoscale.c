@@ -26,10 +26,12 @@ autoscale_on(const struct fp_pool *p)
     return p->cfg.autoscale_max > 0;
 }
 
+/* Jobs waiting for a worker: not those that wait for a rate limit's
+ * token, which more workers would not start any sooner. */
 static size_t
 waiting(const struct fp_pool *p)
 {
-    return p->nqueued + p->nahead;
+    return fp_queue_ready(&p->queue, ev_now(p->loop)) + p->nahead;
 }
 
 /* (Re)arm the timer for `due` (0 = nothing to wait for: stopped). */

@@ -2,7 +2,8 @@
  * pool_int.h — the master's state: the policy side of the engine.
  *
  *   pool.c          create, start, free; jobs in; cancel; introspection
- *   dispatch.c      the queue and who gets which job
+ *   dispatch.c      who gets which job (queue.c: the queue itself, with
+ *                   its rate-limit lanes and buckets)
  *   completion.c    outcomes out: the one place user callbacks run
  *   pool_workers.c  what to do when a worker reports (ready, result,
  *                   retire, exited): outcomes, retries, respawn, backoff
@@ -23,6 +24,7 @@
 #include "codec/frame.h"
 #include "job.h"
 #include "log.h"
+#include "queue.h"
 #include "sandbox.h"
 #include "spawn.h"
 #include "worker.h"
@@ -60,8 +62,8 @@ struct fp_pool {
     struct fp_workerq  leaving;
     unsigned           target;      /* desired worker count */
 
-    struct fp_jobq     queue;       /* accepted, not yet sent to a worker */
-    size_t             nqueued;
+    struct fp_queue    queue;       /* accepted, not yet sent to a worker
+                                       (queue.h: lanes, rate limits) */
     size_t             nahead;      /* sent ahead: in windows, behind a head */
     double             run_est;     /* typical run time of a job, s (a moving
                                        average); < 0 until one has ended */
@@ -89,6 +91,7 @@ struct fp_pool {
                                            writes */
     ev_timer           drain_timer;
     ev_timer           balance_timer;   /* look again at jobs sent ahead */
+    ev_timer           rate_timer;      /* a throttled job earns its token */
 
     /* Dynamic pool (pool_autoscale.c); cfg.autoscale_max 0 = off. */
     ev_timer           autoscale_timer; /* next growth or idle expiry */
@@ -135,8 +138,7 @@ void pool_dispatch(struct fp_pool *p);
 void pool_dispatch_init(struct fp_pool *p);
 /* A job ran `secs`: the dispatcher's estimate of run times learns it. */
 void pool_learn_run_time(struct fp_pool *p, double secs);
-struct fp_job *pool_queue_pop(struct fp_pool *p);
-/* Put jobs back at the head of the queue, in their order. */
+/* Put jobs back in the queue at their places (by id). */
 void pool_requeue_front(struct fp_pool *p, struct fp_jobq *jobs);
 
 /* pool_workers.c */

@@ -180,7 +180,7 @@ fp_pool_reload(fp_pool *p)
 static int
 pool_idle(const struct fp_pool *p)
 {
-    if (p->nqueued > 0)
+    if (p->queue.n > 0)
         return 0;
     POOL_FOREACH_WORKER(p, w)
         if (w->nwindow > 0)
@@ -218,8 +218,8 @@ cut_off(struct fp_pool *p)
         return;
     p->phase = POOL_CUT_OFF;
     fp_logf(&p->log, FP_LOG_WARN, "drain cut off: cancelling %zu queued jobs "
-            "and killing busy workers", p->nqueued);
-    while ((job = pool_queue_pop(p)) != NULL)
+            "and killing busy workers", p->queue.n);
+    while ((job = fp_queue_pop_any(&p->queue)) != NULL)
         pool_settle_str(p, job, FP_CANCELLED, "drain timeout");
     POOL_FOREACH_WORKER(p, w) {
         struct fp_job *head = TAILQ_FIRST(&w->window);
@@ -262,7 +262,7 @@ fp_pool_drain(fp_pool *p, double timeout, fp_drained_fn done, void *arg)
     p->drained = done;
     p->drained_arg = arg;
     fp_logf(&p->log, FP_LOG_INFO, "draining: %zu queued, finishing accepted jobs",
-            p->nqueued);
+            p->queue.n);
     if (timeout > 0) {
         ev_timer_set(&p->drain_timer, timeout, 0.);
         ev_timer_start(p->loop, &p->drain_timer);

@@ -299,7 +299,7 @@ on_exited(struct fp_worker *w, const struct fp_worker_exit *x,
         pool_remove_leaving(p, w);      /* w is gone */
         w = NULL;
     } else if (p->phase >= POOL_CUT_OFF
-               || (p->phase == POOL_DRAINING && p->nqueued == 0)) {
+               || (p->phase == POOL_DRAINING && p->queue.n == 0)) {
         /* parked: no process, no restart */
     } else if (failed_start) {
         w->fail_streak++;
@@ -312,7 +312,7 @@ on_exited(struct fp_worker *w, const struct fp_worker_exit *x,
     }
     /* A drain parks slots once nothing is queued; jobs put back since
      * (a retry, a dead worker's window) need a worker again. */
-    if (p->phase == POOL_DRAINING && p->nqueued > 0)
+    if (p->phase == POOL_DRAINING && p->queue.n > 0)
         for (unsigned i = 0; i < p->nworkers; i++)
             if (p->workers[i]->state == WS_DEAD)
                 start(p, p->workers[i]);

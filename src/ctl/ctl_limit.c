@@ -1,0 +1,131 @@
+/*
+ * ctl_limit.c — `forkpoolctl limit KEY RATE [BURST]` and
+ * `forkpoolctl limit --remove KEY`: the `limit` method (SPEC 5.3, 7).
+ * KEY "" or "-" names the pool-wide bucket.  Also the limits part of the
+ * status table.
+ */
+#include "config.h"
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+
+static int
+limit_usage(const char *fmt, const char *arg)
+{
+    fputs("forkpoolctl: limit: ", stderr);
+    fprintf(stderr, fmt, arg);
+    fputs("\nTry 'forkpoolctl --help'.\n", stderr);
+    return CTL_EXIT_USAGE;
+}
+
+/* A finite number >= min, the whole string. */
+static int
+parse_number(const char *s, double min, double *out)
+{
+    char *end;
+
+    errno = 0;
+    *out = strtod(s, &end);
+    return end == s || *end != '\0' || errno != 0 || !isfinite(*out)
+           || *out < min ? -1 : 0;
+}
+
+int
+ctl_limit(const char *path, const char *usage, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "remove", no_argument, NULL, 'r' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct fp_buf params = FP_BUF_INIT;
+    struct ctl_conn conn;
+    struct ctl_response r;
+    msgpack_packer pk;
+    double rate = 0, burst = 0;
+    const char *key;
+    char text[1024];
+    int c, remove = 0, nargs, rc;
+
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (c == 'h') {
+            fputs(usage, stdout);
+            return CTL_EXIT_OK;
+        }
+        if (c != 'r')
+            return limit_usage("unknown option '%s'", argv[optind - 1]);
+        remove = 1;
+    }
+    nargs = argc - optind;
+    if (remove ? nargs != 1 : nargs < 2 || nargs > 3)
+        return limit_usage("%s", remove ? "expects --remove KEY"
+                                        : "expects KEY RATE [BURST]");
+    key = argv[optind];
+    if (strcmp(key, "-") == 0)
+        key = "";
+    if (strlen(key) > 256)
+        return limit_usage("%s", "KEY is longer than 256 bytes");
+    if (!remove && parse_number(argv[optind + 1], 0, &rate) < 0)
+        return limit_usage("RATE: '%s' is not a number >= 0", argv[optind + 1]);
+    if (nargs == 3 && parse_number(argv[optind + 2], 1, &burst) < 0)
+        return limit_usage("BURST: '%s' is not a number >= 1", argv[optind + 2]);
+
+    msgpack_packer_init(&pk, &params, fp_buf_pack_write);
+    msgpack_pack_array(&pk, (size_t)(remove ? 2 : nargs));
+    msgpack_pack_str_with_body(&pk, key, strlen(key));
+    if (remove)
+        msgpack_pack_nil(&pk);
+    else
+        msgpack_pack_double(&pk, rate);
+    if (nargs == 3)
+        msgpack_pack_double(&pk, burst);
+    if (params.len == 0) {
+        fprintf(stderr, "forkpoolctl: limit: out of memory\n");
+        return CTL_EXIT_FAIL;
+    }
+    if (ctl_connect(&conn, path) < 0
+        || ctl_call(&conn, "limit", fp_buf_head(&params), params.len, &r) < 0) {
+        rc = ctl_fail(&conn, "limit");
+    } else if (r.error != NULL) {
+        ctl_error_text(&r, text, sizeof text);
+        fprintf(stderr, "forkpoolctl: limit: %s\n", text);
+        rc = CTL_EXIT_FAIL;
+    } else {
+        rc = puts("true") == EOF || fflush(stdout) == EOF ? CTL_EXIT_FAIL
+                                                        : CTL_EXIT_OK;
+    }
+    ctl_close(&conn);
+    fp_buf_free(&params);
+    return rc;
+}
+
+/* One number of a status "limits" row, or 0. */
+static double
+row_number(const json_t *row, const char *name)
+{
+    const json_t *v = json_object_get(row, name);
+
+    return json_is_number(v) ? json_number_value(v) : 0;
+}
+
+void
+ctl_print_limit_rows(const json_t *limits)
+{
+    const char *key;
+    json_t *row;
+
+    if (!json_is_object(limits) || json_object_size(limits) == 0)
+        return;
+    printf("\n%-24s %10s %8s %8s %8s\n", "LIMIT", "RATE/S", "BURST", "TOKENS",
+           "WAITING");
+    json_object_foreach((json_t *)limits, key, row)
+        printf("%-24.*s %10.6g %8.6g %8.2f %8.0f\n", key[0] ? 256 : 6,
+               key[0] ? key : "(pool)", row_number(row, "rate"),
+               row_number(row, "burst"), row_number(row, "tokens"),
+               row_number(row, "waiting"));
+}

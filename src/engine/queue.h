@@ -1,0 +1,107 @@
+/*
+ * queue.h — the master's queue of accepted jobs that have not started, with
+ * rate limits (SPEC 5.3): a token bucket per key and one pool-wide.
+ *
+ * Jobs wait in lanes, each in the order of their ids: one lane per key that
+ * has a bucket, and the common lane for every other job (no key, or a key
+ * without a bucket).  The next job to start is the lowest id among the lane
+ * heads whose buckets hold a token, so a throttled key waits alone while
+ * every other job goes ahead, and each key stays FIFO.  Only keys given a
+ * bucket (by the operator) get a lane, so picking costs a walk over a few.
+ *
+ * A key record lives while a job of that key lives (counted in `refs`) or
+ * while it has a bucket; then it is freed, so a million distinct keys seen
+ * once cost nothing after their jobs end.
+ *
+ * Pure data: times are passed in (seconds, any monotonic origin), nothing
+ * here knows libev.
+ */
+#ifndef FP_QUEUE_H
+#define FP_QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "job.h"
+
+struct fp_bucket {
+    double rate;        /* tokens per second (0: never refills) */
+    double burst;       /* most tokens held */
+    double tokens;
+    double stamp;       /* when tokens was last brought up to date */
+};
+
+struct fp_key {
+    struct fp_key   *hnext;         /* hash chain */
+    uint64_t         hash;
+    size_t           refs;          /* jobs of this key not yet settled */
+    int              limited;       /* has a bucket (and a lane) */
+    struct fp_bucket bucket;
+    struct fp_jobq   lane;          /* its waiting jobs, while limited */
+    size_t           nwaiting;
+    TAILQ_ENTRY(fp_key) limited_link;
+    char             name[];
+};
+TAILQ_HEAD(fp_keyq, fp_key);
+
+struct fp_queue {
+    struct fp_jobq   lane;          /* jobs no key's bucket governs */
+    size_t           n;             /* every waiting job, all lanes */
+    struct fp_keyq   limited;       /* keys with a bucket */
+    int              global_on;     /* the pool-wide bucket is set */
+    struct fp_bucket global;
+    struct fp_key  **table;         /* key records by name */
+    size_t           tsize;         /* a power of two, or 0 */
+    size_t           nkeys;
+    uint64_t         seed;
+};
+
+void fp_queue_init(struct fp_queue *q, uint64_t seed);
+/* Free the key records; the lanes must be empty. */
+void fp_queue_free(struct fp_queue *q);
+
+/* The record of key `name` with one more reference (created if need be),
+ * or NULL if out of memory. */
+struct fp_key *fp_queue_key_hold(struct fp_queue *q, const char *name);
+/* One reference fewer; the record goes once nothing holds it. */
+void fp_queue_key_drop(struct fp_queue *q, struct fp_key *k);
+/* How many key records exist (a test's window on leaks). */
+size_t fp_queue_nkeys(const struct fp_queue *q);
+
+/* Add a job at the tail of its lane (new jobs: the highest id yet). */
+void fp_queue_push(struct fp_queue *q, struct fp_job *job);
+/* Put a job back in its lane at its place by id (a dead worker's jobs). */
+void fp_queue_put_back(struct fp_queue *q, struct fp_job *job);
+/* Remove a waiting job. */
+void fp_queue_remove(struct fp_queue *q, struct fp_job *job);
+/* The waiting job `id`, or NULL. */
+struct fp_job *fp_queue_find(const struct fp_queue *q, uint64_t id);
+/* Remove and return the earliest waiting job, buckets aside (for a pool
+ * that cancels what is left), or NULL. */
+struct fp_job *fp_queue_pop_any(struct fp_queue *q);
+/* Remove and return the earliest job allowed to start at `now`, taking its
+ * tokens; or NULL, with *wait the seconds until a throttled job may earn
+ * its tokens (< 0: none will without a change of limits). */
+struct fp_job *fp_queue_next(struct fp_queue *q, double now, double *wait);
+
+/* How many waiting jobs could start at `now` as far as their buckets go
+ * (the rest wait for tokens, not for workers). */
+size_t fp_queue_ready(const struct fp_queue *q, double now);
+
+/* Set or change the bucket of `name` ("" or NULL: the pool-wide one):
+ * rate finite and >= 0, burst 0 (max(1, rate)) or finite and >= 1.
+ * A new bucket starts full.  Returns 0, or -1 with errno EINVAL or
+ * ENOMEM. */
+int  fp_queue_limit(struct fp_queue *q, const char *name, double rate,
+                    double burst, double now);
+/* Remove the bucket of `name` ("" or NULL: the pool-wide one): its jobs
+ * rejoin the common lane.  Returns 1 if there was one, else 0. */
+int  fp_queue_unlimit(struct fp_queue *q, const char *name);
+
+/* Fill up to `max` rows (the pool-wide bucket first); returns how many
+ * buckets exist. */
+size_t fp_queue_limits(const struct fp_queue *q, double now,
+                       fp_limit_info *rows, size_t max);
+
+#endif
