@@ -474,21 +474,25 @@ START_TEST(randomized_soak_every_job_gets_exactly_one_right_outcome)
     static unsigned char starts[NJOBS];
     FILE *cf = fopen(count_path, "r");
     unsigned long tag;
+    long pid;
     ck_assert_ptr_nonnull(cf);
     memset(starts, 0, sizeof(starts));
-    while (fscanf(cf, "%lu", &tag) == 1) {
+    while (fscanf(cf, "%lu %ld", &tag, &pid) == 2) {
         ck_assert_msg(tag < NJOBS, "count file: tag %lu", tag);
         if (starts[tag] < 255)
             starts[tag]++;
     }
     fclose(cf);
-    unlink(count_path);
+    if (getenv("FP_SOAK_KEEP") == NULL)     /* kept: "tag pid" per start */
+        unlink(count_path);
     for (int n = 0; n < NJOBS; n++) {
         if (jobs[n].op != OP_PLAIN)
             continue;
+        if (!(jobs[n].got == K_OK ? starts[n] == 1 : starts[n] <= 1))
+            dump_state();
         ck_assert_msg(jobs[n].got == K_OK ? starts[n] == 1 : starts[n] <= 1,
-                      "seed %" PRIu64 ": job %d (%s) started %u times", seed, n,
-                      kind_names[jobs[n].got], starts[n]);
+                      "seed %" PRIu64 ": job %d (id %" PRIu64 ", %s) started %u times",
+                      seed, n, jobs[n].id, kind_names[jobs[n].got], starts[n]);
     }
 
     /* The daemon's counters agree. */

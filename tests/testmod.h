@@ -29,7 +29,7 @@
  *                              recovers from (config "trap_segv"); result
  *                              "recovered"
  *   {"op": "count", "n": n, "path": p}
- *                              append "n\n" to file p, then echo the job
+ *                              append "n pid\n" to file p, then echo the job
  *   {"op": "crash_once", "path": p}
  *                              crash if p did not exist yet (and create
  *                              it), otherwise echo the job

@@ -345,9 +345,9 @@ op_crash_once(void *state, const msgpack_object *job, msgpack_packer *out)
     return op_echo(state, job, out);
 }
 
-/* Append the job's "n" to the file at "path" (one O_APPEND write: whole
- * lines, whatever other workers do), then echo the job: a count of how
- * many times each job started. */
+/* Append "n pid" (the job's "n", the worker's pid) to the file at "path"
+ * (one O_APPEND write: whole lines, whatever other workers do), then echo
+ * the job: a record of where each job started, and how many times. */
 static int
 op_count(void *state, const msgpack_object *job, msgpack_packer *out)
 {
@@ -358,7 +358,8 @@ op_count(void *state, const msgpack_object *job, msgpack_packer *out)
 
     free(path);
     if (fd >= 0 && n != NULL && n->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        int len = snprintf(line, sizeof(line), "%llu\n", (unsigned long long)n->via.u64);
+        int len = snprintf(line, sizeof(line), "%llu %ld\n",
+                           (unsigned long long)n->via.u64, (long)getpid());
         (void)!write(fd, line, (size_t)len);
     }
     if (fd >= 0)

@@ -416,10 +416,10 @@ fp_pool_cancel(fp_pool *p, uint64_t id)
             if (job->state != JOB_ASSIGNED)
                 return 0;       /* cancelled already */
             /* Running: only killing the worker stops it (the outcome is
-             * settled when it is gone).  Sent ahead, not started: it gets
-             * its outcome now and stays in the window, its result dropped
-             * when the worker gets to it. */
-            if (!fp_worker_cancel(w, job))
+             * settled when it is gone).  Sent ahead: taken back, or (the
+             * worker has just started it) it stays in the window, its
+             * result dropped; either way it gets its outcome now. */
+            if (fp_worker_cancel(w, job) != 1)
                 pool_settle_str(p, job, FP_CANCELLED, "cancelled");
             return 1;
         }

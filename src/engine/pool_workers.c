@@ -169,24 +169,32 @@ static void
 settle_head(struct fp_pool *p, const struct fp_worker_exit *x,
             struct fp_job *head, struct fp_jobq *back)
 {
-    char detail[160];
+    char detail[224], killed[160];
+    /* Killed by us for another job (whose end we had not heard of yet). */
+    int for_another = !on_its_own(x) && x->cause != KILL_GRACE
+                      && x->cause != KILL_PROTOCOL && x->kill_job != head->id;
 
     if (p->phase == POOL_CUT_OFF) {
         pool_settle_str(p, head, FP_CANCELLED, "drain timeout");
-    } else if (!on_its_own(x) && x->cause != KILL_GRACE
-               && x->kill_job != head->id) {
-        /* Killed for another job's sake (it had just finished): this one
-         * barely started, so it goes back untouched. */
+    } else if (for_another && !x->head_started) {
+        /* It had not started: it goes back untouched. */
         head->attempts--;
         TAILQ_INSERT_HEAD(back, head, link);
-    } else if (x->cause == KILL_TIMEOUT) {
+    } else if (!for_another && x->cause == KILL_TIMEOUT) {
         snprintf(detail, sizeof(detail), "timed out after %gs", head->timeout);
         pool_settle_str(p, head, FP_TIMEOUT, detail);
-    } else if (x->cause == KILL_CANCEL || x->cause == KILL_CUTOFF) {
+    } else if (!for_another && (x->cause == KILL_CANCEL || x->cause == KILL_CUTOFF)) {
         pool_settle_str(p, head, FP_CANCELLED,
                         x->cause == KILL_CANCEL ? "cancelled" : "drain timeout");
     } else {
         const char *why = x->cause == KILL_PROTOCOL ? "protocol error" : x->death;
+        if (for_another) {
+            /* It had started: it may have done part of its work, so it is
+             * not simply run again (retries apply, as to any crash). */
+            snprintf(killed, sizeof(killed), "%s (its worker was killed to stop "
+                     "job %llu)", x->death, (unsigned long long)x->kill_job);
+            why = killed;
+        }
         if (head->retries_left > 0) {
             head->retries_left--;
             fp_logf(&p->log, FP_LOG_INFO, "job %llu: worker %s; retrying "
@@ -214,10 +222,12 @@ settle_window(struct fp_pool *p, const struct fp_worker_exit *x,
     struct fp_job *job, *head = NULL;
 
     TAILQ_INIT(&back);
-    /* The first job of a window is the running one (unless it was
-     * cancelled while sent ahead: the worker was killed before it ran). */
+    /* The running job: the window's first one, or, behind jobs cancelled
+     * in place, the first other one if the worker had started it. */
     head = TAILQ_FIRST(window);
-    if (head != NULL && head->state == JOB_ASSIGNED) {
+    while (head != NULL && head->state != JOB_ASSIGNED)
+        head = TAILQ_NEXT(head, link);
+    if (head != NULL && (head == TAILQ_FIRST(window) || x->head_started)) {
         TAILQ_REMOVE(window, head, link);
         head->worker = NULL;
     } else {

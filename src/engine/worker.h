@@ -46,6 +46,10 @@ struct fp_worker_exit {
     enum fp_kill_cause  cause;      /* KILL_NONE: it died on its own */
     uint64_t            kill_job;   /* the job a kill was aimed at */
     const char         *why;        /* KILL_PROTOCOL: what it did wrong */
+    int                 head_started; /* the window's first job not cancelled
+                                       had started at the worker (its claim,
+                                       or its bytes went out where there is
+                                       none) */
     int                 was_ready;  /* it said "ready" at some point */
 };
 
@@ -154,9 +158,11 @@ void fp_worker_retire(struct fp_worker *w, const char *why);
 void fp_worker_stop(struct fp_worker *w);
 void fp_worker_kill(struct fp_worker *w, enum fp_kill_cause cause, uint64_t job);
 
-/* A job in its window: cancelled.  The running one's worker is killed; one
- * sent ahead stays in place (its result will be dropped).  Returns 1 if the
- * job was running. */
+/* A job in its window: cancelled.  Returns 1 if it was running (the worker
+ * is killed), 2 if it was sent ahead and is taken back (it has left the
+ * window, not started), 0 if it was sent ahead and the worker has started
+ * it (it stays in place; it is dropped when it comes up, and its result if
+ * one comes). */
 int  fp_worker_cancel(struct fp_worker *w, struct fp_job *job);
 
 

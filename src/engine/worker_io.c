@@ -43,6 +43,7 @@ static void backoff_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents);
 static void grace_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents);
 static void step(struct fp_worker *w, enum fp_wevent ev, const void *arg);
 static void process_input(struct fp_worker *w);
+static int moved_past_head(const struct fp_worker *w);
 
 struct fp_worker *
 fp_worker_new(const struct fp_worker_env *env, unsigned slot)
@@ -253,11 +254,12 @@ start_head(struct fp_worker *w)
     if (head == NULL)
         return;
     if (head->state != JOB_ASSIGNED) {
-        /* Cancelled while sent ahead: only a restart keeps the worker from
-         * running it; the jobs behind it go back to the queue untouched.
-         * (A dead worker's last words are being read: it ran it, and its
-         * result, if there is one, will be dropped.) */
-        if (w->state != WS_DEAD)
+        /* Cancelled while sent ahead, after the worker had started it (else
+         * it was taken back): if it still runs, only a restart stops it; the
+         * jobs behind it go back to the queue untouched.  If the worker has
+         * moved past it (or is dead and its last words are being read), its
+         * result, if one comes, is dropped. */
+        if (w->state != WS_DEAD && !moved_past_head(w))
             fp_worker_kill(w, KILL_CANCEL, head->id);
         return;
     }
@@ -329,11 +331,33 @@ fp_worker_kill(struct fp_worker *w, enum fp_kill_cause cause, uint64_t job)
     step(w, WE_KILL, NULL);
 }
 
+/* Has the worker moved past the window's head?  It runs its jobs in
+ * order, so once it has claimed the next one, the head has ended and its
+ * result is on the way (held for at most a millisecond). */
+static int
+moved_past_head(const struct fp_worker *w)
+{
+    const struct fp_job *head = TAILQ_FIRST(&w->window);
+    const struct fp_job *next = head != NULL ? TAILQ_NEXT(head, link) : NULL;
+
+    if (next == NULL || next->seq == FP_SEQ_NONE || w->hold_area == NULL)
+        return 0;
+    return __atomic_load_n(&w->hold_area->claims[next->seq % FP_CLAIM_RING],
+                           __ATOMIC_ACQUIRE) == (next->seq << 2 | CLAIM_STARTED);
+}
+
 int
 fp_worker_cancel(struct fp_worker *w, struct fp_job *job)
 {
-    if (job != TAILQ_FIRST(&w->window))
-        return 0;           /* sent ahead: dropped when it comes up */
+    /* A head that has ended already is not worth a worker: it is cancelled
+     * in place, its result dropped when it comes. */
+    if (job == TAILQ_FIRST(&w->window) && moved_past_head(w))
+        return 0;
+    if (job != TAILQ_FIRST(&w->window)) {
+        /* Sent ahead: taken back if the worker has not started it; else
+         * it stays, and is dropped when it comes up. */
+        return fp_worker_take_back(w, job) ? 2 : 0;
+    }
     fp_worker_kill(w, KILL_CANCEL, job->id);
     return 1;
 }
@@ -358,8 +382,8 @@ job_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents)
     struct fp_job *head = TAILQ_FIRST(&w->window);
     (void)loop; (void)revents;
 
-    if (head == NULL)
-        return;
+    if (head == NULL || moved_past_head(w))
+        return;     /* it has ended: its result is on the way */
     fp_logf(w->env->log, FP_LOG_WARN, "job %llu timed out after %gs; killing "
             "worker %ld", (unsigned long long)head->id, head->timeout, (long)w->pid);
     fp_worker_kill(w, KILL_TIMEOUT, head->id);
@@ -570,6 +594,24 @@ recover_held(struct fp_worker *w)
  * Death
  * ------------------------------------------------------------------------ */
 
+/* Had the window's first job not cancelled already started at the worker?
+ * Its claim says so where there is one; without (an --exec worker, one job
+ * at a time), its bytes having gone out does. */
+static int
+head_started(const struct fp_worker *w)
+{
+    const struct fp_job *head = TAILQ_FIRST(&w->window);
+
+    while (head != NULL && head->state != JOB_ASSIGNED)
+        head = TAILQ_NEXT(head, link);
+    if (head == NULL || head->seq == FP_SEQ_NONE)
+        return 0;
+    if (w->hold_area == NULL)
+        return head == TAILQ_FIRST(&w->window);
+    return __atomic_load_n(&w->hold_area->claims[head->seq % FP_CLAIM_RING],
+                           __ATOMIC_ACQUIRE) == (head->seq << 2 | CLAIM_STARTED);
+}
+
 /* WA_REAP: the process is gone (the state is WS_DEAD already).  Read what
  * it left, close everything, hand its window to the owner. */
 static void
@@ -592,10 +634,14 @@ reap(struct fp_worker *w, enum fp_wstate from, int status)
      * it held in the shared area after that (reading() skips both after a
      * protocol error). */
     if (w->fd >= 0) {
+        /* Frames already read but left unprocessed when it was killed
+         * come first: their results count as much as the rest. */
+        process_input(w);
         read_some(w, SIZE_MAX);
         if (reading(w))
             recover_held(w);
     }
+    x.head_started = head_started(w);
     hold_area_free(w);
     /* Its last words, before the owner logs the death.  (A process it
      * left behind may still hold the pipe: what is there now is read.) */
