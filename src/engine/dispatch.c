@@ -15,6 +15,7 @@
 #include "config.h"
 
 #include "pool_int.h"
+#include "worker_hold.h"
 
 /* Weight of the newest run time in the moving average. */
 #define EST_WEIGHT       0.125
@@ -42,7 +43,10 @@ pool_learn_run_time(struct fp_pool *p, double secs)
 
 /* How long a job queued behind `behind` jobs of `w`'s window (its head
  * included) would wait to start.  A head that has already run longer than
- * the estimate is expected to run as long again. */
+ * the estimate is expected to run as long again -- not counting the time a
+ * module worker may hold a finished job's result before we hear of it
+ * (else a worker racing through trivial jobs would look stuck between its
+ * batches of results). */
 static double
 expected_wait(const struct fp_pool *p, const struct fp_worker *w, unsigned behind)
 {
@@ -51,6 +55,8 @@ expected_wait(const struct fp_pool *p, const struct fp_worker *w, unsigned behin
     if (behind == 0)
         return 0;
     ran = ev_now(p->loop) - w->job_started;
+    if (fp_worker_can_take_back(w))
+        ran = ran > FP_HOLD_MAX_WAIT ? ran - FP_HOLD_MAX_WAIT : 0;
     head_left = est > ran ? est - ran : ran;
     return head_left + (behind - 1) * est;
 }

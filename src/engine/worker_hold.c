@@ -11,7 +11,8 @@
 #include "worker_hold.h"
 
 #define HOLD_RESULTS  64                /* results held at most */
-#define HOLD_NS       1000000ull        /* 1 ms: the longest a result waits */
+#define HOLD_NS       ((uint64_t)(FP_HOLD_MAX_WAIT * 1e9))  /* the longest a
+                                                          result waits */
 #define FLUSHER_STACK (64 * 1024)
 
 enum { OWN_NONE = 0, OWN_MAIN, OWN_FLUSHER };

@@ -30,6 +30,10 @@
 
 #include "worker_claim.h"
 
+/* The longest a worker holds a finished job's result before writing it
+ * (seconds): the master may hear of a job's end this much late. */
+#define FP_HOLD_MAX_WAIT 0.001
+
 /* Size of the shared area, header included. */
 #define FP_HOLD_AREA (144 * 1024)    /* 16 KiB of it claims */
 
