@@ -852,6 +852,68 @@ START_TEST(client_whose_jobs_pile_up_is_not_read_further)
 }
 END_TEST
 
+/* Reading paused by PENDING_HIGH with whole requests already read but not
+ * yet handled, and nothing more coming from the client: once its jobs end,
+ * those requests are handled too (the paused reader must not wait for new
+ * bytes first).  Every request gets its response. */
+START_TEST(requests_read_before_a_pause_are_handled_after_it)
+{
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "1", NULL));
+    struct h_rpc *a = h_connected(d), *b = h_connected(d);
+    enum { PAD = 4096, N = 4600 };     /* 18 MiB of payload: past the bound */
+    static char pad[PAD];
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    uint32_t first = a->next_msgid;
+
+    uint32_t hang = h_rpc_submit(b, "{\"op\": \"hang\"}", NULL);
+    (void)hang;
+    memset(pad, 'q', sizeof(pad));
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    for (int i = 0; i < N; i++) {
+        msgpack_pack_array(&pk, 4);
+        msgpack_pack_int(&pk, 0);
+        msgpack_pack_uint32(&pk, a->next_msgid++);
+        msgpack_pack_str_with_body(&pk, "submit", 6);
+        msgpack_pack_array(&pk, 1);
+        msgpack_pack_str_with_body(&pk, pad, sizeof(pad));
+    }
+    /* Write it all (the daemon reads on while jobs end), then nothing more. */
+    size_t off = 0;
+    int64_t deadline = h_now_ms() + 60000;
+    int cancelled = 0;
+    while (off < sb.size) {
+        ck_assert_msg(h_now_ms() < deadline, "could not write the requests");
+        ssize_t n = send(a->fd, sb.data + off, sb.size - off, MSG_NOSIGNAL);
+        if (n > 0) {
+            off += (size_t)n;
+            continue;
+        }
+        if (!cancelled) {       /* paused: let the jobs run */
+            struct h_resp *r = h_rpc_call(b, "cancel", "[1]");
+            ck_assert_ptr_nonnull(r);
+            h_resp_free(r);
+            cancelled = 1;
+        }
+        struct pollfd pfd = { .fd = a->fd, .events = POLLOUT | POLLIN };
+        poll(&pfd, 1, 100);
+        h_rpc_wait(a, 0, 0);    /* take what came: msgid 0 is never used */
+        h_daemon_pump(d, 0);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    ck_assert_msg(cancelled, "the daemon read all %d requests without a pause", N);
+    /* Every request is answered. */
+    while (a->got < a->next_msgid - 1) {
+        ck_assert_msg(h_now_ms() < deadline, "%zu of %d responses", a->got - (first - 1), N);
+        h_rpc_wait(a, 0, 200);
+        for (size_t i = 0; i < a->nstash; i++)
+            h_resp_free(a->stash[i]);
+        a->nstash = 0;
+    }
+}
+END_TEST
+
 static Suite *
 soak_suite(void)
 {
@@ -867,6 +929,7 @@ soak_suite(void)
     tcase_add_test(tc, stalled_clients_do_not_delay_others);
     tcase_add_test(tc, client_not_reading_responses_does_not_grow_daemon_memory);
     tcase_add_test(tc, client_whose_jobs_pile_up_is_not_read_further);
+    tcase_add_test(tc, requests_read_before_a_pause_are_handled_after_it);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -167,8 +167,8 @@ client_read_cb(struct ev_loop *loop, ev_io *io, int revents)
     }
     ssize_t got = read(c->fd, room, READ_CHUNK);
     if (got < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
-        return;
-    if (got <= 0) {
+        got = 0;    /* nothing new: frames kept from a pause may still wait */
+    else if (got <= 0) {
         client_close(c);
         return;
     }
