@@ -467,7 +467,7 @@ print_targets(const struct opts *o, const struct extras *ex)
         { "library 2w vs python imap_unordered", r_py >= 0, r_py, 20, 0, "x" },
         { "library 2w vs raw batched bound", r_raw >= 0, r_raw, 0.5, 0, "x" },
         { "daemon RPC vs python imap_unordered", r_dpy >= 0, r_dpy, 10, 0, "x" },
-        { "forkpoolctl map vs python imap", r_cpy >= 0, r_cpy, 5, 0, "x" },
+        { "forkpoolctl map vs python imap", r_cpy >= 0, r_cpy, 6, 0, "x" },
         { "batch API 2w vs python map (chunked)", r_bpm >= 0, r_bpm, 0.5, 0, "x" },
         { "1 MiB payloads, library 2w", lib2_1m >= 0,
           lib2_1m * (double)(1u << 20) / 1e9, 2, 0, " GB/s" },
