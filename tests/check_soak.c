@@ -2,7 +2,9 @@
  * check_soak.c — forkpoold under sustained, randomized load (SPEC §3, §5,
  * §7): every accepted job gets exactly one outcome of the right kind while
  * jobs crash, hang, fail and get cancelled and the pool is scaled and
- * reloaded underneath them; slow or stalled clients do not hold up others;
+ * reloaded underneath them — on a fixed pool, and on a dynamic one
+ * (--autoscale) whose keyed jobs meet rate limits that change between
+ * waves; slow or stalled clients do not hold up others;
  * a client that never reads cannot make the master's memory grow without
  * bound; the master stays flat (fds, RSS, worker count) over the run.
  *
@@ -164,6 +166,28 @@ static char count_path[64];
 #define MAX_HANGS_PER_WAVE 2
 #define BURST_WAVE 15
 
+/* What the soak varies besides the jobs: a fixed pool, or a dynamic one
+ * whose jobs carry rate-limit keys whose buckets change between waves. */
+struct soak_mode {
+    const char *name;
+    const char *args[8];    /* forkpoold arguments after the module */
+    int  rest_workers;      /* pool size once idle (-w, or autoscale MIN) */
+    int  scale_lo, scale_hi; /* range of random `scale` calls */
+    int  keyed;             /* jobs get random keys; limits change */
+};
+
+static const struct soak_mode fixed_mode = {
+    "fixed", { "-w", "3", NULL }, 3, 1, 4, 0
+};
+/* The idle timeout is short so that retiring happens many times in a run;
+ * MIN 2 so the backlog of every wave makes it grow. */
+static const struct soak_mode dynamic_mode = {
+    "dynamic", { "--autoscale", "2-6", "--idle-timeout", "0.15", NULL }, 2, 2, 6, 1
+};
+static const struct soak_mode *mode;
+static long max_waiting;    /* most jobs seen waiting for tokens at once */
+static const char *const soak_keys[] = { NULL, "a", "b", "c" };
+
 struct sjob {
     enum op    op;
     int        conn;
@@ -252,6 +276,16 @@ submit_wave(struct h_rpc **conns, int from, int to, int warm)
         ck_assert_ptr_nonnull(j->json);
         j->conn = (int)rnd_below(NCONN);
         j->got = K_NONE;
+        const char *key = mode->keyed ? soak_keys[rnd_below(4)] : NULL;
+        char kopts[96];
+        if (key != NULL) {
+            const char *timeout = opts != NULL ? strstr(opts, "\"timeout\"") : NULL;
+            snprintf(kopts, sizeof(kopts), "{\"key\": \"%s\"%s%.*s}", key,
+                     timeout != NULL ? ", " : "",
+                     timeout != NULL ? (int)(strlen(timeout) - 1) : 0,
+                     timeout != NULL ? timeout : "");
+            opts = kopts;
+        }
         j->msgid = h_rpc_submit(conns[j->conn], j->json, opts);
     }
     for (int i = 0; i < NCONN; i++)
@@ -331,7 +365,44 @@ collect_wave(struct h_rpc **conns, int from, int to)
     }
 }
 
-/* Random control traffic between waves: cancels, scale, SIGHUP, reload. */
+/* Set, change or remove a random key's bucket (the pool-wide one too).
+ * Rates stay high enough that a wave still ends within its wait: the soak
+ * is about jobs held in the master's queue and passed over, not about
+ * waiting. */
+static void
+change_limits(struct h_rpc *ctl)
+{
+    int n = (int)rnd_below(3);
+
+    for (int k = 0; k < n; k++) {
+        const char *key = soak_keys[rnd_below(4)];
+        char params[96];
+        if (key == NULL)
+            key = "";
+        if (rnd_below(3) == 0)
+            snprintf(params, sizeof(params), "[\"%s\", null]", key);
+        else
+            snprintf(params, sizeof(params), "[\"%s\", %u, %u]", key,
+                     (*key == '\0' ? 1000 : 150) + rnd_below(3000), 1 + rnd_below(40));
+        struct h_resp *r = h_rpc_call(ctl, "limit", params);
+        ck_assert_msg(r != NULL && r->error == NULL, "limit %s failed", params);
+        ck_assert_str_eq(h_json(r->result), "true");
+        h_resp_free(r);
+    }
+    /* How many jobs the buckets hold back right now (summed over keys). */
+    struct h_resp *st = h_status(ctl);
+    const msgpack_object *limits = h_get(st->result, "limits");
+    long waiting = 0;
+    if (limits != NULL && limits->type == MSGPACK_OBJECT_MAP)
+        for (uint32_t i = 0; i < limits->via.map.size; i++)
+            waiting += h_get_int(&limits->via.map.ptr[i].val, "waiting");
+    if (waiting > max_waiting)
+        max_waiting = waiting;
+    h_resp_free(st);
+}
+
+/* Random control traffic between waves: cancels, scale, limits, SIGHUP,
+ * reload. */
 static void
 chaos(struct h_daemon *d, struct h_rpc *ctl, int wave, int submitted)
 {
@@ -354,7 +425,7 @@ chaos(struct h_daemon *d, struct h_rpc *ctl, int wave, int submitted)
         h_resp_free(r);
     }
     if (rnd_below(4) == 0) {
-        int n = 1 + (int)rnd_below(4);
+        int n = mode->scale_lo + (int)rnd_below((unsigned)(mode->scale_hi - mode->scale_lo + 1));
         char params[16], want[32];
         snprintf(params, sizeof(params), "[%d]", n);
         snprintf(want, sizeof(want), "{\"workers\":%d}", n);
@@ -363,6 +434,8 @@ chaos(struct h_daemon *d, struct h_rpc *ctl, int wave, int submitted)
         ck_assert_str_eq(h_json(r->result), want);
         h_resp_free(r);
     }
+    if (mode->keyed)
+        change_limits(ctl);
     if (rnd_below(6) == 0)
         h_daemon_kill(d, SIGHUP);
     if (rnd_below(10) == 0) {
@@ -383,7 +456,8 @@ chaos(struct h_daemon *d, struct h_rpc *ctl, int wave, int submitted)
     }
 }
 
-START_TEST(randomized_soak_every_job_gets_exactly_one_right_outcome)
+static void
+run_soak(const struct soak_mode *m)
 {
     const char *env = getenv("FP_SOAK_SEED");
     int64_t t0 = h_now_ms();
@@ -391,8 +465,10 @@ START_TEST(randomized_soak_every_job_gets_exactly_one_right_outcome)
     seed = env != NULL && *env != '\0' ? strtoull(env, NULL, 0)
                                        : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 16);
     rng_state = seed;
-    fprintf(stderr, "soak: seed %" PRIu64 " (replay with FP_SOAK_SEED=%" PRIu64 ")\n",
-            seed, seed);
+    mode = m;
+    max_waiting = 0;
+    fprintf(stderr, "soak (%s pool): seed %" PRIu64 " (replay with FP_SOAK_SEED=%" PRIu64
+            ")\n", m->name, seed, seed);
     memset(jobs, 0, sizeof(jobs));
     memset(cancel_res, 0, sizeof(cancel_res));
     snprintf(count_path, sizeof(count_path), "/tmp/fp-soak-count-XXXXXX");
@@ -400,7 +476,9 @@ START_TEST(randomized_soak_every_job_gets_exactly_one_right_outcome)
     ck_assert_int_ge(count_fd, 0);
     close(count_fd);
 
-    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "3", NULL));
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, m->args[0], m->args[1], m->args[2],
+                                                  m->args[3], m->args[4], m->args[5],
+                                                  m->args[6], NULL));
     struct h_rpc *conns[NCONN], *ctl;
     for (int i = 0; i < NCONN; i++)
         conns[i] = h_connected(d);
@@ -414,7 +492,7 @@ START_TEST(randomized_soak_every_job_gets_exactly_one_right_outcome)
     collect_wave(conns, 0, 2 * PER_WAVE);
 
     struct settled s;
-    ck_assert_msg(settle(d, ctl, 3, -1, 10000, &s), "pool did not settle after warm-up: "
+    ck_assert_msg(settle(d, ctl, m->rest_workers, -1, 10000, &s), "pool did not settle after warm-up: "
                   "workers %d busy %d queued %d pids %d children %d", s.workers, s.busy,
                   s.queued, s.pids, s.children);
     int fds0 = s.fds;
@@ -504,16 +582,28 @@ START_TEST(randomized_soak_every_job_gets_exactly_one_right_outcome)
     ck_assert_int_eq(h_get_int(st->result, "cancelled"), count[K_CANCELLED]);
     h_resp_free(st);
 
-    /* Flat master: back at 3 workers, the same fds, RSS within bounds, as
-     * many worker processes as the scale says. */
-    struct h_resp *r = h_rpc_call(ctl, "scale", "[3]");
-    ck_assert_msg(r != NULL && r->error == NULL, "scale 3 failed");
-    h_resp_free(r);
-    int ok = settle(d, ctl, 3, fds0, 10000, &s);
+    /* Flat master: back at its resting size, the same fds, RSS within
+     * bounds, as many worker processes as the scale says.  A dynamic pool
+     * gets there by itself once idle; its buckets are removed first. */
+    if (m->keyed) {
+        for (int k = 0; k < 4; k++) {
+            char params[32];
+            snprintf(params, sizeof(params), "[\"%s\", null]",
+                     soak_keys[k] != NULL ? soak_keys[k] : "");
+            struct h_resp *lr = h_rpc_call(ctl, "limit", params);
+            ck_assert_msg(lr != NULL && lr->error == NULL, "limit %s failed", params);
+            h_resp_free(lr);
+        }
+    } else {
+        struct h_resp *r = h_rpc_call(ctl, "scale", "[3]");
+        ck_assert_msg(r != NULL && r->error == NULL, "scale 3 failed");
+        h_resp_free(r);
+    }
+    int ok = settle(d, ctl, m->rest_workers, fds0, 10000, &s);
     long rss1 = rss_kib(d->pid);
-    fprintf(stderr, "soak: %d jobs: ok %ld error %ld crashed %ld timeout %ld cancelled %ld "
+    fprintf(stderr, "soak (%s pool): %d jobs: ok %ld error %ld crashed %ld timeout %ld cancelled %ld "
             "(cancel true %d, false %d); fds %d -> %d; VmRSS %ld -> %ld KiB; %.1f s\n",
-            NJOBS, count[K_OK], count[K_ERROR], count[K_CRASHED], count[K_TIMEOUT],
+            m->name, NJOBS, count[K_OK], count[K_ERROR], count[K_CRASHED], count[K_TIMEOUT],
             count[K_CANCELLED], ncancel_true, ncancel_false, fds0, s.fds, rss0, rss1,
             (double)(h_now_ms() - t0) / 1000.0);
     ck_assert_msg(ok, "seed %" PRIu64 ": master not back to its warm-up state: workers %d "
@@ -521,6 +611,15 @@ START_TEST(randomized_soak_every_job_gets_exactly_one_right_outcome)
                   s.workers, s.busy, s.queued, s.pids, s.children, s.fds, fds0);
     ck_assert_msg(rss1 <= rss0 + 8 * 1024 + RSS_SLACK_KIB, "master VmRSS grew from %ld to "
                   "%ld KiB", rss0, rss1);
+
+    if (m->keyed) {
+        /* The run really exercised the dynamic pool. */
+        ck_assert_msg(h_log_count(d, "autoscale: adding") > 0, "the pool never grew");
+        ck_assert_msg(h_log_count(d, "autoscale: retiring") > 0, "the pool never shrank");
+        ck_assert_msg(max_waiting > 0, "no job ever waited for a token");
+        fprintf(stderr, "soak (%s pool): up to %ld jobs waited for tokens at once\n",
+                m->name, max_waiting);
+    }
 
     h_daemon_kill(d, SIGTERM);
     int status = h_daemon_wait(d, 10000);
@@ -531,6 +630,20 @@ START_TEST(randomized_soak_every_job_gets_exactly_one_right_outcome)
         free(jobs[n].json);
         jobs[n].json = NULL;
     }
+}
+
+START_TEST(randomized_soak_every_job_gets_exactly_one_right_outcome)
+{
+    run_soak(&fixed_mode);
+}
+END_TEST
+
+/* The same soak on a dynamic pool (grown by every wave's backlog, shrunk
+ * between waves) whose jobs carry keys whose buckets change underneath
+ * them: jobs held back for tokens, passed over, taken back from windows. */
+START_TEST(randomized_soak_dynamic_pool_rate_limits)
+{
+    run_soak(&dynamic_mode);
 }
 END_TEST
 
@@ -922,6 +1035,7 @@ soak_suite(void)
 
     tc = h_tcase("soak", 120);
     tcase_add_test(tc, randomized_soak_every_job_gets_exactly_one_right_outcome);
+    tcase_add_test(tc, randomized_soak_dynamic_pool_rate_limits);
     tcase_add_test(tc, scale_down_during_reload_keeps_workers);
     suite_add_tcase(s, tc);
 
