@@ -156,6 +156,12 @@ void bench_lib_idle_mem(const struct bench_args *a, struct bench_result *r);
  * config); a->count > 0: that many 32 B echo jobs first, on the same pool
  * (its run-time estimate then says "trivial jobs").  See mixed_finish. */
 void bench_lib_mixed(const struct bench_args *a, struct bench_result *r);
+/* a->count jobs of one key throttled to RATE_LIMIT/s (burst RATE_BURST)
+ * beside a stream of unkeyed echo jobs: aux[0] = achieved starts/s of the
+ * key, aux[1] = aux[0] / RATE_LIMIT, aux[2] = unkeyed jobs/s meanwhile. */
+#define RATE_LIMIT 1000.0
+#define RATE_BURST 10
+void bench_lib_rate(const struct bench_args *a, struct bench_result *r);
 
 /* bench_raw.c */
 void bench_raw(const struct bench_args *a, struct bench_result *r);

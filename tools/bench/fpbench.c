@@ -352,8 +352,8 @@ run_mixed(const struct bench_args *base, struct opts *o, int have_python)
  * ------------------------------------------------------------------------ */
 
 struct extras {
-    struct bench_result crash, rss, lmem, dmem;
-    unsigned            crashes, rss_jobs, mem_jobs;
+    struct bench_result crash, rss, lmem, dmem, rate;
+    unsigned            crashes, rss_jobs, mem_jobs, rate_jobs;
 };
 
 static void
@@ -364,6 +364,7 @@ run_extras(const struct bench_args *base, struct opts *o, struct extras *ex)
     ex->crashes = o->quick ? 30 : 200;
     ex->rss_jobs = o->quick ? 100000 : 1000000;
     ex->mem_jobs = o->quick ? 2000 : 10000;
+    ex->rate_jobs = o->quick ? 1000 : 5000;
     a.payload = 32;
     a.workers = 2;
     a.window = 256;
@@ -377,6 +378,9 @@ run_extras(const struct bench_args *base, struct opts *o, struct extras *ex)
     fprintf(stderr, "fpbench: idle worker memory\n");
     measure(o, bench_lib_idle_mem, &a, &ex->lmem, 60);
     measure(o, bench_daemon_idle_mem, &a, &ex->dmem, 60);
+    a.count = ex->rate_jobs;
+    fprintf(stderr, "fpbench: rate limit, %u throttled jobs\n", ex->rate_jobs);
+    measure(o, bench_lib_rate, &a, &ex->rate, 60);
 }
 
 static void
@@ -438,6 +442,20 @@ print_extras(const struct opts *o, const struct extras *ex)
     else
         printf("idle worker memory: FAILED: %s %s\n",
                ex->lmem.ok ? "" : ex->lmem.note, ex->dmem.ok ? "" : ex->dmem.note);
+    if (ex->rate.ok) {
+        double free_lib2 = FIELD(res[0][R_LIB2], o->reps, jobs_s);
+        char base[64] = "";
+        if (free_lib2 > 0)
+            snprintf(base, sizeof(base), " (%.0f%% of the unthrottled row)",
+                     100 * ex->rate.aux[2] / free_lib2);
+        printf("rate limit (library, 2 workers): %u jobs of key \"throttled\" at "
+               "%.0f/s, burst %d, submitted at once:\n  achieved %.1f starts/s = "
+               "%.3f x the limit; meanwhile %.0f unkeyed echo jobs/s%s\n",
+               ex->rate_jobs, RATE_LIMIT, RATE_BURST, ex->rate.aux[0], ex->rate.aux[1],
+               ex->rate.aux[2], base);
+    } else {
+        printf("rate limit: FAILED: %s\n", ex->rate.note);
+    }
 }
 
 struct target {
