@@ -276,6 +276,42 @@ START_TEST(ordinary_text_is_streamed_without_the_tree)
 }
 END_TEST
 
+/* A text that is only a $bin object is packed without the parser
+ * (pack_bin_text); every near miss must still come out as the tree path
+ * says, accepted or refused. */
+START_TEST(bin_only_texts_pack_as_the_tree_says)
+{
+    static const char *const texts[] = {
+        "{\"$bin\":\"AAECAwQ=\"}", "  {\"$bin\" : \"AAECAwQ=\" }\r\n\t",
+        "{\"$bin\":\"\"}", "{\"$bin\":\"AA==\"}", "{\"$bin\":\"AAA=\"}",
+        "{\"$bin\":\"+/+/\"}", "{\"$bin\":\"\\/\\/\\/\\/\"}",      /* escaped '/' */
+        "{\"$bin\":\"AAECAwQ\"}", "{\"$bin\":\"AAECAwQ==\"}", "{\"$bin\":\"A===\"}",
+        "{\"$bin\":\"AB==\"}", "{\"$bin\":\"AA=A\"}", "{\"$bin\":\"AA AA\"}",
+        "{\"$bin\":\"AAECAwQ=\"}x", "{\"$bin\":\"AAECAwQ=\"}{}",
+        "{\"$bin\":\"AAECAwQ=\",}", "{\"$bin\":\"AAECAwQ=\"", "{\"$bin\":\"AAEC",
+        "{\"$bin\":AAECAwQ=}", "{\"$bin\" \"AAECAwQ=\"}", "{\"$bin\":\"AAECAwQ=\"]",
+        "{\"$bi\":\"AAECAwQ=\"}", "{\"$binx\":\"AAECAwQ=\"}", "{ \"$bin\":1}",
+        "{\"\\u0024bin\":\"AAECAwQ=\"}", "{\"$bin\":\"AAECAwQ=\",\"$bin\":\"AA==\"}",
+        "{\"$bin\":\"\xc3\xa9\"}", "{\"$bin\":\"AAECAwQ=\"}\v", "\v{\"$bin\":\"AA==\"}",
+        "[{\"$bin\":\"AAECAwQ=\"}]", "{\"$bin\":\"AAECAwQ=\\\"\"}",
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+        check_text(texts[i], strlen(texts[i]));
+    /* A big one, as a 1 MiB job is sent. */
+    size_t n = 3 << 18, len = 12 + n + 2;
+    char *big = malloc(len + 1);
+    ck_assert_ptr_nonnull(big);
+    memcpy(big, "{\"$bin\": \"", 10);
+    for (size_t k = 0; k < n; k++)
+        big[10 + k] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[k % 64];
+    memcpy(big + 10 + n, "\"}\n", 3);
+    ck_assert(check_text(big, 10 + n + 3));
+    big[10 + n / 2] = '*';
+    check_text(big, 10 + n + 3);
+    free(big);
+}
+END_TEST
+
 /* Containers nest FP_MAX_DEPTH deep at most; a $bin form is no container
  * and may sit at that depth. */
 START_TEST(nesting_limits_hold_when_streamed)
@@ -638,6 +674,7 @@ jsonstream_suite(void)
     tcase_add_loop_test(tc, each_text_rule_packs_as_the_table_says, 0,
                         sizeof pack_cases / sizeof pack_cases[0]);
     tcase_add_test(tc, ordinary_text_is_streamed_without_the_tree);
+    tcase_add_test(tc, bin_only_texts_pack_as_the_tree_says);
     tcase_add_test(tc, nesting_limits_hold_when_streamed);
     tcase_add_test(tc, container_sizes_take_every_header_width);
     tcase_add_test(tc, duplicate_keys_in_big_objects_are_found);
