@@ -10,7 +10,11 @@
 #include <ev.h>
 #include "forkpool.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <msgpack.h>
 
 #include "pool_harness.h"
 
@@ -110,6 +114,79 @@ START_TEST(idle_worker_takes_over_jobs_sent_ahead)
 }
 END_TEST
 
+/* A worker stuck in a long job reads nothing: jobs sent ahead to it and
+ * taken back leave their frames in its socket, and their claim slots must
+ * not be reused before it reads them.  Blind windows refill the stuck
+ * worker again and again while thousands of jobs pass through the other
+ * one; once released, it must skip every job it gave up.  Each job writes
+ * its start into a file: exactly one line per job. */
+START_TEST(jobs_taken_back_from_a_stuck_worker_start_once)
+{
+    enum { BURST = 256, NJOBS = 3 * 2048 + BURST };
+    fp_config cfg;
+    char dir[] = "/tmp/fp-lap-XXXXXX", gate[64], count[64];
+    char *seen;
+
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(gate, sizeof gate, "%s/gate", dir);
+    snprintf(count, sizeof count, "%s/count", dir);
+    base_config(&cfg, 2);
+    cfg.prefetch_wait = -1;         /* blind: the stuck worker's window refills */
+    start_pool(&cfg);
+    run_until(two_idle, 20, "both workers ready");
+    warm_up(4);
+    size_t before = H.nrecs;
+    uint64_t stuck = submit_op_str("gate", "path", gate, NULL);
+    for (int done = 0; done < NJOBS; done += BURST) {
+        for (int k = done; k < done + BURST; k++) {
+            msgpack_sbuffer sb;
+            msgpack_packer pk;
+            msgpack_sbuffer_init(&sb);
+            msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+            msgpack_pack_map(&pk, 3);
+            msgpack_pack_str_with_body(&pk, "op", 2);
+            msgpack_pack_str_with_body(&pk, "count", 5);
+            msgpack_pack_str_with_body(&pk, "n", 1);
+            msgpack_pack_uint32(&pk, (uint32_t)k);
+            msgpack_pack_str_with_body(&pk, "path", 4);
+            msgpack_pack_str_with_body(&pk, count, strlen(count));
+            submit_bytes(sb.data, sb.size, NULL);
+            msgpack_sbuffer_destroy(&sb);
+        }
+        wait_outcomes(before + (size_t)done + BURST, 60);
+    }
+    ck_assert_uint_eq(count_for(stuck), 0);     /* still held at the gate */
+    FILE *g = fopen(gate, "w");
+    ck_assert_ptr_nonnull(g);
+    fclose(g);
+    wait_outcomes(before + NJOBS + 1, 60);
+    ck_assert_int_eq(rec_for(stuck)->kind, FP_OK);
+
+    seen = calloc(NJOBS, 1);
+    ck_assert_ptr_nonnull(seen);
+    FILE *f = fopen(count, "r");
+    ck_assert_ptr_nonnull(f);
+    unsigned long tag;
+    long pid;
+    int lines = 0;
+    while (fscanf(f, "%lu %ld", &tag, &pid) == 2) {
+        ck_assert_uint_lt(tag, NJOBS);
+        ck_assert_msg(seen[tag] == 0, "job %lu started twice", tag);
+        seen[tag] = 1;
+        lines++;
+    }
+    fclose(f);
+    ck_assert_int_eq(lines, NJOBS);
+    for (size_t i = before; i < H.nrecs; i++)
+        ck_assert_int_eq(H.recs[i].kind, FP_OK);
+    ck_assert_uint_eq(stats().restarts, 0);     /* no protocol error kill */
+    free(seen);
+    unlink(gate);
+    unlink(count);
+    rmdir(dir);
+}
+END_TEST
+
 /* Run times unknown, or long: nothing is sent ahead of a running job; an
  * idle worker always gets the next job. */
 START_TEST(nothing_sent_ahead_of_jobs_of_unknown_length)
@@ -146,6 +223,7 @@ pool_dispatch_suite(void)
     tcase_add_loop_test(tc, queue_max_counts_jobs_sent_ahead, 0, 2);
     tcase_add_loop_test(tc, idle_worker_takes_over_jobs_sent_ahead, 0, 2);
     tcase_add_test(tc, nothing_sent_ahead_of_jobs_of_unknown_length);
+    tcase_add_test(tc, jobs_taken_back_from_a_stuck_worker_start_once);
     suite_add_tcase(s, tc);
     return s;
 }

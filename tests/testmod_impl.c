@@ -367,6 +367,20 @@ op_count(void *state, const msgpack_object *job, msgpack_packer *out)
     return op_echo(state, job, out);
 }
 
+/* Wait (at most a minute) until the file at "path" exists, then echo the
+ * job: a job that runs exactly as long as the test wants. */
+static int
+op_gate(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    char *path = strdup_or(get(job, "path"), "");
+    struct timespec ts = { 0, 1000000 };
+
+    for (int i = 0; i < 60000 && access(path, F_OK) != 0; i++)
+        nanosleep(&ts, NULL);
+    free(path);
+    return op_echo(state, job, out);
+}
+
 static const struct {
     const char *name;
     op_fn      *fn;
@@ -382,6 +396,7 @@ static const struct {
     { "raw", op_raw },              { "greet", op_greet },
     { "fork_abort", op_fork_abort }, { "trapped_fault", op_trapped_fault },
     { "crash_once", op_crash_once }, { "count", op_count },
+    { "gate", op_gate },
 };
 
 int

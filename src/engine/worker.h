@@ -107,6 +107,8 @@ struct fp_worker {
     struct fp_job     *send_next;   /* first job in window not fully sent */
     size_t             send_off;    /* bytes of it (hdr + payload) sent */
     uint64_t           next_seq;    /* number of the next job written */
+    uint64_t           read_seq;    /* every job numbered below it has been
+                                       read by the worker (worker_claim.h) */
     ev_tstamp          spawned_at;
     ev_tstamp          ready_at;    /* 0 until it says "ready" */
     ev_tstamp          job_started; /* when the window's head began */

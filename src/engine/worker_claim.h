@@ -12,7 +12,12 @@
  * the master moves it to CLAIM_TAKEN.  Whoever's compare-and-swap wins has
  * it; a worker that finds its job taken skips it without a word.
  *
- * The ring only needs to be longer than the deepest window.  A hostile
+ * A slot is reused FP_CLAIM_RING jobs later, so at most that many jobs may
+ * be out that the worker has not read yet: not only the window, but also
+ * jobs taken back, whose frames stay in the socket until the worker reads
+ * past them (a worker stuck in a long job reads nothing).  The master
+ * counts a job read once the worker has answered it or a later one, and
+ * writes no job that would lap an unread one (send_jobs).  A hostile
  * worker can write the ring as it likes: the worst it can do is keep a job
  * it should have given up (a protocol error once it answers for it) or
  * give one up and run it anyway (its result is then a protocol error):

@@ -204,6 +204,7 @@ fp_worker_spawn(struct fp_worker *w, const struct fp_spawn_req *req)
     w->send_next = NULL;
     w->send_off = 0;
     w->next_seq = 0;
+    w->read_seq = 0;
     fp_buf_clear(&w->in);
     fp_buf_clear(&w->errline);
     fp_scanner_reset(&w->scan);
@@ -463,6 +464,8 @@ deliver(struct fp_worker *w, const struct fp_worker_msg *m)
     }
     TAILQ_REMOVE(&w->window, job, link);
     fp_worker_set_nwindow(w, w->nwindow - 1);
+    if (job->seq != FP_SEQ_NONE && job->seq >= w->read_seq)
+        w->read_seq = job->seq + 1;     /* it read its frames in order */
     w->jobs_done++;
     job->worker = NULL;
     if (job->state == JOB_ASSIGNED)     /* not one cancelled while sent ahead */

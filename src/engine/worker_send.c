@@ -36,7 +36,8 @@ unnumber_unsent(struct fp_worker *w)
  * payload, straight from the job.  Each job is numbered and offered to the
  * worker (worker_claim.h) before its first byte goes out.  Returns 0 once
  * all are out (and sends the EOF a stop asked for), 1 when the socket is
- * full, -1 after the worker was killed for a broken socket. */
+ * full, 2 when the next job must wait for the worker to read (the claims
+ * ring), -1 after the worker was killed for a broken socket. */
 static int
 send_jobs(struct fp_worker *w)
 {
@@ -48,6 +49,9 @@ send_jobs(struct fp_worker *w)
         size_t skip = w->send_off;
         for (struct fp_job *j = w->send_next; j != NULL && n + 2 <= WRITE_IOV;
              j = TAILQ_NEXT(j, link)) {
+            if (j->seq == FP_SEQ_NONE && claims != NULL
+                && w->next_seq - w->read_seq >= FP_CLAIM_RING)
+                break;      /* it would lap a job the worker has not read */
             if (j->seq == FP_SEQ_NONE) {
                 j->seq = w->next_seq++;
                 if (claims != NULL)
@@ -61,6 +65,8 @@ send_jobs(struct fp_worker *w)
                 iov[n++] = (struct iovec){ j->payload + pay_skip, j->len - pay_skip };
             skip = 0;
         }
+        if (n == 0)
+            return 2;       /* until the worker answers: fp_worker_flush */
         /* sendmsg, not writev: a worker that just died must cost an
          * EPIPE, not a SIGPIPE that kills a library user's program. */
         struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
@@ -134,7 +140,8 @@ fp_worker_write_cb(struct ev_loop *loop, ev_io *io, int revents)
     struct fp_worker *w = io->data;
     (void)revents;
 
-    if (send_jobs(w) == 0)
+    int rc = send_jobs(w);
+    if (rc == 0 || rc == 2)
         ev_io_stop(loop, &w->wio);
 }
 
