@@ -6,8 +6,8 @@
  *
  * Every wait has a deadline and is event-driven (poll on pipes, sockets and
  * pidfds).  While the harness waits for anything, it also keeps reading the
- * stderr of the daemon it was given, so the daemon never blocks on a full
- * log pipe and tests can assert log lines.
+ * stderr of the daemon it was given, so tests can assert log lines (a
+ * daemon whose log pipe stays full drops lines, check_fault_log.c).
  *
  * Failures that mean the test environment is broken (a pipe cannot be
  * created, a request cannot be packed) fail the current Check test from

@@ -19,6 +19,13 @@
  *   {"op": "none"}             pack nothing (a handler bug)
  *   {"op": "grow", "mib": n}   allocate and touch n MiB, and keep it
  *   {"op": "say", "text": s}   write s to stderr and "stdout: s" to stdout
+ *   {"op": "chatter", "text": s, "n": k, "s": f}
+ *                              write the line s to stderr k times (default
+ *                              1), then sleep f seconds; result: the pid
+ *   {"op": "flood", "s": f}    write "y" lines to stderr as fast as they go
+ *                              for f seconds (default 1); result "flooded"
+ *   {"op": "yes"}              leave a child writing "y" lines to stderr
+ *                              until a write fails; result: its pid
  *   {"op": "garbage"}          write bytes that are not msgpack to the master
  *   {"op": "extra"}            send a second, unsolicited result
  *   {"op": "raw", "hex": h}    write the bytes h to the master, then hang

@@ -265,6 +265,75 @@ op_say(void *state, const msgpack_object *job, msgpack_packer *out)
     return pack_cstr(out, "said");
 }
 
+/* Write "text" as a line to stderr n times (one write each), then sleep
+ * s seconds; result: the worker's pid (so a test sees where it ran). */
+static int
+op_chatter(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    char *text = strdup_or(get(job, "text"), "");
+    size_t len = strlen(text);
+    double n = num_or(get(job, "n"), 1), secs = num_or(get(job, "s"), 0);
+    struct timespec ts = { (time_t)secs, (long)((secs - (time_t)secs) * 1e9) };
+
+    (void)state;
+    text[len] = '\n';             /* in place of its NUL: one write a line */
+    for (double i = 0; i < n; i++)
+        if (write(2, text, len + 1) < 0)
+            break;
+    free(text);
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+    return msgpack_pack_int64(out, getpid());
+}
+
+/* 64 KiB of "y\n" lines. */
+static const char *
+y_lines(void)
+{
+    static char buf[65536];
+
+    if (buf[0] == '\0')
+        for (size_t i = 0; i < sizeof(buf); i += 2)
+            memcpy(buf + i, "y\n", 2);
+    return buf;
+}
+
+/* Write "y" lines to stderr as fast as it takes them for s seconds (the
+ * writes block while the pipe is full); result "flooded". */
+static int
+op_flood(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    double want = num_or(get(job, "s"), 1);
+    const char *buf = y_lines();
+    struct timespec t0, t;
+
+    (void)state;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        if (write(2, buf, 65536) < 0)
+            break;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while ((double)(t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) / 1e9 < want);
+    return pack_cstr(out, "flooded");
+}
+
+/* Leave a child behind that writes "y" lines to the worker's stderr until
+ * a write fails (`yes >&2 &`); result: its pid. */
+static int
+op_yes(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    const char *buf = y_lines();
+    pid_t pid = fork();
+
+    (void)state; (void)job;
+    if (pid == 0) {
+        while (write(2, buf, 65536) > 0)
+            ;
+        _exit(0);
+    }
+    return msgpack_pack_int64(out, pid);
+}
+
 static int
 op_garbage(void *state, const msgpack_object *job, msgpack_packer *out)
 {
@@ -396,7 +465,8 @@ static const struct {
     { "raw", op_raw },              { "greet", op_greet },
     { "fork_abort", op_fork_abort }, { "trapped_fault", op_trapped_fault },
     { "crash_once", op_crash_once }, { "count", op_count },
-    { "gate", op_gate },
+    { "gate", op_gate },            { "chatter", op_chatter },
+    { "flood", op_flood },          { "yes", op_yes },
 };
 
 int

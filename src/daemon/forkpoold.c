@@ -21,6 +21,7 @@
 #include "daemon_opts.h"
 #include "daemonize.h"
 #include "engine/log.h"
+#include "logbuf.h"
 #include "proctitle.h"
 #include "sdnotify.h"
 #include "common/sockpath.h"
@@ -31,6 +32,7 @@ struct daemon {
     fp_pool           *pool;
     struct fp_control *ctl;
     struct fp_logger   log;
+    struct fp_logbuf   logbuf;          /* stderr, unless logging to syslog */
     double             drain_timeout;
     int                exit_code;
     ev_signal          sig_term, sig_int, sig_hup, sig_ttin, sig_ttou;
@@ -156,15 +158,33 @@ setup_logging(struct daemon *d, const struct fp_daemon_opts *o)
 {
     d->log.level = o->log_level;
     /* A detached daemon has no stderr to speak of: it logs to syslog
-     * unless told otherwise. */
+     * unless told otherwise.  syslog(3) is left as it is: it writes a
+     * datagram, which a stalled syslog daemon could make wait. */
     if (o->log_syslog || (o->daemonize && !o->log_stderr)) {
         openlog("forkpoold", LOG_PID | LOG_NDELAY, LOG_DAEMON);
         d->log.fn = fp_log_syslog;
         d->log.arg = NULL;
+    } else if (fp_logbuf_open(&d->logbuf, 2, "forkpoold", FP_LOGBUF_MAX) == 0) {
+        d->log.fn = fp_logbuf_sink;
+        d->log.arg = &d->logbuf;
     } else {
-        d->log.fn = fp_log_stderr;
+        d->log.fn = fp_log_stderr;      /* no descriptor of our own: as ever */
         d->log.arg = "forkpoold";
     }
+}
+
+/* Write what the log still holds (waiting at most FP_LOGBUF_EXIT_MS for a
+ * stalled reader) and let go of it: at exit, and before a startup error
+ * goes to stderr directly, so the lines stay in order. */
+static void
+finish_logging(struct daemon *d)
+{
+    if (d->log.fn != fp_logbuf_sink)
+        return;
+    fp_logbuf_flush(&d->logbuf, FP_LOGBUF_EXIT_MS);
+    fp_logbuf_close(&d->logbuf);
+    d->log.fn = fp_log_stderr;
+    d->log.arg = "forkpoold";
 }
 
 int
@@ -229,8 +249,11 @@ main(int argc, char **argv)
     cfg->log_level = d.log.level;
     cfg->title = fp_proctitle_set;
     d.loop = ev_default_loop(0);
+    if (d.log.fn == fp_logbuf_sink)
+        fp_logbuf_attach(&d.logbuf, d.loop);
     d.pool = fp_pool_new(d.loop, cfg, err, sizeof(err));
     if (d.pool == NULL) {
+        finish_logging(&d);
         fprintf(stderr, "forkpoold: %s\n", err);
         fp_pidfile_remove(o.pidfile, pid_fd);
         return 1;
@@ -242,8 +265,9 @@ main(int argc, char **argv)
     else if (listen_fd == -1)
         d.ctl = fp_control_open(d.loop, d.pool, sockpath, &hooks, &d.log, err, sizeof(err));
     if (d.ctl == NULL) {
-        fprintf(stderr, "forkpoold: %s\n", err);
         fp_pool_free(d.pool);
+        finish_logging(&d);             /* after the pool's last lines */
+        fprintf(stderr, "forkpoold: %s\n", err);
         fp_pidfile_remove(o.pidfile, pid_fd);
         return 1;
     }
@@ -255,9 +279,11 @@ main(int argc, char **argv)
     watch_signal(&d, &d.sig_ttin, SIGTTIN, scale_signal_cb);
     watch_signal(&d, &d.sig_ttou, SIGTTOU, scale_signal_cb);
     if (fp_pool_start(d.pool) < 0) {
-        fprintf(stderr, "forkpoold: cannot start workers: %s\n", strerror(errno));
+        int e = errno;
         fp_control_close(d.ctl);
         fp_pool_free(d.pool);
+        finish_logging(&d);
+        fprintf(stderr, "forkpoold: cannot start workers: %s\n", strerror(e));
         fp_pidfile_remove(o.pidfile, pid_fd);
         return 1;
     }
@@ -284,6 +310,7 @@ main(int argc, char **argv)
     fp_control_close(d.ctl);
     fp_pidfile_remove(o.pidfile, pid_fd);
     fp_daemon_opts_free(&o);
+    finish_logging(&d);
     ev_loop_destroy(d.loop);
     if (o.log_syslog || d.log.fn == fp_log_syslog)
         closelog();

@@ -1,5 +1,6 @@
 /* log.c — log lines and wait-status descriptions. */
 #include "config.h"
+#include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,15 +13,39 @@
 
 static const char *const level_names[] = { "error", "warning", "info", "debug" };
 
-void
-fp_log_stderr(int level, const char *msg, void *arg)
+size_t
+fp_log_format(char *buf, size_t len, const char *ident, int level,
+              const char *msg)
 {
-    const char *ident = arg != NULL ? arg : "forkpool";
+    int n;
 
     if (level < 0 || level > FP_LOG_DEBUG)
         level = FP_LOG_ERR;
-    fprintf(stderr, "%s[%ld]: %s: %s\n", ident, (long)getpid(),
-            level_names[level], msg);
+    n = snprintf(buf, len, "%s[%ld]: %s: %s\n", ident != NULL ? ident : "forkpool",
+                 (long)getpid(), level_names[level], msg);
+    if (n < 0)
+        n = 0;
+    if ((size_t)n >= len) {         /* cut: keep the line a line */
+        n = (int)len - 1;
+        buf[n - 1] = '\n';
+    }
+    return (size_t)n;
+}
+
+void
+fp_log_stderr(int level, const char *msg, void *arg)
+{
+    char line[FP_LOG_LINE_MAX];
+    size_t len = fp_log_format(line, sizeof(line), arg, level, msg), off = 0;
+
+    while (off < len) {
+        ssize_t n = write(2, line + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        off += (size_t)n;
+    }
 }
 
 void
@@ -37,7 +62,7 @@ fp_log_syslog(int level, const char *msg, void *arg)
 void
 fp_logf(const struct fp_logger *lg, int level, const char *fmt, ...)
 {
-    char msg[1024];
+    char msg[FP_LOG_MSG_MAX];
     va_list ap;
 
     if (level > lg->level)

@@ -1,4 +1,4 @@
-/* queue.c — waiting jobs in lanes, key records, token buckets (queue.h). */
+/* queue.c — waiting jobs in lanes, key records, their buckets (queue.h). */
 #include "config.h"
 #include <errno.h>
 #include <math.h>
@@ -6,9 +6,6 @@
 #include <string.h>
 
 #include "queue.h"
-
-/* A timer set for the moment a token is due may fire a hair early. */
-#define TOKEN_SLACK 1e-9
 
 void
 fp_queue_init(struct fp_queue *q, uint64_t seed)
@@ -239,37 +236,6 @@ fp_queue_pop_any(struct fp_queue *q)
  * Buckets
  * ------------------------------------------------------------------------ */
 
-static void
-refill(struct fp_bucket *b, double now)
-{
-    if (now > b->stamp) {
-        b->tokens += (now - b->stamp) * b->rate;
-        if (b->tokens > b->burst)
-            b->tokens = b->burst;
-    }
-    b->stamp = now;
-}
-
-/* Seconds until `b` holds a token: 0 now, < 0 never. */
-static double
-token_wait(struct fp_bucket *b, double now)
-{
-    refill(b, now);
-    if (b->tokens >= 1 - TOKEN_SLACK)
-        return 0;
-    if (b->rate <= 0)
-        return -1;
-    return (1 - b->tokens) / b->rate;
-}
-
-static void
-take(struct fp_bucket *b)
-{
-    b->tokens -= 1;
-    if (b->tokens < 0)
-        b->tokens = 0;
-}
-
 /* The sooner of two waits, where < 0 means never. */
 static double
 sooner(double a, double b)
@@ -291,7 +257,7 @@ fp_queue_next(struct fp_queue *q, double now, double *wait)
     *wait = -1;
     if (q->n == 0)
         return NULL;
-    if (q->global_on && (gw = token_wait(&q->global, now)) != 0) {
+    if (q->global_on && (gw = fp_bucket_wait(&q->global, 1, now)) != 0) {
         *wait = gw;
         return NULL;
     }
@@ -301,7 +267,7 @@ fp_queue_next(struct fp_queue *q, double now, double *wait)
         if ((head = TAILQ_FIRST(&k->lane)) == NULL
             || (best != NULL && head->id > best->id))
             continue;
-        if ((kw = token_wait(&k->bucket, now)) != 0) {
+        if ((kw = fp_bucket_wait(&k->bucket, 1, now)) != 0) {
             w = sooner(w, kw);
             continue;
         }
@@ -313,9 +279,9 @@ fp_queue_next(struct fp_queue *q, double now, double *wait)
         return NULL;
     }
     if (best_key != NULL)
-        take(&best_key->bucket);
+        fp_bucket_take(&best_key->bucket, 1);
     if (q->global_on)
-        take(&q->global);
+        fp_bucket_take(&q->global, 1);
     fp_queue_remove(q, best);
     return best;
 }
@@ -336,7 +302,7 @@ bucket_set(struct fp_bucket *b, int existed, double rate, double burst,
            double now)
 {
     if (existed)
-        refill(b, now);
+        fp_bucket_refill(b, now);
     else
         b->tokens = burst;
     b->rate = rate;
@@ -427,17 +393,6 @@ fp_queue_unlimit(struct fp_queue *q, const char *name)
     return 1;
 }
 
-/* The tokens `b` holds at `now`, leaving it as it is. */
-static double
-tokens_at(const struct fp_bucket *b, double now)
-{
-    double tokens = b->tokens;
-
-    if (now > b->stamp)
-        tokens += (now - b->stamp) * b->rate;
-    return tokens < b->burst ? tokens : b->burst;
-}
-
 size_t
 fp_queue_ready(const struct fp_queue *q, double now)
 {
@@ -445,12 +400,12 @@ fp_queue_ready(const struct fp_queue *q, double now)
     const struct fp_key *k;
 
     TAILQ_FOREACH(k, &q->limited, limited_link) {
-        can = (size_t)(tokens_at(&k->bucket, now) + TOKEN_SLACK);
+        can = (size_t)(fp_bucket_tokens_at(&k->bucket, now) + FP_TOKEN_SLACK);
         if (k->nwaiting > can)
             n -= k->nwaiting - can;
     }
     if (q->global_on) {
-        can = (size_t)(tokens_at(&q->global, now) + TOKEN_SLACK);
+        can = (size_t)(fp_bucket_tokens_at(&q->global, now) + FP_TOKEN_SLACK);
         if (n > can)
             n = can;
     }
@@ -464,7 +419,7 @@ fill_row(fp_limit_info *r, const char *key, const struct fp_bucket *b,
     r->key = key;
     r->rate = b->rate;
     r->burst = b->burst;
-    r->tokens = tokens_at(b, now);
+    r->tokens = fp_bucket_tokens_at(b, now);
     r->waiting = waiting;
 }
 

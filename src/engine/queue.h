@@ -23,14 +23,8 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include "bucket.h"
 #include "job.h"
-
-struct fp_bucket {
-    double rate;        /* tokens per second (0: never refills) */
-    double burst;       /* most tokens held */
-    double tokens;
-    double stamp;       /* when tokens was last brought up to date */
-};
 
 struct fp_key {
     struct fp_key   *hnext;         /* hash chain */

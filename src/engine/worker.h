@@ -21,6 +21,7 @@
 #include "codec/frame.h"
 #include "job.h"
 #include "log.h"
+#include "stderr_budget.h"
 #include "worker_life.h"
 
 struct fp_worker;
@@ -92,6 +93,9 @@ struct fp_worker {
     int                fd;          /* -1 when closed */
     int                errfd;       /* its stderr, -1 when closed */
     ev_io              rio, wio, eio;
+    ev_timer           err_resume;  /* reading its stderr paced: when to go on */
+    ev_timer           err_summary; /* while lines of its stderr are suppressed */
+    struct fp_stderr_budget errbudget; /* the slot's, kept across respawns */
     ev_child           child;
     ev_timer           job_timer;   /* the running job's deadline */
     ev_timer           slow_timer;  /* --slow-log for the running job */
@@ -172,12 +176,14 @@ int  fp_worker_cancel(struct fp_worker *w, struct fp_job *job);
 void fp_worker_set_nwindow(struct fp_worker *w, unsigned n);
 void fp_worker_write_cb(struct ev_loop *loop, ev_io *io, int revents);
 
-/* worker_stderr.c: read what its stderr pipe holds and log complete lines
- * (closing the pipe at EOF); close it, logging an unfinished line; the
- * pipe's watcher callback. */
+/* worker_stderr.c: set up its stderr watchers and budget (once); watch a
+ * freshly forked process's stderr pipe; read a dead one's last words (what
+ * the pipe holds, bounded; closing it at EOF); close the pipe, logging an
+ * unfinished line and what was suppressed. */
+void fp_worker_stderr_init(struct fp_worker *w);
+void fp_worker_stderr_open(struct fp_worker *w, int errfd);
 void fp_worker_stderr_read(struct fp_worker *w);
 void fp_worker_stderr_close(struct fp_worker *w);
-void fp_worker_stderr_cb(struct ev_loop *loop, ev_io *io, int revents);
 
 /* Its process is alive (not yet reaped). */
 int  fp_worker_alive(const struct fp_worker *w);

@@ -60,15 +60,15 @@ fp_worker_new(const struct fp_worker_env *env, unsigned slot)
     TAILQ_INIT(&w->window);
     ev_init(&w->rio, worker_read_cb);
     ev_init(&w->wio, fp_worker_write_cb);
-    ev_init(&w->eio, fp_worker_stderr_cb);
     ev_init(&w->child, child_exit_cb);
     ev_init(&w->job_timer, job_timer_cb);
     ev_init(&w->slow_timer, slow_timer_cb);
     ev_init(&w->backoff_timer, backoff_timer_cb);
     ev_init(&w->grace_timer, grace_timer_cb);
-    w->rio.data = w->wio.data = w->eio.data = w->child.data = w;
+    w->rio.data = w->wio.data = w->child.data = w;
     w->job_timer.data = w->slow_timer.data = w;
     w->backoff_timer.data = w->grace_timer.data = w;
+    fp_worker_stderr_init(w);
     return w;
 }
 
@@ -192,7 +192,7 @@ fp_worker_spawn(struct fp_worker *w, const struct fp_spawn_req *req)
     }
     w->pid = pid;
     w->fd = fd;
-    w->errfd = errfd;
+    fp_worker_stderr_open(w, errfd);
     w->spawned_at = ev_now(loop);
     w->ready_at = 0;
     w->jobs_done = 0;
@@ -206,10 +206,7 @@ fp_worker_spawn(struct fp_worker *w, const struct fp_spawn_req *req)
     w->next_seq = 0;
     w->read_seq = 0;
     fp_buf_clear(&w->in);
-    fp_buf_clear(&w->errline);
     fp_scanner_reset(&w->scan);
-    ev_io_set(&w->eio, errfd, EV_READ);
-    ev_io_start(loop, &w->eio);
     ev_io_set(&w->rio, fd, EV_READ);
     ev_io_set(&w->wio, fd, EV_WRITE);
     ev_io_start(loop, &w->rio);

@@ -1,67 +1,213 @@
 /*
  * worker_stderr.c — a worker's stderr (and a module worker's stdout): read
- * from its pipe and logged line by line with the worker's pid.
+ * from its pipe and logged line by line with the worker's pid, within the
+ * worker's budget (stderr_budget.h): reading is paced, lines beyond the
+ * budget are counted and summarised instead of logged.
+ *
+ * When the budget is spent the pipe is still drained (at the paced rate),
+ * not left to fill: a worker blocked on a full stderr pipe would turn a
+ * chatty job into a hung one, and its timeout into the user's problem.
  */
 #include "config.h"
 #include <errno.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "worker.h"
 
-#define ERRLINE_MAX 2048    /* a longer line is logged in pieces */
+/* A longer line is logged in pieces, each whole in one log message. */
+#define ERRLINE_MAX     (FP_LOG_MSG_MAX - 64)
+/* What is read from a dead worker's pipe, at most: its last words, yet
+ * bounded if something it left behind still writes there. */
+#define LAST_WORDS_MAX  (1024 * 1024)
 
-static void
-log_stderr_line(struct fp_worker *w, const char *line, size_t len)
+enum pipe_state { PIPE_EMPTY, PIPE_MORE, PIPE_CLOSED };
+
+static void stderr_cb(struct ev_loop *loop, ev_io *io, int revents);
+static void resume_cb(struct ev_loop *loop, ev_timer *tw, int revents);
+static void summary_cb(struct ev_loop *loop, ev_timer *tw, int revents);
+
+void
+fp_worker_stderr_init(struct fp_worker *w)
 {
-    if (len > 0 && line[len - 1] == '\r')
-        len--;
-    fp_logf(w->env->log, FP_LOG_INFO, "worker %ld: %.*s", (long)w->pid,
-            (int)len, line);
+    ev_init(&w->eio, stderr_cb);
+    ev_init(&w->err_resume, resume_cb);
+    ev_init(&w->err_summary, summary_cb);
+    w->eio.data = w->err_resume.data = w->err_summary.data = w;
+    fp_stderr_budget_init(&w->errbudget, ev_now(w->env->loop));
 }
 
-/* Log the unfinished rest of a line and close the pipe. */
+void
+fp_worker_stderr_open(struct fp_worker *w, int errfd)
+{
+    w->errfd = errfd;
+    fp_buf_clear(&w->errline);
+    ev_io_set(&w->eio, errfd, EV_READ);
+    ev_io_start(w->env->loop, &w->eio);
+}
+
+static void
+log_summary(struct fp_worker *w)
+{
+    uint64_t lines, bytes;
+
+    if (fp_stderr_budget_summary(&w->errbudget, &lines, &bytes))
+        fp_logf(w->env->log, FP_LOG_WARN,
+                "worker %ld: suppressed %llu lines (%llu bytes) of stderr",
+                (long)w->pid, (unsigned long long)lines, (unsigned long long)bytes);
+}
+
+/* One line (without its newline): logged if the budget allows. */
+static void
+log_line(struct fp_worker *w, const char *line, size_t len)
+{
+    struct ev_loop *loop = w->env->loop;
+
+    if (len > 0 && line[len - 1] == '\r')
+        len--;
+    if (fp_stderr_budget_admit(&w->errbudget, len, ev_now(loop)))
+        fp_logf(w->env->log, FP_LOG_INFO, "worker %ld: %.*s", (long)w->pid,
+                (int)len, line);
+    else if (!ev_is_active(&w->err_summary)) {
+        ev_timer_set(&w->err_summary, FP_STDERR_SUMMARY_EVERY,
+                     FP_STDERR_SUMMARY_EVERY);
+        ev_timer_start(loop, &w->err_summary);
+    }
+}
+
+/* The line held so far plus p[0, n). */
+static void
+end_line(struct fp_worker *w, const char *p, size_t n)
+{
+    if (w->errline.len == 0) {
+        log_line(w, p, n);
+        return;
+    }
+    fp_buf_append(&w->errline, p, n);
+    log_line(w, fp_buf_head(&w->errline), w->errline.len);
+    fp_buf_clear(&w->errline);
+}
+
+/* Cut bytes read into lines: complete ones (and pieces of ERRLINE_MAX)
+ * are logged, an unfinished rest waits in errline. */
+static void
+take_bytes(struct fp_worker *w, const char *p, size_t n)
+{
+    while (n > 0) {
+        const char *nl = memchr(p, '\n', n);
+        size_t seg = nl != NULL ? (size_t)(nl - p) : n;
+        size_t room = ERRLINE_MAX - w->errline.len;
+
+        if (nl != NULL && seg <= room) {
+            end_line(w, p, seg);
+            p += seg + 1;
+            n -= seg + 1;
+        } else if (nl == NULL && seg <= room) {
+            fp_buf_append(&w->errline, p, seg);
+            return;
+        } else {
+            end_line(w, p, room);
+            p += room;
+            n -= room;
+        }
+    }
+}
+
+/* Read at most `max` bytes from the pipe into lines; *got says how many. */
+static enum pipe_state
+read_upto(struct fp_worker *w, size_t max, size_t *got)
+{
+    char chunk[16384];
+
+    *got = 0;
+    while (*got < max) {
+        size_t want = max - *got < sizeof(chunk) ? max - *got : sizeof(chunk);
+        ssize_t n = read(w->errfd, chunk, want);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return PIPE_EMPTY;
+        if (n <= 0)
+            return PIPE_CLOSED;
+        *got += (size_t)n;
+        take_bytes(w, chunk, (size_t)n);
+    }
+    return PIPE_MORE;
+}
+
+/* Log the unfinished rest of a line and what was suppressed; close the
+ * pipe. */
 void
 fp_worker_stderr_close(struct fp_worker *w)
 {
+    struct ev_loop *loop = w->env->loop;
+
     if (w->errline.len > 0)
-        log_stderr_line(w, fp_buf_head(&w->errline), w->errline.len);
+        log_line(w, fp_buf_head(&w->errline), w->errline.len);
+    log_summary(w);
     fp_buf_free(&w->errline);
-    ev_io_stop(w->env->loop, &w->eio);
+    ev_io_stop(loop, &w->eio);
+    ev_timer_stop(loop, &w->err_resume);
+    ev_timer_stop(loop, &w->err_summary);
     close(w->errfd);
     w->errfd = -1;
 }
 
-/* Read what the pipe holds; log complete lines; close it at EOF. */
+/* A dead worker's last words: what its pipe holds now, up to a bound,
+ * whatever the pace; the pipe is closed at EOF. */
 void
 fp_worker_stderr_read(struct fp_worker *w)
 {
-    char chunk[4096];
+    size_t got;
 
-    for (;;) {
-        ssize_t n = read(w->errfd, chunk, sizeof(chunk));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return;
-        if (n <= 0)
-            break;
-        for (ssize_t i = 0; i < n; i++) {
-            if (chunk[i] == '\n' || w->errline.len >= ERRLINE_MAX) {
-                log_stderr_line(w, fp_buf_head(&w->errline), w->errline.len);
-                fp_buf_clear(&w->errline);
-                if (chunk[i] == '\n')
-                    continue;
-            }
-            fp_buf_append(&w->errline, &chunk[i], 1);
-        }
-    }
-    fp_worker_stderr_close(w);
+    if (read_upto(w, LAST_WORDS_MAX, &got) == PIPE_CLOSED)
+        fp_worker_stderr_close(w);
 }
 
-void
-fp_worker_stderr_cb(struct ev_loop *loop, ev_io *io, int revents)
+/* One chunk per wakeup, and none while the read budget is spent: then the
+ * watcher rests until a chunk's worth has come back. */
+static void
+stderr_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
-    (void)loop; (void)revents;
-    fp_worker_stderr_read(io->data);
+    struct fp_worker *w = io->data;
+    size_t got;
+    (void)revents;
+
+    enum pipe_state st = read_upto(w, fp_stderr_budget_readable(&w->errbudget,
+                                                                ev_now(loop)), &got);
+    fp_stderr_budget_read(&w->errbudget, got);
+    if (st == PIPE_CLOSED) {
+        fp_worker_stderr_close(w);
+    } else if (st == PIPE_MORE
+               && fp_stderr_budget_readable(&w->errbudget, ev_now(loop))
+                  < FP_STDERR_READ_CHUNK) {
+        ev_io_stop(loop, &w->eio);
+        ev_timer_set(&w->err_resume,
+                     fp_stderr_budget_read_wait(&w->errbudget, ev_now(loop)), 0.);
+        ev_timer_start(loop, &w->err_resume);
+    }
 }
 
+static void
+resume_cb(struct ev_loop *loop, ev_timer *tw, int revents)
+{
+    struct fp_worker *w = tw->data;
+    (void)revents;
+
+    if (w->errfd >= 0)
+        ev_io_start(loop, &w->eio);
+}
+
+/* Once a period while lines are suppressed; quiet for a whole period, it
+ * stops. */
+static void
+summary_cb(struct ev_loop *loop, ev_timer *tw, int revents)
+{
+    struct fp_worker *w = tw->data;
+    (void)revents;
+
+    if (w->errbudget.held_lines == 0)
+        ev_timer_stop(loop, tw);
+    else
+        log_summary(w);
+}
