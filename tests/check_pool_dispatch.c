@@ -122,7 +122,7 @@ END_TEST
  * its start into a file: exactly one line per job. */
 START_TEST(jobs_taken_back_from_a_stuck_worker_start_once)
 {
-    enum { BURST = 256, NJOBS = 3 * 2048 + BURST };
+    enum { BURST = 512, NJOBS = 24 * BURST };
     fp_config cfg;
     char dir[] = "/tmp/fp-lap-XXXXXX", gate[64], count[64];
     char *seen;
@@ -130,6 +130,7 @@ START_TEST(jobs_taken_back_from_a_stuck_worker_start_once)
     ck_assert_ptr_nonnull(mkdtemp(dir));
     snprintf(gate, sizeof gate, "%s/gate", dir);
     snprintf(count, sizeof count, "%s/count", dir);
+    setenv("TESTMOD_COUNT", count, 1);     /* small jobs: many fit its socket */
     base_config(&cfg, 2);
     cfg.prefetch_wait = -1;         /* blind: the stuck worker's window refills */
     start_pool(&cfg);
@@ -143,13 +144,11 @@ START_TEST(jobs_taken_back_from_a_stuck_worker_start_once)
             msgpack_packer pk;
             msgpack_sbuffer_init(&sb);
             msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-            msgpack_pack_map(&pk, 3);
+            msgpack_pack_map(&pk, 2);
             msgpack_pack_str_with_body(&pk, "op", 2);
             msgpack_pack_str_with_body(&pk, "count", 5);
             msgpack_pack_str_with_body(&pk, "n", 1);
             msgpack_pack_uint32(&pk, (uint32_t)k);
-            msgpack_pack_str_with_body(&pk, "path", 4);
-            msgpack_pack_str_with_body(&pk, count, strlen(count));
             submit_bytes(sb.data, sb.size, NULL);
             msgpack_sbuffer_destroy(&sb);
         }
@@ -184,6 +183,36 @@ START_TEST(jobs_taken_back_from_a_stuck_worker_start_once)
     unlink(gate);
     unlink(count);
     rmdir(dir);
+}
+END_TEST
+
+/* A worker scaled away finishes the job it has begun; what was sent ahead
+ * to it moves to the worker that stays: every quick job ends before the
+ * long job of the retired worker (before, they waited behind it). */
+START_TEST(jobs_sent_ahead_to_a_retired_worker_move)
+{
+    fp_config cfg;
+    uint64_t quick[20];
+
+    base_config(&cfg, 2);
+    cfg.prefetch_wait = -1;         /* blind: both windows get quick jobs */
+    start_pool(&cfg);
+    run_until(two_idle, 20, "both workers ready");
+    warm_up(4);
+    size_t before = H.nrecs;
+    uint64_t shorter = submit_op_num("sleep", "s", 0.3, NULL);  /* worker 0 */
+    uint64_t longer = submit_op_num("sleep", "s", 2.5, NULL);   /* worker 1 */
+    for (int i = 0; i < 20; i++)
+        quick[i] = submit_int(100 + i);
+    ck_assert_int_eq(fp_pool_scale(H.pool, 1), 0);  /* retires worker 1 */
+    wait_outcomes(before + 22, 30);
+    ck_assert_uint_eq(H.recs[H.nrecs - 1].id, longer);  /* last of all */
+    ck_assert_int_eq(rec_for(shorter)->kind, FP_OK);
+    ck_assert_int_eq(rec_for(longer)->kind, FP_OK);
+    for (int i = 0; i < 20; i++) {
+        ck_assert_uint_eq(count_for(quick[i]), 1);
+        ck_assert_int_eq(rec_for(quick[i])->kind, FP_OK);
+    }
 }
 END_TEST
 
@@ -224,6 +253,7 @@ pool_dispatch_suite(void)
     tcase_add_loop_test(tc, idle_worker_takes_over_jobs_sent_ahead, 0, 2);
     tcase_add_test(tc, nothing_sent_ahead_of_jobs_of_unknown_length);
     tcase_add_test(tc, jobs_taken_back_from_a_stuck_worker_start_once);
+    tcase_add_test(tc, jobs_sent_ahead_to_a_retired_worker_move);
     suite_add_tcase(s, tc);
     return s;
 }

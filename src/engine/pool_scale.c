@@ -42,8 +42,25 @@ pool_remove_leaving(struct fp_pool *p, struct fp_worker *w)
     fp_worker_free(w);
 }
 
-/* Move active slot `w` to the leaving list: it finishes its window and
- * goes.  A slot with no process goes at once. */
+/* The jobs sent ahead to `w` that it has not started go back to the head
+ * of the queue, in their order, for the workers that stay. */
+static void
+take_back_ahead(struct fp_pool *p, struct fp_worker *w)
+{
+    struct fp_jobq back = TAILQ_HEAD_INITIALIZER(back);
+    struct fp_job *job = TAILQ_FIRST(&w->window), *next;
+
+    for (job = job != NULL ? TAILQ_NEXT(job, link) : NULL; job != NULL; job = next) {
+        next = TAILQ_NEXT(job, link);
+        if (fp_worker_take_back(w, job))
+            TAILQ_INSERT_TAIL(&back, job, link);
+    }
+    pool_requeue_front(p, &back);
+}
+
+/* Move active slot `w` to the leaving list: it finishes the job it has
+ * begun and goes; what was sent ahead to it and not started moves to the
+ * others.  A slot with no process goes at once. */
 void
 pool_retire(struct fp_pool *p, struct fp_worker *w, const char *why)
 {
@@ -63,6 +80,7 @@ pool_retire(struct fp_pool *p, struct fp_worker *w, const char *why)
         fp_worker_free(w);
         return;
     }
+    take_back_ahead(p, w);
     w->slot = (unsigned)-1;
     TAILQ_INSERT_TAIL(&p->leaving, w, retiring_link);
     fp_worker_retire(w, why);
