@@ -17,6 +17,10 @@
 #include <string.h>
 #include <sys/types.h>
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
 #include "pool_harness.h"
 #include "testmod.h"
 
@@ -179,6 +183,45 @@ START_TEST(idle_workers_retire_down_to_min_and_not_below)
 }
 END_TEST
 
+/* Workers added under a backlog that fail to start do not count towards
+ * MIN: the one healthy worker is never retired for idleness, so a pool
+ * whose new workers fail keeps running jobs. */
+START_TEST(the_only_running_worker_is_not_retired)
+{
+    fp_config cfg;
+    char dir[] = "/tmp/fp-as-XXXXXX", flag[64];
+    size_t len;
+
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(flag, sizeof flag, "%s/fail", dir);
+    char *conf = config_map("fail_init_if", flag, &len);
+    autoscale_config(&cfg, 0, 1, 4, 0.3);
+    cfg.module_config = conf;
+    cfg.module_config_len = len;
+    start_pool(&cfg);
+    free(conf);
+    want_target = 1;
+    want_idle = 1;
+    run_until(at_target_idle, 10, "the first worker ready");
+    FILE *f = fopen(flag, "w");             /* from now on, starts fail */
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    for (int i = 0; i < 8; i++)
+        submit_op_num("sleep", "s", 0.1, NULL);
+    wait_outcomes(8, 30);
+    for (uint64_t id = 1; id <= 8; id++)
+        ck_assert_int_eq(rec_for(id)->kind, FP_OK);
+    ck_assert_int_ge(log_count("autoscale: adding"), 1);
+    run_for(1.0);                           /* three idle timeouts */
+    ck_assert_int_eq(log_count("autoscale: retiring worker"), 0);
+    ck_assert_uint_eq(stats().idle, 1);
+    const struct rec *r = wait_job(submit_int(7), 10);
+    ck_assert_int_eq(r->kind, FP_OK);
+    unlink(flag);
+    rmdir(dir);
+}
+END_TEST
+
 START_TEST(busy_workers_are_never_retired)
 {
     fp_config cfg;
@@ -306,6 +349,7 @@ pool_autoscale_suite(void)
     tc = ph_tcase("idle");
     tcase_add_test(tc, idle_workers_retire_down_to_min_and_not_below);
     tcase_add_test(tc, busy_workers_are_never_retired);
+    tcase_add_test(tc, the_only_running_worker_is_not_retired);
     tcase_add_test(tc, grows_again_after_shrinking);
     suite_add_tcase(s, tc);
 

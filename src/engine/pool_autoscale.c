@@ -77,17 +77,33 @@ grow(struct fp_pool *p, ev_tstamp now)
     return p->target < max ? p->next_grow : 0;
 }
 
-/* Retire the workers idle past the timeout while more than MIN run.
+/* Workers up and able to take jobs (slots starting or backing off after a
+ * failed start are not). */
+static unsigned
+running(const struct fp_pool *p)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < p->nworkers; i++)
+        n += p->workers[i]->state == WS_READY;
+    return n;
+}
+
+/* Retire the workers idle past the timeout while more than MIN run: the
+ * size counts slots whose workers fail to start, the floor only workers
+ * that run (else the only healthy worker could go, leaving none).
  * Returns the next idle expiry (0 = none matters). */
 static ev_tstamp
 retire_idle(struct fp_pool *p, ev_tstamp now)
 {
     double timeout = p->cfg.idle_timeout;
     ev_tstamp next = 0;
+    unsigned up = running(p);
 
     if (waiting(p) > 0)
         return 0;               /* the dispatcher is about to use them */
-    for (unsigned i = p->nworkers; i-- > 0 && p->target > p->cfg.autoscale_min; ) {
+    for (unsigned i = p->nworkers; i-- > 0 && p->target > p->cfg.autoscale_min
+                                   && up > p->cfg.autoscale_min; ) {
         struct fp_worker *w = p->workers[i];
         ev_tstamp at = w->idle_since + timeout;
         /* A reload's pair is the reload's business; a worker not ready,
@@ -100,12 +116,13 @@ retire_idle(struct fp_pool *p, ev_tstamp now)
                     "(idle %g s, %u > min %u)", (long)w->pid, timeout, p->target,
                     p->cfg.autoscale_min);
             p->target--;
+            up--;
             pool_retire(p, w, "idle");
         } else if (next == 0 || at < next) {
             next = at;
         }
     }
-    return p->target > p->cfg.autoscale_min ? next : 0;
+    return p->target > p->cfg.autoscale_min && up > p->cfg.autoscale_min ? next : 0;
 }
 
 /* Decide now, and arm the timer for the next decision. */
