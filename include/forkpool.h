@@ -187,12 +187,16 @@ enum fp_sandbox_level {
 /* Fill `cfg` with defaults (everything zero/NULL, log level INFO). */
 void fp_config_init(fp_config *cfg);
 
+/* A group of jobs held back or let go together (fp_group_new). */
+typedef struct fp_group fp_group;
+
 /* Per-job options for fp_pool_submit. */
 typedef struct fp_job_opts {
     double   timeout;   /* seconds; < 0 = pool default; 0 = none */
     unsigned retries;   /* attempts after a crash; default 0 */
     const char *key;    /* rate-limit key (copied; see fp_pool_limit);
                            NULL or "" = none */
+    fp_group   *group;  /* the job's group (of this pool), or NULL */
 } fp_job_opts;
 
 /* ------------------------------------------------------------------------
@@ -342,6 +346,30 @@ typedef struct fp_limit_info {
 /* Fill up to `max` rows, the pool-wide bucket first; returns how many
  * buckets exist. */
 size_t fp_pool_limits(const fp_pool *pool, fp_limit_info *rows, size_t max);
+
+/* Job groups.  A server with many clients gives each its own group and
+ * holds it while that client does not keep up with its results (its
+ * replies pile up unread): the group's jobs that have not started then
+ * wait in the master's queue -- jobs sent ahead to a busy worker are taken
+ * back where the worker has not started them -- while every other job goes
+ * ahead.  Jobs already running go on.  Released, the group's jobs start
+ * in their order again, before younger jobs.
+ *
+ * A new group, not held (NULL if out of memory). */
+fp_group *fp_group_new(fp_pool *pool);
+
+/* Hold (held != 0) or release the group. */
+void fp_group_hold(fp_group *group, int held);
+
+/* Cancel the group's jobs that have not started: each ends FP_CANCELLED
+ * with `detail` (a string; NULL = "cancelled"), its callback later as
+ * usual.  Jobs already running go on.  Returns how many were cancelled. */
+size_t fp_group_cancel_queued(fp_group *group, const char *detail);
+
+/* Done with the group: it is released, and its memory goes once its last
+ * job has ended (the jobs themselves go on).  May be called after
+ * fp_pool_free.  (Each fp_group_* function ignores a NULL group.) */
+void fp_group_free(fp_group *group);
 
 /* Kill every worker at once and free the pool.  Jobs still pending end
  * FP_CANCELLED ("pool freed"), their callbacks run inside this call (a

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "common/jsonmp.h"
 #include "daemon/control_int.h"
@@ -46,16 +48,16 @@ raw_json(const char *raw, size_t len)
 static void
 record(struct client *c, uint32_t msgid, struct ctl_params *p)
 {
-    msgpack_packer pk;
+    struct ctl_reply r;
 
     seen.calls++;
     seen.n = p->n;
     for (uint32_t i = 0; i < p->n && i < CTL_MAX_PARAMS; i++)
         seen.param[i] = raw_json(p->v[i].raw, p->v[i].len);
-    ctl_begin_response(c, &pk, msgid);
-    msgpack_pack_nil(&pk);
-    msgpack_pack_true(&pk);
-    ctl_flush_soon(c);
+    ctl_reply_begin_response(&r, c, msgid);
+    msgpack_pack_nil(&r.pk);
+    msgpack_pack_true(&r.pk);
+    ck_assert_int_eq(ctl_reply_end(&r), 0);
 }
 
 static const struct ctl_method test_methods[] = {
@@ -72,24 +74,46 @@ static const struct ctl_method test_methods[] = {
 
 static struct fp_control fake_ctl;
 static struct client fake_client;
+static int fake_peer = -1;
+
+static void
+loop_never_runs(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop; (void)io; (void)revents;
+    ck_abort_msg("the fake client's watchers never fire: the loop never runs");
+}
 
 /* A server on test_methods with one client, whose replies stay in its
- * write buffer (fd -1: nothing is written anywhere). */
+ * write buffer (its socket is never written: the loop never runs). */
 static void
 fake_setup(void)
 {
+    int sv[2];
+
     memset(&seen, 0, sizeof(seen));
     memset(&fake_ctl, 0, sizeof(fake_ctl));
     memset(&fake_client, 0, sizeof(fake_client));
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    fake_ctl.loop = ev_default_loop(0);
     fake_ctl.methods = test_methods;
     fake_ctl.nmethods = sizeof(test_methods) / sizeof(test_methods[0]);
+    LIST_INIT(&fake_ctl.clients);
+    fp_control_set_job_limits(&fake_ctl, 0, 0, 1);
+    fp_control_set_reply_limits(&fake_ctl, 0, 0, 0);
     fake_client.ctl = &fake_ctl;
-    fake_client.fd = -1;
+    fake_client.fd = sv[0];
+    fake_peer = sv[1];
+    ev_io_init(&fake_client.rio, loop_never_runs, sv[0], EV_READ);
+    ev_io_init(&fake_client.wio, loop_never_runs, sv[0], EV_WRITE);
 }
 
 static void
 fake_teardown(void)
 {
+    ev_io_stop(fake_ctl.loop, &fake_client.rio);
+    ev_io_stop(fake_ctl.loop, &fake_client.wio);
+    close(fake_client.fd);
+    close(fake_peer);
     fp_buf_free(&fake_client.out);
 }
 

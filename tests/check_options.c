@@ -173,6 +173,13 @@ static const struct {
     { { "--module-config", "{}" }, "--module-config: needs --module" },
     { { "--builtin", "echo", "--exec", "cat" },
       "--module, --exec and --builtin are exclusive: choose one" },
+    { { "--reply-soft-limit", "100" },
+      "--reply-soft-limit: expected an integer from 4096 to 1099511627776, got '100'" },
+    { { "--reply-max-bytes", "1x" },
+      "--reply-max-bytes: expected an integer from 4096 to 1099511627776, got '1x'" },
+    { { "--max-job-bytes", "1048576", "--reply-hard-limit", "9437183" },
+      "--reply-hard-limit: 9437183 is less than the soft limit plus --max-job-bytes "
+      "(8388608 + 1048576): one result could cut off a client that reads" },
 };
 
 START_TEST(bad_value_returns_an_error_naming_the_flag)

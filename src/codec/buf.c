@@ -1,6 +1,7 @@
 /* buf.c — growable byte buffer (see buf.h). */
 #include "config.h"
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,9 +27,17 @@ fp_buf_reserve(struct fp_buf *b, size_t more)
         return NULL;
     }
     size_t cap = b->cap ? b->cap : 4096;
-    while (cap < need)
+    while (cap < need && cap <= SIZE_MAX / 2)
         cap *= 2;
+    if (cap < need)
+        cap = need;
     char *d = realloc(b->data, cap);
+    if (d == NULL && cap > need) {
+        /* Short of memory: doubling is a luxury, the room asked for may
+         * still be had (a small reply after a big one failed). */
+        cap = need;
+        d = realloc(b->data, cap);
+    }
     if (d == NULL)
         return NULL;
     b->data = d;

@@ -502,7 +502,7 @@ print_status_table(json_t *st)
     };
     static const char *const shown[] = {
         "state", "uptime_s", "workers", "busy", "idle", "starting", "pids",
-        "worker_list", "autoscale", "limits",
+        "worker_list", "autoscale", "limits", "clients",
     };
     char buf[512];
     json_t *v;
@@ -526,6 +526,12 @@ print_status_table(json_t *st)
     for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
         if ((v = json_object_get(st, counters[i])) != NULL)
             printf("%-15s %s\n", counters[i], field_text(v, buf, sizeof buf));
+    if ((v = json_object_get(st, "clients")) != NULL)
+        printf("%-15s %" JSON_INTEGER_FORMAT " connected, %" JSON_INTEGER_FORMAT
+               " behind, %" JSON_INTEGER_FORMAT " bytes of replies unread\n", "clients",
+               json_integer_value(json_object_get(v, "connected")),
+               json_integer_value(json_object_get(v, "behind")),
+               json_integer_value(json_object_get(v, "reply_bytes")));
     if ((v = json_object_get(st, "pids")) != NULL)
         print_pids(v);
     json_object_foreach(st, key, v) {

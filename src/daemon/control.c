@@ -1,12 +1,11 @@
 /*
- * control.c — the control socket server (see control.h).
+ * control.c — the control socket server (see control.h): the listening
+ * socket, accepting connections, limits, shutdown.  Each connection is
+ * control_client.c's; the methods are control_methods.c's.
  *
- * Layers as in imsg: a per-client read buffer bounded by fp_scan, a write
- * queue drained by an EV_WRITE watcher armed only while it holds bytes, and
- * a dispatcher on top.  A request whose msgid cannot be read closes the
- * connection; any other bad request gets an error response.  Neither touches
- * other clients.  A client that disconnects with jobs in flight stays
- * allocated (closed) until their outcomes arrive and are dropped.
+ * A failing accept() (out of fds, out of memory) pauses accepting for
+ * ACCEPT_PAUSE and tries again, logging the first failure of a streak and
+ * the recovery, never each retry.
  */
 #include "config.h"
 #include <errno.h>
@@ -27,228 +26,17 @@
 #include "codec/wire.h"
 #include "codec/frame.h"
 #include "common/sockpath.h"
+#include "engine/timer.h"
 
-#define READ_CHUNK      (64 * 1024)
 #define REQ_OVERHEAD    (64 * 1024) /* bytes of envelope and options around a job */
 #define REQ_OBJECTS     64          /* msgpack objects of the same */
-#define ACCEPT_PAUSE    0.1         /* s to wait after EMFILE */
+#define ACCEPT_PAUSE    0.1         /* s to wait after accept() fails */
 
-static void client_read_cb(struct ev_loop *loop, ev_io *io, int revents);
-static void client_write_cb(struct ev_loop *loop, ev_io *io, int revents);
-static void check_flushed(struct fp_control *ctl);
-static void client_refuse_frame(struct client *c, const char *why);
+static void flush_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents);
 
 /* ------------------------------------------------------------------------
- * Packing helpers
+ * Accepting
  * ------------------------------------------------------------------------ */
-
-void
-ctl_pack_kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
-{
-    fp_pack_cstr(pk, k);
-    msgpack_pack_uint64(pk, v);
-}
-
-/* Start a response [1, msgid, ...]; the caller packs error and result. */
-void
-ctl_begin_response(struct client *c, msgpack_packer *pk, uint32_t msgid)
-{
-    msgpack_packer_init(pk, &c->out, fp_buf_pack_write);
-    msgpack_pack_array(pk, 4);
-    msgpack_pack_int(pk, 1);
-    msgpack_pack_uint32(pk, msgid);
-}
-
-/* Reading a client pauses while it owes us reading (its responses pile
- * up) or its jobs wait in bulk; it resumes once neither holds. */
-static int
-client_backlogged(const struct client *c)
-{
-    return c->out.len >= OUT_HIGH || c->pending_bytes >= PENDING_HIGH;
-}
-
-void
-ctl_flush_soon(struct client *c)
-{
-    struct ev_loop *loop = c->ctl->loop;
-
-    if (c->fd < 0)
-        return;
-    if (c->out.len > 0)
-        ev_io_start(loop, &c->wio);
-    if (client_backlogged(c)) {
-        ev_io_stop(loop, &c->rio);
-    } else if (!ev_is_active(&c->rio) && !ev_is_active(&c->wio)
-               && !c->ctl->shutting_down) {
-        /* Its jobs ended: read on (frames may wait from before). */
-        ev_io_start(loop, &c->rio);
-        if (c->in.len > 0)
-            ev_feed_event(loop, &c->rio, EV_READ);
-    }
-}
-
-void
-ctl_respond_error_str(struct client *c, uint32_t msgid, const char *msg)
-{
-    msgpack_packer pk;
-
-    ctl_begin_response(c, &pk, msgid);
-    fp_pack_cstr(&pk, msg);
-    msgpack_pack_nil(&pk);
-    ctl_flush_soon(c);
-}
-
-/* A submit that was not accepted: error {"id": nil, "kind": "rejected", ...} */
-void
-ctl_respond_rejected(struct client *c, uint32_t msgid, const char *detail)
-{
-    msgpack_packer pk;
-
-    ctl_begin_response(c, &pk, msgid);
-    msgpack_pack_map(&pk, 3);
-    fp_pack_cstr(&pk, "id");
-    msgpack_pack_nil(&pk);
-    fp_pack_cstr(&pk, "kind");
-    fp_pack_cstr(&pk, fp_kind_name(FP_REJECTED));
-    fp_pack_cstr(&pk, "detail");
-    fp_pack_cstr(&pk, detail);
-    msgpack_pack_nil(&pk);
-    ctl_flush_soon(c);
-}
-
-/* ------------------------------------------------------------------------
- * Client lifetime
- * ------------------------------------------------------------------------ */
-
-void
-ctl_client_free(struct client *c)
-{
-    LIST_REMOVE(c, link);
-    fp_buf_free(&c->in);
-    fp_buf_free(&c->out);
-    free(c);
-}
-
-/* Close the connection; the struct lives on while outcomes are owed to it. */
-static void
-client_close(struct client *c)
-{
-    struct fp_control *ctl = c->ctl;
-
-    if (c->fd >= 0) {
-        ev_io_stop(ctl->loop, &c->rio);
-        ev_io_stop(ctl->loop, &c->wio);
-        close(c->fd);
-        c->fd = -1;
-    }
-    fp_buf_free(&c->in);
-    fp_buf_free(&c->out);
-    if (c->pending == 0)
-        ctl_client_free(c);
-    check_flushed(ctl);
-}
-
-/* ------------------------------------------------------------------------
- * I/O
- * ------------------------------------------------------------------------ */
-
-static void
-client_read_cb(struct ev_loop *loop, ev_io *io, int revents)
-{
-    struct client *c = io->data;
-    struct fp_control *ctl = c->ctl;
-    const char *why;
-    (void)loop; (void)revents;
-
-    char *room = fp_buf_reserve(&c->in, READ_CHUNK);
-    if (room == NULL) {
-        client_close(c);
-        return;
-    }
-    ssize_t got = read(c->fd, room, READ_CHUNK);
-    if (got < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
-        got = 0;    /* nothing new: frames kept from a pause may still wait */
-    else if (got <= 0) {
-        client_close(c);
-        return;
-    }
-    c->in.len += (size_t)got;
-    while (c->fd >= 0 && c->in.len > 0) {
-        ssize_t n = fp_scan(&c->scan, fp_buf_head(&c->in), c->in.len,
-                            &ctl->limits, &why);
-        if (n == 0)
-            break;
-        if (n < 0) {
-            fp_logf(ctl->log, FP_LOG_WARN, "client %lu: bad request frame: %s; "
-                    "closing the connection", c->serial, why);
-            client_refuse_frame(c, why);
-            return;
-        }
-        int rc = ctl_dispatch(c, fp_buf_head(&c->in), (size_t)n);
-        fp_buf_consume(&c->in, (size_t)n);
-        fp_scanner_reset(&c->scan);
-        if (rc < 0) {
-            fp_logf(ctl->log, FP_LOG_WARN, "client %lu: request without a "
-                    "readable msgid; closing the connection", c->serial);
-            client_close(c);
-            return;
-        }
-        if (client_backlogged(c)) {
-            ev_io_stop(ctl->loop, &c->rio);
-            break;      /* resume once it reads or its jobs end */
-        }
-    }
-    if (c->fd >= 0)
-        fp_buf_shrink(&c->in, 1 << 20);
-}
-
-/* A frame broke a limit or the format: answer its msgid, if the bytes so
- * far show one, with an error naming the limit; then disconnect.  The error
- * is written with one nonblocking attempt (what is already queued goes
- * first): the master never waits on a client it is dropping. */
-static void
-client_refuse_frame(struct client *c, const char *why)
-{
-    uint32_t msgid;
-    char msg[128];
-
-    if (fp_wire_request_msgid(fp_buf_head(&c->in), c->in.len, &msgid) == 0) {
-        snprintf(msg, sizeof(msg), "bad request: %s", why);
-        ctl_respond_error_str(c, msgid, msg);
-        ssize_t n = write(c->fd, fp_buf_head(&c->out), c->out.len);
-        (void)n;
-    }
-    client_close(c);
-}
-
-static void
-client_write_cb(struct ev_loop *loop, ev_io *io, int revents)
-{
-    struct client *c = io->data;
-    (void)revents;
-
-    while (c->out.len > 0) {
-        ssize_t n = write(c->fd, fp_buf_head(&c->out), c->out.len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return;
-        if (n < 0) {
-            client_close(c);
-            return;
-        }
-        fp_buf_consume(&c->out, (size_t)n);
-    }
-    ev_io_stop(loop, &c->wio);
-    fp_buf_shrink(&c->out, 1 << 20);
-    if (!c->ctl->shutting_down && !client_backlogged(c)) {
-        ev_io_start(loop, &c->rio);
-        /* Frames may be waiting from when reading was paused. */
-        if (c->in.len > 0)
-            ev_feed_event(loop, &c->rio, EV_READ);
-    }
-    check_flushed(c->ctl);
-}
 
 static int
 peer_allowed(struct fp_control *ctl, int fd)
@@ -265,40 +53,49 @@ peer_allowed(struct fp_control *ctl, int fd)
     return 0;
 }
 
+/* accept() failed (out of fds or memory, or anything else that would only
+ * fail again at once): stop listening for ACCEPT_PAUSE and try again.  The
+ * first failure of a streak is logged, the retries are not. */
+static void
+accept_failed(struct fp_control *ctl, int err)
+{
+    if (ctl->accept_failures++ == 0)
+        fp_logf(ctl->log, FP_LOG_ERR, "accept: %s; not accepting connections "
+                "for %g s at a time until it works again (retries not logged)",
+                strerror(err), ACCEPT_PAUSE);
+    ev_io_stop(ctl->loop, &ctl->accept_io);
+    fp_timer_after(ctl->loop, &ctl->accept_pause, ACCEPT_PAUSE);
+}
+
 static void
 accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
     struct fp_control *ctl = io->data;
-    (void)revents;
+    (void)loop; (void)revents;
 
     for (;;) {
         int fd = accept4(ctl->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS
-                || errno == ENOMEM) {
-                fp_logf(ctl->log, FP_LOG_ERR, "accept: %s; pausing", strerror(errno));
-                ev_io_stop(loop, &ctl->accept_io);
-                ev_timer_start(loop, &ctl->accept_pause);
-            }
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                accept_failed(ctl, errno);
             return;
+        }
+        if (ctl->accept_failures > 0) {
+            fp_logf(ctl->log, FP_LOG_INFO, "accepting connections again (after "
+                    "%lu failed tries)", ctl->accept_failures);
+            ctl->accept_failures = 0;
         }
         if (!peer_allowed(ctl, fd)) {
             close(fd);
             continue;
         }
-        struct client *c = calloc(1, sizeof(*c));
-        if (c == NULL) {
+        if (ctl_client_new(ctl, fd) < 0) {
             close(fd);
-            continue;
+            accept_failed(ctl, ENOMEM);
+            return;
         }
-        c->ctl = ctl;
-        c->fd = fd;
-        c->serial = ++ctl->next_serial;
-        ev_io_init(&c->rio, client_read_cb, fd, EV_READ);
-        ev_io_init(&c->wio, client_write_cb, fd, EV_WRITE);
-        c->rio.data = c->wio.data = c;
-        LIST_INSERT_HEAD(&ctl->clients, c, link);
-        ev_io_start(loop, &c->rio);
     }
 }
 
@@ -385,11 +182,14 @@ control_new(struct ev_loop *loop, fp_pool *pool, int lfd, const char *path,
     ctl->methods = ctl_methods;
     ctl->nmethods = ctl_nmethods;
     fp_control_set_job_limits(ctl, 0, 0, FP_DEFAULT_MAX_WORKERS);
+    fp_control_set_reply_limits(ctl, 0, 0, 0);
     LIST_INIT(&ctl->clients);
     ev_io_init(&ctl->accept_io, accept_cb, ctl->lfd, EV_READ);
     ctl->accept_io.data = ctl;
     ev_timer_init(&ctl->accept_pause, accept_pause_cb, ACCEPT_PAUSE, 0.);
     ctl->accept_pause.data = ctl;
+    ev_timer_init(&ctl->flush_timer, flush_timer_cb, 0., 0.);
+    ctl->flush_timer.data = ctl;
     ev_io_start(loop, &ctl->accept_io);
     return ctl;
 }
@@ -459,17 +259,39 @@ fp_control_path(const struct fp_control *ctl)
     return ctl->path;
 }
 
+/* The hard limit that follows the others when it was not given: room for
+ * a few of the largest results beyond the soft limit, so that a client
+ * reading its replies is not cut off by results that arrive together. */
+static void
+default_hard_limit(struct fp_control *ctl)
+{
+    if (!ctl->reply.hard_set)
+        ctl->reply.hard = ctl->reply.soft + FP_REPLY_HARD_RESULTS * ctl->max_job_bytes;
+}
+
 void
 fp_control_set_job_limits(struct fp_control *ctl, size_t max_job_bytes,
                           size_t max_job_objects, unsigned max_workers)
 {
     ctl->max_workers = max_workers;
+    ctl->max_job_bytes = max_job_bytes != 0 ? max_job_bytes : FP_DEFAULT_MAX_JOB_BYTES;
     /* Requests carry one job plus a small envelope and options. */
-    ctl->limits.max_bytes = (max_job_bytes != 0 ? max_job_bytes
-                                                : FP_DEFAULT_MAX_JOB_BYTES) + REQ_OVERHEAD;
+    ctl->limits.max_bytes = ctl->max_job_bytes + REQ_OVERHEAD;
     ctl->limits.max_objects = (max_job_objects != 0 ? max_job_objects
                                                     : FP_DEFAULT_MAX_JOB_OBJECTS) + REQ_OBJECTS;
     ctl->limits.max_depth = FP_MAX_DEPTH + 2;
+    default_hard_limit(ctl);
+}
+
+void
+fp_control_set_reply_limits(struct fp_control *ctl, size_t soft, size_t hard,
+                            size_t total)
+{
+    ctl->reply.soft = soft != 0 ? soft : FP_REPLY_SOFT_DEFAULT;
+    ctl->reply.total = total != 0 ? total : FP_REPLY_TOTAL_DEFAULT;
+    ctl->reply.hard = hard;
+    ctl->reply.hard_set = hard != 0;
+    default_hard_limit(ctl);
 }
 
 static void
@@ -484,8 +306,8 @@ flush_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents)
         flushed(ctl->flushed_arg);
 }
 
-static void
-check_flushed(struct fp_control *ctl)
+void
+ctl_check_flushed(struct fp_control *ctl)
 {
     struct client *c;
 
@@ -495,9 +317,7 @@ check_flushed(struct fp_control *ctl)
         if (c->fd >= 0 && c->out.len > 0)
             return;
     /* Report from the timer so no caller's stack is under the callback. */
-    ev_timer_stop(ctl->loop, &ctl->flush_timer);
-    ev_timer_set(&ctl->flush_timer, 0., 0.);
-    ev_timer_start(ctl->loop, &ctl->flush_timer);
+    fp_timer_after(ctl->loop, &ctl->flush_timer, 0.);
 }
 
 void
@@ -513,10 +333,8 @@ fp_control_shutdown(struct fp_control *ctl, double timeout,
     ev_timer_stop(ctl->loop, &ctl->accept_pause);
     LIST_FOREACH(c, &ctl->clients, link)
         ev_io_stop(ctl->loop, &c->rio);
-    ev_timer_init(&ctl->flush_timer, flush_timer_cb, timeout, 0.);
-    ctl->flush_timer.data = ctl;
-    ev_timer_start(ctl->loop, &ctl->flush_timer);
-    check_flushed(ctl);
+    fp_timer_after(ctl->loop, &ctl->flush_timer, timeout);
+    ctl_check_flushed(ctl);
 }
 
 void
@@ -527,14 +345,8 @@ fp_control_close(struct fp_control *ctl)
 
     if (ctl == NULL)
         return;
-    while ((c = LIST_FIRST(&ctl->clients)) != NULL) {
-        if (c->fd >= 0) {
-            ev_io_stop(ctl->loop, &c->rio);
-            ev_io_stop(ctl->loop, &c->wio);
-            close(c->fd);
-        }
+    while ((c = LIST_FIRST(&ctl->clients)) != NULL)
         ctl_client_free(c);     /* outcomes still owed go nowhere: pool is done */
-    }
     ev_io_stop(ctl->loop, &ctl->accept_io);
     ev_timer_stop(ctl->loop, &ctl->accept_pause);
     ev_timer_stop(ctl->loop, &ctl->flush_timer);

@@ -12,6 +12,13 @@
 
 struct fp_control;
 
+/* Reply memory (README "Reply memory"): the defaults of
+ * fp_control_set_reply_limits. */
+#define FP_REPLY_SOFT_DEFAULT   ((size_t)8 << 20)       /* per client */
+#define FP_REPLY_TOTAL_DEFAULT  ((size_t)256 << 20)     /* all clients */
+/* Per client, hard: the soft limit plus this many of the largest result. */
+#define FP_REPLY_HARD_RESULTS   4
+
 struct fp_control_hooks {
     void (*drain)(void *arg);   /* the "drain" method: start the daemon's drain */
     void *arg;
@@ -41,6 +48,17 @@ const char *fp_control_path(const struct fp_control *c);
  * a server starts with); max_workers is quoted when scale is refused. */
 void fp_control_set_job_limits(struct fp_control *c, size_t max_job_bytes,
                                size_t max_job_objects, unsigned max_workers);
+
+/* Bound the replies clients leave unread (0: the default of each).  Past
+ * `soft` unread bytes a client is behind: none of its requests is read
+ * and none of its jobs starts until it has read half of them; past `hard`
+ * it is disconnected (the log says so) and its jobs that have not started
+ * are cancelled.  Past `total` unread bytes over all clients, every client
+ * with replies unread is behind.  The default hard limit is soft plus
+ * FP_REPLY_HARD_RESULTS times the largest result (it follows
+ * fp_control_set_job_limits). */
+void fp_control_set_reply_limits(struct fp_control *c, size_t soft, size_t hard,
+                                 size_t total);
 
 /* Stop accepting and reading; once every client's queued responses are
  * written (or `timeout` s have passed) call `flushed`. */

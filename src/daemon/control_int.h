@@ -15,22 +15,54 @@
 #include "control.h"
 #include "codec/frame.h"
 
-#define OUT_HIGH        (8u << 20)  /* stop reading a client that does not read */
 /* Stop reading a client while its unfinished jobs hold this many payload
  * bytes: one client cannot fill the daemon's memory through the queue
  * faster than the workers empty it. */
 #define PENDING_HIGH    (16u << 20)
 
+/* Whether a client's requests are read. */
+enum client_input {
+    INPUT_OPEN,         /* reading, unless it is behind (below) */
+    INPUT_EOF,          /* it half-closed: what it sent is answered, every
+                           outcome it is owed is written, then it closes */
+};
+
+/* Whether a client keeps up with its replies (README "Reply memory"). */
+enum client_flow {
+    FLOW_OK,
+    FLOW_BEHIND,        /* past its soft limit of unread replies (or holding
+                           some while all clients together are past theirs):
+                           none of its requests is read and none of its jobs
+                           starts until it has read half of them */
+};
+
 struct client {
     LIST_ENTRY(client) link;
     struct fp_control *ctl;
     int                fd;          /* -1 once closed */
+    enum client_input  input;
+    enum client_flow   flow;
     ev_io              rio, wio;
-    struct fp_buf      in, out;
+    struct fp_buf      in, out;     /* out.len: its replies not yet written */
     struct fp_scanner  scan;
+    int                stalled;     /* complete requests wait in `in` until
+                                       it may run them again */
+    fp_group          *group;       /* its jobs, held while it is behind */
     unsigned           pending;     /* submitted jobs without an outcome */
     size_t             pending_bytes;   /* their payload bytes */
+    unsigned           busy;        /* > 0 while its requests run: the
+                                       struct and its read buffer stay */
     unsigned long      serial;      /* for log lines */
+};
+
+/* How much reply memory clients may hold (fp_control_set_reply_limits). */
+struct ctl_reply_limits {
+    size_t soft;        /* one client: past it, it is behind */
+    size_t hard;        /* one client: past it, it is disconnected */
+    size_t total;       /* all clients: past it, each with replies unread is
+                           behind until the total is back under 7/8 of it */
+    int    hard_set;    /* hard was given (else it follows soft and the
+                           largest result) */
 };
 
 struct ctl_method;
@@ -47,11 +79,20 @@ struct fp_control {
     int                owns_path;   /* we bound it: remove it at close */
     ev_io              accept_io;
     ev_timer           accept_pause;
+    unsigned long      accept_failures; /* failed accepts since the last
+                                           success (the first is logged) */
     struct fp_limits   limits;
+    size_t             max_job_bytes;
     const struct ctl_method *methods;   /* what requests may call */
     size_t             nmethods;
     LIST_HEAD(, client) clients;
     unsigned long      next_serial;
+    unsigned           nclients;        /* connections open */
+    unsigned           nbehind;         /* of those, behind */
+    struct ctl_reply_limits reply;
+    size_t             out_total;       /* replies unwritten, all clients */
+    int                total_over;      /* out_total passed reply.total and
+                                           has not yet fallen to 7/8 of it */
     unsigned           max_workers;     /* for error messages */
     int                shutting_down;
     ev_timer           flush_timer;
@@ -81,18 +122,55 @@ struct reply_to {
     struct reply_to *next_free;     /* on the control's free list */
 };
 
+/* ------------------------------------------------------------------------
+ * Replies (control.c)
+ *
+ * A reply is packed straight into its client's write queue and is kept
+ * whole or not at all: if memory runs out halfway, every byte of it is
+ * taken back (a stream never carries half a message), and the caller
+ * answers with a small error instead -- or, if even that cannot be
+ * queued, the client is disconnected and the log says so.  Nobody is left
+ * waiting for an answer that will not come.
+ * ------------------------------------------------------------------------ */
 
-/* control.c: responses and clients. */
+struct ctl_reply {
+    struct client  *c;
+    size_t          mark;       /* c->out.len when it began */
+    int             failed;     /* an append failed: it will be dropped */
+    int             closed;     /* the client is gone: it goes nowhere */
+    msgpack_packer  pk;
+};
+
+/* Begin a reply to c (any message); pack it through r->pk. */
+void ctl_reply_begin(struct ctl_reply *r, struct client *c);
+/* Begin a response [1, msgid, ...]; the caller packs error and result. */
+void ctl_reply_begin_response(struct ctl_reply *r, struct client *c, uint32_t msgid);
+/* Append raw msgpack bytes (a result passed through). */
+void ctl_reply_raw(struct ctl_reply *r, const char *p, size_t n);
+/* Queue the reply.  Returns 0 once it is queued (or the client is gone) --
+ * the client may then have been closed and freed: do not touch it again;
+ * or -1 if it could not be built: nothing of it is queued, the client is
+ * as it was, and the caller answers otherwise. */
+int  ctl_reply_end(struct ctl_reply *r);
+
+/* control_client.c: a connection.  A new client on fd (0, or -1 if out of
+ * memory: the caller closes fd); free one (closing it if still open). */
+int  ctl_client_new(struct fp_control *ctl, int fd);
+void ctl_client_free(struct client *c);
+/* control.c: during a shutdown, report once every client's replies are
+ * written. */
+void ctl_check_flushed(struct fp_control *ctl);
+
 void ctl_pack_kv_u64(msgpack_packer *pk, const char *k, uint64_t v);
-/* Start a response [1, msgid, ...]; the caller packs error and result. */
-void ctl_begin_response(struct client *c, msgpack_packer *pk, uint32_t msgid);
-/* Arm the writer for what is queued (and stop reading past OUT_HIGH). */
-void ctl_flush_soon(struct client *c);
+/* An error string as the response to msgid. */
 void ctl_respond_error_str(struct client *c, uint32_t msgid, const char *msg);
 /* A submit that was not accepted: error {"id": nil, "kind": "rejected", ...} */
 void ctl_respond_rejected(struct client *c, uint32_t msgid, const char *detail);
-/* Free a closed client once nothing more is owed to it. */
-void ctl_client_free(struct client *c);
+/* Disconnect c, logging why ("out of memory for a reply"). */
+void ctl_client_fail(struct client *c, const char *why);
+/* One of c's jobs has its outcome (its payload was `bytes`).  Returns 1 if
+ * c is closed (then it may have been freed: touch it no more), else 0. */
+int  ctl_client_outcome(struct client *c, size_t bytes);
 
 /* ------------------------------------------------------------------------
  * The method table (control_dispatch.c; the rows are in control_methods.c)

@@ -22,21 +22,23 @@
  * "result"} for ok, error {"id", "kind", "detail"} otherwise, both with
  * "attempts" when the job ran more than once. */
 static void
-pack_outcome(struct client *c, msgpack_packer *pk, const fp_outcome *o)
+pack_outcome(struct ctl_reply *r, const fp_outcome *o)
 {
+    msgpack_packer *pk = &r->pk;
+
     if (o->kind == FP_OK) {
         msgpack_pack_nil(pk);
         msgpack_pack_map(pk, o->attempts > 1 ? 3 : 2);
         ctl_pack_kv_u64(pk, "id", o->id);
         fp_pack_cstr(pk, "result");
-        fp_buf_append(&c->out, o->data, o->len);
+        ctl_reply_raw(r, o->data, o->len);
     } else {
         msgpack_pack_map(pk, o->attempts > 1 ? 4 : 3);
         ctl_pack_kv_u64(pk, "id", o->id);
         fp_pack_cstr(pk, "kind");
         fp_pack_cstr(pk, fp_kind_name(o->kind));
         fp_pack_cstr(pk, "detail");
-        fp_buf_append(&c->out, o->data, o->len);
+        ctl_reply_raw(r, o->data, o->len);
     }
     if (o->attempts > 1)
         ctl_pack_kv_u64(pk, "attempts", o->attempts);
@@ -44,18 +46,44 @@ pack_outcome(struct client *c, msgpack_packer *pk, const fp_outcome *o)
         msgpack_pack_nil(pk);
 }
 
-/* One outcome has been delivered to c: 1 if c is gone (freed or closed),
- * so nothing is to be written. */
-static int
-client_outcome_done(struct client *c, size_t bytes)
+/* In place of an outcome there was no memory to queue: error {"id",
+ * "kind": "error", "detail": "..."} (a few dozen bytes, where the outcome
+ * may have been megabytes). */
+static void
+pack_outcome_lost(struct ctl_reply *r, const fp_outcome *o)
 {
-    c->pending--;
-    c->pending_bytes -= bytes;
-    if (c->fd >= 0)
-        return 0;
-    if (c->pending == 0)
-        ctl_client_free(c);
-    return 1;
+    char detail[160];
+
+    snprintf(detail, sizeof(detail), "forkpoold had no memory to send this "
+             "outcome (%s, %zu bytes); it is lost", fp_kind_name(o->kind), o->len);
+    msgpack_pack_map(&r->pk, 3);
+    ctl_pack_kv_u64(&r->pk, "id", o->id);
+    fp_pack_cstr(&r->pk, "kind");
+    fp_pack_cstr(&r->pk, fp_kind_name(FP_ERROR));
+    fp_pack_cstr(&r->pk, "detail");
+    fp_pack_cstr(&r->pk, detail);
+    msgpack_pack_nil(&r->pk);
+}
+
+/* Queue the outcome reply begun in r -- or the small error in its place
+ * (begun again by `begin`), or, failing that too, disconnect the client.
+ * Either way the client is not left waiting, and the stream stays whole. */
+static void
+end_outcome(struct ctl_reply *r, const fp_outcome *o,
+            void (*begin)(struct ctl_reply *r, struct client *c, const void *arg),
+            const void *arg)
+{
+    struct client *c = r->c;
+
+    if (ctl_reply_end(r) == 0)
+        return;
+    fp_logf(c->ctl->log, FP_LOG_WARN, "client %lu: no memory to queue the outcome "
+            "of job %llu (%zu bytes); answered with an error", c->serial,
+            (unsigned long long)o->id, o->len);
+    begin(r, c, arg);
+    pack_outcome_lost(r, o);
+    if (ctl_reply_end(r) < 0)
+        ctl_client_fail(c, "no memory to queue a reply");
 }
 
 #define FREE_REPLIES_MAX 4096
@@ -96,6 +124,13 @@ ctl_free_replies(struct fp_control *ctl)
     ctl->nfree_replies = 0;
 }
 
+/* [1, msgid, ...: the response to a submit. */
+static void
+begin_submit_response(struct ctl_reply *r, struct client *c, const void *arg)
+{
+    ctl_reply_begin_response(r, c, *(const uint32_t *)arg);
+}
+
 static void
 job_done_cb(const fp_outcome *o, void *arg)
 {
@@ -103,38 +138,52 @@ job_done_cb(const fp_outcome *o, void *arg)
     struct client *c = rt->c;
     uint32_t msgid = rt->msgid;
     size_t bytes = rt->bytes;
-    msgpack_packer pk;
+    struct ctl_reply r;
 
     reply_put(c->ctl, rt);
-    if (client_outcome_done(c, bytes))
+    if (ctl_client_outcome(c, bytes))
         return;
-    ctl_begin_response(c, &pk, msgid);
-    pack_outcome(c, &pk, o);
-    ctl_flush_soon(c);
+    begin_submit_response(&r, c, &msgid);
+    pack_outcome(&r, o);
+    end_outcome(&r, o, begin_submit_response, &msgid);
 }
 
-/* A batch job's outcome: [2, "outcome", [msgid, index, error, result]]. */
+/* [2, "outcome", [msgid, index, ...: a batch job's outcome notification. */
+struct batch_at {
+    const struct batch_reply *b;
+    uint64_t                  index;
+};
+
+static void
+begin_batch_outcome(struct ctl_reply *r, struct client *c, const void *arg)
+{
+    const struct batch_at *at = arg;
+
+    ctl_reply_begin(r, c);
+    msgpack_pack_array(&r->pk, 3);
+    msgpack_pack_int(&r->pk, 2);
+    fp_pack_cstr(&r->pk, "outcome");
+    msgpack_pack_array(&r->pk, 4);
+    msgpack_pack_uint32(&r->pk, at->b->msgid);
+    msgpack_pack_uint64(&r->pk, at->index);
+}
+
 static void
 batch_done_cb(const fp_outcome *o, void *arg)
 {
     struct batch_reply *b = arg;
     struct client *c = b->c;
-    msgpack_packer pk;
+    struct batch_at at = { b, o->id - b->first_id };
+    struct ctl_reply r;
     /* The batch's bytes, spread over its outcomes (the last takes the
      * rest, so they add up). */
     size_t bytes = b->left == 1 ? b->bytes_left : b->bytes_left / b->left;
 
     b->bytes_left -= bytes;
-    if (!client_outcome_done(c, bytes)) {
-        msgpack_packer_init(&pk, &c->out, fp_buf_pack_write);
-        msgpack_pack_array(&pk, 3);
-        msgpack_pack_int(&pk, 2);
-        fp_pack_cstr(&pk, "outcome");
-        msgpack_pack_array(&pk, 4);
-        msgpack_pack_uint32(&pk, b->msgid);
-        msgpack_pack_uint64(&pk, o->id - b->first_id);
-        pack_outcome(c, &pk, o);
-        ctl_flush_soon(c);
+    if (!ctl_client_outcome(c, bytes)) {
+        begin_batch_outcome(&r, c, &at);
+        pack_outcome(&r, o);
+        end_outcome(&r, o, begin_batch_outcome, &at);
     }
     if (--b->left == 0)
         free(b);
@@ -147,7 +196,7 @@ static void
 method_submit_batch(struct client *c, uint32_t msgid, struct ctl_params *p)
 {
     struct fp_control *ctl = c->ctl;
-    fp_job_opts opts = { .timeout = -1, .retries = 0 };
+    fp_job_opts opts = { .timeout = -1, .retries = 0, .group = c->group };
     char key[FP_MAX_KEY_BYTES + 1];
     int notify = 0;
     struct fp_reader *jobs = &p->v[0].r;
@@ -155,7 +204,7 @@ method_submit_batch(struct client *c, uint32_t msgid, struct ctl_params *p)
     uint64_t first;
     const char *why;
     struct batch_reply *b;
-    msgpack_packer pk;
+    struct ctl_reply r;
 
     (void)fp_read_array(jobs, &n);      /* an array: checked by the rule */
     /* n is bounded by the frame's object limit, like the scratch array. */
@@ -194,12 +243,13 @@ method_submit_batch(struct client *c, uint32_t msgid, struct ctl_params *p)
                                .bytes_left = bytes };
     c->pending += n;
     c->pending_bytes += bytes;
-    ctl_begin_response(c, &pk, msgid);
-    msgpack_pack_nil(&pk);
-    msgpack_pack_map(&pk, 2);
-    ctl_pack_kv_u64(&pk, "first_id", first);
-    ctl_pack_kv_u64(&pk, "count", n);
-    ctl_flush_soon(c);
+    ctl_reply_begin_response(&r, c, msgid);
+    msgpack_pack_nil(&r.pk);
+    msgpack_pack_map(&r.pk, 2);
+    ctl_pack_kv_u64(&r.pk, "first_id", first);
+    ctl_pack_kv_u64(&r.pk, "count", n);
+    if (ctl_reply_end(&r) < 0)
+        ctl_client_fail(c, "no memory to queue a reply");
 }
 
 /* submit [job] or [job, {"timeout", "retries", "notify"}]: the response
@@ -207,7 +257,7 @@ method_submit_batch(struct client *c, uint32_t msgid, struct ctl_params *p)
 static void
 method_submit(struct client *c, uint32_t msgid, struct ctl_params *p)
 {
-    fp_job_opts opts = { .timeout = -1, .retries = 0 };
+    fp_job_opts opts = { .timeout = -1, .retries = 0, .group = c->group };
     char key[FP_MAX_KEY_BYTES + 1];
     int notify = 0;
     uint64_t id;
@@ -236,16 +286,29 @@ method_submit(struct client *c, uint32_t msgid, struct ctl_params *p)
     c->pending_bytes += rt->bytes;
     if (notify) {
         /* [2, "accepted", [msgid, id]]: the id, early enough to cancel. */
-        msgpack_packer pk;
-        msgpack_packer_init(&pk, &c->out, fp_buf_pack_write);
-        msgpack_pack_array(&pk, 3);
-        msgpack_pack_int(&pk, 2);
-        fp_pack_cstr(&pk, "accepted");
-        msgpack_pack_array(&pk, 2);
-        msgpack_pack_uint32(&pk, msgid);
-        msgpack_pack_uint64(&pk, id);
-        ctl_flush_soon(c);
+        struct ctl_reply r;
+        ctl_reply_begin(&r, c);
+        msgpack_pack_array(&r.pk, 3);
+        msgpack_pack_int(&r.pk, 2);
+        fp_pack_cstr(&r.pk, "accepted");
+        msgpack_pack_array(&r.pk, 2);
+        msgpack_pack_uint32(&r.pk, msgid);
+        msgpack_pack_uint64(&r.pk, id);
+        if (ctl_reply_end(&r) < 0)
+            ctl_client_fail(c, "no memory to queue a reply");
     }
+}
+
+/* Queue the reply begun in r, or answer msgid with an error if it could not
+ * be built (no memory for it). */
+static void
+end_reply(struct ctl_reply *r, uint32_t msgid)
+{
+    struct client *c = r->c;
+
+    if (ctl_reply_end(r) < 0)
+        ctl_respond_error_str(c, msgid, "out of memory: the reply could not be "
+                              "queued");
 }
 
 /* "worker_list": one map per live worker (SPEC's "workers" is the count). */
@@ -292,14 +355,26 @@ pack_limits(msgpack_packer *pk, const fp_limit_info *rows, size_t n)
     }
 }
 
+/* "clients": the control connections and the replies they leave unread
+ * (README "Reply memory"). */
+static void
+pack_clients(msgpack_packer *pk, const struct fp_control *ctl)
+{
+    fp_pack_cstr(pk, "clients");
+    msgpack_pack_map(pk, 3);
+    ctl_pack_kv_u64(pk, "connected", ctl->nclients);
+    ctl_pack_kv_u64(pk, "behind", ctl->nbehind);
+    ctl_pack_kv_u64(pk, "reply_bytes", ctl->out_total);
+}
+
 /* status []: the pool's counters, its workers' pids, one row per worker
- * and one per rate limit, however many there are. */
+ * and one per rate limit, however many there are, and the clients. */
 static void
 method_status(struct client *c, uint32_t msgid, struct ctl_params *p)
 {
     fp_pool *pool = c->ctl->pool;
     fp_stats st;
-    msgpack_packer pk;
+    struct ctl_reply r;
     size_t n = fp_pool_worker_info(pool, NULL, 0);
     fp_worker_info *rows = malloc((n > 0 ? n : 1) * sizeof(*rows));
     size_t nlim = fp_pool_limits(pool, NULL, 0);
@@ -315,39 +390,40 @@ method_status(struct client *c, uint32_t msgid, struct ctl_params *p)
     nlim = fp_pool_limits(pool, lims, nlim);
     n = fp_pool_worker_info(pool, rows, n);
     fp_pool_stats(pool, &st);
-    ctl_begin_response(c, &pk, msgid);
-    msgpack_pack_nil(&pk);
-    msgpack_pack_map(&pk, 18 + (st.autoscale_max > 0));
-    fp_pack_cstr(&pk, "state");
-    fp_pack_cstr(&pk, st.draining ? "draining" : "running");
-    ctl_pack_kv_u64(&pk, "workers", st.workers);
+    ctl_reply_begin_response(&r, c, msgid);
+    msgpack_pack_nil(&r.pk);
+    msgpack_pack_map(&r.pk, 19 + (st.autoscale_max > 0));
+    fp_pack_cstr(&r.pk, "state");
+    fp_pack_cstr(&r.pk, st.draining ? "draining" : "running");
+    ctl_pack_kv_u64(&r.pk, "workers", st.workers);
     if (st.autoscale_max > 0) {
-        fp_pack_cstr(&pk, "autoscale");
-        msgpack_pack_map(&pk, 2);
-        ctl_pack_kv_u64(&pk, "min", st.autoscale_min);
-        ctl_pack_kv_u64(&pk, "max", st.autoscale_max);
+        fp_pack_cstr(&r.pk, "autoscale");
+        msgpack_pack_map(&r.pk, 2);
+        ctl_pack_kv_u64(&r.pk, "min", st.autoscale_min);
+        ctl_pack_kv_u64(&r.pk, "max", st.autoscale_max);
     }
-    ctl_pack_kv_u64(&pk, "busy", st.busy);
-    ctl_pack_kv_u64(&pk, "idle", st.idle);
-    ctl_pack_kv_u64(&pk, "starting", st.starting);
-    ctl_pack_kv_u64(&pk, "queued", st.queued);
-    ctl_pack_kv_u64(&pk, "submitted", st.submitted);
-    ctl_pack_kv_u64(&pk, "completed", st.completed);
-    ctl_pack_kv_u64(&pk, "failed", st.failed);
-    ctl_pack_kv_u64(&pk, "crashed", st.crashed);
-    ctl_pack_kv_u64(&pk, "timed_out", st.timed_out);
-    ctl_pack_kv_u64(&pk, "cancelled", st.cancelled);
-    ctl_pack_kv_u64(&pk, "restarts", st.restarts);
-    ctl_pack_kv_u64(&pk, "start_failures", st.start_failures);
-    fp_pack_cstr(&pk, "uptime_s");
-    msgpack_pack_double(&pk, st.uptime_s);
-    fp_pack_cstr(&pk, "pids");
-    msgpack_pack_array(&pk, n);
+    ctl_pack_kv_u64(&r.pk, "busy", st.busy);
+    ctl_pack_kv_u64(&r.pk, "idle", st.idle);
+    ctl_pack_kv_u64(&r.pk, "starting", st.starting);
+    ctl_pack_kv_u64(&r.pk, "queued", st.queued);
+    ctl_pack_kv_u64(&r.pk, "submitted", st.submitted);
+    ctl_pack_kv_u64(&r.pk, "completed", st.completed);
+    ctl_pack_kv_u64(&r.pk, "failed", st.failed);
+    ctl_pack_kv_u64(&r.pk, "crashed", st.crashed);
+    ctl_pack_kv_u64(&r.pk, "timed_out", st.timed_out);
+    ctl_pack_kv_u64(&r.pk, "cancelled", st.cancelled);
+    ctl_pack_kv_u64(&r.pk, "restarts", st.restarts);
+    ctl_pack_kv_u64(&r.pk, "start_failures", st.start_failures);
+    fp_pack_cstr(&r.pk, "uptime_s");
+    msgpack_pack_double(&r.pk, st.uptime_s);
+    fp_pack_cstr(&r.pk, "pids");
+    msgpack_pack_array(&r.pk, n);
     for (size_t i = 0; i < n; i++)
-        msgpack_pack_int64(&pk, rows[i].pid);
-    pack_worker_rows(&pk, rows, n);
-    pack_limits(&pk, lims, nlim);
-    ctl_flush_soon(c);
+        msgpack_pack_int64(&r.pk, rows[i].pid);
+    pack_worker_rows(&r.pk, rows, n);
+    pack_limits(&r.pk, lims, nlim);
+    pack_clients(&r.pk, c->ctl);
+    end_reply(&r, msgid);
     free(rows);
     free(lims);
 }
@@ -357,19 +433,17 @@ static void
 method_cancel(struct client *c, uint32_t msgid, struct ctl_params *p)
 {
     uint64_t id = 0;
-    msgpack_packer pk;
+    struct ctl_reply r;
 
     (void)fp_read_uint(&p->v[0].r, &id);    /* checked by the rule */
     int found = fp_pool_cancel(c->ctl->pool, id);
-    if (c->fd < 0)
-        return;     /* closed by an outcome delivered in the cancel */
-    ctl_begin_response(c, &pk, msgid);
-    msgpack_pack_nil(&pk);
+    ctl_reply_begin_response(&r, c, msgid);
+    msgpack_pack_nil(&r.pk);
     if (found)
-        msgpack_pack_true(&pk);
+        msgpack_pack_true(&r.pk);
     else
-        msgpack_pack_false(&pk);
-    ctl_flush_soon(c);
+        msgpack_pack_false(&r.pk);
+    end_reply(&r, msgid);
 }
 
 /* scale [n]: {"workers": n}, or an error saying why not. */
@@ -377,7 +451,7 @@ static void
 method_scale(struct client *c, uint32_t msgid, struct ctl_params *p)
 {
     uint64_t n = 0;
-    msgpack_packer pk;
+    struct ctl_reply r;
     char msg[128];
     fp_stats st;
 
@@ -396,11 +470,11 @@ method_scale(struct client *c, uint32_t msgid, struct ctl_params *p)
         ctl_respond_error_str(c, msgid, msg);
         return;
     }
-    ctl_begin_response(c, &pk, msgid);
-    msgpack_pack_nil(&pk);
-    msgpack_pack_map(&pk, 1);
-    ctl_pack_kv_u64(&pk, "workers", n);
-    ctl_flush_soon(c);
+    ctl_reply_begin_response(&r, c, msgid);
+    msgpack_pack_nil(&r.pk);
+    msgpack_pack_map(&r.pk, 1);
+    ctl_pack_kv_u64(&r.pk, "workers", n);
+    end_reply(&r, msgid);
 }
 
 /* One gauge series per rate limit into `out`, keys escaped as Prometheus
@@ -443,7 +517,7 @@ method_metrics(struct client *c, uint32_t msgid, struct ctl_params *p)
 {
     fp_stats st;
     char text[4096];
-    msgpack_packer pk;
+    struct ctl_reply r;
     struct fp_buf more = FP_BUF_INIT;
     fp_limit_info *lims;
     size_t nlim;
@@ -506,12 +580,12 @@ method_metrics(struct client *c, uint32_t msgid, struct ctl_params *p)
         ctl_respond_error_str(c, msgid, "out of memory");
         return;
     }
-    ctl_begin_response(c, &pk, msgid);
-    msgpack_pack_nil(&pk);
-    msgpack_pack_str(&pk, (size_t)n + more.len);
-    msgpack_pack_str_body(&pk, text, (size_t)n);
-    msgpack_pack_str_body(&pk, fp_buf_head(&more), more.len);
-    ctl_flush_soon(c);
+    ctl_reply_begin_response(&r, c, msgid);
+    msgpack_pack_nil(&r.pk);
+    msgpack_pack_str(&r.pk, (size_t)n + more.len);
+    msgpack_pack_str_body(&r.pk, text, (size_t)n);
+    msgpack_pack_str_body(&r.pk, fp_buf_head(&more), more.len);
+    end_reply(&r, msgid);
     free(lims);
     fp_buf_free(&more);
 }
@@ -523,7 +597,7 @@ method_limit(struct client *c, uint32_t msgid, struct ctl_params *p)
 {
     char key[FP_MAX_KEY_BYTES + 1];
     double rate, burst = 0;
-    msgpack_packer pk;
+    struct ctl_reply r;
     int rc;
 
     if (fp_wire_read_key(&p->v[0].r, key) < 0) {
@@ -556,22 +630,22 @@ method_limit(struct client *c, uint32_t msgid, struct ctl_params *p)
         ctl_respond_error_str(c, msgid, strerror(errno));
         return;
     }
-    ctl_begin_response(c, &pk, msgid);
-    msgpack_pack_nil(&pk);
-    msgpack_pack_true(&pk);
-    ctl_flush_soon(c);
+    ctl_reply_begin_response(&r, c, msgid);
+    msgpack_pack_nil(&r.pk);
+    msgpack_pack_true(&r.pk);
+    end_reply(&r, msgid);
 }
 
 /* A response with nil error and nil result. */
 static void
 respond_nil(struct client *c, uint32_t msgid)
 {
-    msgpack_packer pk;
+    struct ctl_reply r;
 
-    ctl_begin_response(c, &pk, msgid);
-    msgpack_pack_nil(&pk);
-    msgpack_pack_nil(&pk);
-    ctl_flush_soon(c);
+    ctl_reply_begin_response(&r, c, msgid);
+    msgpack_pack_nil(&r.pk);
+    msgpack_pack_nil(&r.pk);
+    end_reply(&r, msgid);
 }
 
 /* reload []: nil; a rolling reload starts, as on SIGHUP. */

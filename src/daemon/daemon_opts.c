@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "builtin.h"
+#include "control.h"
 #include "daemon_opts.h"
 #include "common/jsonmp.h"
 
@@ -26,6 +27,8 @@
 #define JOB_BYTES_MIN    16u
 #define JOB_BYTES_CAP    (1ULL << 30)
 #define PREFETCH_CAP     1024u
+#define REPLY_BYTES_MIN  4096u
+#define REPLY_BYTES_CAP  (1ULL << 40)
 #define CONFIG_MAX (1 << 20)            /* largest config file */
 
 _Static_assert(FP_DEFAULT_MAX_WORKERS <= MAX_WORKERS_CAP, "--max-workers range");
@@ -34,6 +37,8 @@ _Static_assert(FP_DEFAULT_QUEUE_MAX_BYTES >= QUEUE_BYTES_MIN
                && FP_DEFAULT_QUEUE_MAX_BYTES <= QUEUE_BYTES_CAP, "--queue-max-bytes range");
 _Static_assert(FP_DEFAULT_MAX_JOB_BYTES >= JOB_BYTES_MIN
                && FP_DEFAULT_MAX_JOB_BYTES <= JOB_BYTES_CAP, "--max-job-bytes range");
+_Static_assert(FP_REPLY_SOFT_DEFAULT >= REPLY_BYTES_MIN
+               && FP_REPLY_TOTAL_DEFAULT <= REPLY_BYTES_CAP, "--reply-* ranges");
 _Static_assert(FP_DEFAULT_PREFETCH >= 1 && FP_DEFAULT_PREFETCH <= PREFETCH_CAP,
                "--prefetch range");
 
@@ -70,7 +75,7 @@ size_text(unsigned long long bytes, char *buf, size_t len)
 void
 fp_daemon_usage(FILE *out)
 {
-    char queue_bytes[32], job_bytes[32];
+    char queue_bytes[32], job_bytes[32], soft[32], total[32];
 
     fprintf(out,
 "Usage: forkpoold [options]\n"
@@ -96,6 +101,15 @@ fp_daemon_usage(FILE *out)
 "      --queue-max-bytes N  payload bytes held for unfinished jobs before\n"
 "                           submissions are rejected (default %s)\n"
 "      --max-job-bytes N    largest job or result in bytes (default %s)\n"
+"      --reply-soft-limit N one client's unread reply bytes past which its\n"
+"                           requests are not read and its jobs wait unstarted\n"
+"                           until it has read half of them (default %s)\n"
+"      --reply-hard-limit N one client's unread reply bytes past which it is\n"
+"                           disconnected (default: the soft limit plus %d\n"
+"                           times --max-job-bytes)\n"
+"      --reply-max-bytes N  unread reply bytes of all clients together past\n"
+"                           which every client with replies unread waits\n"
+"                           (default %s)\n"
 "      --max-jobs N         recycle a worker after N jobs, plus up to 10%%\n"
 "                           jitter (0 = never)\n"
 "      --max-rss MiB        recycle a worker, between jobs, once its resident\n"
@@ -132,6 +146,8 @@ fp_daemon_usage(FILE *out)
             FP_DEFAULT_QUEUE_MAX,
             size_text(FP_DEFAULT_QUEUE_MAX_BYTES, queue_bytes, sizeof(queue_bytes)),
             size_text(FP_DEFAULT_MAX_JOB_BYTES, job_bytes, sizeof(job_bytes)),
+            size_text(FP_REPLY_SOFT_DEFAULT, soft, sizeof(soft)), FP_REPLY_HARD_RESULTS,
+            size_text(FP_REPLY_TOTAL_DEFAULT, total, sizeof(total)),
             FP_DEFAULT_PREFETCH, FP_DEFAULT_DRAIN_TIMEOUT);
 }
 
@@ -231,7 +247,7 @@ enum {
     OPT_MAX_RSS, OPT_SLOW_LOG, OPT_QUEUE_MAX_BYTES, OPT_MAX_WORKERS,
     OPT_SANDBOX, OPT_RLIMIT_AS, OPT_RLIMIT_CPU, OPT_RLIMIT_NOFILE, OPT_USER,
     OPT_PIDFILE, OPT_LOG, OPT_LOG_LEVEL, OPT_AUTOSCALE, OPT_IDLE_TIMEOUT,
-    OPT_RATE_LIMIT,
+    OPT_RATE_LIMIT, OPT_REPLY_SOFT, OPT_REPLY_HARD, OPT_REPLY_TOTAL,
 };
 
 #define OPTSTRING ":w:s:c:dvhV"
@@ -250,6 +266,9 @@ static const struct option long_options[] = {
     { "queue-max",     required_argument, NULL, OPT_QUEUE_MAX },
     { "queue-max-bytes", required_argument, NULL, OPT_QUEUE_MAX_BYTES },
     { "max-job-bytes", required_argument, NULL, OPT_MAX_JOB_BYTES },
+    { "reply-soft-limit", required_argument, NULL, OPT_REPLY_SOFT },
+    { "reply-hard-limit", required_argument, NULL, OPT_REPLY_HARD },
+    { "reply-max-bytes", required_argument, NULL, OPT_REPLY_TOTAL },
     { "max-jobs",      required_argument, NULL, OPT_MAX_JOBS },
     { "drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT },
     { "prefetch",      required_argument, NULL, OPT_PREFETCH },
@@ -363,6 +382,18 @@ apply_option(struct parse *p, int opt, const char *arg)
     case OPT_MAX_JOB_BYTES:
         rc = parse_uint(p, "--max-job-bytes", arg, JOB_BYTES_MIN, JOB_BYTES_CAP, &v);
         cfg->max_job_bytes = v;
+        break;
+    case OPT_REPLY_SOFT:
+        rc = parse_uint(p, "--reply-soft-limit", arg, REPLY_BYTES_MIN, REPLY_BYTES_CAP, &v);
+        o->reply_soft = v;
+        break;
+    case OPT_REPLY_HARD:
+        rc = parse_uint(p, "--reply-hard-limit", arg, REPLY_BYTES_MIN, REPLY_BYTES_CAP, &v);
+        o->reply_hard = v;
+        break;
+    case OPT_REPLY_TOTAL:
+        rc = parse_uint(p, "--reply-max-bytes", arg, REPLY_BYTES_MIN, REPLY_BYTES_CAP, &v);
+        o->reply_total = v;
         break;
     case OPT_MAX_JOBS:
         rc = parse_uint(p, "--max-jobs", arg, 0, UINT_MAX, &v);
@@ -622,6 +653,15 @@ check_all(struct parse *p)
                     o->cfg.autoscale_max, o->max_workers);
     if (o->idle_timeout_set && o->cfg.autoscale_max == 0)
         return fail(p, "--idle-timeout: needs --autoscale");
+    /* A client that reads its replies must never be cut off by one result
+     * that lands on top of its soft limit. */
+    size_t soft = o->reply_soft != 0 ? o->reply_soft : FP_REPLY_SOFT_DEFAULT;
+    size_t job = o->cfg.max_job_bytes != 0 ? o->cfg.max_job_bytes
+                                           : FP_DEFAULT_MAX_JOB_BYTES;
+    if (o->reply_hard != 0 && o->reply_hard < soft + job)
+        return fail(p, "--reply-hard-limit: %zu is less than the soft limit plus "
+                    "--max-job-bytes (%zu + %zu): one result could cut off a "
+                    "client that reads", o->reply_hard, soft, job);
     if (check_handler(p) < 0)
         return -1;
     if (o->cfg.user != NULL) {

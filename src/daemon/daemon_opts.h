@@ -32,6 +32,9 @@ struct fp_daemon_opts {
     const char     *socket;         /* -s, or NULL: the default rule */
     const char     *handler;        /* what runs in the workers, for the log */
     double          drain_timeout;
+    size_t          reply_soft;     /* --reply-soft-limit (0: the default) */
+    size_t          reply_hard;     /* --reply-hard-limit (0: the default) */
+    size_t          reply_total;    /* --reply-max-bytes (0: the default) */
     int             log_level;      /* FP_LOG_*: most verbose emitted */
     int             log_syslog;     /* --log syslog */
     int             log_stderr;     /* --log stderr, said explicitly */

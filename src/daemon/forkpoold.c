@@ -21,6 +21,7 @@
 #include "daemon_opts.h"
 #include "daemonize.h"
 #include "engine/log.h"
+#include "ev_alloc.h"
 #include "logbuf.h"
 #include "proctitle.h"
 #include "sdnotify.h"
@@ -248,6 +249,7 @@ main(int argc, char **argv)
     cfg->log_arg = d.log.arg;
     cfg->log_level = d.log.level;
     cfg->title = fp_proctitle_set;
+    fp_ev_alloc_install(&d.log);        /* before libev's first allocation */
     d.loop = ev_default_loop(0);
     if (d.log.fn == fp_logbuf_sink)
         fp_logbuf_attach(&d.logbuf, d.loop);
@@ -273,6 +275,7 @@ main(int argc, char **argv)
     }
     fp_control_set_job_limits(d.ctl, cfg->max_job_bytes, cfg->max_job_objects,
                               o.max_workers);
+    fp_control_set_reply_limits(d.ctl, o.reply_soft, o.reply_hard, o.reply_total);
     watch_signal(&d, &d.sig_term, SIGTERM, term_cb);
     watch_signal(&d, &d.sig_int, SIGINT, term_cb);
     watch_signal(&d, &d.sig_hup, SIGHUP, hup_cb);
@@ -295,7 +298,7 @@ main(int argc, char **argv)
         fp_sd_notify("READY=1\nMAINPID=%ld", (long)getpid());
         ev_timer_init(&d.status_timer, status_timer_cb, 0., 1.);
         d.status_timer.data = &d;
-        ev_timer_start(d.loop, &d.status_timer);
+        ev_timer_start(d.loop, &d.status_timer);    /* a repeating timer */
     }
     if (ready_fd >= 0)
         fp_daemon_ready(ready_fd);

@@ -42,9 +42,11 @@ pool_settle_recorded(struct fp_pool *p, struct fp_job *job)
         return;
     job->state = JOB_SETTLED;
     p->held_bytes -= job->len;
-    /* It never waits in the queue again: its key may go. */
+    /* It never waits in the queue again: its key and group may go. */
     fp_queue_key_drop(&p->queue, job->key);
     job->key = NULL;
+    pool_group_unref(job->group);
+    job->group = NULL;
     count(p, job->kind);
     TAILQ_INSERT_TAIL(&p->done, job, done_link);
     kick(p);
@@ -186,6 +188,7 @@ pool_teardown(struct fp_pool *p)
     pool_run_callbacks(p);
     ev_idle_stop(p->loop, &p->done_idle);
     fp_job_cache_free(&p->job_cache);
+    pool_groups_detach(p);
     fp_queue_free(&p->queue);
     free(p->workers);
     free(p->module_config);

@@ -16,6 +16,7 @@
 
 #include "pool_int.h"
 #include "worker_hold.h"
+#include "timer.h"
 
 /* Weight of the newest run time in the moving average. */
 #define EST_WEIGHT       0.125
@@ -161,9 +162,7 @@ balance(struct fp_pool *p)
             /* Not worth it yet, or the jobs have just started (their
              * results are on the way): look again in a moment. */
             double delay = longest < worth ? worth - longest : FP_DEFAULT_PREFETCH_WAIT;
-            ev_timer_stop(p->loop, &p->balance_timer);
-            ev_timer_set(&p->balance_timer, delay + 0.0002, 0.);
-            ev_timer_start(p->loop, &p->balance_timer);
+            fp_timer_after(p->loop, &p->balance_timer, delay + 0.0002);
             return;
         }
     }
@@ -196,9 +195,7 @@ next_job(struct fp_pool *p)
 
     if (job == NULL && wait >= 0) {
         /* A little late rather than early: early would find no token. */
-        ev_timer_stop(p->loop, &p->rate_timer);
-        ev_timer_set(&p->rate_timer, wait + 0.0005, 0.);
-        ev_timer_start(p->loop, &p->rate_timer);
+        fp_timer_after(p->loop, &p->rate_timer, wait + 0.0005);
     }
     return job;
 }

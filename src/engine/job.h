@@ -20,6 +20,7 @@
 
 struct fp_worker;
 struct fp_key;
+struct fp_group;
 
 enum fp_job_state {
     JOB_QUEUED,     /* accepted, in the pool's queue */
@@ -45,6 +46,9 @@ struct fp_job {
     void             *arg;
     struct fp_worker *worker;       /* whose window holds it, or NULL */
     struct fp_key    *key;          /* its rate-limit key, or NULL */
+    struct fp_group  *group;        /* its group (fp_job_opts.group), or NULL */
+    int               parked;       /* waiting on its held group's parked
+                                       list rather than in a lane (queue.h) */
 
     /* The outcome, once settled: the result or detail bytes live in the
      * job's own block when they fit (the payload is no longer needed), or

@@ -197,6 +197,7 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
 
     TAILQ_INIT(&p->done);
     TAILQ_INIT(&p->leaving);
+    TAILQ_INIT(&p->groups);
     p->phase = POOL_NEW;
     p->target = p->cfg.workers;
     p->next_id = 1;
@@ -296,6 +297,7 @@ fp_pool_submit_batch(fp_pool *p, const fp_job_buf *jobs, size_t n,
 {
     const char *why = NULL;
     const char *key = opts != NULL ? opts->key : NULL;
+    struct fp_group *group = opts != NULL ? opts->group : NULL;
     struct fp_key *k = NULL;
     struct fp_jobq batch;
     struct fp_job *job;
@@ -305,6 +307,8 @@ fp_pool_submit_batch(fp_pool *p, const fp_job_buf *jobs, size_t n,
         bytes += jobs[i].len;
     if (n == 0)
         why = "empty batch";
+    else if (group != NULL && group->pool != p)
+        why = "bad group";
     else if (!pool_accepts_jobs(p))
         why = "draining";
     else if (p->queue.n + p->nahead >= p->cfg.queue_max
@@ -337,6 +341,7 @@ fp_pool_submit_batch(fp_pool *p, const fp_job_buf *jobs, size_t n,
             return -1;
         }
         job->key = k;
+        job->group = group;
         memcpy(job->payload, jobs[i].data, jobs[i].len);
         job->len = jobs[i].len;
         job->timeout = (opts != NULL && opts->timeout >= 0) ? opts->timeout
@@ -353,6 +358,7 @@ fp_pool_submit_batch(fp_pool *p, const fp_job_buf *jobs, size_t n,
         job->id = p->next_id++;
         fp_queue_push(&p->queue, job);
     }
+    pool_group_ref(group, n);
     p->held_bytes += bytes;
     p->counters.submitted += n;
     if (p->phase == POOL_RUNNING)

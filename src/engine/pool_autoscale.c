@@ -15,6 +15,7 @@
 #include "config.h"
 
 #include "pool_int.h"
+#include "timer.h"
 
 /* A deadline this close counts as reached (timers and ev_now differ by
  * a hair): no timer is re-armed for a few microseconds. */
@@ -40,12 +41,12 @@ arm(struct fp_pool *p, ev_tstamp due)
 {
     ev_tstamp now = ev_now(p->loop);
 
-    ev_timer_stop(p->loop, &p->autoscale_timer);
     p->autoscale_due = due;
-    if (due <= 0)
+    if (due <= 0) {
+        ev_timer_stop(p->loop, &p->autoscale_timer);
         return;
-    ev_timer_set(&p->autoscale_timer, due > now ? due - now : 0., 0.);
-    ev_timer_start(p->loop, &p->autoscale_timer);
+    }
+    fp_timer_after(p->loop, &p->autoscale_timer, due > now ? due - now : 0.);
 }
 
 /* A backlog and room: add the next step of workers if its second has

@@ -9,6 +9,7 @@
  *                   retire, exited): outcomes, retries, respawn, backoff
  *   pool_scale.c    scale, rolling reload, drain
  *   pool_autoscale.c  the dynamic pool: grow under a backlog, retire idle
+ *   pool_group.c    job groups: hold one submitter's jobs back
  *
  * The mechanism below it (worker.h: worker_io.c, worker_life.c) reports
  * through fp_worker_ops and never calls up otherwise.
@@ -68,6 +69,7 @@ struct fp_pool {
     double             run_est;     /* typical run time of a job, s (a moving
                                        average); < 0 until one has ended */
     size_t             held_bytes;  /* payloads of every unfinished job */
+    struct fp_groupq   groups;      /* every group not yet freed */
     uint64_t           next_id;
     struct fp_job_cache job_cache;
 
@@ -161,6 +163,13 @@ void pool_drain_init(struct fp_pool *p);
 int  pool_resize(struct fp_pool *p, unsigned n);
 /* Retire active slot `w`: it finishes its window and goes. */
 void pool_retire(struct fp_pool *p, struct fp_worker *w, const char *why);
+
+/* pool_group.c */
+/* A job of group g (or none) is accepted / has settled. */
+void pool_group_ref(struct fp_group *g, size_t n);
+void pool_group_unref(struct fp_group *g);
+/* The pool goes: its groups live on, detached, until their owners free them. */
+void pool_groups_detach(struct fp_pool *p);
 
 /* pool_autoscale.c */
 void pool_autoscale_init(struct fp_pool *p);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "pool_int.h"
+#include "timer.h"
 
 static void reload_step(struct fp_pool *p);
 
@@ -281,9 +282,7 @@ fp_pool_drain(fp_pool *p, double timeout, fp_drained_fn done, void *arg)
     p->drained_arg = arg;
     fp_logf(&p->log, FP_LOG_INFO, "draining: %zu queued, finishing accepted jobs",
             p->queue.n);
-    if (timeout > 0) {
-        ev_timer_set(&p->drain_timer, timeout, 0.);
-        ev_timer_start(p->loop, &p->drain_timer);
-    }
+    if (timeout > 0)
+        fp_timer_after(p->loop, &p->drain_timer, timeout);
     pool_check_drained(p);
 }

@@ -13,6 +13,7 @@ fp_queue_init(struct fp_queue *q, uint64_t seed)
     memset(q, 0, sizeof(*q));
     TAILQ_INIT(&q->lane);
     TAILQ_INIT(&q->limited);
+    TAILQ_INIT(&q->held);
     q->seed = seed | 1;
 }
 
@@ -30,6 +31,7 @@ fp_queue_free(struct fp_queue *q)
     q->table = NULL;
     q->tsize = q->nkeys = 0;
     TAILQ_INIT(&q->limited);
+    TAILQ_INIT(&q->held);
 }
 
 /* ------------------------------------------------------------------------
@@ -150,18 +152,34 @@ fp_queue_nkeys(const struct fp_queue *q)
  * Lanes
  * ------------------------------------------------------------------------ */
 
+/* Where a waiting job is: its held group's parked list, its key's lane,
+ * or the common lane. */
 static struct fp_jobq *
 lane_of(struct fp_queue *q, const struct fp_job *job)
 {
+    if (job->parked)
+        return &job->group->parked;
     return job->key != NULL && job->key->limited ? &job->key->lane : &q->lane;
+}
+
+/* A key's nwaiting counts the jobs in its lane (parked ones are not). */
+static int
+in_key_lane(const struct fp_job *job)
+{
+    return job->key != NULL && job->key->limited && !job->parked;
 }
 
 static void
 count_in(struct fp_queue *q, struct fp_job *job, long d)
 {
     q->n += d;
-    if (job->key != NULL && job->key->limited)
+    if (in_key_lane(job))
         job->key->nwaiting += d;
+    if (job->group != NULL) {
+        job->group->nqueued += d;
+        if (job->group->held)
+            q->nheld += d;
+    }
 }
 
 void
@@ -199,6 +217,109 @@ fp_queue_remove(struct fp_queue *q, struct fp_job *job)
 {
     TAILQ_REMOVE(lane_of(q, job), job, link);
     count_in(q, job, -1);
+    job->parked = 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Held groups
+ * ------------------------------------------------------------------------ */
+
+/* Move `job`, at the head of its lane, onto its held group's parked list
+ * (kept by id: jobs arrive there from several lanes). */
+static void
+park(struct fp_queue *q, struct fp_job *job)
+{
+    struct fp_jobq *parked = &job->group->parked;
+    struct fp_job *at;
+
+    TAILQ_REMOVE(lane_of(q, job), job, link);
+    if (in_key_lane(job))
+        job->key->nwaiting--;
+    job->parked = 1;
+    TAILQ_FOREACH_REVERSE(at, parked, fp_jobq, link)
+        if (at->id < job->id)
+            break;
+    if (at != NULL)
+        TAILQ_INSERT_AFTER(parked, at, job, link);
+    else
+        TAILQ_INSERT_HEAD(parked, job, link);
+}
+
+/* The head of `lane` that may be picked, parking the held jobs before it. */
+static struct fp_job *
+lane_head(struct fp_queue *q, struct fp_jobq *lane)
+{
+    struct fp_job *job;
+
+    while ((job = TAILQ_FIRST(lane)) != NULL && job->group != NULL
+           && job->group->held)
+        park(q, job);
+    return job;
+}
+
+void
+fp_queue_hold(struct fp_queue *q, struct fp_group *g)
+{
+    if (g->held)
+        return;
+    g->held = 1;
+    q->nheld += g->nqueued;
+    TAILQ_INSERT_TAIL(&q->held, g, held_link);
+}
+
+void
+fp_queue_release(struct fp_queue *q, struct fp_group *g)
+{
+    struct fp_job *job;
+
+    if (!g->held)
+        return;
+    g->held = 0;
+    q->nheld -= g->nqueued;
+    TAILQ_REMOVE(&q->held, g, held_link);
+    /* Youngest first: each goes in at (or next to) the head of its lane,
+     * before the one put back just before it. */
+    while ((job = TAILQ_LAST(&g->parked, fp_jobq)) != NULL) {
+        TAILQ_REMOVE(&g->parked, job, link);
+        job->parked = 0;
+        insert_by_id(lane_of(q, job), job);
+        if (in_key_lane(job))
+            job->key->nwaiting++;
+    }
+}
+
+/* Move the jobs of group g in `lane` to `out`. */
+static size_t
+take_from_lane(struct fp_queue *q, struct fp_jobq *lane, struct fp_group *g,
+               struct fp_jobq *out)
+{
+    struct fp_job *job, *next;
+    size_t n = 0;
+
+    for (job = TAILQ_FIRST(lane); job != NULL; job = next) {
+        next = TAILQ_NEXT(job, link);
+        if (job->group == g) {
+            fp_queue_remove(q, job);
+            TAILQ_INSERT_TAIL(out, job, link);
+            n++;
+        }
+    }
+    return n;
+}
+
+size_t
+fp_queue_take_group(struct fp_queue *q, struct fp_group *g, struct fp_jobq *out)
+{
+    struct fp_key *k;
+    size_t n = 0;
+
+    if (g->nqueued == 0)
+        return 0;
+    n += take_from_lane(q, &g->parked, g, out);
+    n += take_from_lane(q, &q->lane, g, out);
+    TAILQ_FOREACH(k, &q->limited, limited_link)
+        n += take_from_lane(q, &k->lane, g, out);
+    return n;
 }
 
 struct fp_job *
@@ -207,11 +328,17 @@ fp_queue_find(const struct fp_queue *q, uint64_t id)
     struct fp_job *job;
     struct fp_key *k;
 
+    struct fp_group *g;
+
     TAILQ_FOREACH(job, &q->lane, link)
         if (job->id == id)
             return job;
     TAILQ_FOREACH(k, &q->limited, limited_link)
         TAILQ_FOREACH(job, &k->lane, link)
+            if (job->id == id)
+                return job;
+    TAILQ_FOREACH(g, &q->held, held_link)
+        TAILQ_FOREACH(job, &g->parked, link)
             if (job->id == id)
                 return job;
     return NULL;
@@ -222,9 +349,14 @@ fp_queue_pop_any(struct fp_queue *q)
 {
     struct fp_job *best = TAILQ_FIRST(&q->lane), *head;
     struct fp_key *k;
+    struct fp_group *g;
 
     TAILQ_FOREACH(k, &q->limited, limited_link)
         if ((head = TAILQ_FIRST(&k->lane)) != NULL
+            && (best == NULL || head->id < best->id))
+            best = head;
+    TAILQ_FOREACH(g, &q->held, held_link)
+        if ((head = TAILQ_FIRST(&g->parked)) != NULL
             && (best == NULL || head->id < best->id))
             best = head;
     if (best != NULL)
@@ -255,16 +387,16 @@ fp_queue_next(struct fp_queue *q, double now, double *wait)
     double gw = 0, w = -1;
 
     *wait = -1;
-    if (q->n == 0)
-        return NULL;
+    if (q->n <= q->nheld)
+        return NULL;        /* nothing, or only held jobs */
     if (q->global_on && (gw = fp_bucket_wait(&q->global, 1, now)) != 0) {
         *wait = gw;
         return NULL;
     }
-    best = TAILQ_FIRST(&q->lane);
+    best = lane_head(q, &q->lane);
     TAILQ_FOREACH(k, &q->limited, limited_link) {
         double kw;
-        if ((head = TAILQ_FIRST(&k->lane)) == NULL
+        if ((head = lane_head(q, &k->lane)) == NULL
             || (best != NULL && head->id > best->id))
             continue;
         if ((kw = fp_bucket_wait(&k->bucket, 1, now)) != 0) {
@@ -396,13 +528,14 @@ fp_queue_unlimit(struct fp_queue *q, const char *name)
 size_t
 fp_queue_ready(const struct fp_queue *q, double now)
 {
-    size_t n = q->n, can;
+    size_t n = q->n - q->nheld, can, over;
     const struct fp_key *k;
 
+    /* (A key's lane may still hold held jobs not yet parked: never below 0.) */
     TAILQ_FOREACH(k, &q->limited, limited_link) {
         can = (size_t)(fp_bucket_tokens_at(&k->bucket, now) + FP_TOKEN_SLACK);
-        if (k->nwaiting > can)
-            n -= k->nwaiting - can;
+        over = k->nwaiting > can ? k->nwaiting - can : 0;
+        n = n > over ? n - over : 0;
     }
     if (q->global_on) {
         can = (size_t)(fp_bucket_tokens_at(&q->global, now) + FP_TOKEN_SLACK);

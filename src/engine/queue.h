@@ -13,6 +13,13 @@
  * while it has a bucket; then it is freed, so a million distinct keys seen
  * once cost nothing after their jobs end.
  *
+ * Groups (fp_group in forkpool.h) can be held: a held group's jobs do not
+ * start.  They stay where they are until one reaches the head of its lane;
+ * then it is parked on its group's own list, off every lane, and picking
+ * goes on past it.  So holding costs nothing up front and a held group
+ * never blocks another's jobs; released, its parked jobs take their places
+ * by id again (near the heads: they were the oldest), keeping FIFO.
+ *
  * Pure data: times are passed in (seconds, any monotonic origin), nothing
  * here knows libev.
  */
@@ -39,12 +46,31 @@ struct fp_key {
 };
 TAILQ_HEAD(fp_keyq, fp_key);
 
+struct fp_pool;
+
+/* A group of jobs held back or let go together (forkpool.h's fp_group).
+ * The queue uses the fields up to `parked`; the pool the rest. */
+struct fp_group {
+    int              held;
+    size_t           nqueued;       /* its jobs waiting, parked or not */
+    struct fp_jobq   parked;        /* held jobs taken off their lanes, by id */
+    TAILQ_ENTRY(fp_group) held_link;    /* on the queue's held list */
+
+    struct fp_pool  *pool;          /* NULL once the pool is gone */
+    size_t           refs;          /* unsettled jobs, + 1 while its owner
+                                       keeps it */
+    TAILQ_ENTRY(fp_group) pool_link;    /* on the pool's list of groups */
+};
+TAILQ_HEAD(fp_groupq, fp_group);
+
 struct fp_queue {
     struct fp_jobq   lane;          /* jobs no key's bucket governs */
     size_t           n;             /* every waiting job, all lanes */
     struct fp_keyq   limited;       /* keys with a bucket */
     int              global_on;     /* the pool-wide bucket is set */
     struct fp_bucket global;
+    struct fp_groupq held;          /* groups held now */
+    size_t           nheld;         /* waiting jobs of those groups */
     struct fp_key  **table;         /* key records by name */
     size_t           tsize;         /* a power of two, or 0 */
     size_t           nkeys;
@@ -79,8 +105,8 @@ struct fp_job *fp_queue_pop_any(struct fp_queue *q);
  * its tokens (< 0: none will without a change of limits). */
 struct fp_job *fp_queue_next(struct fp_queue *q, double now, double *wait);
 
-/* How many waiting jobs could start at `now` as far as their buckets go
- * (the rest wait for tokens, not for workers). */
+/* How many waiting jobs could start at `now` as far as their buckets and
+ * groups go (the rest wait for tokens or a release, not for workers). */
 size_t fp_queue_ready(const struct fp_queue *q, double now);
 
 /* Set or change the bucket of `name` ("" or NULL: the pool-wide one):
@@ -92,6 +118,15 @@ int  fp_queue_limit(struct fp_queue *q, const char *name, double rate,
 /* Remove the bucket of `name` ("" or NULL: the pool-wide one): its jobs
  * rejoin the common lane.  Returns 1 if there was one, else 0. */
 int  fp_queue_unlimit(struct fp_queue *q, const char *name);
+
+/* Hold group g: none of its waiting jobs is picked until it is released. */
+void fp_queue_hold(struct fp_queue *q, struct fp_group *g);
+/* Release group g: its jobs may be picked again, each at its place by id. */
+void fp_queue_release(struct fp_queue *q, struct fp_group *g);
+/* Remove every waiting job of group g into `out` (in no particular order);
+ * returns how many. */
+size_t fp_queue_take_group(struct fp_queue *q, struct fp_group *g,
+                           struct fp_jobq *out);
 
 /* Fill up to `max` rows (the pool-wide bucket first); returns how many
  * buckets exist. */

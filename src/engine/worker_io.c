@@ -29,6 +29,7 @@
 #include "worker_claim.h"
 #include "worker_hold.h"
 #include "worker_loop.h"
+#include "timer.h"
 
 #define READ_CHUNK        (64 * 1024)
 #define KEEP_IN           (4u << 20)    /* read buffer kept between big frames */
@@ -224,9 +225,7 @@ fp_worker_backoff(struct fp_worker *w, double delay)
     if (fp_worker_alive(w))
         return;
     w->state = WS_WAITING;      /* the owner parks a slot with no process */
-    ev_timer_stop(w->env->loop, &w->backoff_timer);
-    ev_timer_set(&w->backoff_timer, delay, 0.);
-    ev_timer_start(w->env->loop, &w->backoff_timer);
+    fp_timer_after(w->env->loop, &w->backoff_timer, delay);
 }
 
 static void
@@ -263,14 +262,10 @@ start_head(struct fp_worker *w)
     }
     head->attempts++;
     head->started_at = w->job_started = ev_now(loop);
-    if (head->timeout > 0) {
-        ev_timer_set(&w->job_timer, head->timeout, 0.);
-        ev_timer_start(loop, &w->job_timer);
-    }
-    if (w->env->slow_log > 0) {
-        ev_timer_set(&w->slow_timer, w->env->slow_log, 0.);
-        ev_timer_start(loop, &w->slow_timer);
-    }
+    if (head->timeout > 0)
+        fp_timer_after(loop, &w->job_timer, head->timeout);
+    if (w->env->slow_log > 0)
+        fp_timer_after(loop, &w->slow_timer, w->env->slow_log);
 }
 
 /* Put ["job", id, payload] in the window: the envelope goes in job->hdr
@@ -719,8 +714,7 @@ step(struct fp_worker *w, enum fp_wevent ev, const void *arg)
     case WA_SEND_EOF:
         if (w->send_next == NULL)
             shutdown(w->fd, SHUT_WR);   /* else once the rest is out */
-        ev_timer_set(&w->grace_timer, STOP_GRACE, 0.);
-        ev_timer_start(loop, &w->grace_timer);
+        fp_timer_after(loop, &w->grace_timer, STOP_GRACE);
         break;
     case WA_SIGKILL:
         kill(-w->pid, SIGKILL);     /* its group: what the handler started */

@@ -1,0 +1,501 @@
+/*
+ * control_client.c — one control connection: its requests in, its replies
+ * out, and the rules that keep it from costing the daemon unbounded memory
+ * (control_int.h; README "Reply memory").
+ *
+ * Layers as in imsg: a read buffer bounded by fp_scan, a write queue
+ * drained by an EV_WRITE watcher armed only while it holds bytes, and the
+ * dispatcher on top.  Every reply is built whole in the write queue or not
+ * at all (ctl_reply_*).  What a client may do next -- read, run what it
+ * sent, have its jobs start, close -- follows from a few facts (its unread
+ * replies, its input state, its jobs) in one place, client_update, called
+ * after anything that changes them.
+ *
+ * A client that half-closes (EOF) is read no more but stays connected
+ * until every request it sent is answered and every outcome it is owed is
+ * written.  One that disconnects with jobs in flight stays allocated,
+ * closed, until their outcomes arrive and are dropped.
+ */
+#include "config.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "control_int.h"
+#include "codec/wire.h"
+
+#define READ_CHUNK      (64 * 1024)
+#define OUT_KEEP        (64 * 1024) /* write queue kept by an idle client */
+
+static void client_read_cb(struct ev_loop *loop, ev_io *io, int revents);
+static void client_write_cb(struct ev_loop *loop, ev_io *io, int revents);
+static void client_update(struct client *c);
+static void client_close(struct client *c);
+
+/* ------------------------------------------------------------------------
+ * Replies, whole or not at all
+ * ------------------------------------------------------------------------ */
+
+/* The packer's sink: into c->out, until the first append that fails. */
+static int
+reply_write(void *data, const char *p, size_t n)
+{
+    struct ctl_reply *r = data;
+
+    if (r->failed || r->closed)
+        return r->failed ? -1 : 0;
+    if (fp_buf_append(&r->c->out, p, n) < 0) {
+        r->failed = 1;
+        return -1;
+    }
+    return 0;
+}
+
+void
+ctl_reply_begin(struct ctl_reply *r, struct client *c)
+{
+    r->c = c;
+    r->mark = c->out.len;
+    r->failed = 0;
+    r->closed = c->fd < 0;
+    msgpack_packer_init(&r->pk, r, reply_write);
+}
+
+void
+ctl_reply_begin_response(struct ctl_reply *r, struct client *c, uint32_t msgid)
+{
+    ctl_reply_begin(r, c);
+    msgpack_pack_array(&r->pk, 4);
+    msgpack_pack_int(&r->pk, 1);
+    msgpack_pack_uint32(&r->pk, msgid);
+}
+
+void
+ctl_reply_raw(struct ctl_reply *r, const char *p, size_t n)
+{
+    (void)reply_write(r, p, n);
+}
+
+/* Past its hard limit: disconnected, its jobs that have not started
+ * cancelled (nobody is left to want them), those running left to finish
+ * with their results dropped (killing them would cost a worker each). */
+static void
+client_cut_off(struct client *c)
+{
+    struct fp_control *ctl = c->ctl;
+    size_t unread = c->out.len;
+    size_t cancelled = fp_group_cancel_queued(c->group, "cancelled: its client "
+                                              "was disconnected (replies unread "
+                                              "past the hard limit)");
+
+    fp_logf(ctl->log, FP_LOG_WARN, "client %lu: %zu bytes of replies unread, past "
+            "the hard limit of %zu; disconnecting it (%zu jobs not started "
+            "cancelled, %zu running finish unseen)", c->serial, unread,
+            ctl->reply.hard, cancelled,
+            (size_t)c->pending > cancelled ? (size_t)c->pending - cancelled : 0);
+    client_close(c);
+}
+
+int
+ctl_reply_end(struct ctl_reply *r)
+{
+    struct client *c = r->c;
+
+    if (r->closed)
+        return 0;
+    if (r->failed) {
+        c->out.len = r->mark;   /* take back every byte of it */
+        return -1;
+    }
+    c->ctl->out_total += c->out.len - r->mark;
+    if (c->ctl->out_total >= c->ctl->reply.total)
+        c->ctl->total_over = 1;
+    if (c->out.len > c->ctl->reply.hard)
+        client_cut_off(c);
+    else
+        client_update(c);
+    return 0;
+}
+
+void
+ctl_pack_kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
+{
+    fp_pack_cstr(pk, k);
+    msgpack_pack_uint64(pk, v);
+}
+
+void
+ctl_respond_error_str(struct client *c, uint32_t msgid, const char *msg)
+{
+    struct ctl_reply r;
+
+    ctl_reply_begin_response(&r, c, msgid);
+    fp_pack_cstr(&r.pk, msg);
+    msgpack_pack_nil(&r.pk);
+    if (ctl_reply_end(&r) < 0)
+        ctl_client_fail(c, "no memory to queue a reply");
+}
+
+void
+ctl_respond_rejected(struct client *c, uint32_t msgid, const char *detail)
+{
+    struct ctl_reply r;
+
+    ctl_reply_begin_response(&r, c, msgid);
+    msgpack_pack_map(&r.pk, 3);
+    fp_pack_cstr(&r.pk, "id");
+    msgpack_pack_nil(&r.pk);
+    fp_pack_cstr(&r.pk, "kind");
+    fp_pack_cstr(&r.pk, fp_kind_name(FP_REJECTED));
+    fp_pack_cstr(&r.pk, "detail");
+    fp_pack_cstr(&r.pk, detail);
+    msgpack_pack_nil(&r.pk);
+    if (ctl_reply_end(&r) < 0)
+        ctl_client_fail(c, "no memory to queue a reply");
+}
+
+/* ------------------------------------------------------------------------
+ * What a client may do: the one place that decides
+ * ------------------------------------------------------------------------ */
+
+/* Is c behind with its replies?  Behind at its soft limit, it catches up
+ * at half of it (so a client reading a stream of big results is not held
+ * and let go at every one); while all clients together are past their
+ * total, any client with replies unread is behind. */
+static int
+client_behind(const struct client *c)
+{
+    const struct ctl_reply_limits *lim = &c->ctl->reply;
+
+    if (c->out.len == 0)
+        return 0;
+    if (c->ctl->total_over)
+        return 1;
+    return c->out.len >= (c->flow == FLOW_BEHIND ? lim->soft / 2 : lim->soft);
+}
+
+/* May c's requests run (and be read)? */
+static int
+client_may_run(const struct client *c)
+{
+    return c->fd >= 0 && c->flow == FLOW_OK && !c->ctl->shutting_down
+        && c->pending_bytes < PENDING_HIGH;
+}
+
+static void
+client_set_flow(struct client *c, enum client_flow flow)
+{
+    struct fp_control *ctl = c->ctl;
+
+    if (c->flow == flow)
+        return;
+    c->flow = flow;
+    if (flow == FLOW_BEHIND)
+        ctl->nbehind++;
+    else
+        ctl->nbehind--;
+    fp_group_hold(c->group, flow == FLOW_BEHIND);
+    fp_logf(ctl->log, FP_LOG_DEBUG, "client %lu: %s (%zu bytes of replies unread)",
+            c->serial, flow == FLOW_BEHIND ? "behind: its requests and jobs wait"
+                                           : "caught up", c->out.len);
+}
+
+/* Free a closed client once nothing more is owed to it and no request of
+ * its is running.  Returns 1 if it was freed. */
+static int
+client_release(struct client *c)
+{
+    if (c->fd >= 0 || c->pending > 0 || c->busy > 0)
+        return 0;
+    ctl_client_free(c);
+    return 1;
+}
+
+static void
+client_update(struct client *c)
+{
+    struct ev_loop *loop = c->ctl->loop;
+
+    if (c->fd < 0) {
+        client_release(c);
+        return;
+    }
+    client_set_flow(c, client_behind(c) ? FLOW_BEHIND : FLOW_OK);
+    if (c->out.len > 0)
+        ev_io_start(loop, &c->wio);
+    if (client_may_run(c) && c->input == INPUT_OPEN)
+        ev_io_start(loop, &c->rio);
+    else
+        ev_io_stop(loop, &c->rio);
+    /* Requests read before it fell behind: run them from the loop, not
+     * from inside whatever called us. */
+    if (c->stalled && client_may_run(c) && c->busy == 0)
+        ev_feed_event(loop, &c->rio, EV_READ);
+    /* Half-closed and nothing more owed either way: goodbye. */
+    if (c->input == INPUT_EOF && c->in.len == 0 && c->pending == 0
+        && c->out.len == 0)
+        client_close(c);
+}
+
+/* All clients together fell back under their total: the clients it held
+ * back may go on. */
+static void
+total_recheck(struct fp_control *ctl)
+{
+    struct client *c, *next;
+
+    if (!ctl->total_over || ctl->out_total >= ctl->reply.total / 8 * 7)
+        return;
+    ctl->total_over = 0;
+    for (c = LIST_FIRST(&ctl->clients); c != NULL; c = next) {
+        next = LIST_NEXT(c, link);
+        if (c->fd >= 0 && c->flow == FLOW_BEHIND)
+            client_update(c);   /* may close (and free) c, never another */
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Client lifetime
+ * ------------------------------------------------------------------------ */
+
+int
+ctl_client_new(struct fp_control *ctl, int fd)
+{
+    struct client *c = calloc(1, sizeof(*c));
+
+    if (c == NULL || (c->group = fp_group_new(ctl->pool)) == NULL) {
+        free(c);
+        return -1;
+    }
+    c->ctl = ctl;
+    c->fd = fd;
+    c->input = INPUT_OPEN;
+    c->flow = FLOW_OK;
+    c->serial = ++ctl->next_serial;
+    ev_io_init(&c->rio, client_read_cb, fd, EV_READ);
+    ev_io_init(&c->wio, client_write_cb, fd, EV_WRITE);
+    c->rio.data = c->wio.data = c;
+    LIST_INSERT_HEAD(&ctl->clients, c, link);
+    ctl->nclients++;
+    ev_io_start(ctl->loop, &c->rio);
+    return 0;
+}
+
+void
+ctl_client_free(struct client *c)
+{
+    if (c->fd >= 0) {
+        c->ctl->nclients--;
+        close(c->fd);
+    }
+    ev_io_stop(c->ctl->loop, &c->rio);  /* also drops a fed event */
+    ev_io_stop(c->ctl->loop, &c->wio);
+    LIST_REMOVE(c, link);
+    fp_buf_free(&c->in);
+    fp_buf_free(&c->out);
+    fp_group_free(c->group);
+    free(c);
+}
+
+/* Close the connection; the struct lives on while outcomes are owed to it
+ * (they are dropped) or one of its requests runs.  Its jobs not yet
+ * started are no longer held: they run, unseen, like those of any client
+ * that leaves. */
+static void
+client_close(struct client *c)
+{
+    struct fp_control *ctl = c->ctl;
+
+    if (c->fd < 0)
+        return;
+    ev_io_stop(ctl->loop, &c->rio);
+    ev_io_stop(ctl->loop, &c->wio);
+    close(c->fd);
+    c->fd = -1;
+    ctl->nclients--;
+    client_set_flow(c, FLOW_OK);
+    ctl->out_total -= c->out.len;
+    fp_buf_free(&c->out);
+    if (c->busy == 0)           /* else a request still reads from it */
+        fp_buf_free(&c->in);
+    c->stalled = 0;
+    total_recheck(ctl);
+    ctl_check_flushed(ctl);
+    client_release(c);
+}
+
+void
+ctl_client_fail(struct client *c, const char *why)
+{
+    if (c->fd < 0)
+        return;
+    fp_logf(c->ctl->log, FP_LOG_WARN, "client %lu: %s; disconnecting it", c->serial,
+            why);
+    client_close(c);
+}
+
+int
+ctl_client_outcome(struct client *c, size_t bytes)
+{
+    c->pending--;
+    c->pending_bytes -= bytes;
+    if (c->fd >= 0)
+        return 0;
+    client_release(c);
+    return 1;
+}
+
+/* ------------------------------------------------------------------------
+ * Requests in
+ * ------------------------------------------------------------------------ */
+
+/* A frame broke a limit or the format: answer its msgid, if the bytes so
+ * far show one, with an error naming the limit; then disconnect.  The error
+ * is written with one nonblocking attempt (what is already queued goes
+ * first): the master never waits on a client it is dropping. */
+static void
+client_refuse_frame(struct client *c, const char *why)
+{
+    uint32_t msgid;
+    char msg[128];
+
+    fp_logf(c->ctl->log, FP_LOG_WARN, "client %lu: bad request frame: %s; closing "
+            "the connection", c->serial, why);
+    if (fp_wire_request_msgid(fp_buf_head(&c->in), c->in.len, &msgid) == 0) {
+        struct ctl_reply r;
+        snprintf(msg, sizeof(msg), "bad request: %s", why);
+        ctl_reply_begin_response(&r, c, msgid);
+        fp_pack_cstr(&r.pk, msg);
+        msgpack_pack_nil(&r.pk);
+        if (!r.failed) {
+            ssize_t n = write(c->fd, fp_buf_head(&c->out), c->out.len);
+            (void)n;
+        }
+        c->out.len = r.mark;    /* never queued: nothing to account */
+    }
+    client_close(c);
+}
+
+/* Read what the socket holds into c->in.  Returns 0, or -1 if c was
+ * closed. */
+static int
+client_read(struct client *c)
+{
+    char *room = fp_buf_reserve(&c->in, READ_CHUNK);
+
+    if (room == NULL) {
+        ctl_client_fail(c, "no memory to read its requests");
+        return -1;
+    }
+    ssize_t got = read(c->fd, room, READ_CHUNK);
+    if (got > 0) {
+        c->in.len += (size_t)got;
+    } else if (got == 0) {
+        /* Half-closed (or gone): answer what it sent, then close. */
+        c->input = INPUT_EOF;
+        ev_io_stop(c->ctl->loop, &c->rio);
+        fp_logf(c->ctl->log, FP_LOG_DEBUG, "client %lu: end of its requests "
+                "(%u jobs still to answer)", c->serial, c->pending);
+    } else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
+        client_close(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* Run the complete requests c->in holds, while c may.  Stops (stalled)
+ * when c falls behind; at EOF, a last request cut short is dropped. */
+static void
+client_run_requests(struct client *c)
+{
+    struct fp_control *ctl = c->ctl;
+    const char *why;
+
+    c->busy++;
+    c->stalled = 0;
+    while (c->fd >= 0 && c->in.len > 0) {
+        if (!client_may_run(c)) {
+            c->stalled = 1;
+            break;
+        }
+        ssize_t n = fp_scan(&c->scan, fp_buf_head(&c->in), c->in.len,
+                            &ctl->limits, &why);
+        if (n == 0) {
+            if (c->input == INPUT_EOF) {
+                fp_logf(ctl->log, FP_LOG_DEBUG, "client %lu: its last %zu bytes "
+                        "are not a whole request; dropped", c->serial, c->in.len);
+                fp_buf_clear(&c->in);
+                fp_scanner_reset(&c->scan);
+            }
+            break;
+        }
+        if (n < 0) {
+            client_refuse_frame(c, why);
+            break;
+        }
+        int rc = ctl_dispatch(c, fp_buf_head(&c->in), (size_t)n);
+        if (c->fd < 0)
+            break;              /* the request's reply closed it */
+        fp_buf_consume(&c->in, (size_t)n);
+        fp_scanner_reset(&c->scan);
+        if (rc < 0) {
+            fp_logf(ctl->log, FP_LOG_WARN, "client %lu: request without a "
+                    "readable msgid; closing the connection", c->serial);
+            client_close(c);
+            break;
+        }
+    }
+    c->busy--;
+    if (c->fd < 0)
+        fp_buf_free(&c->in);
+    else if (c->in.len == 0)
+        fp_buf_shrink(&c->in, 0);   /* an idle client holds no buffer */
+}
+
+static void
+client_read_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    struct client *c = io->data;
+    (void)loop; (void)revents;
+
+    /* Also fed by client_update for requests kept while it was behind. */
+    if (c->input == INPUT_OPEN && client_may_run(c) && client_read(c) < 0)
+        return;
+    client_run_requests(c);
+    client_update(c);
+}
+
+/* ------------------------------------------------------------------------
+ * Replies out
+ * ------------------------------------------------------------------------ */
+
+static void
+client_write_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    struct client *c = io->data;
+    struct fp_control *ctl = c->ctl;
+    (void)revents;
+
+    while (c->out.len > 0) {
+        ssize_t n = write(c->fd, fp_buf_head(&c->out), c->out.len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (n < 0) {
+            client_close(c);    /* gone: what it was owed is dropped */
+            return;
+        }
+        fp_buf_consume(&c->out, (size_t)n);
+        ctl->out_total -= (size_t)n;
+    }
+    if (c->out.len == 0) {
+        ev_io_stop(loop, &c->wio);
+        fp_buf_shrink(&c->out, OUT_KEEP);
+    }
+    client_update(c);           /* may close and free c: first */
+    total_recheck(ctl);
+    ctl_check_flushed(ctl);
+}
