@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "timer.h"
 #include "worker.h"
 
 /* A longer line is logged in pieces, each whole in one log message. */
@@ -69,9 +70,10 @@ log_line(struct fp_worker *w, const char *line, size_t len)
         fp_logf(w->env->log, FP_LOG_INFO, "worker %ld: %.*s", (long)w->pid,
                 (int)len, line);
     else if (!ev_is_active(&w->err_summary)) {
-        ev_timer_set(&w->err_summary, FP_STDERR_SUMMARY_EVERY,
+        /* Not active here, so set and start are safe. */
+        ev_timer_set(&w->err_summary, FP_STDERR_SUMMARY_EVERY,   /* repeating timer */
                      FP_STDERR_SUMMARY_EVERY);
-        ev_timer_start(loop, &w->err_summary);
+        ev_timer_start(loop, &w->err_summary);                   /* repeating timer */
     }
 }
 
@@ -182,9 +184,8 @@ stderr_cb(struct ev_loop *loop, ev_io *io, int revents)
                && fp_stderr_budget_readable(&w->errbudget, ev_now(loop))
                   < FP_STDERR_READ_CHUNK) {
         ev_io_stop(loop, &w->eio);
-        ev_timer_set(&w->err_resume,
-                     fp_stderr_budget_read_wait(&w->errbudget, ev_now(loop)), 0.);
-        ev_timer_start(loop, &w->err_resume);
+        fp_timer_after(loop, &w->err_resume,
+                       fp_stderr_budget_read_wait(&w->errbudget, ev_now(loop)));
     }
 }
 
