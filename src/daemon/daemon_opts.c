@@ -104,6 +104,9 @@ fp_daemon_usage(FILE *out)
 "      --prefetch N         most jobs sent ahead to one busy worker\n"
 "                           (default %u)\n"
 "      --drain-timeout S    how long a drain may take (default %g; 0 = no limit)\n"
+"      --start-timeout S    kill a worker not ready S seconds after its start\n"
+"                           (init hung, program silent): a failed start,\n"
+"                           retried with backoff (default %g; 0 = no limit)\n"
 "      --rate-limit R[:B]   pool-wide: at most R job starts per second, in\n"
 "                           bursts of up to B (default max(1, R)); per-key\n"
 "                           limits: forkpoolctl limit\n"
@@ -132,7 +135,7 @@ fp_daemon_usage(FILE *out)
             FP_DEFAULT_QUEUE_MAX,
             size_text(FP_DEFAULT_QUEUE_MAX_BYTES, queue_bytes, sizeof(queue_bytes)),
             size_text(FP_DEFAULT_MAX_JOB_BYTES, job_bytes, sizeof(job_bytes)),
-            FP_DEFAULT_PREFETCH, FP_DEFAULT_DRAIN_TIMEOUT);
+            FP_DEFAULT_PREFETCH, FP_DEFAULT_DRAIN_TIMEOUT, FP_DEFAULT_START_TIMEOUT);
 }
 
 /* Record a usage error (prefixed with FILE:LINE inside the config file)
@@ -231,7 +234,7 @@ enum {
     OPT_MAX_RSS, OPT_SLOW_LOG, OPT_QUEUE_MAX_BYTES, OPT_MAX_WORKERS,
     OPT_SANDBOX, OPT_RLIMIT_AS, OPT_RLIMIT_CPU, OPT_RLIMIT_NOFILE, OPT_USER,
     OPT_PIDFILE, OPT_LOG, OPT_LOG_LEVEL, OPT_AUTOSCALE, OPT_IDLE_TIMEOUT,
-    OPT_RATE_LIMIT,
+    OPT_RATE_LIMIT, OPT_START_TIMEOUT,
 };
 
 #define OPTSTRING ":w:s:c:dvhV"
@@ -252,6 +255,7 @@ static const struct option long_options[] = {
     { "max-job-bytes", required_argument, NULL, OPT_MAX_JOB_BYTES },
     { "max-jobs",      required_argument, NULL, OPT_MAX_JOBS },
     { "drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT },
+    { "start-timeout", required_argument, NULL, OPT_START_TIMEOUT },
     { "prefetch",      required_argument, NULL, OPT_PREFETCH },
     { "rate-limit",    required_argument, NULL, OPT_RATE_LIMIT },
     { "max-rss",       required_argument, NULL, OPT_MAX_RSS },
@@ -379,6 +383,11 @@ apply_option(struct parse *p, int opt, const char *arg)
     case OPT_SLOW_LOG: rc = parse_seconds(p, "--slow-log", arg, &cfg->slow_log); break;
     case OPT_DRAIN_TIMEOUT:
         rc = parse_seconds(p, "--drain-timeout", arg, &o->drain_timeout);
+        break;
+    case OPT_START_TIMEOUT:
+        rc = parse_seconds(p, "--start-timeout", arg, &cfg->start_timeout);
+        if (rc == 0 && cfg->start_timeout == 0)
+            cfg->start_timeout = -1;    /* the library's "no limit" */
         break;
     case OPT_RATE_LIMIT:
         rc = parse_rate(p, arg, &cfg->rate_limit, &cfg->rate_burst);

@@ -9,6 +9,7 @@
  *                   retire, exited): outcomes, retries, respawn, backoff
  *   pool_scale.c    scale, rolling reload, drain
  *   pool_autoscale.c  the dynamic pool: grow under a backlog, retire idle
+ *   pool_expire.c   the `expires` job option: jobs not started in time
  *
  * The mechanism below it (worker.h: worker_io.c, worker_life.c) reports
  * through fp_worker_ops and never calls up otherwise.
@@ -93,6 +94,13 @@ struct fp_pool {
     ev_timer           balance_timer;   /* look again at jobs sent ahead */
     ev_timer           rate_timer;      /* a throttled job earns its token */
 
+    /* Jobs with an `expires` deadline, a min-heap by deadline
+     * (pool_expire.c), and the timer for the earliest. */
+    struct fp_job    **expiry;
+    size_t             nexpiry, capexpiry;
+    ev_timer           expiry_timer;
+    ev_tstamp          expiry_due;      /* its deadline; 0 = stopped */
+
     /* Dynamic pool (pool_autoscale.c); cfg.autoscale_max 0 = off. */
     ev_timer           autoscale_timer; /* next growth or idle expiry */
     unsigned           grow_step;       /* workers the next growth adds */
@@ -161,6 +169,16 @@ void pool_drain_init(struct fp_pool *p);
 int  pool_resize(struct fp_pool *p, unsigned n);
 /* Retire active slot `w`: it finishes its window and goes. */
 void pool_retire(struct fp_pool *p, struct fp_worker *w, const char *why);
+
+/* pool_expire.c */
+void pool_expiry_init(struct fp_pool *p);
+/* Room for n more jobs with a deadline.  Returns 0 or -1 (no memory). */
+int  pool_expiry_reserve(struct fp_pool *p, size_t n);
+/* Watch job->expires_at (room reserved). */
+void pool_expiry_add(struct fp_pool *p, struct fp_job *job);
+/* The job settled: its deadline no longer matters. */
+void pool_expiry_forget(struct fp_pool *p, struct fp_job *job);
+void pool_expiry_free(struct fp_pool *p);
 
 /* pool_autoscale.c */
 void pool_autoscale_init(struct fp_pool *p);
