@@ -125,6 +125,13 @@ typedef struct fp_config {
                                    0 = never */
     double      slow_log;       /* log a job still running after this many
                                    seconds (once); 0 = never */
+    double      start_timeout;  /* a worker not ready this many seconds
+                                   after its fork (its init still running,
+                                   an exec'd program silent) is killed and
+                                   counts as a failed start (restarted
+                                   with backoff); 0 = 30
+                                   (FP_DEFAULT_START_TIMEOUT); < 0 = no
+                                   limit */
 
     /* Dynamic pool (autoscale_max 0 = off, a fixed size).  The pool starts
      * autoscale_min workers (or `workers`, if set, clamped to the range);
@@ -197,6 +204,11 @@ typedef struct fp_job_opts {
     const char *key;    /* rate-limit key (copied; see fp_pool_limit);
                            NULL or "" = none */
     fp_group   *group;  /* the job's group (of this pool), or NULL */
+    double   expires;   /* seconds: a job not started this long after its
+                           acceptance ends FP_CANCELLED, detail "expired
+                           before it started" (wherever it waits: the
+                           queue, a rate-limit lane, or sent ahead to a
+                           busy worker); 0 = never */
 } fp_job_opts;
 
 /* ------------------------------------------------------------------------

@@ -232,6 +232,8 @@ static const struct {
     { { "-w" }, "-w" },
     { { "--job-timeout", "-1" }, "--job-timeout" },
     { { "--drain-timeout", "soon" }, "--drain-timeout" },
+    { { "--start-timeout", "-1" }, "--start-timeout" },
+    { { "--start-timeout", "soon" }, "--start-timeout" },
     { { "--queue-max", "0" }, "--queue-max" },
     { { "--bogus" }, "--bogus" },
     { { "--builtin", "nosuch" }, "--builtin" },

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <msgpack.h>
 
+#include "engine/pool_int.h"
 #include "pool_harness.h"
 
 static int
@@ -243,6 +244,99 @@ START_TEST(nothing_sent_ahead_of_jobs_of_unknown_length)
 }
 END_TEST
 
+static int
+one_sent_ahead(void)
+{
+    fp_worker_info w[1];
+
+    return fp_pool_worker_info(H.pool, w, 1) == 1 && w[0].queued == 1;
+}
+
+/* A job sent ahead to a busy worker, and not started there when its
+ * `expires` comes, is taken back: cancelled, "expired before it started",
+ * once; the worker is not disturbed. */
+START_TEST(expires_takes_back_a_job_sent_ahead)
+{
+    fp_config cfg;
+    fp_job_opts o = { .timeout = -1, .expires = 0.3 };
+
+    base_config(&cfg, 1);
+    cfg.prefetch_wait = -1;     /* send ahead whenever the window has room */
+    start_pool(&cfg);
+    run_until(one_idle, 20, "the worker ready");
+    uint64_t hang = submit_op("hang", NULL);
+    uint64_t id = submit_op_num("sleep", "s", 0, &o);
+    ck_assert_msg(one_sent_ahead(), "the job was not sent ahead");
+    ck_assert_uint_eq(stats().queued, 0);
+    const struct rec *r = wait_job(id, 20);
+    ck_assert_int_eq(r->kind, FP_CANCELLED);
+    ck_assert_str_eq(r->str, "expired before it started");
+    ck_assert_uint_eq(r->attempts, 0);
+    fp_worker_info w[1];
+    ck_assert_uint_eq(fp_pool_worker_info(H.pool, w, 1), 1);
+    ck_assert_uint_eq(w[0].queued, 0);      /* it left the window */
+    ck_assert_uint_eq(w[0].job, hang);      /* the hung job runs on */
+    /* The worker skips the job taken back: the next one runs there, and
+     * nothing answers for the expired one. */
+    ck_assert_int_eq(fp_pool_cancel(H.pool, hang), 1);
+    uint64_t after = submit_int(7);
+    ck_assert_int_eq(wait_job(after, 20)->kind, FP_OK);
+    ck_assert_uint_eq(count_for(id), 1);
+    ck_assert_uint_eq(stats().crashed, 0);
+}
+END_TEST
+
+/* The same for a job whose bytes are only half written when its time is
+ * up (a big one, behind a job that keeps the worker from reading): it
+ * cannot leave the window before its last byte, but the worker is told to
+ * skip it, so it ends now, once, and the jobs behind it run.  A cancel
+ * does the same, without a restart. */
+START_TEST(expires_withdraws_a_job_sent_ahead_half_written)
+{
+    fp_config cfg;
+    fp_job_opts o = { .timeout = -1, .expires = _i == 0 ? 0.2 : 0 };
+    size_t big = 8u << 20;
+    char *job = malloc(5 + big);
+
+    ck_assert_ptr_nonnull(job);
+    job[0] = (char)0xc6;                /* bin 32 */
+    job[1] = (char)(big >> 24);
+    job[2] = (char)(big >> 16);
+    job[3] = (char)(big >> 8);
+    job[4] = (char)big;
+    memset(job + 5, 'x', big);
+    base_config(&cfg, 1);
+    cfg.prefetch_wait = -1;
+    start_pool(&cfg);
+    run_until(one_idle, 20, "the worker ready");
+    uint64_t head = submit_op_num("sleep", "s", 0.8, NULL);
+    uint64_t id = submit_bytes(job, 5 + big, &o);
+    uint64_t after = submit_int(7);
+    run_for(0.05);                      /* the writes begin */
+    const struct fp_worker *w = H.pool->workers[0];
+    ck_assert_msg(w->send_next != NULL && w->send_next->id == id && w->send_off > 0,
+                  "the big job is not half written");
+    if (_i == 1)
+        ck_assert_int_eq(fp_pool_cancel(H.pool, id), 1);
+    const struct rec *r = wait_job(id, 20);
+    ck_assert_int_eq(r->kind, FP_CANCELLED);
+    ck_assert_str_eq(r->str, _i == 0 ? "expired before it started" : "cancelled");
+    ck_assert_uint_eq(r->attempts, 0);
+    ck_assert_msg(rec_for(head) == NULL, "the head ended first");
+    ck_assert_int_eq(wait_job(after, 20)->kind, FP_OK);
+    ck_assert_int_eq(rec_for(head)->kind, FP_OK);
+    ck_assert_uint_eq(count_for(id), 1);
+    fp_stats st = stats();
+    ck_assert_uint_eq(st.restarts, 0);
+    ck_assert_uint_eq(st.crashed, 0);
+    fp_worker_info wi[1];
+    ck_assert_uint_eq(fp_pool_worker_info(H.pool, wi, 1), 1);
+    ck_assert_uint_eq(wi[0].queued, 0);
+    ck_assert_uint_eq(wi[0].job, 0);
+    free(job);
+}
+END_TEST
+
 static Suite *
 pool_dispatch_suite(void)
 {
@@ -254,6 +348,8 @@ pool_dispatch_suite(void)
     tcase_add_test(tc, nothing_sent_ahead_of_jobs_of_unknown_length);
     tcase_add_test(tc, jobs_taken_back_from_a_stuck_worker_start_once);
     tcase_add_test(tc, jobs_sent_ahead_to_a_retired_worker_move);
+    tcase_add_test(tc, expires_takes_back_a_job_sent_ahead);
+    tcase_add_loop_test(tc, expires_withdraws_a_job_sent_ahead_half_written, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }

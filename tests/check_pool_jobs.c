@@ -379,6 +379,95 @@ START_TEST(submit_rejects_nesting_past_the_limit)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------
+ * expires (SPEC 3)
+ * ------------------------------------------------------------------------ */
+
+#define EXPIRED "expired before it started"
+
+static int
+one_idle(void)
+{
+    return stats().idle == 1;
+}
+
+/* Behind a job that never ends, a job with `expires` waits in the queue
+ * (run times unknown: nothing is sent ahead) and ends cancelled when its
+ * time is up, never started; the other jobs are untouched. */
+START_TEST(expires_cancels_a_job_still_in_the_queue)
+{
+    fp_config cfg;
+    fp_job_opts soon = { .timeout = -1, .expires = 0.2 };
+    fp_job_opts later = { .timeout = -1, .expires = 60 };
+
+    base_config(&cfg, 1);
+    start_pool(&cfg);
+    run_until(one_idle, 20, "the worker ready");
+    uint64_t hang = submit_op("hang", NULL);
+    uint64_t id = submit_op_num("sleep", "s", 0, &soon);
+    uint64_t keep = submit_op_num("sleep", "s", 0, &later);
+    ck_assert_uint_eq(stats().queued, 2);
+    const struct rec *r = wait_job(id, 20);
+    ck_assert_int_eq(r->kind, FP_CANCELLED);
+    ck_assert_str_eq(detail(r), EXPIRED);
+    ck_assert_uint_eq(r->attempts, 0);
+    ck_assert_uint_eq(stats().queued, 1);
+    ck_assert_uint_eq(stats().cancelled, 1);
+    /* The job with time left runs once the worker is free. */
+    ck_assert_int_eq(fp_pool_cancel(H.pool, hang), 1);
+    r = wait_job(keep, 20);
+    ck_assert_int_eq(r->kind, FP_OK);
+    ck_assert_str_eq(detail(r), "slept");
+    ck_assert_uint_eq(count_for(id), 1);
+}
+END_TEST
+
+/* Once a job has started, its `expires` no longer matters: a job running
+ * past it ends as it ends. */
+START_TEST(expires_does_not_touch_a_started_job)
+{
+    fp_config cfg;
+    fp_job_opts o = { .timeout = -1, .expires = 0.1 };
+
+    base_config(&cfg, 1);
+    start_pool(&cfg);
+    run_until(one_idle, 20, "the worker ready");
+    uint64_t id = submit_op_num("sleep", "s", 0.4, &o);
+    const struct rec *r = wait_job(id, 20);
+    ck_assert_int_eq(r->kind, FP_OK);
+    ck_assert_str_eq(detail(r), "slept");
+    ck_assert_uint_eq(count_for(id), 1);
+}
+END_TEST
+
+/* A batch shares its options: behind a hung job, every job of it
+ * expires, each once. */
+START_TEST(expires_applies_to_each_job_of_a_batch)
+{
+    fp_config cfg;
+    fp_job_opts o = { .timeout = -1, .expires = 0.2 };
+    fp_job_buf jobs[5] = {
+        { "\x01", 1 }, { "\x02", 1 }, { "\x03", 1 }, { "\x04", 1 }, { "\x05", 1 },
+    };
+    uint64_t first = 0;
+    const char *why = NULL;
+
+    base_config(&cfg, 1);
+    start_pool(&cfg);
+    uint64_t hang = submit_op("hang", NULL);
+    ck_assert_int_eq(fp_pool_submit_batch(H.pool, jobs, 5, &o, record_cb, &H,
+                                          &first, &why), 0);
+    wait_outcomes(5, 20);
+    for (uint64_t i = 0; i < 5; i++) {
+        ck_assert_uint_eq(count_for(first + i), 1);
+        ck_assert_int_eq(rec_for(first + i)->kind, FP_CANCELLED);
+        ck_assert_str_eq(detail(rec_for(first + i)), EXPIRED);
+    }
+    ck_assert_int_eq(fp_pool_cancel(H.pool, hang), 1);
+    ck_assert_int_eq(wait_job(hang, 20)->kind, FP_CANCELLED);
+}
+END_TEST
+
 static Suite *
 pool_jobs_suite(void)
 {
@@ -391,6 +480,12 @@ pool_jobs_suite(void)
     tcase_add_test(tc, submit_from_callback_chains_jobs);
     tcase_add_test(tc, stats_count_idle_and_busy_workers);
     tcase_add_test(tc, large_jobs_round_trip);
+    suite_add_tcase(s, tc);
+
+    tc = ph_tcase("expires");
+    tcase_add_test(tc, expires_cancels_a_job_still_in_the_queue);
+    tcase_add_test(tc, expires_does_not_touch_a_started_job);
+    tcase_add_test(tc, expires_applies_to_each_job_of_a_batch);
     suite_add_tcase(s, tc);
 
     tc = ph_tcase("rejections");

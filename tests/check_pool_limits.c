@@ -461,6 +461,28 @@ START_TEST(keys_do_not_outlive_their_jobs)
 }
 END_TEST
 
+/* A job waiting in a throttled key's lane past its `expires` ends
+ * cancelled, "expired before it started"; the key's other jobs keep their
+ * places. */
+START_TEST(expires_cancels_a_job_waiting_for_a_token)
+{
+    fp_job_opts o = { .timeout = -1, .key = "A", .expires = 0.2 };
+
+    three_jobs_held_back();                 /* A: rate 0, one job done */
+    uint64_t id = submit_op_num("sleep", "s", 0, &o);
+    ck_assert_uint_eq(limit_row("A").waiting, 3);
+    const struct rec *r = wait_job(id, 20);
+    ck_assert_int_eq(r->kind, FP_CANCELLED);
+    ck_assert_str_eq(detail(r), "expired before it started");
+    ck_assert_uint_eq(r->attempts, 0);
+    ck_assert_uint_eq(limit_row("A").waiting, 2);
+    ck_assert_uint_eq(stats().queued, 2);
+    ck_assert_int_eq(fp_pool_limit_remove(H.pool, "A"), 1);
+    wait_outcomes(4, 20);
+    ck_assert_uint_eq(count_for(id), 1);
+}
+END_TEST
+
 static Suite *
 pool_limits_suite(void)
 {
@@ -478,6 +500,7 @@ pool_limits_suite(void)
     tcase_add_test(tc, a_throttled_key_does_not_delay_another_key);
     tcase_add_loop_test(tc, starts_follow_the_configured_rate, 0, 2);
     tcase_add_test(tc, a_job_waiting_for_a_token_is_never_at_a_worker);
+    tcase_add_test(tc, expires_cancels_a_job_waiting_for_a_token);
     tcase_add_test(tc, removing_a_limit_releases_the_waiting_jobs);
     tcase_add_test(tc, raising_a_limit_releases_the_waiting_jobs);
     tcase_add_test(tc, a_limit_needs_a_finite_rate);

@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -411,6 +412,138 @@ START_TEST(worker_dying_right_after_ready_backs_off)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------
+ * Workers that never become ready (start_timeout)
+ * ------------------------------------------------------------------------ */
+
+static int
+two_failed_starts(void)
+{
+    return stats().start_failures >= 2;
+}
+
+/* A worker still not ready start_timeout after its fork -- a module init
+ * that never returns, a program that never says "ready" -- is killed: a
+ * failed start, restarted with backoff, logged once per streak.  A job
+ * waiting for a worker meanwhile still ends, when its `expires` says. */
+START_TEST(start_timeout_kills_a_worker_that_never_becomes_ready)
+{
+    static char sleep_path[] = "sleep", sleep_arg[] = "1000";
+    static char *sleep_argv[] = { sleep_path, sleep_arg, NULL };
+    fp_config cfg;
+    size_t len;
+    char *conf = config_map("hang_init", NULL, &len);
+    fp_job_opts o = { .timeout = -1, .expires = 0.3 };
+
+    base_config(&cfg, 1);
+    if (_i == 0) {
+        cfg.module_config = conf;
+        cfg.module_config_len = len;
+    } else {
+        cfg.module = NULL;
+        cfg.exec_argv = sleep_argv;
+    }
+    cfg.start_timeout = 0.1;
+    start_pool(&cfg);
+    pid_t first = 0;
+    ck_assert_uint_eq(fp_pool_pids(H.pool, &first, 1), 1);
+    uint64_t id = submit_op_num("sleep", "s", 0, &o);
+    const struct rec *r = wait_job(id, 20);
+    ck_assert_int_eq(r->kind, FP_CANCELLED);
+    ck_assert_str_eq(detail(r), "expired before it started");
+    run_until(two_failed_starts, 20, "two failed starts");
+    ck_assert_int_eq(kill(first, 0), -1);       /* killed, and reaped */
+    ck_assert_int_eq(log_count("not ready 0.1s after its start"), 1);
+    ck_assert_uint_eq(stats().completed, 0);
+    free(conf);
+}
+END_TEST
+
+/* Without a start_timeout of its own the pool uses 30 s, and a negative
+ * one means no limit: neither kills a worker slow to start in 0.5 s. */
+START_TEST(start_timeout_default_leaves_a_slow_start_alone)
+{
+    fp_config cfg;
+    size_t len;
+    char *conf = config_map("hang_init", NULL, &len);
+
+    base_config(&cfg, 1);
+    cfg.module_config = conf;
+    cfg.module_config_len = len;
+    cfg.start_timeout = _i == 0 ? 0 : -1;
+    start_pool(&cfg);
+    run_for(0.5);
+    ck_assert_uint_eq(stats().start_failures, 0);
+    ck_assert_uint_eq(stats().starting, 1);
+    ck_assert_int_eq(log_count("not ready"), 0);
+    free(conf);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * Nothing a job started outlives it
+ * ------------------------------------------------------------------------ */
+
+static pid_t watched;
+
+static int
+watched_gone(void)
+{
+    return kill(watched, 0) == -1 && errno == ESRCH;
+}
+
+/* A process a job leaves behind -- a plain child, one in a session of its
+ * own, an orphan whose parent has exited -- is gone once the job's outcome
+ * is in, and the worker lives on. */
+START_TEST(processes_a_job_leaves_behind_die_with_it)
+{
+    static const char *const how[] = { "child", "setsid", "orphan" };
+    fp_config cfg;
+
+    base_config(&cfg, 1);
+    start_pool(&cfg);
+    pid_t worker = worker_pid_by_job();
+    const struct rec *r = wait_job(submit_op_str("spawn", "how", how[_i], NULL), 20);
+    ck_assert_int_eq(r->kind, FP_OK);
+    ck_assert(r->is_int);
+    ck_assert_int_gt(r->ival, 1);
+    watched = (pid_t)r->ival;
+    /* Killed and reaped before the result went out: gone at once (the
+     * bound only guards against a broken sweep hanging the test). */
+    run_until(watched_gone, 10, "the job's process gone");
+    ck_assert_int_eq(worker_pid_by_job(), worker);
+    ck_assert_uint_eq(stats().restarts, 0);
+}
+END_TEST
+
+/* What init started (a helper serving every job) outlives each job, and
+ * goes with the worker when it stops. */
+START_TEST(processes_init_started_live_until_the_worker_stops)
+{
+    fp_config cfg;
+    size_t len;
+    char *conf = config_map("helper", NULL, &len);
+
+    base_config(&cfg, 1);
+    cfg.module_config = conf;
+    cfg.module_config_len = len;
+    start_pool(&cfg);
+    const struct rec *r = wait_job(submit_op("helper", NULL), 20);
+    ck_assert(r->is_int);
+    pid_t helper = (pid_t)r->ival;
+    r = wait_job(submit_op("spawn", NULL), 20);
+    ck_assert(r->is_int);
+    watched = (pid_t)r->ival;
+    run_until(watched_gone, 10, "the job's process gone");
+    ck_assert_int_eq(kill(helper, 0), 0);       /* the helper lives on */
+    fp_pool_drain(H.pool, 0, drained_cb, &H);
+    run_until(drained, 20, "the drain");
+    watched = helper;
+    run_until(watched_gone, 10, "the helper gone with its worker");
+    free(conf);
+}
+END_TEST
+
 static Suite *
 pool_workers_suite(void)
 {
@@ -436,6 +569,13 @@ pool_workers_suite(void)
     tcase_add_test(tc, exec_worker_speaks_protocol);
     tcase_add_test(tc, exec_worker_protocol_error_crashes_the_job);
     tcase_add_test(tc, worker_dying_right_after_ready_backs_off);
+    tcase_add_loop_test(tc, start_timeout_kills_a_worker_that_never_becomes_ready, 0, 2);
+    tcase_add_loop_test(tc, start_timeout_default_leaves_a_slow_start_alone, 0, 2);
+    suite_add_tcase(s, tc);
+
+    tc = ph_tcase("descendants");
+    tcase_add_loop_test(tc, processes_a_job_leaves_behind_die_with_it, 0, 3);
+    tcase_add_test(tc, processes_init_started_live_until_the_worker_stops);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -358,13 +358,19 @@ static const struct {
     { { B("\x81\xa6notify\x01") }, "malformed: notify must be true or false" },
     { { B("\x81\xa6notify\xc0") }, "malformed: notify must be true or false" },
     { { B("\x81\xa5" "bogus\x01") },
-      "malformed: unknown option (expected timeout, retries, key, notify)" },
-    { { B("\x81\x01\x01") }, "malformed: unknown option (expected timeout, retries, key, notify)" },
+      "malformed: unknown option (expected timeout, retries, key, expires, notify)" },
+    { { B("\x81\x01\x01") }, "malformed: unknown option (expected timeout, retries, key, expires, notify)" },
     /* a bad option after a good one */
     { { B("\x82\xa7retries\x01\xa6notify\xa3yes") }, "malformed: notify must be true or false" },
     { { B("\x81\xa3key\x01") }, "malformed: key must be a string of at most 256 bytes" },
     { { B("\x81\xa3key\xc0") }, "malformed: key must be a string of at most 256 bytes" },
     { { B("\x81\xa3key\xa3" "a\x00" "b") }, "malformed: key must be a string of at most 256 bytes" },
+    { { B("\x81\xa7" "expires\xff") }, "malformed: expires must be a number of seconds >= 0" },
+    { { B("\x81\xa7" "expires\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00") },   /* NaN */
+      "malformed: expires must be a number of seconds >= 0" },
+    { { B("\x81\xa7" "expires\xcb\x7f\xf0\x00\x00\x00\x00\x00\x00") },   /* inf */
+      "malformed: expires must be a number of seconds >= 0" },
+    { { B("\x81\xa7" "expires\xa1\x31") }, "malformed: expires must be a number of seconds >= 0" },
 };
 
 START_TEST(job_opts_refuses_each_bad_option_with_a_reason)
@@ -379,6 +385,24 @@ START_TEST(job_opts_refuses_each_bad_option_with_a_reason)
     why = fp_wire_job_opts(&r, &opts, &notify, key);
     ck_assert_ptr_nonnull(why);
     ck_assert_str_eq(why, opts_bad[_i].why);
+}
+END_TEST
+
+/* "expires" (seconds, a number >= 0) goes to opts.expires. */
+START_TEST(job_opts_reads_expires)
+{
+    fp_job_opts opts = { .timeout = -1, .retries = 0 };
+    char key[FP_MAX_KEY_BYTES + 1];
+    int notify = 0;
+    struct fp_reader r;
+
+    fp_reader_init(&r, "\x81\xa7" "expires\xcb\x3f\xe0\x00\x00\x00\x00\x00\x00", 18);
+    ck_assert_ptr_null(fp_wire_job_opts(&r, &opts, &notify, key));
+    ck_assert_double_eq(opts.expires, 0.5);
+    fp_reader_init(&r, "\x82\xa7" "expires\x03\xa7timeout\x01", 19);
+    ck_assert_ptr_null(fp_wire_job_opts(&r, &opts, &notify, key));
+    ck_assert_double_eq(opts.expires, 3);
+    ck_assert_double_eq(opts.timeout, 1);
 }
 END_TEST
 
@@ -450,6 +474,7 @@ wire_suite(void)
     tcase_set_timeout(tc, 10);
     tcase_add_loop_test(tc, job_opts_reads_each_valid_option, 0, N(opts_valid));
     tcase_add_test(tc, job_opts_copies_a_key_of_up_to_256_bytes);
+    tcase_add_test(tc, job_opts_reads_expires);
     tcase_add_loop_test(tc, job_opts_refuses_each_bad_option_with_a_reason, 0, N(opts_bad));
     suite_add_tcase(s, tc);
     return s;

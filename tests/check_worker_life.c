@@ -99,6 +99,14 @@ static const struct path paths[] = {
       WS_STOPPING, WA_IGNORE },
     { "an idle ready worker ignores an empty window", WS_READY, { WE_WINDOW_EMPTY }, 1,
       WS_READY, WA_IGNORE },
+    { "a start past its deadline is a failed start, killed", WS_STARTING,
+      { WE_START_EXPIRED }, 1, WS_KILLED, WA_START_TIMEOUT },
+    { "a start past its deadline, then its death", WS_WAITING,
+      { WE_SPAWNED, WE_START_EXPIRED, WE_EXITED }, 3, WS_DEAD, WA_REAP },
+    { "a ready worker has no start deadline", WS_STARTING,
+      { WE_READY, WE_START_EXPIRED }, 2, WS_READY, WA_IGNORE },
+    { "stopped before ready, still not gone by the deadline", WS_STARTING,
+      { WE_STOP, WE_START_EXPIRED }, 2, WS_KILLED, WA_STOP_OVERDUE },
 };
 
 START_TEST(paths_lead_where_they_should)
@@ -123,6 +131,19 @@ START_TEST(every_live_state_reaps_on_exit)
         const struct fp_wcell *c = fp_wlife_cell(live[i], WE_EXITED);
         ck_assert_msg(c->action == WA_REAP && c->next == WS_DEAD,
                       "%s + exited", fp_wstate_name(live[i]));
+    }
+}
+END_TEST
+
+/* A start deadline kills only a worker that has never been ready. */
+START_TEST(start_deadline_acts_only_before_ready)
+{
+    for (int st = 0; st < WS_COUNT; st++) {
+        const struct fp_wcell *c = fp_wlife_cell(st, WE_START_EXPIRED);
+        if (st == WS_STARTING || st == WS_STOPPING)
+            ck_assert_msg(c->next == WS_KILLED, "%s + start expired", fp_wstate_name(st));
+        else
+            ck_assert_msg(c->action == WA_IGNORE, "%s + start expired", fp_wstate_name(st));
     }
 }
 END_TEST
@@ -153,6 +174,7 @@ worker_life_suite(void)
                         (int)(sizeof(paths) / sizeof(paths[0])));
     tcase_add_test(tc, every_live_state_reaps_on_exit);
     tcase_add_test(tc, protocol_errors_always_kill);
+    tcase_add_test(tc, start_deadline_acts_only_before_ready);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -40,6 +40,14 @@
  *   {"op": "crash_once", "path": p}
  *                              crash if p did not exist yet (and create
  *                              it), otherwise echo the job
+ *   {"op": "spawn", "how": h}  start a process that sleeps forever and
+ *                              leave it behind; result: its pid.  h is
+ *                              "child" (the default: a child of the
+ *                              worker), "setsid" (a child in a session of
+ *                              its own) or "orphan" (a grandchild whose
+ *                              parent has exited)
+ *   {"op": "helper"}           result: the pid of the helper init started
+ *                              (config "helper"), or nil
  * Any other op is an error outcome, detail "unknown op".
  *
  * Config (--module-config, fp_config.module_config), a map:
@@ -48,6 +56,9 @@
  *   "trap_segv": true          init installs a SIGSEGV handler of its own
  *                              (a runtime trapping its faults)
  *   "greeting": s              what "greet" answers
+ *   "hang_init": true          init never returns
+ *   "helper": true             init starts a helper process that sleeps
+ *                              for the life of the worker
  */
 #ifndef FP_TESTS_TESTMOD_H
 #define FP_TESTS_TESTMOD_H

@@ -46,6 +46,18 @@ hang_forever(void)
 }
 
 static sigjmp_buf trap_jump;
+static pid_t helper_pid;        /* config "helper": what init started */
+
+/* A process that sleeps until it is killed; returns its pid, or -1. */
+static pid_t
+start_sleeper(void)
+{
+    pid_t pid = fork();
+
+    if (pid == 0)
+        hang_forever();
+    return pid;
+}
 
 static void
 trap_segv(int sig)
@@ -69,6 +81,10 @@ testmod_init(void **state, const msgpack_object *config)
 
     *state = NULL;
     if (config_true(config, "fail_init"))
+        return 1;
+    if (config_true(config, "hang_init"))
+        hang_forever();
+    if (config_true(config, "helper") && (helper_pid = start_sleeper()) < 0)
         return 1;
     v = get(config, "fail_init_if");
     if (v != NULL && v->type == MSGPACK_OBJECT_STR) {
@@ -414,6 +430,50 @@ op_crash_once(void *state, const msgpack_object *job, msgpack_packer *out)
     return op_echo(state, job, out);
 }
 
+static int
+op_spawn(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    const msgpack_object *how = get(job, "how");
+    int fds[2];
+    pid_t pid, mid;
+
+    (void)state;
+    if (is(how, "orphan")) {
+        /* A middle process starts the sleeper, tells us its pid, exits. */
+        if (pipe(fds) < 0 || (mid = fork()) < 0)
+            return pack_cstr(out, "cannot fork"), 1;
+        if (mid == 0) {
+            pid = start_sleeper();
+            (void)!write(fds[1], &pid, sizeof(pid));
+            _exit(0);
+        }
+        close(fds[1]);
+        if (read(fds[0], &pid, sizeof(pid)) != sizeof(pid))
+            pid = -1;
+        close(fds[0]);
+        waitpid(mid, NULL, 0);
+    } else if (is(how, "setsid")) {
+        if ((pid = fork()) == 0) {
+            setsid();
+            hang_forever();
+        }
+    } else {
+        pid = start_sleeper();
+    }
+    if (pid < 0)
+        return pack_cstr(out, "cannot fork"), 1;
+    return msgpack_pack_int64(out, pid);
+}
+
+static int
+op_helper(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    (void)state; (void)job;
+    if (helper_pid <= 0)
+        return msgpack_pack_nil(out);
+    return msgpack_pack_int64(out, helper_pid);
+}
+
 /* Append "n pid" (the job's "n", the worker's pid) to the file at "path"
  * (one O_APPEND write: whole lines, whatever other workers do), then echo
  * the job: a record of where each job started, and how many times.
@@ -469,6 +529,7 @@ static const struct {
     { "crash_once", op_crash_once }, { "count", op_count },
     { "gate", op_gate },            { "chatter", op_chatter },
     { "flood", op_flood },          { "yes", op_yes },
+    { "spawn", op_spawn },          { "helper", op_helper },
 };
 
 int

@@ -136,11 +136,16 @@ fp_wire_job_opts(struct fp_reader *r, fp_job_opts *opts, int *notify,
             if (fp_wire_read_key(r, key) < 0)
                 return "malformed: key must be a string of at most 256 bytes";
             opts->key = key;
+        } else if (fp_read_str_eq(r, "expires")) {
+            if (fp_read_double(r, &opts->expires) < 0 || !isfinite(opts->expires)
+                || opts->expires < 0 || opts->expires > 1e9)
+                return "malformed: expires must be a number of seconds >= 0";
         } else if (fp_read_str_eq(r, "notify")) {
             if (fp_read_bool(r, notify) < 0)
                 return "malformed: notify must be true or false";
         } else {
-            return "malformed: unknown option (expected timeout, retries, key, notify)";
+            return "malformed: unknown option (expected timeout, retries, key, "
+                   "expires, notify)";
         }
     }
     return NULL;

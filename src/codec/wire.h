@@ -62,7 +62,7 @@ int fp_wire_method_is(const struct fp_request *rq, const char *name);
 int fp_wire_read_key(struct fp_reader *r, char *key);
 
 /* Read submit's optional options map {"timeout", "retries", "key",
- * "notify"} into *opts and *notify; a key is copied, NUL-terminated, into
+ * "expires", "notify"} into *opts and *notify; a key is copied, NUL-terminated, into
  * `key` (room for FP_MAX_KEY_BYTES + 1) and opts->key points to it.
  * Returns NULL, or a static message saying what is wrong. */
 const char *fp_wire_job_opts(struct fp_reader *r, fp_job_opts *opts, int *notify,

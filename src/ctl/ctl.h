@@ -70,6 +70,8 @@ struct ctl_jobopts {
     uint32_t retries;
     int      ids;       /* --ids: ask for "accepted" notifications */
     const char *key;    /* --key: rate-limit key, or NULL */
+    int      has_expires;
+    double   expires;   /* --expires: seconds to start by */
 };
 
 /* Connect to the daemon's socket.  Returns 0, or -1 with c->err set. */

@@ -292,6 +292,10 @@ pack_opts(msgpack_packer *pk, const struct ctl_jobopts *o, int nopts)
         && (msgpack_pack_str_with_body(pk, "retries", 7) != 0
             || msgpack_pack_uint32(pk, o->retries) != 0))
         return -1;
+    if (o->has_expires
+        && (msgpack_pack_str_with_body(pk, "expires", 7) != 0
+            || msgpack_pack_double(pk, o->expires) != 0))
+        return -1;
     if (o->key != NULL
         && (msgpack_pack_str_with_body(pk, "key", 3) != 0
             || msgpack_pack_str_with_body(pk, o->key, strlen(o->key)) != 0))
@@ -308,7 +312,8 @@ ctl_pack_params(struct fp_buf *out, const char *job, size_t joblen,
                 const struct ctl_jobopts *o)
 {
     msgpack_packer pk;
-    int nopts = !!o->has_timeout + !!o->has_retries + !!o->key + !!o->ids;
+    int nopts = !!o->has_timeout + !!o->has_retries + !!o->key + !!o->ids
+                + !!o->has_expires;
 
     msgpack_packer_init(&pk, out, fp_buf_pack_write);
     if (msgpack_pack_array(&pk, nopts > 0 ? 2 : 1) != 0
@@ -323,7 +328,8 @@ ctl_pack_batch_params(struct fp_buf *out, const char *jobs, size_t len,
 {
     msgpack_packer pk;
     /* "notify" means nothing to submit_batch: its response carries ids. */
-    int nopts = !!o->has_timeout + !!o->has_retries + !!o->key;
+    int nopts = !!o->has_timeout + !!o->has_retries + !!o->key
+                + !!o->has_expires;
     struct ctl_jobopts plain = *o;
 
     plain.ids = 0;

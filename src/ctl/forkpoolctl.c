@@ -27,13 +27,13 @@ static const char usage_text[] =
 "{\"$ext\": [type, \"<base64>\"]}.\n"
 "\n"
 "Commands:\n"
-"  submit [--timeout S] [--retries N] [--key K] [--ids] JSON\n"
+"  submit [--timeout S] [--retries N] [--key K] [--expires S] [--ids] JSON\n"
 "      Run one job and print its outcome line, e.g.\n"
 "        {\"id\": 7, \"ok\": true, \"result\": ...}\n"
 "        {\"id\": 7, \"ok\": false, \"kind\": \"crashed\", "
 "\"detail\": \"killed by SIGSEGV\"}\n"
 "  map [--keep-order] [--fail-fast] [--timeout S] [--retries N] [--window N]\n"
-"      [--key K] [--ids]\n"
+"      [--key K] [--expires S] [--ids]\n"
 "      Run each line of stdin (one JSON job per line), up to N at once\n"
 "      (default 256), and print one outcome line per job as it completes,\n"
 "      with \"index\" first: the 0-based number of the job's line, where\n"
@@ -61,7 +61,9 @@ static const char usage_text[] =
 "  limit --remove KEY remove the limit of KEY\n"
 "\n"
 "Job options: --timeout S (seconds, 0 = none), --retries N (attempts\n"
-"after a crash), --key K (the job's rate-limit key), --ids (as soon as the daemon accepts a job, print\n"
+"after a crash), --key K (the job's rate-limit key), --expires S (a job\n"
+"not started S seconds after the daemon accepted it ends \"cancelled\",\n"
+"\"expired before it started\"), --ids (as soon as the daemon accepts a job, print\n"
 "{\"id\": N, \"accepted\": true} on stderr -- with \"index\" for map -- so it\n"
 "can be cancelled while it runs).  A JSON argument that starts with '-'\n"
 "goes after \"--\".\n"
@@ -81,7 +83,7 @@ static const char usage_text[] =
 
 /* Option values that the job-taking commands share. */
 enum { OPT_TIMEOUT = 0x100, OPT_RETRIES, OPT_WINDOW, OPT_KEEP, OPT_FAST,
-       OPT_JSON, OPT_IDS, OPT_KEY };
+       OPT_JSON, OPT_IDS, OPT_KEY, OPT_EXPIRES };
 
 /* An integer operand: what it is, for messages, and its largest value. */
 struct operand {
@@ -162,8 +164,8 @@ bad_option(const char *cmd, int c, char **argv)
     return usage_error(cmd, "unknown option '%s'", arg);
 }
 
-/* --timeout / --retries / --key / --ids, shared by submit and map.  Returns 0 or the
- * usage exit status. */
+/* --timeout / --retries / --key / --expires / --ids, shared by submit and
+ * map.  Returns 0 or the usage exit status. */
 static int
 job_option(const char *cmd, int c, const char *arg, struct ctl_jobopts *o)
 {
@@ -174,6 +176,11 @@ job_option(const char *cmd, int c, const char *arg, struct ctl_jobopts *o)
             return usage_error(cmd, "--timeout: '%s' is not a number of "
                                "seconds >= 0", arg);
         o->has_timeout = 1;
+    } else if (c == OPT_EXPIRES) {
+        if (parse_seconds(arg, &o->expires) < 0)
+            return usage_error(cmd, "--expires: '%s' is not a number of "
+                               "seconds >= 0", arg);
+        o->has_expires = 1;
     } else if (c == OPT_IDS) {
         o->ids = 1;
     } else if (c == OPT_KEY) {
@@ -277,6 +284,7 @@ cmd_submit(const struct command *cmd, const char *path, int argc, char **argv)
         { "timeout", required_argument, NULL, OPT_TIMEOUT },
         { "retries", required_argument, NULL, OPT_RETRIES },
         { "key", required_argument, NULL, OPT_KEY },
+        { "expires", required_argument, NULL, OPT_EXPIRES },
         { "ids", no_argument, NULL, OPT_IDS },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -289,7 +297,8 @@ cmd_submit(const struct command *cmd, const char *path, int argc, char **argv)
             fputs(usage_text, stdout);
             return CTL_EXIT_OK;
         }
-        if (c != OPT_TIMEOUT && c != OPT_RETRIES && c != OPT_IDS && c != OPT_KEY)
+        if (c != OPT_TIMEOUT && c != OPT_RETRIES && c != OPT_IDS && c != OPT_KEY
+            && c != OPT_EXPIRES)
             return bad_option(cmd->name, c, argv);
         if ((rc = job_option(cmd->name, c, optarg, &jo)) != 0)
             return rc;
@@ -355,6 +364,7 @@ cmd_map(const struct command *cmd, const char *path, int argc, char **argv)
         { "retries", required_argument, NULL, OPT_RETRIES },
         { "window", required_argument, NULL, OPT_WINDOW },
         { "key", required_argument, NULL, OPT_KEY },
+        { "expires", required_argument, NULL, OPT_EXPIRES },
         { "ids", no_argument, NULL, OPT_IDS },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -384,6 +394,7 @@ cmd_map(const struct command *cmd, const char *path, int argc, char **argv)
         case OPT_RETRIES:
         case OPT_IDS:
         case OPT_KEY:
+        case OPT_EXPIRES:
             if ((rc = job_option(cmd->name, c, optarg, &mo.job)) != 0)
                 return rc;
             break;

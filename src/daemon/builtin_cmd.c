@@ -12,6 +12,11 @@
  * command killed by a signal reports exit 128+N and names the signal.  The
  * job's outcome is ok whenever the command ran, whatever its exit status;
  * it is error only for a malformed job or a command that cannot be started.
+ *
+ * The job ends when the command exits: what it left running in the
+ * background (`sleep 300 &`, a daemon that forked away) is not waited for,
+ * even while it holds stdout open; its output up to then is kept, and the
+ * worker's sweep after the job (descendants.h) kills it.
  */
 #include "config.h"
 #include <errno.h>
@@ -22,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -227,9 +233,45 @@ drain_fd(int fd, struct fp_buf *b)
     return 1;
 }
 
-/* Feed stdin and collect stdout/stderr until both close. */
+/* A pidfd for our child `pid` (readable once it has exited), or -1 where
+ * the kernel has none (before 5.3). */
+static int
+child_pidfd(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    (void)pid;
+    return -1;
+#endif
+}
+
+/* The command has exited: take what its pipe holds now and no more (a
+ * process it left behind may keep the pipe open forever). */
 static void
-pump(int in, int out, int err, const struct cmd_job *cj,
+drain_now(int fd, struct fp_buf *b)
+{
+    char tmp[65536];
+
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    /* Bounded: a pipe holds at most 1 MiB, and whatever still writes to
+     * it after the command's end is not the command's output. */
+    for (int i = 0; i < 32; i++) {
+        ssize_t n = read(fd, tmp, sizeof(tmp));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;      /* EOF, or nothing more now */
+        size_t keep = b->len >= OUTPUT_MAX ? 0 : OUTPUT_MAX - b->len;
+        fp_buf_append(b, tmp, (size_t)n < keep ? (size_t)n : keep);
+    }
+    close(fd);
+}
+
+/* Feed stdin and collect stdout/stderr until both close, or until the
+ * command (pidfd, if >= 0) exits. */
+static void
+pump(int in, int out, int err, int pidfd, const struct cmd_job *cj,
      struct fp_buf *obuf, struct fp_buf *ebuf)
 {
     size_t written = 0;
@@ -239,14 +281,24 @@ pump(int in, int out, int err, const struct cmd_job *cj,
         in = -1;
     }
     while (out >= 0 || err >= 0) {
-        struct pollfd p[3] = {
+        struct pollfd p[4] = {
             { .fd = out, .events = POLLIN },
             { .fd = err, .events = POLLIN },
             { .fd = in,  .events = POLLOUT },
+            { .fd = pidfd, .events = POLLIN },
         };
-        if (poll(p, 3, -1) < 0) {
+        if (poll(p, 4, -1) < 0) {
             if (errno == EINTR)
                 continue;
+            break;
+        }
+        if (p[3].revents) {
+            /* It has exited: everything it wrote is in the pipes. */
+            if (out >= 0)
+                drain_now(out, obuf);
+            if (err >= 0)
+                drain_now(err, ebuf);
+            out = err = -1;
             break;
         }
         if (p[0].revents && !drain_fd(out, obuf)) { close(out); out = -1; }
@@ -302,8 +354,11 @@ cmd_handle(void *state, const msgpack_object *job, msgpack_packer *out)
     close(pin[0]); close(pout[1]); close(perr[1]); close(pexec[1]);
     pin[0] = pout[1] = perr[1] = pexec[1] = -1;
     fcntl(pin[1], F_SETFL, O_NONBLOCK);
-    pump(pin[1], pout[0], perr[0], &cj, &obuf, &ebuf);
+    int pidfd = child_pidfd(pid);
+    pump(pin[1], pout[0], perr[0], pidfd, &cj, &obuf, &ebuf);
     pin[1] = pout[0] = perr[0] = -1;    /* pump closed them */
+    if (pidfd >= 0)
+        close(pidfd);
 
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;

@@ -118,6 +118,9 @@ fp_daemon_usage(FILE *out)
 "      --prefetch N         most jobs sent ahead to one busy worker\n"
 "                           (default %u)\n"
 "      --drain-timeout S    how long a drain may take (default %g; 0 = no limit)\n"
+"      --start-timeout S    kill a worker not ready S seconds after its start\n"
+"                           (init hung, program silent): a failed start,\n"
+"                           retried with backoff (default %g; 0 = no limit)\n"
 "      --rate-limit R[:B]   pool-wide: at most R job starts per second, in\n"
 "                           bursts of up to B (default max(1, R)); per-key\n"
 "                           limits: forkpoolctl limit\n"
@@ -148,7 +151,7 @@ fp_daemon_usage(FILE *out)
             size_text(FP_DEFAULT_MAX_JOB_BYTES, job_bytes, sizeof(job_bytes)),
             size_text(FP_REPLY_SOFT_DEFAULT, soft, sizeof(soft)), FP_REPLY_HARD_RESULTS,
             size_text(FP_REPLY_TOTAL_DEFAULT, total, sizeof(total)),
-            FP_DEFAULT_PREFETCH, FP_DEFAULT_DRAIN_TIMEOUT);
+            FP_DEFAULT_PREFETCH, FP_DEFAULT_DRAIN_TIMEOUT, FP_DEFAULT_START_TIMEOUT);
 }
 
 /* Record a usage error (prefixed with FILE:LINE inside the config file)
@@ -247,7 +250,7 @@ enum {
     OPT_MAX_RSS, OPT_SLOW_LOG, OPT_QUEUE_MAX_BYTES, OPT_MAX_WORKERS,
     OPT_SANDBOX, OPT_RLIMIT_AS, OPT_RLIMIT_CPU, OPT_RLIMIT_NOFILE, OPT_USER,
     OPT_PIDFILE, OPT_LOG, OPT_LOG_LEVEL, OPT_AUTOSCALE, OPT_IDLE_TIMEOUT,
-    OPT_RATE_LIMIT, OPT_REPLY_SOFT, OPT_REPLY_HARD, OPT_REPLY_TOTAL,
+    OPT_RATE_LIMIT, OPT_REPLY_SOFT, OPT_REPLY_HARD, OPT_REPLY_TOTAL, OPT_START_TIMEOUT,
 };
 
 #define OPTSTRING ":w:s:c:dvhV"
@@ -271,6 +274,7 @@ static const struct option long_options[] = {
     { "reply-max-bytes", required_argument, NULL, OPT_REPLY_TOTAL },
     { "max-jobs",      required_argument, NULL, OPT_MAX_JOBS },
     { "drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT },
+    { "start-timeout", required_argument, NULL, OPT_START_TIMEOUT },
     { "prefetch",      required_argument, NULL, OPT_PREFETCH },
     { "rate-limit",    required_argument, NULL, OPT_RATE_LIMIT },
     { "max-rss",       required_argument, NULL, OPT_MAX_RSS },
@@ -410,6 +414,11 @@ apply_option(struct parse *p, int opt, const char *arg)
     case OPT_SLOW_LOG: rc = parse_seconds(p, "--slow-log", arg, &cfg->slow_log); break;
     case OPT_DRAIN_TIMEOUT:
         rc = parse_seconds(p, "--drain-timeout", arg, &o->drain_timeout);
+        break;
+    case OPT_START_TIMEOUT:
+        rc = parse_seconds(p, "--start-timeout", arg, &cfg->start_timeout);
+        if (rc == 0 && cfg->start_timeout == 0)
+            cfg->start_timeout = -1;    /* the library's "no limit" */
         break;
     case OPT_RATE_LIMIT:
         rc = parse_rate(p, arg, &cfg->rate_limit, &cfg->rate_burst);

@@ -41,6 +41,7 @@ pool_settle_recorded(struct fp_pool *p, struct fp_job *job)
     if (job->state >= JOB_SETTLED)
         return;
     job->state = JOB_SETTLED;
+    pool_expiry_forget(p, job);
     p->held_bytes -= job->len;
     /* It never waits in the queue again: its key and group may go. */
     fp_queue_key_drop(&p->queue, job->key);
@@ -178,6 +179,7 @@ pool_teardown(struct fp_pool *p)
     ev_timer_stop(p->loop, &p->drain_timer);
     ev_timer_stop(p->loop, &p->balance_timer);
     ev_timer_stop(p->loop, &p->rate_timer);
+    pool_expiry_free(p);    /* every job has settled: the heap is empty */
     pool_autoscale_stop(p);
     if (ev_is_active(&p->flush_prepare)) {
         ev_ref(p->loop);

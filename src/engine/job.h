@@ -58,6 +58,11 @@ struct fp_job {
     size_t            out_len;
     char             *out_heap;
 
+    double            expires_at;   /* ev_now() by which it must have
+                                       started, or 0 (fp_job_opts.expires) */
+    size_t            expiry_pos;   /* its place + 1 in the pool's expiry
+                                       heap; 0 = not there */
+
     uint64_t          seq;          /* its number in the worker's stream,
                                        FP_SEQ_NONE until its bytes go out */
     unsigned char     hdrlen;       /* ["job", id, ...]'s envelope in hdr: */

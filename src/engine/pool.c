@@ -151,6 +151,10 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
         p->cfg.prefetch = FP_MAX_PREFETCH;      /* the claims ring's reach */
     if (p->cfg.prefetch_wait == 0 || p->cfg.prefetch_wait != p->cfg.prefetch_wait)
         p->cfg.prefetch_wait = FP_DEFAULT_PREFETCH_WAIT;
+    if (p->cfg.start_timeout == 0 || p->cfg.start_timeout != p->cfg.start_timeout)
+        p->cfg.start_timeout = FP_DEFAULT_START_TIMEOUT;
+    else if (p->cfg.start_timeout < 0)
+        p->cfg.start_timeout = 0;       /* the mechanism's "none" */
     p->log.fn = cfg->log;
     p->log.arg = cfg->log_arg;
     p->log.level = cfg->log_level;
@@ -184,6 +188,7 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
 
     p->spawn_req.exec_argv = p->cfg.exec_argv;
     p->spawn_req.child_main = fp_worker_main;
+    p->spawn_req.child_prepare = fp_worker_prepare;
     p->spawn_req.child_arg = &p->wargs;
     p->spawn_req.sandbox = &p->sandbox;
     p->env.loop = loop;
@@ -192,6 +197,7 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
     p->env.owner = p;
     p->env.limits = &p->worker_limits;
     p->env.slow_log = p->cfg.slow_log;
+    p->env.start_timeout = p->cfg.start_timeout;
     p->env.ahead = &p->nahead;
     p->run_est = -1;
 
@@ -217,6 +223,7 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
     msgpack_packer_init(&p->scratch_pk, &p->scratch, fp_buf_pack_write);
     pool_drain_init(p);
     pool_dispatch_init(p);
+    pool_expiry_init(p);
     pool_autoscale_init(p);
     ev_idle_init(&p->done_idle, done_idle_cb);
     ev_prepare_init(&p->flush_prepare, flush_prepare_cb);
@@ -298,6 +305,9 @@ fp_pool_submit_batch(fp_pool *p, const fp_job_buf *jobs, size_t n,
     const char *why = NULL;
     const char *key = opts != NULL ? opts->key : NULL;
     struct fp_group *group = opts != NULL ? opts->group : NULL;
+    /* A deadline to start by: finite and > 0, else none. */
+    double expires = opts != NULL && opts->expires > 0 && opts->expires < 1e15
+                     ? opts->expires : 0;
     struct fp_key *k = NULL;
     struct fp_jobq batch;
     struct fp_job *job;
@@ -318,6 +328,8 @@ fp_pool_submit_batch(fp_pool *p, const fp_job_buf *jobs, size_t n,
         why = "queue full";
     for (size_t i = 0; why == NULL && i < n; i++)
         why = check_job(p, jobs[i].data, jobs[i].len);
+    if (why == NULL && expires > 0 && pool_expiry_reserve(p, n) < 0)
+        why = "out of memory";
     if (why != NULL) {
         if (reason != NULL)
             *reason = why;
@@ -357,6 +369,10 @@ fp_pool_submit_batch(fp_pool *p, const fp_job_buf *jobs, size_t n,
         TAILQ_REMOVE(&batch, job, link);
         job->id = p->next_id++;
         fp_queue_push(&p->queue, job);
+        if (expires > 0) {
+            job->expires_at = ev_now(p->loop) + expires;
+            pool_expiry_add(p, job);
+        }
     }
     pool_group_ref(group, n);
     p->held_bytes += bytes;

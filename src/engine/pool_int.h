@@ -10,6 +10,7 @@
  *   pool_scale.c    scale, rolling reload, drain
  *   pool_autoscale.c  the dynamic pool: grow under a backlog, retire idle
  *   pool_group.c    job groups: hold one submitter's jobs back
+ *   pool_expire.c   the `expires` job option: jobs not started in time
  *
  * The mechanism below it (worker.h: worker_io.c, worker_life.c) reports
  * through fp_worker_ops and never calls up otherwise.
@@ -95,6 +96,13 @@ struct fp_pool {
     ev_timer           balance_timer;   /* look again at jobs sent ahead */
     ev_timer           rate_timer;      /* a throttled job earns its token */
 
+    /* Jobs with an `expires` deadline, a min-heap by deadline
+     * (pool_expire.c), and the timer for the earliest. */
+    struct fp_job    **expiry;
+    size_t             nexpiry, capexpiry;
+    ev_timer           expiry_timer;
+    ev_tstamp          expiry_due;      /* its deadline; 0 = stopped */
+
     /* Dynamic pool (pool_autoscale.c); cfg.autoscale_max 0 = off. */
     ev_timer           autoscale_timer; /* next growth or idle expiry */
     unsigned           grow_step;       /* workers the next growth adds */
@@ -170,6 +178,15 @@ void pool_group_ref(struct fp_group *g, size_t n);
 void pool_group_unref(struct fp_group *g);
 /* The pool goes: its groups live on, detached, until their owners free them. */
 void pool_groups_detach(struct fp_pool *p);
+/* pool_expire.c */
+void pool_expiry_init(struct fp_pool *p);
+/* Room for n more jobs with a deadline.  Returns 0 or -1 (no memory). */
+int  pool_expiry_reserve(struct fp_pool *p, size_t n);
+/* Watch job->expires_at (room reserved). */
+void pool_expiry_add(struct fp_pool *p, struct fp_job *job);
+/* The job settled: its deadline no longer matters. */
+void pool_expiry_forget(struct fp_pool *p, struct fp_job *job);
+void pool_expiry_free(struct fp_pool *p);
 
 /* pool_autoscale.c */
 void pool_autoscale_init(struct fp_pool *p);

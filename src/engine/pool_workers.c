@@ -261,9 +261,15 @@ log_exit(struct fp_pool *p, const struct fp_worker *w,
         fp_logf(&p->log, FP_LOG_WARN, "worker %ld %s while running job %llu",
                 (long)pid, x->death, (unsigned long long)head->id);
     else if (failed_start && p->phase < POOL_CUT_OFF
-             && (on_its_own(x) || x->cause == KILL_PROTOCOL)) {
+             && (on_its_own(x) || x->cause == KILL_PROTOCOL
+                 || x->cause == KILL_START)) {
         if (w->fail_streak == 0) {
-            if (x->cause == KILL_PROTOCOL)
+            if (x->cause == KILL_START)
+                fp_logf(&p->log, FP_LOG_ERR, "worker %ld not ready %gs after "
+                        "its start (--start-timeout): killed; restarting with "
+                        "backoff (logged once until it runs a job)", (long)pid,
+                        p->cfg.start_timeout);
+            else if (x->cause == KILL_PROTOCOL)
                 fp_logf(&p->log, FP_LOG_ERR, "worker %ld: protocol error %s: "
                         "%s; restarting with backoff (logged once until it "
                         "runs a job)", (long)pid, x->was_ready

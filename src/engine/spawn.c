@@ -88,6 +88,13 @@ child_start(const struct fp_spawn_req *req, int sock, int errw, pid_t master)
     /* stderr goes to the master, which logs it line by line with our pid. */
     if (dup2(errw, 2) < 0)
         _exit(111);
+    /* Code is loaded with our own rights, before any switch to --user: a
+     * module only root can read still works (SPEC §4). */
+    if (req->exec_argv == NULL && req->child_prepare != NULL) {
+        int rc = req->child_prepare(req->child_arg);
+        if (rc != 0)
+            _exit(rc);
+    }
     if (req->sandbox != NULL
         && fp_sandbox_enter(req->sandbox, req->exec_argv != NULL, &why) < 0) {
         fprintf(stderr, "forkpool worker: sandbox: %s: %s\n", why, strerror(errno));

@@ -18,10 +18,15 @@ struct fp_sandbox;
 
 /* Runs in the child with its socket on FP_WORKER_FD; returns the exit code. */
 typedef int (*fp_child_fn)(int fd, void *arg);
+/* Runs in the child before the sandbox is entered (before any switch of
+ * user); returns 0, or the exit code to leave with. */
+typedef int (*fp_child_prepare_fn)(void *arg);
 
 struct fp_spawn_req {
     char *const *exec_argv;  /* exec this with socket on stdin+stdout, or */
     fp_child_fn  child_main; /* run this in the forked child */
+    fp_child_prepare_fn child_prepare;  /* with child_main: first, with the
+                                           parent's rights; or NULL */
     void        *child_arg;
     int          sockbuf;    /* SO_SNDBUF/SO_RCVBUF for both ends; 0 = default */
     const struct fp_sandbox *sandbox;   /* entered in the child, or NULL */

@@ -37,6 +37,7 @@ enum fp_kill_cause {
     KILL_CUTOFF,    /* cancelled by the drain cut-off */
     KILL_BROKEN,    /* its socket broke or closed: it is dying */
     KILL_GRACE,     /* it did not exit within its grace after a stop */
+    KILL_START,     /* not ready within --start-timeout: a failed start */
 };
 
 /* How a worker ended, for the exited report. */
@@ -81,6 +82,8 @@ struct fp_worker_env {
     void                       *owner;      /* the pool, for the ops */
     const struct fp_limits     *limits;     /* frames from workers */
     double                      slow_log;   /* seconds; 0 = off */
+    double                      start_timeout; /* s from fork to "ready"
+                                               before it is killed; 0 = none */
     size_t                     *ahead;      /* kept up to date: jobs in all
                                                windows behind their head */
 };
@@ -101,6 +104,7 @@ struct fp_worker {
     ev_timer           slow_timer;  /* --slow-log for the running job */
     ev_timer           backoff_timer;
     ev_timer           grace_timer; /* SIGKILL if a stop takes too long */
+    ev_timer           start_timer; /* SIGKILL if "ready" takes too long */
     struct fp_buf      in;
     struct fp_buf      errline;     /* a stderr line not yet complete */
     struct fp_scanner  scan;
@@ -158,6 +162,14 @@ int  fp_worker_can_take_back(const struct fp_worker *w);
  * will skip it).  Returns 1, or 0 if it cannot be had: it is running, its
  * bytes are half written, or the worker has just started it. */
 int  fp_worker_take_back(struct fp_worker *w, struct fp_job *job);
+/* Withdraw `job`, sent ahead and not started, whatever became of its
+ * bytes.  Returns 1 if it is taken back (as fp_worker_take_back); 2 if its
+ * bytes are half written: the worker will skip it, but the rest must still
+ * go out, so it stays in the window until they have -- the caller gives it
+ * its outcome now (it is then handed back through ops->result, as a job
+ * cancelled while sent ahead); 0 if the worker has started it (or it
+ * runs). */
+int  fp_worker_withdraw(struct fp_worker *w, struct fp_job *job);
 
 /* The lifecycle events an owner sends (see worker_life.h). */
 void fp_worker_retire(struct fp_worker *w, const char *why);
@@ -166,14 +178,22 @@ void fp_worker_kill(struct fp_worker *w, enum fp_kill_cause cause, uint64_t job)
 
 /* A job in its window: cancelled.  Returns 1 if it was running (the worker
  * is killed), 2 if it was sent ahead and is taken back (it has left the
- * window, not started), 0 if it was sent ahead and the worker has started
- * it (it stays in place; it is dropped when it comes up, and its result if
- * one comes). */
+ * window, not started), 0 if it was sent ahead and stays in place: the
+ * worker has started it (its result, if one comes, is dropped) or will skip
+ * it (fp_worker_withdraw's 2). */
 int  fp_worker_cancel(struct fp_worker *w, struct fp_job *job);
 
 
 /* Internal to the mechanism (worker_io.c, worker_send.c). */
 void fp_worker_set_nwindow(struct fp_worker *w, unsigned n);
+/* The window's head has left it: start the next one, or note the window
+ * empty. */
+void fp_worker_next_head(struct fp_worker *w);
+/* Is `job` one the worker will skip (withdrawn half written)? */
+int  fp_worker_skips(const struct fp_worker *w, const struct fp_job *job);
+/* The head is such a job, all its bytes out: it leaves the window and goes
+ * back to the owner (ops->result), and the next one starts. */
+void fp_worker_drop_skipped_head(struct fp_worker *w);
 void fp_worker_write_cb(struct ev_loop *loop, ev_io *io, int revents);
 
 /* worker_stderr.c: set up its stderr watchers and budget (once); watch a

@@ -42,6 +42,7 @@ static void job_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents);
 static void slow_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents);
 static void backoff_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents);
 static void grace_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents);
+static void start_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents);
 static void step(struct fp_worker *w, enum fp_wevent ev, const void *arg);
 static void process_input(struct fp_worker *w);
 static int moved_past_head(const struct fp_worker *w);
@@ -66,14 +67,16 @@ fp_worker_new(const struct fp_worker_env *env, unsigned slot)
     ev_init(&w->slow_timer, slow_timer_cb);
     ev_init(&w->backoff_timer, backoff_timer_cb);
     ev_init(&w->grace_timer, grace_timer_cb);
+    ev_init(&w->start_timer, start_timer_cb);
     w->rio.data = w->wio.data = w->child.data = w;
     w->job_timer.data = w->slow_timer.data = w;
-    w->backoff_timer.data = w->grace_timer.data = w;
+    w->backoff_timer.data = w->grace_timer.data = w->start_timer.data = w;
     fp_worker_stderr_init(w);
     return w;
 }
 
-/* Nothing more is read from or written to its socket; no job deadline. */
+/* Nothing more is read from or written to its socket; no job or start
+ * deadline. */
 static void
 stop_io(struct fp_worker *w)
 {
@@ -84,6 +87,7 @@ stop_io(struct fp_worker *w)
     w->send_next = NULL;
     ev_timer_stop(loop, &w->job_timer);
     ev_timer_stop(loop, &w->slow_timer);
+    ev_timer_stop(loop, &w->start_timer);
 }
 
 static void
@@ -103,6 +107,7 @@ fp_worker_free(struct fp_worker *w)
     ev_child_stop(loop, &w->child);
     ev_timer_stop(loop, &w->backoff_timer);
     ev_timer_stop(loop, &w->grace_timer);
+    ev_timer_stop(loop, &w->start_timer);
     if (w->errfd >= 0)
         fp_worker_stderr_close(w);
     if (w->fd >= 0)
@@ -213,6 +218,12 @@ fp_worker_spawn(struct fp_worker *w, const struct fp_spawn_req *req)
     ev_io_start(loop, &w->rio);
     ev_child_set(&w->child, pid, 0);
     ev_child_start(loop, &w->child);
+    /* A handler whose init never returns, or a program that never says
+     * "ready", must not hold the slot (and the queue) forever. */
+    if (w->env->start_timeout > 0) {
+        ev_timer_set(&w->start_timer, w->env->start_timeout, 0.);
+        ev_timer_start(loop, &w->start_timer);
+    }
     fp_logf(w->env->log, FP_LOG_DEBUG, "worker slot %u: started pid %ld",
             w->slot, (long)pid);
     step(w, WE_SPAWNED, NULL);
@@ -250,6 +261,13 @@ start_head(struct fp_worker *w)
     ev_timer_stop(loop, &w->slow_timer);
     if (head == NULL)
         return;
+    if (fp_worker_skips(w, head)) {
+        /* Not to be run: it goes once its last byte is out (now, or when
+         * the writer gets there). */
+        if (head != w->send_next)
+            fp_worker_drop_skipped_head(w);
+        return;
+    }
     if (head->state != JOB_ASSIGNED) {
         /* Cancelled while sent ahead, after the worker had started it (else
          * it was taken back): if it still runs, only a restart stops it; the
@@ -333,10 +351,16 @@ moved_past_head(const struct fp_worker *w)
     const struct fp_job *head = TAILQ_FIRST(&w->window);
     const struct fp_job *next = head != NULL ? TAILQ_NEXT(head, link) : NULL;
 
-    if (next == NULL || next->seq == FP_SEQ_NONE || w->hold_area == NULL)
+    if (w->hold_area == NULL)
         return 0;
-    return __atomic_load_n(&w->hold_area->claims[next->seq % FP_CLAIM_RING],
-                           __ATOMIC_ACQUIRE) == (next->seq << 2 | CLAIM_STARTED);
+    /* Jobs it skips (withdrawn) say nothing: look at the one after. */
+    for (; next != NULL && next->seq != FP_SEQ_NONE; next = TAILQ_NEXT(next, link)) {
+        uint64_t claim = __atomic_load_n(&w->hold_area->claims[next->seq % FP_CLAIM_RING],
+                                         __ATOMIC_ACQUIRE);
+        if (claim != (next->seq << 2 | CLAIM_TAKEN))
+            return claim == (next->seq << 2 | CLAIM_STARTED);
+    }
+    return 0;
 }
 
 int
@@ -347,9 +371,10 @@ fp_worker_cancel(struct fp_worker *w, struct fp_job *job)
     if (job == TAILQ_FIRST(&w->window) && moved_past_head(w))
         return 0;
     if (job != TAILQ_FIRST(&w->window)) {
-        /* Sent ahead: taken back if the worker has not started it; else
-         * it stays, and is dropped when it comes up. */
-        return fp_worker_take_back(w, job) ? 2 : 0;
+        /* Sent ahead: taken back if the worker has not started it (or
+         * skipped by it, once its bytes are out); else it stays, and is
+         * dropped when it comes up. */
+        return fp_worker_withdraw(w, job) == 1 ? 2 : 0;
     }
     fp_worker_kill(w, KILL_CANCEL, job->id);
     return 1;
@@ -366,6 +391,13 @@ grace_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents)
     if (w->kill.cause == KILL_NONE)
         w->kill.cause = KILL_GRACE;
     step(w, WE_GRACE_EXPIRED, NULL);
+}
+
+static void
+start_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents)
+{
+    (void)loop; (void)revents;
+    step(tw->data, WE_START_EXPIRED, NULL);
 }
 
 static void
@@ -463,10 +495,16 @@ deliver(struct fp_worker *w, const struct fp_worker_msg *m)
     if (job->state == JOB_ASSIGNED)     /* not one cancelled while sent ahead */
         fp_job_set_outcome(job, m->type == FP_WMSG_OK ? FP_OK : FP_ERROR,
                            m->value, m->value_len);
+    fp_worker_next_head(w);
+    w->env->ops->result(w, job);
+}
+
+void
+fp_worker_next_head(struct fp_worker *w)
+{
     start_head(w);
     if (w->nwindow == 0)
         step(w, WE_WINDOW_EMPTY, NULL);
-    w->env->ops->result(w, job);
 }
 
 static void
@@ -620,11 +658,12 @@ reap(struct fp_worker *w, enum fp_wstate from, int status)
     struct fp_jobq window;
 
     ev_child_stop(loop, &w->child);
-    /* Whatever it started and left behind in its process group (it was
-     * mid-job, or was killed) goes with it.  The group's members keep its
-     * id from being reused, so this reaches only them. */
-    if (TAILQ_FIRST(&w->window) != NULL || w->kill.cause != KILL_NONE)
-        kill(-w->pid, SIGKILL);
+    /* Whatever it started and left behind in its process group goes with
+     * it, however it ended (a module worker kills what its jobs and its
+     * init started before a clean exit; a crash, a kill or an --exec
+     * program leaves that to us).  The group's members keep its id from
+     * being reused, so this reaches only them. */
+    kill(-w->pid, SIGKILL);
     /* Results it wrote before dying are still in the socket, and the ones
      * it held in the shared area after that (reading() skips both after a
      * protocol error). */
@@ -698,6 +737,7 @@ step(struct fp_worker *w, enum fp_wevent ev, const void *arg)
                                          : "result before it was ready");
         break;
     case WA_NOTE_READY:
+        ev_timer_stop(loop, &w->start_timer);
         w->ready_at = ev_now(loop);
         fp_logf(w->env->log, FP_LOG_DEBUG, "worker %ld: ready for jobs",
                 (long)w->pid);
@@ -716,6 +756,14 @@ step(struct fp_worker *w, enum fp_wevent ev, const void *arg)
             shutdown(w->fd, SHUT_WR);   /* else once the rest is out */
         fp_timer_after(loop, &w->grace_timer, STOP_GRACE);
         break;
+    case WA_START_TIMEOUT:
+    case WA_STOP_OVERDUE:
+        /* The owner logs a failed start, once per streak of them; one that
+         * was stopped first is just a stop that took too long. */
+        if (w->kill.cause == KILL_NONE)
+            w->kill.cause = cell->action == WA_START_TIMEOUT ? KILL_START
+                                                             : KILL_GRACE;
+        /* fall through */
     case WA_SIGKILL:
         kill(-w->pid, SIGKILL);     /* its group: what the handler started */
         kill(w->pid, SIGKILL);      /* in case it had not set up its group */

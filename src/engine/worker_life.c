@@ -27,6 +27,7 @@ static const struct fp_wcell table[WS_COUNT][WE_COUNT] = {
         [WE_GRACE_EXPIRED]   = IGN(WAITING),
         [WE_EXITED]          = IGN(WAITING),
         [WE_BACKOFF_EXPIRED] = CELL(WAITING, START_DUE),
+        [WE_START_EXPIRED]   = IGN(WAITING),
     },
     [WS_STARTING] = {
         [WE_SPAWNED]         = IGN(STARTING),
@@ -40,6 +41,7 @@ static const struct fp_wcell table[WS_COUNT][WE_COUNT] = {
         [WE_GRACE_EXPIRED]   = IGN(STARTING),
         [WE_EXITED]          = CELL(DEAD, REAP),
         [WE_BACKOFF_EXPIRED] = IGN(STARTING),
+        [WE_START_EXPIRED]   = CELL(KILLED, START_TIMEOUT),
     },
     [WS_READY] = {
         [WE_SPAWNED]         = IGN(READY),
@@ -53,6 +55,7 @@ static const struct fp_wcell table[WS_COUNT][WE_COUNT] = {
         [WE_GRACE_EXPIRED]   = IGN(READY),
         [WE_EXITED]          = CELL(DEAD, REAP),
         [WE_BACKOFF_EXPIRED] = IGN(READY),
+        [WE_START_EXPIRED]   = IGN(READY),
     },
     [WS_RETIRING] = {
         [WE_SPAWNED]         = IGN(RETIRING),
@@ -66,6 +69,7 @@ static const struct fp_wcell table[WS_COUNT][WE_COUNT] = {
         [WE_GRACE_EXPIRED]   = IGN(RETIRING),
         [WE_EXITED]          = CELL(DEAD, REAP),
         [WE_BACKOFF_EXPIRED] = IGN(RETIRING),
+        [WE_START_EXPIRED]   = IGN(RETIRING),
     },
     [WS_STOPPING] = {
         [WE_SPAWNED]         = IGN(STOPPING),
@@ -80,6 +84,9 @@ static const struct fp_wcell table[WS_COUNT][WE_COUNT] = {
         [WE_GRACE_EXPIRED]   = CELL(KILLED, SIGKILL),
         [WE_EXITED]          = CELL(DEAD, REAP),
         [WE_BACKOFF_EXPIRED] = IGN(STOPPING),
+        /* Stopped before it was ready (a drain, a scale-down): there is
+         * nothing to finish, and --start-timeout bounds its start still. */
+        [WE_START_EXPIRED]   = CELL(KILLED, STOP_OVERDUE),
     },
     /* Killed: its socket is no longer read until it has exited. */
     [WS_KILLED] = {
@@ -94,6 +101,7 @@ static const struct fp_wcell table[WS_COUNT][WE_COUNT] = {
         [WE_GRACE_EXPIRED]   = IGN(KILLED),
         [WE_EXITED]          = CELL(DEAD, REAP),
         [WE_BACKOFF_EXPIRED] = IGN(KILLED),
+        [WE_START_EXPIRED]   = IGN(KILLED),
     },
     /* Dead: what it wrote before dying is read now (results count; a late
      * "ready" changes nothing); then the pool respawns or removes it. */
@@ -109,6 +117,7 @@ static const struct fp_wcell table[WS_COUNT][WE_COUNT] = {
         [WE_GRACE_EXPIRED]   = IGN(DEAD),
         [WE_EXITED]          = IGN(DEAD),
         [WE_BACKOFF_EXPIRED] = IGN(DEAD),
+        [WE_START_EXPIRED]   = IGN(DEAD),
     },
 };
 
@@ -137,6 +146,7 @@ fp_wevent_name(enum fp_wevent e)
     static const char *const names[WE_COUNT] = {
         "spawned", "spawn failed", "ready", "result", "retire", "window empty",
         "stop", "kill", "grace expired", "exited", "backoff expired",
+        "start expired",
     };
     return (unsigned)e < WE_COUNT ? names[e] : "?";
 }
@@ -147,7 +157,7 @@ fp_waction_name(enum fp_waction a)
     static const char *const names[WA_COUNT] = {
         "undecided", "ignore", "enter", "protocol error", "note ready",
         "deliver", "wind down", "send EOF", "SIGKILL", "reap", "start due",
-        "cancel backoff",
+        "cancel backoff", "start timeout", "stop overdue",
     };
     return (unsigned)a < WA_COUNT ? names[a] : "?";
 }

@@ -32,6 +32,7 @@ enum fp_wevent {
     WE_GRACE_EXPIRED,   /* a stop took too long */
     WE_EXITED,          /* its process is gone */
     WE_BACKOFF_EXPIRED, /* time to try starting it again */
+    WE_START_EXPIRED,   /* --start-timeout passed without "ready" */
     WE_COUNT
 };
 
@@ -48,6 +49,9 @@ enum fp_waction {
     WA_REAP,            /* read it dry, close, report the exit */
     WA_START_DUE,       /* report that it may be started again */
     WA_CANCEL_BACKOFF,  /* drop a pending restart */
+    WA_START_TIMEOUT,   /* a failed start: note why, kill its process group */
+    WA_STOP_OVERDUE,    /* stopped, yet neither ready nor gone by its start
+                           deadline: killed as if its grace ran out */
     WA_COUNT
 };
 

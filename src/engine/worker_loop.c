@@ -14,6 +14,7 @@
 
 #include "codec/buf.h"
 #include "codec/frame.h"
+#include "descendants.h"
 #include "sandbox.h"
 #include "worker_loop.h"
 #include "worker_hold.h"
@@ -35,6 +36,7 @@ struct worker {
     struct fp_hold               hold;      /* results waiting to be sent */
     uint64_t                    *claims;    /* shared with the master, or NULL */
     uint64_t                     seq;       /* jobs read so far */
+    struct fp_descendants        desc;      /* what jobs start dies with them */
 };
 
 static void
@@ -99,7 +101,11 @@ run_job(struct worker *w, uint64_t id, const char *payload, size_t len)
         rc = 1;
         why = "job could not be decoded";
     } else {
+        fp_descendants_job_start(&w->desc);
         rc = w->module->handle(w->state, &job.data, &w->result_pk);
+        /* The job has ended, and so has anything it started (before its
+         * result goes out, so an outcome means they are gone). */
+        fp_descendants_job_end(&w->desc);
     }
     msgpack_unpacked_destroy(&job);
 
@@ -212,6 +218,7 @@ serve(struct worker *w)
                 return -1;
         }
         set_title(w, "idle", 0);
+        fp_descendants_idle(&w->desc);
         if (flush_out(w) < 0)     /* held results, or "ready" the first time */
             return -1;
         fp_buf_shrink(&w->in, KEEP_BUFFER);
@@ -227,6 +234,23 @@ serve(struct worker *w)
             return w->in.len == 0 ? 0 : -1;
         w->in.len += (size_t)got;
     }
+}
+
+int
+fp_worker_prepare(void *arg)
+{
+    struct fp_worker_args *args = arg;  /* this process's own copy */
+    char err[512];
+    void *handle;   /* kept for the life of the process */
+
+    if (args->module != NULL)
+        return 0;
+    args->module = fp_module_load(args->module_path, &handle, err, sizeof(err));
+    if (args->module == NULL) {
+        wlog("%s", err);
+        return 3;
+    }
+    return 0;
 }
 
 int
@@ -256,6 +280,8 @@ fp_worker_main(int fd, void *arg)
             goto out;
         }
     }
+    /* Before init, so that what init starts stays below us too. */
+    (void)fp_descendants_start(&w.desc);
     if (w.module->init != NULL) {
         const msgpack_object *cfg = NULL;
         size_t off = 0;
@@ -270,6 +296,12 @@ fp_worker_main(int fd, void *arg)
         }
     }
 
+    /* What init started (a helper for every job) lives as long as we do. */
+    fp_descendants_spare_current(&w.desc);
+    /* Under strict, seccomp allows none of the sweeps, and no handler can
+     * fork; the master kills our process group when we are gone. */
+    if (args->sandbox != NULL && args->sandbox->level == FP_SANDBOX_STRICT)
+        w.desc.on = 0;
     if (args->sandbox != NULL) {
         const char *why;
         if (fp_sandbox_lock(args->sandbox, fd, &why) < 0) {
@@ -293,6 +325,7 @@ fp_worker_main(int fd, void *arg)
     else if (w.module->fini != NULL)
         w.module->fini(w.state);
 out:
+    fp_descendants_stop(&w.desc);
     fp_hold_stop(&w.hold);
     msgpack_unpacked_destroy(&config);
     msgpack_sbuffer_destroy(&w.result);

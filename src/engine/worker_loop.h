@@ -25,6 +25,12 @@ struct fp_worker_args {
     struct fp_hold_area *hold_area;    /* shared with the master, or NULL */
 };
 
+/* In the forked worker, before it is confined or switches user (so with
+ * the master's own rights, SPEC §4): load the module file, if that is
+ * where its code comes from.  Returns 0, or an exit status after logging
+ * why.  Matches fp_child_prepare_fn. */
+int fp_worker_prepare(void *args);
+
 /* Announce "ready", then serve jobs on `fd` until EOF.  Returns the process
  * exit status: 0 after a clean EOF, nonzero if init failed or the stream
  * broke.  Matches fp_child_fn. */

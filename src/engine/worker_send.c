@@ -125,13 +125,62 @@ fp_worker_take_back(struct fp_worker *w, struct fp_job *job)
     return 1;
 }
 
+int
+fp_worker_withdraw(struct fp_worker *w, struct fp_job *job)
+{
+    if (fp_worker_take_back(w, job))
+        return 1;
+    /* Half written: its claim was offered before its first byte went out,
+     * so the worker can still be told to skip it. */
+    if (job->worker != w || job == TAILQ_FIRST(&w->window)
+        || job->state != JOB_ASSIGNED || job != w->send_next || w->send_off == 0
+        || w->hold_area == NULL || !fp_claim_take(w->hold_area->claims, job->seq))
+        return 0;
+    return 2;
+}
+
+int
+fp_worker_skips(const struct fp_worker *w, const struct fp_job *job)
+{
+    return job->state != JOB_ASSIGNED && job->seq != FP_SEQ_NONE
+        && w->hold_area != NULL
+        && __atomic_load_n(&w->hold_area->claims[job->seq % FP_CLAIM_RING],
+                           __ATOMIC_ACQUIRE) == (job->seq << 2 | CLAIM_TAKEN);
+}
+
+void
+fp_worker_drop_skipped_head(struct fp_worker *w)
+{
+    struct fp_job *head = TAILQ_FIRST(&w->window);
+
+    TAILQ_REMOVE(&w->window, head, link);
+    fp_worker_set_nwindow(w, w->nwindow - 1);
+    head->worker = NULL;
+    fp_worker_next_head(w);
+    w->env->ops->result(w, head);
+}
+
+/* Bytes went out: a head withdrawn while half written may leave now --
+ * before anything the worker says about the jobs behind it. */
+static void
+sent(struct fp_worker *w)
+{
+    struct fp_job *head = TAILQ_FIRST(&w->window);
+
+    if (head != NULL && head != w->send_next && fp_worker_skips(w, head))
+        fp_worker_drop_skipped_head(w);
+}
+
 void
 fp_worker_flush(struct fp_worker *w)
 {
     if (w->fd < 0 || w->send_next == NULL || ev_is_active(&w->wio))
         return;
-    if (send_jobs(w) == 1)
+    int rc = send_jobs(w);
+    if (rc == 1)
         ev_io_start(w->env->loop, &w->wio);
+    if (rc >= 0)
+        sent(w);
 }
 
 void
@@ -143,5 +192,7 @@ fp_worker_write_cb(struct ev_loop *loop, ev_io *io, int revents)
     int rc = send_jobs(w);
     if (rc == 0 || rc == 2)
         ev_io_stop(loop, &w->wio);
+    if (rc >= 0)
+        sent(w);
 }
 
