@@ -16,6 +16,7 @@
 #include <stdlib.h>
 
 #include "pool_int.h"
+#include "timer.h"
 
 #define EXPIRED_DETAIL  "expired before it started"
 /* A timer may fire a hair before its time on the loop's clock. */
@@ -112,9 +113,7 @@ arm(struct fp_pool *p)
     if (due == p->expiry_due && ev_is_active(&p->expiry_timer))
         return;
     ev_tstamp in = due - ev_now(p->loop);
-    ev_timer_stop(p->loop, &p->expiry_timer);
-    ev_timer_set(&p->expiry_timer, in > 0 ? in : 0., 0.);
-    ev_timer_start(p->loop, &p->expiry_timer);
+    fp_timer_after(p->loop, &p->expiry_timer, in > 0 ? in : 0.);
     p->expiry_due = due;
 }
 

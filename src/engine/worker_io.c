@@ -221,8 +221,7 @@ fp_worker_spawn(struct fp_worker *w, const struct fp_spawn_req *req)
     /* A handler whose init never returns, or a program that never says
      * "ready", must not hold the slot (and the queue) forever. */
     if (w->env->start_timeout > 0) {
-        ev_timer_set(&w->start_timer, w->env->start_timeout, 0.);
-        ev_timer_start(loop, &w->start_timer);
+        fp_timer_after(loop, &w->start_timer, w->env->start_timeout);
     }
     fp_logf(w->env->log, FP_LOG_DEBUG, "worker slot %u: started pid %ld",
             w->slot, (long)pid);
