@@ -36,7 +36,8 @@
 static void client_read_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void client_write_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void check_flushed(struct fp_control *ctl);
-static void client_refuse_frame(struct client *c, const char *why);
+static int  client_refuse_frame(struct client *c, const char *why);
+static int  client_skip(struct client *c);
 
 /* ------------------------------------------------------------------------
  * Packing helpers
@@ -174,15 +175,22 @@ client_read_cb(struct ev_loop *loop, ev_io *io, int revents)
     }
     c->in.len += (size_t)got;
     while (c->fd >= 0 && c->in.len > 0) {
+        if (c->input == INPUT_SKIPPING) {
+            int rc = client_skip(c);
+            if (rc < 0)
+                return;
+            if (rc == 0)
+                break;
+            continue;
+        }
         ssize_t n = fp_scan(&c->scan, fp_buf_head(&c->in), c->in.len,
                             &ctl->limits, &why);
         if (n == 0)
             break;
         if (n < 0) {
-            fp_logf(ctl->log, FP_LOG_WARN, "client %lu: bad request frame: %s; "
-                    "closing the connection", c->serial, why);
-            client_refuse_frame(c, why);
-            return;
+            if (client_refuse_frame(c, why) < 0)
+                return;
+            continue;
         }
         int rc = ctl_dispatch(c, fp_buf_head(&c->in), (size_t)n);
         fp_buf_consume(&c->in, (size_t)n);
@@ -202,23 +210,72 @@ client_read_cb(struct ev_loop *loop, ev_io *io, int revents)
         fp_buf_shrink(&c->in, 1 << 20);
 }
 
-/* A frame broke a limit or the format: answer its msgid, if the bytes so
- * far show one, with an error naming the limit; then disconnect.  The error
- * is written with one nonblocking attempt (what is already queued goes
- * first): the master never waits on a client it is dropping. */
-static void
+/* A frame broke a limit or the format.  Over the size limits (bytes or
+ * objects) its structure is still sound: its request is answered (a
+ * submit's outcome is "rejected", "job too large") and the rest of it is
+ * dropped as it arrives, so the client's other requests and outcomes go
+ * on.  Invalid msgpack or nesting past the limit leaves no way to find the
+ * frame's end: its msgid, if the bytes so far show one, gets an error
+ * naming the problem, and the connection closes.  That error is written
+ * with one nonblocking attempt (what is already queued goes first): the
+ * master never waits on a client it is dropping.  Returns 0 if the
+ * connection goes on, -1 if it was closed. */
+static int
 client_refuse_frame(struct client *c, const char *why)
 {
-    uint32_t msgid;
+    struct fp_control *ctl = c->ctl;
+    const char *method;
+    uint32_t msgid, method_len;
     char msg[128];
+    int have_msgid = fp_wire_request_head(fp_buf_head(&c->in), c->in.len, &msgid,
+                                          &method, &method_len) == 0;
+    int oversized = strcmp(why, "frame too large") == 0
+                    || strcmp(why, "too many objects") == 0;
 
-    if (fp_wire_request_msgid(fp_buf_head(&c->in), c->in.len, &msgid) == 0) {
+    if (have_msgid && oversized) {
+        fp_logf(ctl->log, FP_LOG_WARN, "client %lu: request %lu: %s (limit "
+                "%zu bytes, %zu objects); refused, its bytes skipped",
+                c->serial, (unsigned long)msgid, why, ctl->limits.max_bytes,
+                ctl->limits.max_objects);
+        ctl_refuse_oversized(c, msgid, method, method_len, why);
+        fp_skip_start(&c->skip, &c->scan);
+        fp_buf_consume(&c->in, c->scan.pos);
+        fp_scanner_reset(&c->scan);
+        c->input = INPUT_SKIPPING;
+        return 0;
+    }
+    fp_logf(ctl->log, FP_LOG_WARN, "client %lu: bad request frame: %s; "
+            "closing the connection", c->serial, why);
+    if (have_msgid) {
         snprintf(msg, sizeof(msg), "bad request: %s", why);
         ctl_respond_error_str(c, msgid, msg);
         ssize_t n = write(c->fd, fp_buf_head(&c->out), c->out.len);
         (void)n;
     }
     client_close(c);
+    return -1;
+}
+
+/* INPUT_SKIPPING: drop what is read of the refused frame.  Returns 1 when
+ * it has ended (frames follow), 0 when more bytes are needed, -1 if the
+ * connection was closed (bytes that are not msgpack). */
+static int
+client_skip(struct client *c)
+{
+    int done;
+    ssize_t n = fp_skip(&c->skip, fp_buf_head(&c->in), c->in.len, &done);
+
+    if (n < 0) {
+        fp_logf(c->ctl->log, FP_LOG_WARN, "client %lu: bad bytes in a refused "
+                "request frame; closing the connection", c->serial);
+        client_close(c);
+        return -1;
+    }
+    fp_buf_consume(&c->in, (size_t)n);
+    if (!done)
+        return 0;
+    c->input = INPUT_FRAMES;
+    return 1;
 }
 
 static void
@@ -464,6 +521,7 @@ fp_control_set_job_limits(struct fp_control *ctl, size_t max_job_bytes,
                           size_t max_job_objects, unsigned max_workers)
 {
     ctl->max_workers = max_workers;
+    ctl->max_job_bytes = max_job_bytes != 0 ? max_job_bytes : FP_DEFAULT_MAX_JOB_BYTES;
     /* Requests carry one job plus a small envelope and options. */
     ctl->limits.max_bytes = (max_job_bytes != 0 ? max_job_bytes
                                                 : FP_DEFAULT_MAX_JOB_BYTES) + REQ_OVERHEAD;

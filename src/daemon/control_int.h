@@ -21,13 +21,22 @@
  * faster than the workers empty it. */
 #define PENDING_HIGH    (16u << 20)
 
+/* What a client's incoming bytes are: frames, or the rest of a frame over
+ * the size limits, dropped as it arrives (its request was answered). */
+enum client_input {
+    INPUT_FRAMES = 0,
+    INPUT_SKIPPING,
+};
+
 struct client {
     LIST_ENTRY(client) link;
     struct fp_control *ctl;
     int                fd;          /* -1 once closed */
     ev_io              rio, wio;
     struct fp_buf      in, out;
-    struct fp_scanner  scan;
+    enum client_input  input;
+    struct fp_scanner  scan;        /* INPUT_FRAMES: the frame at in's head */
+    struct fp_skipper  skip;        /* INPUT_SKIPPING: what is left of it */
     unsigned           pending;     /* submitted jobs without an outcome */
     size_t             pending_bytes;   /* their payload bytes */
     unsigned long      serial;      /* for log lines */
@@ -48,6 +57,7 @@ struct fp_control {
     ev_io              accept_io;
     ev_timer           accept_pause;
     struct fp_limits   limits;
+    size_t             max_job_bytes;   /* --max-job-bytes, for status */
     const struct ctl_method *methods;   /* what requests may call */
     size_t             nmethods;
     LIST_HEAD(, client) clients;
@@ -140,6 +150,29 @@ struct ctl_method {
                                            (the submit methods), not strings */
     ctl_method_fn  *handler;
 };
+
+/* control_dispatch.c: answer a request whose frame broke the size limits
+ * (`why`: fp_scan's "frame too large" or "too many objects"), from what its
+ * first bytes show: a submit method's rejected outcome ("job too large"),
+ * else an error string naming the limit. */
+void ctl_refuse_oversized(struct client *c, uint32_t msgid, const char *method,
+                          uint32_t method_len, const char *why);
+
+/* control_report.c: the bodies of status and metrics, built from the
+ * pool's figures (no pool needed: the tests build them from their own). */
+struct ctl_status_input {
+    const fp_stats       *stats;
+    const fp_worker_info *workers;      /* every live worker */
+    size_t                nworkers;
+    const fp_limit_info  *limits;       /* every rate limit */
+    size_t                nlimits;
+    size_t                max_job_bytes;
+};
+/* Pack the status result map. */
+void ctl_pack_status(msgpack_packer *pk, const struct ctl_status_input *in);
+/* Append the metrics text to out.  Returns 0, or -1 (ENOMEM). */
+int  ctl_metrics_text(struct fp_buf *out, const fp_stats *st,
+                      const fp_limit_info *limits, size_t nlimits);
 
 /* control_methods.c: the methods forkpoold serves. */
 extern const struct ctl_method ctl_methods[];
