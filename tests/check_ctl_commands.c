@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "codec/wire.h"
 #include "common/jsonmp.h"
 #include "daemon/control_int.h"
 #include "harness.h"
@@ -258,6 +259,144 @@ START_TEST(real_method_rows_are_well_formed)
 }
 END_TEST
 
+/* A request over the frame limits is answered from its first bytes as its
+ * method would refuse it: a submit method's "rejected" outcome, "job too
+ * large"; any other, or one whose method cannot be read, an error string. */
+START_TEST(oversized_request_is_answered_as_its_method_refuses)
+{
+    const char *error, *result;
+
+    ctl_refuse_oversized(&fake_client, 7, "outcome", 7, "too many objects");
+    response(&error, &result);
+    ck_assert_str_eq(error, h_canon("{\"id\": null, \"kind\": \"rejected\", "
+                                    "\"detail\": \"job too large\"}"));
+    ck_assert_str_eq(result, "null");
+    fp_buf_clear(&fake_client.out);
+    ctl_refuse_oversized(&fake_client, 7, "plain", 5, "frame too large");
+    response(&error, &result);
+    ck_assert_str_eq(error, "\"bad request: frame too large\"");
+    fp_buf_clear(&fake_client.out);
+    ctl_refuse_oversized(&fake_client, 7, NULL, 0, "frame too large");
+    response(&error, &result);
+    ck_assert_str_eq(error, "\"bad request: frame too large\"");
+    ck_assert_uint_eq(seen.calls, 0);
+}
+END_TEST
+
+/* ========================================================================
+ * The status and metrics bodies, however many workers and limits
+ * ======================================================================== */
+
+#define MANY_WORKERS 5000
+#define MANY_LIMITS  3000
+
+static fp_worker_info many_workers[MANY_WORKERS];
+static fp_limit_info many_limits[MANY_LIMITS];
+static char limit_keys[MANY_LIMITS][FP_MAX_KEY_BYTES + 1];
+
+static void
+fill_many(void)
+{
+    for (size_t i = 0; i < MANY_WORKERS; i++)
+        many_workers[i] = (fp_worker_info){ .pid = (pid_t)(100000 + i),
+                                            .state = "idle", .jobs_done = i };
+    for (size_t i = 0; i < MANY_LIMITS; i++) {
+        /* Longest keys, with the characters that need escaping. */
+        memset(limit_keys[i], 'k', FP_MAX_KEY_BYTES);
+        int n = snprintf(limit_keys[i], sizeof limit_keys[i], "\"q\\%zu\n", i);
+        limit_keys[i][n] = 'k';
+        limit_keys[i][FP_MAX_KEY_BYTES] = '\0';
+        many_limits[i] = (fp_limit_info){ .key = limit_keys[i], .rate = 1,
+                                          .burst = 2, .tokens = 0.5,
+                                          .waiting = i };
+    }
+}
+
+START_TEST(status_lists_every_worker_and_limit)
+{
+    fp_stats st = { .workers = MANY_WORKERS, .idle = MANY_WORKERS };
+    struct ctl_status_input in = {
+        .stats = &st, .workers = many_workers, .nworkers = MANY_WORKERS,
+        .limits = many_limits, .nlimits = MANY_LIMITS, .max_job_bytes = 12345,
+        .clients = { .connected = 3, .behind = 1, .reply_bytes = 987654 },
+    };
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_unpacked u;
+
+    fill_many();
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    ctl_pack_status(&pk, &in);
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    ck_assert_int_eq(msgpack_unpack_next(&u, sb.data, sb.size, &off),
+                     MSGPACK_UNPACK_SUCCESS);
+    ck_assert_uint_eq(off, sb.size);
+    const msgpack_object *pids = h_get(&u.data, "pids");
+    const msgpack_object *rows = h_get(&u.data, "worker_list");
+    const msgpack_object *lims = h_get(&u.data, "limits");
+    ck_assert(pids != NULL && pids->type == MSGPACK_OBJECT_ARRAY);
+    ck_assert_uint_eq(pids->via.array.size, MANY_WORKERS);
+    ck_assert_int_eq(pids->via.array.ptr[MANY_WORKERS - 1].via.i64,
+                     100000 + MANY_WORKERS - 1);
+    ck_assert(rows != NULL && rows->type == MSGPACK_OBJECT_ARRAY);
+    ck_assert_uint_eq(rows->via.array.size, MANY_WORKERS);
+    ck_assert_int_eq(h_get_int(&rows->via.array.ptr[MANY_WORKERS - 1], "jobs_done"),
+                     MANY_WORKERS - 1);
+    ck_assert(lims != NULL && lims->type == MSGPACK_OBJECT_MAP);
+    ck_assert_uint_eq(lims->via.map.size, MANY_LIMITS);
+    ck_assert_int_eq(h_get_int(&u.data, "max_job_bytes"), 12345);
+    ck_assert_int_eq(h_get_int(&u.data, "workers"), MANY_WORKERS);
+    const msgpack_object *clients = h_get(&u.data, "clients");
+    ck_assert(clients != NULL && clients->type == MSGPACK_OBJECT_MAP);
+    ck_assert_int_eq(h_get_int(clients, "connected"), 3);
+    ck_assert_int_eq(h_get_int(clients, "behind"), 1);
+    ck_assert_int_eq(h_get_int(clients, "reply_bytes"), 987654);
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
+/* Megabytes of text, every series whole (the fixed part and one line per
+ * limit, each key escaped). */
+START_TEST(metrics_text_holds_every_limit)
+{
+    fp_stats st = { .completed = 18446744073709551615ull, .queued = 7 };
+    struct fp_buf text = FP_BUF_INIT;
+    char want[2 * FP_MAX_KEY_BYTES + 64];
+
+    fill_many();
+    for (unsigned i = 0; i < FP_LATENCY_BUCKETS; i++)
+        st.latency_count[i] = 18446744073709551615ull;
+    ck_assert_int_eq(fp_buf_printf(&text, "prefix\n"), 0);
+    ck_assert_int_eq(ctl_metrics_text(&text, &st, many_limits, MANY_LIMITS), 0);
+    ck_assert_int_eq(fp_buf_append(&text, "", 1), 0);      /* a C string */
+    const char *t = fp_buf_head(&text);
+    ck_assert_ptr_nonnull(strstr(t, "prefix\n# HELP forkpool_jobs_total "));
+    ck_assert_ptr_nonnull(strstr(t, "\nforkpool_jobs_total{kind=\"ok\"} "
+                                    "18446744073709551615\n"));
+    ck_assert_ptr_nonnull(strstr(t, "\nforkpool_queue_depth 7\n"));
+    ck_assert_ptr_nonnull(strstr(t, "\nforkpool_job_duration_seconds_bucket"
+                                    "{le=\"+Inf\"} 18446744073709551615\n"));
+    ck_assert_ptr_nonnull(strstr(t, "\nforkpool_job_duration_seconds_count "
+                                    "18446744073709551615\n"));
+    int lines = 0;
+    for (const char *p = t; (p = strchr(p, '\n')) != NULL; p++)
+        lines++;
+    /* 28 lines of fixed text and histogram, 2 x (2 help + one per limit). */
+    ck_assert_int_eq(lines, 1 + 28 + FP_LATENCY_BUCKETS + 2 * (2 + MANY_LIMITS));
+    /* The last key, "\"q\\2999\n" and 248 k's, escaped. */
+    char ks[FP_MAX_KEY_BYTES];
+    memset(ks, 'k', sizeof ks);
+    snprintf(want, sizeof want, "\nforkpool_rate_limit_waiting{key=\"\\\"q\\\\%d\\n"
+             "%.*s\"} %d\n", MANY_LIMITS - 1, FP_MAX_KEY_BYTES - 8, ks,
+             MANY_LIMITS - 1);
+    ck_assert_msg(strstr(t, want) != NULL, "no line %s", want);
+    fp_buf_free(&text);
+}
+END_TEST
+
 /* ========================================================================
  * The real methods, through the real daemon
  * ======================================================================== */
@@ -380,6 +519,12 @@ ctl_commands_suite(void)
     tcase_add_test(tc, unknown_method_gets_an_error_naming_it);
     tcase_add_test(tc, request_without_a_msgid_closes_the_connection);
     tcase_add_test(tc, real_method_rows_are_well_formed);
+    tcase_add_test(tc, oversized_request_is_answered_as_its_method_refuses);
+    suite_add_tcase(s, tc);
+
+    tc = h_tcase("reports", 20);
+    tcase_add_test(tc, status_lists_every_worker_and_limit);
+    tcase_add_test(tc, metrics_text_holds_every_limit);
     suite_add_tcase(s, tc);
 
     tc = h_tcase("methods", 20);

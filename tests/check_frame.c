@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec/buf.h"
 #include "codec/frame.h"
 
 static const struct fp_limits LIM = {
@@ -701,6 +702,186 @@ START_TEST(read_nil_and_bool)
 }
 END_TEST
 
+/* ---- skipper ----------------------------------------------------------- */
+
+/* Skip the frame at the head of stream[0..len), as a reader would that
+ * receives it `chunk` bytes at a time and keeps what fp_skip leaves (a cut
+ * header): returns the bytes it took up to the frame's end, or -1. */
+static ssize_t
+skip_in_chunks(struct fp_skipper *k, const char *stream, size_t len, size_t chunk)
+{
+    size_t taken = 0, have = 0;    /* stream[taken..have) is buffered */
+    int done = 0;
+
+    while (!done) {
+        if (have == len && taken == have)
+            return -1;              /* the stream ended inside the frame */
+        have = have + chunk < len ? have + chunk : len;
+        ssize_t n = fp_skip(k, stream + taken, have - taken, &done);
+        if (n < 0)
+            return -1;
+        taken += (size_t)n;
+        ck_assert_uint_le(taken, have);
+    }
+    return (ssize_t)taken;
+}
+
+/* From a fresh start, the skipper finds exactly where a frame holding every
+ * format ends, however the bytes come, and leaves the next frame alone. */
+START_TEST(skip_finds_the_end_of_every_format_in_any_pieces)
+{
+    static const size_t chunks[] = { 1, 2, 3, 7, 100, 4096, 1u << 20 };
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    struct fp_scanner fresh;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    pack_everything(&pk);
+    size_t first = sb.size;
+    msgpack_sbuffer_write(&sb, "\x91\x01", 2);
+    fp_scanner_reset(&fresh);
+    for (size_t i = 0; i < sizeof chunks / sizeof chunks[0]; i++) {
+        struct fp_skipper k;
+        fp_skip_start(&k, &fresh);
+        ck_assert_int_eq(skip_in_chunks(&k, sb.data, sb.size, chunks[i]),
+                         (ssize_t)first);
+    }
+    msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
+/* A request over the limits, then another: fp_scan refuses the first
+ * part-way (after accepting some of it), the skipper drops the rest, and
+ * the next request scans whole. */
+START_TEST(skip_resumes_where_scan_refused_the_frame)
+{
+    static const struct {
+        struct fp_limits lim;
+        const char *why;
+    } cases[] = {
+        { { 100, 1000, 8 }, "frame too large" },
+        { { 1u << 20, 6, 8 }, "too many objects" },
+    };
+    char req[512];
+    size_t n = 0;
+
+    /* [0, 7, "submit", [["aaa...", "bbb..."], nil, nil]] */
+    memcpy(req + n, "\x94\x00\x07\xa6submit\x91\x93\x92", 13);
+    n += 13;
+    for (int s = 0; s < 2; s++) {
+        req[n++] = (char)0xd9;
+        req[n++] = 60;
+        memset(req + n, 'a' + s, 60);
+        n += 60;
+    }
+    req[n++] = (char)0xc0;
+    req[n++] = (char)0xc0;
+    size_t first = n;
+    memcpy(req + n, "\x94\x00\x08\xa6status\x90", 11);
+    n += 11;
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct fp_scanner sc;
+        struct fp_skipper k;
+        const char *why = NULL;
+
+        fp_scanner_reset(&sc);
+        ck_assert_int_eq(fp_scan(&sc, req, n, &cases[i].lim, &why), -1);
+        ck_assert_str_eq(why, cases[i].why);
+        ck_assert_uint_gt(sc.pos, 0);
+        ck_assert_uint_gt(sc.depth, 0);
+        for (size_t chunk = 1; chunk <= 64; chunk *= 4) {
+            fp_skip_start(&k, &sc);
+            ssize_t rest = skip_in_chunks(&k, req + sc.pos, n - sc.pos, chunk);
+            ck_assert_int_eq(rest, (ssize_t)(first - sc.pos));
+        }
+        struct fp_scanner next;
+        fp_scanner_reset(&next);
+        ck_assert_int_eq(fp_scan(&next, req + first, n - first, &LIM, &why), 11);
+    }
+}
+END_TEST
+
+/* A str declared 4 GiB long is skipped as its bytes come, holding none. */
+START_TEST(skip_steps_over_a_huge_declared_body_without_holding_it)
+{
+    static char block[1 << 16];
+    struct fp_scanner sc;
+    struct fp_skipper k;
+    int done = 0;
+
+    fp_scanner_reset(&sc);
+    fp_skip_start(&k, &sc);
+    ck_assert_int_eq(fp_skip(&k, "\xdb\xff\xff\xff\xff", 5, &done), 5);
+    ck_assert(!done);
+    uint64_t left = 0xffffffffu;
+    while (left > sizeof block) {
+        ck_assert_int_eq(fp_skip(&k, block, sizeof block, &done), (ssize_t)sizeof block);
+        ck_assert(!done);
+        left -= sizeof block;
+    }
+    ck_assert_int_eq(fp_skip(&k, block, sizeof block, &done), (ssize_t)left);
+    ck_assert(done);
+}
+END_TEST
+
+START_TEST(skip_refuses_what_is_not_msgpack)
+{
+    struct fp_scanner sc;
+    struct fp_skipper k;
+    int done;
+
+    fp_scanner_reset(&sc);
+    fp_skip_start(&k, &sc);
+    ck_assert_int_eq(fp_skip(&k, "\x92\x01\xc1", 3, &done), -1);
+}
+END_TEST
+
+/* Deeper than its stack, it cannot follow the frame: refused, not
+ * overflowed. */
+START_TEST(skip_refuses_nesting_beyond_its_stack)
+{
+    char deep[FP_SKIP_STACK + 2];
+    struct fp_scanner sc;
+    struct fp_skipper k;
+    int done;
+
+    memset(deep, 0x91, sizeof deep);
+    fp_scanner_reset(&sc);
+    fp_skip_start(&k, &sc);
+    ck_assert_int_eq(fp_skip(&k, deep, sizeof deep, &done), -1);
+    /* One level less fits (the outermost value takes the first level). */
+    deep[FP_SKIP_STACK - 1] = (char)0xc0;
+    fp_skip_start(&k, &sc);
+    ck_assert_int_eq(fp_skip(&k, deep, FP_SKIP_STACK, &done), FP_SKIP_STACK);
+    ck_assert(done);
+}
+END_TEST
+
+/* ---- buf ---------------------------------------------------------------- */
+
+/* fp_buf_printf appends text of any length, after bytes already there
+ * (and after bytes consumed from the front). */
+START_TEST(buf_printf_grows_to_fit_any_length)
+{
+    static char big[100000];
+    struct fp_buf b = FP_BUF_INIT;
+
+    memset(big, 'z', sizeof big - 1);
+    ck_assert_int_eq(fp_buf_printf(&b, "%s-%d", "head", 42), 0);
+    fp_buf_consume(&b, 2);
+    for (int i = 0; i < 1000; i++)
+        ck_assert_int_eq(fp_buf_printf(&b, ",%04d", i), 0);
+    ck_assert_int_eq(fp_buf_printf(&b, "[%s]", big), 0);
+    ck_assert_uint_eq(b.len, 5 + 1000 * 5 + 2 + sizeof big - 1);
+    ck_assert_int_eq(memcmp(fp_buf_head(&b), "ad-42,0000,0001", 15), 0);
+    ck_assert_int_eq(memcmp(fp_buf_head(&b) + 5 + 999 * 5, ",0999[zzz", 9), 0);
+    ck_assert_int_eq(fp_buf_head(&b)[b.len - 1], ']');
+    fp_buf_free(&b);
+}
+END_TEST
+
 static Suite *
 frame_suite(void)
 {
@@ -742,6 +923,16 @@ frame_suite(void)
     tcase_add_test(tc, read_skip_on_deep_unscanned_bytes_fails_cleanly);
     tcase_add_test(tc, read_str_eq_consumes_only_on_match);
     tcase_add_test(tc, read_nil_and_bool);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("skip");
+    tcase_set_timeout(tc, 20);
+    tcase_add_test(tc, skip_finds_the_end_of_every_format_in_any_pieces);
+    tcase_add_test(tc, skip_resumes_where_scan_refused_the_frame);
+    tcase_add_test(tc, skip_steps_over_a_huge_declared_body_without_holding_it);
+    tcase_add_test(tc, skip_refuses_what_is_not_msgpack);
+    tcase_add_test(tc, skip_refuses_nesting_beyond_its_stack);
+    tcase_add_test(tc, buf_printf_grows_to_fit_any_length);
     suite_add_tcase(s, tc);
     return s;
 }

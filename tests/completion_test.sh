@@ -175,8 +175,13 @@ run_checks() {
         _forkpoolctl forkpoolctl ''
     is "scale status submit" _forkpoolctl forkpoolctl s
     is "map metrics" _forkpoolctl forkpoolctl m
-    is "-s --socket -h --help -V --version" _forkpoolctl forkpoolctl -
+    is "-s --socket --rpc-timeout -h --help -V --version" _forkpoolctl forkpoolctl -
     is "--socket" _forkpoolctl forkpoolctl --so
+    is "--rpc-timeout" _forkpoolctl forkpoolctl --rp
+    is "" _forkpoolctl forkpoolctl --rpc-timeout ''
+    is "status" _forkpoolctl forkpoolctl --rpc-timeout 3 st
+    is "status" _forkpoolctl forkpoolctl --rpc-timeout=3 -s /tmp/x.sock st
+    is "--json --help" _forkpoolctl forkpoolctl --rpc-timeout 3 status --
     is "status" _forkpoolctl forkpoolctl -s /tmp/x.sock st
     is "status" _forkpoolctl forkpoolctl --socket /tmp/x.sock st
     is "status" _forkpoolctl forkpoolctl --socket = /tmp/x.sock st

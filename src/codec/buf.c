@@ -1,7 +1,9 @@
 /* buf.c — growable byte buffer (see buf.h). */
 #include "config.h"
 #include <errno.h>
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,6 +57,33 @@ fp_buf_append(struct fp_buf *b, const void *p, size_t n)
         return -1;
     memcpy(dst, p, n);
     b->len += n;
+    return 0;
+}
+
+int
+fp_buf_printf(struct fp_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    size_t room = b->cap - b->off - b->len;
+    char *at = b->data != NULL ? b->data + b->off + b->len : NULL;
+
+    /* Once into the room there is; if the text did not fit, once more into
+     * room made for exactly its length (plus vsnprintf's NUL). */
+    va_start(ap, fmt);
+    int n = vsnprintf(at, room, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -1;
+    if ((size_t)n >= room) {
+        if ((at = fp_buf_reserve(b, (size_t)n + 1)) == NULL)
+            return -1;
+        va_start(ap, fmt);
+        n = vsnprintf(at, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return -1;
+    }
+    b->len += (size_t)n;
     return 0;
 }
 

@@ -26,6 +26,11 @@ static inline const char *fp_buf_head(const struct fp_buf *b) { return b->data +
 char *fp_buf_reserve(struct fp_buf *b, size_t more);
 /* Append; returns 0 or -1 (ENOMEM). */
 int   fp_buf_append(struct fp_buf *b, const void *p, size_t n);
+/* Append printf-style text (no NUL): the buffer grows to fit whatever the
+ * text's length.  Returns 0, or -1 (ENOMEM, or a format error) with the
+ * buffer as it was. */
+int   fp_buf_printf(struct fp_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Drop n bytes from the front. */
 void  fp_buf_consume(struct fp_buf *b, size_t n);
 void  fp_buf_clear(struct fp_buf *b);

@@ -192,6 +192,78 @@ fp_scan(struct fp_scanner *s, const char *buf, size_t len,
     }
 }
 
+/* ---- skipper ----------------------------------------------------------- */
+
+void
+fp_skip_start(struct fp_skipper *k, const struct fp_scanner *s)
+{
+    k->body = 0;
+    if (s->depth == 0) {
+        /* Refused at its first header: the frame is one value still owed. */
+        k->depth = 1;
+        k->left[0] = 1;
+        return;
+    }
+    k->depth = s->depth;
+    memcpy(k->left, s->left, s->depth * sizeof(s->left[0]));
+}
+
+/* Close the levels whose values have all been seen; 1 once none is open
+ * (the frame has ended). */
+static int
+skip_close_levels(struct fp_skipper *k)
+{
+    while (k->depth > 0 && k->left[k->depth - 1] == 0)
+        k->depth--;
+    return k->depth == 0;
+}
+
+ssize_t
+fp_skip(struct fp_skipper *k, const char *buf, size_t len, int *done)
+{
+    const unsigned char *u = (const unsigned char *)buf;
+    size_t pos = 0;
+
+    *done = 0;
+    for (;;) {
+        if (k->body > 0) {
+            size_t take = len - pos < k->body ? len - pos : (size_t)k->body;
+            pos += take;
+            k->body -= take;
+            if (k->body > 0)
+                return (ssize_t)pos;
+            if (skip_close_levels(k)) {
+                *done = 1;
+                return (ssize_t)pos;
+            }
+        }
+        if (pos >= len)
+            return (ssize_t)pos;
+        struct hdr h;
+        int rc = decode_hdr(u + pos, len - pos, &h);
+        if (rc < 0)
+            return -1;
+        if (rc == 0)
+            return (ssize_t)pos;        /* header cut off: keep it */
+        pos += h.hs;
+        k->left[k->depth - 1]--;
+        if (h.type == FP_T_ARRAY || h.type == FP_T_MAP) {
+            uint64_t kids = h.type == FP_T_MAP ? h.n * 2 : h.n;
+            if (kids > 0) {
+                if (k->depth >= FP_SKIP_STACK)
+                    return -1;
+                k->left[k->depth++] = kids;
+            }
+        } else {
+            k->body = h.body;
+        }
+        if (k->body == 0 && skip_close_levels(k)) {
+            *done = 1;
+            return (ssize_t)pos;
+        }
+    }
+}
+
 /* ---- reader ------------------------------------------------------------ */
 
 void

@@ -52,6 +52,32 @@ void fp_scanner_reset(struct fp_scanner *s);
 ssize_t fp_scan(struct fp_scanner *s, const char *buf, size_t len,
                 const struct fp_limits *lim, const char **why);
 
+/* Skipping a frame that fp_scan refused for its size ("frame too large",
+ * "too many objects"): its structure is still sound, so its end can be
+ * found while its bytes are dropped as they arrive, and the stream goes on
+ * with the next frame.  Nothing is kept but the counts of the containers
+ * still open. */
+#define FP_SKIP_STACK (FP_SCAN_STACK + 1)
+
+struct fp_skipper {
+    uint64_t body;                      /* bytes of a str/bin/ext payload
+                                           still to drop */
+    unsigned depth;                     /* open levels */
+    uint64_t left[FP_SKIP_STACK];       /* values still owed per level */
+};
+
+/* Start skipping where fp_scan stopped: the first s->pos bytes of the frame
+ * were accepted and are the caller's to drop; feed fp_skip the bytes from
+ * there on. */
+void fp_skip_start(struct fp_skipper *k, const struct fp_scanner *s);
+
+/* Step over the frame's bytes in buf[0..len).  Returns how many of them
+ * belong to the frame (the caller drops them; a header cut off at the end
+ * of buf is not counted, so keep it and call again with more), with *done
+ * set once the frame has ended; or -1 for bytes that are not msgpack or
+ * containers nested deeper than FP_SKIP_STACK. */
+ssize_t fp_skip(struct fp_skipper *k, const char *buf, size_t len, int *done);
+
 /* Types as seen by fp_reader_type(). */
 enum fp_type {
     FP_T_INVALID = 0, FP_T_NIL, FP_T_BOOL, FP_T_UINT, FP_T_INT, FP_T_FLOAT,

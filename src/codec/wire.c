@@ -81,6 +81,16 @@ fp_wire_request(const char *frame, size_t len, struct fp_request *rq,
 int
 fp_wire_request_msgid(const char *buf, size_t len, uint32_t *msgid)
 {
+    const char *method;
+    uint32_t method_len;
+
+    return fp_wire_request_head(buf, len, msgid, &method, &method_len);
+}
+
+int
+fp_wire_request_head(const char *buf, size_t len, uint32_t *msgid,
+                     const char **method, uint32_t *method_len)
+{
     struct fp_reader r;
     uint32_t n;
     uint64_t type, id;
@@ -90,6 +100,10 @@ fp_wire_request_msgid(const char *buf, size_t len, uint32_t *msgid)
         || type != 0 || fp_read_uint(&r, &id) < 0 || id > UINT32_MAX)
         return -1;
     *msgid = (uint32_t)id;
+    if (fp_read_str(&r, method, method_len) < 0) {
+        *method = NULL;
+        *method_len = 0;
+    }
     return 0;
 }
 

@@ -53,6 +53,12 @@ int fp_wire_request(const char *frame, size_t len, struct fp_request *rq,
  * incomplete or broken further on).  Returns 0, or -1 if none is there. */
 int fp_wire_request_msgid(const char *buf, size_t len, uint32_t *msgid);
 
+/* The msgid and, when its bytes are there, the method of a request from
+ * its first bytes (as fp_wire_request_msgid); *method is NULL when it
+ * cannot be read.  Returns 0, or -1 if no msgid is there. */
+int fp_wire_request_head(const char *buf, size_t len, uint32_t *msgid,
+                         const char **method, uint32_t *method_len);
+
 /* 1 if the request's method is `name`. */
 int fp_wire_method_is(const struct fp_request *rq, const char *name);
 

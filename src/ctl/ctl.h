@@ -19,7 +19,18 @@
 #define CTL_EXIT_OK      0      /* done; every job ended ok */
 #define CTL_EXIT_FAIL    1      /* a job did not end ok, or a method error */
 #define CTL_EXIT_USAGE   2      /* bad flag, argument or JSON */
-#define CTL_EXIT_NODAEMON 3     /* cannot reach the daemon */
+#define CTL_EXIT_NODAEMON 3     /* cannot reach the daemon, or it did not
+                                   answer within --rpc-timeout */
+
+/* --rpc-timeout's default for the commands that run no jobs (status,
+ * metrics, scale, ...); submit and map wait as long as their jobs take. */
+#define CTL_DEFAULT_RPC_TIMEOUT 10.0
+
+/* The daemon a command talks to, and how long it waits for an answer. */
+struct ctl_target {
+    const char *path;           /* control socket */
+    double      rpc_timeout;    /* seconds; 0 = wait as long as it takes */
+};
 
 /* Output JSON: one line, with the ", " / ": " separators of the SPEC's
  * examples ({"id": 7, "ok": true, ...}), keys in insertion order. */
@@ -41,6 +52,8 @@ struct ctl_conn {
     size_t             last;        /* bytes of the frame last returned */
     int                write_errno; /* a failed write, reported at EOF */
     int                unreachable; /* err is an I/O problem (exit 3) */
+    int                timed_out;   /* no answer within timeout_ms (exit 3) */
+    int64_t            timeout_ms;  /* --rpc-timeout; 0 = none */
     int                show_ids;    /* ctl_call prints accepted ids on stderr */
     char               err[256];    /* what went wrong */
 };
@@ -74,8 +87,16 @@ struct ctl_jobopts {
     double   expires;   /* --expires: seconds to start by */
 };
 
-/* Connect to the daemon's socket.  Returns 0, or -1 with c->err set. */
-int  ctl_connect(struct ctl_conn *c, const char *path);
+/* Connect to the daemon's socket (within the target's timeout, should its
+ * backlog be full).  Returns 0, or -1 with c->err set. */
+int  ctl_connect(struct ctl_conn *c, const struct ctl_target *t);
+/* CLOCK_MONOTONIC in milliseconds. */
+int64_t ctl_now_ms(void);
+/* How long poll() may wait for an answer asked for at `since_ms`: -1
+ * without a timeout, else what is left of it (0 once it has passed). */
+int  ctl_wait_ms(const struct ctl_conn *c, int64_t since_ms);
+/* Record that the daemon did not answer within c->timeout_ms.  Returns -1. */
+int  ctl_timeout(struct ctl_conn *c);
 void ctl_close(struct ctl_conn *c);
 /* Queue [0, msgid, method, params] where params is one packed array.
  * Returns 0, or -1 (ENOMEM) with c->err set. */
@@ -90,10 +111,12 @@ int  ctl_read_some(struct ctl_conn *c);
  * more bytes are needed, -1 on a malformed frame with c->err set. */
 int  ctl_next_response(struct ctl_conn *c, struct ctl_response *r);
 /* Send one request and block until its response arrives (other responses
- * are dropped).  Returns 0, or -1 with c->err set. */
+ * are dropped), at most c->timeout_ms if set.  Returns 0, or -1 with c->err
+ * set. */
 int  ctl_call(struct ctl_conn *c, const char *method, const char *params,
               size_t plen, struct ctl_response *r);
-/* Report c->err on stderr for `method`; returns the exit status to use. */
+/* Report c->err on stderr for `method`; returns the exit status to use
+ * (CTL_EXIT_NODAEMON when unreachable or timed out). */
 int  ctl_fail(const struct ctl_conn *c, const char *method);
 
 /* Pack submit params, [job] or [job, {opts}], into out (appended).
@@ -149,10 +172,11 @@ struct ctl_map_opts {
 };
 int  ctl_map(struct ctl_conn *c, const struct ctl_map_opts *o);
 /* `top`: see ctl_top.c (parses its own options).  Returns the exit status. */
-int  ctl_top(const char *path, int argc, char **argv);
+int  ctl_top(const struct ctl_target *t, int argc, char **argv);
 /* `limit`: see ctl_limit.c (`usage` is the --help text).  Returns the exit
  * status. */
-int  ctl_limit(const char *path, const char *usage, int argc, char **argv);
+int  ctl_limit(const struct ctl_target *t, const char *usage, int argc,
+                char **argv);
 /* The status table's rows of rate limits (status "limits"), if any. */
 void ctl_print_limit_rows(const json_t *limits);
 

@@ -36,7 +36,7 @@ parse_number(const char *s, double min, double *out)
 }
 
 int
-ctl_limit(const char *path, const char *usage, int argc, char **argv)
+ctl_limit(const struct ctl_target *to, const char *usage, int argc, char **argv)
 {
     static const struct option opts[] = {
         { "remove", no_argument, NULL, 'r' },
@@ -88,7 +88,7 @@ ctl_limit(const char *path, const char *usage, int argc, char **argv)
         fprintf(stderr, "forkpoolctl: limit: out of memory\n");
         return CTL_EXIT_FAIL;
     }
-    if (ctl_connect(&conn, path) < 0
+    if (ctl_connect(&conn, to) < 0
         || ctl_call(&conn, "limit", fp_buf_head(&params), params.len, &r) < 0) {
         rc = ctl_fail(&conn, "limit");
     } else if (r.error != NULL) {

@@ -14,7 +14,12 @@
  * again later.  Until the daemon keeps up again, sending is paced by
  * credits: a refusal takes them all, each completed job gives two (one for
  * the queue place it freed, one to probe for more), a quiet spell gives one
- * after a growing delay; `window` credits end the pacing. */
+ * after a growing delay; `window` credits end the pacing.
+ *
+ * A line whose job is larger than the daemon takes (its status says how
+ * large, "max_job_bytes") is answered here, "rejected" with detail "job too
+ * large", as the daemon would; it is never sent.  Batches stay within that
+ * size too. */
 #include "config.h"
 #include <errno.h>
 #include <inttypes.h>
@@ -92,6 +97,9 @@ struct map {
     unsigned       credits;     /* sends allowed while backoff is on */
     int            delay_ms;    /* wait for a probe credit */
     int            status;      /* exit status once something failed */
+    size_t         max_job_bytes;   /* the daemon's limit on one job */
+    size_t         batch_bytes;     /* job bytes per submit_batch */
+    int64_t        heard_ms;    /* the daemon last sent or took bytes */
     struct ctl_progress progress;   /* the line on stderr, if a tty */
 };
 
@@ -164,6 +172,19 @@ conn_fail(struct map *m)
     ctl_progress_clear(&m->progress);
     m->status = ctl_fail(m->c, "map");
     return -1;
+}
+
+/* The connection broke or the daemon went silent: every outcome that came
+ * is printed; say how many jobs sent are left without one. */
+static int
+conn_lost(struct map *m)
+{
+    size_t n = strlen(m->c->err);
+
+    if (m->sent > 0 && n < sizeof m->c->err)
+        snprintf(m->c->err + n, sizeof m->c->err - n, "; %u job%s sent "
+                 "without an outcome", m->sent, m->sent == 1 ? "" : "s");
+    return conn_fail(m);
 }
 
 /* ---- output ------------------------------------------------------------- */
@@ -378,6 +399,11 @@ prepare_line(struct map *m, const char *p, size_t n)
         snprintf(detail, sizeof detail, "malformed JSON: %s", why);
         return emit_rejected(m, index, detail) < 0 ? -1 : -2;
     }
+    if (sl->params.len - 1 > m->max_job_bytes) {
+        fp_buf_clear(&sl->params);
+        fp_buf_shrink(&sl->params, KEEP_PARAMS);
+        return emit_rejected(m, index, "job too large") < 0 ? -1 : -2;
+    }
     m->nfree--;
     sl->index = index;
     sl->joblen = sl->params.len - 1;
@@ -454,8 +480,11 @@ send_batch(struct map *m, const unsigned *slots, unsigned n)
     return 0;
 }
 
-/* Take every line waiting now (up to BATCH_MAX jobs or BATCH_BYTES) and
- * send them together.  Returns 1 if any line was taken, 0 if none, -1. */
+/* Take every line waiting now (up to BATCH_MAX jobs or m->batch_bytes)
+ * and send them together.  A job that would take a batch past
+ * m->batch_bytes starts the next one, so no request is larger than the
+ * daemon takes (a job alone goes as a plain submit).  Returns 1 if any
+ * line was taken, 0 if none, -1. */
 static int
 take_lines(struct map *m)
 {
@@ -463,15 +492,22 @@ take_lines(struct map *m)
     size_t bytes = 0;
     int took = 0, rc, slot;
 
-    while (n < BATCH_MAX && bytes < BATCH_BYTES && can_take(m)
+    while (n < BATCH_MAX && bytes < m->batch_bytes && can_take(m)
            && (rc = take_line(m, &slot)) != 0) {
         if (rc < 0)
             return -1;
         took = 1;
-        if (slot >= 0) {
-            slots[n++] = (unsigned)slot;
-            bytes += m->slots[slot].joblen;
+        if (slot < 0)
+            continue;
+        size_t len = m->slots[slot].joblen;
+        if (n > 0 && bytes + len > m->batch_bytes) {
+            if (send_batch(m, slots, n) < 0)
+                return -1;
+            n = 0;
+            bytes = 0;
         }
+        slots[n++] = (unsigned)slot;
+        bytes += len;
     }
     if (n > 0 && send_batch(m, slots, n) < 0)
         return -1;
@@ -732,7 +768,8 @@ socket_input(struct map *m)
     int rc;
 
     if (ctl_read_some(m->c) <= 0)
-        return conn_fail(m);
+        return conn_lost(m);
+    m->heard_ms = ctl_now_ms();
     while ((rc = ctl_next_response(m->c, &r)) == 1)
         if (handle_response(m, &r) < 0)
             return -1;
@@ -745,6 +782,8 @@ run(struct map *m)
 {
     stdout_is_tty = isatty(STDOUT_FILENO);
     for (;;) {
+        if (m->sent == 0 && m->c->out.len == 0)
+            m->heard_ms = ctl_now_ms();     /* silence counts once jobs are out */
         if (fill(m) < 0)
             return m->status;
         if (fflush(stdout) == EOF) {
@@ -761,9 +800,20 @@ run(struct map *m)
             { .fd = want_stdin ? STDIN_FILENO : -1, .events = POLLIN },
         };
         int paused = m->backoff && m->credits == 0;
-        int n = poll(pfd, 2, paused ? m->delay_ms : -1);
+        /* --rpc-timeout, if given: the longest the daemon may stay silent
+         * (neither answering nor taking requests) while jobs are out. */
+        int awaiting = m->sent > 0 || m->c->out.len > 0;
+        int silence = awaiting ? ctl_wait_ms(m->c, m->heard_ms) : -1;
+        int wait = paused && (silence < 0 || m->delay_ms < silence)
+                   ? m->delay_ms : silence;
+        int n = poll(pfd, 2, wait);
         if (n < 0 && errno != EINTR) {
             map_fail(m, "poll", errno);
+            return m->status;
+        }
+        if (n == 0 && awaiting && ctl_wait_ms(m->c, m->heard_ms) == 0) {
+            ctl_timeout(m->c);
+            conn_lost(m);
             return m->status;
         }
         if (n == 0 && paused) {
@@ -773,8 +823,13 @@ run(struct map *m)
         }
         if (n <= 0)
             continue;
-        if ((pfd[0].revents & POLLOUT) && ctl_write_some(m->c) < 0)
-            return ctl_fail(m->c, "map");
+        if (pfd[0].revents & POLLOUT) {
+            size_t before = m->c->out.len;
+            if (ctl_write_some(m->c) < 0)
+                return ctl_fail(m->c, "map");
+            if (m->c->out.len < before)
+                m->heard_ms = ctl_now_ms();
+        }
         if ((pfd[0].revents & (POLLIN | POLLHUP | POLLERR))
             && socket_input(m) < 0)
             return m->status;
@@ -782,6 +837,36 @@ run(struct map *m)
             && read_stdin(m) < 0)
             return m->status;
     }
+}
+
+/* Ask the daemon how large a job it takes (status "max_job_bytes"; a
+ * daemon that does not say has the default).  Returns 0, or -1. */
+static int
+learn_job_limit(struct map *m)
+{
+    struct ctl_response r;
+    struct fp_reader rd;
+    uint32_t n;
+    uint64_t v;
+
+    m->max_job_bytes = FP_DEFAULT_MAX_JOB_BYTES;
+    if (ctl_call(m->c, "status", "\x90", 1, &r) < 0)
+        return conn_fail(m);
+    fp_reader_init(&rd, r.result, r.result_len);
+    if (r.error == NULL && fp_read_map(&rd, &n) == 0)
+        for (uint32_t i = 0; i < n; i++) {
+            if (fp_read_str_eq(&rd, "max_job_bytes")) {
+                if (fp_read_uint(&rd, &v) == 0 && v > 0 && v <= SIZE_MAX)
+                    m->max_job_bytes = (size_t)v;
+                break;
+            }
+            if (fp_read_skip(&rd, NULL, NULL) < 0
+                || fp_read_skip(&rd, NULL, NULL) < 0)
+                break;
+        }
+    m->batch_bytes = m->max_job_bytes < BATCH_BYTES ? m->max_job_bytes
+                                                    : BATCH_BYTES;
+    return 0;
 }
 
 /* Big jobs pass through several buffers per line (stdin, the packed job,
@@ -806,7 +891,7 @@ ctl_map(struct ctl_conn *c, const struct ctl_map_opts *o)
         rc = CTL_EXIT_FAIL;
     } else {
         ctl_progress_start(&m.progress, o->job.ids);
-        rc = run(&m);
+        rc = learn_job_limit(&m) < 0 ? m.status : run(&m);
         ctl_progress_clear(&m.progress);
     }
     map_free(&m);

@@ -2,13 +2,16 @@
 #include "config.h"
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -41,23 +44,67 @@ conn_err(struct ctl_conn *c, int unreachable, const char *fmt, ...)
 
 /* ---- connection --------------------------------------------------------- */
 
+int64_t
+ctl_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int
-ctl_connect(struct ctl_conn *c, const char *path)
+ctl_wait_ms(const struct ctl_conn *c, int64_t since_ms)
+{
+    if (c->timeout_ms <= 0)
+        return -1;
+    int64_t left = since_ms + c->timeout_ms - ctl_now_ms();
+    return left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
+}
+
+int
+ctl_timeout(struct ctl_conn *c)
+{
+    c->timed_out = 1;
+    return conn_err(c, 1, "within %g s (--rpc-timeout)",
+                    (double)c->timeout_ms / 1000);
+}
+
+int
+ctl_connect(struct ctl_conn *c, const struct ctl_target *t)
 {
     struct sockaddr_un sa;
 
     memset(c, 0, sizeof *c);
     c->fd = -1;
-    c->path = path;
+    c->path = t->path;
+    /* Whole milliseconds, at least one: a timeout given is never "none". */
+    if (t->rpc_timeout > 0)
+        c->timeout_ms = t->rpc_timeout >= 1e12 ? (int64_t)1e15
+                        : (int64_t)(t->rpc_timeout * 1000 + 0.999);
     fp_scanner_reset(&c->scan);
-    if (fp_sockaddr_un(&sa, path) < 0)
+    if (fp_sockaddr_un(&sa, t->path) < 0)
         return conn_err(c, 1, "%s", strerror(errno));
     c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (c->fd < 0)
         return conn_err(c, 1, "%s", strerror(errno));
-    /* Connect blocking: a UNIX socket connect completes or fails at once. */
-    if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+    /* Connect blocking: a UNIX socket connect completes or fails at once,
+     * unless the daemon's backlog is full (a wedged daemon): then it waits,
+     * for as long as the send timeout lets it, and fails with EAGAIN. */
+    if (c->timeout_ms > 0) {
+        struct timeval tv = { .tv_sec = c->timeout_ms / 1000,
+                              .tv_usec = (c->timeout_ms % 1000) * 1000 };
+        (void)setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    }
+    if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        if (errno == EAGAIN && c->timeout_ms > 0) {
+            ctl_timeout(c);
+            close(c->fd);
+            c->fd = -1;
+            return -1;
+        }
         goto fail;
+    }
     int fl = fcntl(c->fd, F_GETFL);
     if (fl < 0 || fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) < 0)
         goto fail;
@@ -227,6 +274,7 @@ ctl_call(struct ctl_conn *c, const char *method, const char *params,
          size_t plen, struct ctl_response *r)
 {
     const uint32_t msgid = 1;
+    const int64_t asked = ctl_now_ms();
 
     if (ctl_queue(c, msgid, method, params, plen) < 0)
         return -1;
@@ -251,11 +299,14 @@ ctl_call(struct ctl_conn *c, const char *method, const char *params,
             .fd = c->fd,
             .events = POLLIN | (c->out.len > 0 ? POLLOUT : 0),
         };
-        if (poll(&pfd, 1, -1) < 0) {
+        int n = poll(&pfd, 1, ctl_wait_ms(c, asked));
+        if (n < 0) {
             if (errno == EINTR)
                 continue;
             return conn_err(c, 0, "poll: %s", strerror(errno));
         }
+        if (n == 0)
+            return ctl_timeout(c);
         if ((pfd.revents & (POLLIN | POLLHUP | POLLERR))
             && ctl_read_some(c) <= 0)
             return -1;
@@ -265,6 +316,11 @@ ctl_call(struct ctl_conn *c, const char *method, const char *params,
 int
 ctl_fail(const struct ctl_conn *c, const char *method)
 {
+    if (c->timed_out) {
+        fprintf(stderr, "forkpoolctl: %s: forkpoold at %s did not answer %s\n",
+                method, c->path, c->err);
+        return CTL_EXIT_NODAEMON;
+    }
     if (c->unreachable) {
         fprintf(stderr, "forkpoolctl: cannot reach forkpoold at %s: %s\n",
                 c->path, c->err);

@@ -73,6 +73,7 @@ struct top {
     int      clear_all;     /* next frame starts with a full clear */
     json_t  *last;          /* last status, redrawn on SIGWINCH */
     uint32_t msgid;         /* of the request in flight, 0 = none */
+    int64_t  asked_ms;      /* when it was sent (--rpc-timeout) */
     int64_t  due_ms;        /* next request */
     /* previous sample, for the rate */
     int      have_prev;
@@ -588,6 +589,7 @@ run(struct top *t, const sigset_t *waitmask)
             if (++seq == 0)
                 seq = 1;
             t->msgid = seq;
+            t->asked_ms = now;
             if (ctl_queue(t->c, t->msgid, "status", "\x90", 1) < 0)
                 goto conn_failed;
             t->due_ms += (int64_t)(t->interval * 1000);
@@ -603,18 +605,26 @@ run(struct top *t, const sigset_t *waitmask)
             { .fd = t->keys ? STDIN_FILENO : -1, .events = POLLIN },
         };
         struct timespec ts, *tsp = NULL;
-        if (t->msgid == 0) {
-            int64_t wait = t->due_ms - now;
+        /* Waiting for the next refresh, or for the daemon's answer (as
+         * long as --rpc-timeout allows). */
+        int64_t wait = t->msgid == 0 ? t->due_ms - now
+                                     : ctl_wait_ms(t->c, t->asked_ms);
+        if (wait >= 0) {
             ts.tv_sec = wait / 1000;
             ts.tv_nsec = (long)(wait % 1000) * 1000000;
             tsp = &ts;
         }
-        if (ppoll(pfd, 2, tsp, waitmask) < 0) {
+        int n = ppoll(pfd, 2, tsp, waitmask);
+        if (n < 0) {
             if (errno == EINTR)
                 continue;
             term_leave(t);
             fprintf(stderr, "forkpoolctl: top: poll: %s\n", strerror(errno));
             return CTL_EXIT_FAIL;
+        }
+        if (n == 0 && t->msgid != 0 && ctl_wait_ms(t->c, t->asked_ms) == 0) {
+            ctl_timeout(t->c);
+            goto conn_failed;
         }
         if ((pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) && read_keys())
             return CTL_EXIT_OK;
@@ -685,7 +695,7 @@ parse_options(struct top *t, int argc, char **argv)
 }
 
 int
-ctl_top(const char *path, int argc, char **argv)
+ctl_top(const struct ctl_target *to, int argc, char **argv)
 {
     static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGWINCH, SIGTSTP };
     struct top t = { .interval = 1.0, .out = FP_BUF_INIT };
@@ -695,7 +705,7 @@ ctl_top(const char *path, int argc, char **argv)
 
     if ((rc = parse_options(&t, argc, argv)) >= 0)
         return rc;
-    if (ctl_connect(&conn, path) < 0)
+    if (ctl_connect(&conn, to) < 0)
         return ctl_fail(&conn, "top");
     t.c = &conn;
     t.screen = isatty(STDOUT_FILENO);

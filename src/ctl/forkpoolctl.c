@@ -20,7 +20,7 @@
 #include "common/sockpath.h"
 
 static const char usage_text[] =
-"Usage: forkpoolctl [-s SOCKET] COMMAND [ARGS...]\n"
+"Usage: forkpoolctl [-s SOCKET] [--rpc-timeout S] COMMAND [ARGS...]\n"
 "\n"
 "Control a running forkpoold through its socket.  JSON in, JSON out: msgpack\n"
 "binary values appear as {\"$bin\": \"<base64>\"}, ext values as\n"
@@ -72,18 +72,24 @@ static const char usage_text[] =
 "  -s, --socket PATH  control socket (default: $FORKPOOL_SOCKET, else\n"
 "                     $XDG_RUNTIME_DIR/forkpool.sock, else\n"
 "                     /tmp/forkpool-UID.sock)\n"
+"  --rpc-timeout S    wait at most S seconds for the daemon to answer, then\n"
+"                     exit 3 (0 = no limit).  Default: 10 for the commands\n"
+"                     that run no jobs; none for submit and map, whose jobs\n"
+"                     have their own --timeout (given, it bounds submit's\n"
+"                     wait and map's longest silence while jobs are out)\n"
 "  -h, --help         show this help\n"
 "  -V, --version      show the version\n"
 "\n"
 "Exit status: 0 done (every job ok); 1 a job did not end ok, or the daemon\n"
-"refused the command; 2 usage error; 3 cannot reach the daemon.\n";
+"refused the command; 2 usage error; 3 cannot reach the daemon, or it did\n"
+"not answer within --rpc-timeout.\n";
 
 #define DEFAULT_WINDOW 256
 #define MAX_WINDOW     65536
 
 /* Option values that the job-taking commands share. */
 enum { OPT_TIMEOUT = 0x100, OPT_RETRIES, OPT_WINDOW, OPT_KEEP, OPT_FAST,
-       OPT_JSON, OPT_IDS, OPT_KEY, OPT_EXPIRES };
+       OPT_JSON, OPT_IDS, OPT_KEY, OPT_EXPIRES, OPT_RPC_TIMEOUT };
 
 /* An integer operand: what it is, for messages, and its largest value. */
 struct operand {
@@ -95,14 +101,15 @@ struct operand {
  * operand the method takes and what becomes of its result. */
 struct command {
     const char *name;
-    int       (*run)(const struct command *cmd, const char *path, int argc,
-                     char **argv);
+    int       (*run)(const struct command *cmd, const struct ctl_target *to,
+                     int argc, char **argv);
     const struct operand *operand;  /* cmd_simple: its one operand, or NULL */
     enum {
         RESULT_IGNORED,             /* cmd_simple: print nothing, exit 0 */
         RESULT_PRINTED,             /* print the result, exit 0 */
         RESULT_PRINTED_TRUE_OK,     /* print the result, exit 0 only if true */
     } result;
+    int         runs_jobs;          /* no --rpc-timeout unless given */
 };
 
 /* ---- argument helpers ---------------------------------------------------- */
@@ -249,13 +256,13 @@ call(struct ctl_conn *c, const char *method, const char *params, size_t plen,
 /* Connect, run one method with params packed by the caller, and hand back
  * the result as JSON (NULL on failure, with *status set). */
 static json_t *
-run_method(const char *path, const char *method, const struct fp_buf *params,
-           int *status)
+run_method(const struct ctl_target *to, const char *method,
+           const struct fp_buf *params, int *status)
 {
     struct ctl_conn c;
     json_t *result = NULL;
 
-    if (ctl_connect(&c, path) < 0) {
+    if (ctl_connect(&c, to) < 0) {
         *status = ctl_fail(&c, method);
         return NULL;
     }
@@ -278,7 +285,8 @@ print_or_fail(const json_t *v)
 /* ---- commands ------------------------------------------------------------ */
 
 static int
-cmd_submit(const struct command *cmd, const char *path, int argc, char **argv)
+cmd_submit(const struct command *cmd, const struct ctl_target *to, int argc,
+    char **argv)
 {
     static const struct option opts[] = {
         { "timeout", required_argument, NULL, OPT_TIMEOUT },
@@ -325,7 +333,7 @@ cmd_submit(const struct command *cmd, const char *path, int argc, char **argv)
         rc = CTL_EXIT_FAIL;
         goto out;
     }
-    if (ctl_connect(&conn, path) == 0)
+    if (ctl_connect(&conn, to) == 0)
         conn.show_ids = jo.ids;
     if (conn.fd < 0
         || ctl_call(&conn, cmd->name, fp_buf_head(&params), params.len,
@@ -355,7 +363,8 @@ out:
 }
 
 static int
-cmd_map(const struct command *cmd, const char *path, int argc, char **argv)
+cmd_map(const struct command *cmd, const struct ctl_target *to, int argc,
+    char **argv)
 {
     static const struct option opts[] = {
         { "keep-order", no_argument, NULL, OPT_KEEP },
@@ -406,7 +415,7 @@ cmd_map(const struct command *cmd, const char *path, int argc, char **argv)
         return usage_error(cmd->name, "takes no arguments (jobs come on stdin)");
 
     struct ctl_conn conn;
-    if (ctl_connect(&conn, path) < 0)
+    if (ctl_connect(&conn, to) < 0)
         return ctl_fail(&conn, cmd->name);
     rc = ctl_map(&conn, &mo);
     ctl_close(&conn);
@@ -573,7 +582,8 @@ pack_params(struct fp_buf *b, int has_arg, uint64_t arg)
 }
 
 static int
-cmd_status(const struct command *cmd, const char *path, int argc, char **argv)
+cmd_status(const struct command *cmd, const struct ctl_target *to, int argc,
+    char **argv)
 {
     static const struct option opts[] = {
         { "json", no_argument, NULL, OPT_JSON },
@@ -597,7 +607,7 @@ cmd_status(const struct command *cmd, const char *path, int argc, char **argv)
     struct fp_buf params = FP_BUF_INIT;
     if (pack_params(&params, 0, 0) < 0)
         return CTL_EXIT_FAIL;
-    json_t *st = run_method(path, cmd->name, &params, &rc);
+    json_t *st = run_method(to, cmd->name, &params, &rc);
     fp_buf_free(&params);
     if (st == NULL)
         return rc;
@@ -618,7 +628,8 @@ cmd_status(const struct command *cmd, const char *path, int argc, char **argv)
  * with the row's operand if it has one; the row says what to do with the
  * result. */
 static int
-cmd_simple(const struct command *cmd, const char *path, int argc, char **argv)
+cmd_simple(const struct command *cmd, const struct ctl_target *to, int argc,
+    char **argv)
 {
     const struct operand *op = cmd->operand;
     uint64_t arg = 0;
@@ -633,7 +644,7 @@ cmd_simple(const struct command *cmd, const char *path, int argc, char **argv)
     struct fp_buf params = FP_BUF_INIT;
     if (pack_params(&params, op != NULL, arg) < 0)
         return CTL_EXIT_FAIL;
-    json_t *res = run_method(path, cmd->name, &params, &rc);
+    json_t *res = run_method(to, cmd->name, &params, &rc);
     fp_buf_free(&params);
     if (res == NULL)
         return rc;
@@ -655,7 +666,8 @@ cmd_simple(const struct command *cmd, const char *path, int argc, char **argv)
 
 /* metrics: the result string, byte for byte. */
 static int
-cmd_metrics(const struct command *cmd, const char *path, int argc, char **argv)
+cmd_metrics(const struct command *cmd, const struct ctl_target *to, int argc,
+    char **argv)
 {
     int rc = plain_args(cmd->name, argc, argv, 0, NULL);
     if (rc >= 0)
@@ -668,7 +680,7 @@ cmd_metrics(const struct command *cmd, const char *path, int argc, char **argv)
     uint32_t n;
     char text[1024];
 
-    if (ctl_connect(&c, path) < 0
+    if (ctl_connect(&c, to) < 0
         || ctl_call(&c, cmd->name, "\x90", 1, &r) < 0) {
         rc = ctl_fail(&c, cmd->name);
     } else if (r.error != NULL) {
@@ -692,18 +704,20 @@ cmd_metrics(const struct command *cmd, const char *path, int argc, char **argv)
 
 /* top: ctl_top.c parses its own options. */
 static int
-cmd_top(const struct command *cmd, const char *path, int argc, char **argv)
+cmd_top(const struct command *cmd, const struct ctl_target *to, int argc,
+    char **argv)
 {
     (void)cmd;
-    return ctl_top(path, argc, argv);
+    return ctl_top(to, argc, argv);
 }
 
 /* limit: ctl_limit.c parses its own options. */
 static int
-cmd_limit(const struct command *cmd, const char *path, int argc, char **argv)
+cmd_limit(const struct command *cmd, const struct ctl_target *to, int argc,
+    char **argv)
 {
     (void)cmd;
-    return ctl_limit(path, usage_text, argc, argv);
+    return ctl_limit(to, usage_text, argc, argv);
 }
 
 /* ---- the command table and main ------------------------------------------ */
@@ -712,8 +726,8 @@ static const struct operand worker_count = { "a worker count", UINT32_MAX };
 static const struct operand job_id = { "a job id", UINT64_MAX };
 
 static const struct command commands[] = {
-    { .name = "submit", .run = cmd_submit },
-    { .name = "map", .run = cmd_map },
+    { .name = "submit", .run = cmd_submit, .runs_jobs = 1 },
+    { .name = "map", .run = cmd_map, .runs_jobs = 1 },
     { .name = "status", .run = cmd_status },
     { .name = "metrics", .run = cmd_metrics },
     { .name = "top", .run = cmd_top },
@@ -741,13 +755,14 @@ main(int argc, char **argv)
 {
     static const struct option opts[] = {
         { "socket", required_argument, NULL, 's' },
+        { "rpc-timeout", required_argument, NULL, OPT_RPC_TIMEOUT },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     char defpath[sizeof(((struct sockaddr_un *)0)->sun_path)];
-    const char *path = NULL;
-    int c;
+    struct ctl_target to = { .path = NULL };
+    int c, timeout_given = 0;
 
     signal(SIGPIPE, SIG_IGN);
     opterr = 0;
@@ -755,7 +770,19 @@ main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "+:s:hV", opts, NULL)) != -1) {
         switch (c) {
         case 's':
-            path = optarg;
+            /* Checked here: a path that cannot be a socket address is a
+             * usage error, not an unreachable daemon. */
+            if (optarg[0] == '\0' || strlen(optarg) >= sizeof defpath)
+                return usage_error(NULL, "-s: socket path %s (1 to %zu bytes)",
+                                   optarg[0] == '\0' ? "empty" : "too long",
+                                   sizeof defpath - 1);
+            to.path = optarg;
+            break;
+        case OPT_RPC_TIMEOUT:
+            if (parse_seconds(optarg, &to.rpc_timeout) < 0)
+                return usage_error(NULL, "--rpc-timeout: '%s' is not a number "
+                                   "of seconds >= 0", optarg);
+            timeout_given = 1;
             break;
         case 'h':
             fputs(usage_text, stdout);
@@ -769,17 +796,19 @@ main(int argc, char **argv)
     }
     if (optind >= argc)
         return usage_error(NULL, "no command given");
-    if (path == NULL) {
+    if (to.path == NULL) {
         if (fp_default_socket_path(defpath, sizeof defpath) < 0)
             return usage_error(NULL, "default socket path too long; use -s");
-        path = defpath;
+        to.path = defpath;
     }
 
     const struct command *cmd = find_command(argv[optind]);
     if (cmd == NULL)
         return usage_error(NULL, "unknown command '%s'", argv[optind]);
+    if (!timeout_given)
+        to.rpc_timeout = cmd->runs_jobs ? 0 : CTL_DEFAULT_RPC_TIMEOUT;
     int cargc = argc - optind;
     char **cargv = argv + optind;
     optind = 0;                 /* GNU getopt: start over on the command */
-    return cmd->run(cmd, path, cargc, cargv);
+    return cmd->run(cmd, &to, cargc, cargv);
 }

@@ -11,9 +11,12 @@
  * replies, its input state, its jobs) in one place, client_update, called
  * after anything that changes them.
  *
- * A client that half-closes (EOF) is read no more but stays connected
- * until every request it sent is answered and every outcome it is owed is
- * written.  One that disconnects with jobs in flight stays allocated,
+ * Its input is two independent facts (control_int.h): whether its socket
+ * is read (open, or half-closed), and whether its read buffer holds
+ * requests or the rest of one refused for its size, which is skipped as it
+ * arrives while the connection goes on.  A client that half-closes (EOF)
+ * is read no more but stays connected until every request it sent is
+ * answered and every outcome it is owed is written.  One that disconnects with jobs in flight stays allocated,
  * closed, until their outcomes arrive and are dropped.
  */
 #include "config.h"
@@ -272,6 +275,7 @@ ctl_client_new(struct fp_control *ctl, int fd)
     c->ctl = ctl;
     c->fd = fd;
     c->input = INPUT_OPEN;
+    c->framing = FRAMING_REQUESTS;
     c->flow = FLOW_OK;
     c->serial = ++ctl->next_serial;
     ev_io_init(&c->rio, client_read_cb, fd, EV_READ);
@@ -351,19 +355,46 @@ ctl_client_outcome(struct client *c, size_t bytes)
  * Requests in
  * ------------------------------------------------------------------------ */
 
-/* A frame broke a limit or the format: answer its msgid, if the bytes so
- * far show one, with an error naming the limit; then disconnect.  The error
- * is written with one nonblocking attempt (what is already queued goes
- * first): the master never waits on a client it is dropping. */
-static void
+/* A frame broke a limit or the format.  Over the size limits (bytes or
+ * objects) its structure is still sound: its request is answered from its
+ * first bytes (a submit's outcome is "rejected", "job too large") and the
+ * rest of it is dropped as it arrives (FRAMING_SKIPPING), so the client's
+ * other requests and outcomes go on.  Invalid msgpack or nesting past the
+ * limit leaves no way to find the frame's end: its msgid, if the bytes so
+ * far show one, gets an error naming the problem, and the connection
+ * closes.  That error is written with one nonblocking attempt (what is
+ * already queued goes first): the master never waits on a client it is
+ * dropping.  Returns 0 if the connection goes on, -1 if it was closed. */
+static int
 client_refuse_frame(struct client *c, const char *why)
 {
-    uint32_t msgid;
+    struct fp_control *ctl = c->ctl;
+    const char *method;
+    uint32_t msgid, method_len;
     char msg[128];
+    int have_msgid = fp_wire_request_head(fp_buf_head(&c->in), c->in.len, &msgid,
+                                          &method, &method_len) == 0;
+    int oversized = strcmp(why, "frame too large") == 0
+                    || strcmp(why, "too many objects") == 0;
 
-    fp_logf(c->ctl->log, FP_LOG_WARN, "client %lu: bad request frame: %s; closing "
+    if (have_msgid && oversized) {
+        fp_logf(ctl->log, FP_LOG_WARN, "client %lu: request %lu: %s (limit "
+                "%zu bytes, %zu objects); refused, its bytes skipped",
+                c->serial, (unsigned long)msgid, why, ctl->limits.max_bytes,
+                ctl->limits.max_objects);
+        ctl_refuse_oversized(c, msgid, method, method_len, why);
+        if (c->fd < 0)
+            return -1;          /* the reply closed it (past its hard limit) */
+        /* The rest of the frame from where the scan stopped. */
+        fp_skip_start(&c->skip, &c->scan);
+        fp_buf_consume(&c->in, c->scan.pos);
+        fp_scanner_reset(&c->scan);
+        c->framing = FRAMING_SKIPPING;
+        return 0;
+    }
+    fp_logf(ctl->log, FP_LOG_WARN, "client %lu: bad request frame: %s; closing "
             "the connection", c->serial, why);
-    if (fp_wire_request_msgid(fp_buf_head(&c->in), c->in.len, &msgid) == 0) {
+    if (have_msgid) {
         struct ctl_reply r;
         snprintf(msg, sizeof(msg), "bad request: %s", why);
         ctl_reply_begin_response(&r, c, msgid);
@@ -376,6 +407,37 @@ client_refuse_frame(struct client *c, const char *why)
         c->out.len = r.mark;    /* never queued: nothing to account */
     }
     client_close(c);
+    return -1;
+}
+
+/* FRAMING_SKIPPING: drop what c->in holds of the refused frame.  Returns 1
+ * once the frame has ended (requests follow), 0 if more bytes are needed
+ * (at EOF they never come: what is left, a header cut off, is dropped), -1
+ * if c was closed (bytes that are not msgpack). */
+static int
+client_skip(struct client *c)
+{
+    int done;
+    ssize_t n = fp_skip(&c->skip, fp_buf_head(&c->in), c->in.len, &done);
+
+    if (n < 0) {
+        fp_logf(c->ctl->log, FP_LOG_WARN, "client %lu: bad bytes in a refused "
+                "request frame; closing the connection", c->serial);
+        client_close(c);
+        return -1;
+    }
+    fp_buf_consume(&c->in, (size_t)n);
+    if (done) {
+        c->framing = FRAMING_REQUESTS;
+        return 1;
+    }
+    if (c->input == INPUT_EOF && c->in.len > 0) {
+        fp_logf(c->ctl->log, FP_LOG_DEBUG, "client %lu: its refused request "
+                "ends cut short; its last %zu bytes dropped", c->serial,
+                c->in.len);
+        fp_buf_clear(&c->in);
+    }
+    return 0;
 }
 
 /* Read what the socket holds into c->in.  Returns 0, or -1 if c was
@@ -405,8 +467,9 @@ client_read(struct client *c)
     return 0;
 }
 
-/* Run the complete requests c->in holds, while c may.  Stops (stalled)
- * when c falls behind; at EOF, a last request cut short is dropped. */
+/* Run the complete requests c->in holds, while c may, stepping over the
+ * rest of any refused for its size.  Stops (stalled) when c falls behind;
+ * at EOF, a last request cut short is dropped. */
 static void
 client_run_requests(struct client *c)
 {
@@ -416,6 +479,13 @@ client_run_requests(struct client *c)
     c->busy++;
     c->stalled = 0;
     while (c->fd >= 0 && c->in.len > 0) {
+        if (c->framing == FRAMING_SKIPPING) {
+            /* Dropping bytes runs nothing and frees memory: done even
+             * while c is behind. */
+            if (client_skip(c) <= 0)
+                break;
+            continue;
+        }
         if (!client_may_run(c)) {
             c->stalled = 1;
             break;
@@ -432,8 +502,9 @@ client_run_requests(struct client *c)
             break;
         }
         if (n < 0) {
-            client_refuse_frame(c, why);
-            break;
+            if (client_refuse_frame(c, why) < 0)
+                break;
+            continue;
         }
         int rc = ctl_dispatch(c, fp_buf_head(&c->in), (size_t)n);
         if (c->fd < 0)

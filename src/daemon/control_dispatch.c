@@ -5,16 +5,18 @@
  */
 #include "config.h"
 #include <stdio.h>
+#include <string.h>
 
 #include "control_int.h"
 #include "codec/wire.h"
 
-/* The row of the request's method, or NULL. */
+/* The row of the method named name[0..len), or NULL. */
 static const struct ctl_method *
-find_method(const struct fp_control *ctl, const struct fp_request *rq)
+find_method(const struct fp_control *ctl, const char *name, uint32_t len)
 {
     for (size_t i = 0; i < ctl->nmethods; i++)
-        if (fp_wire_method_is(rq, ctl->methods[i].name))
+        if (strlen(ctl->methods[i].name) == len
+            && memcmp(ctl->methods[i].name, name, len) == 0)
             return &ctl->methods[i];
     return NULL;
 }
@@ -77,7 +79,7 @@ ctl_dispatch(struct client *c, const char *frame, size_t len)
         ctl_respond_error_str(c, rq.msgid, why);
         return 0;
     }
-    if ((m = find_method(c->ctl, &rq)) == NULL) {
+    if ((m = find_method(c->ctl, rq.method, rq.method_len)) == NULL) {
         snprintf(msg, sizeof(msg), "unknown method: %.*s",
                  (int)(rq.method_len > 64 ? 64 : rq.method_len), rq.method);
         ctl_respond_error_str(c, rq.msgid, msg);
@@ -90,4 +92,20 @@ ctl_dispatch(struct client *c, const char *frame, size_t len)
         m->handler(c, rq.msgid, &p);
     }
     return 0;
+}
+
+void
+ctl_refuse_oversized(struct client *c, uint32_t msgid, const char *method,
+                     uint32_t method_len, const char *why)
+{
+    const struct ctl_method *m = method != NULL
+                                 ? find_method(c->ctl, method, method_len) : NULL;
+    char msg[64];
+
+    if (m != NULL && m->outcome_errors) {
+        ctl_respond_rejected(c, msgid, "job too large");
+        return;
+    }
+    snprintf(msg, sizeof(msg), "bad request: %s", why);
+    ctl_respond_error_str(c, msgid, msg);
 }

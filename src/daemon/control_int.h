@@ -1,7 +1,8 @@
 /*
- * control_int.h — internals shared by the control server's connection
- * handling (control.c: clients, framing, replies), its method table
- * mechanism (control_dispatch.c) and the methods (control_methods.c).
+ * control_int.h — internals shared by the control server's listening
+ * socket (control.c), its connections (control_client.c: framing,
+ * replies), its method table mechanism (control_dispatch.c), the methods
+ * (control_methods.c) and the status and metrics bodies (control_report.c).
  */
 #ifndef FP_CONTROL_INT_H
 #define FP_CONTROL_INT_H
@@ -20,11 +21,24 @@
  * faster than the workers empty it. */
 #define PENDING_HIGH    (16u << 20)
 
-/* Whether a client's requests are read. */
+/* A client's input is two independent facts: whether its socket is still
+ * read (input), and what the bytes at the head of its read buffer are
+ * (framing).  A client may half-close in the middle of a refused frame;
+ * each fact then runs its course on its own. */
+
+/* Whether a client's socket is read. */
 enum client_input {
     INPUT_OPEN,         /* reading, unless it is behind (below) */
     INPUT_EOF,          /* it half-closed: what it sent is answered, every
                            outcome it is owed is written, then it closes */
+};
+
+/* What the bytes at the head of a client's read buffer are. */
+enum client_framing {
+    FRAMING_REQUESTS,   /* requests: `scan` finds where each one ends */
+    FRAMING_SKIPPING,   /* the rest of a request over the size limits,
+                           answered already: dropped as it arrives, `skip`
+                           finds where it ends; requests follow */
 };
 
 /* Whether a client keeps up with its replies (README "Reply memory"). */
@@ -44,7 +58,11 @@ struct client {
     enum client_flow   flow;
     ev_io              rio, wio;
     struct fp_buf      in, out;     /* out.len: its replies not yet written */
-    struct fp_scanner  scan;
+    enum client_framing framing;
+    struct fp_scanner  scan;        /* FRAMING_REQUESTS: the request at in's
+                                       head */
+    struct fp_skipper  skip;        /* FRAMING_SKIPPING: what is left of the
+                                       refused one */
     int                stalled;     /* complete requests wait in `in` until
                                        it may run them again */
     fp_group          *group;       /* its jobs, held while it is behind */
@@ -82,7 +100,8 @@ struct fp_control {
     unsigned long      accept_failures; /* failed accepts since the last
                                            success (the first is logged) */
     struct fp_limits   limits;
-    size_t             max_job_bytes;
+    size_t             max_job_bytes;   /* --max-job-bytes: the limits, and
+                                           status */
     const struct ctl_method *methods;   /* what requests may call */
     size_t             nmethods;
     LIST_HEAD(, client) clients;
@@ -218,6 +237,34 @@ struct ctl_method {
                                            (the submit methods), not strings */
     ctl_method_fn  *handler;
 };
+
+/* control_dispatch.c: answer a request whose frame broke the size limits
+ * (`why`: fp_scan's "frame too large" or "too many objects"), from what its
+ * first bytes show: a submit method's rejected outcome ("job too large"),
+ * else an error string naming the limit. */
+void ctl_refuse_oversized(struct client *c, uint32_t msgid, const char *method,
+                          uint32_t method_len, const char *why);
+
+/* control_report.c: the bodies of status and metrics, built from the
+ * pool's figures (no pool needed: the tests build them from their own). */
+struct ctl_status_input {
+    const fp_stats       *stats;
+    const fp_worker_info *workers;      /* every live worker */
+    size_t                nworkers;
+    const fp_limit_info  *limits;       /* every rate limit */
+    size_t                nlimits;
+    size_t                max_job_bytes;
+    struct {                            /* the control connections */
+        unsigned connected;             /* open */
+        unsigned behind;                /* of those, behind with replies */
+        size_t   reply_bytes;           /* replies unwritten, all clients */
+    } clients;
+};
+/* Pack the status result map. */
+void ctl_pack_status(msgpack_packer *pk, const struct ctl_status_input *in);
+/* Append the metrics text to out.  Returns 0, or -1 (ENOMEM). */
+int  ctl_metrics_text(struct fp_buf *out, const fp_stats *st,
+                      const fp_limit_info *limits, size_t nlimits);
 
 /* control_methods.c: the methods forkpoold serves. */
 extern const struct ctl_method ctl_methods[];

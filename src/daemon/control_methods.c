@@ -311,62 +311,6 @@ end_reply(struct ctl_reply *r, uint32_t msgid)
                               "queued");
 }
 
-/* "worker_list": one map per live worker (SPEC's "workers" is the count). */
-static void
-pack_worker_rows(msgpack_packer *pk, const fp_worker_info *rows, size_t n)
-{
-    fp_pack_cstr(pk, "worker_list");
-    msgpack_pack_array(pk, n);
-    for (size_t i = 0; i < n; i++) {
-        msgpack_pack_map(pk, 7);
-        ctl_pack_kv_u64(pk, "pid", (uint64_t)rows[i].pid);
-        fp_pack_cstr(pk, "state");
-        fp_pack_cstr(pk, rows[i].state);
-        fp_pack_cstr(pk, "job");
-        if (rows[i].job != 0)
-            msgpack_pack_uint64(pk, rows[i].job);
-        else
-            msgpack_pack_nil(pk);
-        fp_pack_cstr(pk, "job_age_s");
-        msgpack_pack_double(pk, rows[i].job_age_s);
-        ctl_pack_kv_u64(pk, "queued", rows[i].queued);
-        ctl_pack_kv_u64(pk, "jobs_done", rows[i].jobs_done);
-        ctl_pack_kv_u64(pk, "rss", rows[i].rss);
-    }
-}
-
-/* "limits": key -> {"rate", "burst", "tokens", "waiting"}, the pool-wide
- * bucket under "". */
-static void
-pack_limits(msgpack_packer *pk, const fp_limit_info *rows, size_t n)
-{
-    fp_pack_cstr(pk, "limits");
-    msgpack_pack_map(pk, n);
-    for (size_t i = 0; i < n; i++) {
-        fp_pack_cstr(pk, rows[i].key);
-        msgpack_pack_map(pk, 4);
-        fp_pack_cstr(pk, "rate");
-        msgpack_pack_double(pk, rows[i].rate);
-        fp_pack_cstr(pk, "burst");
-        msgpack_pack_double(pk, rows[i].burst);
-        fp_pack_cstr(pk, "tokens");
-        msgpack_pack_double(pk, rows[i].tokens);
-        ctl_pack_kv_u64(pk, "waiting", rows[i].waiting);
-    }
-}
-
-/* "clients": the control connections and the replies they leave unread
- * (README "Reply memory"). */
-static void
-pack_clients(msgpack_packer *pk, const struct fp_control *ctl)
-{
-    fp_pack_cstr(pk, "clients");
-    msgpack_pack_map(pk, 3);
-    ctl_pack_kv_u64(pk, "connected", ctl->nclients);
-    ctl_pack_kv_u64(pk, "behind", ctl->nbehind);
-    ctl_pack_kv_u64(pk, "reply_bytes", ctl->out_total);
-}
-
 /* status []: the pool's counters, its workers' pids, one row per worker
  * and one per rate limit, however many there are, and the clients. */
 static void
@@ -387,42 +331,19 @@ method_status(struct client *c, uint32_t msgid, struct ctl_params *p)
         ctl_respond_error_str(c, msgid, "out of memory");
         return;
     }
-    nlim = fp_pool_limits(pool, lims, nlim);
-    n = fp_pool_worker_info(pool, rows, n);
     fp_pool_stats(pool, &st);
+    /* Nothing changes between counting and filling: the same n come back. */
+    n = fp_pool_worker_info(pool, rows, n);
+    nlim = fp_pool_limits(pool, lims, nlim);
+    struct ctl_status_input in = {
+        .stats = &st, .workers = rows, .nworkers = n, .limits = lims,
+        .nlimits = nlim, .max_job_bytes = c->ctl->max_job_bytes,
+        .clients = { .connected = c->ctl->nclients, .behind = c->ctl->nbehind,
+                     .reply_bytes = c->ctl->out_total },
+    };
     ctl_reply_begin_response(&r, c, msgid);
     msgpack_pack_nil(&r.pk);
-    msgpack_pack_map(&r.pk, 19 + (st.autoscale_max > 0));
-    fp_pack_cstr(&r.pk, "state");
-    fp_pack_cstr(&r.pk, st.draining ? "draining" : "running");
-    ctl_pack_kv_u64(&r.pk, "workers", st.workers);
-    if (st.autoscale_max > 0) {
-        fp_pack_cstr(&r.pk, "autoscale");
-        msgpack_pack_map(&r.pk, 2);
-        ctl_pack_kv_u64(&r.pk, "min", st.autoscale_min);
-        ctl_pack_kv_u64(&r.pk, "max", st.autoscale_max);
-    }
-    ctl_pack_kv_u64(&r.pk, "busy", st.busy);
-    ctl_pack_kv_u64(&r.pk, "idle", st.idle);
-    ctl_pack_kv_u64(&r.pk, "starting", st.starting);
-    ctl_pack_kv_u64(&r.pk, "queued", st.queued);
-    ctl_pack_kv_u64(&r.pk, "submitted", st.submitted);
-    ctl_pack_kv_u64(&r.pk, "completed", st.completed);
-    ctl_pack_kv_u64(&r.pk, "failed", st.failed);
-    ctl_pack_kv_u64(&r.pk, "crashed", st.crashed);
-    ctl_pack_kv_u64(&r.pk, "timed_out", st.timed_out);
-    ctl_pack_kv_u64(&r.pk, "cancelled", st.cancelled);
-    ctl_pack_kv_u64(&r.pk, "restarts", st.restarts);
-    ctl_pack_kv_u64(&r.pk, "start_failures", st.start_failures);
-    fp_pack_cstr(&r.pk, "uptime_s");
-    msgpack_pack_double(&r.pk, st.uptime_s);
-    fp_pack_cstr(&r.pk, "pids");
-    msgpack_pack_array(&r.pk, n);
-    for (size_t i = 0; i < n; i++)
-        msgpack_pack_int64(&r.pk, rows[i].pid);
-    pack_worker_rows(&r.pk, rows, n);
-    pack_limits(&r.pk, lims, nlim);
-    pack_clients(&r.pk, c->ctl);
+    ctl_pack_status(&r.pk, &in);
     end_reply(&r, msgid);
     free(rows);
     free(lims);
@@ -477,117 +398,32 @@ method_scale(struct client *c, uint32_t msgid, struct ctl_params *p)
     end_reply(&r, msgid);
 }
 
-/* One gauge series per rate limit into `out`, keys escaped as Prometheus
- * label values.  Returns 0, or -1 when out of memory. */
-static int
-limit_metrics(const fp_limit_info *rows, size_t n, struct fp_buf *out)
-{
-    static const char *const help[2] = {
-        "# HELP forkpool_rate_limit_tokens Tokens in each rate limit's bucket "
-        "(key \"\" = pool-wide).\n# TYPE forkpool_rate_limit_tokens gauge\n",
-        "# HELP forkpool_rate_limit_waiting Jobs queued that each rate limit "
-        "governs.\n# TYPE forkpool_rate_limit_waiting gauge\n",
-    };
-    char line[2 * FP_MAX_KEY_BYTES + 96], *at;
-    int rc = 0;
-
-    for (int g = 0; g < 2 && n > 0; g++) {
-        rc |= fp_buf_append(out, help[g], strlen(help[g]));
-        for (size_t i = 0; i < n; i++) {
-            at = line + sprintf(line, "forkpool_rate_limit_%s{key=\"",
-                                g == 0 ? "tokens" : "waiting");
-            for (const char *k = rows[i].key; *k != '\0'; k++) {
-                if (*k == '\\' || *k == '"' || *k == '\n')
-                    *at++ = '\\';
-                *at++ = *k == '\n' ? 'n' : *k;
-            }
-            if (g == 0)
-                at += sprintf(at, "\"} %g\n", rows[i].tokens);
-            else
-                at += sprintf(at, "\"} %zu\n", rows[i].waiting);
-            rc |= fp_buf_append(out, line, (size_t)(at - line));
-        }
-    }
-    return rc;
-}
-
 /* metrics []: Prometheus text exposition of the pool's counters and gauges. */
 static void
 method_metrics(struct client *c, uint32_t msgid, struct ctl_params *p)
 {
     fp_stats st;
-    char text[4096];
     struct ctl_reply r;
-    struct fp_buf more = FP_BUF_INIT;
-    fp_limit_info *lims;
-    size_t nlim;
-    int n;
+    struct fp_buf text = FP_BUF_INIT;
+    size_t nlim = fp_pool_limits(c->ctl->pool, NULL, 0);
+    fp_limit_info *lims = malloc((nlim > 0 ? nlim : 1) * sizeof(*lims));
     (void)p;
 
     fp_pool_stats(c->ctl->pool, &st);
-    n = snprintf(text, sizeof(text),
-        "# HELP forkpool_jobs_total Jobs that reached a final outcome, by kind.\n"
-        "# TYPE forkpool_jobs_total counter\n"
-        "forkpool_jobs_total{kind=\"ok\"} %llu\n"
-        "forkpool_jobs_total{kind=\"error\"} %llu\n"
-        "forkpool_jobs_total{kind=\"crashed\"} %llu\n"
-        "forkpool_jobs_total{kind=\"timeout\"} %llu\n"
-        "forkpool_jobs_total{kind=\"cancelled\"} %llu\n"
-        "# HELP forkpool_jobs_submitted_total Jobs accepted.\n"
-        "# TYPE forkpool_jobs_submitted_total counter\n"
-        "forkpool_jobs_submitted_total %llu\n"
-        "# HELP forkpool_worker_restarts_total Workers replaced after dying.\n"
-        "# TYPE forkpool_worker_restarts_total counter\n"
-        "forkpool_worker_restarts_total %llu\n"
-        "# HELP forkpool_queue_depth Jobs waiting for a worker.\n"
-        "# TYPE forkpool_queue_depth gauge\n"
-        "forkpool_queue_depth %zu\n"
-        "# HELP forkpool_workers Workers by state.\n"
-        "# TYPE forkpool_workers gauge\n"
-        "forkpool_workers{state=\"busy\"} %u\n"
-        "forkpool_workers{state=\"idle\"} %u\n"
-        "forkpool_workers{state=\"starting\"} %u\n"
-        "# HELP forkpool_draining 1 while the pool drains.\n"
-        "# TYPE forkpool_draining gauge\n"
-        "forkpool_draining %d\n",
-        (unsigned long long)st.completed, (unsigned long long)st.failed,
-        (unsigned long long)st.crashed, (unsigned long long)st.timed_out,
-        (unsigned long long)st.cancelled, (unsigned long long)st.submitted,
-        (unsigned long long)st.restarts, st.queued, st.busy, st.idle,
-        st.starting, st.draining);
-    n += snprintf(text + n, sizeof(text) - (size_t)n,
-        "# HELP forkpool_job_duration_seconds Run time of jobs that ended ok or error.\n"
-        "# TYPE forkpool_job_duration_seconds histogram\n");
-    for (unsigned i = 0; i < FP_LATENCY_BUCKETS; i++) {
-        char le[32];
-        if (i < FP_LATENCY_BUCKETS - 1)
-            snprintf(le, sizeof(le), "%g", fp_latency_bounds[i]);
-        else
-            snprintf(le, sizeof(le), "+Inf");
-        n += snprintf(text + n, sizeof(text) - (size_t)n,
-                      "forkpool_job_duration_seconds_bucket{le=\"%s\"} %llu\n",
-                      le, (unsigned long long)st.latency_count[i]);
-    }
-    n += snprintf(text + n, sizeof(text) - (size_t)n,
-                  "forkpool_job_duration_seconds_sum %.6f\n"
-                  "forkpool_job_duration_seconds_count %llu\n", st.latency_sum,
-                  (unsigned long long)st.latency_count[FP_LATENCY_BUCKETS - 1]);
-    nlim = fp_pool_limits(c->ctl->pool, NULL, 0);
-    if ((lims = malloc((nlim > 0 ? nlim : 1) * sizeof(*lims))) == NULL
-        || limit_metrics(lims, fp_pool_limits(c->ctl->pool, lims, nlim), &more) < 0) {
+    if (lims == NULL
+        || ctl_metrics_text(&text, &st, lims,
+                            fp_pool_limits(c->ctl->pool, lims, nlim)) < 0) {
         free(lims);
-        fp_buf_free(&more);
+        fp_buf_free(&text);
         ctl_respond_error_str(c, msgid, "out of memory");
         return;
     }
     ctl_reply_begin_response(&r, c, msgid);
     msgpack_pack_nil(&r.pk);
-    msgpack_pack_str(&r.pk, (size_t)n + more.len);
-    msgpack_pack_str_body(&r.pk, text, (size_t)n);
-    msgpack_pack_str_body(&r.pk, fp_buf_head(&more), more.len);
+    msgpack_pack_str_with_body(&r.pk, fp_buf_head(&text), text.len);
     end_reply(&r, msgid);
     free(lims);
-    fp_buf_free(&more);
+    fp_buf_free(&text);
 }
 
 /* limit [key, rate, burst], [key, rate] or [key, nil]: true; sets,

@@ -35,6 +35,7 @@ struct daemon {
     struct fp_logger   log;
     struct fp_logbuf   logbuf;          /* stderr, unless logging to syslog */
     double             drain_timeout;
+    unsigned           stop_signals;    /* SIGTERM/SIGINT received */
     int                exit_code;
     ev_signal          sig_term, sig_int, sig_hup, sig_ttin, sig_ttou;
     ev_timer           status_timer;    /* STATUS= for systemd, each second */
@@ -73,10 +74,28 @@ drained_cb(fp_pool *pool, int cut_off, void *arg)
     fp_control_shutdown(d->ctl, 5.0, flushed_cb, d);
 }
 
+static int
+draining(struct daemon *d)
+{
+    fp_stats st;
+
+    fp_pool_stats(d->pool, &st);
+    return st.draining;
+}
+
+/* A drain request: the drain method, or the first SIGTERM/SIGINT.  It
+ * starts the drain; while one runs, another request changes nothing (a
+ * retried `forkpoolctl drain` must not cut running jobs off: only a second
+ * signal does, term_cb). */
 static void
-start_drain(void *arg)
+request_drain(void *arg)
 {
     struct daemon *d = arg;
+
+    if (draining(d)) {
+        fp_logf(&d->log, FP_LOG_INFO, "drain requested: already draining");
+        return;
+    }
     fp_sd_notify("STOPPING=1");
     fp_pool_drain(d->pool, d->drain_timeout, drained_cb, d);
 }
@@ -88,7 +107,12 @@ term_cb(struct ev_loop *loop, ev_signal *sw, int revents)
     (void)loop; (void)revents;
 
     fp_logf(&d->log, FP_LOG_INFO, "%s received", strsignal(sw->signum));
-    start_drain(d);
+    if (++d->stop_signals > 1 && draining(d)) {
+        fp_logf(&d->log, FP_LOG_WARN, "second stop signal: cutting the drain off");
+        fp_pool_drain(d->pool, d->drain_timeout, drained_cb, d);    /* forces it */
+        return;
+    }
+    request_drain(d);
 }
 
 static void
@@ -97,8 +121,8 @@ hup_cb(struct ev_loop *loop, ev_signal *sw, int revents)
     struct daemon *d = sw->data;
     (void)loop; (void)revents;
 
-    fp_pool_reload(d->pool);
-    if (!d->reloading) {
+    fp_pool_reload(d->pool);    /* logs that it is ignored while draining */
+    if (!d->reloading && !draining(d)) {
         d->reloading = 1;
         fp_sd_notify("RELOADING=1");
     }
@@ -128,6 +152,23 @@ watch_signal(struct daemon *d, ev_signal *sw, int sig,
     ev_signal_init(sw, cb, sig);
     sw->data = d;
     ev_signal_start(d->loop, sw);
+}
+
+/* The signals forkpoold acts on.  They are blocked from the first line of
+ * main until their watchers exist: one that comes before (a SIGTERM right
+ * after the start) then waits, and is handled as any other, instead of
+ * killing the daemon with the default action.  Unblocking them also undoes
+ * a mask inherited from whoever started us. */
+static void
+mask_handled_signals(int how)
+{
+    static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGTTIN, SIGTTOU };
+    sigset_t set;
+
+    sigemptyset(&set);
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        sigaddset(&set, sigs[i]);
+    sigprocmask(how, &set, NULL);
 }
 
 /* ------------------------------------------------------------------------
@@ -197,6 +238,7 @@ main(int argc, char **argv)
     char err[512], sockpath[108];
     int ready_fd = -1, pid_fd = -1, listen_fd;
 
+    mask_handled_signals(SIG_BLOCK);
     argv = fp_proctitle_init(argc, argv);
     memset(&d, 0, sizeof(d));
     switch (fp_daemon_opts_parse(&o, argc, argv)) {
@@ -260,7 +302,7 @@ main(int argc, char **argv)
         fp_pidfile_remove(o.pidfile, pid_fd);
         return 1;
     }
-    struct fp_control_hooks hooks = { .drain = start_drain, .arg = &d };
+    struct fp_control_hooks hooks = { .drain = request_drain, .arg = &d };
     listen_fd = fp_sd_listen_fd(err, sizeof(err));
     if (listen_fd >= 0)
         d.ctl = fp_control_adopt(d.loop, d.pool, listen_fd, &hooks, &d.log, err, sizeof(err));
@@ -281,6 +323,8 @@ main(int argc, char **argv)
     watch_signal(&d, &d.sig_hup, SIGHUP, hup_cb);
     watch_signal(&d, &d.sig_ttin, SIGTTIN, scale_signal_cb);
     watch_signal(&d, &d.sig_ttou, SIGTTOU, scale_signal_cb);
+    /* Before the workers fork: they start with the signals unblocked. */
+    mask_handled_signals(SIG_UNBLOCK);
     if (fp_pool_start(d.pool) < 0) {
         int e = errno;
         fp_control_close(d.ctl);

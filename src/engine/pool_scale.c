@@ -184,8 +184,12 @@ pool_worker_ready(struct fp_pool *p, struct fp_worker *w)
 void
 fp_pool_reload(fp_pool *p)
 {
-    if (!pool_accepts_jobs(p))
+    if (!pool_accepts_jobs(p)) {
+        /* Said, so a SIGHUP during a drain is not lost without a trace. */
+        if (p->phase >= POOL_DRAINING)
+            fp_logf(&p->log, FP_LOG_WARN, "reload ignored: the pool is draining");
         return;
+    }
     p->generation++;
     p->reloading = 1;
     fp_logf(&p->log, FP_LOG_INFO, "rolling reload of %u workers", p->target);

@@ -156,11 +156,12 @@ on_start_due(struct fp_worker *w)
 }
 
 /* It died on its own: we did not kill it, or only once it was dying (its
- * socket broke). */
+ * socket broke) or had closed its socket. */
 static int
 on_its_own(const struct fp_worker_exit *x)
 {
-    return x->cause == KILL_NONE || x->cause == KILL_BROKEN;
+    return x->cause == KILL_NONE || x->cause == KILL_BROKEN
+           || x->cause == KILL_CLOSED;
 }
 
 /* The running job of a dead worker gets its outcome, or another attempt

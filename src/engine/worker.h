@@ -36,6 +36,7 @@ enum fp_kill_cause {
     KILL_CANCEL,    /* cancelled */
     KILL_CUTOFF,    /* cancelled by the drain cut-off */
     KILL_BROKEN,    /* its socket broke or closed: it is dying */
+    KILL_CLOSED,    /* it closed its socket while alive (not dying) */
     KILL_GRACE,     /* it did not exit within its grace after a stop */
     KILL_START,     /* not ready within --start-timeout: a failed start */
 };
@@ -175,6 +176,10 @@ int  fp_worker_withdraw(struct fp_worker *w, struct fp_job *job);
 void fp_worker_retire(struct fp_worker *w, const char *why);
 void fp_worker_stop(struct fp_worker *w);
 void fp_worker_kill(struct fp_worker *w, enum fp_kill_cause cause, uint64_t job);
+/* Its socket closed (EOF, or a write failed) when we had not stopped it:
+ * kill it, as KILL_BROKEN if it is dying anyway, else as KILL_CLOSED (its
+ * death then reads "closed its socket", not the SIGKILL we sent). */
+void fp_worker_socket_gone(struct fp_worker *w);
 
 /* A job in its window: cancelled.  Returns 1 if it was running (the worker
  * is killed), 2 if it was sent ahead and is taken back (it has left the

@@ -21,6 +21,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "worker.h"
@@ -158,6 +159,39 @@ fp_worker_rss(const struct fp_worker *w)
           && sscanf(buf, "%lu %lu", &size, &resident) == 2;
     fclose(f);
     return ok ? (size_t)resident * (size_t)sysconf(_SC_PAGESIZE) : 0;
+}
+
+/* Is the process on its way out already (exiting, or a zombie)?  A dying
+ * process closes its files before its parent can reap it, so its socket
+ * may read EOF first.  When /proc cannot tell, it is taken as dying: then
+ * its own exit status is what gets reported. */
+static int
+process_exiting(pid_t pid)
+{
+    enum { PF_EXITING = 0x4 };      /* <linux/sched.h>: in do_exit() */
+    char path[64], buf[512];
+    unsigned flags = 0;
+    char state = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    if ((f = fopen(path, "re")) == NULL)
+        return 1;
+    int ok = fgets(buf, sizeof(buf), f) != NULL;
+    fclose(f);
+    /* "pid (comm) state ppid pgrp session tty_nr tpgid flags ...": comm
+     * may hold anything, so fields are counted from its last ')'. */
+    char *p = ok ? strrchr(buf, ')') : NULL;
+    if (p == NULL
+        || sscanf(p + 1, " %c %*d %*d %*d %*d %*d %u", &state, &flags) != 2)
+        return 1;
+    return state == 'Z' || state == 'X' || (flags & PF_EXITING) != 0;
+}
+
+void
+fp_worker_socket_gone(struct fp_worker *w)
+{
+    fp_worker_kill(w, process_exiting(w->pid) ? KILL_BROKEN : KILL_CLOSED, 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -596,7 +630,7 @@ worker_read_cb(struct ev_loop *loop, ev_io *io, int revents)
         ev_io_stop(loop, &w->rio);
         /* EOF from a worker we did not stop: it is dying or broken. */
         if (w->state != WS_STOPPING)
-            fp_worker_kill(w, KILL_BROKEN, 0);
+            fp_worker_socket_gone(w);
     }
 }
 
@@ -692,6 +726,8 @@ reap(struct fp_worker *w, enum fp_wstate from, int status)
     x.why = w->kill.why;
     x.was_ready = w->ready_at > 0;
     fp_describe_status(status, x.death, sizeof(x.death));
+    if (x.cause == KILL_CLOSED && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+        snprintf(x.death, sizeof(x.death), "closed its socket");   /* our kill */
 
     TAILQ_INIT(&window);
     TAILQ_CONCAT(&window, &w->window, link);

@@ -80,7 +80,7 @@ send_jobs(struct fp_worker *w)
             return 1;
         }
         if (put < 0) {
-            fp_worker_kill(w, KILL_BROKEN, 0);
+            fp_worker_socket_gone(w);
             return -1;
         }
         size_t left = (size_t)put;

@@ -11,7 +11,8 @@
  * (fp_read_skip, then the pool's own fp_scan of it) and the options map
  * (fp_wire_job_opts); for "cancel" and "scale" an uint.  The bytes of a
  * refused or incomplete frame go to fp_wire_request_msgid(), as control.c's
- * client_refuse_frame() does.
+ * client_refuse_frame() does; a frame refused for its size is then stepped
+ * over with fp_skip() and the stream goes on, as it does there.
  *
  * Asserts, besides "no sanitizer report": every refusal has a reason;
  * fp_wire_request_msgid finds a msgid exactly when fp_wire_request does,
@@ -137,6 +138,6 @@ request_tail(const char *buf, size_t len)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    fz_stream(data, size, &control_limits, request_frame, request_tail);
+    fz_stream(data, size, &control_limits, request_frame, request_tail, 1);
     return 0;
 }

@@ -23,6 +23,8 @@
  *     finds invalid msgpack or nesting too deep, msgpack_unpack_next fails
  *     too.  "frame too large" there means truncated, or a declared size
  *     that is a lie which msgpack-c would try to allocate: not compared.
+ *   - with `skips`, at a frame refused for its size: fp_skip fed at once
+ *     and in chunks agree, and find the end fp_scan finds without limits.
  */
 #include "config.h"
 #include <msgpack.h>
@@ -234,6 +236,71 @@ check_msgpack_c(const char *buf, size_t len)
     msgpack_unpacked_destroy(&up);
 }
 
+/* fp_skip over buf[0..len), `step` bytes more per call, keeping what it
+ * leaves (a cut header) as a reader does.  Returns the bytes it took, with
+ * *done set if the frame ended, or -1. */
+static ssize_t
+skip_drip(const struct fp_scanner *from, const char *buf, size_t len,
+          size_t step, int *done)
+{
+    struct fp_skipper k;
+    size_t taken = 0, have = 0;
+
+    fp_skip_start(&k, from);
+    *done = 0;
+    while (!*done && have < len) {
+        have = len - have > step ? have + step : len;
+        ssize_t n = fp_skip(&k, buf + taken, have - taken, done);
+        if (n < 0)
+            return -1;
+        taken += (size_t)n;
+        FZ_CHECK(taken <= have);
+    }
+    return (ssize_t)taken;
+}
+
+/* The frame at buf[0..len) was refused for its size: step over it as the
+ * control server does.  Returns its length, or 0 when it does not end in
+ * these bytes or cannot be followed. */
+static size_t
+skip_refused(const char *buf, size_t len, const struct fp_limits *lim,
+             size_t step)
+{
+    const struct fp_limits none = {
+        .max_bytes = SIZE_MAX, .max_objects = SIZE_MAX,
+        .max_depth = FP_SCAN_STACK,
+    };
+    struct fp_scanner s, u;
+    struct fp_skipper k;
+    const char *why = NULL, *uwhy = NULL;
+    int done, done2;
+
+    fp_scanner_reset(&s);
+    FZ_CHECK(fp_scan(&s, buf, len, lim, &why) == -1);
+    FZ_CHECK(s.pos <= len);
+    fp_skip_start(&k, &s);
+    ssize_t n = fp_skip(&k, buf + s.pos, len - s.pos, &done);
+    ssize_t n2 = skip_drip(&s, buf + s.pos, len - s.pos, step, &done2);
+    FZ_CHECK(n == -1 ? n2 == -1 : (n2 >= 0 && done2 == done));
+    FZ_CHECK(n < 0 || !done || n2 == n);
+
+    /* Without limits, the scanner finds the same end (or stops at its own
+     * nesting bound, one level short of the skipper's). */
+    fp_scanner_reset(&u);
+    ssize_t whole = fp_scan(&u, buf, len, &none, &uwhy);
+    int too_deep = whole < 0 && strcmp(uwhy, "nesting too deep") == 0;
+    if (n < 0) {
+        FZ_CHECK(whole < 0);
+        return 0;
+    }
+    if (!done) {
+        FZ_CHECK(whole == 0 || too_deep);
+        return 0;
+    }
+    FZ_CHECK(whole == (ssize_t)s.pos + n || too_deep);
+    return s.pos + (size_t)n;
+}
+
 /* fn(a copy of buf[0..len) in a buffer of exactly len bytes). */
 static void
 call_exact(fz_frame_fn *fn, const char *buf, size_t len)
@@ -246,7 +313,7 @@ call_exact(fz_frame_fn *fn, const char *buf, size_t len)
 
 void
 fz_stream(const uint8_t *data, size_t size, const struct fp_limits *daemon,
-          fz_frame_fn *frame, fz_frame_fn *tail)
+          fz_frame_fn *frame, fz_frame_fn *tail, int skips)
 {
     struct fp_limits tight;
     const struct fp_limits *lim = daemon;
@@ -270,14 +337,25 @@ fz_stream(const uint8_t *data, size_t size, const struct fp_limits *daemon,
         /* Cuts past a complete frame add nothing: keep them within it. */
         size_t span = n > 0 ? (size_t)n : left;
 
-        check_same(n, why1, scan_split(p, left, split % (span + 1), lim, &why2),
-                   why2);
-        check_same(n, why1, scan_drip(p, left, step, lim, &why2), why2);
+        /* Each result first: the order in which a call's arguments are
+         * evaluated is unspecified (gcc reads why2 before the scan sets it). */
+        ssize_t n2 = scan_split(p, left, split % (span + 1), lim, &why2);
+        check_same(n, why1, n2, why2);
+        n2 = scan_drip(p, left, step, lim, &why2);
+        check_same(n, why1, n2, why2);
         check_msgpack_c(p, left);
         if (n <= 0) {
             if (tail != NULL)
                 call_exact(tail, p, left);
-            break;
+            size_t skipped = 0;
+            if (n < 0 && skips && (strcmp(why1, "frame too large") == 0
+                                   || strcmp(why1, "too many objects") == 0))
+                skipped = skip_refused(p, left, lim, step);
+            if (skipped == 0)
+                break;
+            p += skipped;
+            left -= skipped;
+            continue;
         }
 
         struct fp_reader r;

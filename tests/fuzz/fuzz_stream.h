@@ -34,11 +34,15 @@ typedef void fz_frame_fn(const char *buf, size_t len);
 
 /* Scan data[0..size) (control bytes included) frame by frame with `daemon`
  * limits, or tight ones when ctl[3] says so, calling `frame` for each frame
- * fp_scan accepts.  Stops at the first refused or incomplete frame, and
- * then calls `tail` (when not NULL) with every byte left, which is what
- * the daemon has in hand when it refuses a frame. */
+ * fp_scan accepts.  At a refused or incomplete frame it calls `tail` (when
+ * not NULL) with every byte left, which is what the daemon has in hand when
+ * it refuses a frame; then it stops, unless `skips` is set and the frame
+ * broke only a size limit: then it steps over the frame with fp_skip, as
+ * the control server does, and goes on after it.  The skipper is checked
+ * against itself (fed at once and in chunks of the fuzzer's size) and
+ * against fp_scan without limits, which must find the same end. */
 void fz_stream(const uint8_t *data, size_t size,
                const struct fp_limits *daemon, fz_frame_fn *frame,
-               fz_frame_fn *tail);
+               fz_frame_fn *tail, int skips);
 
 #endif /* FZ_STREAM_H */

@@ -58,6 +58,6 @@ worker_frame(const char *frame, size_t len)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    fz_stream(data, size, &worker_limits, worker_frame, NULL);
+    fz_stream(data, size, &worker_limits, worker_frame, NULL, 0);
     return 0;
 }

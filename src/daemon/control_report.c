@@ -1,0 +1,208 @@
+/*
+ * control_report.c — the bodies of the status and metrics methods, built
+ * from figures the caller took from the pool: however many workers and
+ * rate limits there are, and without a pool (the tests feed their own).
+ */
+#include "config.h"
+#include <stdio.h>
+#include <string.h>
+
+#include "control_int.h"
+#include "codec/wire.h"
+
+/* "worker_list": one map per live worker (SPEC's "workers" is the count). */
+static void
+pack_worker_rows(msgpack_packer *pk, const fp_worker_info *rows, size_t n)
+{
+    fp_pack_cstr(pk, "worker_list");
+    msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < n; i++) {
+        msgpack_pack_map(pk, 7);
+        ctl_pack_kv_u64(pk, "pid", (uint64_t)rows[i].pid);
+        fp_pack_cstr(pk, "state");
+        fp_pack_cstr(pk, rows[i].state);
+        fp_pack_cstr(pk, "job");
+        if (rows[i].job != 0)
+            msgpack_pack_uint64(pk, rows[i].job);
+        else
+            msgpack_pack_nil(pk);
+        fp_pack_cstr(pk, "job_age_s");
+        msgpack_pack_double(pk, rows[i].job_age_s);
+        ctl_pack_kv_u64(pk, "queued", rows[i].queued);
+        ctl_pack_kv_u64(pk, "jobs_done", rows[i].jobs_done);
+        ctl_pack_kv_u64(pk, "rss", rows[i].rss);
+    }
+}
+
+/* "limits": key -> {"rate", "burst", "tokens", "waiting"}, the pool-wide
+ * bucket under "". */
+static void
+pack_limits(msgpack_packer *pk, const fp_limit_info *rows, size_t n)
+{
+    fp_pack_cstr(pk, "limits");
+    msgpack_pack_map(pk, n);
+    for (size_t i = 0; i < n; i++) {
+        fp_pack_cstr(pk, rows[i].key);
+        msgpack_pack_map(pk, 4);
+        fp_pack_cstr(pk, "rate");
+        msgpack_pack_double(pk, rows[i].rate);
+        fp_pack_cstr(pk, "burst");
+        msgpack_pack_double(pk, rows[i].burst);
+        fp_pack_cstr(pk, "tokens");
+        msgpack_pack_double(pk, rows[i].tokens);
+        ctl_pack_kv_u64(pk, "waiting", rows[i].waiting);
+    }
+}
+
+/* "clients": the control connections and the replies they leave unread
+ * (README "Reply memory"). */
+static void
+pack_clients(msgpack_packer *pk, const struct ctl_status_input *in)
+{
+    fp_pack_cstr(pk, "clients");
+    msgpack_pack_map(pk, 3);
+    ctl_pack_kv_u64(pk, "connected", in->clients.connected);
+    ctl_pack_kv_u64(pk, "behind", in->clients.behind);
+    ctl_pack_kv_u64(pk, "reply_bytes", in->clients.reply_bytes);
+}
+
+void
+ctl_pack_status(msgpack_packer *pk, const struct ctl_status_input *in)
+{
+    const fp_stats *st = in->stats;
+
+    msgpack_pack_map(pk, 20 + (st->autoscale_max > 0));
+    fp_pack_cstr(pk, "state");
+    fp_pack_cstr(pk, st->draining ? "draining" : "running");
+    ctl_pack_kv_u64(pk, "workers", st->workers);
+    if (st->autoscale_max > 0) {
+        fp_pack_cstr(pk, "autoscale");
+        msgpack_pack_map(pk, 2);
+        ctl_pack_kv_u64(pk, "min", st->autoscale_min);
+        ctl_pack_kv_u64(pk, "max", st->autoscale_max);
+    }
+    ctl_pack_kv_u64(pk, "busy", st->busy);
+    ctl_pack_kv_u64(pk, "idle", st->idle);
+    ctl_pack_kv_u64(pk, "starting", st->starting);
+    ctl_pack_kv_u64(pk, "queued", st->queued);
+    ctl_pack_kv_u64(pk, "submitted", st->submitted);
+    ctl_pack_kv_u64(pk, "completed", st->completed);
+    ctl_pack_kv_u64(pk, "failed", st->failed);
+    ctl_pack_kv_u64(pk, "crashed", st->crashed);
+    ctl_pack_kv_u64(pk, "timed_out", st->timed_out);
+    ctl_pack_kv_u64(pk, "cancelled", st->cancelled);
+    ctl_pack_kv_u64(pk, "restarts", st->restarts);
+    ctl_pack_kv_u64(pk, "start_failures", st->start_failures);
+    fp_pack_cstr(pk, "uptime_s");
+    msgpack_pack_double(pk, st->uptime_s);
+    /* The largest job a client may send (forkpoolctl map checks its lines
+     * against it before sending). */
+    ctl_pack_kv_u64(pk, "max_job_bytes", in->max_job_bytes);
+    fp_pack_cstr(pk, "pids");
+    msgpack_pack_array(pk, in->nworkers);
+    for (size_t i = 0; i < in->nworkers; i++)
+        msgpack_pack_int64(pk, in->workers[i].pid);
+    pack_worker_rows(pk, in->workers, in->nworkers);
+    pack_limits(pk, in->limits, in->nlimits);
+    pack_clients(pk, in);
+}
+
+/* A Prometheus label value: \, " and newline escaped. */
+static int
+append_label(struct fp_buf *out, const char *v)
+{
+    for (const char *p = v; *p != '\0'; p++) {
+        const char *esc = *p == '\\' ? "\\\\" : *p == '"' ? "\\\""
+                        : *p == '\n' ? "\\n" : NULL;
+        if (fp_buf_append(out, esc != NULL ? esc : p, esc != NULL ? 2 : 1) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* One gauge series per rate limit, keys escaped as label values. */
+static int
+limit_metrics(struct fp_buf *out, const fp_limit_info *rows, size_t n)
+{
+    static const char *const help[2] = {
+        "# HELP forkpool_rate_limit_tokens Tokens in each rate limit's bucket "
+        "(key \"\" = pool-wide).\n# TYPE forkpool_rate_limit_tokens gauge\n",
+        "# HELP forkpool_rate_limit_waiting Jobs queued that each rate limit "
+        "governs.\n# TYPE forkpool_rate_limit_waiting gauge\n",
+    };
+    int rc = 0;
+
+    for (int g = 0; g < 2 && n > 0; g++) {
+        rc |= fp_buf_append(out, help[g], strlen(help[g]));
+        for (size_t i = 0; i < n; i++) {
+            rc |= fp_buf_printf(out, "forkpool_rate_limit_%s{key=\"",
+                                g == 0 ? "tokens" : "waiting");
+            rc |= append_label(out, rows[i].key);
+            if (g == 0)
+                rc |= fp_buf_printf(out, "\"} %g\n", rows[i].tokens);
+            else
+                rc |= fp_buf_printf(out, "\"} %zu\n", rows[i].waiting);
+        }
+    }
+    return rc < 0 ? -1 : 0;
+}
+
+int
+ctl_metrics_text(struct fp_buf *out, const fp_stats *st,
+                 const fp_limit_info *limits, size_t nlimits)
+{
+    size_t base = out->len;
+    int rc = fp_buf_printf(out,
+        "# HELP forkpool_jobs_total Jobs that reached a final outcome, by kind.\n"
+        "# TYPE forkpool_jobs_total counter\n"
+        "forkpool_jobs_total{kind=\"ok\"} %llu\n"
+        "forkpool_jobs_total{kind=\"error\"} %llu\n"
+        "forkpool_jobs_total{kind=\"crashed\"} %llu\n"
+        "forkpool_jobs_total{kind=\"timeout\"} %llu\n"
+        "forkpool_jobs_total{kind=\"cancelled\"} %llu\n"
+        "# HELP forkpool_jobs_submitted_total Jobs accepted.\n"
+        "# TYPE forkpool_jobs_submitted_total counter\n"
+        "forkpool_jobs_submitted_total %llu\n"
+        "# HELP forkpool_worker_restarts_total Workers replaced after dying.\n"
+        "# TYPE forkpool_worker_restarts_total counter\n"
+        "forkpool_worker_restarts_total %llu\n"
+        "# HELP forkpool_queue_depth Jobs waiting for a worker.\n"
+        "# TYPE forkpool_queue_depth gauge\n"
+        "forkpool_queue_depth %zu\n"
+        "# HELP forkpool_workers Workers by state.\n"
+        "# TYPE forkpool_workers gauge\n"
+        "forkpool_workers{state=\"busy\"} %u\n"
+        "forkpool_workers{state=\"idle\"} %u\n"
+        "forkpool_workers{state=\"starting\"} %u\n"
+        "# HELP forkpool_draining 1 while the pool drains.\n"
+        "# TYPE forkpool_draining gauge\n"
+        "forkpool_draining %d\n"
+        "# HELP forkpool_job_duration_seconds Run time of jobs that ended ok or error.\n"
+        "# TYPE forkpool_job_duration_seconds histogram\n",
+        (unsigned long long)st->completed, (unsigned long long)st->failed,
+        (unsigned long long)st->crashed, (unsigned long long)st->timed_out,
+        (unsigned long long)st->cancelled, (unsigned long long)st->submitted,
+        (unsigned long long)st->restarts, st->queued, st->busy, st->idle,
+        st->starting, st->draining);
+
+    for (unsigned i = 0; i < FP_LATENCY_BUCKETS; i++) {
+        if (i < FP_LATENCY_BUCKETS - 1)
+            rc |= fp_buf_printf(out, "forkpool_job_duration_seconds_bucket"
+                                "{le=\"%g\"} %llu\n", fp_latency_bounds[i],
+                                (unsigned long long)st->latency_count[i]);
+        else
+            rc |= fp_buf_printf(out, "forkpool_job_duration_seconds_bucket"
+                                "{le=\"+Inf\"} %llu\n",
+                                (unsigned long long)st->latency_count[i]);
+    }
+    rc |= fp_buf_printf(out, "forkpool_job_duration_seconds_sum %.6f\n"
+                        "forkpool_job_duration_seconds_count %llu\n",
+                        st->latency_sum,
+                        (unsigned long long)st->latency_count[FP_LATENCY_BUCKETS - 1]);
+    rc |= limit_metrics(out, limits, nlimits);
+    if (rc < 0) {
+        out->len = base;
+        return -1;
+    }
+    return 0;
+}
