@@ -260,7 +260,7 @@ START_TEST(cmd_job_leaves_no_process_behind)
 {
     struct h_daemon *d = h_started(h_daemon_start("-w", "1", NULL));
     struct h_rpc *c = h_connected(d);
-    char job[1024], script[600], flag[256];
+    char job[2048], script[1536], flag[256];
 
     snprintf(flag, sizeof(flag), "%s/setsid.pid", h_tempdir());
     const char *scripts[] = {

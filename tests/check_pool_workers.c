@@ -333,6 +333,37 @@ END_TEST
  * --exec workers
  * ------------------------------------------------------------------------ */
 
+/* An --exec worker shares no memory with the master: a job written to it
+ * cannot be taken back, so none is ever sent ahead to it, however quick
+ * the jobs are known to be (it once got windows, and a job "taken back"
+ * from one ran twice: "result for job N, which it is not running"). */
+START_TEST(exec_workers_get_one_job_at_a_time)
+{
+    fp_config cfg;
+    fp_worker_info info[4];
+
+    base_config(&cfg, 2);
+    cfg.module = NULL;
+    cfg.exec_argv = exec_worker_argv("tag");
+    start_pool(&cfg);
+    run_until(two_idle, 20, "both workers ready");
+    for (int round = 0; round < 5; round++) {
+        size_t before = H.nrecs;
+        for (int i = 0; i < 200; i++)
+            submit_int(i);
+        size_t n = fp_pool_worker_info(H.pool, info, 4);
+        ck_assert_uint_eq(n, 2);
+        for (size_t k = 0; k < n; k++)
+            ck_assert_uint_eq(info[k].queued, 0);
+        ck_assert_uint_eq(stats().queued, 198);
+        wait_outcomes(before + 200, 30);
+    }
+    for (size_t i = 0; i < H.nrecs; i++)
+        ck_assert_int_eq(H.recs[i].kind, FP_OK);
+    ck_assert_uint_eq(stats().restarts, 0);
+}
+END_TEST
+
 START_TEST(exec_worker_speaks_protocol)
 {
     fp_config cfg;
@@ -567,6 +598,7 @@ pool_workers_suite(void)
     tcase_add_test(tc, scale_up_and_down_keeps_every_job);
     tcase_add_test(tc, reload_replaces_every_worker_without_losing_jobs);
     tcase_add_test(tc, exec_worker_speaks_protocol);
+    tcase_add_test(tc, exec_workers_get_one_job_at_a_time);
     tcase_add_test(tc, exec_worker_protocol_error_crashes_the_job);
     tcase_add_test(tc, worker_dying_right_after_ready_backs_off);
     tcase_add_loop_test(tc, start_timeout_kills_a_worker_that_never_becomes_ready, 0, 2);

@@ -247,4 +247,18 @@ const msgpack_object *h_submit_ok(struct h_rpc *c, const char *job);
 /* The worker pid a job runs on (testmod's "pid" op; for -w 1 daemons). */
 pid_t h_worker_pid(struct h_rpc *c);
 
+/* Built with AddressSanitizer: its quarantine keeps freed memory resident
+ * and its shadow takes terabytes of address space, so RSS bounds and
+ * address-space limits measure ASan, not forkpool. */
+#if defined(__SANITIZE_ADDRESS__)
+# define H_ASAN 1
+#elif defined(__has_feature)
+# if __has_feature(address_sanitizer)
+#  define H_ASAN 1
+# endif
+#endif
+#ifndef H_ASAN
+# define H_ASAN 0
+#endif
+
 #endif /* FP_TESTS_HARNESS_H */

@@ -202,7 +202,12 @@ int
 fp_worker_spawn(struct fp_worker *w, const struct fp_spawn_req *req)
 {
     struct ev_loop *loop = w->env->loop;
-    struct fp_worker_args *args = req->child_main != NULL ? req->child_arg : NULL;
+    /* The worker loop's arguments, for a module worker; an --exec program
+     * (child_main is set for every worker, but exec replaces it) shares
+     * no memory with us: no hold area, so nothing is ever sent ahead to
+     * it or taken back from it (it would run a job we took back). */
+    struct fp_worker_args *args = req->exec_argv == NULL && req->child_main != NULL
+                                  ? req->child_arg : NULL;
     int fd, errfd;
     pid_t pid;
 
