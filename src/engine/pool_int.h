@@ -24,6 +24,7 @@
 #include "codec/frame.h"
 #include "job.h"
 #include "log.h"
+#include "precise_timer.h"
 #include "queue.h"
 #include "sandbox.h"
 #include "spawn.h"
@@ -91,7 +92,7 @@ struct fp_pool {
                                            writes */
     ev_timer           drain_timer;
     ev_timer           balance_timer;   /* look again at jobs sent ahead */
-    ev_timer           rate_timer;      /* a throttled job earns its token */
+    struct fp_precise_timer rate_timer; /* a throttled job earns its token */
 
     /* Dynamic pool (pool_autoscale.c); cfg.autoscale_max 0 = off. */
     ev_timer           autoscale_timer; /* next growth or idle expiry */
