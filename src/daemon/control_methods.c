@@ -6,13 +6,13 @@
  */
 #include "config.h"
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "control_int.h"
 #include "codec/wire.h"
+#include "common/jsonmp.h"
 
 /* ------------------------------------------------------------------------
  * Methods
@@ -477,8 +477,50 @@ method_scale(struct client *c, uint32_t msgid, struct ctl_params *p)
     end_reply(&r, msgid);
 }
 
-/* One gauge series per rate limit into `out`, keys escaped as Prometheus
- * label values.  Returns 0, or -1 when out of memory. */
+/* The length of the UTF-8 character at p[0..n) (p[0] >= 0x80), or 0 if
+ * the bytes there are not one. */
+static size_t
+utf8_char_len(const char *p, size_t n)
+{
+    /* A lead byte >= 0x80 is valid with exactly its sequence behind it, so
+     * the shortest valid prefix is that one character. */
+    for (size_t len = 2; len <= 4 && len <= n; len++)
+        if (fp_utf8_valid(p, len))
+            return len;
+    return 0;
+}
+
+/* Append `key` as the value of a Prometheus label: backslash, double quote
+ * and newline escaped (\\ \" \n) as the text format says, and -- a key is
+ * any bytes but NUL, the exposition must be UTF-8 -- each byte that is not
+ * part of a valid UTF-8 character replaced by U+FFFD.  Returns 0 or -1. */
+static int
+append_label_value(struct fp_buf *out, const char *key)
+{
+    size_t n = strlen(key), len;
+    int rc = 0;
+
+    for (const char *p = key, *end = key + n; p < end; p += len) {
+        unsigned char c = (unsigned char)*p;
+        len = 1;
+        if (c == '\\' || c == '"')
+            rc |= fp_buf_append(out, c == '"' ? "\\\"" : "\\\\", 2);
+        else if (c == '\n')
+            rc |= fp_buf_append(out, "\\n", 2);
+        else if (c < 0x80)
+            rc |= fp_buf_append(out, p, 1);
+        else if ((len = utf8_char_len(p, (size_t)(end - p))) > 0)
+            rc |= fp_buf_append(out, p, len);
+        else {
+            len = 1;
+            rc |= fp_buf_append(out, "\xef\xbf\xbd", 3);     /* U+FFFD */
+        }
+    }
+    return rc;
+}
+
+/* One gauge series per rate limit into `out`, keys as label values
+ * (append_label_value).  Returns 0, or -1 when out of memory. */
 static int
 limit_metrics(const fp_limit_info *rows, size_t n, struct fp_buf *out)
 {
@@ -488,24 +530,19 @@ limit_metrics(const fp_limit_info *rows, size_t n, struct fp_buf *out)
         "# HELP forkpool_rate_limit_waiting Jobs queued that each rate limit "
         "governs.\n# TYPE forkpool_rate_limit_waiting gauge\n",
     };
-    char line[2 * FP_MAX_KEY_BYTES + 96], *at;
+    char value[64];
     int rc = 0;
 
     for (int g = 0; g < 2 && n > 0; g++) {
         rc |= fp_buf_append(out, help[g], strlen(help[g]));
         for (size_t i = 0; i < n; i++) {
-            at = line + sprintf(line, "forkpool_rate_limit_%s{key=\"",
-                                g == 0 ? "tokens" : "waiting");
-            for (const char *k = rows[i].key; *k != '\0'; k++) {
-                if (*k == '\\' || *k == '"' || *k == '\n')
-                    *at++ = '\\';
-                *at++ = *k == '\n' ? 'n' : *k;
-            }
-            if (g == 0)
-                at += sprintf(at, "\"} %g\n", rows[i].tokens);
-            else
-                at += sprintf(at, "\"} %zu\n", rows[i].waiting);
-            rc |= fp_buf_append(out, line, (size_t)(at - line));
+            const char *name = g == 0 ? "forkpool_rate_limit_tokens{key=\""
+                                      : "forkpool_rate_limit_waiting{key=\"";
+            int len = g == 0 ? snprintf(value, sizeof(value), "\"} %g\n", rows[i].tokens)
+                             : snprintf(value, sizeof(value), "\"} %zu\n", rows[i].waiting);
+            rc |= fp_buf_append(out, name, strlen(name));
+            rc |= append_label_value(out, rows[i].key);
+            rc |= fp_buf_append(out, value, (size_t)len);
         }
     }
     return rc;
@@ -595,14 +632,16 @@ method_metrics(struct client *c, uint32_t msgid, struct ctl_params *p)
 static void
 method_limit(struct client *c, uint32_t msgid, struct ctl_params *p)
 {
-    char key[FP_MAX_KEY_BYTES + 1];
+    char key[FP_MAX_KEY_BYTES + 1], text[96];
     double rate, burst = 0;
     struct ctl_reply r;
     int rc;
 
-    if (fp_wire_read_key(&p->v[0].r, key) < 0) {
-        ctl_respond_error_str(c, msgid, "bad params: key must be a string of "
-                              "at most 256 bytes");
+    if ((rc = fp_wire_read_key(&p->v[0].r, key)) < 0) {
+        ctl_respond_error_str(c, msgid, rc == FP_KEY_HAS_NUL
+                              ? "bad params: key must not contain a NUL byte"
+                              : "bad params: key must be a string of at most "
+                                "256 bytes");
         return;
     }
     if (fp_read_nil(&p->v[1].r) == 0) {
@@ -613,21 +652,28 @@ method_limit(struct client *c, uint32_t msgid, struct ctl_params *p)
         }
         (void)fp_pool_limit_remove(c->ctl->pool, key);
         rc = 0;
-    } else if (fp_read_double(&p->v[1].r, &rate) < 0 || !isfinite(rate)
-               || rate < 0) {
-        ctl_respond_error_str(c, msgid, "bad params: rate must be a finite "
-                              "number >= 0 (or nil to remove the limit)");
+    } else if (fp_read_double(&p->v[1].r, &rate) < 0
+               || !fp_limit_rate_valid(rate)) {
+        snprintf(text, sizeof(text), "bad params: rate must be a number from "
+                 "0 to %g (or nil to remove the limit)", FP_LIMIT_MAX);
+        ctl_respond_error_str(c, msgid, text);
         return;
     } else if (p->n == 3 && (fp_read_double(&p->v[2].r, &burst) < 0
-                             || !isfinite(burst) || burst < 1)) {
-        ctl_respond_error_str(c, msgid, "bad params: burst must be a finite "
-                              "number >= 1");
+                             || !fp_limit_burst_valid(burst))) {
+        snprintf(text, sizeof(text), "bad params: burst must be a number from "
+                 "1 to %g", FP_LIMIT_MAX);
+        ctl_respond_error_str(c, msgid, text);
         return;
     } else {
         rc = fp_pool_limit(c->ctl->pool, key, rate, burst);
     }
     if (rc < 0) {
-        ctl_respond_error_str(c, msgid, strerror(errno));
+        if (errno == ENOSPC)
+            snprintf(text, sizeof(text), "too many rate-limit keys (max %u)",
+                     FP_LIMIT_KEYS_MAX);
+        else
+            snprintf(text, sizeof(text), "%s", strerror(errno));
+        ctl_respond_error_str(c, msgid, text);
         return;
     }
     ctl_reply_begin_response(&r, c, msgid);
