@@ -168,7 +168,8 @@ typedef struct fp_config {
 
     /* The pool-wide rate limit (a token bucket): at most rate_limit job
      * starts per second, in bursts of up to rate_burst; 0 = no limit.
-     * rate_burst 0 = max(1, rate_limit).  See fp_pool_limit. */
+     * rate_burst 0 = max(1, rate_limit); both at most FP_LIMIT_MAX.  See
+     * fp_pool_limit. */
     double      rate_limit;
     double      rate_burst;
 
@@ -334,11 +335,23 @@ size_t fp_pool_pids(const fp_pool *pool, pid_t *pids, size_t max);
  * start in the order they were accepted.
  *
  * Set or change the bucket of `key` (NULL or "" = the pool-wide one): at
- * most `rate` starts per second (a finite number >= 0; 0 = none until it
- * changes), bursts of up to `burst` (0 = max(1, rate); else finite and
- * >= 1).  A new bucket starts full; a changed one keeps its tokens (up to
- * the new burst).  Returns 0, or -1 with errno EINVAL or ENOMEM. */
+ * most `rate` starts per second (finite, 0 to FP_LIMIT_MAX; 0 = none until
+ * it changes), bursts of up to `burst` (0 = max(1, rate); else finite, 1
+ * to FP_LIMIT_MAX).  A new bucket starts full; a changed one keeps its
+ * tokens (up to the new burst).  At most FP_LIMIT_KEYS_MAX keys have a
+ * bucket at a time (the pool-wide one aside).  Returns 0, or -1 with errno
+ * EINVAL (a bad rate or burst), ENOSPC (a new key past FP_LIMIT_KEYS_MAX)
+ * or ENOMEM. */
 int fp_pool_limit(fp_pool *pool, const char *key, double rate, double burst);
+
+/* The largest rate (starts per second) and burst of a rate limit, for the
+ * library, the limit method and --rate-limit alike: no pool starts jobs
+ * that fast, so a larger one would not limit anything, and every token
+ * count stays far inside what a double and a size_t hold exactly. */
+#define FP_LIMIT_MAX        1e9
+/* The most keys with a bucket at a time, so that neither the master's
+ * memory nor the work of each dispatch grows without bound. */
+#define FP_LIMIT_KEYS_MAX   10000u
 
 /* Remove the bucket of `key` (NULL or "" = the pool-wide one); the jobs it
  * held back may start at once.  Returns 1 if there was one, else 0. */

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "common/jsonmp.h"
 #include "daemon/daemon_opts.h"
 
 /* ========================================================================
@@ -54,6 +55,7 @@ END_TEST
 
 static const char *const bad_rates[] = {
     "", "x", "-1", "nan", "inf", "1:", "1:0", "1:0.5", "1:inf", "2:3:4", "1e99",
+    "1000000001", "1:1000000001",
 };
 
 START_TEST(bad_rate_limit_names_the_flag)
@@ -169,6 +171,11 @@ static const struct {
     RQ("\x94\x00\x4d\xa5limit\x93\xa1" "A\x01\x00"),                             /* burst 0 */
     RQ("\x94\x00\x4d\xa5limit\x92\x01\x01"),                                     /* key 1 */
     RQ("\x94\x00\x4d\xa5limit\x91\xa1" "A"),                                     /* [key] */
+    /* Past the bound of rate and burst, 1e9. */
+    RQ("\x94\x00\x4d\xa5limit\x92\xa1" "A\xcb\x44\x15\xaf\x1d\x78\xb5\x8c\x40"), /* 1e20 */
+    RQ("\x94\x00\x4d\xa5limit\x92\xa0\xcb\x7f\xe1\xcc\xf3\x85\xeb\xc8\xa0"),   /* "" 1e308 */
+    RQ("\x94\x00\x4d\xa5limit\x92\xa1" "A\xce\x3b\x9a\xca\x01"),                  /* 1e9 + 1 */
+    RQ("\x94\x00\x4d\xa5limit\x93\xa1" "A\x01\xcf\xff\xff\xff\xff\xff\xff\xff\xff"), /* burst 2^64-1 */
 #undef RQ
 };
 
@@ -185,6 +192,106 @@ START_TEST(limit_refuses_a_rate_that_is_not_a_finite_number)
     ck_assert_ptr_nonnull(strstr(h_json(r->error), "bad params"));
     ck_assert_str_eq(h_json(r->result), "null");
     ck_assert_ptr_null(limit_of(c, "A"));
+    ck_assert_ptr_null(limit_of(c, ""));
+}
+END_TEST
+
+/* The error says which bound: a number from 0 (or 1) to 1e9. */
+START_TEST(limit_names_the_bound_it_refuses)
+{
+    struct h_daemon *d = h_started(h_daemon_start("--builtin", "echo", "-w", "1", NULL));
+    struct h_rpc *c = h_connected(d);
+    struct h_resp *r;
+
+    r = h_rpc_call(c, "limit", "[\"A\", 1e20]");
+    ck_assert_str_eq(h_json(r->error), "\"bad params: rate must be a number from "
+                     "0 to 1e+09 (or nil to remove the limit)\"");
+    r = h_rpc_call(c, "limit", "[\"A\", 1, 1e10]");
+    ck_assert_str_eq(h_json(r->error), "\"bad params: burst must be a number from "
+                     "1 to 1e+09\"");
+    r = h_rpc_call(c, "limit", "[\"A\", 1000000000, 1000000000]");
+    ck_assert_str_eq(h_json(r->result), "true");
+}
+END_TEST
+
+/* At most FP_LIMIT_KEYS_MAX keys have a bucket: a new one past it is
+ * refused, naming the bound; existing keys still change, and a removed
+ * one makes room. */
+START_TEST(limit_refuses_a_new_key_past_the_bound)
+{
+    struct h_daemon *d = h_started(h_daemon_start("--builtin", "echo", "-w", "1", NULL));
+    struct h_rpc *c = h_connected(d);
+    static uint32_t ids[FP_LIMIT_KEYS_MAX];
+    char params[64];
+    struct h_resp *r;
+
+    h_rpc_cork(c);
+    for (unsigned i = 0; i < FP_LIMIT_KEYS_MAX; i++) {
+        snprintf(params, sizeof(params), "[\"tenant-%u\", 5]", i);
+        ids[i] = h_rpc_send(c, "limit", params);
+    }
+    h_rpc_uncork(c);
+    for (unsigned i = 0; i < FP_LIMIT_KEYS_MAX; i++) {
+        /* Not ck_assert: each passed one is a message to Check's parent. */
+        r = h_rpc_wait(c, ids[i], H_REPLY_MS);
+        if (r == NULL || strcmp(h_json(r->result), "true") != 0)
+            ck_abort_msg("limit %u: no response or not true", i);
+    }
+    r = h_rpc_call(c, "limit", "[\"one-more\", 5]");
+    ck_assert_str_eq(h_json(r->error), "\"too many rate-limit keys (max 10000)\"");
+    ck_assert_ptr_null(limit_of(c, "one-more"));
+    r = h_rpc_call(c, "limit", "[\"tenant-9\", 7, 2]");
+    ck_assert_str_eq(h_json(r->result), "true");
+    r = h_rpc_call(c, "limit", "[\"\", 7, 2]");
+    ck_assert_str_eq(h_json(r->result), "true");
+    r = h_rpc_call(c, "limit", "[\"tenant-9\", null]");
+    ck_assert_str_eq(h_json(r->result), "true");
+    r = h_rpc_call(c, "limit", "[\"one-more\", 5]");
+    ck_assert_str_eq(h_json(r->result), "true");
+}
+END_TEST
+
+/* A key is any bytes but NUL; in a metrics label value the text format's
+ * escapes apply (\\ \" \n) and a byte that is not valid UTF-8 becomes
+ * U+FFFD, so the exposition stays UTF-8. */
+START_TEST(metrics_label_values_are_escaped_utf8)
+{
+    static const char rq[] =
+        "\x94\x00\x4e\xa5limit\x92\xaa" "a\xff" "b\xc3\xa9\"\\\n\xe2\x82" "\x01";
+    struct h_daemon *d = h_started(h_daemon_start("--builtin", "echo", "-w", "1", NULL));
+    struct h_rpc *c = h_connected(d);
+    struct h_resp *r;
+
+    ck_assert_int_eq(h_rpc_send_raw(c, rq, sizeof(rq) - 1), 0);
+    r = h_rpc_wait(c, 0x4e, H_REPLY_MS);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(h_json(r->result), "true");
+    ck_assert(metrics_have(c, "\nforkpool_rate_limit_tokens{key=\"a\xef\xbf\xbd"
+                           "b\xc3\xa9\\\"\\\\\\n\xef\xbf\xbd\xef\xbf\xbd\"} 1\n"));
+    r = h_rpc_call(c, "metrics", "[]");
+    ck_assert(fp_utf8_valid(r->result->via.str.ptr, r->result->via.str.size));
+}
+END_TEST
+
+/* A key with a NUL byte is refused for what it is, not for its length. */
+START_TEST(a_key_with_a_nul_byte_is_refused_as_such)
+{
+    static const char limit[] = "\x94\x00\x4f\xa5limit\x92\xa3" "a\x00" "b\x01";
+    static const char submit[] =
+        "\x94\x00\x50\xa6submit\x92\x01\x81\xa3key\xa3" "a\x00" "b";
+    struct h_daemon *d = h_started(h_daemon_start("--builtin", "echo", "-w", "1", NULL));
+    struct h_rpc *c = h_connected(d);
+    struct h_resp *r;
+
+    ck_assert_int_eq(h_rpc_send_raw(c, limit, sizeof(limit) - 1), 0);
+    r = h_rpc_wait(c, 0x4f, H_REPLY_MS);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(h_json(r->error), "\"bad params: key must not contain a NUL byte\"");
+    ck_assert_int_eq(h_rpc_send_raw(c, submit, sizeof(submit) - 1), 0);
+    r = h_rpc_wait(c, 0x50, H_REPLY_MS);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(h_get_str(r->error, "detail"),
+                     "malformed: key must not contain a NUL byte");
 }
 END_TEST
 
@@ -299,6 +406,9 @@ static const struct {
     { { "limit", "k", "-1", NULL } },
     { { "limit", "k", "1", "0.5" } },
     { { "limit", "--remove", NULL } },
+    { { "limit", "k", "1e20", NULL } },
+    { { "limit", "k", "1", "1e10" } },
+    { { "limit", "-", "1000000001", NULL } },
 };
 
 START_TEST(forkpoolctl_limit_usage_errors_exit_2)
@@ -310,6 +420,21 @@ START_TEST(forkpoolctl_limit_usage_errors_exit_2)
     h_need_ctl();
     ck_assert_int_eq(h_exit_code(h_ctl(&r, d, NULL, a[0], a[1], a[2], a[3], NULL)), 2);
     ck_assert_ptr_nonnull(strstr(r.err, "limit"));
+}
+END_TEST
+
+/* The status table stays compact whatever the bucket holds (a float of
+ * 1e9 tokens printed %.2f was 13 characters; of 1e300, 300). */
+START_TEST(forkpoolctl_status_prints_a_big_bucket_compactly)
+{
+    struct h_daemon *d = h_started(h_daemon_start("--builtin", "echo", "-w", "1",
+                                                  "--rate-limit", "1000000000", NULL));
+    struct h_run r;
+
+    h_need_ctl();
+    ck_assert_int_eq(h_exit_code(h_ctl(&r, d, NULL, "status", NULL)), 0);
+    ck_assert_msg(strstr(r.out, "\n(pool)                        1e+09    1e+09"
+                                "    1e+09        0\n") != NULL, "%s", r.out);
 }
 END_TEST
 
@@ -328,11 +453,16 @@ daemon_limits_suite(void)
     tcase_add_test(tc, limit_sets_changes_and_removes_a_bucket_seen_in_status);
     tcase_add_loop_test(tc, limit_refuses_a_rate_that_is_not_a_finite_number, 0,
                         sizeof(bad_limits) / sizeof(bad_limits[0]));
+    tcase_add_test(tc, limit_names_the_bound_it_refuses);
+    tcase_add_test(tc, limit_refuses_a_new_key_past_the_bound);
+    tcase_add_test(tc, metrics_label_values_are_escaped_utf8);
+    tcase_add_test(tc, a_key_with_a_nul_byte_is_refused_as_such);
     tcase_add_test(tc, a_held_back_key_waits_queued_while_others_run);
     tcase_add_test(tc, job_key_must_be_a_short_string);
     suite_add_tcase(s, tc);
     tc = h_tcase("forkpoolctl", 20);
     tcase_add_test(tc, forkpoolctl_limit_and_key_through_the_daemon);
+    tcase_add_test(tc, forkpoolctl_status_prints_a_big_bucket_compactly);
     tcase_add_loop_test(tc, forkpoolctl_limit_usage_errors_exit_2, 0,
                         sizeof(ctl_usage) / sizeof(ctl_usage[0]));
     suite_add_tcase(s, tc);

@@ -63,19 +63,19 @@ START_TEST(a_held_group_is_passed_over_and_rejoins_in_its_order)
     push(&q, 3, &a, NULL);
     push(&q, 4, NULL, NULL);
     fp_queue_hold(&q, &a);
-    ck_assert_uint_eq(fp_queue_ready(&q, 0), 2);
+    ck_assert_uint_eq(fp_queue_ready(&q, 0, SIZE_MAX), 2);
     ck_assert_uint_eq(next_id(&q), 2);
     ck_assert_uint_eq(next_id(&q), 4);
     ck_assert_ptr_null(fp_queue_next(&q, 0, &wait));
     ck_assert(wait < 0);                        /* nothing will, until released */
     ck_assert_uint_eq(q.n, 2);                  /* still waiting: counted */
-    ck_assert_uint_eq(fp_queue_ready(&q, 0), 0);
+    ck_assert_uint_eq(fp_queue_ready(&q, 0, SIZE_MAX), 0);
     ck_assert_ptr_eq(fp_queue_find(&q, 3), &jobs[3]);   /* parked: found */
 
     push(&q, 5, NULL, NULL);
     fp_queue_release(&q, &a);
     push(&q, 6, NULL, NULL);
-    ck_assert_uint_eq(fp_queue_ready(&q, 0), 4);
+    ck_assert_uint_eq(fp_queue_ready(&q, 0, SIZE_MAX), 4);
     ck_assert_uint_eq(next_id(&q), 1);
     ck_assert_uint_eq(next_id(&q), 3);
     ck_assert_uint_eq(next_id(&q), 5);
@@ -103,7 +103,7 @@ START_TEST(held_jobs_of_a_throttled_key_keep_the_key_counts_right)
     fp_queue_limits(&q, 0, &row, 1);
     ck_assert_uint_eq(row.waiting, 1);          /* 3, still in the lane */
     ck_assert_uint_eq(next_id(&q), 0);          /* only held jobs left */
-    ck_assert_uint_eq(fp_queue_ready(&q, 0), 0);
+    ck_assert_uint_eq(fp_queue_ready(&q, 0, SIZE_MAX), 0);
     /* The key's bucket goes while they are parked: they rejoin the common
      * lane, in order. */
     ck_assert_int_eq(fp_queue_unlimit(&q, "k"), 1);
@@ -115,6 +115,87 @@ START_TEST(held_jobs_of_a_throttled_key_keep_the_key_counts_right)
     fp_queue_key_drop(&q, jobs[1].key);
     fp_queue_key_drop(&q, jobs[2].key);
     fp_queue_key_drop(&q, jobs[3].key);
+    ck_assert_uint_eq(fp_queue_nkeys(&q), 0);
+    fp_queue_free(&q);
+}
+END_TEST
+
+/* A held group's jobs never count as ready, beside a throttled key whose
+ * tokens bound its own (the common lane's held jobs are counted out
+ * exactly, not merely capped by the jobs not held); the count stops at
+ * `enough`. */
+START_TEST(ready_counts_no_held_job_and_stops_at_enough)
+{
+    struct fp_queue q;
+    struct fp_group a;
+
+    fp_queue_init(&q, 1);
+    group_init(&a);
+    ck_assert_int_eq(fp_queue_limit(&q, "k", 1, 2, 0), 0);    /* 2 tokens */
+    for (uint64_t id = 1; id <= 5; id++)
+        push(&q, id, &a, NULL);
+    for (uint64_t id = 6; id <= 9; id++)
+        push(&q, id, NULL, "k");
+    ck_assert_uint_eq(fp_queue_ready(&q, 0, SIZE_MAX), 7);
+    fp_queue_hold(&q, &a);
+    ck_assert_uint_eq(fp_queue_ready(&q, 0, SIZE_MAX), 2);
+    ck_assert_uint_eq(fp_queue_ready(&q, 0, 1), 1);
+    ck_assert_uint_eq(next_id(&q), 6);          /* parks 1-5 on the way */
+    ck_assert_uint_eq(fp_queue_ready(&q, 0, SIZE_MAX), 1);
+    fp_queue_release(&q, &a);
+    ck_assert_uint_eq(fp_queue_ready(&q, 0, SIZE_MAX), 6);
+    ck_assert_uint_eq(fp_queue_ready(&q, 0, 3), 3);
+    for (uint64_t id = 1; id <= 5; id++)
+        ck_assert_uint_eq(next_id(&q), id);
+    ck_assert_uint_eq(next_id(&q), 7);
+    ck_assert_uint_eq(next_id(&q), 0);          /* k is out of tokens */
+    fp_queue_remove(&q, &jobs[8]);
+    fp_queue_remove(&q, &jobs[9]);
+    for (uint64_t id = 6; id <= 9; id++)
+        fp_queue_key_drop(&q, jobs[id].key);
+    fp_queue_unlimit(&q, "k");
+    ck_assert_uint_eq(fp_queue_nkeys(&q), 0);
+    fp_queue_free(&q);
+}
+END_TEST
+
+/* A key's lane moves in the heaps as its held jobs are parked and come
+ * back: picking stays in id order across keys, and a cancelled job is
+ * found wherever it waits. */
+START_TEST(parking_keeps_the_lanes_in_order)
+{
+    struct fp_queue q;
+    struct fp_group a;
+
+    fp_queue_init(&q, 1);
+    group_init(&a);
+    ck_assert_int_eq(fp_queue_limit(&q, "k", 1000, 1000, 0), 0);
+    ck_assert_int_eq(fp_queue_limit(&q, "m", 1000, 1000, 0), 0);
+    push(&q, 1, &a, "k");
+    push(&q, 2, &a, "k");
+    push(&q, 3, NULL, "m");
+    push(&q, 4, NULL, "k");
+    push(&q, 5, &a, "m");
+    push(&q, 6, NULL, "m");
+    fp_queue_hold(&q, &a);
+    ck_assert_uint_eq(next_id(&q), 3);          /* parks 1 and 2 */
+    ck_assert_uint_eq(next_id(&q), 4);
+    ck_assert_ptr_eq(fp_queue_find(&q, 2), &jobs[2]);
+    ck_assert_ptr_eq(fp_queue_find(&q, 5), &jobs[5]);   /* still in m's lane */
+    fp_queue_remove(&q, &jobs[2]);              /* cancelled while parked */
+    fp_queue_release(&q, &a);
+    ck_assert_uint_eq(next_id(&q), 1);          /* back at k's head */
+    fp_queue_hold(&q, &a);
+    ck_assert_uint_eq(next_id(&q), 6);          /* parks 5 */
+    fp_queue_remove(&q, &jobs[5]);              /* expired while parked */
+    fp_queue_release(&q, &a);
+    ck_assert_uint_eq(next_id(&q), 0);
+    ck_assert_uint_eq(q.n, 0);
+    ck_assert_uint_eq(q.due.n + q.ready.n, 0);  /* no lane left in a heap */
+    for (uint64_t id = 1; id <= 6; id++)
+        fp_queue_key_drop(&q, jobs[id].key);
+    fp_queue_unlimit(&q, "k");
+    fp_queue_unlimit(&q, "m");
     ck_assert_uint_eq(fp_queue_nkeys(&q), 0);
     fp_queue_free(&q);
 }
@@ -362,6 +443,8 @@ pool_groups_suite(void)
 
     tcase_add_test(tq, a_held_group_is_passed_over_and_rejoins_in_its_order);
     tcase_add_test(tq, held_jobs_of_a_throttled_key_keep_the_key_counts_right);
+    tcase_add_test(tq, ready_counts_no_held_job_and_stops_at_enough);
+    tcase_add_test(tq, parking_keeps_the_lanes_in_order);
     tcase_add_test(tq, taking_a_group_removes_its_jobs_parked_or_not);
     tcase_add_test(tq, pop_any_and_remove_reach_parked_jobs);
     suite_add_tcase(s, tq);

@@ -364,7 +364,7 @@ static const struct {
     { { B("\x82\xa7retries\x01\xa6notify\xa3yes") }, "malformed: notify must be true or false" },
     { { B("\x81\xa3key\x01") }, "malformed: key must be a string of at most 256 bytes" },
     { { B("\x81\xa3key\xc0") }, "malformed: key must be a string of at most 256 bytes" },
-    { { B("\x81\xa3key\xa3" "a\x00" "b") }, "malformed: key must be a string of at most 256 bytes" },
+    { { B("\x81\xa3key\xa3" "a\x00" "b") }, "malformed: key must not contain a NUL byte" },
     { { B("\x81\xa7" "expires\xff") }, "malformed: expires must be a number of seconds >= 0" },
     { { B("\x81\xa7" "expires\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00") },   /* NaN */
       "malformed: expires must be a number of seconds >= 0" },

@@ -120,12 +120,26 @@ fp_wire_read_key(struct fp_reader *r, char *key)
     const char *s;
     uint32_t len;
 
-    if (fp_read_str(r, &s, &len) < 0 || len > FP_MAX_KEY_BYTES
-        || memchr(s, '\0', len) != NULL)
-        return -1;
+    if (fp_read_str(r, &s, &len) < 0 || len > FP_MAX_KEY_BYTES)
+        return FP_KEY_NOT_SHORT_STRING;
+    if (memchr(s, '\0', len) != NULL)
+        return FP_KEY_HAS_NUL;
     memcpy(key, s, len);
     key[len] = '\0';
     return 0;
+}
+
+int
+fp_limit_rate_valid(double rate)
+{
+    /* Written so that a NaN fails. */
+    return rate >= 0 && rate <= FP_LIMIT_MAX;
+}
+
+int
+fp_limit_burst_valid(double burst)
+{
+    return burst >= 1 && burst <= FP_LIMIT_MAX;
 }
 
 const char *
@@ -147,7 +161,10 @@ fp_wire_job_opts(struct fp_reader *r, fp_job_opts *opts, int *notify,
                 return "malformed: retries must be an integer from 0 to 100";
             opts->retries = (unsigned)v;
         } else if (fp_read_str_eq(r, "key")) {
-            if (fp_wire_read_key(r, key) < 0)
+            int rc = fp_wire_read_key(r, key);
+            if (rc == FP_KEY_HAS_NUL)
+                return "malformed: key must not contain a NUL byte";
+            if (rc < 0)
                 return "malformed: key must be a string of at most 256 bytes";
             opts->key = key;
         } else if (fp_read_str_eq(r, "expires")) {

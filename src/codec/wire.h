@@ -63,9 +63,19 @@ int fp_wire_request_head(const char *buf, size_t len, uint32_t *msgid,
 int fp_wire_method_is(const struct fp_request *rq, const char *name);
 
 /* Read a rate-limit key (a string of at most FP_MAX_KEY_BYTES, no NUL)
- * into `key`, NUL-terminated (room for FP_MAX_KEY_BYTES + 1).  Returns 0,
- * or -1 if the value is not such a string. */
+ * into `key`, NUL-terminated (room for FP_MAX_KEY_BYTES + 1).  Returns 0;
+ * FP_KEY_NOT_SHORT_STRING if the value is not a string of at most
+ * FP_MAX_KEY_BYTES; FP_KEY_HAS_NUL if it holds a NUL byte (a key is a C
+ * string in the library). */
+#define FP_KEY_NOT_SHORT_STRING (-1)
+#define FP_KEY_HAS_NUL          (-2)
 int fp_wire_read_key(struct fp_reader *r, char *key);
+
+/* A rate limit's parameters, one rule for the library, the limit method,
+ * forkpoolctl and --rate-limit (SPEC 5.3): a rate is finite, 0 to
+ * FP_LIMIT_MAX; a burst finite, 1 to FP_LIMIT_MAX.  1 if valid. */
+int fp_limit_rate_valid(double rate);
+int fp_limit_burst_valid(double burst);
 
 /* Read submit's optional options map {"timeout", "retries", "key",
  * "expires", "notify"} into *opts and *notify; a key is copied, NUL-terminated, into

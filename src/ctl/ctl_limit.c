@@ -7,12 +7,12 @@
 #include "config.h"
 #include <errno.h>
 #include <getopt.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ctl.h"
+#include "codec/wire.h"
 
 static int
 limit_usage(const char *fmt, const char *arg)
@@ -23,16 +23,16 @@ limit_usage(const char *fmt, const char *arg)
     return CTL_EXIT_USAGE;
 }
 
-/* A finite number >= min, the whole string. */
+/* A number, the whole string, that valid() takes (wire.h: the rule the
+ * daemon and the library apply). */
 static int
-parse_number(const char *s, double min, double *out)
+parse_number(const char *s, int (*valid)(double), double *out)
 {
     char *end;
 
     errno = 0;
     *out = strtod(s, &end);
-    return end == s || *end != '\0' || errno != 0 || !isfinite(*out)
-           || *out < min ? -1 : 0;
+    return end == s || *end != '\0' || errno != 0 || !valid(*out) ? -1 : 0;
 }
 
 int
@@ -70,10 +70,16 @@ ctl_limit(const struct ctl_target *to, const char *usage, int argc, char **argv)
         key = "";
     if (strlen(key) > 256)
         return limit_usage("%s", "KEY is longer than 256 bytes");
-    if (!remove && parse_number(argv[optind + 1], 0, &rate) < 0)
-        return limit_usage("RATE: '%s' is not a number >= 0", argv[optind + 1]);
-    if (nargs == 3 && parse_number(argv[optind + 2], 1, &burst) < 0)
-        return limit_usage("BURST: '%s' is not a number >= 1", argv[optind + 2]);
+    if (!remove && parse_number(argv[optind + 1], fp_limit_rate_valid, &rate) < 0) {
+        snprintf(text, sizeof(text), "RATE: '%s' is not a number from 0 to %g",
+                 argv[optind + 1], FP_LIMIT_MAX);
+        return limit_usage("%s", text);
+    }
+    if (nargs == 3 && parse_number(argv[optind + 2], fp_limit_burst_valid, &burst) < 0) {
+        snprintf(text, sizeof(text), "BURST: '%s' is not a number from 1 to %g",
+                 argv[optind + 2], FP_LIMIT_MAX);
+        return limit_usage("%s", text);
+    }
 
     msgpack_packer_init(&pk, &params, fp_buf_pack_write);
     msgpack_pack_array(&pk, (size_t)(remove ? 2 : nargs));
@@ -123,8 +129,9 @@ ctl_print_limit_rows(const json_t *limits)
         return;
     printf("\n%-24s %10s %8s %8s %8s\n", "LIMIT", "RATE/S", "BURST", "TOKENS",
            "WAITING");
+    /* %g, not %f: whatever a daemon reports, a row stays one short line. */
     json_object_foreach((json_t *)limits, key, row)
-        printf("%-24.*s %10.6g %8.6g %8.2f %8.0f\n", key[0] ? 256 : 6,
+        printf("%-24.*s %10.6g %8.6g %8.4g %8.0f\n", key[0] ? 256 : 6,
                key[0] ? key : "(pool)", row_number(row, "rate"),
                row_number(row, "burst"), row_number(row, "tokens"),
                row_number(row, "waiting"));

@@ -6,13 +6,13 @@
  */
 #include "config.h"
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "control_int.h"
 #include "codec/wire.h"
+#include "common/jsonmp.h"
 
 /* ------------------------------------------------------------------------
  * Methods
@@ -431,14 +431,16 @@ method_metrics(struct client *c, uint32_t msgid, struct ctl_params *p)
 static void
 method_limit(struct client *c, uint32_t msgid, struct ctl_params *p)
 {
-    char key[FP_MAX_KEY_BYTES + 1];
+    char key[FP_MAX_KEY_BYTES + 1], text[96];
     double rate, burst = 0;
     struct ctl_reply r;
     int rc;
 
-    if (fp_wire_read_key(&p->v[0].r, key) < 0) {
-        ctl_respond_error_str(c, msgid, "bad params: key must be a string of "
-                              "at most 256 bytes");
+    if ((rc = fp_wire_read_key(&p->v[0].r, key)) < 0) {
+        ctl_respond_error_str(c, msgid, rc == FP_KEY_HAS_NUL
+                              ? "bad params: key must not contain a NUL byte"
+                              : "bad params: key must be a string of at most "
+                                "256 bytes");
         return;
     }
     if (fp_read_nil(&p->v[1].r) == 0) {
@@ -449,21 +451,28 @@ method_limit(struct client *c, uint32_t msgid, struct ctl_params *p)
         }
         (void)fp_pool_limit_remove(c->ctl->pool, key);
         rc = 0;
-    } else if (fp_read_double(&p->v[1].r, &rate) < 0 || !isfinite(rate)
-               || rate < 0) {
-        ctl_respond_error_str(c, msgid, "bad params: rate must be a finite "
-                              "number >= 0 (or nil to remove the limit)");
+    } else if (fp_read_double(&p->v[1].r, &rate) < 0
+               || !fp_limit_rate_valid(rate)) {
+        snprintf(text, sizeof(text), "bad params: rate must be a number from "
+                 "0 to %g (or nil to remove the limit)", FP_LIMIT_MAX);
+        ctl_respond_error_str(c, msgid, text);
         return;
     } else if (p->n == 3 && (fp_read_double(&p->v[2].r, &burst) < 0
-                             || !isfinite(burst) || burst < 1)) {
-        ctl_respond_error_str(c, msgid, "bad params: burst must be a finite "
-                              "number >= 1");
+                             || !fp_limit_burst_valid(burst))) {
+        snprintf(text, sizeof(text), "bad params: burst must be a number from "
+                 "1 to %g", FP_LIMIT_MAX);
+        ctl_respond_error_str(c, msgid, text);
         return;
     } else {
         rc = fp_pool_limit(c->ctl->pool, key, rate, burst);
     }
     if (rc < 0) {
-        ctl_respond_error_str(c, msgid, strerror(errno));
+        if (errno == ENOSPC)
+            snprintf(text, sizeof(text), "too many rate-limit keys (max %u)",
+                     FP_LIMIT_KEYS_MAX);
+        else
+            snprintf(text, sizeof(text), "%s", strerror(errno));
+        ctl_respond_error_str(c, msgid, text);
         return;
     }
     ctl_reply_begin_response(&r, c, msgid);

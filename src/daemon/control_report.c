@@ -9,6 +9,7 @@
 
 #include "control_int.h"
 #include "codec/wire.h"
+#include "common/jsonmp.h"
 
 /* "worker_list": one map per live worker (SPEC's "workers" is the count). */
 static void
@@ -107,17 +108,44 @@ ctl_pack_status(msgpack_packer *pk, const struct ctl_status_input *in)
     pack_clients(pk, in);
 }
 
-/* A Prometheus label value: \, " and newline escaped. */
-static int
-append_label(struct fp_buf *out, const char *v)
+/* The length of the UTF-8 character at p[0..n) (p[0] >= 0x80), or 0 if
+ * the bytes there are not one. */
+static size_t
+utf8_char_len(const char *p, size_t n)
 {
-    for (const char *p = v; *p != '\0'; p++) {
-        const char *esc = *p == '\\' ? "\\\\" : *p == '"' ? "\\\""
-                        : *p == '\n' ? "\\n" : NULL;
-        if (fp_buf_append(out, esc != NULL ? esc : p, esc != NULL ? 2 : 1) < 0)
-            return -1;
-    }
+    for (size_t len = 2; len <= 4 && len <= n; len++)
+        if (fp_utf8_valid(p, len))
+            return len;
     return 0;
+}
+
+/* A Prometheus label value: backslash, double quote and newline escaped
+ * (\\ \" \n) as the text format says, and -- a key is any bytes but NUL,
+ * the exposition must be UTF-8 -- each byte that is not part of a valid
+ * UTF-8 character replaced by U+FFFD. */
+static int
+append_label(struct fp_buf *out, const char *key)
+{
+    size_t n = strlen(key), len;
+    int rc = 0;
+
+    for (const char *p = key, *end = key + n; p < end; p += len) {
+        unsigned char c = (unsigned char)*p;
+        len = 1;
+        if (c == '\\' || c == '"')
+            rc |= fp_buf_append(out, c == '"' ? "\\\"" : "\\\\", 2);
+        else if (c == '\n')
+            rc |= fp_buf_append(out, "\\n", 2);
+        else if (c < 0x80)
+            rc |= fp_buf_append(out, p, 1);
+        else if ((len = utf8_char_len(p, (size_t)(end - p))) > 0)
+            rc |= fp_buf_append(out, p, len);
+        else {
+            len = 1;
+            rc |= fp_buf_append(out, "\xef\xbf\xbd", 3);     /* U+FFFD */
+        }
+    }
+    return rc < 0 ? -1 : 0;
 }
 
 /* One gauge series per rate limit, keys escaped as label values. */

@@ -16,6 +16,7 @@
 #include "builtin.h"
 #include "control.h"
 #include "daemon_opts.h"
+#include "codec/wire.h"
 #include "common/jsonmp.h"
 
 /* The ranges of the numeric flags.  Each default (FP_DEFAULT_*, the one
@@ -218,8 +219,9 @@ parse_seconds(struct parse *p, const char *flag, const char *s, double *v)
     return 0;
 }
 
-/* --rate-limit R[:B]: R finite >= 0 (0 = none), B finite >= 1.  Returns
- * 0, or -1 (p->o->err). */
+/* --rate-limit R[:B]: R and B as the limit method takes them
+ * (fp_limit_rate_valid, fp_limit_burst_valid; R 0 = none).  Returns 0, or
+ * -1 (p->o->err). */
 static int
 parse_rate(struct parse *p, const char *s, double *rate, double *burst)
 {
@@ -228,20 +230,20 @@ parse_rate(struct parse *p, const char *s, double *rate, double *burst)
     errno = 0;
     *rate = strtod(s, &end);
     *burst = 0;
-    if (s[0] == '\0' || errno != 0 || !isfinite(*rate) || *rate < 0 || *rate > 1e9)
+    if (s[0] == '\0' || errno != 0 || !fp_limit_rate_valid(*rate))
         goto bad;
     if (*end == ':') {
         const char *b = end + 1;
         *burst = strtod(b, &end);
-        if (b[0] == '\0' || errno != 0 || !isfinite(*burst) || *burst < 1
-            || *burst > 1e9)
+        if (b[0] == '\0' || errno != 0 || !fp_limit_burst_valid(*burst))
             goto bad;
     }
     if (*end == '\0')
         return 0;
 bad:
-    return fail(p, "--rate-limit: expected R[:B], a rate >= 0 per second and "
-                "a burst >= 1, got '%s'", s);
+    return fail(p, "--rate-limit: expected R[:B], a rate from 0 to %g per "
+                "second and a burst from 1 to %g, got '%s'", FP_LIMIT_MAX,
+                FP_LIMIT_MAX, s);
 }
 
 enum {

@@ -178,7 +178,7 @@ pool_teardown(struct fp_pool *p)
         pool_settle_str(p, job, FP_CANCELLED, "pool freed");
     ev_timer_stop(p->loop, &p->drain_timer);
     ev_timer_stop(p->loop, &p->balance_timer);
-    ev_timer_stop(p->loop, &p->rate_timer);
+    fp_precise_timer_free(p->loop, &p->rate_timer);
     pool_expiry_free(p);    /* every job has settled: the heap is empty */
     pool_autoscale_stop(p);
     if (ev_is_active(&p->flush_prepare)) {

@@ -168,7 +168,7 @@ balance(struct fp_pool *p)
     }
 }
 
-/* balance_timer and rate_timer: look again. */
+/* balance_timer: look again. */
 static void
 dispatch_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents)
 {
@@ -176,27 +176,34 @@ dispatch_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents)
     pool_dispatch(tw->data);
 }
 
+/* rate_timer: a throttled job's token is due. */
+static void
+rate_timer_cb(void *arg)
+{
+    pool_dispatch(arg);
+}
+
 void
 pool_dispatch_init(struct fp_pool *p)
 {
     ev_timer_init(&p->balance_timer, dispatch_timer_cb, 0., 0.);
     p->balance_timer.data = p;
-    ev_timer_init(&p->rate_timer, dispatch_timer_cb, 0., 0.);
-    p->rate_timer.data = p;
+    fp_precise_timer_init(&p->rate_timer, rate_timer_cb, p);
 }
 
 /* The next job allowed to start, its tokens taken; or NULL, with the rate
- * timer armed for when a throttled one may have earned its token. */
+ * timer armed for when a throttled one earns its token.  For that very
+ * moment, not a little after: with a burst of 1 the bucket is full from
+ * then on, and each late microsecond is rate lost (a timer that sees a
+ * clock a hair short of the moment still finds the token: FP_DUE_SLACK). */
 static struct fp_job *
 next_job(struct fp_pool *p)
 {
-    double wait;
-    struct fp_job *job = fp_queue_next(&p->queue, ev_now(p->loop), &wait);
+    double wait, now = ev_now(p->loop);
+    struct fp_job *job = fp_queue_next(&p->queue, now, &wait);
 
-    if (job == NULL && wait >= 0) {
-        /* A little late rather than early: early would find no token. */
-        fp_timer_after(p->loop, &p->rate_timer, wait + 0.0005);
-    }
+    if (job == NULL && wait >= 0)
+        fp_precise_timer_at(p->loop, &p->rate_timer, now + wait);
     return job;
 }
 

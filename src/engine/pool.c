@@ -212,9 +212,9 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
     if (cfg->rate_limit != 0
         && fp_queue_limit(&p->queue, "", cfg->rate_limit, cfg->rate_burst,
                           ev_now(loop)) < 0) {
-        snprintf(err, errlen, "rate limit %g (burst %g): want a finite "
-                 "rate >= 0 and a burst of 0 or >= 1", cfg->rate_limit,
-                 cfg->rate_burst);
+        snprintf(err, errlen, "rate limit %g (burst %g): want a rate from 0 "
+                 "to %g and a burst of 0 or from 1 to %g", cfg->rate_limit,
+                 cfg->rate_burst, FP_LIMIT_MAX, FP_LIMIT_MAX);
         free(p->module_config);
         fp_sandbox_free(&p->sandbox);
         free(p);
@@ -544,7 +544,7 @@ fp_pool_limit(fp_pool *p, const char *key, double rate, double burst)
         return -1;
     /* A faster bucket may let jobs go now (or sooner than the timer
      * says): the next loop iteration looks again. */
-    ev_timer_stop(p->loop, &p->rate_timer);
+    fp_precise_timer_stop(p->loop, &p->rate_timer);
     if (p->started_at > 0)
         pool_dispatch(p);
     return 0;
@@ -556,7 +556,7 @@ fp_pool_limit_remove(fp_pool *p, const char *key)
     int had = fp_queue_unlimit(&p->queue, key);
 
     if (had && p->started_at > 0) {
-        ev_timer_stop(p->loop, &p->rate_timer);
+        fp_precise_timer_stop(p->loop, &p->rate_timer);
         pool_dispatch(p);
     }
     return had;

@@ -28,11 +28,13 @@ autoscale_on(const struct fp_pool *p)
 }
 
 /* Jobs waiting for a worker: not those that wait for a rate limit's
- * token, which more workers would not start any sooner. */
+ * token, which more workers would not start any sooner.  Counted no
+ * further than `enough` in the queue, whose count costs as much as it
+ * finds (this runs every loop iteration; most callers need only "any?"). */
 static size_t
-waiting(const struct fp_pool *p)
+waiting(const struct fp_pool *p, size_t enough)
 {
-    return fp_queue_ready(&p->queue, ev_now(p->loop)) + p->nahead;
+    return fp_queue_ready(&p->queue, ev_now(p->loop), enough) + p->nahead;
 }
 
 /* (Re)arm the timer for `due` (0 = nothing to wait for: stopped). */
@@ -55,7 +57,7 @@ static ev_tstamp
 grow(struct fp_pool *p, ev_tstamp now)
 {
     unsigned max = p->cfg.autoscale_max, add;
-    size_t n = waiting(p);
+    size_t n = waiting(p, 1);
 
     if (n == 0) {
         p->grow_step = 1;       /* the next backlog starts slowly again */
@@ -65,6 +67,7 @@ grow(struct fp_pool *p, ev_tstamp now)
         return 0;
     if (now + SLACK >= p->next_grow) {
         add = p->grow_step < max - p->target ? p->grow_step : max - p->target;
+        n = waiting(p, SIZE_MAX);       /* for the log: once a growth */
         fp_logf(&p->log, FP_LOG_INFO, "autoscale: adding %u worker%s (%zu job%s "
                 "waiting, %u of max %u running)", add, add == 1 ? "" : "s", n,
                 n == 1 ? "" : "s", p->target, max);
@@ -101,7 +104,7 @@ retire_idle(struct fp_pool *p, ev_tstamp now)
     ev_tstamp next = 0;
     unsigned up = running(p);
 
-    if (waiting(p) > 0)
+    if (waiting(p, 1) > 0)
         return 0;               /* the dispatcher is about to use them */
     for (unsigned i = p->nworkers; i-- > 0 && p->target > p->cfg.autoscale_min
                                    && up > p->cfg.autoscale_min; ) {
@@ -172,7 +175,7 @@ pool_autoscale_poke(struct fp_pool *p)
 {
     ev_tstamp now, at;
 
-    if (!autoscale_on(p) || p->phase != POOL_RUNNING || waiting(p) == 0
+    if (!autoscale_on(p) || p->phase != POOL_RUNNING || waiting(p, 1) == 0
         || p->target >= p->cfg.autoscale_max)
         return;
     /* A backlog: decide unless the timer is already set for the growth. */

@@ -26,6 +26,7 @@
 #include "codec/frame.h"
 #include "job.h"
 #include "log.h"
+#include "precise_timer.h"
 #include "queue.h"
 #include "sandbox.h"
 #include "spawn.h"
@@ -94,7 +95,7 @@ struct fp_pool {
                                            writes */
     ev_timer           drain_timer;
     ev_timer           balance_timer;   /* look again at jobs sent ahead */
-    ev_timer           rate_timer;      /* a throttled job earns its token */
+    struct fp_precise_timer rate_timer; /* a throttled job earns its token */
 
     /* Jobs with an `expires` deadline, a min-heap by deadline
      * (pool_expire.c), and the timer for the earliest. */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec/wire.h"
 #include "queue.h"
 
 void
@@ -28,8 +29,12 @@ fp_queue_free(struct fp_queue *q)
         }
     }
     free(q->table);
+    free(q->ready.v);
+    free(q->due.v);
     q->table = NULL;
-    q->tsize = q->nkeys = 0;
+    q->ready.v = q->due.v = NULL;
+    q->tsize = q->nkeys = q->nlimited = q->heap_room = 0;
+    q->ready.n = q->due.n = 0;
     TAILQ_INIT(&q->limited);
     TAILQ_INIT(&q->held);
 }
@@ -149,37 +154,224 @@ fp_queue_nkeys(const struct fp_queue *q)
 }
 
 /* ------------------------------------------------------------------------
+ * Heaps of lanes: `ready` by head id, `due` by due time
+ * ------------------------------------------------------------------------ */
+
+typedef int (*lane_before_fn)(const struct fp_key *a, const struct fp_key *b);
+
+static int
+ready_before(const struct fp_key *a, const struct fp_key *b)
+{
+    return TAILQ_FIRST(&a->lane)->id < TAILQ_FIRST(&b->lane)->id;
+}
+
+static int
+due_before(const struct fp_key *a, const struct fp_key *b)
+{
+    return a->due < b->due;
+}
+
+static void
+heap_set(struct fp_lane_heap *h, size_t i, struct fp_key *k)
+{
+    h->v[i] = k;
+    k->heap_at = i;
+}
+
+static void
+heap_up(struct fp_lane_heap *h, size_t i, lane_before_fn before)
+{
+    struct fp_key *k = h->v[i];
+
+    while (i > 0 && before(k, h->v[(i - 1) / 2])) {
+        heap_set(h, i, h->v[(i - 1) / 2]);
+        i = (i - 1) / 2;
+    }
+    heap_set(h, i, k);
+}
+
+static void
+heap_down(struct fp_lane_heap *h, size_t i, lane_before_fn before)
+{
+    struct fp_key *k = h->v[i];
+    size_t c;
+
+    while ((c = 2 * i + 1) < h->n) {
+        if (c + 1 < h->n && before(h->v[c + 1], h->v[c]))
+            c++;
+        if (!before(h->v[c], k))
+            break;
+        heap_set(h, i, h->v[c]);
+        i = c;
+    }
+    heap_set(h, i, k);
+}
+
+/* The caller made room (q->heap_room covers every limited key). */
+static void
+heap_push(struct fp_lane_heap *h, struct fp_key *k, lane_before_fn before)
+{
+    heap_set(h, h->n++, k);
+    heap_up(h, h->n - 1, before);
+}
+
+static void
+heap_remove(struct fp_lane_heap *h, struct fp_key *k, lane_before_fn before)
+{
+    size_t i = k->heap_at;
+    struct fp_key *last = h->v[--h->n];
+
+    if (last != k) {
+        heap_set(h, i, last);
+        heap_up(h, i, before);
+        heap_down(h, last->heap_at, before);
+    }
+}
+
+/* Room in both heaps for `n` lanes.  Returns 0 or -1. */
+static int
+heap_reserve(struct fp_queue *q, size_t n)
+{
+    size_t room = q->heap_room ? q->heap_room : 16;
+    struct fp_key **v;
+
+    if (n <= q->heap_room)
+        return 0;
+    while (room < n)
+        room *= 2;
+    if ((v = realloc(q->ready.v, room * sizeof(*v))) == NULL)
+        return -1;
+    q->ready.v = v;
+    if ((v = realloc(q->due.v, room * sizeof(*v))) == NULL)
+        return -1;
+    q->due.v = v;
+    q->heap_room = room;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Where a lane waits
+ * ------------------------------------------------------------------------ */
+
+/* Take `k`'s lane out of whichever heap holds it. */
+static void
+lane_unplace(struct fp_queue *q, struct fp_key *k)
+{
+    if (k->place == LANE_READY)
+        heap_remove(&q->ready, k, ready_before);
+    else if (k->place == LANE_DUE)
+        heap_remove(&q->due, k, due_before);
+    k->place = LANE_IDLE;
+}
+
+/* `k`'s lane, which has jobs, waits for its next token: in `due`, for the
+ * moment its bucket says (now or earlier, if it holds one already: the
+ * next pick moves it on). */
+static void
+lane_place(struct fp_queue *q, struct fp_key *k)
+{
+    lane_unplace(q, k);
+    k->due = fp_bucket_due(&k->bucket, 1);
+    heap_push(&q->due, k, due_before);
+    k->place = LANE_DUE;
+}
+
+/* `k`'s token is due: it competes by the id of its head. */
+static void
+lane_make_ready(struct fp_queue *q, struct fp_key *k)
+{
+    lane_unplace(q, k);
+    heap_push(&q->ready, k, ready_before);
+    k->place = LANE_READY;
+}
+
+/* A job joined or left `k`'s lane: an emptied lane leaves its heap, a lane
+ * that was empty enters one, a ready lane's head may have moved. */
+static void
+lane_changed(struct fp_queue *q, struct fp_key *k)
+{
+    if (TAILQ_EMPTY(&k->lane))
+        lane_unplace(q, k);
+    else if (k->place == LANE_IDLE)
+        lane_place(q, k);
+    else if (k->place == LANE_READY) {
+        heap_up(&q->ready, k->heap_at, ready_before);
+        heap_down(&q->ready, k->heap_at, ready_before);
+    }
+}
+
+/* The lanes whose token is due by `now` (a timer set for that moment may
+ * see a clock a hair behind it) compete by their heads. */
+static void
+promote_due(struct fp_queue *q, double now)
+{
+    while (q->due.n > 0 && q->due.v[0]->due <= now + FP_DUE_SLACK)
+        lane_make_ready(q, q->due.v[0]);
+}
+
+/* ------------------------------------------------------------------------
  * Lanes
  * ------------------------------------------------------------------------ */
+
+/* The key whose lane `job` belongs in, or NULL: the common lane. */
+static struct fp_key *
+limited_key(const struct fp_job *job)
+{
+    return job->key != NULL && job->key->limited ? job->key : NULL;
+}
 
 /* Where a waiting job is: its held group's parked list, its key's lane,
  * or the common lane. */
 static struct fp_jobq *
 lane_of(struct fp_queue *q, const struct fp_job *job)
 {
+    struct fp_key *k;
+
     if (job->parked)
         return &job->group->parked;
-    return job->key != NULL && job->key->limited ? &job->key->lane : &q->lane;
+    k = limited_key(job);
+    return k != NULL ? &k->lane : &q->lane;
 }
 
-/* A key's nwaiting counts the jobs in its lane (parked ones are not). */
-static int
-in_key_lane(const struct fp_job *job)
-{
-    return job->key != NULL && job->key->limited && !job->parked;
-}
-
+/* Count `job` in (d = 1) or out (d = -1) of the common lane. */
 static void
-count_in(struct fp_queue *q, struct fp_job *job, long d)
+count_common(struct fp_queue *q, struct fp_job *job, int d)
 {
-    q->n += d;
-    if (in_key_lane(job))
-        job->key->nwaiting += d;
+    q->ncommon += (size_t)d;
     if (job->group != NULL) {
-        job->group->nqueued += d;
+        job->group->ncommon += (size_t)d;
         if (job->group->held)
-            q->nheld += d;
+            q->nheld_common += (size_t)d;
     }
+}
+
+/* Count `job` in or out of the lane it is in (not a parked list): a key's
+ * lane moves in the heaps as its count changes. */
+static void
+count_in_lane(struct fp_queue *q, struct fp_job *job, int d)
+{
+    struct fp_key *k = limited_key(job);
+
+    if (k != NULL) {
+        k->nwaiting += (size_t)d;
+        lane_changed(q, k);
+    } else {
+        count_common(q, job, d);
+    }
+}
+
+/* Count a job in (d = 1) or out (d = -1) of the queue, where it is. */
+static void
+count_in(struct fp_queue *q, struct fp_job *job, int d)
+{
+    q->n += (size_t)d;
+    if (job->group != NULL) {
+        job->group->nqueued += (size_t)d;
+        if (job->group->held)
+            q->nheld += (size_t)d;
+    }
+    if (!job->parked)
+        count_in_lane(q, job, d);
 }
 
 void
@@ -224,8 +416,15 @@ fp_queue_remove(struct fp_queue *q, struct fp_job *job)
  * Held groups
  * ------------------------------------------------------------------------ */
 
+static int
+is_held(const struct fp_job *job)
+{
+    return job->group != NULL && job->group->held;
+}
+
 /* Move `job`, at the head of its lane, onto its held group's parked list
- * (kept by id: jobs arrive there from several lanes). */
+ * (kept by id: jobs arrive there from several lanes).  Its key's lane
+ * takes its new head, or leaves the heaps. */
 static void
 park(struct fp_queue *q, struct fp_job *job)
 {
@@ -233,8 +432,7 @@ park(struct fp_queue *q, struct fp_job *job)
     struct fp_job *at;
 
     TAILQ_REMOVE(lane_of(q, job), job, link);
-    if (in_key_lane(job))
-        job->key->nwaiting--;
+    count_in_lane(q, job, -1);
     job->parked = 1;
     TAILQ_FOREACH_REVERSE(at, parked, fp_jobq, link)
         if (at->id < job->id)
@@ -251,8 +449,7 @@ lane_head(struct fp_queue *q, struct fp_jobq *lane)
 {
     struct fp_job *job;
 
-    while ((job = TAILQ_FIRST(lane)) != NULL && job->group != NULL
-           && job->group->held)
+    while ((job = TAILQ_FIRST(lane)) != NULL && is_held(job))
         park(q, job);
     return job;
 }
@@ -264,6 +461,7 @@ fp_queue_hold(struct fp_queue *q, struct fp_group *g)
         return;
     g->held = 1;
     q->nheld += g->nqueued;
+    q->nheld_common += g->ncommon;
     TAILQ_INSERT_TAIL(&q->held, g, held_link);
 }
 
@@ -276,6 +474,7 @@ fp_queue_release(struct fp_queue *q, struct fp_group *g)
         return;
     g->held = 0;
     q->nheld -= g->nqueued;
+    q->nheld_common -= g->ncommon;
     TAILQ_REMOVE(&q->held, g, held_link);
     /* Youngest first: each goes in at (or next to) the head of its lane,
      * before the one put back just before it. */
@@ -283,8 +482,7 @@ fp_queue_release(struct fp_queue *q, struct fp_group *g)
         TAILQ_REMOVE(&g->parked, job, link);
         job->parked = 0;
         insert_by_id(lane_of(q, job), job);
-        if (in_key_lane(job))
-            job->key->nwaiting++;
+        count_in_lane(q, job, 1);
     }
 }
 
@@ -316,45 +514,66 @@ fp_queue_take_group(struct fp_queue *q, struct fp_group *g, struct fp_jobq *out)
     if (g->nqueued == 0)
         return 0;
     n += take_from_lane(q, &g->parked, g, out);
-    n += take_from_lane(q, &q->lane, g, out);
-    TAILQ_FOREACH(k, &q->limited, limited_link)
-        n += take_from_lane(q, &k->lane, g, out);
+    if (g->ncommon > 0)
+        n += take_from_lane(q, &q->lane, g, out);
+    /* The keys' list, not the heaps: taking jobs moves lanes in them.
+     * (Not a dispatch path: a group is cancelled once.) */
+    TAILQ_FOREACH(k, &q->limited, limited_link) {
+        if (g->nqueued == 0)
+            break;
+        if (k->nwaiting > 0)
+            n += take_from_lane(q, &k->lane, g, out);
+    }
     return n;
+}
+
+/* ------------------------------------------------------------------------
+ * Finding
+ * ------------------------------------------------------------------------ */
+
+static struct fp_job *
+find_in(const struct fp_jobq *lane, uint64_t id)
+{
+    struct fp_job *job;
+
+    TAILQ_FOREACH(job, lane, link)
+        if (job->id == id)
+            return job;
+    return NULL;
 }
 
 struct fp_job *
 fp_queue_find(const struct fp_queue *q, uint64_t id)
 {
-    struct fp_job *job;
-    struct fp_key *k;
+    const struct fp_lane_heap *heaps[2] = { &q->ready, &q->due };
+    struct fp_job *job = find_in(&q->lane, id);
+    const struct fp_group *g;
 
-    struct fp_group *g;
-
-    TAILQ_FOREACH(job, &q->lane, link)
-        if (job->id == id)
-            return job;
-    TAILQ_FOREACH(k, &q->limited, limited_link)
-        TAILQ_FOREACH(job, &k->lane, link)
-            if (job->id == id)
-                return job;
-    TAILQ_FOREACH(g, &q->held, held_link)
-        TAILQ_FOREACH(job, &g->parked, link)
-            if (job->id == id)
-                return job;
-    return NULL;
+    /* Only lanes with jobs are in the heaps; parked jobs are in no lane. */
+    for (int h = 0; h < 2 && job == NULL; h++)
+        for (size_t i = 0; i < heaps[h]->n && job == NULL; i++)
+            job = find_in(&heaps[h]->v[i]->lane, id);
+    for (g = TAILQ_FIRST(&q->held); g != NULL && job == NULL;
+         g = TAILQ_NEXT(g, held_link))
+        job = find_in(&g->parked, id);
+    return job;
 }
 
 struct fp_job *
 fp_queue_pop_any(struct fp_queue *q)
 {
     struct fp_job *best = TAILQ_FIRST(&q->lane), *head;
-    struct fp_key *k;
     struct fp_group *g;
 
-    TAILQ_FOREACH(k, &q->limited, limited_link)
-        if ((head = TAILQ_FIRST(&k->lane)) != NULL
-            && (best == NULL || head->id < best->id))
+    /* Buckets and holds aside, every lane and parked list competes by its
+     * head (the next pick looks at the buckets again). */
+    while (q->due.n > 0)
+        lane_make_ready(q, q->due.v[0]);
+    if (q->ready.n > 0) {
+        head = TAILQ_FIRST(&q->ready.v[0]->lane);
+        if (best == NULL || head->id < best->id)
             best = head;
+    }
     TAILQ_FOREACH(g, &q->held, held_link)
         if ((head = TAILQ_FIRST(&g->parked)) != NULL
             && (best == NULL || head->id < best->id))
@@ -365,26 +584,26 @@ fp_queue_pop_any(struct fp_queue *q)
 }
 
 /* ------------------------------------------------------------------------
- * Buckets
+ * Picking
  * ------------------------------------------------------------------------ */
 
-/* The sooner of two waits, where < 0 means never. */
-static double
-sooner(double a, double b)
+/* Start `job`: its key's token (if its lane has a bucket) and the
+ * pool-wide one are taken by the caller's check; out of the queue. */
+static struct fp_job *
+start(struct fp_queue *q, struct fp_job *job)
 {
-    if (a < 0)
-        return b;
-    if (b < 0)
-        return a;
-    return a < b ? a : b;
+    if (q->global_on)
+        fp_bucket_take(&q->global, 1);
+    fp_queue_remove(q, job);
+    return job;
 }
 
 struct fp_job *
 fp_queue_next(struct fp_queue *q, double now, double *wait)
 {
-    struct fp_job *best, *head;
-    struct fp_key *k, *best_key = NULL;
-    double gw = 0, w = -1;
+    struct fp_job *common, *head;
+    struct fp_key *k;
+    double gw;
 
     *wait = -1;
     if (q->n <= q->nheld)
@@ -393,40 +612,51 @@ fp_queue_next(struct fp_queue *q, double now, double *wait)
         *wait = gw;
         return NULL;
     }
-    best = lane_head(q, &q->lane);
-    TAILQ_FOREACH(k, &q->limited, limited_link) {
-        double kw;
-        if ((head = lane_head(q, &k->lane)) == NULL
-            || (best != NULL && head->id > best->id))
-            continue;
-        if ((kw = fp_bucket_wait(&k->bucket, 1, now)) != 0) {
-            w = sooner(w, kw);
+    promote_due(q, now);
+    common = lane_head(q, &q->lane);
+    while (q->ready.n > 0) {
+        k = q->ready.v[0];
+        head = TAILQ_FIRST(&k->lane);
+        if (is_held(head)) {
+            park(q, head);      /* the lane takes its next head (or goes) */
             continue;
         }
-        best = head;
-        best_key = k;
+        if (common != NULL && common->id < head->id)
+            break;              /* the oldest job is in the common lane */
+        if (fp_bucket_wait(&k->bucket, 1, now) != 0) {
+            lane_place(q, k);   /* no token after all: wait for it */
+            continue;
+        }
+        fp_bucket_take(&k->bucket, 1);
+        start(q, head);
+        /* Out of tokens: off to `due` at once, so that `ready` holds only
+         * lanes that can go (fp_queue_ready counts on it). */
+        if (k->place == LANE_READY && fp_bucket_wait(&k->bucket, 1, now) != 0)
+            lane_place(q, k);
+        return head;
     }
-    if (best == NULL) {
-        *wait = w;
-        return NULL;
-    }
-    if (best_key != NULL)
-        fp_bucket_take(&best_key->bucket, 1);
-    if (q->global_on)
-        fp_bucket_take(&q->global, 1);
-    fp_queue_remove(q, best);
-    return best;
+    if (common != NULL)
+        return start(q, common);
+    /* (A lane in `due` may hold only held jobs not yet parked: its timer
+     * then finds them at the head, parks them and arms no more.) */
+    if (q->due.n > 0 && isfinite(q->due.v[0]->due))
+        *wait = q->due.v[0]->due > now ? q->due.v[0]->due - now : 0;
+    return NULL;
 }
+
+/* ------------------------------------------------------------------------
+ * Buckets
+ * ------------------------------------------------------------------------ */
 
 /* Is rate/burst a bucket?  Fills in the default burst. */
 static int
 bucket_valid(double rate, double *burst)
 {
-    if (!isfinite(rate) || rate < 0 || !isfinite(*burst))
+    if (!fp_limit_rate_valid(rate))
         return 0;
     if (*burst == 0)
         *burst = rate > 1 ? rate : 1;
-    return *burst >= 1;
+    return fp_limit_burst_valid(*burst);
 }
 
 static void
@@ -456,6 +686,7 @@ lane_split(struct fp_queue *q, struct fp_key *k)
             TAILQ_REMOVE(&q->lane, job, link);
             TAILQ_INSERT_TAIL(&k->lane, job, link);
             k->nwaiting++;
+            count_common(q, job, -1);
         }
     }
 }
@@ -474,6 +705,7 @@ lane_merge(struct fp_queue *q, struct fp_key *k)
             TAILQ_INSERT_BEFORE(at, job, link);
         else
             TAILQ_INSERT_TAIL(&q->lane, job, link);
+        count_common(q, job, 1);
     }
     k->nwaiting = 0;
 }
@@ -493,16 +725,28 @@ fp_queue_limit(struct fp_queue *q, const char *name, double rate,
         q->global_on = 1;
         return 0;
     }
-    if ((k = key_get(q, name)) == NULL) {
-        errno = ENOMEM;
-        return -1;
+    k = key_find(q, name, key_hash(q, name));
+    if (k == NULL || !k->limited) {
+        if (q->nlimited >= FP_LIMIT_KEYS_MAX) {
+            errno = ENOSPC;
+            return -1;
+        }
+        if (heap_reserve(q, q->nlimited + 1) < 0
+            || (k == NULL && (k = key_get(q, name)) == NULL)) {
+            errno = ENOMEM;
+            return -1;
+        }
     }
     bucket_set(&k->bucket, k->limited, rate, burst, now);
     if (!k->limited) {
         k->limited = 1;
+        q->nlimited++;
         TAILQ_INSERT_TAIL(&q->limited, k, limited_link);
         lane_split(q, k);
     }
+    /* Its token may be due sooner or later than it was. */
+    if (k->nwaiting > 0)
+        lane_place(q, k);
     return 0;
 }
 
@@ -518,41 +762,75 @@ fp_queue_unlimit(struct fp_queue *q, const char *name)
     }
     if ((k = key_find(q, name, key_hash(q, name))) == NULL || !k->limited)
         return 0;
+    lane_unplace(q, k);
     lane_merge(q, k);
     TAILQ_REMOVE(&q->limited, k, limited_link);
+    q->nlimited--;
     k->limited = 0;
     key_maybe_free(q, k);
     return 1;
 }
 
-size_t
-fp_queue_ready(const struct fp_queue *q, double now)
-{
-    size_t n = q->n - q->nheld, can, over;
-    const struct fp_key *k;
+/* ------------------------------------------------------------------------
+ * Views
+ * ------------------------------------------------------------------------ */
 
-    /* (A key's lane may still hold held jobs not yet parked: never below 0.) */
-    TAILQ_FOREACH(k, &q->limited, limited_link) {
-        can = (size_t)(fp_bucket_tokens_at(&k->bucket, now) + FP_TOKEN_SLACK);
-        over = k->nwaiting > can ? k->nwaiting - can : 0;
-        n = n > over ? n - over : 0;
-    }
+/* The jobs of `k` that its tokens let start at `now`. */
+static size_t
+lane_ready(const struct fp_key *k, double now)
+{
+    size_t can = fp_bucket_whole_at(&k->bucket, now);
+
+    return k->nwaiting < can ? k->nwaiting : can;
+}
+
+/* Add to *n the ready jobs of the lanes in `due` from index i down whose
+ * token is due by `now` (a heap: below a lane not due, none is), until
+ * *n reaches `enough`. */
+static void
+count_due(const struct fp_lane_heap *h, size_t i, double now, size_t enough,
+          size_t *n)
+{
+    if (i >= h->n || *n >= enough || h->v[i]->due > now + FP_DUE_SLACK)
+        return;
+    *n += lane_ready(h->v[i], now);
+    count_due(h, 2 * i + 1, now, enough, n);
+    count_due(h, 2 * i + 2, now, enough, n);
+}
+
+size_t
+fp_queue_ready(const struct fp_queue *q, double now, size_t enough)
+{
+    /* Held jobs never start: the common lane's are counted out exactly,
+     * and no count goes past the jobs not held (held ones not yet parked
+     * in a key's lane are in its nwaiting). */
+    size_t n = q->ncommon - q->nheld_common, unheld = q->n - q->nheld;
+
+    if (unheld < enough)
+        enough = unheld;
     if (q->global_on) {
-        can = (size_t)(fp_bucket_tokens_at(&q->global, now) + FP_TOKEN_SLACK);
-        if (n > can)
-            n = can;
+        size_t can = fp_bucket_whole_at(&q->global, now);
+        if (can < enough)
+            enough = can;
     }
-    return n;
+    /* A lane in `ready` holds a token; one in `due` does not before its
+     * due time. */
+    for (size_t i = 0; i < q->ready.n && n < enough; i++)
+        n += lane_ready(q->ready.v[i], now);
+    count_due(&q->due, 0, now, enough, &n);
+    return n < enough ? n : enough;
 }
 
 static void
 fill_row(fp_limit_info *r, const char *key, const struct fp_bucket *b,
          size_t waiting, double now)
 {
+    double tokens = fp_bucket_tokens_at(b, now);
+
     r->key = key;
     r->rate = b->rate;
     r->burst = b->burst;
-    r->tokens = fp_bucket_tokens_at(b, now);
+    r->tokens = tokens > 0 ? tokens : 0;    /* a hair lent early */
     r->waiting = waiting;
 }
 

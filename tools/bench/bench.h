@@ -52,6 +52,7 @@ struct bench_args {
     unsigned    count;      /* case-specific: crashes, jobs, ... */
     int         batched;    /* raw: batched writes */
     const char *mode;       /* python: "imap" or "map" */
+    unsigned    burst;      /* rate: the throttled key's burst */
 };
 
 typedef void (*bench_fn)(const struct bench_args *a, struct bench_result *r);
@@ -156,11 +157,12 @@ void bench_lib_idle_mem(const struct bench_args *a, struct bench_result *r);
  * config); a->count > 0: that many 32 B echo jobs first, on the same pool
  * (its run-time estimate then says "trivial jobs").  See mixed_finish. */
 void bench_lib_mixed(const struct bench_args *a, struct bench_result *r);
-/* a->count jobs of one key throttled to RATE_LIMIT/s (burst RATE_BURST)
- * beside a stream of unkeyed echo jobs: aux[0] = achieved starts/s of the
- * key, aux[1] = aux[0] / RATE_LIMIT, aux[2] = unkeyed jobs/s meanwhile. */
+/* a->count jobs of one key throttled to RATE_LIMIT/s (burst a->burst)
+ * beside a stream of a->window unkeyed echo jobs (0: alone): aux[0] = achieved starts/s of the
+ * key, aux[1] = aux[0] / RATE_LIMIT, aux[2] = unkeyed jobs/s meanwhile.
+ * fpbench runs it with a burst of 10 and of 1 (where every token is
+ * spent as soon as it is due, so a late wake-up costs rate). */
 #define RATE_LIMIT 1000.0
-#define RATE_BURST 10
 void bench_lib_rate(const struct bench_args *a, struct bench_result *r);
 
 /* bench_raw.c */

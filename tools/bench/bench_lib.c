@@ -757,11 +757,12 @@ out:
 
 /* ------------------------------------------------------------------------
  * Rate limits: a->count jobs of one key throttled to RATE_LIMIT starts/s
- * (burst RATE_BURST), all submitted at once, while a window of unkeyed
+ * (burst a->burst), all submitted at once, while a window of unkeyed
  * echo jobs streams past them.  The bucket starts full, so the last keyed
- * job can start (a->count - RATE_BURST) / RATE_LIMIT s after the submit:
- * that is the rate achieved.  The unkeyed stream shows that the waiting
- * jobs hold no worker and no window slot.
+ * job can start (a->count - a->burst) / RATE_LIMIT s after the submit:
+ * that is the rate achieved.  The unkeyed stream (a->window jobs
+ * outstanding; 0: none) shows that the waiting jobs hold no worker and no
+ * window slot.
  * ------------------------------------------------------------------------ */
 
 struct rate_run {
@@ -821,7 +822,7 @@ void
 bench_lib_rate(const struct bench_args *a, struct bench_result *r)
 {
     struct rate_run run = { .loop = ev_default_loop(0), .keyed_total = a->count,
-                            .window = 256 };
+                            .window = a->window };
     fp_job_opts keyed = { .timeout = -1, .key = "throttled" };
     size_t len;
     char *job = make_bin_payload(32, &len);
@@ -839,7 +840,7 @@ bench_lib_rate(const struct bench_args *a, struct bench_result *r)
         bench_fail(r, "workers did not become ready");
         goto out;
     }
-    if (fp_pool_limit(run.pool, "throttled", RATE_LIMIT, RATE_BURST) < 0) {
+    if (fp_pool_limit(run.pool, "throttled", RATE_LIMIT, a->burst) < 0) {
         bench_fail(r, "fp_pool_limit failed");
         goto out;
     }
@@ -863,7 +864,7 @@ bench_lib_rate(const struct bench_args *a, struct bench_result *r)
         double secs = run.t_last_keyed - run.t_submit;
         r->ok = 1;
         r->secs = secs;
-        r->aux[0] = (double)(run.keyed_total - RATE_BURST) / secs;
+        r->aux[0] = (double)(run.keyed_total - a->burst) / secs;
         r->aux[1] = r->aux[0] / RATE_LIMIT;
         r->aux[2] = (double)run.free_done / secs;
         r->jobs = run.keyed_total;

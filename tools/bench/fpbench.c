@@ -51,7 +51,8 @@ usage(FILE *f)
 "  --no-python         skip the Python baseline\n"
 "  --only TEXT         run only the cases whose name contains TEXT (and\n"
 "                      skip the crash, RSS and worker-memory figures);\n"
-"                      'mixed' runs only the mixed-durations burst\n"
+"                      'mixed' runs only the mixed-durations burst,\n"
+"                      'rate' only the rate-limit figures\n"
 "  --size BYTES        run only this payload size (32, 4096 or 1048576;\n"
 "                      skips the mixed-durations burst unless --only names it)\n"
 "  --patience S        a run disturbed by other processes (see 'bg') is\n"
@@ -351,10 +352,38 @@ run_mixed(const struct bench_args *base, struct opts *o, int have_python)
  * workers' memory.
  * ------------------------------------------------------------------------ */
 
+/* The rate-limit figures: a burst of 1 spends every token as it falls
+ * due, so it shows what a late wake-up costs; alone (no unkeyed stream
+ * waking the loop), only the rate timer starts the throttled jobs. */
+#define NRATES 3
+static const struct {
+    unsigned burst, window;     /* window: unkeyed echo jobs outstanding */
+} rate_cases[NRATES] = { { 10, 256 }, { 1, 256 }, { 1, 0 } };
+
 struct extras {
-    struct bench_result crash, rss, lmem, dmem, rate;
+    struct bench_result crash, rss, lmem, dmem, rate[NRATES];
     unsigned            crashes, rss_jobs, mem_jobs, rate_jobs;
+    int                 only_rate;  /* --only rate: nothing else ran */
 };
+
+/* The rate-limit figures, one per burst. */
+static void
+run_rates(const struct bench_args *base, struct opts *o, struct extras *ex)
+{
+    struct bench_args a = *base;
+
+    ex->rate_jobs = o->quick ? 1000 : 5000;
+    a.payload = 32;
+    a.workers = 2;
+    a.count = ex->rate_jobs;
+    for (int i = 0; i < NRATES; i++) {
+        a.burst = rate_cases[i].burst;
+        a.window = rate_cases[i].window;
+        fprintf(stderr, "fpbench: rate limit, %u throttled jobs, burst %u%s\n",
+                ex->rate_jobs, a.burst, a.window ? "" : ", alone");
+        measure(o, bench_lib_rate, &a, &ex->rate[i], 60);
+    }
+}
 
 static void
 run_extras(const struct bench_args *base, struct opts *o, struct extras *ex)
@@ -364,7 +393,6 @@ run_extras(const struct bench_args *base, struct opts *o, struct extras *ex)
     ex->crashes = o->quick ? 30 : 200;
     ex->rss_jobs = o->quick ? 100000 : 1000000;
     ex->mem_jobs = o->quick ? 2000 : 10000;
-    ex->rate_jobs = o->quick ? 1000 : 5000;
     a.payload = 32;
     a.workers = 2;
     a.window = 256;
@@ -378,9 +406,7 @@ run_extras(const struct bench_args *base, struct opts *o, struct extras *ex)
     fprintf(stderr, "fpbench: idle worker memory\n");
     measure(o, bench_lib_idle_mem, &a, &ex->lmem, 60);
     measure(o, bench_daemon_idle_mem, &a, &ex->dmem, 60);
-    a.count = ex->rate_jobs;
-    fprintf(stderr, "fpbench: rate limit, %u throttled jobs\n", ex->rate_jobs);
-    measure(o, bench_lib_rate, &a, &ex->rate, 60);
+    run_rates(base, o, ex);
 }
 
 static void
@@ -404,6 +430,34 @@ print_notes(const struct opts *o)
         if (selected(o, si, R_CTL) && cpu >= 0)
             printf("forkpoolctl map, %s: its own CPU %.2f us/job; start-up and "
                    "exit with no jobs %.1f ms\n", size_name(sizes[si]), cpu, up);
+    }
+}
+
+static void
+print_rates(const struct opts *o, const struct extras *ex)
+{
+    double free_lib2 = FIELD(res[0][R_LIB2], o->reps, jobs_s);
+
+    printf("rate limit (library, 2 workers): %u jobs of key \"throttled\" at "
+           "%.0f/s, submitted at once,\nwith a window of 256 unkeyed echo jobs "
+           "streaming past, or alone:\n", ex->rate_jobs, RATE_LIMIT);
+    for (int i = 0; i < NRATES; i++) {
+        const struct bench_result *r = &ex->rate[i];
+        char base[64] = "", with[96] = "";
+        if (!r->ok) {
+            printf("  burst %2u: FAILED: %s\n", rate_cases[i].burst, r->note);
+            continue;
+        }
+        if (free_lib2 > 0)
+            snprintf(base, sizeof(base), " (%.0f%% of the unthrottled row)",
+                     100 * r->aux[2] / free_lib2);
+        if (rate_cases[i].window > 0)
+            snprintf(with, sizeof(with), "; meanwhile %.0f unkeyed jobs/s%s",
+                     r->aux[2], base);
+        else
+            snprintf(with, sizeof(with), ", alone");
+        printf("  burst %2u: achieved %6.1f starts/s = %.3f x the limit%s\n",
+               rate_cases[i].burst, r->aux[0], r->aux[1], with);
     }
 }
 
@@ -442,20 +496,7 @@ print_extras(const struct opts *o, const struct extras *ex)
     else
         printf("idle worker memory: FAILED: %s %s\n",
                ex->lmem.ok ? "" : ex->lmem.note, ex->dmem.ok ? "" : ex->dmem.note);
-    if (ex->rate.ok) {
-        double free_lib2 = FIELD(res[0][R_LIB2], o->reps, jobs_s);
-        char base[64] = "";
-        if (free_lib2 > 0)
-            snprintf(base, sizeof(base), " (%.0f%% of the unthrottled row)",
-                     100 * ex->rate.aux[2] / free_lib2);
-        printf("rate limit (library, 2 workers): %u jobs of key \"throttled\" at "
-               "%.0f/s, burst %d, submitted at once:\n  achieved %.1f starts/s = "
-               "%.3f x the limit; meanwhile %.0f unkeyed echo jobs/s%s\n",
-               ex->rate_jobs, RATE_LIMIT, RATE_BURST, ex->rate.aux[0], ex->rate.aux[1],
-               ex->rate.aux[2], base);
-    } else {
-        printf("rate limit: FAILED: %s\n", ex->rate.note);
-    }
+    print_rates(o, ex);
 }
 
 struct target {
@@ -784,8 +825,12 @@ main(int argc, char **argv)
     run_throughput(&base, &o, have_python);
     run_mixed(&base, &o, have_python);
 
+    memset(&ex, 0, sizeof(ex));
+    ex.only_rate = o.only != NULL && strcmp(o.only, "rate") == 0;
     if (o.only == NULL)
         run_extras(&base, &o, &ex);
+    else if (ex.only_rate)
+        run_rates(&base, &o, &ex);
 
     double load_after = background_cpus(1.0);
     print_header(&o, load_before, load_after);
@@ -796,6 +841,8 @@ main(int argc, char **argv)
     if (o.only == NULL) {
         print_extras(&o, &ex);
         print_targets(&o, &ex);
+    } else if (ex.only_rate) {
+        print_rates(&o, &ex);
     }
     printf("\ntotal bench time %.0f s\n", now_s() - t_start);
 
