@@ -74,7 +74,25 @@ typedef struct fp_outcome {
     const char *data;
     size_t      len;
     unsigned    attempts;   /* how many times the job was started */
+    /* The receipt (SPEC 3 "Receipt") of the job's last attempt; all zero
+     * for a job that never started. */
+    struct fp_receipt {
+        double   wait_ms;   /* accepted -> started */
+        double   run_ms;    /* started -> ended */
+        double   cpu_ms;    /* the worker's user+system CPU for the job,
+                               its children included */
+        uint64_t maxrss_kb; /* the worker's peak resident memory during
+                               the job */
+    } stats;
+    /* FP_CRASHED: the last lines (at most FP_STDERR_TAIL bytes) the worker
+     * wrote to stderr during the job; otherwise NULL, 0. */
+    const char *stderr_tail;
+    size_t      stderr_len;
 } fp_outcome;
+
+typedef struct fp_receipt fp_receipt;
+
+#define FP_STDERR_TAIL 4096u
 
 typedef void (*fp_done_fn)(const fp_outcome *outcome, void *arg);
 
