@@ -62,8 +62,9 @@ by_fd(const void *a, const void *b)
 
 /* Every worker now running was forked while three clients were connected
  * and the other workers' sockets were open in the master: its fd table
- * must still be exactly stdin (/dev/null), stdout/stderr (the log) and its
- * own socket on fd 3. */
+ * must still be exactly stdin (/dev/null), stdout/stderr (the log), its
+ * own socket on fd 3 and, on fd 4, its own /proc/PID/clear_refs (each
+ * job's peak memory restarts through it: meter.h). */
 START_TEST(worker_fd_table_holds_only_its_own)
 {
     struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "3", "--prefetch", "1", NULL));
@@ -109,20 +110,23 @@ START_TEST(worker_fd_table_holds_only_its_own)
         ck_assert_msg(r->error == NULL, "fds job failed: %s", h_json(r->error));
         const msgpack_object *list = h_get(r->result, "result");
         ck_assert_int_eq(list->type, MSGPACK_OBJECT_ARRAY);
-        ck_assert_msg(list->via.array.size == 4, "worker fds: %s", h_json(list));
-        char *e[4];
-        for (int k = 0; k < 4; k++) {
+        ck_assert_msg(list->via.array.size == 5, "worker fds: %s", h_json(list));
+        char *e[5];
+        for (int k = 0; k < 5; k++) {
             const msgpack_object *s = &list->via.array.ptr[k];
             ck_assert_int_eq(s->type, MSGPACK_OBJECT_STR);
             e[k] = strndup(s->via.str.ptr, s->via.str.size);
         }
-        qsort(e, 4, sizeof(e[0]), by_fd);
+        qsort(e, 5, sizeof(e[0]), by_fd);
         ck_assert_str_eq(e[0], "0 -> /dev/null");
         ck_assert_msg(strncmp(e[1], "1 -> ", 5) == 0 && strncmp(e[2], "2 -> ", 5) == 0
                       && strcmp(e[1] + 5, e[2] + 5) == 0,
                       "stdout and stderr differ: %s / %s", e[1], e[2]);
         ck_assert_msg(strncmp(e[3], "3 -> socket:[", 13) == 0, "fd 3: %s", e[3]);
-        for (int k = 0; k < 4; k++)
+        size_t n4 = strlen(e[4]);
+        ck_assert_msg(strncmp(e[4], "4 -> /proc/", 11) == 0 && n4 > 11 + 11
+                      && strcmp(e[4] + n4 - 11, "/clear_refs") == 0, "fd 4: %s", e[4]);
+        for (int k = 0; k < 5; k++)
             free(e[k]);
     }
 }

@@ -129,6 +129,73 @@ START_TEST(worker_msg_refuses_each_malformed_shape_with_a_reason)
 }
 END_TEST
 
+/* From forkpool's own job loop a result may carry what the job cost; the
+ * rest decodes as fp_wire_worker_msg does. */
+START_TEST(costed_worker_msg_takes_a_fourth_element)
+{
+    struct fp_worker_msg m;
+    struct fp_job_cost c;
+    const char *why = NULL;
+    /* ["ok", 7, "hi", [1500, 1200, 2048, 90000, 1900]] */
+    static const char ok[] = "\x94\xa2ok\x07\xa2hi\x95\xcd\x05\xdc\xcd\x04\xb0\xcd\x08\x00"
+                             "\xce\x00\x01\x5f\x90\xcd\x07\x6c";
+
+    ck_assert_int_eq(fp_wire_worker_msg_costed(ok, sizeof(ok) - 1, &m, &why), 0);
+    ck_assert_int_eq(m.type, FP_WMSG_OK);
+    ck_assert_uint_eq(m.id, 7);
+    ck_assert_uint_eq(m.value_len, 3);
+    ck_assert(memcmp(m.value, "\xa2hi", 3) == 0);
+    ck_assert_ptr_nonnull(m.cost);
+    ck_assert_int_eq(fp_wire_job_cost(m.cost, m.cost_len, &c), 0);
+    ck_assert_uint_eq(c.run_us, 1500);
+    ck_assert_uint_eq(c.cpu_us, 1200);
+    ck_assert_uint_eq(c.maxrss_kb, 2048);
+    ck_assert_uint_eq(c.total_cpu_us, 90000);
+    ck_assert_uint_eq(c.rss_kb, 1900);
+    ck_assert_int_eq(c.measured, 1);
+    /* The short form: run_us alone. */
+    ck_assert_int_eq(fp_wire_worker_msg_costed(B("\x94\xa5" "error\x08\xc0\x2a"), &m, &why), 0);
+    ck_assert_int_eq(m.type, FP_WMSG_ERROR);
+    ck_assert_int_eq(fp_wire_job_cost(m.cost, m.cost_len, &c), 0);
+    ck_assert_int_eq(c.measured, 0);
+    ck_assert_uint_eq(c.run_us, 42);
+    /* Without one, and every other message, as before. */
+    for (size_t i = 0; i < sizeof(worker_valid) / sizeof(worker_valid[0]); i++) {
+        ck_assert_int_eq(fp_wire_worker_msg_costed(worker_valid[i].in.p,
+                                                   worker_valid[i].in.n, &m, &why), 0);
+        ck_assert_int_eq(m.type, worker_valid[i].type);
+        ck_assert_ptr_null(m.cost);
+    }
+    /* Only a result takes a fourth element; a short frame is malformed. */
+    ck_assert_int_eq(fp_wire_worker_msg_costed(B("\x94\xa5" "ready\x80\x80"), &m, &why), -1);
+    ck_assert_str_eq(why, "unknown message");
+    ck_assert_int_eq(fp_wire_worker_msg_costed(B("\x94\xa2ok\x01\xc0"), &m, &why), -1);
+    ck_assert_str_eq(why, "malformed result");
+    /* The plain decoder refuses it, as SPEC §6 has it. */
+    ck_assert_int_eq(fp_wire_worker_msg(ok, sizeof(ok) - 1, &m, &why), -1);
+}
+END_TEST
+
+static const struct bytes cost_bad[] = {
+    { B("\x94\x01\x02\x03\x04") },          /* four figures */
+    { B("\x96\x01\x02\x03\x04\x05\x06") },  /* six */
+    { B("\x95\x01\x02\x03\x04\xff") },      /* negative */
+    { B("\xff") },                          /* a negative run_us */
+    { B("\xa2hi") },                        /* a str */
+    { B("\x95\x01\x02\x03\x04\xc0") },      /* nil */
+    { B("\x95\x01\x02\xcb\x3f\xf0\x00\x00\x00\x00\x00\x00\x03\x04") },   /* a float */
+    { B("\x85\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a") },               /* a map */
+    { B("\x95\x01\x02") },                  /* cut short */
+};
+
+START_TEST(job_cost_refuses_each_bad_shape)
+{
+    struct fp_job_cost c;
+
+    ck_assert_int_eq(fp_wire_job_cost(cost_bad[_i].p, cost_bad[_i].n, &c), -1);
+}
+END_TEST
+
 /* ========================================================================
  * Control requests (SPEC §7): fp_wire_request, fp_wire_request_msgid
  * ======================================================================== */
@@ -458,6 +525,8 @@ wire_suite(void)
     tcase_add_loop_test(tc, worker_msg_decodes_each_valid_message, 0, N(worker_valid));
     tcase_add_loop_test(tc, worker_msg_refuses_each_malformed_shape_with_a_reason, 0,
                         N(worker_bad));
+    tcase_add_test(tc, costed_worker_msg_takes_a_fourth_element);
+    tcase_add_loop_test(tc, job_cost_refuses_each_bad_shape, 0, N(cost_bad));
     suite_add_tcase(s, tc);
 
     tc = tcase_create("request");

@@ -13,16 +13,23 @@
  *                          result that declares a 4 GiB value
  *   exec_worker ready-then-exit
  *                          say "ready" (by hand) and exit at once
+ *   exec_worker testmod    run the test module (testmod.h) via libforkpool's
+ *                          worker loop
+ *   exec_worker burn S     not a worker: burn S seconds of CPU time and exit
+ *                          0 (a child for the cmd builtin)
  */
 #include "config.h"
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon/builtin.h"
 #include "engine/worker_loop.h"
 #include "modutil.h"
+#include "testmod.h"
 
 static int
 write_all(int fd, const char *p, size_t n)
@@ -140,6 +147,10 @@ main(int argc, char **argv)
                     .max_depth = FP_MAX_DEPTH + 1 },
     };
     const char *mode = argc > 1 ? argv[1] : "";
+    static const fp_module testmod = {
+        .abi = FP_MODULE_ABI, .name = "testmod", .init = testmod_init,
+        .handle = testmod_handle, .fini = testmod_fini,
+    };
 
     if (strcmp(mode, "fail") == 0) {
         fprintf(stderr, "exec_worker: failing on purpose\n");
@@ -150,6 +161,17 @@ main(int argc, char **argv)
         pause();
         return 0;
     }
+    if (strcmp(mode, "burn") == 0 && argc > 2) {
+        struct timespec t0, t;
+        double want = atof(argv[2]);
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+        do
+            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+        while ((double)(t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) / 1e9 < want);
+        return 0;
+    }
+    if (strcmp(mode, "testmod") == 0)
+        args.module = &testmod;
     if (strcmp(mode, "tag") == 0)
         return hand_rolled_main(0);
     if (strcmp(mode, "ready-then-exit") == 0)

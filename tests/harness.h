@@ -175,7 +175,10 @@ int h_status_pids(const struct h_resp *st, pid_t *pids, int max);
 /* ---- msgpack objects --------------------------------------------------- */
 
 /* Canonical compact JSON of o (keys sorted; "null" for NULL or nil; bin as
- * {"$bin": "<hex>"}).  The string lives until teardown. */
+ * {"$bin": "<hex>"}).  An outcome map (with "id" and "result" or "detail")
+ * is printed without its receipt, "stats" and "stderr": figures that vary
+ * from run to run (tests that check them read them with h_get).  The
+ * string lives until teardown. */
 const char *h_json(const msgpack_object *o);
 /* map[key], or NULL. */
 const msgpack_object *h_get(const msgpack_object *map, const char *key);
@@ -190,7 +193,17 @@ struct h_run {
     int    status;          /* wait status; -1 if it had to be killed */
     char  *out, *err;       /* NUL-ended; live until teardown */
     size_t outlen, errlen;
+    /* stdout as it came.  For forkpoolctl, `out` has its outcome lines
+     * without their receipts (h_strip_receipts), as h_json prints outcome
+     * maps; out_raw has them. */
+    char  *out_raw;
+    size_t outlen_raw;
 };
+
+/* Take the receipt out of each outcome line (one with "ok": ...) in text:
+ * its ", \"stats\": {...}" and ", \"stderr\": \"...\"".  In place; returns
+ * the new length. */
+size_t h_strip_receipts(char *text);
 
 /* Run argv with stdin_text on stdin (NULL: /dev/null), capture stdout and
  * stderr, wait at most timeout_ms (then SIGKILL, status -1).  Drains d's

@@ -145,6 +145,14 @@ h_run_argv(struct h_run *r, struct h_daemon *d, const char *stdin_text,
     r->out = h_keep(co.buf != NULL ? co.buf : strdup(""));
     r->outlen = co.len;
     r->out[co.len] = '\0';
+    r->out_raw = r->out;
+    r->outlen_raw = r->outlen;
+    for (size_t i = 0; argv[i] != NULL; i++)
+        if (strcmp(argv[i], H_FORKPOOLCTL) == 0) {
+            r->out = h_keep(strdup(r->out_raw));
+            r->outlen = h_strip_receipts(r->out);
+            break;
+        }
     r->err = h_keep(ce.buf != NULL ? ce.buf : strdup(""));
     r->errlen = ce.len;
     r->err[ce.len] = '\0';

@@ -68,6 +68,7 @@ teardown(void)
     for (size_t i = 0; i < H.nrecs; i++) {
         free(H.recs[i].data);
         free(H.recs[i].str);
+        free(H.recs[i].errtail);
     }
     free(H.recs);
     H.recs = NULL;
@@ -119,6 +120,14 @@ record_cb(const fp_outcome *o, void *arg)
     r->id = o->id;
     r->kind = o->kind;
     r->attempts = o->attempts;
+    r->stats = o->stats;
+    if (o->stderr_tail != NULL) {
+        r->errtail = malloc(o->stderr_len + 1);
+        ck_assert_ptr_nonnull(r->errtail);
+        memcpy(r->errtail, o->stderr_tail, o->stderr_len);
+        r->errtail[o->stderr_len] = '\0';
+        r->errtail_len = o->stderr_len;
+    }
     r->len = o->len;
     r->data = malloc(o->len ? o->len : 1);
     ck_assert_ptr_nonnull(r->data);

@@ -37,6 +37,9 @@ struct rec {
     char     *str;          /* the value decoded, when it is a str */
     int       is_int;       /* the value decoded, when it is an integer */
     int64_t   ival;
+    fp_receipt stats;       /* the outcome's receipt */
+    char     *errtail;      /* its stderr tail (NUL added), or NULL */
+    size_t    errtail_len;
 };
 
 struct harness {

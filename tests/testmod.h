@@ -4,7 +4,12 @@
  * in-process pool suites link directly (pool_harness.c).
  *
  * Job: any value is echoed back, except a map with an "op" key:
- *   {"op": "crash"}            SIGSEGV (a real invalid write)
+ *   {"op": "crash"}            SIGSEGV (a real invalid write); first, with
+ *                              "say": s, the lines "s 0000", "s 0001"...
+ *                              ("n" of them, default 1) on stderr, and
+ *                              with "burn": f, f seconds of CPU burnt
+ *   {"op": "assert"}           a failed assert() (its message on stderr,
+ *                              then SIGABRT)
  *   {"op": "abort"}            abort()
  *   {"op": "sigkill"}          SIGKILL itself (no handler can run)
  *   {"op": "exit", "code": n}  _exit(n) mid-job
@@ -14,6 +19,10 @@
  *   {"op": "hang"}             never return
  *   {"op": "spin"}             burn CPU forever
  *   {"op": "burn", "s": f}     burn f seconds of CPU time, result "burnt"
+ *   {"op": "burn_child", "s": f}
+ *                              the same, in a child the job waits for
+ *   {"op": "touch", "mib": n}  touch n MiB of fresh memory and give it back;
+ *                              result "touched"
  *   {"op": "pid"}              result: the worker's pid
  *   {"op": "fds"}              result: ["fd -> target", ...] of /proc/self/fd
  *   {"op": "none"}             pack nothing (a handler bug)

@@ -3,6 +3,7 @@
  * ops and the config are listed in testmod.h).  Each op is one small
  * function in a table.
  */
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -123,11 +125,47 @@ op_echo(void *state, const msgpack_object *job, msgpack_packer *out)
     return msgpack_pack_object(out, *job);
 }
 
+/* Burn `secs` seconds of this process's CPU time. */
+static void
+burn_cpu(double secs)
+{
+    struct timespec t0, t;
+
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+    do
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    while ((double)(t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) / 1e9 < secs);
+}
+
+/* The job's "say" lines on stderr, if it asks: "<say> <i>" for i below
+ * "n" (default 1), one write each. */
+static void
+say_lines(const msgpack_object *job)
+{
+    char *text = strdup_or(get(job, "say"), "");
+    double n = num_or(get(job, "n"), 1);
+
+    for (double i = 0; text[0] != '\0' && i < n; i++)
+        dprintf(2, "%s %04.0f\n", text, i);
+    free(text);
+}
+
 static int
 op_crash(void *state, const msgpack_object *job, msgpack_packer *out)
 {
-    (void)state; (void)job; (void)out;
+    (void)state; (void)out;
+    say_lines(job);
+    burn_cpu(num_or(get(job, "burn"), 0));
     crash_now();
+    return 1;
+}
+
+/* A failed assert(): its message on stderr, then SIGABRT. */
+static int
+op_assert(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    (void)state; (void)out;
+    assert(job == NULL && "testmod assertion");
     return 1;
 }
 
@@ -197,15 +235,43 @@ op_spin(void *state, const msgpack_object *job, msgpack_packer *out)
 static int
 op_burn(void *state, const msgpack_object *job, msgpack_packer *out)
 {
-    double want = num_or(get(job, "s"), 0.1);
-    struct timespec t0, t;
+    (void)state;
+    burn_cpu(num_or(get(job, "s"), 0.1));
+    return pack_cstr(out, "burnt");
+}
+
+/* The same CPU burnt by a child, which the job waits for. */
+static int
+op_burn_child(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    pid_t pid = fork();
 
     (void)state;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
-    do
-        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-    while ((double)(t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) / 1e9 < want);
+    if (pid == 0) {
+        burn_cpu(num_or(get(job, "s"), 0.1));
+        _exit(0);
+    }
+    if (pid < 0)
+        return pack_cstr(out, "cannot fork"), 1;
+    waitpid(pid, NULL, 0);
     return pack_cstr(out, "burnt");
+}
+
+/* Touch "mib" MiB of fresh memory, page by page, and give it back. */
+static int
+op_touch(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    size_t n = (size_t)num_or(get(job, "mib"), 1) << 20;
+    char *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
+
+    (void)state;
+    if (p == MAP_FAILED)
+        return pack_cstr(out, "out of memory"), 1;
+    for (size_t i = 0; i < n; i += 4096)
+        ((volatile char *)p)[i] = 1;
+    munmap(p, n);
+    return pack_cstr(out, "touched");
 }
 
 static int
@@ -530,6 +596,8 @@ static const struct {
     { "gate", op_gate },            { "chatter", op_chatter },
     { "flood", op_flood },          { "yes", op_yes },
     { "spawn", op_spawn },          { "helper", op_helper },
+    { "assert", op_assert },        { "burn_child", op_burn_child },
+    { "touch", op_touch },
 };
 
 int

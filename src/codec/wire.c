@@ -51,6 +51,52 @@ fp_wire_worker_msg(const char *frame, size_t len, struct fp_worker_msg *m,
 }
 
 int
+fp_wire_worker_msg_costed(const char *frame, size_t len,
+                          struct fp_worker_msg *m, const char **why)
+{
+    struct fp_reader r;
+    uint32_t n;
+
+    fp_reader_init(&r, frame, len);
+    if (fp_read_array(&r, &n) < 0 || n != 4)
+        return fp_wire_worker_msg(frame, len, m, why);
+    memset(m, 0, sizeof(*m));
+    if (fp_read_str_eq(&r, "ok"))
+        m->type = FP_WMSG_OK;
+    else if (fp_read_str_eq(&r, "error"))
+        m->type = FP_WMSG_ERROR;
+    else
+        return fp_wire_worker_msg(frame, len, m, why);
+    if (fp_read_uint(&r, &m->id) < 0
+        || fp_read_skip(&r, &m->value, &m->value_len) < 0
+        || fp_read_skip(&r, &m->cost, &m->cost_len) < 0) {
+        *why = "malformed result";
+        return -1;
+    }
+    return 0;
+}
+
+int
+fp_wire_job_cost(const char *p, size_t len, struct fp_job_cost *c)
+{
+    struct fp_reader r;
+    uint32_t n;
+
+    fp_reader_init(&r, p, len);
+    c->measured = 0;
+    if (fp_read_uint(&r, &c->run_us) == 0)
+        return 0;
+    c->measured = 1;
+    if (fp_read_array(&r, &n) < 0 || n != 5
+        || fp_read_uint(&r, &c->run_us) < 0 || fp_read_uint(&r, &c->cpu_us) < 0
+        || fp_read_uint(&r, &c->maxrss_kb) < 0
+        || fp_read_uint(&r, &c->total_cpu_us) < 0
+        || fp_read_uint(&r, &c->rss_kb) < 0)
+        return -1;
+    return 0;
+}
+
+int
 fp_wire_request(const char *frame, size_t len, struct fp_request *rq,
                 const char **why)
 {

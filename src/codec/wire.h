@@ -26,6 +26,26 @@ struct fp_worker_msg {
     uint64_t    id;         /* ok/error: the job's id */
     const char *value;      /* ok/error: the result or detail, raw msgpack */
     size_t      value_len;
+    const char *cost;       /* ok/error: the fourth element (raw msgpack)
+                               of fp_wire_worker_msg_costed, or NULL */
+    size_t      cost_len;
+};
+
+/* What a job cost, as forkpool's own module workers report it: the fourth
+ * element of their results (an internal extension: the master takes it
+ * only from workers that run forkpool's job loop; SPEC §6 results have
+ * three elements).  Either [run_us, cpu_us, maxrss_kb, total_cpu_us,
+ * rss_kb], a job measured on its own (meter.h), or just run_us, a short
+ * one that took no sample: its CPU is its run time, its peak the rss_kb of
+ * the last full form (one small integer, for the many trivial jobs). */
+struct fp_job_cost {
+    int      measured;      /* the full form */
+    uint64_t run_us;        /* its run in the worker */
+    uint64_t cpu_us;        /* its CPU, waited-for children included */
+    uint64_t maxrss_kb;     /* the worker's peak resident size during it */
+    uint64_t total_cpu_us;  /* the worker's CPU so far (at its last
+                               sample: meter.h) */
+    uint64_t rss_kb;        /* its resident size then */
 };
 
 /* Decode ["ready", {...}], ["ok", id, v], ["error", id, v] or
@@ -33,6 +53,16 @@ struct fp_worker_msg {
  * -1 with *why set to a static message. */
 int fp_wire_worker_msg(const char *frame, size_t len, struct fp_worker_msg *m,
                        const char **why);
+
+/* The same, from a worker that runs forkpool's own job loop: a result may
+ * also be ["ok", id, v, cost] or ["error", id, v, cost] (m->cost). */
+int fp_wire_worker_msg_costed(const char *frame, size_t len,
+                              struct fp_worker_msg *m, const char **why);
+
+/* Decode a result's fourth element (m->cost) into *c (only run_us and
+ * measured for the short form).  Returns 0, or -1 if it is neither an
+ * unsigned integer nor an array of five. */
+int fp_wire_job_cost(const char *p, size_t len, struct fp_job_cost *c);
 
 /* A MessagePack-RPC request [0, msgid, method, params] (SPEC §7). */
 struct fp_request {

@@ -130,22 +130,22 @@ int  ctl_pack_params(struct fp_buf *out, const char *job, size_t joblen,
 int  ctl_pack_batch_params(struct fp_buf *out, const char *jobs, size_t len,
                            uint32_t count, const struct ctl_jobopts *o);
 
-/* Add a submit response's outcome keys to o: "id", "ok", then "result" or
- * "kind"/"detail", then "attempts" if the daemon sent it.  Returns 0 with
- * *ok set; 1 when the error is a plain string (a protocol-level refusal:
- * message in err, nothing added); -1 on a malformed response (err). */
-int  ctl_outcome_fill(json_t *o, const struct ctl_response *r, int *ok,
-                      char *err, size_t errlen);
 /* The (non-nil) error of a response as text: a str as itself, anything
  * else as its JSON. */
 void ctl_error_text(const struct ctl_response *r, char *err, size_t errlen);
 /* Add {"id": null, "ok": false, "kind": "rejected", "detail": detail}.
  * Returns 0 or -1 (ENOMEM). */
 int  ctl_outcome_rejected(json_t *o, const char *detail);
-/* ctl_outcome_fill, for map, as JSON text appended to out (no tree):
- * {"index": index, then the same keys in the same order, printed as
- * ctl_print_json would.  Returns the same 0 / 1 / -1 (on -1 out is as it
- * was; on 1 nothing was added). */
+/* A submit response's outcome as one JSON line's text appended to out
+ * (no tree): {"index": index (none if index is CTL_NO_INDEX: submit's
+ * line), "id", "ok", then "result" or "kind"/"detail", then "stats",
+ * "stderr" and "attempts" as far as the daemon sent them; printed as
+ * ctl_print_json would print them, but for the receipt's milliseconds,
+ * written to the microsecond they are ("200.472", not json_dumps's
+ * "200.47200000000001").  Returns 0 with *ok set; 1 when the error is a
+ * plain string (a protocol-level refusal: message in err, nothing added);
+ * -1 on a malformed response (err; out is as it was). */
+#define CTL_NO_INDEX UINT64_MAX
 int  ctl_outcome_write(struct fp_buf *out, uint64_t index,
                        const struct ctl_response *r, int *ok, char *err,
                        size_t errlen);

@@ -397,28 +397,11 @@ ctl_pack_batch_params(struct fp_buf *out, const char *jobs, size_t len,
     return pack_opts(&pk, &plain, nopts);
 }
 
-/* Convert raw msgpack to JSON and set it as o[key]. */
-static int
-set_converted(json_t *o, const char *key, const char *raw, size_t len,
-              char *err, size_t errlen)
-{
-    char why[200];
-    json_t *v = fp_json_from_msgpack(raw, len, why, sizeof why);
-    if (v == NULL) {
-        snprintf(err, errlen, "response \"%s\": %s", key, why);
-        return -1;
-    }
-    if (json_object_set_new(o, key, v) != 0) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    return 0;
-}
-
 /* The fields of a submit result or error map, as raw msgpack. */
 struct outcome_fields {
-    const char *id, *result, *kind, *detail, *attempts;
-    size_t id_len, result_len, kind_len, detail_len, attempts_len;
+    const char *id, *result, *kind, *detail, *attempts, *stats, *errtail;
+    size_t id_len, result_len, kind_len, detail_len, attempts_len, stats_len,
+           errtail_len;
 };
 
 /* Walk a map of str keys, picking the known ones; others are ignored. */
@@ -446,24 +429,14 @@ read_fields(const char *raw, size_t len, struct outcome_fields *f)
             p = &f->detail, plen = &f->detail_len;
         else if (fp_read_str_eq(&rd, "attempts"))
             p = &f->attempts, plen = &f->attempts_len;
+        else if (fp_read_str_eq(&rd, "stats"))
+            p = &f->stats, plen = &f->stats_len;
+        else if (fp_read_str_eq(&rd, "stderr"))
+            p = &f->errtail, plen = &f->errtail_len;
         else if (fp_read_skip(&rd, NULL, NULL) < 0)
             return -1;
         if (fp_read_skip(&rd, p, plen) < 0)
             return -1;
-    }
-    return 0;
-}
-
-/* Set o[key] from a raw field, or to null when the daemon left it out. */
-static int
-set_field(json_t *o, const char *key, const char *raw, size_t len,
-          char *err, size_t errlen)
-{
-    if (raw != NULL)
-        return set_converted(o, key, raw, len, err, errlen);
-    if (json_object_set_new(o, key, json_null()) != 0) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
     }
     return 0;
 }
@@ -488,42 +461,6 @@ ctl_error_text(const struct ctl_response *r, char *err, size_t errlen)
     json_decref(v);
 }
 
-int
-ctl_outcome_fill(json_t *o, const struct ctl_response *r, int *ok, char *err,
-                 size_t errlen)
-{
-    struct outcome_fields f;
-
-    if (r->error != NULL) {
-        if (read_fields(r->error, r->error_len, &f) < 0 || f.kind == NULL) {
-            ctl_error_text(r, err, errlen);
-            return 1;
-        }
-        *ok = 0;
-        if (set_field(o, "id", f.id, f.id_len, err, errlen) < 0
-            || json_object_set_new(o, "ok", json_false()) != 0
-            || set_field(o, "kind", f.kind, f.kind_len, err, errlen) < 0
-            || set_field(o, "detail", f.detail, f.detail_len, err, errlen) < 0)
-            return -1;
-    } else {
-        if (read_fields(r->result, r->result_len, &f) < 0) {
-            snprintf(err, errlen, "submit result is not a map");
-            return -1;
-        }
-        *ok = 1;
-        if (set_field(o, "id", f.id, f.id_len, err, errlen) < 0
-            || json_object_set_new(o, "ok", json_true()) != 0
-            || set_field(o, "result", f.result, f.result_len, err,
-                         errlen) < 0)
-            return -1;
-    }
-    if (f.attempts != NULL
-        && set_converted(o, "attempts", f.attempts, f.attempts_len, err,
-                         errlen) < 0)
-        return -1;
-    return 0;
-}
-
 /* ---- outcome lines as text (map: no jansson tree per line) -------------- */
 
 static int
@@ -532,15 +469,15 @@ append(struct fp_buf *out, const char *s)
     return fp_buf_append(out, s, strlen(s));
 }
 
-/* ", \"key\": " and a raw field converted (null when the daemon left it
- * out); the messages are set_converted's. */
+/* sep, "\"key\": " and a raw field converted (null when the daemon left
+ * it out). */
 static int
-write_field(struct fp_buf *out, const char *key, const char *raw, size_t len,
-            char *err, size_t errlen)
+write_field(struct fp_buf *out, const char *sep, const char *key,
+            const char *raw, size_t len, char *err, size_t errlen)
 {
     char why[200];
 
-    if (append(out, ", \"") < 0 || append(out, key) < 0
+    if (append(out, sep) < 0 || append(out, "\"") < 0 || append(out, key) < 0
         || append(out, "\": ") < 0
         || (raw == NULL && append(out, "null") < 0)) {
         snprintf(err, errlen, "out of memory");
@@ -555,6 +492,69 @@ write_field(struct fp_buf *out, const char *key, const char *raw, size_t len,
     return 0;
 }
 
+/* A receipt's duration: milliseconds the daemon rounds to the microsecond,
+ * written as such ("200.472", where json_dumps would write the double's
+ * 17 digits, "200.47200000000001").  Returns 0, -1 (no memory), or 1 if v
+ * is not such a figure. */
+static int
+write_ms(struct fp_buf *out, double v)
+{
+    char buf[48];
+    double us = v * 1e3;
+
+    if (!(v >= 0 && us < 1e15))
+        return 1;
+    uint64_t n = (uint64_t)(us + 0.5);
+    if (us - (double)n > 1e-3 || (double)n - us > 1e-3)
+        return 1;
+    int len = snprintf(buf, sizeof buf, "%" PRIu64 ".%03u", n / 1000,
+                       (unsigned)(n % 1000));
+    while (buf[len - 1] == '0' && buf[len - 2] != '.')
+        len--;
+    return fp_buf_append(out, buf, (size_t)len) < 0 ? -1 : 0;
+}
+
+/* sep, "\"stats\": " and the receipt: as write_field, but its reals as
+ * write_ms writes them. */
+static int
+write_stats(struct fp_buf *out, const char *sep, const char *raw, size_t len,
+            char *err, size_t errlen)
+{
+    struct fp_reader rd;
+    uint32_t n;
+    size_t base = out->len;
+
+    fp_reader_init(&rd, raw, len);
+    if (fp_read_map(&rd, &n) < 0 || append(out, sep) < 0
+        || append(out, "\"stats\": {") < 0)
+        goto general;
+    for (uint32_t i = 0; i < n; i++) {
+        const char *key, *value;
+        uint32_t keylen;
+        size_t vlen;
+        double v;
+        struct fp_reader at;
+        if (fp_read_str(&rd, &key, &keylen) < 0 || !fp_utf8_valid(key, keylen)
+            || (i > 0 && append(out, ", ") < 0)
+            || fp_json_write_string(out, key, keylen) < 0 || append(out, ": ") < 0)
+            goto general;
+        at = rd;
+        if (fp_read_skip(&rd, &value, &vlen) < 0)
+            goto general;
+        int rc = fp_reader_type(&at) == FP_T_FLOAT && fp_read_double(&at, &v) == 0
+                 ? write_ms(out, v) : 1;
+        if (rc < 0 || (rc > 0 && fp_json_write_msgpack(out, value, vlen,
+                                                       FP_JSON_SPACED, NULL, 0) < 0))
+            goto general;
+    }
+    if (append(out, "}") == 0)
+        return 0;
+general:
+    /* Not the map of figures the daemon sends: as any other field. */
+    out->len = base;
+    return write_field(out, sep, "stats", raw, len, err, errlen);
+}
+
 int
 ctl_outcome_write(struct fp_buf *out, uint64_t index,
                   const struct ctl_response *r, int *ok, char *err,
@@ -566,7 +566,10 @@ ctl_outcome_write(struct fp_buf *out, uint64_t index,
 
     if (errlen > 0)
         err[0] = '\0';
-    snprintf(head, sizeof head, "{\"index\": %" PRIu64, index);
+    if (index == CTL_NO_INDEX)
+        snprintf(head, sizeof head, "{");
+    else
+        snprintf(head, sizeof head, "{\"index\": %" PRIu64 ", ", index);
     if (r->error != NULL) {
         if (read_fields(r->error, r->error_len, &f) < 0 || f.kind == NULL) {
             ctl_error_text(r, err, errlen);
@@ -574,10 +577,10 @@ ctl_outcome_write(struct fp_buf *out, uint64_t index,
         }
         *ok = 0;
         if (append(out, head) < 0
-            || write_field(out, "id", f.id, f.id_len, err, errlen) < 0
+            || write_field(out, "", "id", f.id, f.id_len, err, errlen) < 0
             || append(out, ", \"ok\": false") < 0
-            || write_field(out, "kind", f.kind, f.kind_len, err, errlen) < 0
-            || write_field(out, "detail", f.detail, f.detail_len, err,
+            || write_field(out, ", ", "kind", f.kind, f.kind_len, err, errlen) < 0
+            || write_field(out, ", ", "detail", f.detail, f.detail_len, err,
                            errlen) < 0)
             goto fail;
     } else {
@@ -587,14 +590,20 @@ ctl_outcome_write(struct fp_buf *out, uint64_t index,
         }
         *ok = 1;
         if (append(out, head) < 0
-            || write_field(out, "id", f.id, f.id_len, err, errlen) < 0
+            || write_field(out, "", "id", f.id, f.id_len, err, errlen) < 0
             || append(out, ", \"ok\": true") < 0
-            || write_field(out, "result", f.result, f.result_len, err,
+            || write_field(out, ", ", "result", f.result, f.result_len, err,
                            errlen) < 0)
             goto fail;
     }
+    if ((f.stats != NULL
+         && write_stats(out, ", ", f.stats, f.stats_len, err, errlen) < 0)
+        || (f.errtail != NULL
+            && write_field(out, ", ", "stderr", f.errtail, f.errtail_len, err,
+                           errlen) < 0))
+        goto fail;
     if ((f.attempts != NULL
-         && write_field(out, "attempts", f.attempts, f.attempts_len, err,
+         && write_field(out, ", ", "attempts", f.attempts, f.attempts_len, err,
                         errlen) < 0)
         || append(out, "}") < 0)
         goto fail;

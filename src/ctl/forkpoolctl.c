@@ -282,6 +282,17 @@ print_or_fail(const json_t *v)
     return CTL_EXIT_OK;
 }
 
+static int
+print_text_or_fail(const char *text, size_t len)
+{
+    if (fwrite(text, 1, len, stdout) != len || fflush(stdout) == EOF) {
+        if (errno != EPIPE)
+            fprintf(stderr, "forkpoolctl: stdout: %s\n", strerror(errno));
+        return CTL_EXIT_FAIL;
+    }
+    return CTL_EXIT_OK;
+}
+
 /* ---- commands ------------------------------------------------------------ */
 
 static int
@@ -314,11 +325,10 @@ cmd_submit(const struct command *cmd, const struct ctl_target *to, int argc,
     if (argc - optind != 1)
         return usage_error(cmd->name, "expects one JSON job");
 
-    struct fp_buf job = FP_BUF_INIT, params = FP_BUF_INIT;
+    struct fp_buf job = FP_BUF_INIT, params = FP_BUF_INIT, line = FP_BUF_INIT;
     struct ctl_conn conn = { .fd = -1 };
     struct ctl_response r;
     msgpack_packer pk;
-    json_t *o = NULL;
     char err[1024];
     int ok = 0;
 
@@ -341,21 +351,22 @@ cmd_submit(const struct command *cmd, const struct ctl_target *to, int argc,
         rc = ctl_fail(&conn, cmd->name);
         goto out;
     }
-    o = json_object();
-    rc = o != NULL ? ctl_outcome_fill(o, &r, &ok, err, sizeof err) : -1;
-    if (o == NULL)
+    rc = ctl_outcome_write(&line, CTL_NO_INDEX, &r, &ok, err, sizeof err);
+    if (rc == 0 && fp_buf_append(&line, "\n", 1) < 0) {
         snprintf(err, sizeof err, "out of memory");
+        rc = -1;
+    }
     if (rc != 0) {
         fprintf(stderr, "forkpoolctl: submit: %s%s\n",
                 rc < 0 ? "bad response: " : "", err);
         rc = CTL_EXIT_FAIL;
         goto out;
     }
-    rc = print_or_fail(o);
+    rc = print_text_or_fail(fp_buf_head(&line), line.len);
     if (rc == CTL_EXIT_OK && !ok)
         rc = CTL_EXIT_FAIL;
 out:
-    json_decref(o);
+    fp_buf_free(&line);
     ctl_close(&conn);
     fp_buf_free(&job);
     fp_buf_free(&params);

@@ -18,27 +18,102 @@
  * Methods
  * ------------------------------------------------------------------------ */
 
+/* A duration in ms, to the microsecond (a receipt's figures are no finer,
+ * and fewer digits read better). */
+static void
+pack_ms(msgpack_packer *pk, const char *key, double ms)
+{
+    fp_pack_cstr(pk, key);
+    msgpack_pack_double(pk, ms > 0 ? (double)(uint64_t)(ms * 1e3 + 0.5) / 1e3 : 0);
+}
+
+/* "stats": the job's receipt (SPEC §3). */
+static void
+pack_stats(msgpack_packer *pk, const fp_outcome *o)
+{
+    fp_pack_cstr(pk, "stats");
+    msgpack_pack_map(pk, 5);
+    pack_ms(pk, "wait_ms", o->stats.wait_ms);
+    pack_ms(pk, "run_ms", o->stats.run_ms);
+    pack_ms(pk, "cpu_ms", o->stats.cpu_ms);
+    ctl_pack_kv_u64(pk, "maxrss_kb", o->stats.maxrss_kb);
+    ctl_pack_kv_u64(pk, "attempts", o->attempts);
+}
+
+/* The length of the UTF-8 character at p[0..n) (p[0] >= 0x80), or 0 if
+ * the bytes there are not one. */
+static size_t
+utf8_len(const char *p, size_t n)
+{
+    for (size_t len = 2; len <= 4 && len <= n; len++)
+        if (fp_utf8_valid(p, len))
+            return len;
+    return 0;
+}
+
+/* Pass over s[0..n) as it goes out, each byte that is not part of a UTF-8
+ * character as U+FFFD: packed through pk if not NULL; returns the length. */
+static size_t
+as_utf8(msgpack_packer *pk, const char *s, size_t n)
+{
+    size_t out = 0, len;
+
+    for (const char *p = s, *end = s + n; p < end; p += len) {
+        const char *piece = p;
+        size_t plen;
+        if ((unsigned char)*p < 0x80 || (len = utf8_len(p, (size_t)(end - p))) > 0) {
+            len = (unsigned char)*p < 0x80 ? 1 : len;
+            plen = len;
+        } else {
+            len = 1;
+            piece = "\xef\xbf\xbd";       /* U+FFFD */
+            plen = 3;
+        }
+        if (pk != NULL)
+            msgpack_pack_str_body(pk, piece, plen);
+        out += plen;
+    }
+    return out;
+}
+
+/* "stderr": what a crashed job's worker wrote to stderr during it, as a
+ * str: the bytes that are not UTF-8 (a tail cut inside a character, binary
+ * output) each become U+FFFD. */
+static void
+pack_stderr(msgpack_packer *pk, const fp_outcome *o)
+{
+    fp_pack_cstr(pk, "stderr");
+    msgpack_pack_str(pk, (uint32_t)as_utf8(NULL, o->stderr_tail, o->stderr_len));
+    as_utf8(pk, o->stderr_tail, o->stderr_len);
+}
+
 /* An outcome as a response's error and result (SPEC §7): result {"id",
- * "result"} for ok, error {"id", "kind", "detail"} otherwise, both with
- * "attempts" when the job ran more than once. */
+ * "result", "stats"} for ok, error {"id", "kind", "detail", "stats"}
+ * otherwise, with "stderr" when it crashed; both with "attempts" when the
+ * job ran more than once. */
 static void
 pack_outcome(struct ctl_reply *r, const fp_outcome *o)
 {
     msgpack_packer *pk = &r->pk;
+    int crashed = o->kind == FP_CRASHED;
 
     if (o->kind == FP_OK) {
         msgpack_pack_nil(pk);
-        msgpack_pack_map(pk, o->attempts > 1 ? 3 : 2);
+        msgpack_pack_map(pk, o->attempts > 1 ? 4 : 3);
         ctl_pack_kv_u64(pk, "id", o->id);
         fp_pack_cstr(pk, "result");
         ctl_reply_raw(r, o->data, o->len);
+        pack_stats(pk, o);
     } else {
-        msgpack_pack_map(pk, o->attempts > 1 ? 4 : 3);
+        msgpack_pack_map(pk, (o->attempts > 1 ? 5 : 4) + crashed);
         ctl_pack_kv_u64(pk, "id", o->id);
         fp_pack_cstr(pk, "kind");
         fp_pack_cstr(pk, fp_kind_name(o->kind));
         fp_pack_cstr(pk, "detail");
         ctl_reply_raw(r, o->data, o->len);
+        pack_stats(pk, o);
+        if (crashed)
+            pack_stderr(pk, o);
     }
     if (o->attempts > 1)
         ctl_pack_kv_u64(pk, "attempts", o->attempts);

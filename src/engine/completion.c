@@ -110,7 +110,12 @@ pool_run_callbacks(struct fp_pool *p)
         fp_outcome o = {
             .id = job->id, .kind = job->kind, .data = job->out,
             .len = job->out_len, .attempts = job->attempts,
+            .stats = job->stats,
         };
+        if (job->kind == FP_CRASHED) {
+            o.stderr_tail = job->errtail != NULL ? job->errtail : "";
+            o.stderr_len = job->errtail_len;
+        }
         if (job->done != NULL)
             job->done(&o, job->arg);
         if (job->worker == NULL)

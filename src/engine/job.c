@@ -31,6 +31,7 @@ void
 fp_job_release(struct fp_job_cache *c, struct fp_job *job)
 {
     free(job->out_heap);
+    free(job->errtail);
     if (job->cap == JOB_SMALL && c->nfree < JOB_FREE_MAX) {
         TAILQ_NEXT(job, link) = c->free;
         c->free = job;

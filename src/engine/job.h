@@ -41,6 +41,7 @@ struct fp_job {
     double            timeout;      /* seconds; 0 = none */
     unsigned          retries_left;
     unsigned          attempts;     /* times started */
+    double            accepted_at;  /* ev_now() when it was accepted */
     double            started_at;   /* ev_now() when it last started */
     fp_done_fn        done;
     void             *arg;
@@ -57,6 +58,12 @@ struct fp_job {
     const char       *out;
     size_t            out_len;
     char             *out_heap;
+    /* Its receipt (SPEC §3; fp_outcome.stats): wait_ms set as it starts,
+     * the rest as it ends; and a crashed job's stderr tail (malloc'd, or
+     * NULL). */
+    fp_receipt        stats;
+    char             *errtail;
+    size_t            errtail_len;
 
     double            expires_at;   /* ev_now() by which it must have
                                        started, or 0 (fp_job_opts.expires) */

@@ -185,6 +185,7 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
     p->wargs.title = cfg->title;
     p->wargs.title_arg = cfg->title_arg;
     p->wargs.sandbox = &p->sandbox;
+    p->wargs.receipts = 1;           /* each result says what its job cost */
 
     p->spawn_req.exec_argv = p->cfg.exec_argv;
     p->spawn_req.child_main = fp_worker_main;
@@ -252,6 +253,13 @@ fp_pool_start(fp_pool *p)
     if (p->started_at <= 0)
         p->started_at = 1e-9;
     fp_sandbox_activate(&p->sandbox, &p->log);
+    /* A non-dumpable process that is not root may not open its own
+     * /proc/self/clear_refs (meter.h): then no peak restarts per job. */
+    if (p->cfg.exec_argv == NULL && p->sandbox.level != FP_SANDBOX_NONE
+        && geteuid() != 0)
+        fp_logf(&p->log, FP_LOG_INFO, "receipts: maxrss_kb is each worker's "
+                "peak so far, not each job's: restarting the peak needs a "
+                "master running as root, or --sandbox none");
     return pool_add_workers(p, p->target);
 }
 
@@ -359,6 +367,7 @@ fp_pool_submit_batch(fp_pool *p, const fp_job_buf *jobs, size_t n,
         job->timeout = (opts != NULL && opts->timeout >= 0) ? opts->timeout
                                                             : p->cfg.job_timeout;
         job->retries_left = opts != NULL ? opts->retries : 0;
+        job->accepted_at = ev_now(p->loop);
         job->done = done;
         job->arg = arg;
         TAILQ_INSERT_TAIL(&batch, job, link);

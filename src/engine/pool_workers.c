@@ -164,6 +164,20 @@ on_its_own(const struct fp_worker_exit *x)
            || x->cause == KILL_CLOSED;
 }
 
+/* A crashed job's outcome carries what its worker wrote to stderr during
+ * it (without memory for it, none). */
+static void
+keep_stderr(struct fp_job *job, const struct fp_worker_exit *x)
+{
+    free(job->errtail);
+    job->errtail = NULL;
+    job->errtail_len = 0;
+    if (x->stderr_len > 0 && (job->errtail = malloc(x->stderr_len)) != NULL) {
+        memcpy(job->errtail, x->stderr_tail, x->stderr_len);
+        job->errtail_len = x->stderr_len;
+    }
+}
+
 /* The running job of a dead worker gets its outcome, or another attempt
  * (then it goes into `back`, to the head of the queue). */
 static void
@@ -174,6 +188,12 @@ settle_head(struct fp_pool *p, const struct fp_worker_exit *x,
     /* Killed by us for another job (whose end we had not heard of yet). */
     int for_another = !on_its_own(x) && x->cause != KILL_GRACE
                       && x->cause != KILL_PROTOCOL && x->kill_job != head->id;
+
+    /* It ran until now (if it goes back untouched, its next start
+     * measures it afresh). */
+    head->stats.run_ms = x->cost.run_ms;
+    head->stats.cpu_ms = x->cost.cpu_ms;
+    head->stats.maxrss_kb = x->cost.maxrss_kb;
 
     if (p->phase == POOL_CUT_OFF) {
         pool_settle_str(p, head, FP_CANCELLED, "drain timeout");
@@ -208,6 +228,7 @@ settle_head(struct fp_pool *p, const struct fp_worker_exit *x,
                          head->attempts);
             else
                 snprintf(detail, sizeof(detail), "%s", why);
+            keep_stderr(head, x);
             pool_settle_str(p, head, FP_CRASHED, detail);
         }
     }

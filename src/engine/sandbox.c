@@ -213,7 +213,8 @@ fp_sandbox_enter(const struct fp_sandbox *sb, int exec, const char **why)
     } while (0)
 
 int
-fp_sandbox_lock(const struct fp_sandbox *sb, int sock, const char **why)
+fp_sandbox_lock(const struct fp_sandbox *sb, int sock, int peak_fd,
+                const char **why)
 {
     scmp_filter_ctx ctx;
     pid_t self = getpid();
@@ -268,9 +269,14 @@ fp_sandbox_lock(const struct fp_sandbox *sb, int sock, const char **why)
     ALLOW(ctx, rc, futex, 0);
     ALLOW(ctx, rc, sched_yield, 0);
     ALLOW(ctx, rc, getrandom, 0);
+    /* Our own CPU time and peak memory: each job's receipt (meter.h), and
+     * fp_sandbox_job_cpu; the peak restarts through /proc/self/clear_refs,
+     * opened before the lock. */
+    ALLOW(ctx, rc, getrusage, 0);
+    if (peak_fd >= 0)
+        ALLOW(ctx, rc, write, 1, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)peak_fd));
     if (sb->rlimit_cpu > 0) {
-        /* fp_sandbox_job_cpu: read our CPU time, move our CPU limit. */
-        ALLOW(ctx, rc, getrusage, 0);
+        /* fp_sandbox_job_cpu: move our CPU limit. */
         ALLOW(ctx, rc, prlimit64, 2, SCMP_A0(SCMP_CMP_EQ, 0),
               SCMP_A1(SCMP_CMP_EQ, RLIMIT_CPU));
     }

@@ -53,8 +53,10 @@ void fp_sandbox_free(struct fp_sandbox *sb);
 int fp_sandbox_enter(const struct fp_sandbox *sb, int exec, const char **why);
 
 /* In a strict module worker: load the seccomp allowlist.  `sock` is the
- * worker's socket.  Returns 0, or -1 with *why set. */
-int fp_sandbox_lock(const struct fp_sandbox *sb, int sock, const char **why);
+ * worker's socket, `peak_fd` its /proc/self/clear_refs (meter.h; -1 if
+ * none).  Returns 0, or -1 with *why set. */
+int fp_sandbox_lock(const struct fp_sandbox *sb, int sock, int peak_fd,
+                    const char **why);
 
 /* Before each job, with --rlimit-cpu: give the job rlimit_cpu seconds of CPU
  * from now (the soft limit moves; the kernel sends SIGXCPU past it).

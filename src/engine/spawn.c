@@ -68,7 +68,7 @@ set_sockbuf(int fd, int size)
 static void __attribute__((noreturn))
 child_start(const struct fp_spawn_req *req, int sock, int errw, pid_t master)
 {
-    int devnull;
+    int devnull, keep = -1;
     const char *why;
 
     /* Lead a process group of our own: whatever the handler starts stays in
@@ -91,7 +91,7 @@ child_start(const struct fp_spawn_req *req, int sock, int errw, pid_t master)
     /* Code is loaded with our own rights, before any switch to --user: a
      * module only root can read still works (SPEC §4). */
     if (req->exec_argv == NULL && req->child_prepare != NULL) {
-        int rc = req->child_prepare(req->child_arg);
+        int rc = req->child_prepare(req->child_arg, &keep);
         if (rc != 0)
             _exit(rc);
     }
@@ -123,9 +123,16 @@ child_start(const struct fp_spawn_req *req, int sock, int errw, pid_t master)
     if (devnull >= 0)
         dup2(devnull, 0);
     dup2(2, 1);
+    /* The fd prepare kept goes above the socket first: it may sit where
+     * the socket goes. */
+    if (keep >= 0 && keep <= FP_WORKER_KEEP_FD
+        && (keep = fcntl(keep, F_DUPFD_CLOEXEC, FP_WORKER_KEEP_FD + 1)) < 0)
+        _exit(111);
     if (sock != FP_WORKER_FD && dup2(sock, FP_WORKER_FD) < 0)
         _exit(111);
-    fp_close_fds_from(FP_WORKER_FD + 1);
+    if (keep >= 0 && dup3(keep, FP_WORKER_KEEP_FD, O_CLOEXEC) < 0)
+        _exit(111);
+    fp_close_fds_from(keep >= 0 ? FP_WORKER_KEEP_FD + 1 : FP_WORKER_FD + 1);
     _exit(req->child_main(FP_WORKER_FD, req->child_arg));
 }
 

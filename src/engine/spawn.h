@@ -19,8 +19,14 @@ struct fp_sandbox;
 /* Runs in the child with its socket on FP_WORKER_FD; returns the exit code. */
 typedef int (*fp_child_fn)(int fd, void *arg);
 /* Runs in the child before the sandbox is entered (before any switch of
- * user); returns 0, or the exit code to leave with. */
-typedef int (*fp_child_prepare_fn)(void *arg);
+ * user); returns 0, or the exit code to leave with.  It may open one fd
+ * that child_main needs and could not open itself once confined (close-on-
+ * exec, stored in *keep_fd; -1 = none): the sweep of inherited fds spares
+ * it, and child_main finds it at FP_WORKER_KEEP_FD. */
+typedef int (*fp_child_prepare_fn)(void *arg, int *keep_fd);
+
+/* Where a module worker finds the fd its child_prepare kept. */
+#define FP_WORKER_KEEP_FD (FP_WORKER_FD + 1)
 
 struct fp_spawn_req {
     char *const *exec_argv;  /* exec this with socket on stdin+stdout, or */

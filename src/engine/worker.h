@@ -21,6 +21,7 @@
 #include "codec/frame.h"
 #include "job.h"
 #include "log.h"
+#include "meter.h"
 #include "stderr_budget.h"
 #include "worker_life.h"
 
@@ -54,6 +55,12 @@ struct fp_worker_exit {
                                        or its bytes went out where there is
                                        none) */
     int                 was_ready;  /* it said "ready" at some point */
+    /* The running job's run_ms, cpu_ms and maxrss_kb up to the death
+     * (meter.h; wait_ms is the job's own), and what the worker wrote to
+     * stderr during it, the last lines (worker_stderr.c). */
+    fp_receipt          cost;
+    size_t              stderr_len;
+    char                stderr_tail[FP_STDERR_TAIL];
 };
 
 /* The events a worker reports to its owner. */
@@ -89,6 +96,22 @@ struct fp_worker_env {
                                                windows behind their head */
 };
 
+/* A worker's stderr as the running job's (worker_stderr.c): every byte
+ * read from its pipe, numbered from its fork, the last FP_STDERR_TAIL of
+ * them kept. */
+struct fp_errtail {
+    char     ring[FP_STDERR_TAIL];  /* byte i at ring[i % FP_STDERR_TAIL] */
+    uint64_t total;         /* bytes read from this process's pipe */
+    uint64_t synced;        /* bytes its pipe had taken, read or not, at the
+                               last look (a result came: all it wrote
+                               before it is in there) */
+    uint64_t synced_at;     /* w->received at that look */
+    uint64_t mark;          /* where the running job's bytes begin */
+    int      cut_short;     /* the last read stopped at the budget's chunk */
+    int      in_order;      /* the socket bytes at hand were read right
+                               after this loop iteration's stderr read */
+};
+
 struct fp_worker {
     const struct fp_worker_env *env;
     unsigned           slot;        /* index in the owner's table */
@@ -100,6 +123,7 @@ struct fp_worker {
     ev_timer           err_resume;  /* reading its stderr paced: when to go on */
     ev_timer           err_summary; /* while lines of its stderr are suppressed */
     struct fp_stderr_budget errbudget; /* the slot's, kept across respawns */
+    struct fp_errtail  errtail;     /* its stderr, for a crashed job */
     ev_child           child;
     ev_timer           job_timer;   /* the running job's deadline */
     ev_timer           slow_timer;  /* --slow-log for the running job */
@@ -123,10 +147,24 @@ struct fp_worker {
     ev_tstamp          job_started; /* when the window's head began */
     unsigned           jobs_done;   /* by this process */
     const char        *retire_why;  /* WS_RETIRING: why (for the log) */
+    /* What its process's CPU was as its running job started, as far as
+     * we know (meter.h): from the cost its results report (own_loop), or
+     * read from /proc between the jobs of an --exec program; and its usage
+     * read just before we killed it. */
+    struct {
+        int                  own_loop;  /* runs forkpool's job loop */
+        uint64_t             base_cpu_us;
+        uint64_t             base_rss_kb;   /* its resident size then */
+        int                  killed_read;
+        struct fp_proc_usage at_kill;
+    } meter;
     struct {
         enum fp_kill_cause cause;   /* WS_KILLED (or a late protocol error) */
         uint64_t           job;     /* the job it was aimed at */
         char               why[96]; /* a protocol error's reason */
+        int                dying;   /* KILL_BROKEN: /proc said it was exiting
+                                       already (the SIGKILL that ended it, if
+                                       any, was not ours) */
     } kill;
 
     /* The owner's bookkeeping; the mechanism never reads these. */
@@ -209,6 +247,24 @@ void fp_worker_stderr_init(struct fp_worker *w);
 void fp_worker_stderr_open(struct fp_worker *w, int errfd);
 void fp_worker_stderr_read(struct fp_worker *w);
 void fp_worker_stderr_close(struct fp_worker *w);
+/* A crashed job's stderr: a result (or "ready") came, so what the pipe
+ * holds now was written before it (once per socket read: a FIONREAD);
+ * the window's head starts, its bytes begin here; the running job's bytes,
+ * the last lines of at most FP_STDERR_TAIL bytes, into out (returns how
+ * many). */
+void   fp_worker_stderr_sync(struct fp_worker *w);
+void   fp_worker_stderr_job_start(struct fp_worker *w);
+size_t fp_worker_stderr_tail(const struct fp_worker *w, char *out);
+
+/* worker_meter.c: each job's receipt, the master's side (meter.h).  It is
+ * about to be killed (its usage is read, if a job runs); a result came
+ * for `job` (c: the cost it reports, or NULL); it said "ready"; it is
+ * dead: the running job's figures and stderr into x. */
+void fp_worker_measure_kill(struct fp_worker *w);
+void fp_worker_measure_result(struct fp_worker *w, struct fp_job *job,
+                              const struct fp_job_cost *c);
+void fp_worker_measure_ready(struct fp_worker *w);
+void fp_worker_measure_death(struct fp_worker *w, struct fp_worker_exit *x);
 
 /* Its process is alive (not yet reaped). */
 int  fp_worker_alive(const struct fp_worker *w);

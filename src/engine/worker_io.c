@@ -163,8 +163,9 @@ fp_worker_rss(const struct fp_worker *w)
 
 /* Is the process on its way out already (exiting, or a zombie)?  A dying
  * process closes its files before its parent can reap it, so its socket
- * may read EOF first.  When /proc cannot tell, it is taken as dying: then
- * its own exit status is what gets reported. */
+ * may read EOF first.  Returns 1 if so, 0 if not, -1 when /proc cannot
+ * tell (then it is taken as dying: its own exit status is what gets
+ * reported). */
 static int
 process_exiting(pid_t pid)
 {
@@ -176,7 +177,7 @@ process_exiting(pid_t pid)
 
     snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
     if ((f = fopen(path, "re")) == NULL)
-        return 1;
+        return -1;
     int ok = fgets(buf, sizeof(buf), f) != NULL;
     fclose(f);
     /* "pid (comm) state ppid pgrp session tty_nr tpgid flags ...": comm
@@ -184,14 +185,18 @@ process_exiting(pid_t pid)
     char *p = ok ? strrchr(buf, ')') : NULL;
     if (p == NULL
         || sscanf(p + 1, " %c %*d %*d %*d %*d %*d %u", &state, &flags) != 2)
-        return 1;
+        return -1;
     return state == 'Z' || state == 'X' || (flags & PF_EXITING) != 0;
 }
 
 void
 fp_worker_socket_gone(struct fp_worker *w)
 {
-    fp_worker_kill(w, process_exiting(w->pid) ? KILL_BROKEN : KILL_CLOSED, 0);
+    int exiting = process_exiting(w->pid);
+
+    if (exiting > 0 && w->kill.cause == KILL_NONE)
+        w->kill.dying = 1;
+    fp_worker_kill(w, exiting != 0 ? KILL_BROKEN : KILL_CLOSED, 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -238,6 +243,7 @@ fp_worker_spawn(struct fp_worker *w, const struct fp_spawn_req *req)
     w->pid = pid;
     w->fd = fd;
     fp_worker_stderr_open(w, errfd);
+    fp_reaped_mark();           /* before its first reap: meter.h */
     w->spawned_at = ev_now(loop);
     w->ready_at = 0;
     w->jobs_done = 0;
@@ -245,6 +251,10 @@ fp_worker_spawn(struct fp_worker *w, const struct fp_spawn_req *req)
     w->kill.cause = KILL_NONE;
     w->kill.job = 0;
     w->kill.why[0] = '\0';
+    w->kill.dying = 0;
+    w->meter.own_loop = args != NULL;
+    w->meter.base_cpu_us = w->meter.base_rss_kb = 0;
+    w->meter.killed_read = 0;
     w->received = 0;
     w->send_next = NULL;
     w->send_off = 0;
@@ -318,6 +328,13 @@ start_head(struct fp_worker *w)
     }
     head->attempts++;
     head->started_at = w->job_started = ev_now(loop);
+    /* A job sent ahead starts only now, as the one before it ends: its
+     * time in the window is waiting. */
+    head->stats = (fp_receipt){
+        .wait_ms = head->started_at > head->accepted_at
+                   ? (head->started_at - head->accepted_at) * 1e3 : 0,
+    };
+    fp_worker_stderr_job_start(w);
     if (head->timeout > 0)
         fp_timer_after(loop, &w->job_timer, head->timeout);
     if (w->env->slow_log > 0)
@@ -371,6 +388,7 @@ fp_worker_stop(struct fp_worker *w)
 void
 fp_worker_kill(struct fp_worker *w, enum fp_kill_cause cause, uint64_t job)
 {
+    fp_worker_measure_kill(w);
     /* The first cause stands: it decides the outcome of the job it held.
      * (Recorded even when dead, for a protocol error in its last words.) */
     if (w->kill.cause == KILL_NONE && w->state != WS_WAITING) {
@@ -510,6 +528,7 @@ static void
 deliver(struct fp_worker *w, const struct fp_worker_msg *m)
 {
     struct fp_job *job = TAILQ_FIRST(&w->window);
+    struct fp_job_cost cost;
     char msg[128];
 
     if (job != NULL && job == w->send_next) {
@@ -524,12 +543,20 @@ deliver(struct fp_worker *w, const struct fp_worker_msg *m)
         protocol_error(w, msg);
         return;
     }
+    if (m->cost != NULL && fp_wire_job_cost(m->cost, m->cost_len, &cost) < 0) {
+        protocol_error(w, "malformed result");
+        return;
+    }
+    /* All it wrote to stderr before this result is in the pipe by now. */
+    if (w->errtail.synced_at != w->received)
+        fp_worker_stderr_sync(w);
     TAILQ_REMOVE(&w->window, job, link);
     fp_worker_set_nwindow(w, w->nwindow - 1);
     if (job->seq != FP_SEQ_NONE && job->seq >= w->read_seq)
         w->read_seq = job->seq + 1;     /* it read its frames in order */
     w->jobs_done++;
     job->worker = NULL;
+    fp_worker_measure_result(w, job, m->cost != NULL ? &cost : NULL);
     if (job->state == JOB_ASSIGNED)     /* not one cancelled while sent ahead */
         fp_job_set_outcome(job, m->type == FP_WMSG_OK ? FP_OK : FP_ERROR,
                            m->value, m->value_len);
@@ -583,7 +610,9 @@ process_input(struct fp_worker *w)
         }
         if (n == 0)
             break;
-        if (fp_wire_worker_msg(fp_buf_head(&w->in), (size_t)n, &m, &why) < 0)
+        /* Our own job loop adds what each job cost to its results. */
+        if ((w->meter.own_loop ? fp_wire_worker_msg_costed : fp_wire_worker_msg)
+                (fp_buf_head(&w->in), (size_t)n, &m, &why) < 0)
             protocol_error(w, why);
         else
             on_message(w, &m);
@@ -621,6 +650,8 @@ read_some(struct fp_worker *w, size_t budget)
         w->received += (size_t)n;
         got_total += (size_t)n;
         process_input(w);
+        /* What a further read brings may follow stderr not read yet. */
+        w->errtail.in_order = 0;
     }
     return 0;
 }
@@ -631,7 +662,12 @@ worker_read_cb(struct ev_loop *loop, ev_io *io, int revents)
     struct fp_worker *w = io->data;
     (void)revents;
 
-    if (read_some(w, READ_PER_WAKEUP)) {
+    /* Its stderr was read before us in this loop iteration (worker_stderr.c):
+     * the results of our first read come after all of it. */
+    w->errtail.in_order = 1;
+    int eof = read_some(w, READ_PER_WAKEUP);
+    w->errtail.in_order = 0;
+    if (eof) {
         ev_io_stop(loop, &w->rio);
         /* EOF from a worker we did not stop: it is dying or broken. */
         if (w->state != WS_STOPPING)
@@ -721,6 +757,7 @@ reap(struct fp_worker *w, enum fp_wstate from, int status)
         fp_worker_stderr_read(w);
     if (w->errfd >= 0)
         fp_worker_stderr_close(w);
+    fp_worker_measure_death(w, &x);
     stop_io(w);
     ev_timer_stop(loop, &w->grace_timer);
     if (w->fd >= 0)
@@ -733,6 +770,12 @@ reap(struct fp_worker *w, enum fp_wstate from, int status)
     fp_describe_status(status, x.death, sizeof(x.death));
     if (x.cause == KILL_CLOSED && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
         snprintf(x.death, sizeof(x.death), "closed its socket");   /* our kill */
+    else if ((x.cause == KILL_NONE || (x.cause == KILL_BROKEN && w->kill.dying))
+             && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+        /* Not ours (we record every kill we send): most likely the kernel's
+         * OOM killer -- or someone's kill -9. */
+        snprintf(x.death, sizeof(x.death), "killed by SIGKILL (not sent by "
+                 "forkpool: out of memory?)");
 
     TAILQ_INIT(&window);
     TAILQ_CONCAT(&window, &w->window, link);
@@ -779,6 +822,7 @@ step(struct fp_worker *w, enum fp_wevent ev, const void *arg)
     case WA_NOTE_READY:
         ev_timer_stop(loop, &w->start_timer);
         w->ready_at = ev_now(loop);
+        fp_worker_measure_ready(w);
         fp_logf(w->env->log, FP_LOG_DEBUG, "worker %ld: ready for jobs",
                 (long)w->pid);
         w->env->ops->ready(w);

@@ -15,7 +15,9 @@
 #include "codec/buf.h"
 #include "codec/frame.h"
 #include "descendants.h"
+#include "meter.h"
 #include "sandbox.h"
+#include "spawn.h"
 #include "worker_loop.h"
 #include "worker_hold.h"
 
@@ -37,6 +39,7 @@ struct worker {
     uint64_t                    *claims;    /* shared with the master, or NULL */
     uint64_t                     seq;       /* jobs read so far */
     struct fp_descendants        desc;      /* what jobs start dies with them */
+    struct fp_meter              meter;     /* what each job costs (meter.h) */
 };
 
 static void
@@ -85,7 +88,26 @@ set_title(struct worker *w, const char *state, uint64_t job)
     w->args->title(title, w->args->title_arg);
 }
 
-/* Run one job and queue its ["ok"|"error", id, value] message. */
+/* The internal receipt, the fourth element of a result from a module
+ * worker of ours (wire.h): [run_us, cpu_us, maxrss_kb, total_cpu_us,
+ * rss_kb], or run_us alone for a job that took no sample. */
+static void
+pack_cost(struct worker *w, const struct fp_job_cost *cost)
+{
+    if (!cost->measured) {
+        msgpack_pack_uint64(&w->out_pk, cost->run_us);
+        return;
+    }
+    msgpack_pack_array(&w->out_pk, 5);
+    msgpack_pack_uint64(&w->out_pk, cost->run_us);
+    msgpack_pack_uint64(&w->out_pk, cost->cpu_us);
+    msgpack_pack_uint64(&w->out_pk, cost->maxrss_kb);
+    msgpack_pack_uint64(&w->out_pk, cost->total_cpu_us);
+    msgpack_pack_uint64(&w->out_pk, cost->rss_kb);
+}
+
+/* Run one job and queue its ["ok"|"error", id, value] message, with what
+ * it cost when the master asked for receipts. */
 static void
 run_job(struct worker *w, uint64_t id, const char *payload, size_t len)
 {
@@ -94,7 +116,10 @@ run_job(struct worker *w, uint64_t id, const char *payload, size_t len)
     int rc;
     const char *kind;
     const char *why = NULL;
+    struct fp_job_cost cost;
 
+    if (w->args->receipts)
+        fp_meter_job_start(&w->meter);
     msgpack_unpacked_init(&job);
     msgpack_sbuffer_clear(&w->result);
     if (msgpack_unpack_next(&job, payload, len, &off) != MSGPACK_UNPACK_SUCCESS) {
@@ -108,6 +133,8 @@ run_job(struct worker *w, uint64_t id, const char *payload, size_t len)
         fp_descendants_job_end(&w->desc);
     }
     msgpack_unpacked_destroy(&job);
+    if (w->args->receipts)
+        fp_meter_job_end(&w->meter, &cost);
 
     /* The handler must have packed exactly one bounded value. */
     if (why == NULL) {
@@ -130,13 +157,15 @@ run_job(struct worker *w, uint64_t id, const char *payload, size_t len)
     }
 
     kind = rc == 0 ? "ok" : "error";
-    msgpack_pack_array(&w->out_pk, 3);
+    msgpack_pack_array(&w->out_pk, w->args->receipts ? 4 : 3);
     fp_pack_cstr(&w->out_pk, kind);
     msgpack_pack_uint64(&w->out_pk, id);
     if (why != NULL)
         fp_pack_cstr(&w->out_pk, why);
     else
         fp_buf_append(&w->out, w->result.data, w->result.size);
+    if (w->args->receipts)
+        pack_cost(w, &cost);
     if (w->result.alloc > KEEP_BUFFER) {
         msgpack_sbuffer_destroy(&w->result);
         msgpack_sbuffer_init(&w->result);
@@ -219,6 +248,7 @@ serve(struct worker *w)
         }
         set_title(w, "idle", 0);
         fp_descendants_idle(&w->desc);
+        fp_meter_idle(&w->meter);
         if (flush_out(w) < 0)     /* held results, or "ready" the first time */
             return -1;
         fp_buf_shrink(&w->in, KEEP_BUFFER);
@@ -237,12 +267,14 @@ serve(struct worker *w)
 }
 
 int
-fp_worker_prepare(void *arg)
+fp_worker_prepare(void *arg, int *keep_fd)
 {
     struct fp_worker_args *args = arg;  /* this process's own copy */
     char err[512];
     void *handle;   /* kept for the life of the process */
 
+    if (args->receipts && (*keep_fd = fp_meter_open_peak()) >= 0)
+        args->peak_kept = 1;
     if (args->module != NULL)
         return 0;
     args->module = fp_module_load(args->module_path, &handle, err, sizeof(err));
@@ -264,6 +296,9 @@ fp_worker_main(int fd, void *arg)
     memset(&w, 0, sizeof(w));
     w.fd = fd;
     w.args = args;
+    /* The fd our prepare kept, or one we may still open ourselves. */
+    fp_meter_init(&w.meter, !args->receipts ? -1
+                            : args->peak_kept ? FP_WORKER_KEEP_FD : fp_meter_open_peak());
     msgpack_packer_init(&w.out_pk, &w.out, fp_buf_pack_write);
     msgpack_sbuffer_init(&w.result);
     msgpack_packer_init(&w.result_pk, &w.result, msgpack_sbuffer_write);
@@ -304,7 +339,7 @@ fp_worker_main(int fd, void *arg)
         w.desc.on = 0;
     if (args->sandbox != NULL) {
         const char *why;
-        if (fp_sandbox_lock(args->sandbox, fd, &why) < 0) {
+        if (fp_sandbox_lock(args->sandbox, fd, w.meter.peak_fd, &why) < 0) {
             wlog("sandbox: %s", why);
             rc = 3;
             goto out;
@@ -326,6 +361,7 @@ fp_worker_main(int fd, void *arg)
         w.module->fini(w.state);
 out:
     fp_descendants_stop(&w.desc);
+    fp_meter_close(&w.meter);
     fp_hold_stop(&w.hold);
     msgpack_unpacked_destroy(&config);
     msgpack_sbuffer_destroy(&w.result);

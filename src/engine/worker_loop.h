@@ -23,13 +23,22 @@ struct fp_worker_args {
     unsigned         slot;       /* shown in the title */
     const struct fp_sandbox *sandbox;  /* locked down after init, or NULL */
     struct fp_hold_area *hold_area;    /* shared with the master, or NULL */
+    /* Report what each job cost (meter.h) with its result, as a fourth
+     * element the master reads from its own module workers only: SPEC §6
+     * results stay ["ok", id, result] for any other reader. */
+    int              receipts;
+    int              peak_kept;  /* set by fp_worker_prepare: the worker's
+                                    /proc/self/clear_refs is open at
+                                    FP_WORKER_KEEP_FD */
 };
 
 /* In the forked worker, before it is confined or switches user (so with
  * the master's own rights, SPEC §4): load the module file, if that is
- * where its code comes from.  Returns 0, or an exit status after logging
+ * where its code comes from; open what measures each job's memory peak
+ * (fp_meter_open_peak: a process that is no longer root cannot, SPEC §3
+ * "Receipt"), kept in *keep_fd.  Returns 0, or an exit status after logging
  * why.  Matches fp_child_prepare_fn. */
-int fp_worker_prepare(void *args);
+int fp_worker_prepare(void *args, int *keep_fd);
 
 /* Announce "ready", then serve jobs on `fd` until EOF.  Returns the process
  * exit status: 0 after a clean EOF, nonzero if init failed or the stream

@@ -11,6 +11,7 @@
 #include "config.h"
 #include <errno.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "timer.h"
@@ -32,6 +33,9 @@ void
 fp_worker_stderr_init(struct fp_worker *w)
 {
     ev_init(&w->eio, stderr_cb);
+    /* Read before its socket in each loop iteration (see "The running
+     * job's stderr" below). */
+    ev_set_priority(&w->eio, 1);
     ev_init(&w->err_resume, resume_cb);
     ev_init(&w->err_summary, summary_cb);
     w->eio.data = w->err_resume.data = w->err_summary.data = w;
@@ -43,6 +47,9 @@ fp_worker_stderr_open(struct fp_worker *w, int errfd)
 {
     w->errfd = errfd;
     fp_buf_clear(&w->errline);
+    w->errtail.total = w->errtail.synced = w->errtail.mark = 0;
+    w->errtail.synced_at = 0;
+    w->errtail.cut_short = 0;
     ev_io_set(&w->eio, errfd, EV_READ);
     ev_io_start(w->env->loop, &w->eio);
 }
@@ -115,6 +122,96 @@ take_bytes(struct fp_worker *w, const char *p, size_t n)
     }
 }
 
+/* ------------------------------------------------------------------------
+ * The running job's stderr, for its outcome if it crashes
+ *
+ * Every byte read is kept in a ring of the last FP_STDERR_TAIL, before the
+ * log's budget suppresses any line: the budget bounds the log, not what a
+ * crashed job's client is told.  Which bytes are the job's?  The pipe is
+ * not the socket, so the two are ordered by what the worker does: it
+ * writes a job's stderr before that job's result, and starts the next job
+ * only after it.  So once a result has arrived, what the pipe holds (read
+ * or not) belongs to that job or an earlier one, and the job that starts
+ * as it ends begins past it.  A job started while the result before it was
+ * held back (worker_hold.h) may lose its first lines that way, but it
+ * never shows a line of the job before.
+ *
+ * "Read or not" costs nothing most of the time: the pipe's watcher has a
+ * higher priority than the socket's, and the pipe was written first, so
+ * when a result is read in a loop iteration, the pipe has been read dry in
+ * that iteration before it (libev invokes higher priorities first, and
+ * readiness is level-triggered).  Only when that is not so -- its reading
+ * paused by the budget, a read cut at the budget's chunk, a second socket
+ * read in the same wakeup, or a dead worker's last results -- does
+ * FIONREAD ask the pipe what it still holds.
+ * ------------------------------------------------------------------------ */
+
+static void
+tail_add(struct fp_worker *w, const char *p, size_t n)
+{
+    struct fp_errtail *t = &w->errtail;
+
+    if (n > FP_STDERR_TAIL) {
+        t->total += n - FP_STDERR_TAIL;
+        p += n - FP_STDERR_TAIL;
+        n = FP_STDERR_TAIL;
+    }
+    size_t at = (size_t)(t->total % FP_STDERR_TAIL);
+    size_t first = n < FP_STDERR_TAIL - at ? n : FP_STDERR_TAIL - at;
+    memcpy(t->ring + at, p, first);
+    memcpy(t->ring, p + first, n - first);
+    t->total += n;
+}
+
+void
+fp_worker_stderr_sync(struct fp_worker *w)
+{
+    int pending = 0;
+
+    if (w->errfd >= 0
+        && (!w->errtail.in_order || w->errtail.cut_short || !ev_is_active(&w->eio))
+        && (ioctl(w->errfd, FIONREAD, &pending) < 0 || pending < 0))
+        pending = 0;
+    w->errtail.synced = w->errtail.total + (uint64_t)pending;
+    w->errtail.synced_at = w->received;
+}
+
+void
+fp_worker_stderr_job_start(struct fp_worker *w)
+{
+    struct fp_errtail *t = &w->errtail;
+
+    t->mark = t->synced > t->total ? t->synced : t->total;
+}
+
+size_t
+fp_worker_stderr_tail(const struct fp_worker *w, char *out)
+{
+    const struct fp_errtail *t = &w->errtail;
+    uint64_t from = t->mark;
+    int cut = 0;
+
+    if (t->total <= from)
+        return 0;
+    if (t->total - from > FP_STDERR_TAIL) {
+        from = t->total - FP_STDERR_TAIL;
+        cut = 1;
+    }
+    size_t n = (size_t)(t->total - from);
+    size_t at = (size_t)(from % FP_STDERR_TAIL);
+    size_t first = n < FP_STDERR_TAIL - at ? n : FP_STDERR_TAIL - at;
+    memcpy(out, t->ring + at, first);
+    memcpy(out + first, t->ring, n - first);
+    /* Cut short: its last lines, whole (unless one line is all there is). */
+    const char *nl = cut ? memchr(out, '\n', n) : NULL;
+    if (nl != NULL && (size_t)(nl + 1 - out) < n) {
+        size_t skip = (size_t)(nl + 1 - out);
+        memmove(out, out + skip, n - skip);
+        n -= skip;
+    }
+    return n;
+}
+
 /* Read at most `max` bytes from the pipe into lines; *got says how many. */
 static enum pipe_state
 read_upto(struct fp_worker *w, size_t max, size_t *got)
@@ -132,6 +229,7 @@ read_upto(struct fp_worker *w, size_t max, size_t *got)
         if (n <= 0)
             return PIPE_CLOSED;
         *got += (size_t)n;
+        tail_add(w, chunk, (size_t)n);
         take_bytes(w, chunk, (size_t)n);
     }
     return PIPE_MORE;
@@ -178,6 +276,7 @@ stderr_cb(struct ev_loop *loop, ev_io *io, int revents)
     enum pipe_state st = read_upto(w, fp_stderr_budget_readable(&w->errbudget,
                                                                 ev_now(loop)), &got);
     fp_stderr_budget_read(&w->errbudget, got);
+    w->errtail.cut_short = st == PIPE_MORE;
     if (st == PIPE_CLOSED) {
         fp_worker_stderr_close(w);
     } else if (st == PIPE_MORE

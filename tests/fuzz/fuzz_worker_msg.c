@@ -8,7 +8,8 @@
  * down to 1 MiB / 100000 objects) or tight ones, with the scanner checks of
  * fuzz_stream.c: split and chunked scans agree with the one-shot scan, and
  * msgpack-c agrees with the scanner and the reader.  Each frame then goes
- * to fp_wire_worker_msg(), as workers.c's handle_frame() does.
+ * to fp_wire_worker_msg() and fp_wire_worker_msg_costed(), as worker_io.c's
+ * process_input() does (the latter for its own module workers).
  *
  * Asserts, besides "no sanitizer report": a refused message comes with a
  * reason; an accepted "ok"/"error" carries a value that lies inside the
@@ -31,16 +32,37 @@ static const struct fp_limits worker_limits = {
     .max_depth = FP_MAX_DEPTH + 1,
 };
 
+/* A result's cost (forkpool's own workers): it lies inside the frame,
+ * after the value, and decodes or is refused without reading past it. */
+static void
+check_cost(const char *frame, size_t len, const struct fp_worker_msg *m)
+{
+    struct fp_job_cost c;
+
+    if (m->cost == NULL)
+        return;
+    FZ_CHECK(m->cost >= m->value + m->value_len && m->cost_len <= len
+             && (size_t)(m->cost - frame) <= len - m->cost_len);
+    (void)fp_wire_job_cost(m->cost, m->cost_len, &c);
+}
+
 static void
 worker_frame(const char *frame, size_t len)
 {
     struct fp_worker_msg m;
     const char *why = NULL;
 
+    /* As from forkpool's own worker loop: a result may carry its cost. */
+    if (fp_wire_worker_msg_costed(frame, len, &m, &why) < 0)
+        FZ_CHECK(why != NULL);
+    else if (m.type == FP_WMSG_OK || m.type == FP_WMSG_ERROR)
+        check_cost(frame, len, &m);
+    why = NULL;
     if (fp_wire_worker_msg(frame, len, &m, &why) < 0) {
         FZ_CHECK(why != NULL);
         return;
     }
+    FZ_CHECK(m.cost == NULL);
     if (m.type != FP_WMSG_OK && m.type != FP_WMSG_ERROR)
         return;                 /* ready, retire: nothing more to read */
     FZ_CHECK(m.value != NULL && m.value_len > 0);
