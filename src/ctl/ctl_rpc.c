@@ -499,7 +499,7 @@ write_field(struct fp_buf *out, const char *sep, const char *key,
 static int
 write_ms(struct fp_buf *out, double v)
 {
-    char buf[48];
+    char buf[32], *p = buf + sizeof(buf);
     double us = v * 1e3;
 
     if (!(v >= 0 && us < 1e15))
@@ -507,15 +507,39 @@ write_ms(struct fp_buf *out, double v)
     uint64_t n = (uint64_t)(us + 0.5);
     if (us - (double)n > 1e-3 || (double)n - us > 1e-3)
         return 1;
-    int len = snprintf(buf, sizeof buf, "%" PRIu64 ".%03u", n / 1000,
-                       (unsigned)(n % 1000));
-    while (buf[len - 1] == '0' && buf[len - 2] != '.')
-        len--;
-    return fp_buf_append(out, buf, (size_t)len) < 0 ? -1 : 0;
+    /* Right to left, without printf: a map line writes three of these. */
+    unsigned frac = (unsigned)(n % 1000), digits = 3;
+    while (digits > 1 && frac % 10 == 0) {
+        frac /= 10;
+        digits--;
+    }
+    while (digits-- > 0) {
+        *--p = (char)('0' + frac % 10);
+        frac /= 10;
+    }
+    *--p = '.';
+    n /= 1000;
+    do
+        *--p = (char)('0' + n % 10);
+    while ((n /= 10) > 0);
+    return fp_buf_append(out, p, (size_t)(buf + sizeof(buf) - p)) < 0 ? -1 : 0;
+}
+
+/* An unsigned integer, as json_dumps writes it.  Returns 0 or -1. */
+static int
+write_uint(struct fp_buf *out, uint64_t n)
+{
+    char buf[24], *p = buf + sizeof(buf);
+
+    do
+        *--p = (char)('0' + n % 10);
+    while ((n /= 10) > 0);
+    return fp_buf_append(out, p, (size_t)(buf + sizeof(buf) - p));
 }
 
 /* sep, "\"stats\": " and the receipt: as write_field, but its reals as
- * write_ms writes them. */
+ * write_ms writes them (and, being on every line of a map, its figures
+ * without a pass through msgpack-c). */
 static int
 write_stats(struct fp_buf *out, const char *sep, const char *raw, size_t len,
             char *err, size_t errlen)
@@ -541,8 +565,11 @@ write_stats(struct fp_buf *out, const char *sep, const char *raw, size_t len,
         at = rd;
         if (fp_read_skip(&rd, &value, &vlen) < 0)
             goto general;
+        uint64_t u;
         int rc = fp_reader_type(&at) == FP_T_FLOAT && fp_read_double(&at, &v) == 0
-                 ? write_ms(out, v) : 1;
+                 ? write_ms(out, v)
+                 : fp_reader_type(&at) == FP_T_UINT && fp_read_uint(&at, &u) == 0
+                 ? write_uint(out, u) : 1;
         if (rc < 0 || (rc > 0 && fp_json_write_msgpack(out, value, vlen,
                                                        FP_JSON_SPACED, NULL, 0) < 0))
             goto general;
