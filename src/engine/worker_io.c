@@ -46,6 +46,9 @@ static void grace_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents);
 static void start_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents);
 static void step(struct fp_worker *w, enum fp_wevent ev, const void *arg);
 static void process_input(struct fp_worker *w);
+static void drain_socket(struct fp_worker *w, size_t budget);
+static int read_some(struct fp_worker *w, size_t budget);
+static int reading(const struct fp_worker *w);
 static int moved_past_head(const struct fp_worker *w);
 
 struct fp_worker *
@@ -434,8 +437,14 @@ grace_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents)
 static void
 start_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents)
 {
+    struct fp_worker *w = tw->data;
     (void)loop; (void)revents;
-    step(tw->data, WE_START_EXPIRED, NULL);
+
+    /* Timers and sockets are served in no particular order: a "ready"
+     * may be waiting in the socket (after a long loop iteration, say).
+     * It counts: read it first. */
+    drain_socket(w, READ_PER_WAKEUP);
+    step(w, WE_START_EXPIRED, NULL);
 }
 
 static void
@@ -625,18 +634,25 @@ read_some(struct fp_worker *w, size_t budget)
     return 0;
 }
 
+/* Read and process what the socket holds, up to `budget` bytes. */
 static void
-worker_read_cb(struct ev_loop *loop, ev_io *io, int revents)
+drain_socket(struct fp_worker *w, size_t budget)
 {
-    struct fp_worker *w = io->data;
-    (void)revents;
-
-    if (read_some(w, READ_PER_WAKEUP)) {
-        ev_io_stop(loop, &w->rio);
+    if (!reading(w))
+        return;
+    if (read_some(w, budget)) {
+        ev_io_stop(w->env->loop, &w->rio);
         /* EOF from a worker we did not stop: it is dying or broken. */
         if (w->state != WS_STOPPING)
             fp_worker_socket_gone(w);
     }
+}
+
+static void
+worker_read_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop; (void)revents;
+    drain_socket(io->data, READ_PER_WAKEUP);
 }
 
 /* A dead worker's last results: the bytes of [base, base+len) its area
@@ -746,6 +762,11 @@ child_exit_cb(struct ev_loop *loop, ev_child *cw, int revents)
     struct fp_worker *w = cw->data;
     (void)loop; (void)revents;
 
+    /* Its last words happened before its exit, whichever event libev
+     * serves first: a "ready" or a result still in the socket is taken
+     * while the worker is in the state it sent them from. */
+    if (reading(w))
+        (void)read_some(w, SIZE_MAX);   /* EOF too: the exit says why */
     step(w, WE_EXITED, &cw->rstatus);
 }
 
