@@ -150,15 +150,16 @@ START_TEST(a_lapsed_lease_moves_and_fences_the_old_holder)
 
     /* Held well within a long lease: B claims nothing. */
     ck_assert_uint_eq(cmd("FCALL", "fp_claim", "1", JOBS, "B", "60000", "10",
-                          NULL)->elements, 0);
+                          NULL)->elements, 1);
     /* Past a 50 ms lease (idle only grows): B claims it, count 2. */
     usleep(100 * 1000);
     redisReply *r = cmd("FCALL", "fp_claim", "1", JOBS, "B", "50", "10", NULL);
-    ck_assert_uint_eq(r->elements, 1);
-    ck_assert_str_eq(r->element[0]->element[0]->str, id);
-    ck_assert_int_eq(r->element[0]->element[1]->integer, 2);
-    ck_assert_str_eq(r->element[0]->element[2]->str, "p");
-    ck_assert_str_eq(r->element[0]->element[3]->str, "p1");
+    ck_assert_uint_eq(r->elements, 2);
+    ck_assert_str_eq(r->element[0]->str, "0-0");    /* looked at it all */
+    ck_assert_str_eq(r->element[1]->element[0]->str, id);
+    ck_assert_int_eq(r->element[1]->element[1]->integer, 2);
+    ck_assert_str_eq(r->element[1]->element[2]->str, "p");
+    ck_assert_str_eq(r->element[1]->element[3]->str, "p1");
     ck_assert_int_eq(pending(id, owner, sizeof(owner)), 2);
     ck_assert_str_eq(owner, "B");
 
@@ -177,17 +178,22 @@ START_TEST(a_lapsed_lease_moves_and_fences_the_old_holder)
                              id, "2", "done", "60", "100", NULL), 1);
     ck_assert_int_eq(pending(id, NULL, 0), -1);
     ck_assert_int_eq(cmd_int("XLEN", JOBS, NULL), 0);
-    ck_assert_str_eq(cmd("GET", out, NULL)->str, "done");
+    ck_assert_str_eq(cmd("HGET", out, "o", NULL)->str, "done");
+    ck_assert_str_eq(cmd("HGET", out, "by", NULL)->str, "B 2");
     ck_assert_int_gt(cmd_int("TTL", out, NULL), 0);
     r = cmd("XRANGE", REPLY, "-", "+", NULL);
     ck_assert_uint_eq(r->elements, 1);
     ck_assert_str_eq(r->element[0]->element[1]->element[1]->str, id);
     ck_assert_str_eq(r->element[0]->element[1]->element[3]->str, "done");
     ck_assert_int_gt(cmd_int("TTL", REPLY, NULL), 0);
-    /* A second record by the holder finds nothing to hold. */
+    /* B's retry (its reply was lost) finds its own record: 1, unchanged;
+     * A's stale call still 0. */
     ck_assert_int_eq(cmd_int("FCALL", "fp_record", "2", JOBS, out, "B", id,
-                             "2", "again", "60", "100", NULL), 0);
-    ck_assert_str_eq(cmd("GET", out, NULL)->str, "done");
+                             "2", "again", "60", "100", NULL), 1);
+    ck_assert_int_eq(cmd_int("FCALL", "fp_record", "2", JOBS, out, "A", id,
+                             "1", "late", "60", "100", NULL), 0);
+    ck_assert_str_eq(cmd("HGET", out, "o", NULL)->str, "done");
+    ck_assert_uint_eq(cmd("XRANGE", REPLY, "-", "+", NULL)->elements, 1);
     free(id);
 }
 END_TEST
@@ -203,7 +209,7 @@ START_TEST(renewal_keeps_the_lease)
                               NULL)->elements, 0);
         /* Just renewed: its idle time is far below 10 s. */
         ck_assert_uint_eq(cmd("FCALL", "fp_claim", "1", JOBS, "B", "10000",
-                              "10", NULL)->elements, 0);
+                              "10", NULL)->elements, 1);
     }
     /* Renewal does not raise the delivery count (the token). */
     ck_assert_int_eq(pending(id, NULL, 0), 1);
@@ -221,8 +227,8 @@ START_TEST(handback_frees_the_job_without_counting_a_lost_host)
                              NULL), 1);
     /* At once claimable with any lease; the count comes back to 1. */
     redisReply *r = cmd("FCALL", "fp_claim", "1", JOBS, "B", "60000", "10", NULL);
-    ck_assert_uint_eq(r->elements, 1);
-    ck_assert_int_eq(r->element[0]->element[1]->integer, 1);
+    ck_assert_uint_eq(r->elements, 2);
+    ck_assert_int_eq(r->element[1]->element[1]->integer, 1);
     ck_assert_int_eq(pending(id, owner, sizeof(owner)), 1);
     ck_assert_str_eq(owner, "B");
     /* A's stale hand-back changes nothing. */

@@ -7,7 +7,9 @@ through one of these, so the lease check and the change are one atomic step.
 Keys of queue Q (all share the hash tag {Q}):
   fp:{Q}:jobs      the jobs stream; consumer group "forkpool"
   fp:{Q}:dead      the dead-letter stream
-  fp:{Q}:out:ID    the outcome record of job ID (msgpack), expires
+  fp:{Q}:out:ID    the outcome record of job ID, a hash: o = the outcome
+                   (msgpack), by = "CONSUMER DELIVERIES" that recorded it;
+                   expires
   fp:{Q}:idem:K    the id of the job submitted with idempotency key K, expires
   fp:{Q}:reply:C   reply stream of producer C: one entry per outcome, expires
 
@@ -64,14 +66,16 @@ local function fp_join(keys, args)
     return 1
 end
 
--- fp_claim KEYS: jobs  ARGV: consumer lease_ms count
--- Claims up to `count` jobs whose lease lapsed (idle >= lease_ms).
--- -> {{id, deliveries, field, value, ...}, ...}
+-- fp_claim KEYS: jobs  ARGV: consumer lease_ms count [cursor]
+-- Claims up to `count` jobs whose lease lapsed (idle >= lease_ms), looking
+-- at the pending list from `cursor` (default 0-0, the start).
+-- -> {next_cursor, {id, deliveries, field, value, ...}, ...}; the cursor
+-- is 0-0 once the whole list has been looked at.
 local function fp_claim(keys, args)
     local jobs, consumer = keys[1], args[1]
-    local r = redis.call('XAUTOCLAIM', jobs, GROUP, consumer, args[2], '0-0',
-                         'COUNT', args[3])
-    local out = {}
+    local r = redis.call('XAUTOCLAIM', jobs, GROUP, consumer, args[2],
+                         args[4] or '0-0', 'COUNT', args[3])
+    local out = {r[1]}
     for _, entry in ipairs(r[2]) do
         local id = entry[1]
         local p = redis.call('XPENDING', jobs, GROUP, id, id, 1)[1]
@@ -104,11 +108,17 @@ end
 --                                         retention_s reply_maxlen [dead]
 -- Records the outcome of a job the caller still holds and removes the job:
 -- -> 1, or 0 when the lease was lost (nothing changes).  With ARGV[7] set
--- (the dead-letter stream's key), the job is also copied there.
+-- (the dead-letter stream's key), the job is also copied there.  A retry
+-- of a call whose reply was lost (the connection dropped) finds its own
+-- record and answers 1 again.
 local function fp_record(keys, args)
     local jobs, out, reply = keys[1], keys[2], keys[3]
     local consumer, id = args[1], args[2]
+    local by = consumer .. ' ' .. args[3]
     if not held(jobs, consumer, id, args[3]) then
+        if redis.call('HGET', out, 'by') == by then
+            return 1
+        end
         return 0
     end
     if args[7] ~= nil and args[7] ~= '' then
@@ -121,7 +131,8 @@ local function fp_record(keys, args)
     end
     redis.call('XACK', jobs, GROUP, id)
     redis.call('XDEL', jobs, id)
-    redis.call('SET', out, args[4], 'EX', args[5])
+    redis.call('HSET', out, 'o', args[4], 'by', by)
+    redis.call('EXPIRE', out, args[5])
     if reply ~= nil then
         redis.call('XADD', reply, 'MAXLEN', '~', args[6], '*',
                    'id', id, 'o', args[4])
