@@ -290,6 +290,39 @@ START_TEST(the_library_reloads_and_survives_a_restart)
 }
 END_TEST
 
+START_TEST(record_many_records_each_under_its_own_check)
+{
+    char *a = submit("pa", NULL, NULL), *b = submit("pb", NULL, NULL);
+    char out_a[96], out_b[96];
+
+    snprintf(out_a, sizeof(out_a), "fp:{q}:out:%s", a);
+    snprintf(out_b, sizeof(out_b), "fp:{q}:out:%s", b);
+    ck_assert_uint_eq(read_new("A", "10"), 2);
+    /* a with A's token and a reply; b with a wrong token, dead-lettered. */
+    redisReply *r = cmd("FCALL", "fp_record_many", "6", JOBS, DEAD, out_a, REPLY,
+                        out_b, out_b, "A", "60", "100",
+                        a, "1", "oa", "r", b, "7", "ob", "d", NULL);
+    ck_assert_uint_eq(r->elements, 2);
+    ck_assert_int_eq(r->element[0]->integer, 1);
+    ck_assert_int_eq(r->element[1]->integer, 0);
+    ck_assert_str_eq(cmd("HGET", out_a, "o", NULL)->str, "oa");
+    ck_assert_int_eq(cmd_int("EXISTS", out_b, NULL), 0);
+    ck_assert_int_eq(pending(a, NULL, 0), -1);
+    ck_assert_int_eq(pending(b, NULL, 0), 1);
+    ck_assert_int_eq(cmd_int("XLEN", DEAD, NULL), 0);
+    ck_assert_uint_eq(cmd("XRANGE", REPLY, "-", "+", NULL)->elements, 1);
+    /* Now b with its token, dead-lettered, no reply stream. */
+    r = cmd("FCALL", "fp_record_many", "4", JOBS, DEAD, out_b, out_b, "A", "60",
+            "100", b, "1", "ob", "d", NULL);
+    ck_assert_int_eq(r->element[0]->integer, 1);
+    ck_assert_int_eq(cmd_int("XLEN", DEAD, NULL), 1);
+    ck_assert_uint_eq(cmd("XRANGE", REPLY, "-", "+", NULL)->elements, 1);
+    ck_assert_int_eq(cmd_int("XLEN", JOBS, NULL), 0);
+    free(a);
+    free(b);
+}
+END_TEST
+
 static Suite *
 redis_functions_suite(void)
 {
@@ -302,6 +335,7 @@ redis_functions_suite(void)
     tcase_add_test(tc, renewal_keeps_the_lease);
     tcase_add_test(tc, handback_frees_the_job_without_counting_a_lost_host);
     tcase_add_test(tc, dead_letter_copies_the_job_and_its_outcome);
+    tcase_add_test(tc, record_many_records_each_under_its_own_check);
     suite_add_tcase(s, tc);
     tc = h_tcase("server", 30);
     tcase_add_test(tc, the_library_reloads_and_survives_a_restart);

@@ -141,6 +141,27 @@ local function fp_record(keys, args)
     return 1
 end
 
+-- fp_record_many KEYS: jobs dead out1 reply1 out2 reply2 ...
+--                ARGV: consumer retention_s reply_maxlen
+--                      id1 deliveries1 outcome1 flags1 id2 ...
+-- fp_record for many jobs in one call.  flags: "r" when the job has a
+-- reply stream (replyN; otherwise replyN repeats outN and is not used),
+-- "d" when it is dead-lettered.  -> {1 or 0 per job, in order}.
+local function fp_record_many(keys, args)
+    local done = {}
+    local n = 0
+    for i = 4, #args - 3, 4 do
+        n = n + 1
+        local flags = args[i + 3]
+        local k = {keys[1], keys[1 + 2 * n]}
+        if string.find(flags, 'r', 1, true) then k[3] = keys[2 + 2 * n] end
+        local a = {args[1], args[i], args[i + 1], args[i + 2], args[2], args[3]}
+        if string.find(flags, 'd', 1, true) then a[7] = keys[2] end
+        done[n] = fp_record(k, a)
+    end
+    return done
+end
+
 -- fp_handback KEYS: jobs  ARGV: consumer id1 deliveries1 ...
 -- Gives back jobs the caller holds but has not started (a drain): their
 -- lease lapses at once and the delivery count drops back, so a handed-back
@@ -164,4 +185,5 @@ redis.register_function('fp_join', fp_join)
 redis.register_function('fp_claim', fp_claim)
 redis.register_function('fp_renew', fp_renew)
 redis.register_function('fp_record', fp_record)
+redis.register_function('fp_record_many', fp_record_many)
 redis.register_function('fp_handback', fp_handback)

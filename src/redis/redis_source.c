@@ -79,6 +79,8 @@ struct fp_redis_source {
     TAILQ_HEAD(, lease)         held;
     struct fp_redis_source_stats st;
     ev_timer                    claim_timer, renew_timer;
+    ev_prepare                  record_prep;    /* sends this iteration's
+                                                   outcomes together */
     int                         draining;
     int                         closing;    /* being freed: the pool may be
                                                gone, claim nothing */
@@ -90,6 +92,8 @@ struct fp_redis_source {
 
 static void pump(struct fp_redis_source *s);
 static void send_record(struct lease *l);
+static size_t send_records(struct fp_redis_source *s);
+static void schedule_records(struct fp_redis_source *s);
 
 /* ------------------------------------------------------------------------
  * Leases
@@ -213,59 +217,142 @@ pack_record_str(struct lease *l, fp_kind kind, const char *detail)
  * Talking to Redis
  * ------------------------------------------------------------------------ */
 
+/* Outcomes go to Redis in batches: every outcome that ends in one loop
+ * iteration waits for the prepare watcher, which sends them in as few
+ * fp_record_many calls as RECORD_BATCH allows. */
+#define RECORD_BATCH 256
+
+struct record_batch {
+    struct fp_redis_source *s;
+    size_t                  n;
+    struct lease           *l[];
+};
+
 static void
-record_cb(struct fp_redis_conn *c, redisReply *r, void *arg)
+record_many_cb(struct fp_redis_conn *c, redisReply *r, void *arg)
 {
-    struct lease *l = arg;
-    struct fp_redis_source *s = l->s;
+    struct record_batch *b = arg;
+    struct fp_redis_source *s = b->s;
+    int answered = r != NULL && r->type == REDIS_REPLY_ARRAY
+                   && r->elements == b->n;
     (void)c;
 
-    if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
-        /* No answer: it may or may not have been recorded; the retry
-         * tells (fp_record answers 1 again for its own record). */
-        if (r != NULL)
-            fp_logf(s->log, FP_LOG_WARN, "redis: recording job %s: %s",
-                    l->id, r->type == REDIS_REPLY_ERROR ? r->str : "bad reply");
-        l->state = L_UNRECORDED;
-        return;
+    if (!answered && r != NULL)
+        fp_logf(s->log, FP_LOG_WARN, "redis: recording %zu outcome%s: %s",
+                b->n, b->n == 1 ? "" : "s",
+                r->type == REDIS_REPLY_ERROR ? r->str : "bad reply");
+    for (size_t i = 0; i < b->n; i++) {
+        struct lease *l = b->l[i];
+        if (!answered) {
+            /* No answer: recorded or not, the retry tells (fp_record
+             * answers 1 again for its own record). */
+            l->state = L_UNRECORDED;
+            continue;
+        }
+        if (r->element[i]->type == REDIS_REPLY_INTEGER && r->element[i]->integer == 1) {
+            s->st.recorded++;
+        } else {
+            s->st.lost_leases++;
+            fp_logf(s->log, FP_LOG_WARN, "redis: job %s: its lease had lapsed "
+                    "(another host has it); this outcome is not recorded", l->id);
+        }
+        lease_free(l);
     }
-    if (r->integer == 1) {
-        s->st.recorded++;
-    } else {
-        s->st.lost_leases++;
-        fp_logf(s->log, FP_LOG_WARN, "redis: job %s: its lease had lapsed "
-                "(another host has it); this outcome is not recorded", l->id);
-    }
-    lease_free(l);
+    free(b);
     pump(s);
 }
 
+/* Send up to RECORD_BATCH waiting outcomes in one call; returns how many
+ * went (0: none waiting, or Redis is not there). */
+static size_t
+send_records(struct fp_redis_source *s)
+{
+    struct lease *l;
+    size_t n = 0;
+
+    if (s->closing || !fp_redis_conn_up(s->conn) || !s->joined)
+        return 0;
+    TAILQ_FOREACH(l, &s->held, link)
+        if (l->state == L_UNRECORDED && !l->lost && ++n == RECORD_BATCH)
+            break;
+    if (n == 0)
+        return 0;
+
+    struct record_batch *b = malloc(sizeof(*b) + n * sizeof(b->l[0]));
+    size_t argc = 5 + 2 * n + 3 + 4 * n, k = 0;
+    const char **argv = malloc(argc * sizeof(*argv));
+    size_t *lens = malloc(argc * sizeof(*lens));
+    char (*outs)[400] = malloc(n * sizeof(*outs));
+    char (*nums)[16] = malloc(n * sizeof(*nums));
+    char numkeys[16];
+    if (b == NULL || argv == NULL || lens == NULL || outs == NULL || nums == NULL) {
+        free(b); free(argv); free(lens); free(outs); free(nums);
+        return 0;               /* tried again on the next beat */
+    }
+    b->s = s;
+    b->n = 0;
+    TAILQ_FOREACH(l, &s->held, link)
+        if (l->state == L_UNRECORDED && !l->lost && b->n < n)
+            b->l[b->n++] = l;
+
+#define ARG(str, len) (argv[k] = (str), lens[k++] = (len))
+#define SARG(str)     ARG(str, strlen(str))
+    snprintf(numkeys, sizeof(numkeys), "%zu", 2 + 2 * n);
+    SARG("FCALL"); SARG("fp_record_many"); SARG(numkeys);
+    SARG(s->k_jobs); SARG(s->k_dead);
+    for (size_t i = 0; i < n; i++) {
+        l = b->l[i];
+        snprintf(outs[i], sizeof(outs[i]), "fp:{%s}:out:%s", s->queue, l->id);
+        SARG(outs[i]);
+        SARG(l->reply != NULL ? l->reply : outs[i]);
+    }
+    SARG(s->consumer); SARG(s->retention_s); SARG(REPLY_MAXLEN);
+    for (size_t i = 0; i < n; i++) {
+        l = b->l[i];
+        snprintf(nums[i], sizeof(nums[i]), "%u", l->deliveries);
+        SARG(l->id); SARG(nums[i]);
+        ARG(l->record, l->record_len);
+        SARG(l->reply != NULL ? (l->dead ? "rd" : "r") : (l->dead ? "d" : "-"));
+    }
+#undef ARG
+#undef SARG
+    int sent = fp_redis_command(s->conn, record_many_cb, b, 0, (int)k, argv,
+                                lens) == 0;
+    free(argv); free(lens); free(outs); free(nums);
+    if (!sent) {
+        free(b);
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        b->l[i]->state = L_RECORDING;
+    return n;
+}
+
+static void
+record_prep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    struct fp_redis_source *s = w->data;
+    (void)revents;
+
+    ev_prepare_stop(loop, w);
+    while (send_records(s) == RECORD_BATCH)
+        ;
+}
+
+/* Send what waits with this iteration's batch. */
+static void
+schedule_records(struct fp_redis_source *s)
+{
+    if (!s->closing && !ev_is_active(&s->record_prep))
+        ev_prepare_start(s->loop, &s->record_prep);
+}
+
+/* l's outcome is ready. */
 static void
 send_record(struct lease *l)
 {
-    struct fp_redis_source *s = l->s;
-    char out[400], deliveries[16];
-    const char *argv[14];
-    size_t argvlen[14];
-    int argc = 0;
-
-    if (s->conn == NULL || !fp_redis_conn_up(s->conn) || !s->joined)
-        return;
-    snprintf(out, sizeof(out), "fp:{%s}:out:%s", s->queue, l->id);
-    snprintf(deliveries, sizeof(deliveries), "%u", l->deliveries);
-#define ARG(str, n) (argv[argc] = (str), argvlen[argc++] = (n))
-#define SARG(str)   ARG(str, strlen(str))
-    SARG("FCALL"); SARG("fp_record"); SARG(l->reply != NULL ? "3" : "2");
-    SARG(s->k_jobs); SARG(out);
-    if (l->reply != NULL)
-        SARG(l->reply);
-    SARG(s->consumer); SARG(l->id); SARG(deliveries);
-    ARG(l->record, l->record_len);
-    SARG(s->retention_s); SARG(REPLY_MAXLEN);
-    if (l->dead)
-        SARG(s->k_dead);
-    if (fp_redis_command(s->conn, record_cb, l, 0, argc, argv, argvlen) == 0)
-        l->state = L_RECORDING;
+    l->state = L_UNRECORDED;
+    schedule_records(l->s);
 }
 
 static void
@@ -318,7 +405,6 @@ job_done(const fp_outcome *o, void *arg)
         lease_free(l);
         return;
     }
-    l->state = L_UNRECORDED;
     send_record(l);
     pump(s);
 }
@@ -343,7 +429,6 @@ reject(struct lease *l, const char *why)
         lease_free(l);
         return;
     }
-    l->state = L_UNRECORDED;
     send_record(l);
 }
 
@@ -379,7 +464,6 @@ accept_entry(struct fp_redis_source *s, const redisReply *id,
             lease_free(l);
             return;
         }
-        l->state = L_UNRECORDED;
         send_record(l);
         return;
     }
@@ -526,12 +610,7 @@ join_cb(struct fp_redis_conn *c, redisReply *r, void *arg)
     s->joined = 1;
     /* What finished while Redis was away is recorded now (each subject to
      * its lease check). */
-    struct lease *l, *next;
-    for (l = TAILQ_FIRST(&s->held); l != NULL; l = next) {
-        next = TAILQ_NEXT(l, link);
-        if (l->state == L_UNRECORDED)
-            send_record(l);
-    }
+    schedule_records(s);
     pump(s);
 }
 
@@ -658,12 +737,7 @@ renew_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents)
     free(argv);
     free(counts);
     /* Outcomes whose recording failed are sent again on this beat. */
-    struct lease *next;
-    for (l = TAILQ_FIRST(&s->held); l != NULL; l = next) {
-        next = TAILQ_NEXT(l, link);
-        if (l->state == L_UNRECORDED && !l->lost)
-            send_record(l);
-    }
+    schedule_records(s);
 }
 
 /* ------------------------------------------------------------------------
@@ -747,6 +821,8 @@ fp_redis_source_new(struct ev_loop *loop, fp_pool *pool,
     s->claim_timer.data = s;
     ev_timer_init(&s->renew_timer, renew_timer_cb, cfg->lease / 3, cfg->lease / 3);
     s->renew_timer.data = s;
+    ev_prepare_init(&s->record_prep, record_prep_cb);
+    s->record_prep.data = s;
     if (s->group == NULL) {
         free(s);
         return NULL;
@@ -772,6 +848,7 @@ fp_redis_source_free(struct fp_redis_source *s)
     s->closing = 1;
     ev_timer_stop(s->loop, &s->claim_timer);
     ev_timer_stop(s->loop, &s->renew_timer);
+    ev_prepare_stop(s->loop, &s->record_prep);
     s->drained = NULL;
     /* Closing runs the callbacks in flight (with no reply) first. */
     fp_redis_conn_free(s->reader);
