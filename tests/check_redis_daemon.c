@@ -288,6 +288,13 @@ START_TEST(idempotency_key_runs_once_through_the_cli)
     ck_assert_str_eq(r1.out, r2.out);
     ck_assert_ptr_nonnull(strstr(r1.out, "\"ok\": true"));
     ck_assert_int_eq(runs(), 1);
+    /* top shows the host's side of it. */
+    struct h_run t;
+    char *top[] = { H_FORKPOOLCTL, "-s", a->sock, "top", "--count", "1", NULL };
+    ck_assert_int_eq(h_run_argv(&t, a, NULL, 10000, top), 0);
+    ck_assert_msg(strstr(t.out, " redis_connected=true redis_leased=0 "
+                         "redis_claimed=1 redis_recorded=1 redis_lost_leases=0\n")
+                  != NULL, "%s", t.out);
 }
 END_TEST
 
