@@ -488,6 +488,84 @@ START_TEST(drain_hands_back_what_has_not_started)
 }
 END_TEST
 
+/* Runs of each job n (count file lines "n pid"); returns the total. */
+static int
+runs_by_job(int *by, int n)
+{
+    FILE *f = fopen(count_path, "r");
+    int total = 0, job;
+    long pid;
+
+    memset(by, 0, (size_t)n * sizeof(*by));
+    if (f == NULL)
+        return 0;
+    while (fscanf(f, "%d %ld", &job, &pid) == 2) {
+        if (job >= 0 && job < n)
+            by[job]++;
+        total++;
+    }
+    fclose(f);
+    return total;
+}
+
+/* Two hosts and a Redis under random faults: hosts killed (and replaced),
+ * stopped past their lease and resumed, Redis killed and restarted.
+ * Every job ends with exactly one outcome record and one reply; every ok
+ * job's handler ran; handlers ran again only where a fault took a host's
+ * running jobs away (at most the host's workers per fault). */
+START_TEST(soak_under_random_host_and_redis_faults)
+{
+    enum { N = 300, W = 2 };
+    struct h_daemon *hosts[2] = { host("2", "1", NULL), host("2", "1", NULL) };
+    static char ids[N][48];
+    int by[N], faults = 0, submitted = 0;
+    unsigned seed = (unsigned)h_now_ms();
+
+    fprintf(stderr, "soak seed %u\n", seed);
+    srand(seed);
+    while (submitted < N || faults < 8) {
+        for (int k = 0; k < 30 && submitted < N; k++, submitted++)
+            submit("count", submitted, 0.001 + (rand() % 40) / 1000.0,
+                   ids[submitted], sizeof(ids[submitted]));
+        int victim = rand() % 2;
+        switch (rand() % 3) {
+        case 0:                             /* a host dies; a new one comes */
+            h_daemon_kill(hosts[victim], SIGKILL);
+            h_daemon_wait(hosts[victim], 5000);
+            hosts[victim] = host("2", "1", NULL);
+            break;
+        case 1:                             /* a host stops past its lease */
+            h_daemon_kill(hosts[victim], SIGSTOP);
+            usleep((useconds_t)(1100 + rand() % 500) * 1000);
+            h_daemon_kill(hosts[victim], SIGCONT);
+            break;
+        case 2:                             /* Redis dies and comes back */
+            h_redis_restart(R);
+            redisFree(rc);
+            rc = h_redis_connect(R);
+            break;
+        }
+        faults++;
+        h_daemon_pump(hosts[0], 0);
+        h_daemon_pump(hosts[1], 0);
+        usleep((useconds_t)(rand() % 300) * 1000);
+    }
+    for (int i = 0; i < N; i++) {
+        const msgpack_object *rec = wait_record(ids[i], 60000, hosts[0]);
+        ck_assert_msg(strcmp(h_get_str(rec, "kind"), "ok") == 0, "job %d: %s", i,
+                      h_json(rec));
+        ck_assert_int_eq(replies_for(ids[i]), 1);
+        free_records();
+    }
+    int total = runs_by_job(by, N);
+    for (int i = 0; i < N; i++)
+        ck_assert_msg(by[i] >= 1, "job %d never ran", i);
+    ck_assert_msg(total <= N + 2 * W * faults, "%d runs for %d jobs after %d "
+                  "faults", total, N, faults);
+    assert_queue_empty();
+}
+END_TEST
+
 static Suite *
 redis_daemon_suite(void)
 {
@@ -509,6 +587,11 @@ redis_daemon_suite(void)
     tcase_add_test(tc, a_renewed_lease_is_never_taken);
     tcase_add_test(tc, a_job_that_kills_its_hosts_is_dead_lettered);
     tcase_add_test(tc, redis_restarts_lose_and_double_nothing);
+    suite_add_tcase(s, tc);
+
+    tc = h_tcase("soak", 180);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, soak_under_random_host_and_redis_faults);
     suite_add_tcase(s, tc);
     return s;
 }
