@@ -357,11 +357,15 @@ START_TEST(a_stopped_host_s_late_result_is_refused)
     ck_assert(wait_runs(1, 10000, a));
     h_daemon_kill(a, SIGSTOP);
     struct h_daemon *b = host("1", "0.5", NULL);
+    /* b runs it too; a wakes while b still holds it: a's renewal and
+     * record must both be refused. */
+    ck_assert(wait_runs(2, 10000, b));
+    h_daemon_kill(a, SIGCONT);
     const msgpack_object *rec = wait_record(id, 20000, b);
     ck_assert_int_eq(h_get_int(rec, "deliveries"), 2);
     char by_b[128];
     snprintf(by_b, sizeof(by_b), "%s", h_get_str(rec, "host"));
-    h_daemon_kill(a, SIGCONT);
+    ck_assert_int_eq(redis_status(b, "recorded"), 1);
     /* a learns it lost the lease (its renewal, or its record, is refused)
      * and says so; the record stays b's, one reply. */
     ck_assert(h_daemon_wait_log(a, "lease", 0, 10000));
