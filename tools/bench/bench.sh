@@ -5,8 +5,8 @@
 #
 # Run from the build directory (`make bench` does that, with BUILDDIR set),
 # or set BUILDDIR.  The full run takes about four minutes on 2 cores and
-# prints two tables (the second, scale-out through Redis: bench_redis.sh); --quick is a smoke run of under 30 seconds.  The
-# machine should be otherwise idle: every figure is compared with
+# prints two tables (the second: scale-out through Redis, bench_redis.sh);
+# --quick is a smoke run of about a minute.  The machine should be otherwise idle: every figure is compared with
 # baselines measured in the same run, but a busy machine still skews them.
 set -eu
 
