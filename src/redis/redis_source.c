@@ -44,6 +44,7 @@
 #define REPLY_MAXLEN     "10000"/* entries kept in a reply stream (about) */
 #define SHORT_JOB_S      0.002  /* jobs shorter than this get prefetch */
 #define HANDED_BACK      "handed back to the queue"
+#define CLAIM_EVERY_MAX  0.5    /* seconds between looks for lapsed leases */
 
 enum lease_state { L_RUNNING, L_UNRECORDED, L_RECORDING };
 
@@ -814,9 +815,15 @@ fp_redis_source_new(struct ev_loop *loop, fp_pool *pool,
     msgpack_sbuffer_init(&s->sb);
     msgpack_packer_init(&s->pk, &s->sb, msgpack_sbuffer_write);
     s->group = fp_group_new(pool);
-    /* Lapsed leases are looked for four times per lease; leases are
-     * renewed three times per lease, so one late beat costs nothing. */
-    double claim_every = cfg->lease / 4 < 0.05 ? 0.05 : cfg->lease / 4;
+    /* Lapsed leases are looked for four times per lease, and at least
+     * every half second, so a lost host's jobs move on within the lease
+     * and a second (SPEC 9); leases are renewed three times per lease, so
+     * one late beat costs nothing. */
+    double claim_every = cfg->lease / 4;
+    if (claim_every > CLAIM_EVERY_MAX)
+        claim_every = CLAIM_EVERY_MAX;
+    if (claim_every < 0.05)
+        claim_every = 0.05;
     ev_timer_init(&s->claim_timer, claim_timer_cb, claim_every, claim_every);
     s->claim_timer.data = s;
     ev_timer_init(&s->renew_timer, renew_timer_cb, cfg->lease / 3, cfg->lease / 3);
