@@ -261,4 +261,27 @@ pid_t h_worker_pid(struct h_rpc *c);
 # define H_ASAN 0
 #endif
 
+/* ---- Redis (harness_redis.c) ------------------------------------------- */
+
+/* A redis-server of the test's own: UNIX socket in a temp dir, AOF with
+ * appendfsync always, no TCP port; killed at teardown. */
+struct h_redis {
+    pid_t pid;              /* -1 while it is down */
+    char  dir[64];
+    char  sock[108];
+    char  url[120];         /* "unix:<sock>", for --redis */
+};
+
+/* 1 if redis-server is on PATH (suites skip, exit 77, without it). */
+int h_redis_available(void);
+/* Start one and wait until it answers PING; fails the test otherwise. */
+struct h_redis *h_redis_start(void);
+/* Send sig; for SIGKILL and SIGTERM also reap it (it is then down). */
+void h_redis_kill(struct h_redis *r, int sig);
+/* kill -9 and start again on the same dir and AOF. */
+void h_redis_restart(struct h_redis *r);
+/* A blocking hiredis connection (redisContext *), for the test's own
+ * commands; the caller frees it with redisFree. */
+void *h_redis_connect(struct h_redis *r);
+
 #endif /* FP_TESTS_HARNESS_H */

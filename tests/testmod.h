@@ -35,8 +35,10 @@
  *   {"op": "trapped_fault"}    a NULL write that init's own SIGSEGV handler
  *                              recovers from (config "trap_segv"); result
  *                              "recovered"
- *   {"op": "count", "n": n, "path": p}
- *                              append "n pid\n" to file p, then echo the job
+ *   {"op": "count", "n": n, "path": p, "s": f}
+ *                              append "n pid\n" to file p, sleep f seconds
+ *                              (a float; default none), then echo the job
+ *   {"op": "kill_master"}      SIGKILL the worker's master, then hang
  *   {"op": "crash_once", "path": p}
  *                              crash if p did not exist yet (and create
  *                              it), otherwise echo the job

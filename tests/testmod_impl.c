@@ -495,7 +495,24 @@ op_count(void *state, const msgpack_object *job, msgpack_packer *out)
     }
     if (fd >= 0)
         close(fd);
+    const msgpack_object *secs = get(job, "s");
+    if (secs != NULL && secs->type == MSGPACK_OBJECT_FLOAT64 && secs->via.f64 > 0) {
+        struct timespec ts = { (time_t)secs->via.f64,
+                               (long)((secs->via.f64 - (time_t)secs->via.f64) * 1e9) };
+        while (nanosleep(&ts, &ts) != 0)
+            ;
+    }
     return op_echo(state, job, out);
+}
+
+/* SIGKILL the master (a job that takes its host down, for the Redis
+ * tests), then wait to be killed with it. */
+static int
+op_kill_master(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    (void)state; (void)job; (void)out;
+    kill(getppid(), SIGKILL);
+    hang_forever();
 }
 
 /* Wait (at most a minute) until the file at "path" exists, then echo the
@@ -530,6 +547,7 @@ static const struct {
     { "gate", op_gate },            { "chatter", op_chatter },
     { "flood", op_flood },          { "yes", op_yes },
     { "spawn", op_spawn },          { "helper", op_helper },
+    { "kill_master", op_kill_master },
 };
 
 int

@@ -27,9 +27,12 @@
 #define CTL_DEFAULT_RPC_TIMEOUT 10.0
 
 /* The daemon a command talks to, and how long it waits for an answer. */
+struct ctl_redis_target;
 struct ctl_target {
     const char *path;           /* control socket */
     double      rpc_timeout;    /* seconds; 0 = wait as long as it takes */
+    const struct ctl_redis_target *redis;   /* --redis: submit and map go
+                                               to the queue instead */
 };
 
 /* Output JSON: one line, with the ", " / ": " separators of the SPEC's
@@ -171,6 +174,21 @@ struct ctl_map_opts {
     struct ctl_jobopts job;
 };
 int  ctl_map(struct ctl_conn *c, const struct ctl_map_opts *o);
+/* forkpoolctl --redis: a producer of the Redis queue (ctl_redis.c). */
+struct ctl_redis_target {
+    const char *url;            /* --redis */
+    const char *queue;          /* --redis-queue */
+    double      retention;      /* seconds an idempotency key is kept */
+    double      rpc_timeout;    /* --rpc-timeout; 0 = wait as long as it takes */
+};
+/* submit one packed job (idem_key: --idempotency-key, or NULL) and print
+ * its outcome line; map: as ctl_map, through the queue.  Return the exit
+ * status. */
+int  ctl_redis_submit(const struct ctl_redis_target *t, const char *job,
+                      size_t joblen, const struct ctl_jobopts *o,
+                      const char *idem_key);
+int  ctl_redis_map(const struct ctl_redis_target *t, const struct ctl_map_opts *mo);
+
 /* `top`: see ctl_top.c (parses its own options).  Returns the exit status. */
 int  ctl_top(const struct ctl_target *t, int argc, char **argv);
 /* `limit`: see ctl_limit.c (`usage` is the --help text).  Returns the exit

@@ -114,6 +114,7 @@ struct fp_control {
                                            has not yet fallen to 7/8 of it */
     unsigned           max_workers;     /* for error messages */
     int                shutting_down;
+    struct fp_redis_source *redis;      /* fp_control_set_redis, or NULL */
     ev_timer           flush_timer;
     void             (*flushed)(void *arg);
     void              *flushed_arg;
@@ -254,6 +255,7 @@ struct ctl_status_input {
     const fp_limit_info  *limits;       /* every rate limit */
     size_t                nlimits;
     size_t                max_job_bytes;
+    const struct fp_redis_source *redis;/* --redis, or NULL */
     struct {                            /* the control connections */
         unsigned connected;             /* open */
         unsigned behind;                /* of those, behind with replies */
@@ -265,6 +267,10 @@ void ctl_pack_status(msgpack_packer *pk, const struct ctl_status_input *in);
 /* Append the metrics text to out.  Returns 0, or -1 (ENOMEM). */
 int  ctl_metrics_text(struct fp_buf *out, const fp_stats *st,
                       const fp_limit_info *limits, size_t nlimits);
+
+/* The Redis source's counters as metrics text (nothing without one).
+ * Returns 0, or -1 (ENOMEM). */
+int  ctl_redis_metrics(struct fp_buf *out, const struct fp_redis_source *src);
 
 /* control_methods.c: the methods forkpoold serves. */
 extern const struct ctl_method ctl_methods[];

@@ -338,6 +338,7 @@ method_status(struct client *c, uint32_t msgid, struct ctl_params *p)
     struct ctl_status_input in = {
         .stats = &st, .workers = rows, .nworkers = n, .limits = lims,
         .nlimits = nlim, .max_job_bytes = c->ctl->max_job_bytes,
+        .redis = c->ctl->redis,
         .clients = { .connected = c->ctl->nclients, .behind = c->ctl->nbehind,
                      .reply_bytes = c->ctl->out_total },
     };
@@ -412,7 +413,8 @@ method_metrics(struct client *c, uint32_t msgid, struct ctl_params *p)
     fp_pool_stats(c->ctl->pool, &st);
     if (lims == NULL
         || ctl_metrics_text(&text, &st, lims,
-                            fp_pool_limits(c->ctl->pool, lims, nlim)) < 0) {
+                            fp_pool_limits(c->ctl->pool, lims, nlim)) < 0
+        || ctl_redis_metrics(&text, c->ctl->redis) < 0) {
         free(lims);
         fp_buf_free(&text);
         ctl_respond_error_str(c, msgid, "out of memory");

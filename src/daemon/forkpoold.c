@@ -26,12 +26,18 @@
 #include "proctitle.h"
 #include "sdnotify.h"
 #include "common/sockpath.h"
+#include "redis/redis_source.h"
+
+/* How long an exiting daemon waits for its last Redis outcomes. */
+#define REDIS_FLUSH_S 5.0
 
 
 struct daemon {
     struct ev_loop    *loop;
     fp_pool           *pool;
     struct fp_control *ctl;
+    struct fp_redis_source *redis;      /* --redis, or NULL */
+    ev_timer           redis_flush_timer;   /* bounds the wait for it */
     struct fp_logger   log;
     struct fp_logbuf   logbuf;          /* stderr, unless logging to syslog */
     double             drain_timeout;
@@ -63,15 +69,51 @@ flushed_cb(void *arg)
 }
 
 static void
+shut_down(struct daemon *d)
+{
+    fp_logf(&d->log, FP_LOG_INFO, "drained%s; exiting",
+            d->exit_code != 0 ? " (cut off by the drain timeout)" : "");
+    fp_control_shutdown(d->ctl, 5.0, flushed_cb, d);
+}
+
+/* Every outcome of a Redis job is recorded (or known lost). */
+static void
+redis_flushed_cb(void *arg)
+{
+    struct daemon *d = arg;
+
+    ev_timer_stop(d->loop, &d->redis_flush_timer);
+    shut_down(d);
+}
+
+static void
+redis_flush_timeout_cb(struct ev_loop *loop, ev_timer *tw, int revents)
+{
+    struct daemon *d = tw->data;
+    (void)loop; (void)revents;
+
+    fp_redis_source_give_up(d->redis);
+    shut_down(d);
+}
+
+static void
 drained_cb(fp_pool *pool, int cut_off, void *arg)
 {
     struct daemon *d = arg;
     (void)pool;
 
     d->exit_code = cut_off ? 1 : 0;
-    fp_logf(&d->log, FP_LOG_INFO, "drained%s; exiting",
-            cut_off ? " (cut off by the drain timeout)" : "");
-    fp_control_shutdown(d->ctl, 5.0, flushed_cb, d);
+    if (d->redis != NULL) {
+        /* The last outcomes may still be on their way to Redis (or
+         * waiting for it to come back): give them a few seconds. */
+        ev_timer_init(&d->redis_flush_timer, redis_flush_timeout_cb,
+                      REDIS_FLUSH_S, 0.);
+        d->redis_flush_timer.data = d;
+        ev_timer_start(d->loop, &d->redis_flush_timer);
+        fp_redis_source_drain(d->redis, redis_flushed_cb, d);
+        return;
+    }
+    shut_down(d);
 }
 
 static int
@@ -97,6 +139,8 @@ request_drain(void *arg)
         return;
     }
     fp_sd_notify("STOPPING=1");
+    if (d->redis != NULL)
+        fp_redis_source_drain(d->redis, NULL, NULL);    /* hand back first */
     fp_pool_drain(d->pool, d->drain_timeout, drained_cb, d);
 }
 
@@ -334,6 +378,19 @@ main(int argc, char **argv)
         fp_pidfile_remove(o.pidfile, pid_fd);
         return 1;
     }
+    if (o.redis.url_text != NULL) {
+        o.redis.prefetch = cfg->prefetch != 0 ? cfg->prefetch : FP_DEFAULT_PREFETCH;
+        d.redis = fp_redis_source_new(d.loop, d.pool, &o.redis, &d.log);
+        if (d.redis == NULL) {
+            fp_control_close(d.ctl);
+            fp_pool_free(d.pool);
+            finish_logging(&d);
+            fprintf(stderr, "forkpoold: --redis: out of memory\n");
+            fp_pidfile_remove(o.pidfile, pid_fd);
+            return 1;
+        }
+        fp_control_set_redis(d.ctl, d.redis);
+    }
     fp_stats st;
     fp_pool_stats(d.pool, &st);
     fp_logf(&d.log, FP_LOG_INFO, "listening on %s with %u worker%s (%s)",
@@ -354,6 +411,7 @@ main(int argc, char **argv)
 
     ev_timer_stop(d.loop, &d.status_timer);
     fp_pool_free(d.pool);       /* first: it may still owe clients outcomes */
+    fp_redis_source_free(d.redis);  /* after: the pool's last callbacks */
     fp_control_close(d.ctl);
     fp_pidfile_remove(o.pidfile, pid_fd);
     fp_daemon_opts_free(&o);
