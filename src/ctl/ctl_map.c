@@ -485,20 +485,24 @@ take_line(struct map *m, int *slot)
     return rc < 0 ? -1 : 1;
 }
 
-/* Send the jobs in slots[0..n) as one submit_batch (or, for one job, a
- * plain submit).  The request is queued straight from the slots' params:
- * its head ([[ with the count), each job, then the options. */
+/* Send the jobs in slots[0..n) as one submit_batch (or, for one small
+ * job, a plain submit).  The request is queued straight from the slots'
+ * params: its head ([[ with the count), each job, then the options.  A
+ * big job goes as a batch even alone: a batch is answered as soon as it
+ * is accepted, and its params can go then (they are kept only to be sent
+ * again), where a plain submit is answered at the job's end -- `window`
+ * big jobs would be held meanwhile. */
 static int
 send_batch(struct map *m, const unsigned *slots, unsigned n)
 {
     struct ctl_part parts[BATCH_MAX + 2];
     msgpack_packer pk;
 
-    if (n == 1)
+    if (n == 1 && m->slots[slots[0]].params.len <= KEEP_PARAMS)
         return slot_send(m, slots[0]);
     unsigned b = 0;
-    while (m->batches[b].n != 0)    /* n >= 2 slots each: one is free */
-        b++;
+    while (m->batches[b].n != 0)    /* one is free: fewer batches than */
+        b++;                        /* slots are in flight */
     struct batch *bt = &m->batches[b];
     const char *around = fp_buf_head(&m->batch_around);
     fp_buf_clear(&m->batch_head);
@@ -644,6 +648,14 @@ handle_batch_response(struct map *m, struct batch *bt, const struct ctl_response
         }
         bt->accepted = 1;
         bt->first_id = first;
+        /* Accepted: its jobs are never sent again; their params may go. */
+        for (unsigned i = 0; i < bt->n; i++) {
+            struct slot *sl = &m->slots[bt->slots[i]];
+            if (sl->queued == 0) {
+                fp_buf_clear(&sl->params);
+                fp_buf_shrink(&sl->params, KEEP_PARAMS);
+            }
+        }
         if (m->o->job.ids)
             for (unsigned i = 0; i < bt->n; i++)
                 fprintf(stderr, "{\"index\": %" PRIu64 ", \"id\": %" PRIu64

@@ -82,6 +82,20 @@ ctl_reply_raw(struct ctl_reply *r, const char *p, size_t n)
     (void)reply_write(r, p, n);
 }
 
+void
+ctl_reply_ref(struct ctl_reply *r, const char *p, size_t n,
+              fp_outq_release_fn *release, void *arg)
+{
+    if (r->failed || r->closed) {
+        release(arg);
+        return;
+    }
+    if (fp_outq_append_ref(&r->c->out, p, n, release, arg) < 0) {
+        r->failed = 1;
+        release(arg);
+    }
+}
+
 /* Past its hard limit: disconnected, its jobs that have not started
  * cancelled (nobody is left to want them), those running left to finish
  * with their results dropped (killing them would cost a worker each). */

@@ -171,6 +171,12 @@ void ctl_reply_begin(struct ctl_reply *r, struct client *c);
 void ctl_reply_begin_response(struct ctl_reply *r, struct client *c, uint32_t msgid);
 /* Append raw msgpack bytes (a result passed through). */
 void ctl_reply_raw(struct ctl_reply *r, const char *p, size_t n);
+/* The same without a copy: p[0..n) is written from where it is, and must
+ * stay unchanged until release(arg) is called -- exactly once, whatever
+ * becomes of the reply (at once if it is not built, or when it is taken
+ * back: the caller must not touch p after a failed ctl_reply_end). */
+void ctl_reply_ref(struct ctl_reply *r, const char *p, size_t n,
+                   fp_outq_release_fn *release, void *arg);
 /* Queue the reply.  Returns 0 once it is queued (or the client is gone) --
  * the client may then have been closed and freed: do not touch it again;
  * or -1 if it could not be built: nothing of it is queued, the client is
