@@ -31,6 +31,8 @@
 #include "codec/wire.h"
 
 #define READ_CHUNK      (64 * 1024)
+#define READ_MAX        (256 * 1024)    /* one read, into a buffer grown for
+                                           a big request */
 #define WRITE_IOV       64          /* segments per writev */
 
 static void client_read_cb(struct ev_loop *loop, ev_io *io, int revents);
@@ -467,7 +469,11 @@ client_read(struct client *c)
         ctl_client_fail(c, "no memory to read its requests");
         return -1;
     }
-    ssize_t got = read(c->fd, room, READ_CHUNK);
+    /* All the room the buffer has, up to READ_MAX: a big request then
+     * comes in as few reads as the socket allows, not 64 KiB per turn of
+     * the loop. */
+    size_t want = c->in.cap - c->in.off - c->in.len;
+    ssize_t got = read(c->fd, room, want < READ_MAX ? want : READ_MAX);
     if (got > 0) {
         c->in.len += (size_t)got;
     } else if (got == 0) {
