@@ -67,7 +67,8 @@ const char *fp_kind_name(fp_kind kind);
 /* The single final outcome of an accepted job.  `data`/`len` is one
  * msgpack-encoded value: the result for FP_OK, the detail otherwise (a
  * string such as "killed by SIGSEGV" for outcomes the pool produces).  It is
- * valid only during the callback. */
+ * valid only during the callback, unless the callback keeps it
+ * (fp_outcome_keep). */
 typedef struct fp_outcome {
     uint64_t    id;
     fp_kind     kind;
@@ -95,6 +96,7 @@ typedef struct fp_receipt fp_receipt;
 #define FP_STDERR_TAIL 4096u
 
 typedef void (*fp_done_fn)(const fp_outcome *outcome, void *arg);
+
 
 /* ------------------------------------------------------------------------
  * Configuration
@@ -272,6 +274,15 @@ typedef struct fp_job_buf {
 int fp_pool_submit_batch(fp_pool *pool, const fp_job_buf *jobs, size_t n,
                          const fp_job_opts *opts, fp_done_fn done, void *arg,
                          uint64_t *first_id, const char **reason);
+
+/* From inside a job's `done` callback only: keep the outcome's data
+ * (outcome->data, ->len) past the callback, at the same address, without
+ * copying it -- to pass a big result on as it is written out, say.
+ * Returns a handle for fp_outcome_release, which frees the data (before or
+ * after the pool is freed); or NULL when the data cannot be kept (copy it
+ * then).  The other fields of the outcome stay the pool's. */
+void *fp_outcome_keep(fp_pool *pool, const fp_outcome *outcome);
+void  fp_outcome_release(void *kept);
 
 /* Load the module a .so exports as `forkpool_module` and check its ABI.
  * Returns it (and the dlopen handle in *handle, for dlclose), or NULL with a

@@ -285,13 +285,17 @@ h_rpc_uncork(struct h_rpc *c)
 uint32_t
 h_rpc_submit(struct h_rpc *c, const char *job_json, const char *opts_json)
 {
-    char params[4096];
+    size_t len = strlen(job_json) + (opts_json != NULL ? strlen(opts_json) : 0) + 8;
+    char *params = malloc(len);     /* a job of any size */
 
+    ck_assert_ptr_nonnull(params);
     if (opts_json != NULL)
-        snprintf(params, sizeof(params), "[%s, %s]", job_json, opts_json);
+        snprintf(params, len, "[%s, %s]", job_json, opts_json);
     else
-        snprintf(params, sizeof(params), "[%s]", job_json);
-    return h_rpc_send(c, "submit", params);
+        snprintf(params, len, "[%s]", job_json);
+    uint32_t msgid = h_rpc_send(c, "submit", params);
+    free(params);
+    return msgid;
 }
 
 /* Take msgid's response out of the stash, or NULL. */

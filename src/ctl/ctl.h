@@ -14,6 +14,7 @@
 #include "forkpool.h"
 #include "codec/buf.h"
 #include "codec/frame.h"
+#include "codec/outq.h"
 
 /* Exit statuses (SPEC §8). */
 #define CTL_EXIT_OK      0      /* done; every job ended ok */
@@ -50,7 +51,7 @@ struct ctl_conn {
     int                fd;
     const char        *path;        /* for messages */
     struct fp_buf      in;          /* received, not yet parsed */
-    struct fp_buf      out;         /* requests not yet written */
+    struct fp_outq     out;         /* requests not yet written */
     struct fp_scanner  scan;        /* over the frame at the head of `in` */
     size_t             last;        /* bytes of the frame last returned */
     int                write_errno; /* a failed write, reported at EOF */
@@ -105,6 +106,22 @@ void ctl_close(struct ctl_conn *c);
  * Returns 0, or -1 (ENOMEM) with c->err set. */
 int  ctl_queue(struct ctl_conn *c, uint32_t msgid, const char *method,
                const char *params, size_t plen);
+/* One piece of a request's params.  A piece with `release` set and of
+ * FP_OUTQ_BIG bytes or more is queued by reference, not copied: its bytes
+ * must stay unchanged until release(arg) is called. */
+struct ctl_part {
+    const void         *p;
+    size_t              len;
+    fp_outq_release_fn *release;    /* NULL: copy it */
+    void               *arg;
+};
+/* ctl_queue with params in pieces: parts[0..nparts) make one packed array
+ * together.  The request is queued whole or not at all; either way each
+ * piece given with `release` is released exactly once (at once if the
+ * request could not be queued, or was not queued by reference).  Returns 0,
+ * or -1 (ENOMEM) with c->err set. */
+int  ctl_queue_parts(struct ctl_conn *c, uint32_t msgid, const char *method,
+                     const struct ctl_part *parts, int nparts);
 /* Write what the socket takes now.  Returns 0, or -1 with c->err set. */
 int  ctl_write_some(struct ctl_conn *c);
 /* Read what the socket has now.  Returns 1 (maybe nothing new), or 0 at

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 
 #define READ_CHUNK   ((size_t)64 << 10)
 #define KEEP_BUFFER  ((size_t)1 << 20)  /* read buffer kept after a frame */
+#define WRITE_IOV    64                 /* segments per sendmsg */
 
 static const struct fp_limits response_limits = {
     .max_bytes = CTL_MAX_FRAME,
@@ -123,22 +125,52 @@ ctl_close(struct ctl_conn *c)
         close(c->fd);
     c->fd = -1;
     fp_buf_free(&c->in);
-    fp_buf_free(&c->out);
+    fp_outq_free(&c->out);
+}
+
+int
+ctl_queue_parts(struct ctl_conn *c, uint32_t msgid, const char *method,
+                const struct ctl_part *parts, int nparts)
+{
+    struct fp_outq_mark mark;
+    msgpack_packer pk;
+    int i = 0;
+
+    fp_outq_mark(&c->out, &mark);
+    msgpack_packer_init(&pk, &c->out, fp_outq_pack_write);
+    if (msgpack_pack_array(&pk, 4) != 0 || msgpack_pack_uint8(&pk, 0) != 0
+        || msgpack_pack_uint32(&pk, msgid) != 0
+        || msgpack_pack_str_with_body(&pk, method, strlen(method)) != 0)
+        goto fail;
+    for (; i < nparts; i++) {
+        const struct ctl_part *pt = &parts[i];
+        if (pt->release != NULL && pt->len >= FP_OUTQ_BIG) {
+            if (fp_outq_append_ref(&c->out, pt->p, pt->len, pt->release, pt->arg) != 0)
+                goto fail;
+            continue;
+        }
+        if (fp_outq_append(&c->out, pt->p, pt->len) != 0)
+            goto fail;
+        if (pt->release != NULL)
+            pt->release(pt->arg);   /* copied: done with */
+    }
+    return 0;
+fail:
+    fp_outq_rollback(&c->out, &mark);   /* no request half queued; the
+                                           pieces queued are released */
+    for (; i < nparts; i++)
+        if (parts[i].release != NULL)
+            parts[i].release(parts[i].arg);
+    return conn_err(c, 0, "out of memory");
 }
 
 int
 ctl_queue(struct ctl_conn *c, uint32_t msgid, const char *method,
           const char *params, size_t plen)
 {
-    msgpack_packer pk;
+    struct ctl_part part = { params, plen, NULL, NULL };
 
-    msgpack_packer_init(&pk, &c->out, fp_buf_pack_write);
-    if (msgpack_pack_array(&pk, 4) != 0 || msgpack_pack_uint8(&pk, 0) != 0
-        || msgpack_pack_uint32(&pk, msgid) != 0
-        || msgpack_pack_str_with_body(&pk, method, strlen(method)) != 0
-        || fp_buf_append(&c->out, params, plen) != 0)
-        return conn_err(c, 0, "out of memory");
-    return 0;
+    return ctl_queue_parts(c, msgid, method, &part, 1);
 }
 
 /* After a failed write the daemon may still have answered (it can refuse a
@@ -148,10 +180,14 @@ int
 ctl_write_some(struct ctl_conn *c)
 {
     while (c->out.len > 0) {
-        ssize_t n = send(c->fd, fp_buf_head(&c->out), c->out.len,
-                         MSG_NOSIGNAL);
+        struct iovec iov[WRITE_IOV];
+        struct msghdr mh = { .msg_iov = iov,
+                             .msg_iovlen = (size_t)fp_outq_iov(&c->out, iov, WRITE_IOV) };
+        /* sendmsg, for MSG_NOSIGNAL: a daemon gone is an error, not a
+         * SIGPIPE. */
+        ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
         if (n > 0) {
-            fp_buf_consume(&c->out, (size_t)n);
+            fp_outq_consume(&c->out, (size_t)n);
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -159,9 +195,8 @@ ctl_write_some(struct ctl_conn *c)
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return 0;
         c->write_errno = n < 0 ? errno : EPIPE;
-        fp_buf_clear(&c->out);
+        fp_outq_clear(&c->out);
     }
-    fp_buf_shrink(&c->out, KEEP_BUFFER);
     return 0;
 }
 

@@ -18,6 +18,22 @@
  * Methods
  * ------------------------------------------------------------------------ */
 
+/* The outcome's result or detail into the reply.  A big one is kept
+ * where the pool put it (fp_outcome_keep) and written from there, never
+ * copied; if the reply then cannot be queued, it is released with the
+ * reply, so o->data must not be read after a failed ctl_reply_end. */
+static void
+pack_outcome_data(struct ctl_reply *r, const fp_outcome *o)
+{
+    void *kept;
+
+    if (o->len >= FP_OUTQ_BIG && !r->failed && !r->closed
+        && (kept = fp_outcome_keep(r->c->ctl->pool, o)) != NULL)
+        ctl_reply_ref(r, o->data, o->len, fp_outcome_release, kept);
+    else
+        ctl_reply_raw(r, o->data, o->len);
+}
+
 /* An outcome as a response's error and result (SPEC §7): result {"id",
  * "result"} for ok, error {"id", "kind", "detail"} otherwise, both with
  * "attempts" when the job ran more than once. */
@@ -31,14 +47,14 @@ pack_outcome(struct ctl_reply *r, const fp_outcome *o)
         msgpack_pack_map(pk, o->attempts > 1 ? 3 : 2);
         ctl_pack_kv_u64(pk, "id", o->id);
         fp_pack_cstr(pk, "result");
-        ctl_reply_raw(r, o->data, o->len);
+        pack_outcome_data(r, o);
     } else {
         msgpack_pack_map(pk, o->attempts > 1 ? 4 : 3);
         ctl_pack_kv_u64(pk, "id", o->id);
         fp_pack_cstr(pk, "kind");
         fp_pack_cstr(pk, fp_kind_name(o->kind));
         fp_pack_cstr(pk, "detail");
-        ctl_reply_raw(r, o->data, o->len);
+        pack_outcome_data(r, o);
     }
     if (o->attempts > 1)
         ctl_pack_kv_u64(pk, "attempts", o->attempts);
@@ -48,7 +64,7 @@ pack_outcome(struct ctl_reply *r, const fp_outcome *o)
 
 /* In place of an outcome there was no memory to queue: error {"id",
  * "kind": "error", "detail": "..."} (a few dozen bytes, where the outcome
- * may have been megabytes). */
+ * may have been megabytes).  Reads none of o->data (it may be gone). */
 static void
 pack_outcome_lost(struct ctl_reply *r, const fp_outcome *o)
 {

@@ -111,9 +111,14 @@ pool_run_callbacks(struct fp_pool *p)
             .id = job->id, .kind = job->kind, .data = job->out,
             .len = job->out_len, .attempts = job->attempts,
         };
+        p->delivering = job;
+        p->delivered_whole = 0;
         if (job->done != NULL)
             job->done(&o, job->arg);
-        if (job->worker == NULL)
+        p->delivering = NULL;
+        if (p->delivered_whole)
+            fp_job_drop_owned(job);     /* the block is the keeper's */
+        else if (job->worker == NULL)
             fp_job_release(&p->job_cache, job);
     }
     if (p->phase == POOL_DRAINED && p->drained != NULL
@@ -130,6 +135,29 @@ pool_run_callbacks(struct fp_pool *p)
     if (TAILQ_EMPTY(&p->done))
         ev_idle_stop(p->loop, &p->done_idle);
     return 0;
+}
+
+void *
+fp_outcome_keep(fp_pool *p, const fp_outcome *o)
+{
+    struct fp_job *job = p->delivering;
+    int whole;
+
+    if (job == NULL || o == NULL || o->data != job->out || p->delivered_whole)
+        return NULL;
+    /* A job cancelled while sent ahead stays in its worker's window; its
+     * outcome is then in a buffer of its own (fp_job_set_outcome). */
+    if (job->worker != NULL && job->out != job->out_heap)
+        return NULL;
+    void *kept = fp_job_take_outcome(job, &whole);
+    p->delivered_whole = whole;
+    return kept;
+}
+
+void
+fp_outcome_release(void *kept)
+{
+    free(kept);
 }
 
 /* Kill every worker at once and reap it; settle the jobs it held. */

@@ -28,9 +28,16 @@ fp_job_alloc(struct fp_job_cache *c, size_t len)
 }
 
 void
-fp_job_release(struct fp_job_cache *c, struct fp_job *job)
+fp_job_drop_owned(struct fp_job *job)
 {
     free(job->out_heap);
+    job->out_heap = NULL;
+}
+
+void
+fp_job_release(struct fp_job_cache *c, struct fp_job *job)
+{
+    fp_job_drop_owned(job);
     if (job->cap == JOB_SMALL && c->nfree < JOB_FREE_MAX) {
         TAILQ_NEXT(job, link) = c->free;
         c->free = job;
@@ -50,6 +57,21 @@ fp_job_cache_free(struct fp_job_cache *c)
         free(job);
     }
     c->nfree = 0;
+}
+
+void *
+fp_job_take_outcome(struct fp_job *job, int *whole)
+{
+    *whole = 0;
+    if (job->out_heap != NULL && job->out == job->out_heap) {
+        void *mem = job->out_heap;
+        job->out_heap = NULL;
+        return mem;
+    }
+    if (job->out != job->inline_payload)
+        return NULL;
+    *whole = 1;
+    return job;
 }
 
 int

@@ -83,6 +83,15 @@ struct fp_job_cache {
 /* A block for a job of `len` payload bytes, zeroed, or NULL. */
 struct fp_job *fp_job_alloc(struct fp_job_cache *c, size_t len);
 void fp_job_release(struct fp_job_cache *c, struct fp_job *job);
+/* Free what the job owns besides its block (the block itself is then the
+ * keeper's: fp_outcome_keep). */
+void fp_job_drop_owned(struct fp_job *job);
+/* Hand the memory holding the outcome's bytes (job->out) to the caller:
+ * the outcome's own buffer, or the job's block itself when they live in it
+ * (*whole set: the block is no longer the pool's).  Returns it, to be
+ * freed with free(), or NULL when they are not in memory of the job's
+ * (a static message). */
+void *fp_job_take_outcome(struct fp_job *job, int *whole);
 void fp_job_cache_free(struct fp_job_cache *c);
 
 /* Record the job's outcome, copying data/len (one msgpack value) into the

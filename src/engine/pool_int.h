@@ -85,6 +85,9 @@ struct fp_pool {
     fp_drained_fn      drained;
     void              *drained_arg;
     int                in_callbacks;    /* the runner is calling out */
+    struct fp_job     *delivering;      /* the job whose callback runs */
+    int                delivered_whole; /* its callback kept the job's
+                                           block (fp_outcome_keep) */
     enum {
         FREE_NONE,
         FREE_DUE,       /* fp_pool_free from a callback: once it returns */
