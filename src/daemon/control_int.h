@@ -266,6 +266,12 @@ void ctl_pack_status(msgpack_packer *pk, const struct ctl_status_input *in);
 int  ctl_metrics_text(struct fp_buf *out, const fp_stats *st,
                       const fp_limit_info *limits, size_t nlimits);
 
+/* control_progress.c: fp_job_opts.progress of a submit ("progress":
+ * true; arg: its reply_to) and of a submit_batch (arg: its batch_reply):
+ * each report as a "progress" notification to the job's client. */
+void ctl_submit_progress_cb(uint64_t id, const char *value, size_t len, void *arg);
+void ctl_batch_progress_cb(uint64_t id, const char *value, size_t len, void *arg);
+
 /* control_methods.c: the methods forkpoold serves. */
 extern const struct ctl_method ctl_methods[];
 extern const size_t ctl_nmethods;
