@@ -151,6 +151,23 @@ START_TEST(unread_progress_counts_against_the_reply_limits)
 }
 END_TEST
 
+/* Under --sandbox strict (seccomp, no results held) fp_progress works the
+ * same: it needs nothing but a write to the worker's socket. */
+START_TEST(progress_works_under_the_strict_sandbox)
+{
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "1", "--sandbox",
+                                                  "strict", NULL));
+    struct h_rpc *c = h_connected(d);
+
+    uint32_t msgid = h_rpc_submit(c, "{\"op\": \"progress\", \"values\": [1, 2]}",
+                                  "{\"progress\": true}");
+    struct h_resp *r = h_rpc_wait(c, msgid, H_REPLY_MS);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_msg(r->error == NULL, "%s", h_json(r->error));
+    ck_assert_str_eq(progress_before(c, msgid, r), "1:1 | 1:2");
+}
+END_TEST
+
 /* ------------------------------------------------------------------------
  * Protocol errors
  * ------------------------------------------------------------------------ */
@@ -267,6 +284,7 @@ daemon_progress_suite(void)
     tcase_add_test(tc, batch_progress_names_each_job);
     tcase_add_test(tc, unknown_progress_option_value_is_rejected);
     tcase_add_test(tc, unread_progress_counts_against_the_reply_limits);
+    tcase_add_test(tc, progress_works_under_the_strict_sandbox);
     tcase_add_test(tc, progress_for_a_job_not_running_is_a_protocol_error);
     suite_add_tcase(s, tc);
 

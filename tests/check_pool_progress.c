@@ -265,6 +265,40 @@ START_TEST(fp_progress_refuses_bad_values_and_the_job_goes_on)
 }
 END_TEST
 
+static void
+count_progress_cb(uint64_t id, const char *value, size_t len, void *arg)
+{
+    (void)id; (void)value; (void)len;
+    ++*(size_t *)arg;
+}
+
+/* A thread the handler left behind reports without pause while a thousand
+ * jobs begin and end around it: no report may follow its job's result
+ * (that would be a protocol error, a crash), so every job ends ok on the
+ * one worker.  (Jobs of a millisecond: the thread reports during each.) */
+START_TEST(a_reporting_thread_never_outruns_its_job)
+{
+    enum { N = 1000 };
+    fp_config cfg;
+    size_t reports = 0;
+    fp_job_opts opts = { .timeout = -1, .progress = count_progress_cb,
+                         .progress_arg = &reports };
+
+    base_config(&cfg, 1);
+    start_pool(&cfg);
+    ck_assert_int_eq(wait_job(submit_op("progress_thread", NULL), 20)->kind, FP_OK);
+    for (int i = 0; i < N; i++)
+        submit_op_num("sleep", "s", 0.001, &opts);
+    wait_outcomes(N + 1, 60);
+    for (size_t i = 0; i < H.nrecs; i++)
+        ck_assert_msg(H.recs[i].kind == FP_OK, "job %llu ended %s",
+                      (unsigned long long)H.recs[i].id, fp_kind_name(H.recs[i].kind));
+    ck_assert_uint_eq(stats().restarts, 0);
+    ck_assert_int_eq(log_count("protocol error"), 0);
+    ck_assert_msg(reports >= N, "%zu reports", reports);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------
  * Protocol errors (an --exec program can send anything)
  * ------------------------------------------------------------------------ */
@@ -449,6 +483,7 @@ pool_progress_suite(void)
     tcase_add_test(tc, fp_progress_fails_outside_a_job);
     tcase_add_test(tc, fp_progress_refuses_bad_values_and_the_job_goes_on);
     tcase_add_test(tc, pending_progress_keeps_the_latest_within_its_bound);
+    tcase_add_test(tc, a_reporting_thread_never_outruns_its_job);
     suite_add_tcase(s, tc);
 
     tc = ph_tcase("protocol errors");

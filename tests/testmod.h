@@ -62,6 +62,9 @@
  *                              "0" = taken) to bytes that are not msgpack,
  *                              to two values, to nothing, to a bin of n
  *                              bytes (default 1 MiB), then to a good value
+ *   {"op": "progress_thread"}  leave a thread that calls fp_progress in a
+ *                              tight loop, across every later job of the
+ *                              worker (once per worker); result "started"
  *   {"op": "progress_outside"} result: what fp_progress said when init
  *                              called it ("ESRCH": no job was running)
  * Any other op is an error outcome, detail "unknown op".

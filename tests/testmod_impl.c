@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -629,6 +630,33 @@ op_progress_bad(void *state, const msgpack_object *job, msgpack_packer *out)
     return 0;
 }
 
+/* The body of "progress_thread": report as fast as it goes, for ever,
+ * whatever job runs (ESRCH between jobs). */
+static void *
+hammer(void *arg)
+{
+    (void)arg;
+    for (;;)
+        (void)fp_progress("\xa6" "hammer", 7);
+    return NULL;
+}
+
+/* Leave a thread behind that reports progress in a tight loop, across
+ * every job this worker runs from now on (once per worker); result
+ * "started". */
+static int
+op_progress_thread(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    static int started;
+    pthread_t t;
+
+    (void)state; (void)job;
+    if (!started && pthread_create(&t, NULL, hammer, NULL) != 0)
+        return pack_cstr(out, "cannot start a thread"), 1;
+    started = 1;
+    return pack_cstr(out, "started");
+}
+
 /* What fp_progress said when init called it. */
 static int
 op_progress_outside(void *state, const msgpack_object *job, msgpack_packer *out)
@@ -644,6 +672,7 @@ static const struct {
 } ops[] = {
     { "progress", op_progress },    { "progress_bad", op_progress_bad },
     { "progress_outside", op_progress_outside },
+    { "progress_thread", op_progress_thread },
     { "crash", op_crash },          { "abort", op_abort },
     { "sigkill", op_sigkill },      { "exit", op_exit },
     { "fail", op_fail },            { "sleep", op_sleep },

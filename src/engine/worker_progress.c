@@ -28,20 +28,20 @@ fp_worker_progress_init(struct fp_worker_progress *wp, struct fp_hold *hold,
 void
 fp_worker_progress_begin(struct fp_worker_progress *wp, uint64_t id)
 {
-    pthread_mutex_lock(&wp->lock);
-    wp->running = 1;
     wp->job = id;
-    pthread_mutex_unlock(&wp->lock);
+    __atomic_store_n(&wp->running, 1, __ATOMIC_SEQ_CST);
 }
 
 void
 fp_worker_progress_end(struct fp_worker_progress *wp)
 {
-    pthread_mutex_lock(&wp->lock);
-    wp->running = 0;
-    fp_buf_clear(&wp->msg);
-    fp_buf_shrink(&wp->msg, KEEP_MSG);
-    pthread_mutex_unlock(&wp->lock);
+    __atomic_store_n(&wp->running, 0, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&wp->busy, __ATOMIC_SEQ_CST)) {
+        /* A thread of the handler is sending a report: let it finish, so
+         * that it goes out before the result. */
+        pthread_mutex_lock(&wp->lock);
+        pthread_mutex_unlock(&wp->lock);
+    }
 }
 
 void
@@ -92,7 +92,8 @@ fp_progress(const char *data, size_t len)
         return -1;
     }
     pthread_mutex_lock(&wp->lock);
-    if (!wp->running)
+    __atomic_store_n(&wp->busy, 1, __ATOMIC_SEQ_CST);
+    if (!__atomic_load_n(&wp->running, __ATOMIC_SEQ_CST))
         err = ESRCH;
     else if (data == NULL && len > 0)
         err = EINVAL;
@@ -100,6 +101,8 @@ fp_progress(const char *data, size_t len)
              && fp_hold_send(wp->hold, fp_buf_head(&wp->msg), wp->msg.len, 0) < 0)
         err = EPIPE;
     fp_buf_clear(&wp->msg);
+    fp_buf_shrink(&wp->msg, KEEP_MSG);
+    __atomic_store_n(&wp->busy, 0, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&wp->lock);
     if (err != 0) {
         errno = err;

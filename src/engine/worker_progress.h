@@ -17,12 +17,18 @@
 #include "codec/frame.h"
 #include "worker_hold.h"
 
+/* Every job passes through begin and end, reports or not, so those two
+ * take no lock: `running` and `busy` are atomics that a report and the
+ * job's end check against each other (each stores its own, then loads the
+ * other's), so either the report sees the job ended, or the end sees the
+ * report under way and waits for it on the lock. */
 struct fp_worker_progress {
     struct fp_hold         *hold;       /* the worker's writer */
     const struct fp_limits *limits;     /* frames the master accepts */
-    pthread_mutex_t         lock;       /* a handler's threads may report */
-    int                     running;    /* a job's handler runs */
-    uint64_t                job;        /* its id */
+    pthread_mutex_t         lock;       /* one report at a time */
+    int                     running;    /* atomic: a job's handler runs */
+    int                     busy;       /* atomic: a report is under way */
+    uint64_t                job;        /* the running job's id */
     struct fp_buf           msg;        /* ["progress", id, value] */
 };
 
