@@ -429,7 +429,7 @@ static const struct {
                              BATCH_USAGE "\"}" },
     { "submit_batch", "[[1], {\"bogus\": 1}]",
       "{\"id\": null, \"kind\": \"rejected\", \"detail\": \"malformed: unknown "
-      "option (expected timeout, retries, key, expires, notify)\"}" },
+      "option (expected timeout, retries, key, expires, notify, progress)\"}" },
 };
 
 START_TEST(bad_request_gets_its_error_and_the_connection_goes_on)

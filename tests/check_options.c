@@ -137,6 +137,27 @@ START_TEST(config_file_error_names_file_and_line)
 }
 END_TEST
 
+/* --heartbeat-timeout, from the file or the command line (which wins). */
+START_TEST(heartbeat_timeout_from_the_config_file_or_a_flag)
+{
+    const char *file = write_config("forkpool.conf", "heartbeat-timeout 2.5\n");
+    const char *const from_file[] = { "-c", "%s", NULL };
+    const char *const overridden[] = { "-c", "%s", "--heartbeat-timeout", "0.5", NULL };
+    const char *const none[] = { NULL };
+    struct fp_daemon_opts o;
+
+    ck_assert_int_eq(parse(&o, file, from_file), FP_OPTS_RUN);
+    ck_assert(o.cfg.heartbeat_timeout == 2.5);
+    fp_daemon_opts_free(&o);
+    ck_assert_int_eq(parse(&o, file, overridden), FP_OPTS_RUN);
+    ck_assert(o.cfg.heartbeat_timeout == 0.5);
+    fp_daemon_opts_free(&o);
+    ck_assert_int_eq(parse(&o, NULL, none), FP_OPTS_RUN);
+    ck_assert(o.cfg.heartbeat_timeout == 0);     /* off by default */
+    fp_daemon_opts_free(&o);
+}
+END_TEST
+
 START_TEST(unreadable_config_file_is_an_error)
 {
     const char *const args[] = { "-c/nonexistent/forkpool.conf", NULL };
@@ -168,6 +189,10 @@ static const struct {
     { { "--log", "file" }, "--log: expected stderr or syslog, got 'file'" },
     { { "--job-timeout", "-1" },
       "--job-timeout: expected a number of seconds >= 0, got '-1'" },
+    { { "--heartbeat-timeout", "-1" },
+      "--heartbeat-timeout: expected a number of seconds >= 0, got '-1'" },
+    { { "--heartbeat-timeout", "nan" },
+      "--heartbeat-timeout: expected a number of seconds >= 0, got 'nan'" },
     { { "--pidfile=" }, "--pidfile: empty path" },
     { { "--max-workers", "4", "-w", "5" }, "--workers: 5 is more than --max-workers (4)" },
     { { "--module-config", "{}" }, "--module-config: needs --module" },
@@ -311,6 +336,7 @@ options_suite(void)
     tcase_add_test(tc, last_config_flag_names_the_file);
     tcase_add_test(tc, config_file_error_names_file_and_line);
     tcase_add_test(tc, unreadable_config_file_is_an_error);
+    tcase_add_test(tc, heartbeat_timeout_from_the_config_file_or_a_flag);
     suite_add_tcase(s, tc);
 
     tc = h_tcase("errors", 10);

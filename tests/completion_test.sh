@@ -193,10 +193,10 @@ run_checks() {
     popd >/dev/null || fail "cannot cd back"
 
     # --- forkpoolctl: per-command options -------------------------------
-    is "--timeout --retries --key --expires --ids --idempotency-key --help" _forkpoolctl forkpoolctl submit --
+    is "--timeout --retries --key --expires --ids --idempotency-key --progress --help" _forkpoolctl forkpoolctl submit --
     is "map" _forkpoolctl forkpoolctl --redis unix:/r.sock --redis-queue q ma
     is "--timeout" _forkpoolctl forkpoolctl submit --t
-    is "--keep-order --fail-fast --timeout --retries --window --key --expires --ids --help" \
+    is "--keep-order --fail-fast --timeout --retries --window --key --expires --ids --progress --help" \
         _forkpoolctl forkpoolctl map --
     is "--fail-fast" _forkpoolctl forkpoolctl -s x.sock map --keep-order --f
     is "--window" _forkpoolctl forkpoolctl map --w

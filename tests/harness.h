@@ -117,6 +117,10 @@ struct h_resp {
     uint32_t               msgid;
     int                    is_outcome;  /* a submit_batch "outcome" notification */
     uint64_t               index;       /* its job's index in the batch */
+    int                    is_progress; /* a "progress" notification: result
+                                           is the value */
+    uint64_t               id;          /* its job's id */
+    uint64_t               seq;         /* arrival order on the connection */
     msgpack_unpacked       u;
     const msgpack_object  *error;
     const msgpack_object  *result;
@@ -160,6 +164,11 @@ struct h_resp *h_rpc_wait(struct h_rpc *c, uint32_t msgid, int timeout_ms);
  * msgid; NULL on timeout or EOF. */
 struct h_resp *h_rpc_wait_outcome(struct h_rpc *c, uint32_t msgid, uint64_t index,
                                   int timeout_ms);
+/* The "progress" notifications of request msgid received so far, in
+ * arrival order (at most max of them, taken out of the stash).  Returns
+ * how many. */
+size_t h_rpc_take_progress(struct h_rpc *c, uint32_t msgid, struct h_resp **out,
+                           size_t max);
 /* send + wait with H_REPLY_MS. */
 struct h_resp *h_rpc_call(struct h_rpc *c, const char *method, const char *params_json);
 /* Read until the daemon closes the connection.  Returns the number of

@@ -124,6 +124,13 @@ h_rpc_close(struct h_rpc *c)
     rpc_free(c);
 }
 
+static int
+is_str(const msgpack_object *o, const char *s)
+{
+    return o->type == MSGPACK_OBJECT_STR && o->via.str.size == strlen(s)
+           && memcmp(o->via.str.ptr, s, o->via.str.size) == 0;
+}
+
 /* Take every complete response out of the unpacker into the stash. */
 static void
 rpc_parse(struct h_rpc *c)
@@ -139,17 +146,20 @@ rpc_parse(struct h_rpc *c)
          * kept like a response, with its index.  f: msgid, then (index,)
          * error, result. */
         const msgpack_object *top = o->via.array.ptr, *f;
-        int outcome = o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 3
-                      && top[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER
-                      && top[0].via.u64 == 2 && top[2].type == MSGPACK_OBJECT_ARRAY
-                      && top[2].via.array.size == 4
-                      && top[2].via.array.ptr[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER;
-        if (!outcome)
+        int note = o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 3
+                   && top[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER
+                   && top[0].via.u64 == 2 && top[2].type == MSGPACK_OBJECT_ARRAY
+                   && top[2].via.array.size >= 2
+                   && top[2].via.array.ptr[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER;
+        int outcome = note && top[2].via.array.size == 4;
+        /* [2, "progress", [msgid, id, value]]: a job's progress. */
+        int progress = note && top[2].via.array.size == 3 && is_str(&top[1], "progress");
+        if (!outcome && !progress)
             ck_assert_msg(o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 4
                           && top[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER
                           && top[0].via.u64 == 1,
                           "not a MessagePack-RPC response: %s", h_json(o));
-        f = outcome ? top[2].via.array.ptr : top + 1;
+        f = outcome || progress ? top[2].via.array.ptr : top + 1;
         ck_assert_msg(f[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER
                       && f[0].via.u64 <= UINT32_MAX, "no msgid in %s", h_json(o));
         struct h_resp *r = calloc(1, sizeof(*r));
@@ -157,13 +167,20 @@ rpc_parse(struct h_rpc *c)
         r->u = c->pending;              /* takes the zone: f stays valid */
         msgpack_unpacked_init(&c->pending);
         r->msgid = (uint32_t)f[0].via.u64;
-        if (outcome) {
+        r->seq = c->got;
+        if (progress) {
+            r->is_progress = 1;
+            r->id = f[1].via.u64;
+            r->result = &f[2];
+        } else if (outcome) {
             r->is_outcome = 1;
             r->index = f[1].via.u64;
             f++;
         }
-        r->error = f[1].type == MSGPACK_OBJECT_NIL ? NULL : &f[1];
-        r->result = &f[2];
+        if (!progress) {
+            r->error = f[1].type == MSGPACK_OBJECT_NIL ? NULL : &f[1];
+            r->result = &f[2];
+        }
         if (c->nstash == c->capstash) {
             c->capstash = c->capstash ? c->capstash * 2 : 32;
             c->stash = realloc(c->stash, c->capstash * sizeof(*c->stash));
@@ -304,7 +321,7 @@ stash_take(struct h_rpc *c, uint32_t msgid)
 {
     for (size_t i = 0; i < c->nstash; i++) {
         struct h_resp *r = c->stash[i];
-        if (r->msgid == msgid && !r->is_outcome) {
+        if (r->msgid == msgid && !r->is_outcome && !r->is_progress) {
             memmove(&c->stash[i], &c->stash[i + 1],
                     (c->nstash - i - 1) * sizeof(c->stash[0]));
             c->nstash--;
@@ -349,6 +366,26 @@ h_rpc_wait_outcome(struct h_rpc *c, uint32_t msgid, uint64_t index, int timeout_
             return NULL;
         rpc_poll(c, 0, h_left_ms(deadline));
     }
+}
+
+size_t
+h_rpc_take_progress(struct h_rpc *c, uint32_t msgid, struct h_resp **out, size_t max)
+{
+    size_t n = 0;
+
+    rpc_read(c);
+    for (size_t i = 0; i < c->nstash && n < max;) {
+        struct h_resp *r = c->stash[i];
+        if (!r->is_progress || r->msgid != msgid) {
+            i++;
+            continue;
+        }
+        memmove(&c->stash[i], &c->stash[i + 1],
+                (c->nstash - i - 1) * sizeof(c->stash[0]));
+        c->nstash--;
+        out[n++] = hand_out(r);
+    }
+    return n;
 }
 
 struct h_resp *

@@ -59,6 +59,7 @@ struct ctl_conn {
     int                timed_out;   /* no answer within timeout_ms (exit 3) */
     int64_t            timeout_ms;  /* --rpc-timeout; 0 = none */
     int                show_ids;    /* ctl_call prints accepted ids on stderr */
+    int                show_progress; /* ctl_call prints progress on stderr */
     char               err[256];    /* what went wrong */
 };
 
@@ -71,6 +72,9 @@ struct ctl_response {
     int         outcome;    /* an ["outcome", [msgid, index, error, result]]
                                notification (submit_batch): msgid, index,
                                error and result are set */
+    int         progress;   /* a ["progress", [msgid, id, value]]
+                               notification: msgid, id and result (the
+                               value) are set */
     uint64_t    index;
     uint64_t    id;
     const char *error;      /* NULL when the error is nil */
@@ -89,6 +93,7 @@ struct ctl_jobopts {
     const char *key;    /* --key: rate-limit key, or NULL */
     int      has_expires;
     double   expires;   /* --expires: seconds to start by */
+    int      progress;  /* --progress: ask for "progress" notifications */
 };
 
 /* Connect to the daemon's socket (within the target's timeout, should its
@@ -176,6 +181,10 @@ int  ctl_outcome_write_rejected(struct fp_buf *out, uint64_t index,
 /* 1 if the response is the daemon's {"kind": "rejected", "detail": "queue
  * full"} error map. */
 int  ctl_outcome_queue_full(const struct ctl_response *r);
+/* A "progress" notification as {"id": 7, "progress": value} on stderr
+ * (--progress).  A value JSON cannot show is reported instead, and the
+ * command goes on. */
+void ctl_print_progress(const struct ctl_response *r);
 /* Print v as one line on f and flush.  Returns 0, or -1 (errno). */
 int  ctl_print_json(FILE *f, const json_t *v);
 

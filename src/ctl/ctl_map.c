@@ -725,6 +725,10 @@ handle_response(struct map *m, const struct ctl_response *r)
     int ok = 0;
     char err[256];
 
+    if (r->progress) {      /* only sent for --progress */
+        ctl_print_progress(r);
+        return 0;
+    }
     if (r->msgid & BATCH_BIT) {
         struct batch *bt = batch_of(m, r->msgid);
         if (bt == NULL || (r->outcome && !bt->accepted)) {
@@ -950,7 +954,9 @@ ctl_map(struct ctl_conn *c, const struct ctl_map_opts *o)
         fprintf(stderr, "forkpoolctl: map: out of memory\n");
         rc = CTL_EXIT_FAIL;
     } else {
-        ctl_progress_start(&m.progress, o->job.ids);
+        /* The bar and the lines of --ids or --progress would tear each
+         * other apart on stderr: those lines win. */
+        ctl_progress_start(&m.progress, o->job.ids || o->job.progress);
         rc = learn_job_limit(&m) < 0 ? m.status : run(&m);
         ctl_progress_clear(&m.progress);
     }

@@ -239,8 +239,10 @@ parse_response(struct ctl_conn *c, const char *frame, size_t len,
     fp_reader_init(&rd, frame, len);
     r->accepted = 0;
     r->outcome = 0;
-    /* Notifications: [2, "accepted", [msgid, id]] (a job was queued) and
-     * [2, "outcome", [msgid, index, error, result]] (a batch job ended). */
+    r->progress = 0;
+    /* Notifications: [2, "accepted", [msgid, id]] (a job was queued),
+     * [2, "outcome", [msgid, index, error, result]] (a batch job ended) and
+     * [2, "progress", [msgid, id, value]] (a job reported progress). */
     if (fp_read_array(&rd, &n) == 0 && n == 3 && fp_read_uint(&rd, &type) == 0
         && type == 2) {
         uint32_t np;
@@ -256,6 +258,13 @@ parse_response(struct ctl_conn *c, const char *frame, size_t len,
                 || fp_read_uint(&rd, &r->index) < 0)
                 return conn_err(c, 0, "malformed outcome notification");
             r->outcome = 1;
+        } else if (fp_read_str_eq(&rd, "progress")) {
+            if (fp_read_array(&rd, &np) < 0 || np != 3
+                || fp_read_uint(&rd, &msgid) < 0 || msgid > UINT32_MAX
+                || fp_read_uint(&rd, &r->id) < 0
+                || fp_read_skip(&rd, &r->result, &r->result_len) < 0)
+                return conn_err(c, 0, "malformed progress notification");
+            r->progress = 1;
         } else {
             return conn_err(c, 0, "unknown notification from the daemon");
         }
@@ -318,6 +327,11 @@ ctl_call(struct ctl_conn *c, const char *method, const char *params,
         while ((rc = ctl_next_response(c, r)) == 1) {
             if (r->outcome)
                 continue;
+            if (r->progress) {
+                if (c->show_progress && r->msgid == msgid)
+                    ctl_print_progress(r);
+                continue;
+            }
             if (r->accepted) {
                 if (c->show_ids && r->msgid == msgid)
                     fprintf(stderr, "{\"id\": %" PRIu64 ", \"accepted\": true}\n", r->id);
@@ -395,6 +409,10 @@ pack_opts(msgpack_packer *pk, const struct ctl_jobopts *o, int nopts)
         && (msgpack_pack_str_with_body(pk, "notify", 6) != 0
             || msgpack_pack_true(pk) != 0))
         return -1;
+    if (o->progress
+        && (msgpack_pack_str_with_body(pk, "progress", 8) != 0
+            || msgpack_pack_true(pk) != 0))
+        return -1;
     return 0;
 }
 
@@ -404,7 +422,7 @@ ctl_pack_params(struct fp_buf *out, const char *job, size_t joblen,
 {
     msgpack_packer pk;
     int nopts = !!o->has_timeout + !!o->has_retries + !!o->key + !!o->ids
-                + !!o->has_expires;
+                + !!o->has_expires + !!o->progress;
 
     msgpack_packer_init(&pk, out, fp_buf_pack_write);
     if (msgpack_pack_array(&pk, nopts > 0 ? 2 : 1) != 0
@@ -420,7 +438,7 @@ ctl_pack_batch_params(struct fp_buf *out, const char *jobs, size_t len,
     msgpack_packer pk;
     /* "notify" means nothing to submit_batch: its response carries ids. */
     int nopts = !!o->has_timeout + !!o->has_retries + !!o->key
-                + !!o->has_expires;
+                + !!o->has_expires + !!o->progress;
     struct ctl_jobopts plain = *o;
 
     plain.ids = 0;
@@ -727,6 +745,25 @@ ctl_outcome_write_rejected(struct fp_buf *out, uint64_t index,
         out->len = base;
     free(copy);
     return rc;
+}
+
+void
+ctl_print_progress(const struct ctl_response *r)
+{
+    struct fp_buf line = FP_BUF_INIT;
+    char why[200] = "out of memory";
+
+    if (fp_buf_printf(&line, "{\"id\": %" PRIu64 ", \"progress\": ", r->id) < 0
+        || fp_json_write_msgpack(&line, r->result, r->result_len,
+                                 FP_JSON_SPACED, why, sizeof why) < 0
+        || fp_buf_append(&line, "}\n", 2) < 0) {
+        fprintf(stderr, "forkpoolctl: progress of job %" PRIu64 " not shown: %s\n",
+                r->id, why);
+    } else {
+        fwrite(fp_buf_head(&line), 1, line.len, stderr);
+        fflush(stderr);
+    }
+    fp_buf_free(&line);
 }
 
 int

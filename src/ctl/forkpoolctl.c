@@ -30,13 +30,14 @@ static const char usage_text[] =
 "{\"$ext\": [type, \"<base64>\"]}.\n"
 "\n"
 "Commands:\n"
-"  submit [--timeout S] [--retries N] [--key K] [--expires S] [--ids] JSON\n"
+"  submit [--timeout S] [--retries N] [--key K] [--expires S] [--ids]\n"
+"      [--progress] JSON\n"
 "      Run one job and print its outcome line, e.g.\n"
 "        {\"id\": 7, \"ok\": true, \"result\": ...}\n"
 "        {\"id\": 7, \"ok\": false, \"kind\": \"crashed\", "
 "\"detail\": \"killed by SIGSEGV\"}\n"
 "  map [--keep-order] [--fail-fast] [--timeout S] [--retries N] [--window N]\n"
-"      [--key K] [--expires S] [--ids]\n"
+"      [--key K] [--expires S] [--ids] [--progress]\n"
 "      Run each line of stdin (one JSON job per line), up to N at once\n"
 "      (default 256), and print one outcome line per job as it completes,\n"
 "      with \"index\" first: the 0-based number of the job's line, where\n"
@@ -46,8 +47,9 @@ static const char usage_text[] =
 "        --keep-order   print outcomes in input order\n"
 "        --fail-fast    after the first job that fails, read and send no\n"
 "                       more; report those in flight, then exit 1\n"
-"      With stdin a file and stderr a terminal (and no --ids), a progress\n"
-"      line (jobs done/total, rate, ETA) is kept on stderr.\n"
+"      With stdin a file and stderr a terminal (and neither --ids nor\n"
+"      --progress), a progress bar (jobs done/total, rate, ETA) is kept on\n"
+"      stderr.\n"
 "  status [--json]    the pool's state as a table, or as a JSON map\n"
 "  top [--interval S] [--count N]\n"
 "      The pool's state, refreshed every S seconds (default 1): on a\n"
@@ -68,7 +70,9 @@ static const char usage_text[] =
 "not started S seconds after the daemon accepted it ends \"cancelled\",\n"
 "\"expired before it started\"), --ids (as soon as the daemon accepts a job, print\n"
 "{\"id\": N, \"accepted\": true} on stderr -- with \"index\" for map -- so it\n"
-"can be cancelled while it runs).  A JSON argument that starts with '-'\n"
+"can be cancelled while it runs), --progress (print each progress report\n"
+"of a job, {\"id\": N, \"progress\": value}, on stderr as it comes; with map\n"
+"it replaces the progress bar).  A JSON argument that starts with '-'\n"
 "goes after \"--\".\n"
 "\n"
 "Options:\n"
@@ -101,7 +105,7 @@ static const char usage_text[] =
 /* Option values that the job-taking commands share. */
 enum { OPT_TIMEOUT = 0x100, OPT_RETRIES, OPT_WINDOW, OPT_KEEP, OPT_FAST,
        OPT_JSON, OPT_IDS, OPT_KEY, OPT_EXPIRES, OPT_RPC_TIMEOUT, OPT_REDIS,
-       OPT_REDIS_QUEUE, OPT_IDEM };
+       OPT_REDIS_QUEUE, OPT_IDEM, OPT_PROGRESS };
 
 /* An integer operand: what it is, for messages, and its largest value. */
 struct operand {
@@ -202,6 +206,8 @@ job_option(const char *cmd, int c, const char *arg, struct ctl_jobopts *o)
         o->has_expires = 1;
     } else if (c == OPT_IDS) {
         o->ids = 1;
+    } else if (c == OPT_PROGRESS) {
+        o->progress = 1;
     } else if (c == OPT_KEY) {
         if (strlen(arg) > 256)
             return usage_error(cmd, "--key: longer than 256 bytes");
@@ -307,6 +313,7 @@ cmd_submit(const struct command *cmd, const struct ctl_target *to, int argc,
         { "expires", required_argument, NULL, OPT_EXPIRES },
         { "ids", no_argument, NULL, OPT_IDS },
         { "idempotency-key", required_argument, NULL, OPT_IDEM },
+        { "progress", no_argument, NULL, OPT_PROGRESS },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -326,7 +333,7 @@ cmd_submit(const struct command *cmd, const struct ctl_target *to, int argc,
             continue;
         }
         if (c != OPT_TIMEOUT && c != OPT_RETRIES && c != OPT_IDS && c != OPT_KEY
-            && c != OPT_EXPIRES)
+            && c != OPT_EXPIRES && c != OPT_PROGRESS)
             return bad_option(cmd->name, c, argv);
         if ((rc = job_option(cmd->name, c, optarg, &jo)) != 0)
             return rc;
@@ -359,8 +366,10 @@ cmd_submit(const struct command *cmd, const struct ctl_target *to, int argc,
         rc = CTL_EXIT_FAIL;
         goto out;
     }
-    if (ctl_connect(&conn, to) == 0)
+    if (ctl_connect(&conn, to) == 0) {
         conn.show_ids = jo.ids;
+        conn.show_progress = jo.progress;
+    }
     if (conn.fd < 0
         || ctl_call(&conn, cmd->name, fp_buf_head(&params), params.len,
                     &r) < 0) {
@@ -401,6 +410,7 @@ cmd_map(const struct command *cmd, const struct ctl_target *to, int argc,
         { "key", required_argument, NULL, OPT_KEY },
         { "expires", required_argument, NULL, OPT_EXPIRES },
         { "ids", no_argument, NULL, OPT_IDS },
+        { "progress", no_argument, NULL, OPT_PROGRESS },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -430,6 +440,7 @@ cmd_map(const struct command *cmd, const struct ctl_target *to, int argc,
         case OPT_IDS:
         case OPT_KEY:
         case OPT_EXPIRES:
+        case OPT_PROGRESS:
             if ((rc = job_option(cmd->name, c, optarg, &mo.job)) != 0)
                 return rc;
             break;

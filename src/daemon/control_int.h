@@ -283,6 +283,12 @@ int  ctl_metrics_text(struct fp_buf *out, const fp_stats *st,
  * Returns 0, or -1 (ENOMEM). */
 int  ctl_redis_metrics(struct fp_buf *out, const struct fp_redis_source *src);
 
+/* control_progress.c: fp_job_opts.progress of a submit ("progress":
+ * true; arg: its reply_to) and of a submit_batch (arg: its batch_reply):
+ * each report as a "progress" notification to the job's client. */
+void ctl_submit_progress_cb(uint64_t id, const char *value, size_t len, void *arg);
+void ctl_batch_progress_cb(uint64_t id, const char *value, size_t len, void *arg);
+
 /* control_methods.c: the methods forkpoold serves. */
 extern const struct ctl_method ctl_methods[];
 extern const size_t ctl_nmethods;

@@ -214,7 +214,7 @@ method_submit_batch(struct client *c, uint32_t msgid, struct ctl_params *p)
     struct fp_control *ctl = c->ctl;
     fp_job_opts opts = { .timeout = -1, .retries = 0, .group = c->group };
     char key[FP_MAX_KEY_BYTES + 1];
-    int notify = 0;
+    struct fp_wire_submit_flags flags = { 0, 0 };
     struct fp_reader *jobs = &p->v[0].r;
     uint32_t n = 0;
     uint64_t first;
@@ -238,13 +238,17 @@ method_submit_batch(struct client *c, uint32_t msgid, struct ctl_params *p)
             ctl_respond_rejected(c, msgid, "malformed");
             return;
         }
-    if (p->n == 2 && (why = fp_wire_job_opts(&p->v[1].r, &opts, &notify, key)) != NULL) {
+    if (p->n == 2 && (why = fp_wire_job_opts(&p->v[1].r, &opts, &flags, key)) != NULL) {
         ctl_respond_rejected(c, msgid, why);
         return;
     }
     if ((b = malloc(sizeof(*b))) == NULL) {
         ctl_respond_rejected(c, msgid, "out of memory");
         return;
+    }
+    if (flags.progress) {
+        opts.progress = ctl_batch_progress_cb;
+        opts.progress_arg = b;
     }
     if (fp_pool_submit_batch(ctl->pool, ctl->batch_jobs, n, &opts, batch_done_cb,
                              b, &first, &why) < 0) {
@@ -268,19 +272,20 @@ method_submit_batch(struct client *c, uint32_t msgid, struct ctl_params *p)
         ctl_client_fail(c, "no memory to queue a reply");
 }
 
-/* submit [job] or [job, {"timeout", "retries", "notify"}]: the response
- * is the job's outcome, when it has one. */
+/* submit [job] or [job, {"timeout", "retries", "notify", "progress", ...}]:
+ * the response is the job's outcome, when it has one (its progress reports,
+ * with "progress", come first as notifications). */
 static void
 method_submit(struct client *c, uint32_t msgid, struct ctl_params *p)
 {
     fp_job_opts opts = { .timeout = -1, .retries = 0, .group = c->group };
     char key[FP_MAX_KEY_BYTES + 1];
-    int notify = 0;
+    struct fp_wire_submit_flags flags = { 0, 0 };
     uint64_t id;
     const char *why;
     struct reply_to *rt;
 
-    if (p->n == 2 && (why = fp_wire_job_opts(&p->v[1].r, &opts, &notify, key)) != NULL) {
+    if (p->n == 2 && (why = fp_wire_job_opts(&p->v[1].r, &opts, &flags, key)) != NULL) {
         ctl_respond_rejected(c, msgid, why);
         return;
     }
@@ -292,6 +297,10 @@ method_submit(struct client *c, uint32_t msgid, struct ctl_params *p)
     rt->c = c;
     rt->msgid = msgid;
     rt->bytes = p->v[0].len;
+    if (flags.progress) {
+        opts.progress = ctl_submit_progress_cb;
+        opts.progress_arg = rt;
+    }
     if (fp_pool_submit(c->ctl->pool, p->v[0].raw, p->v[0].len, &opts, job_done_cb, rt,
                        &id, &why) < 0) {
         reply_put(c->ctl, rt);
@@ -300,7 +309,7 @@ method_submit(struct client *c, uint32_t msgid, struct ctl_params *p)
     }
     c->pending++;
     c->pending_bytes += rt->bytes;
-    if (notify) {
+    if (flags.notify) {
         /* [2, "accepted", [msgid, id]]: the id, early enough to cancel. */
         struct ctl_reply r;
         ctl_reply_begin(&r, c);

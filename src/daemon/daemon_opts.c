@@ -122,6 +122,10 @@ fp_daemon_usage(FILE *out)
 "      --start-timeout S    kill a worker not ready S seconds after its start\n"
 "                           (init hung, program silent): a failed start,\n"
 "                           retried with backoff (default %g; 0 = no limit)\n"
+"      --heartbeat-timeout S\n"
+"                           kill a job that reports no progress for S seconds\n"
+"                           (fp_progress, or [\"progress\", id, value]): outcome\n"
+"                           timeout, \"no heartbeat for S s\" (default 0 = off)\n"
 "      --rate-limit R[:B]   pool-wide: at most R job starts per second, in\n"
 "                           bursts of up to B (default max(1, R)); per-key\n"
 "                           limits: forkpoolctl limit\n"
@@ -266,6 +270,7 @@ enum {
     OPT_PIDFILE, OPT_LOG, OPT_LOG_LEVEL, OPT_AUTOSCALE, OPT_IDLE_TIMEOUT,
     OPT_RATE_LIMIT, OPT_REPLY_SOFT, OPT_REPLY_HARD, OPT_REPLY_TOTAL, OPT_START_TIMEOUT,
     OPT_REDIS, OPT_REDIS_QUEUE, OPT_LEASE, OPT_MAX_DELIVERIES, OPT_REDIS_RETENTION,
+    OPT_HEARTBEAT_TIMEOUT,
 };
 
 #define OPTSTRING ":w:s:c:dvhV"
@@ -290,6 +295,7 @@ static const struct option long_options[] = {
     { "max-jobs",      required_argument, NULL, OPT_MAX_JOBS },
     { "drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT },
     { "start-timeout", required_argument, NULL, OPT_START_TIMEOUT },
+    { "heartbeat-timeout", required_argument, NULL, OPT_HEARTBEAT_TIMEOUT },
     { "prefetch",      required_argument, NULL, OPT_PREFETCH },
     { "rate-limit",    required_argument, NULL, OPT_RATE_LIMIT },
     { "redis",         required_argument, NULL, OPT_REDIS },
@@ -456,6 +462,9 @@ apply_option(struct parse *p, int opt, const char *arg)
         rc = parse_seconds(p, "--start-timeout", arg, &cfg->start_timeout);
         if (rc == 0 && cfg->start_timeout == 0)
             cfg->start_timeout = -1;    /* the library's "no limit" */
+        break;
+    case OPT_HEARTBEAT_TIMEOUT:
+        rc = parse_seconds(p, "--heartbeat-timeout", arg, &cfg->heartbeat_timeout);
         break;
     case OPT_RATE_LIMIT:
         rc = parse_rate(p, arg, &cfg->rate_limit, &cfg->rate_burst);

@@ -85,6 +85,12 @@ pool_job_dropped(struct fp_pool *p, struct fp_job *job)
 }
 
 void
+pool_callbacks_due(struct fp_pool *p)
+{
+    kick(p);
+}
+
+void
 pool_drained(struct fp_pool *p)
 {
     if (p->phase == POOL_DRAINED)
@@ -104,7 +110,15 @@ pool_run_callbacks(struct fp_pool *p)
     if (p->in_callbacks)
         return 0;           /* a callback's own call: the outer run goes on */
     p->in_callbacks = 1;
+    /* Progress first: a job's reports always come before its outcome. */
+    pool_progress_run(p);
     while ((job = TAILQ_FIRST(&p->done)) != NULL && p->free_state != FREE_DUE) {
+        /* Every report was handed out above and callbacks read no worker,
+         * so this holds only if that ever changes: the order still would. */
+        if (pool_progress_due(job)) {
+            pool_progress_run_job(p, job);
+            continue;
+        }
         TAILQ_REMOVE(&p->done, job, done_link);
         job->state = JOB_DELIVERED;
         fp_outcome o = {
@@ -132,7 +146,7 @@ pool_run_callbacks(struct fp_pool *p)
         pool_teardown(p);
         return 1;
     }
-    if (TAILQ_EMPTY(&p->done))
+    if (TAILQ_EMPTY(&p->done) && TAILQ_EMPTY(&p->progress_due))
         ev_idle_stop(p->loop, &p->done_idle);
     return 0;
 }

@@ -76,6 +76,7 @@ fp_worker_new(const struct fp_worker_env *env, unsigned slot)
     w->job_timer.data = w->slow_timer.data = w;
     w->backoff_timer.data = w->grace_timer.data = w->start_timer.data = w;
     fp_worker_stderr_init(w);
+    fp_worker_beat_init(w);
     return w;
 }
 
@@ -92,6 +93,7 @@ stop_io(struct fp_worker *w)
     ev_timer_stop(loop, &w->job_timer);
     ev_timer_stop(loop, &w->slow_timer);
     ev_timer_stop(loop, &w->start_timer);
+    fp_worker_beat_stop(w);
 }
 
 static void
@@ -300,6 +302,7 @@ start_head(struct fp_worker *w)
 
     ev_timer_stop(loop, &w->job_timer);
     ev_timer_stop(loop, &w->slow_timer);
+    fp_worker_beat_stop(w);
     if (head == NULL)
         return;
     if (fp_worker_skips(w, head)) {
@@ -325,6 +328,7 @@ start_head(struct fp_worker *w)
         fp_timer_after(loop, &w->job_timer, head->timeout);
     if (w->env->slow_log > 0)
         fp_timer_after(loop, &w->slow_timer, w->env->slow_log);
+    fp_worker_beat_start(w);
 }
 
 /* Put ["job", id, payload] in the window: the envelope goes in job->hdr
@@ -514,6 +518,18 @@ protocol_error(struct fp_worker *w, const char *why)
     fp_worker_kill(w, KILL_PROTOCOL, head != NULL ? head->id : 0);
 }
 
+void
+fp_worker_protocol_error(struct fp_worker *w, const char *why)
+{
+    protocol_error(w, why);
+}
+
+int
+fp_worker_moved_past_head(const struct fp_worker *w)
+{
+    return moved_past_head(w);
+}
+
 /* A result for the running job: record it, start the next, report. */
 static void
 deliver(struct fp_worker *w, const struct fp_worker_msg *m)
@@ -572,6 +588,9 @@ on_message(struct fp_worker *w, const struct fp_worker_msg *m)
     case FP_WMSG_OK:
     case FP_WMSG_ERROR:
         step(w, WE_RESULT, m);
+        break;
+    case FP_WMSG_PROGRESS:
+        step(w, WE_PROGRESS, m);
         break;
     }
 }
@@ -795,7 +814,8 @@ step(struct fp_worker *w, enum fp_wevent ev, const void *arg)
     case WA_PROTOCOL_ERROR:
         w->state = from;    /* protocol_error kills through the table */
         protocol_error(w, ev == WE_READY ? "unexpected ready message"
-                                         : "result before it was ready");
+                          : ev == WE_PROGRESS ? "progress before it was ready"
+                          : "result before it was ready");
         break;
     case WA_NOTE_READY:
         ev_timer_stop(loop, &w->start_timer);
@@ -806,6 +826,9 @@ step(struct fp_worker *w, enum fp_wevent ev, const void *arg)
         break;
     case WA_DELIVER:
         deliver(w, arg);
+        break;
+    case WA_PROGRESS:
+        fp_worker_on_progress(w, arg);
         break;
     case WA_WIND_DOWN:
         w->retire_why = arg;
