@@ -479,10 +479,10 @@ accept_entry(struct fp_redis_source *s, const redisReply *id,
     const redisReply *o = field(fields, "o");
     if (o != NULL && o->type == REDIS_REPLY_STRING && o->len > 0) {
         struct fp_reader r;
-        int notify = 0;
+        struct fp_wire_submit_flags flags;     /* no client to notify */
         const char *why;
         fp_reader_init(&r, o->str, o->len);
-        if ((why = fp_wire_job_opts(&r, &opts, &notify, key)) != NULL) {
+        if ((why = fp_wire_job_opts(&r, &opts, &flags, key)) != NULL) {
             reject(l, why);
             return;
         }
