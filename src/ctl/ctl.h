@@ -67,6 +67,8 @@ struct ctl_response {
     int         outcome;    /* an ["outcome", [msgid, index, error, result]]
                                notification (submit_batch): msgid, index,
                                error and result are set */
+    int         event;      /* an ["event", [map]] notification (after
+                               subscribe): only result (the map) is set */
     uint64_t    index;
     uint64_t    id;
     const char *error;      /* NULL when the error is nil */
@@ -171,6 +173,9 @@ struct ctl_map_opts {
     struct ctl_jobopts job;
 };
 int  ctl_map(struct ctl_conn *c, const struct ctl_map_opts *o);
+/* `events`: see ctl_events.c (parses its own options).  Returns the exit
+ * status. */
+int  ctl_events(const struct ctl_target *t, int argc, char **argv);
 /* `top`: see ctl_top.c (parses its own options).  Returns the exit status. */
 int  ctl_top(const struct ctl_target *t, int argc, char **argv);
 /* `limit`: see ctl_limit.c (`usage` is the --help text).  Returns the exit

@@ -125,6 +125,9 @@ fp_daemon_usage(FILE *out)
 "      --rate-limit R[:B]   pool-wide: at most R job starts per second, in\n"
 "                           bursts of up to B (default max(1, R)); per-key\n"
 "                           limits: forkpoolctl limit\n"
+"      --poison-after K     refuse a job whose payload crashed K workers in\n"
+"                           the last hour (\"poison: crashed K workers\");\n"
+"                           0 = off (default)\n"
 "      --sandbox LEVEL      worker confinement: none, basic (default) or strict\n"
 "                           (strict: seccomp allowlist after init, own network\n"
 "                           namespace; needs --module or --builtin echo)\n"
@@ -253,6 +256,7 @@ enum {
     OPT_SANDBOX, OPT_RLIMIT_AS, OPT_RLIMIT_CPU, OPT_RLIMIT_NOFILE, OPT_USER,
     OPT_PIDFILE, OPT_LOG, OPT_LOG_LEVEL, OPT_AUTOSCALE, OPT_IDLE_TIMEOUT,
     OPT_RATE_LIMIT, OPT_REPLY_SOFT, OPT_REPLY_HARD, OPT_REPLY_TOTAL, OPT_START_TIMEOUT,
+    OPT_POISON_AFTER,
 };
 
 #define OPTSTRING ":w:s:c:dvhV"
@@ -279,6 +283,7 @@ static const struct option long_options[] = {
     { "start-timeout", required_argument, NULL, OPT_START_TIMEOUT },
     { "prefetch",      required_argument, NULL, OPT_PREFETCH },
     { "rate-limit",    required_argument, NULL, OPT_RATE_LIMIT },
+    { "poison-after",  required_argument, NULL, OPT_POISON_AFTER },
     { "max-rss",       required_argument, NULL, OPT_MAX_RSS },
     { "slow-log",      required_argument, NULL, OPT_SLOW_LOG },
     { "sandbox",       required_argument, NULL, OPT_SANDBOX },
@@ -424,6 +429,10 @@ apply_option(struct parse *p, int opt, const char *arg)
         break;
     case OPT_RATE_LIMIT:
         rc = parse_rate(p, arg, &cfg->rate_limit, &cfg->rate_burst);
+        break;
+    case OPT_POISON_AFTER:
+        rc = parse_uint(p, "--poison-after", arg, 0, FP_POISON_AFTER_MAX, &v);
+        cfg->poison_after = (unsigned)v;
         break;
     case OPT_SANDBOX: rc = parse_sandbox(p, arg, &cfg->sandbox); break;
     case OPT_RLIMIT_AS:
