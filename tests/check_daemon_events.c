@@ -222,6 +222,7 @@ START_TEST(every_subscriber_gets_every_event)
 {
     struct h_daemon *d = h_started(h_daemon_start("-w", "1", H_MOD, NULL));
     struct h_rpc *c = h_connected(d);
+    h_worker_pid(c);                    /* job 1: the worker is ready */
     struct stream s1 = { .c = subscribed(d) }, s2 = { .c = subscribed(d) };
 
     /* A client may subscribe and submit on one connection; subscribing
@@ -230,15 +231,15 @@ START_TEST(every_subscriber_gets_every_event)
     ck_assert_str_eq(h_json(r->result), "true");
     h_submit_ok(s1.c, "7");
     h_submit_ok(c, "8");
-    expect_job(&s1, 1, "ok", 1);
     expect_job(&s1, 2, "ok", 1);
-    expect_job(&s2, 1, "ok", 1);
+    expect_job(&s1, 3, "ok", 1);
     expect_job(&s2, 2, "ok", 1);
+    expect_job(&s2, 3, "ok", 1);
     ck_assert_int_eq(h_get_int(h_get(h_status(c)->result, "clients"), "subscribers"), 2);
     /* One leaves: the other goes on. */
     h_rpc_close(s1.c);
     h_submit_ok(c, "9");
-    expect_job(&s2, 3, "ok", 1);
+    expect_job(&s2, 4, "ok", 1);
     ck_assert_int_eq(h_get_int(h_get(h_status(c)->result, "clients"), "subscribers"), 1);
 }
 END_TEST
