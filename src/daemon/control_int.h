@@ -92,9 +92,11 @@ struct ctl_events {
     LIST_HEAD(, client) subs;
     unsigned           n;
     uint64_t           dropped;     /* subscribers dropped for not reading */
-    struct fp_buf      scratch;     /* one event, packed once for all */
-    msgpack_packer     pk;          /* into scratch */
-    int                failed;      /* packing it ran out of memory */
+    struct fp_buf      batch;       /* this iteration's events, packed once
+                                       for all */
+    msgpack_packer     pk;          /* into batch */
+    int                failed;      /* packing one ran out of memory */
+    ev_timer           flush_timer; /* the batch goes out */
 };
 
 struct fp_control {
