@@ -147,6 +147,9 @@ typedef void (*fp_done_fn)(const fp_outcome *outcome, void *arg);
 #define FP_DEFAULT_DRAIN_TIMEOUT    30.0                     /* seconds */
 #define FP_DEFAULT_START_TIMEOUT    30.0                     /* seconds */
 #define FP_DEFAULT_IDLE_TIMEOUT     10.0                     /* seconds */
+#define FP_POISON_PAYLOADS          4096u   /* payloads fp_config.poison_after
+                                               remembers at a time */
+#define FP_POISON_AFTER_MAX         65535u  /* the largest poison_after */
 
 enum fp_log_level { FP_LOG_ERR = 0, FP_LOG_WARN, FP_LOG_INFO, FP_LOG_DEBUG };
 typedef void (*fp_log_fn)(int level, const char *msg, void *arg);
@@ -232,6 +235,15 @@ typedef struct fp_config {
      * fp_pool_limit. */
     double      rate_limit;
     double      rate_burst;
+
+    /* Poison payloads: a job whose exact bytes have crashed poison_after
+     * workers (a crash of each attempt counts, retries included) within
+     * the last hour is refused at submission, reason "poison: crashed K
+     * workers" (K = poison_after), and the log names the payload's hash
+     * once, when it is quarantined.  The pool remembers the hashes of at
+     * most FP_POISON_PAYLOADS payloads (BLAKE2b-128; a fixed table of about
+     * 150 KiB, allocated only when this is set); 0 = off. */
+    unsigned    poison_after;
 
     fp_log_fn   log;            /* NULL = lines on stderr */
     void       *log_arg;
@@ -378,6 +390,24 @@ typedef struct fp_stats {
      * upper bounds fp_latency_bounds[i] seconds; the last bucket is +Inf. */
     uint64_t latency_count[FP_LATENCY_BUCKETS];
     double   latency_sum;
+    /* From the receipts (fp_outcome.stats) of the jobs that ended after
+     * they had started (attempts > 0), whatever their outcome: how long
+     * they waited (wait_ms) and ran (run_ms), in seconds, as cumulative
+     * histograms over the same bounds. */
+    uint64_t wait_count[FP_LATENCY_BUCKETS];
+    double   wait_sum;
+    uint64_t run_count[FP_LATENCY_BUCKETS];
+    double   run_sum;
+    /* Jobs ended FP_TIMEOUT, by cause: their own timeout, and silence
+     * past heartbeat_timeout (timed_out counts both). */
+    uint64_t timeouts_deadline, timeouts_heartbeat;
+    /* poison_after: payloads quarantined now, and submissions refused
+     * because of one (a batch counts once). */
+    size_t   poisoned;
+    uint64_t poison_rejected;
+    /* Events (fp_pool_events) that did not fit the pool's queue of
+     * FP_EVENT_QUEUE_MAX and were lost. */
+    uint64_t events_lost;
 } fp_stats;
 
 extern const double fp_latency_bounds[FP_LATENCY_BUCKETS - 1];
@@ -400,6 +430,50 @@ void fp_pool_stats(const fp_pool *pool, fp_stats *st);
 
 /* Live worker pids into `pids` (at most `max`); returns how many exist. */
 size_t fp_pool_pids(const fp_pool *pool, pid_t *pids, size_t max);
+
+/* ------------------------------------------------------------------------
+ * Events: what the pool does, as a stream
+ * ------------------------------------------------------------------------ */
+
+typedef enum fp_event_type {
+    FP_EVENT_JOB,       /* a job's final outcome */
+    FP_EVENT_WORKER,    /* a worker process's life */
+    FP_EVENT_POOL,      /* the pool as a whole */
+} fp_event_type;
+
+/* One event.  Valid only during the callback. */
+typedef struct fp_event {
+    fp_event_type     type;
+    /* FP_EVENT_WORKER: "spawned" (forked), "ready" (takes jobs),
+     * "retired" (takes no more jobs; it goes once its window is done),
+     * "exited" (its process is gone).  FP_EVENT_POOL: "scale" (a new
+     * size: fp_pool_scale, SIGTTIN/SIGTTOU, or the autoscaler), "reload"
+     * (a rolling reload begins), "drain" (a drain begins).  NULL for
+     * FP_EVENT_JOB. */
+    const char       *what;
+    const fp_outcome *outcome;  /* FP_EVENT_JOB (as its done callback gets) */
+    pid_t             pid;      /* FP_EVENT_WORKER */
+    /* FP_EVENT_WORKER, or NULL: why it exited ("exited with status 0",
+     * "killed by SIGSEGV", ...) or was retired ("scale", "reload", "idle",
+     * "max-jobs", "max-rss", "rlimit-cpu", "drain"). */
+    const char       *detail;
+    unsigned          workers;  /* FP_EVENT_POOL: the size it aims at */
+} fp_event;
+
+typedef void (*fp_event_fn)(const fp_event *ev, void *arg);
+
+/* The most worker and pool events held for delivery at a time (beyond it
+ * they are lost and counted: fp_stats.events_lost). */
+#define FP_EVENT_QUEUE_MAX 4096u
+
+/* From now on call `fn` with each event (NULL: no more; the pool then
+ * records none, so events cost nothing while nobody listens).  Events are
+ * delivered from the same place as done callbacks, in the order they
+ * happened: a job's event comes just before its done callback, and a
+ * worker or pool event after the outcomes settled before it and before
+ * those settled after it.  fn may call into the pool as a done callback
+ * may.  Events pending when it is replaced or cleared are dropped. */
+void fp_pool_events(fp_pool *pool, fp_event_fn fn, void *arg);
 
 /* Rate limits: a token bucket per key.  A job starts (is given to a
  * worker) only with a token from its key's bucket, if that key has one,

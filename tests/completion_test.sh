@@ -127,7 +127,7 @@ run_checks() {
     is "--log --log-level" _forkpoold forkpoold --lo
     is "--max-deliveries --max-job-bytes --max-jobs --max-rss --max-workers" \
         _forkpoold forkpoold --max
-    is "--pidfile --prefetch" _forkpoold forkpoold -w 4 --p
+    is "--pidfile --poison-after --prefetch" _forkpoold forkpoold -w 4 --p
     is "" _forkpoold forkpoold nonsense
 
     # --- forkpoold: values ----------------------------------------------
@@ -150,6 +150,8 @@ run_checks() {
     is "" _forkpoold forkpoold --drain-timeout ''
     is "" _forkpoold forkpoold --module-config ''
     is "" _forkpoold forkpoold --rlimit-as = ''
+    is "" _forkpoold forkpoold --poison-after ''
+    is "--poison-after" _forkpoold forkpoold --poi
     # Users.
     has "root" _forkpoold forkpoold --user ''
     has "root" _forkpoold forkpoold --user ro
@@ -171,7 +173,7 @@ run_checks() {
     has "bash" _forkpoold forkpoold --exec bas
 
     # --- forkpoolctl: global options and commands ------------------------
-    is "submit map status top scale cancel drain reload metrics limit" \
+    is "submit map status top events scale cancel drain reload metrics limit" \
         _forkpoolctl forkpoolctl ''
     is "scale status submit" _forkpoolctl forkpoolctl s
     is "map metrics" _forkpoolctl forkpoolctl m
@@ -205,6 +207,8 @@ run_checks() {
     is "--json --help -h" _forkpoolctl forkpoolctl status -
     is "--interval --count --help" _forkpoolctl forkpoolctl top --
     is "--count" _forkpoolctl forkpoolctl top --interval 2 --c
+    is "--count --help" _forkpoolctl forkpoolctl events --
+    is "" _forkpoolctl forkpoolctl events --count ''
     is "--help" _forkpoolctl forkpoolctl drain --
     is "--help" _forkpoolctl forkpoolctl scale --
     # Values and operands: nothing to offer.

@@ -116,6 +116,8 @@ int  h_spawns(const struct h_daemon *d);
 struct h_resp {
     uint32_t               msgid;
     int                    is_outcome;  /* a submit_batch "outcome" notification */
+    int                    is_event;    /* an "event" notification: result is
+                                           its map (msgid 0, error NULL) */
     uint64_t               index;       /* its job's index in the batch */
     int                    is_progress; /* a "progress" notification: result
                                            is the value */
@@ -169,6 +171,9 @@ struct h_resp *h_rpc_wait_outcome(struct h_rpc *c, uint32_t msgid, uint64_t inde
  * how many. */
 size_t h_rpc_take_progress(struct h_rpc *c, uint32_t msgid, struct h_resp **out,
                            size_t max);
+/* The next "event" notification [2, "event", [map]] (after subscribe), in
+ * the order they came: r->result is the map.  NULL on timeout or EOF. */
+struct h_resp *h_rpc_next_event(struct h_rpc *c, int timeout_ms);
 /* send + wait with H_REPLY_MS. */
 struct h_resp *h_rpc_call(struct h_rpc *c, const char *method, const char *params_json);
 /* Read until the daemon closes the connection.  Returns the number of
@@ -206,6 +211,16 @@ struct h_run {
  * stderr meanwhile if d is not NULL.  Returns the wait status. */
 int h_run_argv(struct h_run *r, struct h_daemon *d, const char *stdin_text,
                int timeout_ms, char *const argv[]);
+/* The same in two halves: start argv (stdin_text on its stdin) and go on;
+ * then wait for it as h_run_argv does.  Finish what you start (one left
+ * running is killed and reaped only at the suite's end). */
+struct h_proc;
+struct h_proc *h_run_start(const char *stdin_text, char *const argv[]);
+int h_run_finish(struct h_run *r, struct h_proc *p, struct h_daemon *d,
+                 int timeout_ms);
+/* forkpoolctl -s d->sock ARGS... started in the background (h_run_start). */
+struct h_proc *h_ctl_start(struct h_daemon *d, const char *arg, ...)
+    __attribute__((sentinel));
 /* forkpoolctl -s d->sock ARGS... (NULL-terminated), 10 s deadline. */
 int h_ctl(struct h_run *r, struct h_daemon *d, const char *stdin_text,
           const char *arg, ...) __attribute__((sentinel));

@@ -131,6 +131,42 @@ is_str(const msgpack_object *o, const char *s)
            && memcmp(o->via.str.ptr, s, o->via.str.size) == 0;
 }
 
+static void
+stash_add(struct h_rpc *c, struct h_resp *r)
+{
+    if (c->nstash == c->capstash) {
+        c->capstash = c->capstash ? c->capstash * 2 : 32;
+        c->stash = realloc(c->stash, c->capstash * sizeof(*c->stash));
+        ck_assert_ptr_nonnull(c->stash);
+    }
+    c->stash[c->nstash++] = r;
+}
+
+/* [2, "event", [map]] (after subscribe): stashed, in order, as a response
+ * with is_event set and the map as its result.  Returns 1 if o was one. */
+static int
+event_stashed(struct h_rpc *c, const msgpack_object *o)
+{
+    const msgpack_object *top = o->via.array.ptr;
+
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 3
+        || top[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || top[0].via.u64 != 2
+        || top[1].type != MSGPACK_OBJECT_STR || top[1].via.str.size != 5
+        || memcmp(top[1].via.str.ptr, "event", 5) != 0)
+        return 0;
+    ck_assert_msg(top[2].type == MSGPACK_OBJECT_ARRAY && top[2].via.array.size == 1
+                  && top[2].via.array.ptr[0].type == MSGPACK_OBJECT_MAP,
+                  "malformed event notification: %s", h_json(o));
+    struct h_resp *r = calloc(1, sizeof(*r));
+    ck_assert_ptr_nonnull(r);
+    r->u = c->pending;                  /* takes the zone */
+    msgpack_unpacked_init(&c->pending);
+    r->is_event = 1;
+    r->result = &r->u.data.via.array.ptr[2].via.array.ptr[0];
+    stash_add(c, r);
+    return 1;
+}
+
 /* Take every complete response out of the unpacker into the stash. */
 static void
 rpc_parse(struct h_rpc *c)
@@ -142,6 +178,8 @@ rpc_parse(struct h_rpc *c)
         ck_assert_msg(rc == MSGPACK_UNPACK_SUCCESS,
                       "the daemon sent bytes that are not msgpack (%d)", rc);
         const msgpack_object *o = &c->pending.data;
+        if (event_stashed(c, o))
+            continue;
         /* [2, "outcome", [msgid, index, error, result]]: a batch job ended;
          * kept like a response, with its index.  f: msgid, then (index,)
          * error, result. */
@@ -181,12 +219,7 @@ rpc_parse(struct h_rpc *c)
             r->error = f[1].type == MSGPACK_OBJECT_NIL ? NULL : &f[1];
             r->result = &f[2];
         }
-        if (c->nstash == c->capstash) {
-            c->capstash = c->capstash ? c->capstash * 2 : 32;
-            c->stash = realloc(c->stash, c->capstash * sizeof(*c->stash));
-            ck_assert_ptr_nonnull(c->stash);
-        }
-        c->stash[c->nstash++] = r;
+        stash_add(c, r);
         c->got++;
     }
 }
@@ -322,6 +355,7 @@ stash_take(struct h_rpc *c, uint32_t msgid)
     for (size_t i = 0; i < c->nstash; i++) {
         struct h_resp *r = c->stash[i];
         if (r->msgid == msgid && !r->is_outcome && !r->is_progress) {
+        if (r->msgid == msgid && !r->is_outcome && !r->is_event) {
             memmove(&c->stash[i], &c->stash[i + 1],
                     (c->nstash - i - 1) * sizeof(c->stash[0]));
             c->nstash--;
@@ -355,7 +389,30 @@ h_rpc_wait_outcome(struct h_rpc *c, uint32_t msgid, uint64_t index, int timeout_
         rpc_read(c);
         for (size_t i = 0; i < c->nstash; i++) {
             struct h_resp *r = c->stash[i];
-            if (r->is_outcome && r->msgid == msgid && r->index == index) {
+            if (r->is_outcome && !r->is_event && r->msgid == msgid
+                && r->index == index) {
+                memmove(&c->stash[i], &c->stash[i + 1],
+                        (c->nstash - i - 1) * sizeof(c->stash[0]));
+                c->nstash--;
+                return hand_out(r);
+            }
+        }
+        if (c->eof || h_left_ms(deadline) == 0)
+            return NULL;
+        rpc_poll(c, 0, h_left_ms(deadline));
+    }
+}
+
+struct h_resp *
+h_rpc_next_event(struct h_rpc *c, int timeout_ms)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+
+    for (;;) {
+        rpc_read(c);
+        for (size_t i = 0; i < c->nstash; i++) {
+            struct h_resp *r = c->stash[i];
+            if (r->is_event) {
                 memmove(&c->stash[i], &c->stash[i + 1],
                         (c->nstash - i - 1) * sizeof(c->stash[0]));
                 c->nstash--;

@@ -75,6 +75,8 @@ struct ctl_response {
     int         progress;   /* a ["progress", [msgid, id, value]]
                                notification: msgid, id and result (the
                                value) are set */
+    int         event;      /* an ["event", [map]] notification (after
+                               subscribe): only result (the map) is set */
     uint64_t    index;
     uint64_t    id;
     const char *error;      /* NULL when the error is nil */
@@ -215,6 +217,9 @@ int  ctl_redis_submit(const struct ctl_redis_target *t, const char *job,
                       const char *idem_key);
 int  ctl_redis_map(const struct ctl_redis_target *t, const struct ctl_map_opts *mo);
 
+/* `events`: see ctl_events.c (parses its own options).  Returns the exit
+ * status. */
+int  ctl_events(const struct ctl_target *t, int argc, char **argv);
 /* `top`: see ctl_top.c (parses its own options).  Returns the exit status. */
 int  ctl_top(const struct ctl_target *t, int argc, char **argv);
 /* `limit`: see ctl_limit.c (`usage` is the --help text).  Returns the exit

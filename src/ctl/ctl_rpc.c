@@ -240,9 +240,11 @@ parse_response(struct ctl_conn *c, const char *frame, size_t len,
     r->accepted = 0;
     r->outcome = 0;
     r->progress = 0;
+    r->event = 0;
     /* Notifications: [2, "accepted", [msgid, id]] (a job was queued),
-     * [2, "outcome", [msgid, index, error, result]] (a batch job ended) and
-     * [2, "progress", [msgid, id, value]] (a job reported progress). */
+     * [2, "outcome", [msgid, index, error, result]] (a batch job ended),
+     * [2, "progress", [msgid, id, value]] (a job reported progress) and
+     * [2, "event", [map]] (the event stream, after subscribe). */
     if (fp_read_array(&rd, &n) == 0 && n == 3 && fp_read_uint(&rd, &type) == 0
         && type == 2) {
         uint32_t np;
@@ -265,6 +267,15 @@ parse_response(struct ctl_conn *c, const char *frame, size_t len,
                 || fp_read_skip(&rd, &r->result, &r->result_len) < 0)
                 return conn_err(c, 0, "malformed progress notification");
             r->progress = 1;
+        } else if (fp_read_str_eq(&rd, "event")) {
+            if (fp_read_array(&rd, &np) < 0 || np != 1
+                || fp_read_skip(&rd, &r->result, &r->result_len) < 0)
+                return conn_err(c, 0, "malformed event notification");
+            r->event = 1;
+            r->msgid = 0;
+            r->error = NULL;
+            r->error_len = 0;
+            return 0;
         } else {
             return conn_err(c, 0, "unknown notification from the daemon");
         }
@@ -325,7 +336,7 @@ ctl_call(struct ctl_conn *c, const char *method, const char *params,
     for (;;) {
         int rc;
         while ((rc = ctl_next_response(c, r)) == 1) {
-            if (r->outcome)
+            if (r->outcome || r->event)
                 continue;
             if (r->progress) {
                 if (c->show_progress && r->msgid == msgid)

@@ -1,6 +1,7 @@
 /* forkpoolctl.c — the control-socket CLI (SPEC §8): options and commands,
  * one row per command in the table at the end.  The RPC client is in
- * ctl_rpc.c, the map command in ctl_map.c, top in ctl_top.c. */
+ * ctl_rpc.c, the map command in ctl_map.c, top in ctl_top.c, events in
+ * ctl_events.c. */
 #include "config.h"
 #include <errno.h>
 #include <getopt.h>
@@ -64,6 +65,11 @@ static const char usage_text[] =
 "      Let jobs of KEY start at most RATE times a second, in bursts of up\n"
 "      to BURST (default max(1, RATE)); KEY \"\" or - is the pool-wide limit\n"
 "  limit --remove KEY remove the limit of KEY\n"
+"  events [--count N]\n"
+"      Print the daemon's events as they happen, one JSON object per line\n"
+"      (job outcomes with their stats; workers spawned, ready, retired,\n"
+"      exited; scale, reload, drain); with --count, exit after N.  See\n"
+"      'forkpoolctl events --help'.\n"
 "\n"
 "Job options: --timeout S (seconds, 0 = none), --retries N (attempts\n"
 "after a crash), --key K (the job's rate-limit key), --expires S (a job\n"
@@ -741,6 +747,15 @@ cmd_metrics(const struct command *cmd, const struct ctl_target *to, int argc,
     return rc;
 }
 
+/* events: ctl_events.c parses its own options. */
+static int
+cmd_events(const struct command *cmd, const struct ctl_target *to, int argc,
+    char **argv)
+{
+    (void)cmd;
+    return ctl_events(to, argc, argv);
+}
+
 /* top: ctl_top.c parses its own options. */
 static int
 cmd_top(const struct command *cmd, const struct ctl_target *to, int argc,
@@ -770,6 +785,7 @@ static const struct command commands[] = {
     { .name = "status", .run = cmd_status },
     { .name = "metrics", .run = cmd_metrics },
     { .name = "top", .run = cmd_top },
+    { .name = "events", .run = cmd_events },
     { .name = "scale", .run = cmd_simple, .operand = &worker_count,
       .result = RESULT_PRINTED },
     { .name = "cancel", .run = cmd_simple, .operand = &job_id,

@@ -21,6 +21,8 @@ struct fp_control;
 
 struct fp_control_hooks {
     void (*drain)(void *arg);   /* the "drain" method: start the daemon's drain */
+    /* For the metrics: log lines dropped so far (NULL: none are). */
+    uint64_t (*log_lines_dropped)(void *arg);
     void *arg;
 };
 

@@ -307,6 +307,7 @@ ctl_client_new(struct fp_control *ctl, int fd)
 void
 ctl_client_free(struct client *c)
 {
+    ctl_events_forget(c);
     if (c->fd >= 0) {
         c->ctl->nclients--;
         close(c->fd);
@@ -331,6 +332,7 @@ client_close(struct client *c)
 
     if (c->fd < 0)
         return;
+    ctl_events_forget(c);
     ev_io_stop(ctl->loop, &c->rio);
     ev_io_stop(ctl->loop, &c->wio);
     close(c->fd);
@@ -355,6 +357,12 @@ ctl_client_fail(struct client *c, const char *why)
     fp_logf(c->ctl->log, FP_LOG_WARN, "client %lu: %s; disconnecting it", c->serial,
             why);
     client_close(c);
+}
+
+size_t
+ctl_client_unread(const struct client *c)
+{
+    return c->out.len;
 }
 
 int

@@ -69,6 +69,8 @@ struct client {
     int                stalled;     /* complete requests wait in `in` until
                                        it may run them again */
     fp_group          *group;       /* its jobs, held while it is behind */
+    int                subscribed;  /* receives the event stream */
+    LIST_ENTRY(client) sub_link;    /* on ctl->events.subs while it does */
     unsigned           pending;     /* submitted jobs without an outcome */
     size_t             pending_bytes;   /* their payload bytes */
     unsigned           busy;        /* > 0 while its requests run: the
@@ -87,6 +89,18 @@ struct ctl_reply_limits {
 };
 
 struct ctl_method;
+
+/* The event stream's subscribers (control_events.c). */
+struct ctl_events {
+    LIST_HEAD(, client) subs;
+    unsigned           n;
+    uint64_t           dropped;     /* subscribers dropped for not reading */
+    struct fp_buf      batch;       /* this iteration's events, packed once
+                                       for all */
+    msgpack_packer     pk;          /* into batch */
+    int                failed;      /* packing one ran out of memory */
+    ev_timer           flush_timer; /* the batch goes out */
+};
 
 struct fp_control {
     struct ev_loop    *loop;
@@ -125,6 +139,7 @@ struct fp_control {
     struct reply_to   *free_replies;    /* reused: no malloc per submit */
     unsigned           nfree_replies;
     size_t             batch_cap;
+    struct ctl_events  events;
 };
 
 /* One submit_batch request's way back to its client: each job's outcome
@@ -271,13 +286,33 @@ struct ctl_status_input {
         unsigned connected;             /* open */
         unsigned behind;                /* of those, behind with replies */
         size_t   reply_bytes;           /* replies unwritten, all clients */
+        unsigned subscribers;           /* of those, subscribed to events */
     } clients;
+};
+/* The daemon's own figures for the metrics (beside the pool's). */
+struct ctl_daemon_figures {
+    uint64_t log_lines_dropped;         /* the log's reader fell behind */
+    unsigned subscribers;               /* to the event stream, now */
+    uint64_t subscribers_dropped;       /* for not reading */
 };
 /* Pack the status result map. */
 void ctl_pack_status(msgpack_packer *pk, const struct ctl_status_input *in);
 /* Append the metrics text to out.  Returns 0, or -1 (ENOMEM). */
 int  ctl_metrics_text(struct fp_buf *out, const fp_stats *st,
                       const fp_limit_info *limits, size_t nlimits);
+/* Append the daemon's own metrics.  Returns 0, or -1 (ENOMEM). */
+int  ctl_metrics_daemon_text(struct fp_buf *out, const struct ctl_daemon_figures *f);
+
+/* control_events.c: the event stream.  Set up; c closes (it receives no
+ * more events); the daemon shuts down (the pool's listener goes, as the
+ * pool may be freed before the control); free.  The subscribe method. */
+void ctl_events_init(struct fp_control *ctl);
+void ctl_events_forget(struct client *c);
+void ctl_events_shutdown(struct fp_control *ctl);
+void ctl_events_free(struct fp_control *ctl);
+ctl_method_fn ctl_method_subscribe;
+/* control_client.c: bytes of replies queued to c and not yet written. */
+size_t ctl_client_unread(const struct client *c);
 
 /* The Redis source's counters as metrics text (nothing without one).
  * Returns 0, or -1 (ENOMEM). */

@@ -1,7 +1,8 @@
 /*
  * control_methods.c — the control protocol's methods (SPEC §7): submit,
- * submit_batch, status, cancel, scale, reload, drain, metrics; and the
- * method table at the end, one row per method.  Each handler runs only
+ * submit_batch, status, cancel, scale, reload, drain, metrics, limit (and
+ * subscribe, in control_events.c); and the method table at the end, one
+ * row per method.  Each handler runs only
  * once its params passed the row's rule (control_dispatch.c).
  */
 #include "config.h"
@@ -365,7 +366,8 @@ method_status(struct client *c, uint32_t msgid, struct ctl_params *p)
         .nlimits = nlim, .max_job_bytes = c->ctl->max_job_bytes,
         .redis = c->ctl->redis,
         .clients = { .connected = c->ctl->nclients, .behind = c->ctl->nbehind,
-                     .reply_bytes = c->ctl->out_total },
+                     .reply_bytes = c->ctl->out_total,
+                     .subscribers = c->ctl->events.n },
     };
     ctl_reply_begin_response(&r, c, msgid);
     msgpack_pack_nil(&r.pk);
@@ -435,10 +437,18 @@ method_metrics(struct client *c, uint32_t msgid, struct ctl_params *p)
     fp_limit_info *lims = malloc((nlim > 0 ? nlim : 1) * sizeof(*lims));
     (void)p;
 
+    struct fp_control *ctl = c->ctl;
+    struct ctl_daemon_figures fig = {
+        .log_lines_dropped = ctl->hooks.log_lines_dropped != NULL
+                             ? ctl->hooks.log_lines_dropped(ctl->hooks.arg) : 0,
+        .subscribers = ctl->events.n,
+        .subscribers_dropped = ctl->events.dropped,
+    };
     fp_pool_stats(c->ctl->pool, &st);
     if (lims == NULL
         || ctl_metrics_text(&text, &st, lims,
                             fp_pool_limits(c->ctl->pool, lims, nlim)) < 0
+        || ctl_metrics_daemon_text(&text, &fig) < 0
         || ctl_redis_metrics(&text, c->ctl->redis) < 0) {
         free(lims);
         fp_buf_free(&text);
@@ -563,6 +573,8 @@ const struct ctl_method ctl_methods[] = {
     { .name = "reload", .max_params = CTL_ANY_COUNT, .handler = method_reload },
     { .name = "drain", .max_params = CTL_ANY_COUNT, .handler = method_drain },
     { .name = "metrics", .max_params = CTL_ANY_COUNT, .handler = method_metrics },
+    { .name = "subscribe", .max_params = CTL_ANY_COUNT,
+      .handler = ctl_method_subscribe },
     { .name = "limit", .min_params = 2, .max_params = 3,
       .shape = { CTL_STR, CTL_ANY, CTL_ANY },
       .usage = "bad params: expected [key, rate, burst], [key, rate] or [key, nil]",

@@ -139,6 +139,9 @@ fp_daemon_usage(FILE *out)
 "                           (default %u)\n"
 "      --redis-retention S  keep outcome records, idempotency keys and reply\n"
 "                           streams S seconds (default %g)\n"
+"      --poison-after K     refuse a job whose payload crashed K workers in\n"
+"                           the last hour (\"poison: crashed K workers\");\n"
+"                           0 = off (default)\n"
 "      --sandbox LEVEL      worker confinement: none, basic (default) or strict\n"
 "                           (strict: seccomp allowlist after init, own network\n"
 "                           namespace; needs --module or --builtin echo)\n"
@@ -271,6 +274,7 @@ enum {
     OPT_RATE_LIMIT, OPT_REPLY_SOFT, OPT_REPLY_HARD, OPT_REPLY_TOTAL, OPT_START_TIMEOUT,
     OPT_REDIS, OPT_REDIS_QUEUE, OPT_LEASE, OPT_MAX_DELIVERIES, OPT_REDIS_RETENTION,
     OPT_HEARTBEAT_TIMEOUT,
+    OPT_POISON_AFTER,
 };
 
 #define OPTSTRING ":w:s:c:dvhV"
@@ -303,6 +307,7 @@ static const struct option long_options[] = {
     { "lease",         required_argument, NULL, OPT_LEASE },
     { "max-deliveries", required_argument, NULL, OPT_MAX_DELIVERIES },
     { "redis-retention", required_argument, NULL, OPT_REDIS_RETENTION },
+    { "poison-after",  required_argument, NULL, OPT_POISON_AFTER },
     { "max-rss",       required_argument, NULL, OPT_MAX_RSS },
     { "slow-log",      required_argument, NULL, OPT_SLOW_LOG },
     { "sandbox",       required_argument, NULL, OPT_SANDBOX },
@@ -497,6 +502,10 @@ apply_option(struct parse *p, int opt, const char *arg)
             rc = fail(p, "--redis-retention: expected seconds from 1 to 1e8, got '%s'",
                       arg);
         o->redis_only_flag = "--redis-retention";
+        break;
+    case OPT_POISON_AFTER:
+        rc = parse_uint(p, "--poison-after", arg, 0, FP_POISON_AFTER_MAX, &v);
+        cfg->poison_after = (unsigned)v;
         break;
     case OPT_SANDBOX: rc = parse_sandbox(p, arg, &cfg->sandbox); break;
     case OPT_RLIMIT_AS:

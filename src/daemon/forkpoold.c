@@ -239,6 +239,16 @@ mask_handled_signals(int how)
  * main
  * ------------------------------------------------------------------------ */
 
+/* For the metrics: log lines the log's reader did not take (syslog and a
+ * plain stderr drop none that we know of). */
+static uint64_t
+log_lines_dropped(void *arg)
+{
+    struct daemon *d = arg;
+
+    return d->log.fn == fp_logbuf_sink ? d->logbuf.dropped_total : 0;
+}
+
 static void
 status_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents)
 {
@@ -367,7 +377,9 @@ main(int argc, char **argv)
         fp_pidfile_remove(o.pidfile, pid_fd);
         return 1;
     }
-    struct fp_control_hooks hooks = { .drain = request_drain, .arg = &d };
+    struct fp_control_hooks hooks = { .drain = request_drain,
+                                      .log_lines_dropped = log_lines_dropped,
+                                      .arg = &d };
     listen_fd = fp_sd_listen_fd(err, sizeof(err));
     if (listen_fd >= 0)
         d.ctl = fp_control_adopt(d.loop, d.pool, listen_fd, &hooks, &d.log, err, sizeof(err));

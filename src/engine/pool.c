@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "pool_int.h"
+#include "poison.h"
 #include "worker_claim.h"
 
 /* Room for the envelope around a job or result: ["error", <uint64>, ...]. */
@@ -73,10 +74,62 @@ done_idle_cb(struct ev_loop *loop, ev_idle *iw, int revents)
     struct fp_pool *p = iw->data;
     (void)revents;
 
-    if (TAILQ_EMPTY(&p->done) && TAILQ_EMPTY(&p->progress_due)
+    if (TAILQ_EMPTY(&p->done) && TAILQ_EMPTY(&p->progress_due) && p->events.n == 0
         && !(p->phase == POOL_DRAINED && p->drained))
         ev_idle_stop(loop, iw);
 }
+
+/* ------------------------------------------------------------------------
+ * Poison payloads (poison_after; the table is poison.c)
+ * ------------------------------------------------------------------------ */
+
+static int
+poison_init(struct fp_pool *p, char *err, size_t errlen)
+{
+    if (p->cfg.poison_after > FP_POISON_AFTER_MAX) {
+        snprintf(err, errlen, "poison_after %u: at most %u", p->cfg.poison_after,
+                 FP_POISON_AFTER_MAX);
+        return -1;
+    }
+    if ((p->poison = fp_poison_new(p->cfg.poison_after)) == NULL) {
+        snprintf(err, errlen, "poison_after: out of memory, or libsodium "
+                 "could not start");
+        return -1;
+    }
+    snprintf(p->poison_reason, sizeof(p->poison_reason), "poison: crashed %u "
+             "worker%s", p->cfg.poison_after, p->cfg.poison_after == 1 ? "" : "s");
+    return 0;
+}
+
+void
+pool_poison_crash(struct fp_pool *p, const struct fp_job *job)
+{
+    char hex[FP_POISON_HEX];
+
+    if (p->poison != NULL
+        && fp_poison_crash(p->poison, job->payload, job->len, ev_now(p->loop), hex))
+        fp_logf(&p->log, FP_LOG_WARN, "payload %s (BLAKE2b-128 of its %zu "
+                "bytes; job %llu) has crashed %u workers: quarantined, "
+                "submissions of it are refused for up to an hour "
+                "(--poison-after)", hex, job->len, (unsigned long long)job->id,
+                p->cfg.poison_after);
+}
+
+/* The reason to refuse one of the jobs as poison, or NULL. */
+static const char *
+poison_check(struct fp_pool *p, const fp_job_buf *jobs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (fp_poison_check(p->poison, jobs[i].data, jobs[i].len, ev_now(p->loop))) {
+            p->counters.poison_rejected++;
+            return p->poison_reason;
+        }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * Life cycle, continued
+ * ------------------------------------------------------------------------ */
 
 fp_pool *
 fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen)
@@ -229,6 +282,13 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
         free(p);
         return NULL;
     }
+    if (p->cfg.poison_after > 0 && poison_init(p, err, errlen) < 0) {
+        fp_queue_free(&p->queue);
+        free(p->module_config);
+        fp_sandbox_free(&p->sandbox);
+        free(p);
+        return NULL;
+    }
     msgpack_packer_init(&p->scratch_pk, &p->scratch, fp_buf_pack_write);
     pool_drain_init(p);
     pool_dispatch_init(p);
@@ -337,6 +397,8 @@ fp_pool_submit_batch(fp_pool *p, const fp_job_buf *jobs, size_t n,
         why = "queue full";
     for (size_t i = 0; why == NULL && i < n; i++)
         why = check_job(p, jobs[i].data, jobs[i].len);
+    if (why == NULL && p->poison != NULL)
+        why = poison_check(p, jobs, n);
     if (why == NULL && expires > 0 && pool_expiry_reserve(p, n) < 0)
         why = "out of memory";
     if (why != NULL) {
@@ -470,8 +532,12 @@ void
 fp_pool_stats(const fp_pool *p, fp_stats *st)
 {
     *st = p->counters;
-    for (unsigned i = 1; i < FP_LATENCY_BUCKETS; i++)
+    for (unsigned i = 1; i < FP_LATENCY_BUCKETS; i++) {
         st->latency_count[i] += st->latency_count[i - 1];
+        st->wait_count[i] += st->wait_count[i - 1];
+        st->run_count[i] += st->run_count[i - 1];
+    }
+    st->poisoned = p->poison != NULL ? fp_poison_count(p->poison, ev_now(p->loop)) : 0;
     st->draining = p->phase >= POOL_DRAINING;
     st->reloading = p->reloading;
     st->workers = p->target;
