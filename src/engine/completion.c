@@ -89,7 +89,7 @@ pool_job_dropped(struct fp_pool *p, struct fp_job *job)
 void
 pool_callbacks_due(struct fp_pool *p)
 {
-    kick(p);
+    pool_kick(p);
 }
 
 void
