@@ -22,6 +22,7 @@
 #include "daemon_opts.h"
 #include "daemonize.h"
 #include "engine/log.h"
+#include "engine/timer.h"
 #include "ev_alloc.h"
 #include "logbuf.h"
 #include "proctitle.h"
@@ -126,10 +127,9 @@ drained_cb(fp_pool *pool, int cut_off, void *arg)
     if (d->redis != NULL) {
         /* The last outcomes may still be on their way to Redis (or
          * waiting for it to come back): give them a few seconds. */
-        ev_timer_init(&d->redis_flush_timer, redis_flush_timeout_cb,
-                      REDIS_FLUSH_S, 0.);
+        ev_timer_init(&d->redis_flush_timer, redis_flush_timeout_cb, 0., 0.);
         d->redis_flush_timer.data = d;
-        ev_timer_start(d->loop, &d->redis_flush_timer);
+        fp_timer_after(d->loop, &d->redis_flush_timer, REDIS_FLUSH_S);
         fp_redis_source_drain(d->redis, redis_flushed_cb, d);
         return;
     }

@@ -23,6 +23,7 @@
 #include <hiredis/adapters/libev.h>
 
 #include "redis_conn.h"
+#include "engine/timer.h"
 #include "redis_functions.h"
 
 enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_UP };
@@ -61,8 +62,7 @@ went_down(struct fp_redis_conn *c, const char *why)
     c->ac = NULL;
     c->state = CONN_DOWN;
     ev_timer_stop(c->loop, &c->watchdog);
-    ev_timer_set(&c->retry, c->backoff, 0.);
-    ev_timer_start(c->loop, &c->retry);
+    fp_timer_after(c->loop, &c->retry, c->backoff);
     c->backoff *= 2;
     if (c->backoff > c->cfg.backoff_max)
         c->backoff = c->cfg.backoff_max;
@@ -98,8 +98,7 @@ arm_watchdog(struct fp_redis_conn *c)
     ev_timer_stop(c->loop, &c->watchdog);
     if (deadline > 0) {
         double in = deadline - ev_now(c->loop);
-        ev_timer_set(&c->watchdog, in > 0 ? in : 0., 0.);
-        ev_timer_start(c->loop, &c->watchdog);
+        fp_timer_after(c->loop, &c->watchdog, in > 0 ? in : 0.);
     }
 }
 

@@ -840,8 +840,8 @@ fp_redis_source_new(struct ev_loop *loop, fp_pool *pool,
         fp_redis_source_free(s);
         return NULL;
     }
-    ev_timer_start(loop, &s->claim_timer);
-    ev_timer_start(loop, &s->renew_timer);
+    ev_timer_start(loop, &s->claim_timer);     /* a repeating timer */
+    ev_timer_start(loop, &s->renew_timer);     /* a repeating timer */
     return s;
 }
 
