@@ -28,9 +28,14 @@
 #include <unistd.h>
 
 #include "control_int.h"
+#include "engine/timer.h"
 #include "codec/wire.h"
 
 #define READ_CHUNK      (64 * 1024)
+/* Requests one client may run in one turn: a client that pipelines
+ * thousands of them (each maybe a status map) gets through them a turn at
+ * a time, and every other client and the workers are served in between. */
+#define REQUESTS_PER_TURN 64
 #define READ_MAX        (256 * 1024)    /* one read, into a buffer grown for
                                            a big request */
 #define WRITE_IOV       64          /* segments per writev */
@@ -233,6 +238,8 @@ client_release(struct client *c)
     return 1;
 }
 
+static void client_turn_cb(struct ev_loop *loop, ev_timer *tw, int revents);
+
 static void
 client_update(struct client *c)
 {
@@ -297,7 +304,8 @@ ctl_client_new(struct fp_control *ctl, int fd)
     c->serial = ++ctl->next_serial;
     ev_io_init(&c->rio, client_read_cb, fd, EV_READ);
     ev_io_init(&c->wio, client_write_cb, fd, EV_WRITE);
-    c->rio.data = c->wio.data = c;
+    ev_timer_init(&c->turn, client_turn_cb, 0., 0.);
+    c->rio.data = c->wio.data = c->turn.data = c;
     LIST_INSERT_HEAD(&ctl->clients, c, link);
     ctl->nclients++;
     ev_io_start(ctl->loop, &c->rio);
@@ -314,6 +322,7 @@ ctl_client_free(struct client *c)
     }
     ev_io_stop(c->ctl->loop, &c->rio);  /* also drops a fed event */
     ev_io_stop(c->ctl->loop, &c->wio);
+    ev_timer_stop(c->ctl->loop, &c->turn);
     LIST_REMOVE(c, link);
     fp_buf_free(&c->in);
     fp_outq_free(&c->out);
@@ -335,6 +344,7 @@ client_close(struct client *c)
     ctl_events_forget(c);
     ev_io_stop(ctl->loop, &c->rio);
     ev_io_stop(ctl->loop, &c->wio);
+    ev_timer_stop(ctl->loop, &c->turn);
     close(c->fd);
     c->fd = -1;
     ctl->nclients--;
@@ -506,9 +516,15 @@ client_run_requests(struct client *c)
     struct fp_control *ctl = c->ctl;
     const char *why;
 
+    unsigned ran = 0;
+
     c->busy++;
     c->stalled = 0;
     while (c->fd >= 0 && c->in.len > 0) {
+        if (ran == REQUESTS_PER_TURN) {
+            fp_timer_after(ctl->loop, &c->turn, 0.);
+            break;
+        }
         if (c->framing == FRAMING_SKIPPING) {
             /* Dropping bytes runs nothing and frees memory: done even
              * while c is behind. */
@@ -536,6 +552,7 @@ client_run_requests(struct client *c)
                 break;
             continue;
         }
+        ran++;
         int rc = ctl_dispatch(c, fp_buf_head(&c->in), (size_t)n);
         if (c->fd < 0)
             break;              /* the request's reply closed it */
@@ -553,6 +570,17 @@ client_run_requests(struct client *c)
         fp_buf_free(&c->in);
     else if (c->in.len == 0)
         fp_buf_shrink(&c->in, 0);   /* an idle client holds no buffer */
+}
+
+/* Its next turn at the requests it has read (REQUESTS_PER_TURN). */
+static void
+client_turn_cb(struct ev_loop *loop, ev_timer *tw, int revents)
+{
+    struct client *c = tw->data;
+    (void)loop; (void)revents;
+
+    client_run_requests(c);
+    client_update(c);
 }
 
 static void

@@ -68,6 +68,9 @@ struct client {
                                        refused one */
     int                stalled;     /* complete requests wait in `in` until
                                        it may run them again */
+    ev_timer           turn;        /* its next turn, when it used up one
+                                       (REQUESTS_PER_TURN) with requests
+                                       left: the loop serves others first */
     fp_group          *group;       /* its jobs, held while it is behind */
     int                subscribed;  /* receives the event stream */
     LIST_ENTRY(client) sub_link;    /* on ctl->events.subs while it does */
