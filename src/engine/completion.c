@@ -111,7 +111,8 @@ pool_run_callbacks(struct fp_pool *p)
         return 0;           /* a callback's own call: the outer run goes on */
     p->in_callbacks = 1;
     /* Progress first: a job's reports always come before its outcome. */
-    pool_progress_run(p);
+    if (!TAILQ_EMPTY(&p->progress_due))
+        pool_progress_run(p);
     while ((job = TAILQ_FIRST(&p->done)) != NULL && p->free_state != FREE_DUE) {
         /* Every report was handed out above and callbacks read no worker,
          * so this holds only if that ever changes: the order still would. */
