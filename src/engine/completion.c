@@ -147,7 +147,8 @@ pool_run_callbacks(struct fp_pool *p)
         return 0;           /* a callback's own call: the outer run goes on */
     p->in_callbacks = 1;
     /* Progress first: a job's reports always come before its outcome. */
-    pool_progress_run(p);
+    if (!TAILQ_EMPTY(&p->progress_due))
+        pool_progress_run(p);
     for (;;) {
         pool_events_run(p);     /* those that came before the next outcome */
         if (p->free_state == FREE_DUE || (job = TAILQ_FIRST(&p->done)) == NULL)

@@ -253,8 +253,13 @@ void pool_on_progress(struct fp_worker *w, struct fp_job *job, const char *value
  * outcome).  Only from pool_run_callbacks. */
 void pool_progress_run(struct fp_pool *p);
 void pool_progress_run_job(struct fp_pool *p, struct fp_job *job);
-/* 1 if the job has reports waiting for its callback. */
-int  pool_progress_due(const struct fp_job *job);
+
+/* 1 if the job has reports waiting for its callback (a test per outcome). */
+static inline int
+pool_progress_due(const struct fp_job *job)
+{
+    return job->progress != NULL && job->progress->due;
+}
 
 /* pool_autoscale.c */
 void pool_autoscale_init(struct fp_pool *p);

@@ -86,12 +86,6 @@ pool_progress_run(struct fp_pool *p)
         deliver(p, jp);
 }
 
-int
-pool_progress_due(const struct fp_job *job)
-{
-    return job->progress != NULL && job->progress->due;
-}
-
 void
 pool_progress_run_job(struct fp_pool *p, struct fp_job *job)
 {

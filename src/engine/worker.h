@@ -219,14 +219,29 @@ void fp_worker_protocol_error(struct fp_worker *w, const char *why);
 int  fp_worker_moved_past_head(const struct fp_worker *w);
 
 /* worker_beat.c: the running job's progress and heartbeat.  Set up its
- * timer (once); the window's head started (arms --heartbeat-timeout) or
- * nothing runs any more; a ["progress", id, value] message (WA_PROGRESS):
- * checked against the running job, noted as its heartbeat, reported. */
+ * timer (once); the window's head started (arms --heartbeat-timeout, when
+ * set) or nothing runs any more; a ["progress", id, value] message
+ * (WA_PROGRESS): checked against the running job, noted as its heartbeat,
+ * reported.  Start and stop come with every job, so without a heartbeat
+ * timeout they cost a test each. */
 struct fp_worker_msg;
 void fp_worker_beat_init(struct fp_worker *w);
-void fp_worker_beat_start(struct fp_worker *w);
-void fp_worker_beat_stop(struct fp_worker *w);
+void fp_worker_beat_arm(struct fp_worker *w);
 void fp_worker_on_progress(struct fp_worker *w, const struct fp_worker_msg *m);
+
+static inline void
+fp_worker_beat_start(struct fp_worker *w)
+{
+    if (w->env->heartbeat_timeout > 0)
+        fp_worker_beat_arm(w);
+}
+
+static inline void
+fp_worker_beat_stop(struct fp_worker *w)
+{
+    if (ev_is_active(&w->heartbeat_timer))
+        ev_timer_stop(w->env->loop, &w->heartbeat_timer);
+}
 
 /* worker_stderr.c: set up its stderr watchers and budget (once); watch a
  * freshly forked process's stderr pipe; read a dead one's last words (what

@@ -29,19 +29,12 @@ fp_worker_beat_init(struct fp_worker *w)
 }
 
 void
-fp_worker_beat_start(struct fp_worker *w)
+fp_worker_beat_arm(struct fp_worker *w)
 {
     struct ev_loop *loop = w->env->loop;
 
     w->beat_at = ev_now(loop);
-    if (w->env->heartbeat_timeout > 0)
-        fp_timer_after(loop, &w->heartbeat_timer, w->env->heartbeat_timeout);
-}
-
-void
-fp_worker_beat_stop(struct fp_worker *w)
-{
-    ev_timer_stop(w->env->loop, &w->heartbeat_timer);
+    fp_timer_after(loop, &w->heartbeat_timer, w->env->heartbeat_timeout);
 }
 
 static void
