@@ -48,6 +48,25 @@ typedef struct fp_module {
     void (*fini)(void *state);
 } fp_module;
 
+/* From inside `handle`, report progress of the running job: `data`/`len`
+ * is exactly one msgpack value (copied; a percentage, a map of counters,
+ * anything).  It goes to the master at once, ahead of the job's result and
+ * never after it, and reaches the job's submitter if it asked for progress
+ * (fp_job_opts.progress; forkpoold's "progress": true).  Each call also
+ * counts as the job's heartbeat (fp_config.heartbeat_timeout).
+ *
+ * Returns 0, or -1 with errno set: ESRCH when no job is running (outside
+ * `handle`, or in a process that is not a forkpool worker), EINVAL when
+ * data is not exactly one msgpack value, EMSGSIZE when it is larger than
+ * the pool's frame limit (max_job_bytes, max_job_objects, nesting), EPIPE
+ * when the master is gone, ENOMEM.  Safe to call from any thread of the worker
+ * while `handle` runs; once `handle` has returned it fails with ESRCH.
+ *
+ * Provided by the worker runtime: by libforkpool for an embedding program,
+ * and by forkpoold itself for a --module .so, which therefore builds
+ * against this header alone and resolves the symbol when it is loaded. */
+int fp_progress(const char *data, size_t len);
+
 /* ------------------------------------------------------------------------
  * Outcomes
  * ------------------------------------------------------------------------ */
@@ -67,7 +86,8 @@ const char *fp_kind_name(fp_kind kind);
 /* The single final outcome of an accepted job.  `data`/`len` is one
  * msgpack-encoded value: the result for FP_OK, the detail otherwise (a
  * string such as "killed by SIGSEGV" for outcomes the pool produces).  It is
- * valid only during the callback. */
+ * valid only during the callback, unless the callback keeps it
+ * (fp_outcome_keep). */
 typedef struct fp_outcome {
     uint64_t    id;
     fp_kind     kind;
@@ -92,9 +112,23 @@ typedef struct fp_outcome {
 
 typedef struct fp_receipt fp_receipt;
 
+/* A job's progress (fp_progress in its handler, or ["progress", id, value]
+ * from an --exec worker): `value`/`len` is one msgpack value, valid only
+ * during the callback.  Called from the same place as the done callbacks,
+ * in the order the worker sent them, and always before the job's outcome.
+ * Should callbacks fall behind a worker that reports faster than the loop
+ * turns, at most FP_PROGRESS_PENDING bytes of a job's progress wait for
+ * delivery: past that the older values waiting are dropped and the latest
+ * kept (a larger single value is kept alone). */
+typedef void (*fp_progress_fn)(uint64_t id, const char *value, size_t len,
+                               void *arg);
+
+#define FP_PROGRESS_PENDING ((size_t)1 << 20)
+
 #define FP_STDERR_TAIL 4096u
 
 typedef void (*fp_done_fn)(const fp_outcome *outcome, void *arg);
+
 
 /* ------------------------------------------------------------------------
  * Configuration
@@ -146,6 +180,14 @@ typedef struct fp_config {
                                    0 = never */
     double      slow_log;       /* log a job still running after this many
                                    seconds (once); 0 = never */
+    double      heartbeat_timeout; /* a running job that reports no
+                                   progress (fp_progress) for this many
+                                   seconds is killed: FP_TIMEOUT, detail
+                                   "no heartbeat for S s"; each progress
+                                   report starts the count again, so a job
+                                   that reports runs as long as it needs
+                                   (its own timeout still applies); 0 =
+                                   off */
     double      start_timeout;  /* a worker not ready this many seconds
                                    after its fork (its init still running,
                                    an exec'd program silent) is killed and
@@ -240,6 +282,10 @@ typedef struct fp_job_opts {
                            before it started" (wherever it waits: the
                            queue, a rate-limit lane, or sent ahead to a
                            busy worker); 0 = never */
+    fp_progress_fn progress;    /* the job's progress reports, or NULL:
+                                   then they are dropped (they still count
+                                   as heartbeats) */
+    void          *progress_arg;
 } fp_job_opts;
 
 /* ------------------------------------------------------------------------
@@ -284,6 +330,15 @@ typedef struct fp_job_buf {
 int fp_pool_submit_batch(fp_pool *pool, const fp_job_buf *jobs, size_t n,
                          const fp_job_opts *opts, fp_done_fn done, void *arg,
                          uint64_t *first_id, const char **reason);
+
+/* From inside a job's `done` callback only: keep the outcome's data
+ * (outcome->data, ->len) past the callback, at the same address, without
+ * copying it -- to pass a big result on as it is written out, say.
+ * Returns a handle for fp_outcome_release, which frees the data (before or
+ * after the pool is freed); or NULL when the data cannot be kept (copy it
+ * then).  The other fields of the outcome stay the pool's. */
+void *fp_outcome_keep(fp_pool *pool, const fp_outcome *outcome);
+void  fp_outcome_release(void *kept);
 
 /* Load the module a .so exports as `forkpool_module` and check its ABI.
  * Returns it (and the dlopen handle in *handle, for dlclose), or NULL with a

@@ -344,6 +344,78 @@ START_TEST(a_client_past_its_hard_limit_is_disconnected_and_its_waiting_jobs_can
 END_TEST
 
 /* ========================================================================
+ * Big and small replies on one connection (codec/outq.h)
+ * ======================================================================== */
+
+/* A string job of exactly `size` bytes that names its request: "<i>:"
+ * then a letter of its own.  Returned as JSON text (malloc'ed). */
+static char *
+tagged_job(int i, size_t size)
+{
+    char *json = malloc(size + 3), tag[16];
+    int n = snprintf(tag, sizeof(tag), "%d:", i);
+
+    ck_assert_ptr_nonnull(json);
+    json[0] = '"';
+    memset(json + 1, 'a' + i % 26, size);
+    memcpy(json + 1, tag, (size_t)n < size ? (size_t)n : size);
+    json[size + 1] = '"';
+    json[size + 2] = '\0';
+    return json;
+}
+
+/* Results of every size around the one where a result stops sharing a
+ * chunk and is written from where it lies (tiny, 16 KiB - 1, 16 KiB,
+ * 16 KiB + 1, 200 KB, over 1 MiB), pipelined with status requests between
+ * them on one connection: each reply arrives whole, under its own msgid,
+ * with its own bytes; once all are read the daemon holds no reply bytes. */
+START_TEST(interleaved_big_and_small_replies_arrive_whole_under_their_msgids)
+{
+    enum { N = 49 };
+    static const size_t sizes[] = { 5, 16383, 16384, 16385, 200000, 1100000, 40 };
+    struct h_daemon *d = h_started(h_daemon_start("--builtin", "echo", "-w", "2", NULL));
+    struct h_rpc *c = h_connected(d), *watch = h_connected(d);
+    uint32_t msgid[N];
+    size_t size[N];
+
+    h_rpc_cork(c);
+    for (int i = 0; i < N; i++) {
+        if (i % 5 == 4) {
+            msgid[i] = h_rpc_send(c, "status", "[]");
+            size[i] = 0;
+            continue;
+        }
+        size[i] = sizes[i % 7];
+        char *job = tagged_job(i, size[i]);
+        msgid[i] = h_rpc_submit(c, job, NULL);
+        free(job);
+    }
+    h_rpc_uncork(c);
+    for (int i = 0; i < N; i++) {
+        struct h_resp *r = h_rpc_wait(c, msgid[i], 30000);
+        ck_assert_msg(r != NULL, "no reply to request %d", i);
+        ck_assert_msg(r->error == NULL, "request %d: %s", i, h_json(r->error));
+        if (size[i] == 0) {
+            ck_assert_int_gt(h_get_int(r->result, "workers"), 0);
+            continue;
+        }
+        const msgpack_object *res = h_get(r->result, "result");
+        ck_assert_ptr_nonnull(res);
+        ck_assert_int_eq(res->type, MSGPACK_OBJECT_STR);
+        ck_assert_uint_eq(res->via.str.size, size[i]);
+        char *want = tagged_job(i, size[i]);
+        ck_assert_msg(memcmp(res->via.str.ptr, want + 1, size[i]) == 0,
+                      "request %d: its reply carries other bytes", i);
+        free(want);
+    }
+    ck_assert_int_eq(c->nstash, 0);
+    const msgpack_object *clients = h_get(h_status(watch)->result, "clients");
+    ck_assert_int_eq(h_get_int(clients, "reply_bytes"), 0);
+    ck_assert_int_eq(h_get_int(clients, "behind"), 0);
+}
+END_TEST
+
+/* ========================================================================
  * Out of address space (SPEC §7: nobody is left waiting)
  * ======================================================================== */
 
@@ -436,6 +508,9 @@ fault_clients_suite(void)
     tc = h_tcase("reply_memory", 180);
     tcase_add_test(tc, clients_that_do_not_read_are_bounded_and_lose_nothing_once_they_read);
     tcase_add_test(tc, a_client_past_its_hard_limit_is_disconnected_and_its_waiting_jobs_cancelled);
+    suite_add_tcase(s, tc);
+    tc = h_tcase("big_replies", 120);
+    tcase_add_test(tc, interleaved_big_and_small_replies_arrive_whole_under_their_msgids);
     suite_add_tcase(s, tc);
     tc = h_tcase("address_space", 180);
     tcase_add_test(tc, out_of_memory_every_client_is_answered_whole_or_disconnected);

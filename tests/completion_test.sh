@@ -125,7 +125,7 @@ run_checks() {
     lacks "-w -c" _forkpoold forkpoold --
     is "--sandbox" _forkpoold forkpoold --sa
     is "--log --log-level" _forkpoold forkpoold --lo
-    is "--max-job-bytes --max-jobs --max-rss --max-workers" \
+    is "--max-deliveries --max-job-bytes --max-jobs --max-rss --max-workers" \
         _forkpoold forkpoold --max
     is "--pidfile --poison-after --prefetch" _forkpoold forkpoold -w 4 --p
     is "" _forkpoold forkpoold nonsense
@@ -177,7 +177,7 @@ run_checks() {
         _forkpoolctl forkpoolctl ''
     is "scale status submit" _forkpoolctl forkpoolctl s
     is "map metrics" _forkpoolctl forkpoolctl m
-    is "-s --socket --rpc-timeout -h --help -V --version" _forkpoolctl forkpoolctl -
+    is "-s --socket --rpc-timeout --redis --redis-queue -h --help -V --version" _forkpoolctl forkpoolctl -
     is "--socket" _forkpoolctl forkpoolctl --so
     is "--rpc-timeout" _forkpoolctl forkpoolctl --rp
     is "" _forkpoolctl forkpoolctl --rpc-timeout ''
@@ -195,9 +195,10 @@ run_checks() {
     popd >/dev/null || fail "cannot cd back"
 
     # --- forkpoolctl: per-command options -------------------------------
-    is "--timeout --retries --key --expires --ids --help" _forkpoolctl forkpoolctl submit --
+    is "--timeout --retries --key --expires --ids --idempotency-key --progress --help" _forkpoolctl forkpoolctl submit --
+    is "map" _forkpoolctl forkpoolctl --redis unix:/r.sock --redis-queue q ma
     is "--timeout" _forkpoolctl forkpoolctl submit --t
-    is "--keep-order --fail-fast --timeout --retries --window --key --expires --ids --help" \
+    is "--keep-order --fail-fast --timeout --retries --window --key --expires --ids --progress --help" \
         _forkpoolctl forkpoolctl map --
     is "--fail-fast" _forkpoolctl forkpoolctl -s x.sock map --keep-order --f
     is "--window" _forkpoolctl forkpoolctl map --w

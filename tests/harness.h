@@ -119,6 +119,10 @@ struct h_resp {
     int                    is_event;    /* an "event" notification: result is
                                            its map (msgid 0, error NULL) */
     uint64_t               index;       /* its job's index in the batch */
+    int                    is_progress; /* a "progress" notification: result
+                                           is the value */
+    uint64_t               id;          /* its job's id */
+    uint64_t               seq;         /* arrival order on the connection */
     msgpack_unpacked       u;
     const msgpack_object  *error;
     const msgpack_object  *result;
@@ -162,6 +166,11 @@ struct h_resp *h_rpc_wait(struct h_rpc *c, uint32_t msgid, int timeout_ms);
  * msgid; NULL on timeout or EOF. */
 struct h_resp *h_rpc_wait_outcome(struct h_rpc *c, uint32_t msgid, uint64_t index,
                                   int timeout_ms);
+/* The "progress" notifications of request msgid received so far, in
+ * arrival order (at most max of them, taken out of the stash).  Returns
+ * how many. */
+size_t h_rpc_take_progress(struct h_rpc *c, uint32_t msgid, struct h_resp **out,
+                           size_t max);
 /* The next "event" notification [2, "event", [map]] (after subscribe), in
  * the order they came: r->result is the map.  NULL on timeout or EOF. */
 struct h_resp *h_rpc_next_event(struct h_rpc *c, int timeout_ms);
@@ -275,5 +284,28 @@ pid_t h_worker_pid(struct h_rpc *c);
 #ifndef H_ASAN
 # define H_ASAN 0
 #endif
+
+/* ---- Redis (harness_redis.c) ------------------------------------------- */
+
+/* A redis-server of the test's own: UNIX socket in a temp dir, AOF with
+ * appendfsync always, no TCP port; killed at teardown. */
+struct h_redis {
+    pid_t pid;              /* -1 while it is down */
+    char  dir[64];
+    char  sock[108];
+    char  url[120];         /* "unix:<sock>", for --redis */
+};
+
+/* 1 if redis-server is on PATH (suites skip, exit 77, without it). */
+int h_redis_available(void);
+/* Start one and wait until it answers PING; fails the test otherwise. */
+struct h_redis *h_redis_start(void);
+/* Send sig; for SIGKILL and SIGTERM also reap it (it is then down). */
+void h_redis_kill(struct h_redis *r, int sig);
+/* kill -9 and start again on the same dir and AOF. */
+void h_redis_restart(struct h_redis *r);
+/* A blocking hiredis connection (redisContext *), for the test's own
+ * commands; the caller frees it with redisFree. */
+void *h_redis_connect(struct h_redis *r);
 
 #endif /* FP_TESTS_HARNESS_H */

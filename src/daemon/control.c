@@ -285,6 +285,12 @@ fp_control_set_job_limits(struct fp_control *ctl, size_t max_job_bytes,
 }
 
 void
+fp_control_set_redis(struct fp_control *ctl, struct fp_redis_source *src)
+{
+    ctl->redis = src;
+}
+
+void
 fp_control_set_reply_limits(struct fp_control *ctl, size_t soft, size_t hard,
                             size_t total)
 {

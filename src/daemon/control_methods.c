@@ -19,6 +19,22 @@
  * Methods
  * ------------------------------------------------------------------------ */
 
+/* The outcome's result or detail into the reply.  A big one is kept
+ * where the pool put it (fp_outcome_keep) and written from there, never
+ * copied; if the reply then cannot be queued, it is released with the
+ * reply, so o->data must not be read after a failed ctl_reply_end. */
+static void
+pack_outcome_data(struct ctl_reply *r, const fp_outcome *o)
+{
+    void *kept;
+
+    if (o->len >= FP_OUTQ_BIG && !r->failed && !r->closed
+        && (kept = fp_outcome_keep(r->c->ctl->pool, o)) != NULL)
+        ctl_reply_ref(r, o->data, o->len, fp_outcome_release, kept);
+    else
+        ctl_reply_raw(r, o->data, o->len);
+}
+
 /* An outcome as a response's error and result (SPEC §7): result {"id",
  * "result"} for ok, error {"id", "kind", "detail"} otherwise, both with
  * "attempts" when the job ran more than once. */
@@ -32,14 +48,14 @@ pack_outcome(struct ctl_reply *r, const fp_outcome *o)
         msgpack_pack_map(pk, o->attempts > 1 ? 3 : 2);
         ctl_pack_kv_u64(pk, "id", o->id);
         fp_pack_cstr(pk, "result");
-        ctl_reply_raw(r, o->data, o->len);
+        pack_outcome_data(r, o);
     } else {
         msgpack_pack_map(pk, o->attempts > 1 ? 4 : 3);
         ctl_pack_kv_u64(pk, "id", o->id);
         fp_pack_cstr(pk, "kind");
         fp_pack_cstr(pk, fp_kind_name(o->kind));
         fp_pack_cstr(pk, "detail");
-        ctl_reply_raw(r, o->data, o->len);
+        pack_outcome_data(r, o);
     }
     if (o->attempts > 1)
         ctl_pack_kv_u64(pk, "attempts", o->attempts);
@@ -49,7 +65,7 @@ pack_outcome(struct ctl_reply *r, const fp_outcome *o)
 
 /* In place of an outcome there was no memory to queue: error {"id",
  * "kind": "error", "detail": "..."} (a few dozen bytes, where the outcome
- * may have been megabytes). */
+ * may have been megabytes).  Reads none of o->data (it may be gone). */
 static void
 pack_outcome_lost(struct ctl_reply *r, const fp_outcome *o)
 {
@@ -199,7 +215,7 @@ method_submit_batch(struct client *c, uint32_t msgid, struct ctl_params *p)
     struct fp_control *ctl = c->ctl;
     fp_job_opts opts = { .timeout = -1, .retries = 0, .group = c->group };
     char key[FP_MAX_KEY_BYTES + 1];
-    int notify = 0;
+    struct fp_wire_submit_flags flags = { 0, 0 };
     struct fp_reader *jobs = &p->v[0].r;
     uint32_t n = 0;
     uint64_t first;
@@ -223,13 +239,17 @@ method_submit_batch(struct client *c, uint32_t msgid, struct ctl_params *p)
             ctl_respond_rejected(c, msgid, "malformed");
             return;
         }
-    if (p->n == 2 && (why = fp_wire_job_opts(&p->v[1].r, &opts, &notify, key)) != NULL) {
+    if (p->n == 2 && (why = fp_wire_job_opts(&p->v[1].r, &opts, &flags, key)) != NULL) {
         ctl_respond_rejected(c, msgid, why);
         return;
     }
     if ((b = malloc(sizeof(*b))) == NULL) {
         ctl_respond_rejected(c, msgid, "out of memory");
         return;
+    }
+    if (flags.progress) {
+        opts.progress = ctl_batch_progress_cb;
+        opts.progress_arg = b;
     }
     if (fp_pool_submit_batch(ctl->pool, ctl->batch_jobs, n, &opts, batch_done_cb,
                              b, &first, &why) < 0) {
@@ -253,19 +273,20 @@ method_submit_batch(struct client *c, uint32_t msgid, struct ctl_params *p)
         ctl_client_fail(c, "no memory to queue a reply");
 }
 
-/* submit [job] or [job, {"timeout", "retries", "notify"}]: the response
- * is the job's outcome, when it has one. */
+/* submit [job] or [job, {"timeout", "retries", "notify", "progress", ...}]:
+ * the response is the job's outcome, when it has one (its progress reports,
+ * with "progress", come first as notifications). */
 static void
 method_submit(struct client *c, uint32_t msgid, struct ctl_params *p)
 {
     fp_job_opts opts = { .timeout = -1, .retries = 0, .group = c->group };
     char key[FP_MAX_KEY_BYTES + 1];
-    int notify = 0;
+    struct fp_wire_submit_flags flags = { 0, 0 };
     uint64_t id;
     const char *why;
     struct reply_to *rt;
 
-    if (p->n == 2 && (why = fp_wire_job_opts(&p->v[1].r, &opts, &notify, key)) != NULL) {
+    if (p->n == 2 && (why = fp_wire_job_opts(&p->v[1].r, &opts, &flags, key)) != NULL) {
         ctl_respond_rejected(c, msgid, why);
         return;
     }
@@ -277,6 +298,10 @@ method_submit(struct client *c, uint32_t msgid, struct ctl_params *p)
     rt->c = c;
     rt->msgid = msgid;
     rt->bytes = p->v[0].len;
+    if (flags.progress) {
+        opts.progress = ctl_submit_progress_cb;
+        opts.progress_arg = rt;
+    }
     if (fp_pool_submit(c->ctl->pool, p->v[0].raw, p->v[0].len, &opts, job_done_cb, rt,
                        &id, &why) < 0) {
         reply_put(c->ctl, rt);
@@ -285,7 +310,7 @@ method_submit(struct client *c, uint32_t msgid, struct ctl_params *p)
     }
     c->pending++;
     c->pending_bytes += rt->bytes;
-    if (notify) {
+    if (flags.notify) {
         /* [2, "accepted", [msgid, id]]: the id, early enough to cancel. */
         struct ctl_reply r;
         ctl_reply_begin(&r, c);
@@ -339,6 +364,7 @@ method_status(struct client *c, uint32_t msgid, struct ctl_params *p)
     struct ctl_status_input in = {
         .stats = &st, .workers = rows, .nworkers = n, .limits = lims,
         .nlimits = nlim, .max_job_bytes = c->ctl->max_job_bytes,
+        .redis = c->ctl->redis,
         .clients = { .connected = c->ctl->nclients, .behind = c->ctl->nbehind,
                      .reply_bytes = c->ctl->out_total,
                      .subscribers = c->ctl->events.n },
@@ -422,7 +448,8 @@ method_metrics(struct client *c, uint32_t msgid, struct ctl_params *p)
     if (lims == NULL
         || ctl_metrics_text(&text, &st, lims,
                             fp_pool_limits(c->ctl->pool, lims, nlim)) < 0
-        || ctl_metrics_daemon_text(&text, &fig) < 0) {
+        || ctl_metrics_daemon_text(&text, &fig) < 0
+        || ctl_redis_metrics(&text, c->ctl->redis) < 0) {
         free(lims);
         fp_buf_free(&text);
         ctl_respond_error_str(c, msgid, "out of memory");

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "control_int.h"
+#include "redis/redis_source.h"
 #include "codec/wire.h"
 #include "common/jsonmp.h"
 
@@ -68,12 +69,71 @@ pack_clients(msgpack_packer *pk, const struct ctl_status_input *in)
     ctl_pack_kv_u64(pk, "subscribers", in->clients.subscribers);
 }
 
+/* "redis" (SPEC 10): where the queue is and how this host fares with it. */
+static void
+pack_redis(msgpack_packer *pk, const struct fp_redis_source *src)
+{
+    struct fp_redis_source_stats rs;
+
+    fp_redis_source_stats(src, &rs);
+    fp_pack_cstr(pk, "redis");
+    msgpack_pack_map(pk, 9);
+    fp_pack_cstr(pk, "url");
+    fp_pack_cstr(pk, fp_redis_source_url(src));
+    fp_pack_cstr(pk, "queue");
+    fp_pack_cstr(pk, fp_redis_source_queue(src));
+    fp_pack_cstr(pk, "connected");
+    if (rs.connected) msgpack_pack_true(pk); else msgpack_pack_false(pk);
+    ctl_pack_kv_u64(pk, "leased", rs.leased);
+    ctl_pack_kv_u64(pk, "claimed", rs.claimed);
+    ctl_pack_kv_u64(pk, "recorded", rs.recorded);
+    ctl_pack_kv_u64(pk, "lost_leases", rs.lost_leases);
+    ctl_pack_kv_u64(pk, "dead_lettered", rs.dead_lettered);
+    ctl_pack_kv_u64(pk, "handed_back", rs.handed_back);
+}
+
+int
+ctl_redis_metrics(struct fp_buf *out, const struct fp_redis_source *src)
+{
+    struct fp_redis_source_stats rs;
+
+    if (src == NULL)
+        return 0;
+    fp_redis_source_stats(src, &rs);
+    return fp_buf_printf(out,
+        "# HELP forkpool_redis_connected 1 while the Redis queue is reachable.\n"
+        "# TYPE forkpool_redis_connected gauge\n"
+        "forkpool_redis_connected %d\n"
+        "# HELP forkpool_redis_leased Redis jobs this host holds now.\n"
+        "# TYPE forkpool_redis_leased gauge\n"
+        "forkpool_redis_leased %llu\n"
+        "# HELP forkpool_redis_claimed_total Redis jobs this host claimed.\n"
+        "# TYPE forkpool_redis_claimed_total counter\n"
+        "forkpool_redis_claimed_total %llu\n"
+        "# HELP forkpool_redis_recorded_total Outcomes recorded in Redis.\n"
+        "# TYPE forkpool_redis_recorded_total counter\n"
+        "forkpool_redis_recorded_total %llu\n"
+        "# HELP forkpool_redis_lost_leases_total Outcomes refused: the lease had lapsed.\n"
+        "# TYPE forkpool_redis_lost_leases_total counter\n"
+        "forkpool_redis_lost_leases_total %llu\n"
+        "# HELP forkpool_redis_dead_lettered_total Jobs dead-lettered after too many lost hosts.\n"
+        "# TYPE forkpool_redis_dead_lettered_total counter\n"
+        "forkpool_redis_dead_lettered_total %llu\n"
+        "# HELP forkpool_redis_handed_back_total Unstarted jobs handed back to the queue.\n"
+        "# TYPE forkpool_redis_handed_back_total counter\n"
+        "forkpool_redis_handed_back_total %llu\n",
+        rs.connected, (unsigned long long)rs.leased,
+        (unsigned long long)rs.claimed, (unsigned long long)rs.recorded,
+        (unsigned long long)rs.lost_leases, (unsigned long long)rs.dead_lettered,
+        (unsigned long long)rs.handed_back) < 0 ? -1 : 0;
+}
+
 void
 ctl_pack_status(msgpack_packer *pk, const struct ctl_status_input *in)
 {
     const fp_stats *st = in->stats;
 
-    msgpack_pack_map(pk, 21 + (st->autoscale_max > 0));
+    msgpack_pack_map(pk, 21 + (st->autoscale_max > 0) + (in->redis != NULL));
     fp_pack_cstr(pk, "state");
     fp_pack_cstr(pk, st->draining ? "draining" : "running");
     ctl_pack_kv_u64(pk, "workers", st->workers);
@@ -109,6 +169,8 @@ ctl_pack_status(msgpack_packer *pk, const struct ctl_status_input *in)
     pack_worker_rows(pk, in->workers, in->nworkers);
     pack_limits(pk, in->limits, in->nlimits);
     pack_clients(pk, in);
+    if (in->redis != NULL)
+        pack_redis(pk, in->redis);
 }
 
 /* The length of the UTF-8 character at p[0..n) (p[0] >= 0x80), or 0 if

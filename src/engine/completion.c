@@ -87,6 +87,12 @@ pool_job_dropped(struct fp_pool *p, struct fp_job *job)
 }
 
 void
+pool_callbacks_due(struct fp_pool *p)
+{
+    pool_kick(p);
+}
+
+void
 pool_drained(struct fp_pool *p)
 {
     if (p->phase == POOL_DRAINED)
@@ -140,10 +146,18 @@ pool_run_callbacks(struct fp_pool *p)
     if (p->in_callbacks)
         return 0;           /* a callback's own call: the outer run goes on */
     p->in_callbacks = 1;
+    /* Progress first: a job's reports always come before its outcome. */
+    pool_progress_run(p);
     for (;;) {
         pool_events_run(p);     /* those that came before the next outcome */
         if (p->free_state == FREE_DUE || (job = TAILQ_FIRST(&p->done)) == NULL)
             break;
+        /* Every report was handed out above and callbacks read no worker,
+         * so this holds only if that ever changes: the order still would. */
+        if (pool_progress_due(job)) {
+            pool_progress_run_job(p, job);
+            continue;
+        }
         TAILQ_REMOVE(&p->done, job, done_link);
         job->state = JOB_DELIVERED;
         p->delivered++;
@@ -151,11 +165,16 @@ pool_run_callbacks(struct fp_pool *p)
             .id = job->id, .kind = job->kind, .data = job->out,
             .len = job->out_len, .attempts = job->attempts,
         };
+        p->delivering = job;
+        p->delivered_whole = 0;
         record_receipt(p, &o);
         pool_event_job(p, &o);
         if (job->done != NULL)
             job->done(&o, job->arg);
-        if (job->worker == NULL)
+        p->delivering = NULL;
+        if (p->delivered_whole)
+            fp_job_drop_owned(job);     /* the block is the keeper's */
+        else if (job->worker == NULL)
             fp_job_release(&p->job_cache, job);
     }
     if (p->phase == POOL_DRAINED && p->drained != NULL
@@ -169,9 +188,32 @@ pool_run_callbacks(struct fp_pool *p)
         pool_teardown(p);
         return 1;
     }
-    if (TAILQ_EMPTY(&p->done) && p->events.n == 0)
+    if (TAILQ_EMPTY(&p->done) && TAILQ_EMPTY(&p->progress_due) && p->events.n == 0)
         ev_idle_stop(p->loop, &p->done_idle);
     return 0;
+}
+
+void *
+fp_outcome_keep(fp_pool *p, const fp_outcome *o)
+{
+    struct fp_job *job = p->delivering;
+    int whole;
+
+    if (job == NULL || o == NULL || o->data != job->out || p->delivered_whole)
+        return NULL;
+    /* A job cancelled while sent ahead stays in its worker's window; its
+     * outcome is then in a buffer of its own (fp_job_set_outcome). */
+    if (job->worker != NULL && job->out != job->out_heap)
+        return NULL;
+    void *kept = fp_job_take_outcome(job, &whole);
+    p->delivered_whole = whole;
+    return kept;
+}
+
+void
+fp_outcome_release(void *kept)
+{
+    free(kept);
 }
 
 /* Kill every worker at once and reap it; settle the jobs it held. */

@@ -74,7 +74,7 @@ done_idle_cb(struct ev_loop *loop, ev_idle *iw, int revents)
     struct fp_pool *p = iw->data;
     (void)revents;
 
-    if (TAILQ_EMPTY(&p->done) && p->events.n == 0
+    if (TAILQ_EMPTY(&p->done) && TAILQ_EMPTY(&p->progress_due) && p->events.n == 0
         && !(p->phase == POOL_DRAINED && p->drained))
         ev_idle_stop(loop, iw);
 }
@@ -154,6 +154,12 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
     }
     if (cfg->exec_argv != NULL && cfg->exec_argv[0] == NULL) {
         snprintf(err, errlen, "exec_argv is empty");
+        return NULL;
+    }
+    /* Written so that a NaN fails. */
+    if (!(cfg->heartbeat_timeout >= 0 && cfg->heartbeat_timeout <= 1e9)) {
+        snprintf(err, errlen, "heartbeat timeout %g: want 0 (none) or a number "
+                 "of seconds up to 1e9", cfg->heartbeat_timeout);
         return NULL;
     }
     p = calloc(1, sizeof(*p));
@@ -252,10 +258,12 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
     p->env.limits = &p->worker_limits;
     p->env.slow_log = p->cfg.slow_log;
     p->env.start_timeout = p->cfg.start_timeout;
+    p->env.heartbeat_timeout = p->cfg.heartbeat_timeout;
     p->env.ahead = &p->nahead;
     p->run_est = -1;
 
     TAILQ_INIT(&p->done);
+    TAILQ_INIT(&p->progress_due);
     TAILQ_INIT(&p->leaving);
     TAILQ_INIT(&p->groups);
     p->phase = POOL_NEW;
@@ -424,6 +432,10 @@ fp_pool_submit_batch(fp_pool *p, const fp_job_buf *jobs, size_t n,
         job->retries_left = opts != NULL ? opts->retries : 0;
         job->done = done;
         job->arg = arg;
+        if (opts != NULL && opts->progress != NULL) {
+            job->progress_fn = opts->progress;
+            job->progress_arg = opts->progress_arg;
+        }
         TAILQ_INSERT_TAIL(&batch, job, link);
     }
     if (first_id != NULL)

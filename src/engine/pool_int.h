@@ -11,6 +11,7 @@
  *   pool_autoscale.c  the dynamic pool: grow under a backlog, retire idle
  *   pool_group.c    job groups: hold one submitter's jobs back
  *   pool_expire.c   the `expires` job option: jobs not started in time
+ *   pool_progress.c jobs' progress reports out to their callbacks
  *   pool_events.c   the event stream (fp_pool_events)
  *   poison.c        poison payloads (poison_after): pure, no pool
  *
@@ -101,9 +102,11 @@ struct fp_pool {
     struct fp_worker  *reload_new;  /* replacement not yet ready, or NULL */
     struct fp_worker  *reload_old;  /* the worker it replaces */
 
-    /* Outcomes waiting for their callbacks (completion.c), and how many
+    /* Outcomes waiting for their callbacks (completion.c), progress
+     * reports waiting for theirs (pool_progress.c), and how many outcomes
      * have settled and been delivered so far (the event stream's clock). */
     struct fp_jobq     done;
+    struct fp_progressq progress_due;
     uint64_t           settled, delivered;
     struct pool_events events;
     /* poison_after (poison.c): the table, or NULL when off; the reason a
@@ -113,6 +116,9 @@ struct fp_pool {
     fp_drained_fn      drained;
     void              *drained_arg;
     int                in_callbacks;    /* the runner is calling out */
+    struct fp_job     *delivering;      /* the job whose callback runs */
+    int                delivered_whole; /* its callback kept the job's
+                                           block (fp_outcome_keep) */
     enum {
         FREE_NONE,
         FREE_DUE,       /* fp_pool_free from a callback: once it returns */
@@ -172,6 +178,8 @@ void pool_kick(struct fp_pool *p);
 int  pool_run_callbacks(struct fp_pool *p);
 /* The drain is over: its notice is due. */
 void pool_drained(struct fp_pool *p);
+/* Callbacks are due: keep the loop turning until they have run. */
+void pool_callbacks_due(struct fp_pool *p);
 /* fp_pool_free's work: kill, settle, call back, free. */
 void pool_teardown(struct fp_pool *p);
 /* A job ended FP_TIMEOUT for `cause` (counted; the caller settles it). */
@@ -236,6 +244,17 @@ void pool_expiry_add(struct fp_pool *p, struct fp_job *job);
 /* The job settled: its deadline no longer matters. */
 void pool_expiry_forget(struct fp_pool *p, struct fp_job *job);
 void pool_expiry_free(struct fp_pool *p);
+
+/* pool_progress.c */
+/* ops->progress: queue the report for the job's callback (if it has one). */
+void pool_on_progress(struct fp_worker *w, struct fp_job *job, const char *value,
+                      size_t len);
+/* Hand out every report due / job's reports, if any are due (before its
+ * outcome).  Only from pool_run_callbacks. */
+void pool_progress_run(struct fp_pool *p);
+void pool_progress_run_job(struct fp_pool *p, struct fp_job *job);
+/* 1 if the job has reports waiting for its callback. */
+int  pool_progress_due(const struct fp_job *job);
 
 /* pool_autoscale.c */
 void pool_autoscale_init(struct fp_pool *p);

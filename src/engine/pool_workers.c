@@ -192,6 +192,10 @@ settle_head(struct fp_pool *p, const struct fp_worker_exit *x,
         snprintf(detail, sizeof(detail), "timed out after %gs", head->timeout);
         pool_count_timeout(p, TIMEOUT_DEADLINE);
         pool_settle_str(p, head, FP_TIMEOUT, detail);
+    } else if (!for_another && x->cause == KILL_HEARTBEAT) {
+        snprintf(detail, sizeof(detail), "no heartbeat for %g s",
+                 p->cfg.heartbeat_timeout);
+        pool_settle_str(p, head, FP_TIMEOUT, detail);
     } else if (!for_another && (x->cause == KILL_CANCEL || x->cause == KILL_CUTOFF)) {
         pool_settle_str(p, head, FP_CANCELLED,
                         x->cause == KILL_CANCEL ? "cancelled" : "drain timeout");
@@ -353,6 +357,7 @@ on_exited(struct fp_worker *w, const struct fp_worker_exit *x,
 const struct fp_worker_ops pool_worker_ops = {
     .ready = on_ready,
     .result = on_result,
+    .progress = pool_on_progress,
     .retire = on_retire,
     .start_due = on_start_due,
     .exited = on_exited,
