@@ -354,8 +354,7 @@ stash_take(struct h_rpc *c, uint32_t msgid)
 {
     for (size_t i = 0; i < c->nstash; i++) {
         struct h_resp *r = c->stash[i];
-        if (r->msgid == msgid && !r->is_outcome && !r->is_progress) {
-        if (r->msgid == msgid && !r->is_outcome && !r->is_event) {
+        if (r->msgid == msgid && !r->is_outcome && !r->is_progress && !r->is_event) {
             memmove(&c->stash[i], &c->stash[i + 1],
                     (c->nstash - i - 1) * sizeof(c->stash[0]));
             c->nstash--;
