@@ -261,7 +261,8 @@ metric(const char *text, const char *name)
     return 0;
 }
 
-static const char *
+/* The metrics text (the caller frees it). */
+static char *
 metrics_text(struct h_rpc *c)
 {
     struct h_resp *r = h_rpc_call(c, "metrics", "[]");
@@ -273,7 +274,7 @@ metrics_text(struct h_rpc *c)
     ck_assert_ptr_nonnull(t);
     memcpy(t, r->result->via.str.ptr, r->result->via.str.size);
     t[r->result->via.str.size] = '\0';
-    return t;                           /* leaked: one per test */
+    return t;
 }
 
 START_TEST(a_subscriber_that_does_not_read_is_dropped_and_jobs_flow)
@@ -318,9 +319,10 @@ START_TEST(a_subscriber_that_does_not_read_is_dropped_and_jobs_flow)
      * the daemon goes on. */
     ck_assert_int_ge(h_rpc_wait_eof(deaf, H_REPLY_MS), 1);
     ck_assert_int_eq(h_submit_ok(c, "5")->via.u64, 5);
-    const char *t = metrics_text(c);
+    char *t = metrics_text(c);
     ck_assert_int_eq((int)metric(t, "forkpool_subscribers_dropped_total"), 1);
     ck_assert_int_eq((int)metric(t, "forkpool_subscribers"), 0);
+    free(t);
 }
 END_TEST
 
@@ -472,9 +474,10 @@ START_TEST(a_payload_that_crashed_k_workers_is_rejected)
     ck_assert_int_eq(h_log_count(d, "payload " POISON_HASH " "), 1);
     ck_assert_int_eq(h_log_count(d, "quarantined"), 2);
     ck_assert_int_eq(h_get_int(h_status(c)->result, "poisoned"), 2);
-    const char *t = metrics_text(c);
+    char *t = metrics_text(c);
     ck_assert_int_eq((int)metric(t, "forkpool_poisoned_payloads"), 2);
     ck_assert_int_eq((int)metric(t, "forkpool_poison_rejected_total"), 3);
+    free(t);
 }
 END_TEST
 
@@ -549,7 +552,7 @@ START_TEST(metrics_histograms_count_the_jobs_that_ran)
     ck_assert_str_eq(submit_kind(c, "{\"op\": \"crash\"}", NULL), "crashed");
     ck_assert_str_eq(submit_kind(c, "{\"op\": \"hang\"}", "{\"timeout\": 0.05}"),
                      "timeout");
-    const char *t = metrics_text(c);
+    char *t = metrics_text(c);
     check_histogram(t, "forkpool_job_wait_seconds", 7);
     check_histogram(t, "forkpool_job_run_seconds", 7);
     check_histogram(t, "forkpool_job_duration_seconds", 5);
@@ -558,6 +561,7 @@ START_TEST(metrics_histograms_count_the_jobs_that_ran)
     ck_assert_int_eq((int)metric(t, "forkpool_log_lines_dropped_total"), 0);
     ck_assert_int_eq((int)metric(t, "forkpool_poison_rejected_total"), 0);
     ck_assert_int_eq((int)metric(t, "forkpool_events_lost_total"), 0);
+    free(t);
 }
 END_TEST
 

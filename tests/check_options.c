@@ -123,6 +123,22 @@ START_TEST(last_config_flag_names_the_file)
 }
 END_TEST
 
+START_TEST(poison_after_comes_from_the_config_file_too)
+{
+    const char *file = write_config("forkpool.conf", "poison-after 3\n");
+    const char *const args[] = { "-c", "%s", NULL };
+    const char *const flag[] = { "-c", "%s", "--poison-after", "0", NULL };
+    struct fp_daemon_opts o;
+
+    ck_assert_int_eq(parse(&o, file, args), FP_OPTS_RUN);
+    ck_assert_uint_eq(o.cfg.poison_after, 3);
+    fp_daemon_opts_free(&o);
+    ck_assert_int_eq(parse(&o, file, flag), FP_OPTS_RUN);
+    ck_assert_uint_eq(o.cfg.poison_after, 0);     /* the flag wins: off */
+    fp_daemon_opts_free(&o);
+}
+END_TEST
+
 START_TEST(config_file_error_names_file_and_line)
 {
     const char *file = write_config("forkpool.conf", "workers 2\nworkers zero\n");
@@ -198,6 +214,10 @@ static const struct {
     { { "--module-config", "{}" }, "--module-config: needs --module" },
     { { "--builtin", "echo", "--exec", "cat" },
       "--module, --exec and --builtin are exclusive: choose one" },
+    { { "--poison-after", "-1" },
+      "--poison-after: expected an integer from 0 to 65535, got '-1'" },
+    { { "--poison-after", "65536" },
+      "--poison-after: expected an integer from 0 to 65535, got '65536'" },
     { { "--reply-soft-limit", "100" },
       "--reply-soft-limit: expected an integer from 4096 to 1099511627776, got '100'" },
     { { "--reply-max-bytes", "1x" },
@@ -335,6 +355,7 @@ options_suite(void)
     tcase_add_test(tc, flags_override_the_config_file_before_or_after_it);
     tcase_add_test(tc, last_config_flag_names_the_file);
     tcase_add_test(tc, config_file_error_names_file_and_line);
+    tcase_add_test(tc, poison_after_comes_from_the_config_file_too);
     tcase_add_test(tc, unreadable_config_file_is_an_error);
     tcase_add_test(tc, heartbeat_timeout_from_the_config_file_or_a_flag);
     suite_add_tcase(s, tc);

@@ -280,6 +280,25 @@ START_TEST(a_worker_killed_for_a_timeout_is_no_poison)
 }
 END_TEST
 
+START_TEST(timeouts_are_counted_by_cause)
+{
+    fp_config cfg;
+    fp_job_opts deadline = { .timeout = 0.05 }, silent = { .timeout = 0 };
+
+    base_config(&cfg, 1);
+    cfg.heartbeat_timeout = 0.1;
+    start_pool(&cfg);
+    const struct rec *r = wait_job(submit_op("hang", &silent), 20);
+    ck_assert_int_eq(r->kind, FP_TIMEOUT);
+    ck_assert_str_eq(detail(r), "no heartbeat for 0.1 s");
+    ck_assert_int_eq(wait_job(submit_op("hang", &deadline), 20)->kind, FP_TIMEOUT);
+    fp_stats st = stats();
+    ck_assert_uint_eq(st.timed_out, 2);
+    ck_assert_uint_eq(st.timeouts_heartbeat, 1);
+    ck_assert_uint_eq(st.timeouts_deadline, 1);
+}
+END_TEST
+
 START_TEST(poison_after_past_its_maximum_is_refused)
 {
     fp_config cfg;
@@ -338,6 +357,7 @@ main(void)
     tcase_add_test(tc, a_payload_that_crashed_k_workers_is_refused);
     tcase_add_test(tc, each_crashing_attempt_counts);
     tcase_add_test(tc, a_worker_killed_for_a_timeout_is_no_poison);
+    tcase_add_test(tc, timeouts_are_counted_by_cause);
     tcase_add_test(tc, poison_after_past_its_maximum_is_refused);
     suite_add_tcase(s, tc);
     tc = ph_tcase("receipts");

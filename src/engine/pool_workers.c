@@ -195,6 +195,7 @@ settle_head(struct fp_pool *p, const struct fp_worker_exit *x,
     } else if (!for_another && x->cause == KILL_HEARTBEAT) {
         snprintf(detail, sizeof(detail), "no heartbeat for %g s",
                  p->cfg.heartbeat_timeout);
+        pool_count_timeout(p, TIMEOUT_HEARTBEAT);
         pool_settle_str(p, head, FP_TIMEOUT, detail);
     } else if (!for_another && (x->cause == KILL_CANCEL || x->cause == KILL_CUTOFF)) {
         pool_settle_str(p, head, FP_CANCELLED,
