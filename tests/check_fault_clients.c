@@ -341,7 +341,7 @@ START_TEST(clients_pipelining_thousands_of_requests_do_not_hold_up_the_others)
             (long long)took);
     /* 250,000 status maps take the master seconds; a turn of each client
      * takes a millisecond or two. */
-    ck_assert_msg(took < 2000, "status took %lld ms", (long long)took);
+    ck_assert_msg(took < 3000, "status took %lld ms", (long long)took);
     /* And the others get all theirs. */
     for (int i = 0; i < CLIENTS; i += 7)
         ck_assert_ptr_nonnull(h_rpc_wait(c[i], EACH, 60000));

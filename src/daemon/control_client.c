@@ -252,7 +252,9 @@ client_update(struct client *c)
     client_set_flow(c, client_behind(c) ? FLOW_BEHIND : FLOW_OK);
     if (c->out.len > 0)
         ev_io_start(loop, &c->wio);
-    if (client_may_run(c) && c->input == INPUT_OPEN)
+    /* Nothing more is read while requests already read wait for their
+     * turn: a client's read buffer never outgrows one read. */
+    if (client_may_run(c) && c->input == INPUT_OPEN && !ev_is_active(&c->turn))
         ev_io_start(loop, &c->rio);
     else
         ev_io_stop(loop, &c->rio);
@@ -590,7 +592,8 @@ client_read_cb(struct ev_loop *loop, ev_io *io, int revents)
     (void)loop; (void)revents;
 
     /* Also fed by client_update for requests kept while it was behind. */
-    if (c->input == INPUT_OPEN && client_may_run(c) && client_read(c) < 0)
+    if (c->input == INPUT_OPEN && client_may_run(c) && !ev_is_active(&c->turn)
+        && client_read(c) < 0)
         return;
     client_run_requests(c);
     client_update(c);
