@@ -48,6 +48,25 @@ typedef struct fp_module {
     void (*fini)(void *state);
 } fp_module;
 
+/* From inside `handle`, report progress of the running job: `data`/`len`
+ * is exactly one msgpack value (copied; a percentage, a map of counters,
+ * anything).  It goes to the master at once, ahead of the job's result and
+ * never after it, and reaches the job's submitter if it asked for progress
+ * (fp_job_opts.progress; forkpoold's "progress": true).  Each call also
+ * counts as the job's heartbeat (fp_config.heartbeat_timeout).
+ *
+ * Returns 0, or -1 with errno set: ESRCH when no job is running (outside
+ * `handle`, or in a process that is not a forkpool worker), EINVAL when
+ * data is not exactly one msgpack value, EMSGSIZE when it is larger than
+ * the pool's frame limit (max_job_bytes, max_job_objects, nesting), EPIPE
+ * when the master is gone, ENOMEM.  Safe to call from any thread of the worker
+ * while `handle` runs; once `handle` has returned it fails with ESRCH.
+ *
+ * Provided by the worker runtime: by libforkpool for an embedding program,
+ * and by forkpoold itself for a --module .so, which therefore builds
+ * against this header alone and resolves the symbol when it is loaded. */
+int fp_progress(const char *data, size_t len);
+
 /* ------------------------------------------------------------------------
  * Outcomes
  * ------------------------------------------------------------------------ */
@@ -67,7 +86,8 @@ const char *fp_kind_name(fp_kind kind);
 /* The single final outcome of an accepted job.  `data`/`len` is one
  * msgpack-encoded value: the result for FP_OK, the detail otherwise (a
  * string such as "killed by SIGSEGV" for outcomes the pool produces).  It is
- * valid only during the callback. */
+ * valid only during the callback, unless the callback keeps it
+ * (fp_outcome_keep). */
 typedef struct fp_outcome {
     uint64_t    id;
     fp_kind     kind;
@@ -92,9 +112,23 @@ typedef struct fp_outcome {
 
 typedef struct fp_receipt fp_receipt;
 
+/* A job's progress (fp_progress in its handler, or ["progress", id, value]
+ * from an --exec worker): `value`/`len` is one msgpack value, valid only
+ * during the callback.  Called from the same place as the done callbacks,
+ * in the order the worker sent them, and always before the job's outcome.
+ * Should callbacks fall behind a worker that reports faster than the loop
+ * turns, at most FP_PROGRESS_PENDING bytes of a job's progress wait for
+ * delivery: past that the older values waiting are dropped and the latest
+ * kept (a larger single value is kept alone). */
+typedef void (*fp_progress_fn)(uint64_t id, const char *value, size_t len,
+                               void *arg);
+
+#define FP_PROGRESS_PENDING ((size_t)1 << 20)
+
 #define FP_STDERR_TAIL 4096u
 
 typedef void (*fp_done_fn)(const fp_outcome *outcome, void *arg);
+
 
 /* ------------------------------------------------------------------------
  * Configuration
@@ -113,6 +147,9 @@ typedef void (*fp_done_fn)(const fp_outcome *outcome, void *arg);
 #define FP_DEFAULT_DRAIN_TIMEOUT    30.0                     /* seconds */
 #define FP_DEFAULT_START_TIMEOUT    30.0                     /* seconds */
 #define FP_DEFAULT_IDLE_TIMEOUT     10.0                     /* seconds */
+#define FP_POISON_PAYLOADS          4096u   /* payloads fp_config.poison_after
+                                               remembers at a time */
+#define FP_POISON_AFTER_MAX         65535u  /* the largest poison_after */
 
 enum fp_log_level { FP_LOG_ERR = 0, FP_LOG_WARN, FP_LOG_INFO, FP_LOG_DEBUG };
 typedef void (*fp_log_fn)(int level, const char *msg, void *arg);
@@ -143,6 +180,14 @@ typedef struct fp_config {
                                    0 = never */
     double      slow_log;       /* log a job still running after this many
                                    seconds (once); 0 = never */
+    double      heartbeat_timeout; /* a running job that reports no
+                                   progress (fp_progress) for this many
+                                   seconds is killed: FP_TIMEOUT, detail
+                                   "no heartbeat for S s"; each progress
+                                   report starts the count again, so a job
+                                   that reports runs as long as it needs
+                                   (its own timeout still applies); 0 =
+                                   off */
     double      start_timeout;  /* a worker not ready this many seconds
                                    after its fork (its init still running,
                                    an exec'd program silent) is killed and
@@ -191,6 +236,15 @@ typedef struct fp_config {
     double      rate_limit;
     double      rate_burst;
 
+    /* Poison payloads: a job whose exact bytes have crashed poison_after
+     * workers (a crash of each attempt counts, retries included) within
+     * the last hour is refused at submission, reason "poison: crashed K
+     * workers" (K = poison_after), and the log names the payload's hash
+     * once, when it is quarantined.  The pool remembers the hashes of at
+     * most FP_POISON_PAYLOADS payloads (BLAKE2b-128; a fixed table of about
+     * 150 KiB, allocated only when this is set); 0 = off. */
+    unsigned    poison_after;
+
     fp_log_fn   log;            /* NULL = lines on stderr */
     void       *log_arg;
     int         log_level;      /* most verbose level emitted; default INFO */
@@ -228,6 +282,10 @@ typedef struct fp_job_opts {
                            before it started" (wherever it waits: the
                            queue, a rate-limit lane, or sent ahead to a
                            busy worker); 0 = never */
+    fp_progress_fn progress;    /* the job's progress reports, or NULL:
+                                   then they are dropped (they still count
+                                   as heartbeats) */
+    void          *progress_arg;
 } fp_job_opts;
 
 /* ------------------------------------------------------------------------
@@ -272,6 +330,15 @@ typedef struct fp_job_buf {
 int fp_pool_submit_batch(fp_pool *pool, const fp_job_buf *jobs, size_t n,
                          const fp_job_opts *opts, fp_done_fn done, void *arg,
                          uint64_t *first_id, const char **reason);
+
+/* From inside a job's `done` callback only: keep the outcome's data
+ * (outcome->data, ->len) past the callback, at the same address, without
+ * copying it -- to pass a big result on as it is written out, say.
+ * Returns a handle for fp_outcome_release, which frees the data (before or
+ * after the pool is freed); or NULL when the data cannot be kept (copy it
+ * then).  The other fields of the outcome stay the pool's. */
+void *fp_outcome_keep(fp_pool *pool, const fp_outcome *outcome);
+void  fp_outcome_release(void *kept);
 
 /* Load the module a .so exports as `forkpool_module` and check its ABI.
  * Returns it (and the dlopen handle in *handle, for dlclose), or NULL with a
@@ -323,6 +390,24 @@ typedef struct fp_stats {
      * upper bounds fp_latency_bounds[i] seconds; the last bucket is +Inf. */
     uint64_t latency_count[FP_LATENCY_BUCKETS];
     double   latency_sum;
+    /* From the receipts (fp_outcome.stats) of the jobs that ended after
+     * they had started (attempts > 0), whatever their outcome: how long
+     * they waited (wait_ms) and ran (run_ms), in seconds, as cumulative
+     * histograms over the same bounds. */
+    uint64_t wait_count[FP_LATENCY_BUCKETS];
+    double   wait_sum;
+    uint64_t run_count[FP_LATENCY_BUCKETS];
+    double   run_sum;
+    /* Jobs ended FP_TIMEOUT, by cause: their own timeout, and silence
+     * past heartbeat_timeout (timed_out counts both). */
+    uint64_t timeouts_deadline, timeouts_heartbeat;
+    /* poison_after: payloads quarantined now, and submissions refused
+     * because of one (a batch counts once). */
+    size_t   poisoned;
+    uint64_t poison_rejected;
+    /* Events (fp_pool_events) that did not fit the pool's queue of
+     * FP_EVENT_QUEUE_MAX and were lost. */
+    uint64_t events_lost;
 } fp_stats;
 
 extern const double fp_latency_bounds[FP_LATENCY_BUCKETS - 1];
@@ -345,6 +430,50 @@ void fp_pool_stats(const fp_pool *pool, fp_stats *st);
 
 /* Live worker pids into `pids` (at most `max`); returns how many exist. */
 size_t fp_pool_pids(const fp_pool *pool, pid_t *pids, size_t max);
+
+/* ------------------------------------------------------------------------
+ * Events: what the pool does, as a stream
+ * ------------------------------------------------------------------------ */
+
+typedef enum fp_event_type {
+    FP_EVENT_JOB,       /* a job's final outcome */
+    FP_EVENT_WORKER,    /* a worker process's life */
+    FP_EVENT_POOL,      /* the pool as a whole */
+} fp_event_type;
+
+/* One event.  Valid only during the callback. */
+typedef struct fp_event {
+    fp_event_type     type;
+    /* FP_EVENT_WORKER: "spawned" (forked), "ready" (takes jobs),
+     * "retired" (takes no more jobs; it goes once its window is done),
+     * "exited" (its process is gone).  FP_EVENT_POOL: "scale" (a new
+     * size: fp_pool_scale, SIGTTIN/SIGTTOU, or the autoscaler), "reload"
+     * (a rolling reload begins), "drain" (a drain begins).  NULL for
+     * FP_EVENT_JOB. */
+    const char       *what;
+    const fp_outcome *outcome;  /* FP_EVENT_JOB (as its done callback gets) */
+    pid_t             pid;      /* FP_EVENT_WORKER */
+    /* FP_EVENT_WORKER, or NULL: why it exited ("exited with status 0",
+     * "killed by SIGSEGV", ...) or was retired ("scale", "reload", "idle",
+     * "max-jobs", "max-rss", "rlimit-cpu", "drain"). */
+    const char       *detail;
+    unsigned          workers;  /* FP_EVENT_POOL: the size it aims at */
+} fp_event;
+
+typedef void (*fp_event_fn)(const fp_event *ev, void *arg);
+
+/* The most worker and pool events held for delivery at a time (beyond it
+ * they are lost and counted: fp_stats.events_lost). */
+#define FP_EVENT_QUEUE_MAX 4096u
+
+/* From now on call `fn` with each event (NULL: no more; the pool then
+ * records none, so events cost nothing while nobody listens).  Events are
+ * delivered from the same place as done callbacks, in the order they
+ * happened: a job's event comes just before its done callback, and a
+ * worker or pool event after the outcomes settled before it and before
+ * those settled after it.  fn may call into the pool as a done callback
+ * may.  Events pending when it is replaced or cleared are dropped. */
+void fp_pool_events(fp_pool *pool, fp_event_fn fn, void *arg);
 
 /* Rate limits: a token bucket per key.  A job starts (is given to a
  * worker) only with a token from its key's bucket, if that key has one,

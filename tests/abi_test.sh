@@ -4,7 +4,9 @@
 #      and that list is exactly the functions and data include/forkpool.h
 #      declares;
 #   2. forkpoolctl links neither libev nor libseccomp;
-#   3. the daemon's builtins (echo, cmd) are not in the embeddable library.
+#   3. the daemon's builtins (echo, cmd) are not in the embeddable library;
+#   4. forkpoold exports to the modules it loads what they may leave
+#      undefined (src/daemon/forkpoold.dynlist: fp_progress), and only that.
 set -eu
 build=${abs_top_builddir:?run from make check}
 src=${abs_top_srcdir:?run from make check}
@@ -54,4 +56,14 @@ esac
 if nm "$so" | grep -q 'fp_builtin_'; then
     fail "libforkpool.so carries the daemon's builtin handlers"
 fi
-echo "abi_test: $(wc -l <"$tmp/exported") exported symbols, as listed; forkpoolctl without libev/libseccomp"
+# 4. What forkpoold exports (defined, global, ours).
+daemon=$build/src/daemon/forkpoold
+[ -x "$build/src/daemon/.libs/forkpoold" ] && daemon=$build/src/daemon/.libs/forkpoold
+nm -D --defined-only "$daemon" | awk '$2 ~ /^[TDRBVW]$/ { print $3 }' \
+    | grep '^fp_' | sort -u >"$tmp/daemon_exports"
+if [ "$(cat "$tmp/daemon_exports")" != "fp_progress" ]; then
+    echo "forkpoold exports:" >&2
+    cat "$tmp/daemon_exports" >&2
+    fail "forkpoold must export fp_progress, and no other fp_ symbol, to its modules"
+fi
+echo "abi_test: $(wc -l <"$tmp/exported") exported symbols, as listed; forkpoolctl without libev/libseccomp; forkpoold exports fp_progress"

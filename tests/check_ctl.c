@@ -188,6 +188,62 @@ START_TEST(forkpoolctl_map_batches_survive_a_full_queue)
 }
 END_TEST
 
+/* Big jobs go out by reference to the line's converted params, not
+ * copied (codec/outq.h): against a queue of 2, their batches are refused
+ * and they are sent again, one by one, from the same params -- which stay
+ * untouched until their bytes are written.  Every line, big or small, gets
+ * its own result back. */
+START_TEST(forkpoolctl_map_big_jobs_survive_a_full_queue)
+{
+    enum { N = 60 };
+    struct h_daemon *d = h_started(h_daemon_start("--builtin", "echo", "-w", "1",
+                                                  "--queue-max", "2", NULL));
+    struct h_run run;
+    size_t cap = (size_t)N * 80000, at = 0;
+    char *in = malloc(cap);
+    int seen[N] = { 0 };
+
+    ck_assert_ptr_nonnull(in);
+    for (int i = 0; i < N; i++) {
+        if (i % 3 == 0) {
+            at += (size_t)sprintf(in + at, "{\"n\": %d}\n", i);
+            continue;
+        }
+        at += (size_t)sprintf(in + at, "{\"n\": %d, \"pad\": \"", i);
+        memset(in + at, 'a' + i % 26, 17000 + (size_t)i * 1000);
+        at += 17000 + (size_t)i * 1000;
+        at += (size_t)sprintf(in + at, "\"}\n");
+    }
+    h_need_ctl();
+    h_ctl(&run, d, in, "map", NULL);
+    ck_assert_msg(h_exit_code(run.status) == 0, "status %d, stderr %s", run.status, run.err);
+    ck_assert_int_eq(h_count_lines(run.out), N);
+    for (const char *line = run.out; *line != '\0'; line = strchr(line, '\n') + 1) {
+        json_error_t err;
+        json_t *o = json_loadb(line, (size_t)(strchr(line, '\n') - line), 0, &err);
+        ck_assert_msg(o != NULL, "not JSON: %.80s", line);
+        json_int_t idx = json_integer_value(json_object_get(o, "index"));
+        ck_assert(idx >= 0 && idx < N && !seen[idx]);
+        seen[idx] = 1;
+        ck_assert(json_is_true(json_object_get(o, "ok")));
+        json_t *res = json_object_get(o, "result");
+        ck_assert_int_eq(json_integer_value(json_object_get(res, "n")), idx);
+        const char *pad = json_string_value(json_object_get(res, "pad"));
+        if (idx % 3 == 0) {
+            ck_assert_ptr_null(pad);
+        } else {
+            ck_assert_ptr_nonnull(pad);
+            ck_assert_uint_eq(strlen(pad), 17000 + (size_t)idx * 1000);
+            ck_assert_int_eq(pad[0], 'a' + idx % 26);
+            ck_assert_uint_eq(strspn(pad, (char[]){ (char)('a' + idx % 26), 0 }),
+                              strlen(pad));
+        }
+        json_decref(o);
+    }
+    free(in);
+}
+END_TEST
+
 START_TEST(forkpoolctl_status_json_and_table)
 {
     static const char *const keys[] = {
@@ -257,6 +313,7 @@ ctl_suite(void)
     tcase_add_test(tc, forkpoolctl_exit_codes);
     tcase_add_test(tc, forkpoolctl_map_outcomes);
     tcase_add_test(tc, forkpoolctl_map_batches_survive_a_full_queue);
+    tcase_add_test(tc, forkpoolctl_map_big_jobs_survive_a_full_queue);
     tcase_add_test(tc, forkpoolctl_status_json_and_table);
     tcase_add_test(tc, forkpoolctl_cancel_scale_metrics_drain);
     suite_add_tcase(s, tc);

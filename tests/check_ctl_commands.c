@@ -115,7 +115,7 @@ fake_teardown(void)
     ev_io_stop(fake_ctl.loop, &fake_client.wio);
     close(fake_client.fd);
     close(fake_peer);
-    fp_buf_free(&fake_client.out);
+    fp_outq_free(&fake_client.out);
 }
 
 /* Dispatch [0, 7, method, params] (params as JSON).  Returns what
@@ -147,13 +147,20 @@ static void
 response(const char **error, const char **result)
 {
     msgpack_unpacked u;
-    size_t off = 0;
+    size_t off = 0, len = 0;
+    struct iovec iov[64];
+    static char bytes[1 << 16];
+    int n = fp_outq_iov(&fake_client.out, iov, 64);
 
+    for (int i = 0; i < n; i++) {   /* the queue's segments, in order */
+        ck_assert_uint_le(len + iov[i].iov_len, sizeof(bytes));
+        memcpy(bytes + len, iov[i].iov_base, iov[i].iov_len);
+        len += iov[i].iov_len;
+    }
+    ck_assert_uint_eq(len, fake_client.out.len);
     msgpack_unpacked_init(&u);
-    ck_assert_int_eq(msgpack_unpack_next(&u, fp_buf_head(&fake_client.out),
-                                         fake_client.out.len, &off),
-                     MSGPACK_UNPACK_SUCCESS);
-    ck_assert_uint_eq(off, fake_client.out.len);
+    ck_assert_int_eq(msgpack_unpack_next(&u, bytes, len, &off), MSGPACK_UNPACK_SUCCESS);
+    ck_assert_uint_eq(off, len);
     ck_assert_int_eq(u.data.type, MSGPACK_OBJECT_ARRAY);
     ck_assert_uint_eq(u.data.via.array.size, 4);
     ck_assert_str_eq(h_json(&u.data.via.array.ptr[0]), "1");
@@ -271,11 +278,11 @@ START_TEST(oversized_request_is_answered_as_its_method_refuses)
     ck_assert_str_eq(error, h_canon("{\"id\": null, \"kind\": \"rejected\", "
                                     "\"detail\": \"job too large\"}"));
     ck_assert_str_eq(result, "null");
-    fp_buf_clear(&fake_client.out);
+    fp_outq_clear(&fake_client.out);
     ctl_refuse_oversized(&fake_client, 7, "plain", 5, "frame too large");
     response(&error, &result);
     ck_assert_str_eq(error, "\"bad request: frame too large\"");
-    fp_buf_clear(&fake_client.out);
+    fp_outq_clear(&fake_client.out);
     ctl_refuse_oversized(&fake_client, 7, NULL, 0, "frame too large");
     response(&error, &result);
     ck_assert_str_eq(error, "\"bad request: frame too large\"");
@@ -384,8 +391,12 @@ START_TEST(metrics_text_holds_every_limit)
     int lines = 0;
     for (const char *p = t; (p = strchr(p, '\n')) != NULL; p++)
         lines++;
-    /* 28 lines of fixed text and histogram, 2 x (2 help + one per limit). */
-    ck_assert_int_eq(lines, 1 + 28 + FP_LATENCY_BUCKETS + 2 * (2 + MANY_LIMITS));
+    /* 28 lines of fixed text and histogram; the wait and run histograms
+     * from the receipts, 2 x (4 + buckets); 13 lines of timeouts, poison
+     * and lost events; 2 x (2 help + one per limit). */
+    ck_assert_int_eq(lines, 1 + 28 + FP_LATENCY_BUCKETS
+                            + 2 * (4 + FP_LATENCY_BUCKETS) + 13
+                            + 2 * (2 + MANY_LIMITS));
     /* The last key, "\"q\\2999\n" and 248 k's, escaped. */
     char ks[FP_MAX_KEY_BYTES];
     memset(ks, 'k', sizeof ks);
@@ -422,7 +433,7 @@ static const struct {
                              BATCH_USAGE "\"}" },
     { "submit_batch", "[[1], {\"bogus\": 1}]",
       "{\"id\": null, \"kind\": \"rejected\", \"detail\": \"malformed: unknown "
-      "option (expected timeout, retries, key, expires, notify)\"}" },
+      "option (expected timeout, retries, key, expires, notify, progress)\"}" },
 };
 
 START_TEST(bad_request_gets_its_error_and_the_connection_goes_on)

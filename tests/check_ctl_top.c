@@ -567,6 +567,36 @@ START_TEST(map_progress_line_on_a_terminal_leaves_stdout_alone)
 }
 END_TEST
 
+/* With --progress the bar gives way to the jobs' progress lines, which
+ * stderr (the terminal) carries instead, whole. */
+START_TEST(map_progress_option_replaces_the_bar_on_a_terminal)
+{
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "1", NULL));
+    struct pty_run p;
+    int out[2];
+
+    h_need_ctl();
+    int fd = open(write_file("{\"op\": \"progress\", \"n\": 2, \"every\": 0.2}\n"
+                             "{\"op\": \"progress\", \"n\": 1, \"every\": 0.2}\n"),
+                  O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(pipe(out), 0);
+    char *argv[] = { (char *)H_FORKPOOLCTL, (char *)"-s", d->sock, (char *)"map",
+                     (char *)"--keep-order", (char *)"--progress", NULL };
+    pty_start(&p, argv, 24, 80, fd, out[1], -1);
+    close(fd);
+    close(out[1]);
+    ck_assert_int_eq(pty_wait_exit(&p, 10000), 0);
+    close(out[0]);
+
+    ck_assert_msg(strstr(p.out, "map: ") == NULL, "a progress bar: %s", p.out);
+    ck_assert_str_eq(p.out, "{\"id\": 1, \"progress\": 1}\r\n"
+                            "{\"id\": 1, \"progress\": 2}\r\n"
+                            "{\"id\": 2, \"progress\": 1}\r\n");
+    pty_close(&p);
+}
+END_TEST
+
 /* ======================================================================== */
 
 static Suite *
@@ -591,6 +621,7 @@ ctl_top_suite(void)
     tc = h_tcase("progress", 30);
     tcase_add_test(tc, map_output_unchanged_when_stderr_is_not_a_terminal);
     tcase_add_test(tc, map_progress_line_on_a_terminal_leaves_stdout_alone);
+    tcase_add_test(tc, map_progress_option_replaces_the_bar_on_a_terminal);
     suite_add_tcase(s, tc);
     return s;
 }

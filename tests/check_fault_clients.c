@@ -314,6 +314,40 @@ START_TEST(clients_that_do_not_read_are_bounded_and_lose_nothing_once_they_read)
 }
 END_TEST
 
+/* Clients that pipeline thousands of requests (and read nothing yet) get
+ * through them a turn at a time: a client that asks for its status in
+ * the middle is answered promptly, not after all of theirs (each client's
+ * whole buffer once ran in one go: 29 s for 100 clients of 5000). */
+START_TEST(clients_pipelining_thousands_of_requests_do_not_hold_up_the_others)
+{
+    enum { CLIENTS = 50, EACH = 5000 };
+    struct h_daemon *d = h_started(h_daemon_start("--builtin", "echo", "-w", "1",
+                                                  NULL));
+    struct h_rpc *c[CLIENTS], *watch = h_connected(d);
+
+    h_status(watch);
+    for (int i = 0; i < CLIENTS; i++) {
+        c[i] = h_connected(d);
+        h_rpc_cork(c[i]);
+        for (int j = 0; j < EACH; j++)
+            h_rpc_send(c[i], "status", "[]");
+        h_rpc_uncork(c[i]);
+    }
+    int64_t t0 = h_now_ms();
+    struct h_resp *st = h_rpc_wait(watch, h_rpc_send(watch, "status", "[]"), 60000);
+    int64_t took = h_now_ms() - t0;
+    ck_assert_ptr_nonnull(st);
+    fprintf(stderr, "status among %d x %d pipelined: %lld ms\n", CLIENTS, EACH,
+            (long long)took);
+    /* 250,000 status maps take the master seconds; a turn of each client
+     * takes a millisecond or two. */
+    ck_assert_msg(took < 3000, "status took %lld ms", (long long)took);
+    /* And the others get all theirs. */
+    for (int i = 0; i < CLIENTS; i += 7)
+        ck_assert_ptr_nonnull(h_rpc_wait(c[i], EACH, 60000));
+}
+END_TEST
+
 START_TEST(a_client_past_its_hard_limit_is_disconnected_and_its_waiting_jobs_cancelled)
 {
     struct h_daemon *d = h_started(h_daemon_start(
@@ -340,6 +374,78 @@ START_TEST(a_client_past_its_hard_limit_is_disconnected_and_its_waiting_jobs_can
     /* The daemon serves on. */
     struct h_rpc *next = h_connected(d);
     assert_zeros(h_submit(next, zeros_job(1000), NULL), 1000);
+}
+END_TEST
+
+/* ========================================================================
+ * Big and small replies on one connection (codec/outq.h)
+ * ======================================================================== */
+
+/* A string job of exactly `size` bytes that names its request: "<i>:"
+ * then a letter of its own.  Returned as JSON text (malloc'ed). */
+static char *
+tagged_job(int i, size_t size)
+{
+    char *json = malloc(size + 3), tag[16];
+    int n = snprintf(tag, sizeof(tag), "%d:", i);
+
+    ck_assert_ptr_nonnull(json);
+    json[0] = '"';
+    memset(json + 1, 'a' + i % 26, size);
+    memcpy(json + 1, tag, (size_t)n < size ? (size_t)n : size);
+    json[size + 1] = '"';
+    json[size + 2] = '\0';
+    return json;
+}
+
+/* Results of every size around the one where a result stops sharing a
+ * chunk and is written from where it lies (tiny, 16 KiB - 1, 16 KiB,
+ * 16 KiB + 1, 200 KB, over 1 MiB), pipelined with status requests between
+ * them on one connection: each reply arrives whole, under its own msgid,
+ * with its own bytes; once all are read the daemon holds no reply bytes. */
+START_TEST(interleaved_big_and_small_replies_arrive_whole_under_their_msgids)
+{
+    enum { N = 49 };
+    static const size_t sizes[] = { 5, 16383, 16384, 16385, 200000, 1100000, 40 };
+    struct h_daemon *d = h_started(h_daemon_start("--builtin", "echo", "-w", "2", NULL));
+    struct h_rpc *c = h_connected(d), *watch = h_connected(d);
+    uint32_t msgid[N];
+    size_t size[N];
+
+    h_rpc_cork(c);
+    for (int i = 0; i < N; i++) {
+        if (i % 5 == 4) {
+            msgid[i] = h_rpc_send(c, "status", "[]");
+            size[i] = 0;
+            continue;
+        }
+        size[i] = sizes[i % 7];
+        char *job = tagged_job(i, size[i]);
+        msgid[i] = h_rpc_submit(c, job, NULL);
+        free(job);
+    }
+    h_rpc_uncork(c);
+    for (int i = 0; i < N; i++) {
+        struct h_resp *r = h_rpc_wait(c, msgid[i], 30000);
+        ck_assert_msg(r != NULL, "no reply to request %d", i);
+        ck_assert_msg(r->error == NULL, "request %d: %s", i, h_json(r->error));
+        if (size[i] == 0) {
+            ck_assert_int_gt(h_get_int(r->result, "workers"), 0);
+            continue;
+        }
+        const msgpack_object *res = h_get(r->result, "result");
+        ck_assert_ptr_nonnull(res);
+        ck_assert_int_eq(res->type, MSGPACK_OBJECT_STR);
+        ck_assert_uint_eq(res->via.str.size, size[i]);
+        char *want = tagged_job(i, size[i]);
+        ck_assert_msg(memcmp(res->via.str.ptr, want + 1, size[i]) == 0,
+                      "request %d: its reply carries other bytes", i);
+        free(want);
+    }
+    ck_assert_int_eq(c->nstash, 0);
+    const msgpack_object *clients = h_get(h_status(watch)->result, "clients");
+    ck_assert_int_eq(h_get_int(clients, "reply_bytes"), 0);
+    ck_assert_int_eq(h_get_int(clients, "behind"), 0);
 }
 END_TEST
 
@@ -436,6 +542,10 @@ fault_clients_suite(void)
     tc = h_tcase("reply_memory", 180);
     tcase_add_test(tc, clients_that_do_not_read_are_bounded_and_lose_nothing_once_they_read);
     tcase_add_test(tc, a_client_past_its_hard_limit_is_disconnected_and_its_waiting_jobs_cancelled);
+    tcase_add_test(tc, clients_pipelining_thousands_of_requests_do_not_hold_up_the_others);
+    suite_add_tcase(s, tc);
+    tc = h_tcase("big_replies", 120);
+    tcase_add_test(tc, interleaved_big_and_small_replies_arrive_whole_under_their_msgids);
     suite_add_tcase(s, tc);
     tc = h_tcase("address_space", 180);
     tcase_add_test(tc, out_of_memory_every_client_is_answered_whole_or_disconnected);

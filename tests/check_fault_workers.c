@@ -280,6 +280,38 @@ START_TEST(cmd_job_leaves_no_process_behind)
 }
 END_TEST
 
+/* A chain of 100 generations, each in a session of its own and each
+ * parent alive: the sweep follows orphans down generation by generation,
+ * and the last one is gone by the outcome too (a cap of 64 generations
+ * once let the rest outlive the job and the daemon). */
+START_TEST(cmd_job_leaves_no_deep_chain_behind)
+{
+    struct h_daemon *d = h_started(h_daemon_start("-w", "1", NULL));
+    struct h_rpc *c = h_connected(d);
+    const char *dir = h_tempdir();
+    char chain[256], flag[256], job[1024];
+
+    snprintf(chain, sizeof(chain), "%s/chain.sh", dir);
+    snprintf(flag, sizeof(flag), "%s/last.pid", dir);
+    FILE *f = fopen(chain, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("n=$1; flag=$2\n"
+          "if [ \"$n\" -eq 0 ]; then echo $$ > \"$flag.tmp\"; "
+          "mv \"$flag.tmp\" \"$flag\"; exec sleep 300; fi\n"
+          "setsid sh \"$0\" $((n - 1)) \"$flag\" &\n"
+          "exec sleep 300\n", f);
+    ck_assert_int_eq(fclose(f), 0);
+    snprintf(job, sizeof(job), "{\"argv\": [\"sh\", \"-c\", \"sh %s 100 %s & "
+             "while [ ! -s %s ]; do sleep 0.01; done; cat %s\"]}",
+             chain, flag, flag, flag);
+    /* Building 100 generations of sh takes a while on a loaded machine. */
+    struct h_resp *r = h_rpc_wait(c, h_rpc_submit(c, job, NULL), 60000);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_msg(r->error == NULL, "%s", h_json(r->error));
+    assert_gone(d, printed_pid(h_get(r->result, "result")), "generation 100");
+}
+END_TEST
+
 /* A module job that leaves processes behind: they are gone by its
  * outcome too. */
 START_TEST(module_job_leaves_no_process_behind)
@@ -408,6 +440,7 @@ fault_workers_suite(void)
 
     tc = h_tcase("descendants", 30);
     tcase_add_test(tc, cmd_job_leaves_no_process_behind);
+    tcase_add_test(tc, cmd_job_leaves_no_deep_chain_behind);
     tcase_add_test(tc, module_job_leaves_no_process_behind);
     suite_add_tcase(s, tc);
 

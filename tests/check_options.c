@@ -123,6 +123,22 @@ START_TEST(last_config_flag_names_the_file)
 }
 END_TEST
 
+START_TEST(poison_after_comes_from_the_config_file_too)
+{
+    const char *file = write_config("forkpool.conf", "poison-after 3\n");
+    const char *const args[] = { "-c", "%s", NULL };
+    const char *const flag[] = { "-c", "%s", "--poison-after", "0", NULL };
+    struct fp_daemon_opts o;
+
+    ck_assert_int_eq(parse(&o, file, args), FP_OPTS_RUN);
+    ck_assert_uint_eq(o.cfg.poison_after, 3);
+    fp_daemon_opts_free(&o);
+    ck_assert_int_eq(parse(&o, file, flag), FP_OPTS_RUN);
+    ck_assert_uint_eq(o.cfg.poison_after, 0);     /* the flag wins: off */
+    fp_daemon_opts_free(&o);
+}
+END_TEST
+
 START_TEST(config_file_error_names_file_and_line)
 {
     const char *file = write_config("forkpool.conf", "workers 2\nworkers zero\n");
@@ -133,6 +149,27 @@ START_TEST(config_file_error_names_file_and_line)
     ck_assert_int_eq(parse(&o, file, args), FP_OPTS_ERROR);
     snprintf(want, sizeof(want), "%s:2: --workers: expected an integer", file);
     ck_assert_msg(strncmp(o.err, want, strlen(want)) == 0, "%s", o.err);
+    fp_daemon_opts_free(&o);
+}
+END_TEST
+
+/* --heartbeat-timeout, from the file or the command line (which wins). */
+START_TEST(heartbeat_timeout_from_the_config_file_or_a_flag)
+{
+    const char *file = write_config("forkpool.conf", "heartbeat-timeout 2.5\n");
+    const char *const from_file[] = { "-c", "%s", NULL };
+    const char *const overridden[] = { "-c", "%s", "--heartbeat-timeout", "0.5", NULL };
+    const char *const none[] = { NULL };
+    struct fp_daemon_opts o;
+
+    ck_assert_int_eq(parse(&o, file, from_file), FP_OPTS_RUN);
+    ck_assert(o.cfg.heartbeat_timeout == 2.5);
+    fp_daemon_opts_free(&o);
+    ck_assert_int_eq(parse(&o, file, overridden), FP_OPTS_RUN);
+    ck_assert(o.cfg.heartbeat_timeout == 0.5);
+    fp_daemon_opts_free(&o);
+    ck_assert_int_eq(parse(&o, NULL, none), FP_OPTS_RUN);
+    ck_assert(o.cfg.heartbeat_timeout == 0);     /* off by default */
     fp_daemon_opts_free(&o);
 }
 END_TEST
@@ -168,15 +205,35 @@ static const struct {
     { { "--log", "file" }, "--log: expected stderr or syslog, got 'file'" },
     { { "--job-timeout", "-1" },
       "--job-timeout: expected a number of seconds >= 0, got '-1'" },
+    { { "--heartbeat-timeout", "-1" },
+      "--heartbeat-timeout: expected a number of seconds >= 0, got '-1'" },
+    { { "--heartbeat-timeout", "nan" },
+      "--heartbeat-timeout: expected a number of seconds >= 0, got 'nan'" },
     { { "--pidfile=" }, "--pidfile: empty path" },
     { { "--max-workers", "4", "-w", "5" }, "--workers: 5 is more than --max-workers (4)" },
     { { "--module-config", "{}" }, "--module-config: needs --module" },
     { { "--builtin", "echo", "--exec", "cat" },
       "--module, --exec and --builtin are exclusive: choose one" },
+    { { "--poison-after", "-1" },
+      "--poison-after: expected an integer from 0 to 65535, got '-1'" },
+    { { "--poison-after", "65536" },
+      "--poison-after: expected an integer from 0 to 65535, got '65536'" },
     { { "--reply-soft-limit", "100" },
       "--reply-soft-limit: expected an integer from 4096 to 1099511627776, got '100'" },
     { { "--reply-max-bytes", "1x" },
       "--reply-max-bytes: expected an integer from 4096 to 1099511627776, got '1x'" },
+    { { "--redis", "tcp://h:1" },
+      "--redis: bad Redis URL 'tcp://h:1': expected unix:/path or redis://host:port[/db]" },
+    { { "--redis", "redis://h:99999" },
+      "--redis: bad Redis URL 'redis://h:99999': the port must be 1..65535" },
+    { { "--lease", "5" }, "--lease: needs --redis" },
+    { { "--redis-queue", "q" }, "--redis-queue: needs --redis" },
+    { { "--redis", "unix:/r.sock", "--lease", "0.01" },
+      "--lease: expected seconds from 0.1 to 86400, got '0.01'" },
+    { { "--redis", "unix:/r.sock", "--max-deliveries", "0" },
+      "--max-deliveries: expected an integer from 1 to 1000, got '0'" },
+    { { "--redis", "unix:/r.sock", "--redis-queue", "a{b}" },
+      "--redis-queue: 'a{b}': only printable characters, no spaces or braces" },
     { { "--max-job-bytes", "1048576", "--reply-hard-limit", "9437183" },
       "--reply-hard-limit: 9437183 is less than the soft limit plus --max-job-bytes "
       "(8388608 + 1048576): one result could cut off a client that reads" },
@@ -189,6 +246,40 @@ START_TEST(bad_value_returns_an_error_naming_the_flag)
     /* Getting here at all shows the parser did not exit. */
     ck_assert_int_eq(parse(&o, NULL, bad_values[_i].args), FP_OPTS_ERROR);
     ck_assert_str_eq(o.err, bad_values[_i].err);
+    fp_daemon_opts_free(&o);
+}
+END_TEST
+
+/* The Redis options, from the config file as from flags. */
+START_TEST(redis_options_from_the_config_file)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/conf", h_tempdir());
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("redis redis://127.0.0.1:6390/2\nredis-queue images\nlease 12.5\n"
+          "max-deliveries 5\nredis-retention 3600\n", f);
+    fclose(f);
+    const char *const args[] = { "-c", "%s", NULL };
+    struct fp_daemon_opts o;
+
+    ck_assert_int_eq(parse(&o, path, args), FP_OPTS_RUN);
+    ck_assert_str_eq(o.redis.url_text, "redis://127.0.0.1:6390/2");
+    ck_assert_str_eq(o.redis.url.host, "127.0.0.1");
+    ck_assert_uint_eq(o.redis.url.port, 6390);
+    ck_assert_uint_eq(o.redis.url.db, 2);
+    ck_assert_str_eq(o.redis.queue, "images");
+    ck_assert(o.redis.lease == 12.5);
+    ck_assert_uint_eq(o.redis.max_deliveries, 5);
+    ck_assert(o.redis.retention == 3600);
+    fp_daemon_opts_free(&o);
+
+    const char *const none[] = { NULL };
+    ck_assert_int_eq(parse(&o, NULL, none), FP_OPTS_RUN);
+    ck_assert_ptr_null(o.redis.url_text);
+    ck_assert_str_eq(o.redis.queue, "forkpool");
+    ck_assert(o.redis.lease == 30);
+    ck_assert_uint_eq(o.redis.max_deliveries, 3);
     fp_daemon_opts_free(&o);
 }
 END_TEST
@@ -264,13 +355,16 @@ options_suite(void)
     tcase_add_test(tc, flags_override_the_config_file_before_or_after_it);
     tcase_add_test(tc, last_config_flag_names_the_file);
     tcase_add_test(tc, config_file_error_names_file_and_line);
+    tcase_add_test(tc, poison_after_comes_from_the_config_file_too);
     tcase_add_test(tc, unreadable_config_file_is_an_error);
+    tcase_add_test(tc, heartbeat_timeout_from_the_config_file_or_a_flag);
     suite_add_tcase(s, tc);
 
     tc = h_tcase("errors", 10);
     tcase_add_loop_test(tc, bad_value_returns_an_error_naming_the_flag, 0,
                         sizeof(bad_values) / sizeof(bad_values[0]));
     tcase_add_test(tc, help_and_version_are_reported_not_acted_on);
+    tcase_add_test(tc, redis_options_from_the_config_file);
     suite_add_tcase(s, tc);
 
     tc = h_tcase("defaults", 10);

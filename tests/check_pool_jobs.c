@@ -168,6 +168,84 @@ START_TEST(large_jobs_round_trip)
 }
 END_TEST
 
+/* What keep_cb kept of each outcome (fp_outcome_keep). */
+static struct kept {
+    uint64_t    id;
+    const char *data;       /* where the outcome's bytes were */
+    size_t      len;
+    void       *handle;
+    int         again;      /* a second keep of the same outcome */
+} kept[8];
+static size_t nkept;
+
+static void
+keep_cb(const fp_outcome *o, void *arg)
+{
+    struct kept *k = &kept[nkept++];
+
+    record_cb(o, arg);
+    k->id = o->id;
+    k->data = o->data;
+    k->len = o->len;
+    k->handle = fp_outcome_keep(H.pool, o);
+    k->again = fp_outcome_keep(H.pool, o) != NULL;
+}
+
+/* A done callback keeps a result where the pool put it -- big or small --
+ * and reads it after the callback, after other jobs ran, and after the
+ * pool is freed; nothing is copied and nothing leaks (valgrind, ASan). */
+START_TEST(a_kept_outcome_outlives_its_callback_and_the_pool)
+{
+    enum { SIZE = 256 << 10 };
+    fp_config cfg;
+    char *job = malloc(SIZE + 5);
+    fp_outcome outside = { .id = 1 };
+
+    ck_assert_ptr_nonnull(job);
+    nkept = 0;
+    base_config(&cfg, 2);
+    start_pool(&cfg);
+    ck_assert_ptr_null(fp_outcome_keep(H.pool, &outside));     /* no callback runs */
+    job[0] = (char)0xc6;        /* bin 32 */
+    job[1] = 0;
+    job[2] = (char)((SIZE >> 16) & 0xff);
+    job[3] = (char)((SIZE >> 8) & 0xff);
+    job[4] = (char)(SIZE & 0xff);
+    for (int i = 0; i < 4; i++) {
+        for (size_t k = 0; k < SIZE; k++)
+            job[5 + k] = (char)(k * 7 + (size_t)i);
+        ck_assert_int_eq(fp_pool_submit(H.pool, job, SIZE + 5, NULL, keep_cb, &H,
+                                        NULL, NULL), 0);
+    }
+    ck_assert_int_eq(fp_pool_submit(H.pool, "\x2a", 1, NULL, keep_cb, &H, NULL,
+                                    NULL), 0);
+    wait_outcomes(5, 20);
+    submit_int(7);              /* more jobs run over the same blocks */
+    wait_outcomes(6, 20);
+    fp_pool_free(H.pool);
+    H.pool = NULL;
+
+    ck_assert_uint_eq(nkept, 5);
+    for (size_t n = 0; n < nkept; n++) {
+        struct kept *k = &kept[n];
+        ck_assert_msg(k->handle != NULL, "job %llu: not kept", (unsigned long long)k->id);
+        ck_assert_int_eq(k->again, 0);
+        if (k->id == 5) {
+            ck_assert_uint_eq(k->len, 1);
+            ck_assert_int_eq(k->data[0], 0x2a);
+        } else {
+            ck_assert_uint_eq(k->len, SIZE + 5);
+            for (size_t b = 0; b < SIZE; b++)
+                job[5 + b] = (char)(b * 7 + (size_t)(k->id - 1));
+            ck_assert_msg(memcmp(k->data, job, SIZE + 5) == 0,
+                          "job %llu: kept result altered", (unsigned long long)k->id);
+        }
+        fp_outcome_release(k->handle);
+    }
+    free(job);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------
  * Rejections and batches
  * ------------------------------------------------------------------------ */
@@ -480,6 +558,7 @@ pool_jobs_suite(void)
     tcase_add_test(tc, submit_from_callback_chains_jobs);
     tcase_add_test(tc, stats_count_idle_and_busy_workers);
     tcase_add_test(tc, large_jobs_round_trip);
+    tcase_add_test(tc, a_kept_outcome_outlives_its_callback_and_the_pool);
     suite_add_tcase(s, tc);
 
     tc = ph_tcase("expires");

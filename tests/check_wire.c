@@ -51,6 +51,11 @@ static const struct {
     { { B("\x93\xa2ok\xcc\x05\xc0") }, FP_WMSG_OK, 5, { B("\xc0") } },
     /* array 32 and str 8 headers for the envelope */
     { { B("\xdd\x00\x00\x00\x03\xd9\x02ok\x02\xc3") }, FP_WMSG_OK, 2, { B("\xc3") } },
+    /* ["progress", 4, 0.5 as float32] and ["progress", 3, {"done": 2}] */
+    { { B("\x93\xa8progress\x04\xca\x3f\x00\x00\x00") }, FP_WMSG_PROGRESS, 4,
+      { B("\xca\x3f\x00\x00\x00") } },
+    { { B("\x93\xa8progress\x03\x81\xa4" "done\x02") }, FP_WMSG_PROGRESS, 3,
+      { B("\x81\xa4" "done\x02") } },
 };
 
 START_TEST(worker_msg_decodes_each_valid_message)
@@ -61,7 +66,7 @@ START_TEST(worker_msg_decodes_each_valid_message)
     ck_assert_int_eq(fp_wire_worker_msg(worker_valid[_i].in.p, worker_valid[_i].in.n,
                                         &m, &why), 0);
     ck_assert_int_eq(m.type, worker_valid[_i].type);
-    if (m.type != FP_WMSG_OK && m.type != FP_WMSG_ERROR)
+    if (m.type != FP_WMSG_OK && m.type != FP_WMSG_ERROR && m.type != FP_WMSG_PROGRESS)
         return;
     ck_assert_uint_eq(m.id, worker_valid[_i].id);
     ck_assert_uint_eq(m.value_len, worker_valid[_i].value.n);
@@ -115,6 +120,13 @@ static const struct {
     { { B("\x93\xa5" "error\x01\xa5" "ab") }, "malformed result" },
     { { B("\x93\xa2ok\x01\x92\x01") }, "malformed result" },
     { { B("\x93\xa2ok\x01\xc6\xff\xff\xff\xff") }, "malformed result" },
+    /* progress: three elements, an id, a value */
+    { { B("\x92\xa8progress\x01") }, "unknown message" },
+    { { B("\x94\xa8progress\x01\xc0\xc0") }, "unknown message" },
+    { { B("\x93\xa8progress\xff\xc0") }, "malformed progress message" },
+    { { B("\x93\xa8progress\xc0\xc0") }, "malformed progress message" },
+    { { B("\x93\xa8progress\x01") }, "malformed progress message" },
+    { { B("\x93\xa8progress\x01\x92\x01") }, "malformed progress message" },
 };
 
 START_TEST(worker_msg_refuses_each_malformed_shape_with_a_reason)
@@ -369,31 +381,36 @@ static const struct {
     double       timeout;       /* -1: left at the default */
     unsigned     retries;
     int          notify;
+    int          progress;
 } opts_valid[] = {
-    { { B("\x80") }, -1, 0, 0 },
-    { { B("\x81\xa7timeout\xcb\x40\x04\x00\x00\x00\x00\x00\x00") }, 2.5, 0, 0 },
-    { { B("\x81\xa7timeout\x03") }, 3, 0, 0 },
-    { { B("\x81\xa7timeout\xca\x3f\x00\x00\x00") }, 0.5, 0, 0 },
-    { { B("\x81\xa7timeout\x00") }, 0, 0, 0 },
-    { { B("\x81\xa7retries\x64") }, -1, 100, 0 },
-    { { B("\x81\xa7retries\x00") }, -1, 0, 0 },
-    { { B("\x81\xa6notify\xc3") }, -1, 0, 1 },
-    { { B("\x81\xa6notify\xc2") }, -1, 0, 0 },
-    { { B("\x83\xa6notify\xc3\xa7retries\x02\xa7timeout\x01") }, 1, 2, 1 },
+    { { B("\x80") }, -1, 0, 0, 0 },
+    { { B("\x81\xa7timeout\xcb\x40\x04\x00\x00\x00\x00\x00\x00") }, 2.5, 0, 0, 0 },
+    { { B("\x81\xa7timeout\x03") }, 3, 0, 0, 0 },
+    { { B("\x81\xa7timeout\xca\x3f\x00\x00\x00") }, 0.5, 0, 0, 0 },
+    { { B("\x81\xa7timeout\x00") }, 0, 0, 0, 0 },
+    { { B("\x81\xa7retries\x64") }, -1, 100, 0, 0 },
+    { { B("\x81\xa7retries\x00") }, -1, 0, 0, 0 },
+    { { B("\x81\xa6notify\xc3") }, -1, 0, 1, 0 },
+    { { B("\x81\xa6notify\xc2") }, -1, 0, 0, 0 },
+    { { B("\x83\xa6notify\xc3\xa7retries\x02\xa7timeout\x01") }, 1, 2, 1, 0 },
+    { { B("\x81\xa8progress\xc3") }, -1, 0, 0, 1 },
+    { { B("\x81\xa8progress\xc2") }, -1, 0, 0, 0 },
+    { { B("\x82\xa8progress\xc3\xa6notify\xc3") }, -1, 0, 1, 1 },
 };
 
 START_TEST(job_opts_reads_each_valid_option)
 {
     fp_job_opts opts = { .timeout = -1, .retries = 0 };
     char key[FP_MAX_KEY_BYTES + 1];
-    int notify = 0;
+    struct fp_wire_submit_flags flags = { 0, 0 };
     struct fp_reader r;
 
     fp_reader_init(&r, opts_valid[_i].in.p, opts_valid[_i].in.n);
-    ck_assert_ptr_null(fp_wire_job_opts(&r, &opts, &notify, key));
+    ck_assert_ptr_null(fp_wire_job_opts(&r, &opts, &flags, key));
     ck_assert_double_eq(opts.timeout, opts_valid[_i].timeout);
     ck_assert_uint_eq(opts.retries, opts_valid[_i].retries);
-    ck_assert_int_eq(notify, opts_valid[_i].notify);
+    ck_assert_int_eq(flags.notify, opts_valid[_i].notify);
+    ck_assert_int_eq(flags.progress, opts_valid[_i].progress);
     ck_assert_ptr_eq(r.p, r.end);
 }
 END_TEST
@@ -424,9 +441,11 @@ static const struct {
       "malformed: retries must be an integer from 0 to 100" },
     { { B("\x81\xa6notify\x01") }, "malformed: notify must be true or false" },
     { { B("\x81\xa6notify\xc0") }, "malformed: notify must be true or false" },
+    { { B("\x81\xa8progress\x01") }, "malformed: progress must be true or false" },
+    { { B("\x81\xa8progress\xa4true") }, "malformed: progress must be true or false" },
     { { B("\x81\xa5" "bogus\x01") },
-      "malformed: unknown option (expected timeout, retries, key, expires, notify)" },
-    { { B("\x81\x01\x01") }, "malformed: unknown option (expected timeout, retries, key, expires, notify)" },
+      "malformed: unknown option (expected timeout, retries, key, expires, notify, progress)" },
+    { { B("\x81\x01\x01") }, "malformed: unknown option (expected timeout, retries, key, expires, notify, progress)" },
     /* a bad option after a good one */
     { { B("\x82\xa7retries\x01\xa6notify\xa3yes") }, "malformed: notify must be true or false" },
     { { B("\x81\xa3key\x01") }, "malformed: key must be a string of at most 256 bytes" },
@@ -444,12 +463,12 @@ START_TEST(job_opts_refuses_each_bad_option_with_a_reason)
 {
     fp_job_opts opts = { .timeout = -1, .retries = 0 };
     char key[FP_MAX_KEY_BYTES + 1];
-    int notify = 0;
+    struct fp_wire_submit_flags flags = { 0, 0 };
     struct fp_reader r;
     const char *why;
 
     fp_reader_init(&r, opts_bad[_i].in.p, opts_bad[_i].in.n);
-    why = fp_wire_job_opts(&r, &opts, &notify, key);
+    why = fp_wire_job_opts(&r, &opts, &flags, key);
     ck_assert_ptr_nonnull(why);
     ck_assert_str_eq(why, opts_bad[_i].why);
 }
@@ -460,14 +479,14 @@ START_TEST(job_opts_reads_expires)
 {
     fp_job_opts opts = { .timeout = -1, .retries = 0 };
     char key[FP_MAX_KEY_BYTES + 1];
-    int notify = 0;
+    struct fp_wire_submit_flags flags = { 0, 0 };
     struct fp_reader r;
 
     fp_reader_init(&r, "\x81\xa7" "expires\xcb\x3f\xe0\x00\x00\x00\x00\x00\x00", 18);
-    ck_assert_ptr_null(fp_wire_job_opts(&r, &opts, &notify, key));
+    ck_assert_ptr_null(fp_wire_job_opts(&r, &opts, &flags, key));
     ck_assert_double_eq(opts.expires, 0.5);
     fp_reader_init(&r, "\x82\xa7" "expires\x03\xa7timeout\x01", 19);
-    ck_assert_ptr_null(fp_wire_job_opts(&r, &opts, &notify, key));
+    ck_assert_ptr_null(fp_wire_job_opts(&r, &opts, &flags, key));
     ck_assert_double_eq(opts.expires, 3);
     ck_assert_double_eq(opts.timeout, 1);
 }
@@ -479,7 +498,7 @@ START_TEST(job_opts_copies_a_key_of_up_to_256_bytes)
 {
     fp_job_opts opts = { .timeout = -1, .retries = 0 };
     char key[FP_MAX_KEY_BYTES + 1], frame[16 + 300];
-    int notify = 0;
+    struct fp_wire_submit_flags flags = { 0, 0 };
     struct fp_reader r;
 
     for (size_t len = 1; len <= FP_MAX_KEY_BYTES + 1; len += FP_MAX_KEY_BYTES) {
@@ -496,16 +515,16 @@ START_TEST(job_opts_copies_a_key_of_up_to_256_bytes)
         opts.key = NULL;
         fp_reader_init(&r, frame, n);
         if (len <= FP_MAX_KEY_BYTES) {
-            ck_assert_ptr_null(fp_wire_job_opts(&r, &opts, &notify, key));
+            ck_assert_ptr_null(fp_wire_job_opts(&r, &opts, &flags, key));
             ck_assert_ptr_eq(opts.key, key);
             ck_assert_uint_eq(strlen(opts.key), len);
         } else {
-            ck_assert_str_eq(fp_wire_job_opts(&r, &opts, &notify, key),
+            ck_assert_str_eq(fp_wire_job_opts(&r, &opts, &flags, key),
                              "malformed: key must be a string of at most 256 bytes");
         }
     }
     fp_reader_init(&r, "\x81\xa3key\xa6tenant", 12);
-    ck_assert_ptr_null(fp_wire_job_opts(&r, &opts, &notify, key));
+    ck_assert_ptr_null(fp_wire_job_opts(&r, &opts, &flags, key));
     ck_assert_str_eq(opts.key, "tenant");
 }
 END_TEST

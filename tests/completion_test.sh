@@ -125,9 +125,9 @@ run_checks() {
     lacks "-w -c" _forkpoold forkpoold --
     is "--sandbox" _forkpoold forkpoold --sa
     is "--log --log-level" _forkpoold forkpoold --lo
-    is "--max-job-bytes --max-jobs --max-rss --max-workers" \
+    is "--max-deliveries --max-job-bytes --max-jobs --max-rss --max-workers" \
         _forkpoold forkpoold --max
-    is "--pidfile --prefetch" _forkpoold forkpoold -w 4 --p
+    is "--pidfile --poison-after --prefetch" _forkpoold forkpoold -w 4 --p
     is "" _forkpoold forkpoold nonsense
 
     # --- forkpoold: values ----------------------------------------------
@@ -150,6 +150,8 @@ run_checks() {
     is "" _forkpoold forkpoold --drain-timeout ''
     is "" _forkpoold forkpoold --module-config ''
     is "" _forkpoold forkpoold --rlimit-as = ''
+    is "" _forkpoold forkpoold --poison-after ''
+    is "--poison-after" _forkpoold forkpoold --poi
     # Users.
     has "root" _forkpoold forkpoold --user ''
     has "root" _forkpoold forkpoold --user ro
@@ -171,11 +173,11 @@ run_checks() {
     has "bash" _forkpoold forkpoold --exec bas
 
     # --- forkpoolctl: global options and commands ------------------------
-    is "submit map status top scale cancel drain reload metrics limit" \
+    is "submit map status top events scale cancel drain reload metrics limit" \
         _forkpoolctl forkpoolctl ''
     is "scale status submit" _forkpoolctl forkpoolctl s
     is "map metrics" _forkpoolctl forkpoolctl m
-    is "-s --socket --rpc-timeout -h --help -V --version" _forkpoolctl forkpoolctl -
+    is "-s --socket --rpc-timeout --redis --redis-queue -h --help -V --version" _forkpoolctl forkpoolctl -
     is "--socket" _forkpoolctl forkpoolctl --so
     is "--rpc-timeout" _forkpoolctl forkpoolctl --rp
     is "" _forkpoolctl forkpoolctl --rpc-timeout ''
@@ -193,9 +195,10 @@ run_checks() {
     popd >/dev/null || fail "cannot cd back"
 
     # --- forkpoolctl: per-command options -------------------------------
-    is "--timeout --retries --key --expires --ids --help" _forkpoolctl forkpoolctl submit --
+    is "--timeout --retries --key --expires --ids --idempotency-key --progress --help" _forkpoolctl forkpoolctl submit --
+    is "map" _forkpoolctl forkpoolctl --redis unix:/r.sock --redis-queue q ma
     is "--timeout" _forkpoolctl forkpoolctl submit --t
-    is "--keep-order --fail-fast --timeout --retries --window --key --expires --ids --help" \
+    is "--keep-order --fail-fast --timeout --retries --window --key --expires --ids --progress --help" \
         _forkpoolctl forkpoolctl map --
     is "--fail-fast" _forkpoolctl forkpoolctl -s x.sock map --keep-order --f
     is "--window" _forkpoolctl forkpoolctl map --w
@@ -204,6 +207,8 @@ run_checks() {
     is "--json --help -h" _forkpoolctl forkpoolctl status -
     is "--interval --count --help" _forkpoolctl forkpoolctl top --
     is "--count" _forkpoolctl forkpoolctl top --interval 2 --c
+    is "--count --help" _forkpoolctl forkpoolctl events --
+    is "" _forkpoolctl forkpoolctl events --count ''
     is "--help" _forkpoolctl forkpoolctl drain --
     is "--help" _forkpoolctl forkpoolctl scale --
     # Values and operands: nothing to offer.

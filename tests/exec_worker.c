@@ -10,7 +10,14 @@
  *                          ["error", id, "exec says no"] when x is "fail";
  *                          break the protocol on request: x = "wrong id"
  *                          answers for another id, x = "huge" starts a
- *                          result that declares a 4 GiB value
+ *                          result that declares a 4 GiB value;
+ *                          progress: x = {"progress": [v, ...]} first
+ *                          reports each v (["progress", id, v]), then
+ *                          answers as above; x = "progress wrong id"
+ *                          reports for another id (and answers nothing),
+ *                          x = "progress huge" starts a report that
+ *                          declares a 4 GiB value, x = "progress after"
+ *                          answers and then reports (while idle)
  *   exec_worker ready-then-exit
  *                          say "ready" (by hand) and exit at once
  *   exec_worker testmod    run the test module (testmod.h) via libforkpool's
@@ -46,13 +53,49 @@ write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
+/* Pack ["progress", id, <the header of v>] ("tag" mode); the caller packs
+ * v, or writes its raw bytes. */
+static void
+tag_progress_head(msgpack_packer *pk, uint64_t id)
+{
+    msgpack_pack_array(pk, 3);
+    pack_cstr(pk, "progress");
+    msgpack_pack_uint64(pk, id);
+}
+
 /* Pack the answer to job `id` with payload x ("tag" mode). */
 static void
 tag_answer(msgpack_packer *pk, msgpack_sbuffer *sb, uint64_t id,
            const msgpack_object *x)
 {
     int fail = is(x, "fail");
+    const msgpack_object *reports = get(x, "progress");
 
+    if (is(x, "progress wrong id")) {
+        tag_progress_head(pk, id + 1000);
+        msgpack_pack_int(pk, 1);
+        return;
+    }
+    if (is(x, "progress huge")) {
+        tag_progress_head(pk, id);
+        msgpack_sbuffer_write(sb, "\xc6\xff\xff\xff\xff", 5);
+        return;
+    }
+    if (reports != NULL && reports->type == MSGPACK_OBJECT_ARRAY)
+        for (uint32_t i = 0; i < reports->via.array.size; i++) {
+            tag_progress_head(pk, id);
+            msgpack_pack_object(pk, reports->via.array.ptr[i]);
+        }
+    if (is(x, "progress after")) {
+        /* The answer, then a report for the job that has ended. */
+        msgpack_pack_array(pk, 3);
+        pack_cstr(pk, "ok");
+        msgpack_pack_uint64(pk, id);
+        msgpack_pack_nil(pk);
+        tag_progress_head(pk, id);
+        msgpack_pack_int(pk, 1);
+        return;
+    }
     msgpack_pack_array(pk, 3);
     if (is(x, "wrong id")) {
         pack_cstr(pk, "ok");

@@ -255,6 +255,7 @@ h_teardown(void)
 {
     h_rpc_teardown();
     h_daemon_teardown();
+    h_redis_teardown();
     while (ndirs > 0) {
         char *dir = dirs[--ndirs];
         remove_dir(dir);

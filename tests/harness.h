@@ -116,7 +116,13 @@ int  h_spawns(const struct h_daemon *d);
 struct h_resp {
     uint32_t               msgid;
     int                    is_outcome;  /* a submit_batch "outcome" notification */
+    int                    is_event;    /* an "event" notification: result is
+                                           its map (msgid 0, error NULL) */
     uint64_t               index;       /* its job's index in the batch */
+    int                    is_progress; /* a "progress" notification: result
+                                           is the value */
+    uint64_t               id;          /* its job's id */
+    uint64_t               seq;         /* arrival order on the connection */
     msgpack_unpacked       u;
     const msgpack_object  *error;
     const msgpack_object  *result;
@@ -160,6 +166,14 @@ struct h_resp *h_rpc_wait(struct h_rpc *c, uint32_t msgid, int timeout_ms);
  * msgid; NULL on timeout or EOF. */
 struct h_resp *h_rpc_wait_outcome(struct h_rpc *c, uint32_t msgid, uint64_t index,
                                   int timeout_ms);
+/* The "progress" notifications of request msgid received so far, in
+ * arrival order (at most max of them, taken out of the stash).  Returns
+ * how many. */
+size_t h_rpc_take_progress(struct h_rpc *c, uint32_t msgid, struct h_resp **out,
+                           size_t max);
+/* The next "event" notification [2, "event", [map]] (after subscribe), in
+ * the order they came: r->result is the map.  NULL on timeout or EOF. */
+struct h_resp *h_rpc_next_event(struct h_rpc *c, int timeout_ms);
 /* send + wait with H_REPLY_MS. */
 struct h_resp *h_rpc_call(struct h_rpc *c, const char *method, const char *params_json);
 /* Read until the daemon closes the connection.  Returns the number of
@@ -210,6 +224,16 @@ size_t h_strip_receipts(char *text);
  * stderr meanwhile if d is not NULL.  Returns the wait status. */
 int h_run_argv(struct h_run *r, struct h_daemon *d, const char *stdin_text,
                int timeout_ms, char *const argv[]);
+/* The same in two halves: start argv (stdin_text on its stdin) and go on;
+ * then wait for it as h_run_argv does.  Finish what you start (one left
+ * running is killed and reaped only at the suite's end). */
+struct h_proc;
+struct h_proc *h_run_start(const char *stdin_text, char *const argv[]);
+int h_run_finish(struct h_run *r, struct h_proc *p, struct h_daemon *d,
+                 int timeout_ms);
+/* forkpoolctl -s d->sock ARGS... started in the background (h_run_start). */
+struct h_proc *h_ctl_start(struct h_daemon *d, const char *arg, ...)
+    __attribute__((sentinel));
 /* forkpoolctl -s d->sock ARGS... (NULL-terminated), 10 s deadline. */
 int h_ctl(struct h_run *r, struct h_daemon *d, const char *stdin_text,
           const char *arg, ...) __attribute__((sentinel));
@@ -273,5 +297,28 @@ pid_t h_worker_pid(struct h_rpc *c);
 #ifndef H_ASAN
 # define H_ASAN 0
 #endif
+
+/* ---- Redis (harness_redis.c) ------------------------------------------- */
+
+/* A redis-server of the test's own: UNIX socket in a temp dir, AOF with
+ * appendfsync always, no TCP port; killed at teardown. */
+struct h_redis {
+    pid_t pid;              /* -1 while it is down */
+    char  dir[64];
+    char  sock[108];
+    char  url[120];         /* "unix:<sock>", for --redis */
+};
+
+/* 1 if redis-server is on PATH (suites skip, exit 77, without it). */
+int h_redis_available(void);
+/* Start one and wait until it answers PING; fails the test otherwise. */
+struct h_redis *h_redis_start(void);
+/* Send sig; for SIGKILL and SIGTERM also reap it (it is then down). */
+void h_redis_kill(struct h_redis *r, int sig);
+/* kill -9 and start again on the same dir and AOF. */
+void h_redis_restart(struct h_redis *r);
+/* A blocking hiredis connection (redisContext *), for the test's own
+ * commands; the caller frees it with redisFree. */
+void *h_redis_connect(struct h_redis *r);
 
 #endif /* FP_TESTS_HARNESS_H */

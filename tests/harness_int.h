@@ -29,5 +29,6 @@ void h_pack_json_text(msgpack_packer *pk, const char *text);
  * handed out; kill and reap every daemon. */
 void h_rpc_teardown(void);
 void h_daemon_teardown(void);
+void h_redis_teardown(void);
 
 #endif /* FP_TESTS_HARNESS_INT_H */

@@ -124,6 +124,49 @@ h_rpc_close(struct h_rpc *c)
     rpc_free(c);
 }
 
+static int
+is_str(const msgpack_object *o, const char *s)
+{
+    return o->type == MSGPACK_OBJECT_STR && o->via.str.size == strlen(s)
+           && memcmp(o->via.str.ptr, s, o->via.str.size) == 0;
+}
+
+static void
+stash_add(struct h_rpc *c, struct h_resp *r)
+{
+    if (c->nstash == c->capstash) {
+        c->capstash = c->capstash ? c->capstash * 2 : 32;
+        c->stash = realloc(c->stash, c->capstash * sizeof(*c->stash));
+        ck_assert_ptr_nonnull(c->stash);
+    }
+    c->stash[c->nstash++] = r;
+}
+
+/* [2, "event", [map]] (after subscribe): stashed, in order, as a response
+ * with is_event set and the map as its result.  Returns 1 if o was one. */
+static int
+event_stashed(struct h_rpc *c, const msgpack_object *o)
+{
+    const msgpack_object *top = o->via.array.ptr;
+
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 3
+        || top[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || top[0].via.u64 != 2
+        || top[1].type != MSGPACK_OBJECT_STR || top[1].via.str.size != 5
+        || memcmp(top[1].via.str.ptr, "event", 5) != 0)
+        return 0;
+    ck_assert_msg(top[2].type == MSGPACK_OBJECT_ARRAY && top[2].via.array.size == 1
+                  && top[2].via.array.ptr[0].type == MSGPACK_OBJECT_MAP,
+                  "malformed event notification: %s", h_json(o));
+    struct h_resp *r = calloc(1, sizeof(*r));
+    ck_assert_ptr_nonnull(r);
+    r->u = c->pending;                  /* takes the zone */
+    msgpack_unpacked_init(&c->pending);
+    r->is_event = 1;
+    r->result = &r->u.data.via.array.ptr[2].via.array.ptr[0];
+    stash_add(c, r);
+    return 1;
+}
+
 /* Take every complete response out of the unpacker into the stash. */
 static void
 rpc_parse(struct h_rpc *c)
@@ -135,21 +178,26 @@ rpc_parse(struct h_rpc *c)
         ck_assert_msg(rc == MSGPACK_UNPACK_SUCCESS,
                       "the daemon sent bytes that are not msgpack (%d)", rc);
         const msgpack_object *o = &c->pending.data;
+        if (event_stashed(c, o))
+            continue;
         /* [2, "outcome", [msgid, index, error, result]]: a batch job ended;
          * kept like a response, with its index.  f: msgid, then (index,)
          * error, result. */
         const msgpack_object *top = o->via.array.ptr, *f;
-        int outcome = o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 3
-                      && top[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER
-                      && top[0].via.u64 == 2 && top[2].type == MSGPACK_OBJECT_ARRAY
-                      && top[2].via.array.size == 4
-                      && top[2].via.array.ptr[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER;
-        if (!outcome)
+        int note = o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 3
+                   && top[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER
+                   && top[0].via.u64 == 2 && top[2].type == MSGPACK_OBJECT_ARRAY
+                   && top[2].via.array.size >= 2
+                   && top[2].via.array.ptr[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER;
+        int outcome = note && top[2].via.array.size == 4;
+        /* [2, "progress", [msgid, id, value]]: a job's progress. */
+        int progress = note && top[2].via.array.size == 3 && is_str(&top[1], "progress");
+        if (!outcome && !progress)
             ck_assert_msg(o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 4
                           && top[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER
                           && top[0].via.u64 == 1,
                           "not a MessagePack-RPC response: %s", h_json(o));
-        f = outcome ? top[2].via.array.ptr : top + 1;
+        f = outcome || progress ? top[2].via.array.ptr : top + 1;
         ck_assert_msg(f[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER
                       && f[0].via.u64 <= UINT32_MAX, "no msgid in %s", h_json(o));
         struct h_resp *r = calloc(1, sizeof(*r));
@@ -157,19 +205,21 @@ rpc_parse(struct h_rpc *c)
         r->u = c->pending;              /* takes the zone: f stays valid */
         msgpack_unpacked_init(&c->pending);
         r->msgid = (uint32_t)f[0].via.u64;
-        if (outcome) {
+        r->seq = c->got;
+        if (progress) {
+            r->is_progress = 1;
+            r->id = f[1].via.u64;
+            r->result = &f[2];
+        } else if (outcome) {
             r->is_outcome = 1;
             r->index = f[1].via.u64;
             f++;
         }
-        r->error = f[1].type == MSGPACK_OBJECT_NIL ? NULL : &f[1];
-        r->result = &f[2];
-        if (c->nstash == c->capstash) {
-            c->capstash = c->capstash ? c->capstash * 2 : 32;
-            c->stash = realloc(c->stash, c->capstash * sizeof(*c->stash));
-            ck_assert_ptr_nonnull(c->stash);
+        if (!progress) {
+            r->error = f[1].type == MSGPACK_OBJECT_NIL ? NULL : &f[1];
+            r->result = &f[2];
         }
-        c->stash[c->nstash++] = r;
+        stash_add(c, r);
         c->got++;
     }
 }
@@ -285,13 +335,17 @@ h_rpc_uncork(struct h_rpc *c)
 uint32_t
 h_rpc_submit(struct h_rpc *c, const char *job_json, const char *opts_json)
 {
-    char params[4096];
+    size_t len = strlen(job_json) + (opts_json != NULL ? strlen(opts_json) : 0) + 8;
+    char *params = malloc(len);     /* a job of any size */
 
+    ck_assert_ptr_nonnull(params);
     if (opts_json != NULL)
-        snprintf(params, sizeof(params), "[%s, %s]", job_json, opts_json);
+        snprintf(params, len, "[%s, %s]", job_json, opts_json);
     else
-        snprintf(params, sizeof(params), "[%s]", job_json);
-    return h_rpc_send(c, "submit", params);
+        snprintf(params, len, "[%s]", job_json);
+    uint32_t msgid = h_rpc_send(c, "submit", params);
+    free(params);
+    return msgid;
 }
 
 /* Take msgid's response out of the stash, or NULL. */
@@ -300,7 +354,7 @@ stash_take(struct h_rpc *c, uint32_t msgid)
 {
     for (size_t i = 0; i < c->nstash; i++) {
         struct h_resp *r = c->stash[i];
-        if (r->msgid == msgid && !r->is_outcome) {
+        if (r->msgid == msgid && !r->is_outcome && !r->is_progress && !r->is_event) {
             memmove(&c->stash[i], &c->stash[i + 1],
                     (c->nstash - i - 1) * sizeof(c->stash[0]));
             c->nstash--;
@@ -334,7 +388,8 @@ h_rpc_wait_outcome(struct h_rpc *c, uint32_t msgid, uint64_t index, int timeout_
         rpc_read(c);
         for (size_t i = 0; i < c->nstash; i++) {
             struct h_resp *r = c->stash[i];
-            if (r->is_outcome && r->msgid == msgid && r->index == index) {
+            if (r->is_outcome && !r->is_event && r->msgid == msgid
+                && r->index == index) {
                 memmove(&c->stash[i], &c->stash[i + 1],
                         (c->nstash - i - 1) * sizeof(c->stash[0]));
                 c->nstash--;
@@ -345,6 +400,48 @@ h_rpc_wait_outcome(struct h_rpc *c, uint32_t msgid, uint64_t index, int timeout_
             return NULL;
         rpc_poll(c, 0, h_left_ms(deadline));
     }
+}
+
+struct h_resp *
+h_rpc_next_event(struct h_rpc *c, int timeout_ms)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+
+    for (;;) {
+        rpc_read(c);
+        for (size_t i = 0; i < c->nstash; i++) {
+            struct h_resp *r = c->stash[i];
+            if (r->is_event) {
+                memmove(&c->stash[i], &c->stash[i + 1],
+                        (c->nstash - i - 1) * sizeof(c->stash[0]));
+                c->nstash--;
+                return hand_out(r);
+            }
+        }
+        if (c->eof || h_left_ms(deadline) == 0)
+            return NULL;
+        rpc_poll(c, 0, h_left_ms(deadline));
+    }
+}
+
+size_t
+h_rpc_take_progress(struct h_rpc *c, uint32_t msgid, struct h_resp **out, size_t max)
+{
+    size_t n = 0;
+
+    rpc_read(c);
+    for (size_t i = 0; i < c->nstash && n < max;) {
+        struct h_resp *r = c->stash[i];
+        if (!r->is_progress || r->msgid != msgid) {
+            i++;
+            continue;
+        }
+        memmove(&c->stash[i], &c->stash[i + 1],
+                (c->nstash - i - 1) * sizeof(c->stash[0]));
+        c->nstash--;
+        out[n++] = hand_out(r);
+    }
+    return n;
 }
 
 struct h_resp *

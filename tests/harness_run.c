@@ -49,22 +49,30 @@ capture_read(struct capture *cp)
     }
 }
 
-int
-h_run_argv(struct h_run *r, struct h_daemon *d, const char *stdin_text,
-           int timeout_ms, char *const argv[])
-{
-    int in[2], out[2], err[2], pidfd, status = -1;
-    int64_t deadline = h_now_ms() + timeout_ms;
-    size_t in_off = 0, in_len = stdin_text != NULL ? strlen(stdin_text) : 0;
-    struct capture co = { 0 }, ce = { 0 };
-    pid_t pid;
+/* A program started by h_run_start, until h_run_finish. */
+struct h_proc {
+    pid_t          pid;
+    int            pidfd;
+    int            in;              /* its stdin, -1 once closed */
+    const char    *stdin_text;
+    size_t         in_off, in_len;
+    struct capture co, ce;
+    const char    *name;
+};
 
+struct h_proc *
+h_run_start(const char *stdin_text, char *const argv[])
+{
+    int in[2], out[2], err[2];
+    struct h_proc *p = h_keep(calloc(1, sizeof(*p)));
+
+    ck_assert_ptr_nonnull(p);
     h_track_exit();
     ck_assert(pipe2(in, O_CLOEXEC) == 0 && pipe2(out, O_CLOEXEC) == 0
               && pipe2(err, O_CLOEXEC) == 0);
-    pid = fork();
-    ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
+    p->pid = fork();
+    ck_assert_msg(p->pid >= 0, "fork: %s", strerror(errno));
+    if (p->pid == 0) {
         if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0)
             _exit(126);
         close_range(3, ~0U, 0);
@@ -76,24 +84,37 @@ h_run_argv(struct h_run *r, struct h_daemon *d, const char *stdin_text,
     close(in[0]);
     close(out[1]);
     close(err[1]);
-    pidfd = h_pidfd(pid);
-    ck_assert_int_ge(pidfd, 0);
-    co.fd = out[0];
-    ce.fd = err[0];
-    fcntl(in[1], F_SETFL, O_NONBLOCK);
-    fcntl(co.fd, F_SETFL, O_NONBLOCK);
-    fcntl(ce.fd, F_SETFL, O_NONBLOCK);
-    if (in_len == 0) {
-        close(in[1]);
-        in[1] = -1;
+    p->pidfd = h_pidfd(p->pid);
+    ck_assert_int_ge(p->pidfd, 0);
+    p->name = argv[0];
+    p->in = in[1];
+    p->stdin_text = stdin_text;
+    p->in_len = stdin_text != NULL ? strlen(stdin_text) : 0;
+    p->co.fd = out[0];
+    p->ce.fd = err[0];
+    fcntl(p->in, F_SETFL, O_NONBLOCK);
+    fcntl(p->co.fd, F_SETFL, O_NONBLOCK);
+    fcntl(p->ce.fd, F_SETFL, O_NONBLOCK);
+    if (p->in_len == 0) {
+        close(p->in);
+        p->in = -1;
     }
+    return p;
+}
+
+int
+h_run_finish(struct h_run *r, struct h_proc *p, struct h_daemon *d,
+             int timeout_ms)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+    int status = -1;
 
     for (;;) {
         struct pollfd pfd[5] = {
-            { .fd = pidfd, .events = POLLIN },
-            { .fd = co.fd, .events = POLLIN },
-            { .fd = ce.fd, .events = POLLIN },
-            { .fd = in[1], .events = POLLOUT },
+            { .fd = p->pidfd, .events = POLLIN },
+            { .fd = p->co.fd, .events = POLLIN },
+            { .fd = p->ce.fd, .events = POLLIN },
+            { .fd = p->in, .events = POLLOUT },
             { .fd = d != NULL ? d->errfd : -1, .events = POLLIN },
         };
         int n = poll(pfd, 5, h_left_ms(deadline));
@@ -104,47 +125,47 @@ h_run_argv(struct h_run *r, struct h_daemon *d, const char *stdin_text,
         if (pfd[4].revents != 0)
             h_log_read(d);
         if (pfd[1].revents != 0)
-            capture_read(&co);
+            capture_read(&p->co);
         if (pfd[2].revents != 0)
-            capture_read(&ce);
+            capture_read(&p->ce);
         if (pfd[3].revents & (POLLOUT | POLLERR | POLLHUP)) {
-            ssize_t w = write(in[1], stdin_text + in_off, in_len - in_off);
+            ssize_t w = write(p->in, p->stdin_text + p->in_off, p->in_len - p->in_off);
             if (w > 0)
-                in_off += (size_t)w;
-            if ((w < 0 && errno != EAGAIN && errno != EINTR) || in_off == in_len) {
-                close(in[1]);
-                in[1] = -1;
+                p->in_off += (size_t)w;
+            if ((w < 0 && errno != EAGAIN && errno != EINTR) || p->in_off == p->in_len) {
+                close(p->in);
+                p->in = -1;
             }
         }
         if (pfd[0].revents != 0) {
             /* Exited: what it wrote is in the pipes; take it. */
-            capture_read(&co);
-            capture_read(&ce);
-            while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            capture_read(&p->co);
+            capture_read(&p->ce);
+            while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR)
                 ;
             break;
         }
         if (h_left_ms(deadline) == 0) {
             fprintf(stderr, "harness: %s did not finish within %d ms; killing it\n",
-                    argv[0], timeout_ms);
-            kill(pid, SIGKILL);
-            while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                    p->name, timeout_ms);
+            kill(p->pid, SIGKILL);
+            while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR)
                 ;
             status = -1;
             break;
         }
     }
-    close(pidfd);
-    if (in[1] >= 0)
-        close(in[1]);
-    if (co.fd >= 0)
-        close(co.fd);
-    if (ce.fd >= 0)
-        close(ce.fd);
+    close(p->pidfd);
+    if (p->in >= 0)
+        close(p->in);
+    if (p->co.fd >= 0)
+        close(p->co.fd);
+    if (p->ce.fd >= 0)
+        close(p->ce.fd);
     r->status = status;
-    r->out = h_keep(co.buf != NULL ? co.buf : strdup(""));
-    r->outlen = co.len;
-    r->out[co.len] = '\0';
+    r->out = h_keep(p->co.buf != NULL ? p->co.buf : strdup(""));
+    r->outlen = p->co.len;
+    r->out[p->co.len] = '\0';
     r->out_raw = r->out;
     r->outlen_raw = r->outlen;
     for (size_t i = 0; argv[i] != NULL; i++)
@@ -153,10 +174,46 @@ h_run_argv(struct h_run *r, struct h_daemon *d, const char *stdin_text,
             r->outlen = h_strip_receipts(r->out);
             break;
         }
-    r->err = h_keep(ce.buf != NULL ? ce.buf : strdup(""));
-    r->errlen = ce.len;
-    r->err[ce.len] = '\0';
+    r->err = h_keep(p->ce.buf != NULL ? p->ce.buf : strdup(""));
+    r->errlen = p->ce.len;
+    r->err[p->ce.len] = '\0';
     return status;
+}
+
+int
+h_run_argv(struct h_run *r, struct h_daemon *d, const char *stdin_text,
+           int timeout_ms, char *const argv[])
+{
+    return h_run_finish(r, h_run_start(stdin_text, argv), d, timeout_ms);
+}
+
+/* forkpoolctl -s d->sock and the NULL-terminated args after `arg`, into
+ * argv (room for 64). */
+static void
+ctl_argv(char **argv, struct h_daemon *d, const char *arg, va_list ap)
+{
+    size_t n = 0;
+
+    argv[n++] = (char *)H_FORKPOOLCTL;
+    argv[n++] = (char *)"-s";
+    argv[n++] = d->sock;
+    for (const char *a = arg; a != NULL; a = va_arg(ap, const char *)) {
+        ck_assert_uint_lt(n, 63);
+        argv[n++] = (char *)a;
+    }
+    argv[n] = NULL;
+}
+
+struct h_proc *
+h_ctl_start(struct h_daemon *d, const char *arg, ...)
+{
+    char *argv[64];
+    va_list ap;
+
+    va_start(ap, arg);
+    ctl_argv(argv, d, arg, ap);
+    va_end(ap);
+    return h_run_start(NULL, argv);
 }
 
 int
@@ -164,19 +221,11 @@ h_ctl(struct h_run *r, struct h_daemon *d, const char *stdin_text,
       const char *arg, ...)
 {
     char *argv[64];
-    size_t n = 0;
     va_list ap;
 
-    argv[n++] = (char *)H_FORKPOOLCTL;
-    argv[n++] = (char *)"-s";
-    argv[n++] = d->sock;
     va_start(ap, arg);
-    for (const char *a = arg; a != NULL; a = va_arg(ap, const char *)) {
-        ck_assert_uint_lt(n, sizeof(argv) / sizeof(argv[0]) - 1);
-        argv[n++] = (char *)a;
-    }
+    ctl_argv(argv, d, arg, ap);
     va_end(ap);
-    argv[n] = NULL;
     return h_run_argv(r, d, stdin_text, 10000, argv);
 }
 

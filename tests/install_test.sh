@@ -52,7 +52,8 @@ libs=$(pkg-config --libs forkpool) || fail "pkg-config --libs forkpool"
 work=$stage/work
 mkdir -p "$work"
 
-# An out-of-tree module: doubles an integer.
+# An out-of-tree module: doubles an integer, reporting "half" on the way
+# (fp_progress: left undefined in the .so, the daemon provides it).
 cat >"$work/double.c" <<'C'
 #include <forkpool.h>
 
@@ -60,6 +61,10 @@ static int
 handle(void *state, const msgpack_object *job, msgpack_packer *out)
 {
     (void)state;
+    if (fp_progress("\xa4half", 5) != 0) {
+        msgpack_pack_str_with_body(out, "fp_progress failed", 18);
+        return 1;
+    }
     if (job->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
         msgpack_pack_str_with_body(out, "not a number", 12);
         return 1;
@@ -74,7 +79,8 @@ $CC $CFLAGS $LDFLAGS -shared -fPIC -Wall -Wextra -Werror "$work/double.c" $cflag
     -o "$work/double.so" \
     || fail "cannot build the module"
 
-# An out-of-tree embedding program: a pool of 2 running the same handler.
+# An out-of-tree embedding program: a pool of 2 running the same handler,
+# with its progress.
 cat >"$work/embed.c" <<'C'
 #include <ev.h>
 #include <stdio.h>
@@ -84,7 +90,16 @@ static int
 handle(void *state, const msgpack_object *job, msgpack_packer *out)
 {
     (void)state;
+    if (fp_progress("\xa4half", 5) != 0)
+        return 1;
     return msgpack_pack_uint64(out, job->via.u64 * 2);
+}
+
+static void
+progress(uint64_t id, const char *value, size_t len, void *arg)
+{
+    (void)id; (void)arg;
+    printf("progress %.*s\n", (int)len - 1, value + 1);
 }
 
 static const fp_module mod = { FP_MODULE_ABI, "embed", NULL, handle, NULL };
@@ -115,7 +130,8 @@ main(void)
         fprintf(stderr, "embed: %s\n", err);
         return 1;
     }
-    fp_pool_submit(pool, "\x15", 1, NULL, done, loop, NULL, NULL);    /* 21 */
+    fp_job_opts opts = { .timeout = -1, .progress = progress };
+    fp_pool_submit(pool, "\x15", 1, &opts, done, loop, NULL, NULL);   /* 21 */
     ev_run(loop, 0);
     fp_pool_free(pool);
     return 0;
@@ -125,7 +141,8 @@ C
 $CC $CFLAGS $LDFLAGS -Wall -Wextra -Werror "$work/embed.c" $cflags $libs -lev \
     -Wl,-rpath,"$stage$libdir" -o "$work/embed" || fail "cannot build the embedding program"
 out=$("$work/embed") || fail "the embedding program failed"
-[ "$out" = "ok 42" ] || fail "embedding program printed '$out', expected 'ok 42'"
+[ "$out" = "progress half
+ok 42" ] || fail "embedding program printed '$out', expected 'progress half', 'ok 42'"
 
 # The installed daemon runs the out-of-tree module; the installed CLI asks.
 sock=$work/s
@@ -140,12 +157,15 @@ while IFS= read -r line <&3; do
     case $line in *"listening on"*) ready=1; break ;; esac
 done
 [ -n "$ready" ] || fail "installed forkpoold did not start"
-out=$(LD_LIBRARY_PATH="$stage$libdir" "$stage$bindir/forkpoolctl" -s "$sock" submit 21)
+out=$(LD_LIBRARY_PATH="$stage$libdir" "$stage$bindir/forkpoolctl" -s "$sock" \
+      submit --progress 21 2>"$work/progress")
 # The line, and its receipt (whose figures vary from run to run).
 case $out in
     '{"id": 1, "ok": true, "result": 42, "stats": {"wait_ms": '*', "attempts": 1}}') ;;
     *) fail "forkpoolctl printed '$out'" ;;
 esac
+[ "$(cat "$work/progress")" = '{"id": 1, "progress": "half"}' ] \
+    || fail "forkpoolctl --progress printed '$(cat "$work/progress")'"
 kill -TERM "$daemon"
 cat <&3 >/dev/null
 wait "$daemon" || fail "installed forkpoold did not drain cleanly"

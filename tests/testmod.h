@@ -44,8 +44,10 @@
  *   {"op": "trapped_fault"}    a NULL write that init's own SIGSEGV handler
  *                              recovers from (config "trap_segv"); result
  *                              "recovered"
- *   {"op": "count", "n": n, "path": p}
- *                              append "n pid\n" to file p, then echo the job
+ *   {"op": "count", "n": n, "path": p, "s": f}
+ *                              append "n pid\n" to file p, sleep f seconds
+ *                              (a float; default none), then echo the job
+ *   {"op": "kill_master"}      SIGKILL the worker's master, then hang
  *   {"op": "crash_once", "path": p}
  *                              crash if p did not exist yet (and create
  *                              it), otherwise echo the job
@@ -57,6 +59,25 @@
  *                              parent has exited)
  *   {"op": "helper"}           result: the pid of the helper init started
  *                              (config "helper"), or nil
+ *   {"op": "progress", "values": [v, ...], "every": f, "after": g}
+ *                              report each v through fp_progress (or, with
+ *                              "n": k instead of "values", the integers 1 to
+ *                              k; with "pad": p, a str of p bytes in place
+ *                              of each integer), sleeping f seconds
+ *                              (default 0) before each and g seconds
+ *                              (default 0) after the last; result: how
+ *                              many; error outcome
+ *                              "fp_progress failed: ..." if one is refused
+ *   {"op": "progress_bad", "bytes": n}
+ *                              result: what fp_progress says (errno names,
+ *                              "0" = taken) to bytes that are not msgpack,
+ *                              to two values, to nothing, to a bin of n
+ *                              bytes (default 1 MiB), then to a good value
+ *   {"op": "progress_thread"}  leave a thread that calls fp_progress in a
+ *                              tight loop, across every later job of the
+ *                              worker (once per worker); result "started"
+ *   {"op": "progress_outside"} result: what fp_progress said when init
+ *                              called it ("ESRCH": no job was running)
  * Any other op is an error outcome, detail "unknown op".
  *
  * Config (--module-config, fp_config.module_config), a map:

@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -49,6 +50,7 @@ hang_forever(void)
 
 static sigjmp_buf trap_jump;
 static pid_t helper_pid;        /* config "helper": what init started */
+static int init_progress_errno; /* what fp_progress said in init (no job) */
 
 /* A process that sleeps until it is killed; returns its pid, or -1. */
 static pid_t
@@ -82,6 +84,8 @@ testmod_init(void **state, const msgpack_object *config)
     struct stat st;
 
     *state = NULL;
+    /* No job runs yet: fp_progress must refuse (op "progress_outside"). */
+    init_progress_errno = fp_progress("\x01", 1) == 0 ? 0 : errno;
     if (config_true(config, "fail_init"))
         return 1;
     if (config_true(config, "hang_init"))
@@ -561,7 +565,24 @@ op_count(void *state, const msgpack_object *job, msgpack_packer *out)
     }
     if (fd >= 0)
         close(fd);
+    const msgpack_object *secs = get(job, "s");
+    if (secs != NULL && secs->type == MSGPACK_OBJECT_FLOAT64 && secs->via.f64 > 0) {
+        struct timespec ts = { (time_t)secs->via.f64,
+                               (long)((secs->via.f64 - (time_t)secs->via.f64) * 1e9) };
+        while (nanosleep(&ts, &ts) != 0)
+            ;
+    }
     return op_echo(state, job, out);
+}
+
+/* SIGKILL the master (a job that takes its host down, for the Redis
+ * tests), then wait to be killed with it. */
+static int
+op_kill_master(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    (void)state; (void)job; (void)out;
+    kill(getppid(), SIGKILL);
+    hang_forever();
 }
 
 /* Wait (at most a minute) until the file at "path" exists, then echo the
@@ -578,10 +599,163 @@ op_gate(void *state, const msgpack_object *job, msgpack_packer *out)
     return op_echo(state, job, out);
 }
 
+/* Sleep `secs` seconds (a float). */
+static void
+sleep_for(double secs)
+{
+    struct timespec ts = { (time_t)secs, (long)((secs - (time_t)secs) * 1e9) };
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* Report one value through fp_progress.  Returns its return value. */
+static int
+report(const msgpack_object *v)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    int rc;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_object(&pk, *v);
+    rc = fp_progress(sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+/* Report each of "values" (or the integers 1..n), sleeping "every"
+ * seconds before each and "after" seconds after the last; result: how
+ * many were taken.  An error outcome, "fp_progress failed: <errno>", if
+ * one is refused. */
+static int
+op_progress(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    const msgpack_object *values = get(job, "values");
+    double every = num_or(get(job, "every"), 0);
+    uint32_t n = values != NULL && values->type == MSGPACK_OBJECT_ARRAY
+                 ? values->via.array.size : (uint32_t)num_or(get(job, "n"), 0);
+
+    size_t pad = (size_t)num_or(get(job, "pad"), 0);
+    char *padding = pad > 0 ? malloc(pad) : NULL;
+
+    (void)state;
+    if (padding != NULL)
+        memset(padding, 'p', pad);
+    for (uint32_t i = 0; i < n; i++) {
+        msgpack_object one = { .type = MSGPACK_OBJECT_POSITIVE_INTEGER,
+                               .via.u64 = i + 1 };
+        if (padding != NULL) {
+            one.type = MSGPACK_OBJECT_STR;
+            one.via.str.ptr = padding;
+            one.via.str.size = (uint32_t)pad;
+        }
+        if (every > 0)
+            sleep_for(every);
+        if (report(values != NULL ? &values->via.array.ptr[i] : &one) < 0) {
+            char why[64];
+            snprintf(why, sizeof(why), "fp_progress failed: %s", strerror(errno));
+            free(padding);
+            return pack_cstr(out, why), 1;
+        }
+    }
+    free(padding);
+    sleep_for(num_or(get(job, "after"), 0));
+    return msgpack_pack_uint32(out, n);
+}
+
+static const char *
+errno_name(int rc, int e)
+{
+    if (rc == 0)
+        return "0";
+    switch (e) {
+    case ESRCH:    return "ESRCH";
+    case EINVAL:   return "EINVAL";
+    case EMSGSIZE: return "EMSGSIZE";
+    case EPIPE:    return "EPIPE";
+    case ENOMEM:   return "ENOMEM";
+    default:       return "other";
+    }
+}
+
+/* fp_progress refuses what the master would take as a protocol error:
+ * result, in order, what it said to bytes that are not msgpack, to two
+ * values, to nothing, to a bin of "bytes" bytes (past the frame limit)
+ * -- and then to a good value, since the job goes on. */
+static int
+op_progress_bad(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    size_t big = (size_t)num_or(get(job, "bytes"), 1 << 20);
+    char *bin = malloc(big + 5);
+    int rc;
+
+    (void)state;
+    if (bin == NULL)
+        return pack_cstr(out, "out of memory"), 1;
+    bin[0] = (char)0xc6;                /* bin 32 */
+    for (int i = 0; i < 4; i++)
+        bin[1 + i] = (char)(big >> (24 - 8 * i));
+    memset(bin + 5, 'b', big);
+    msgpack_pack_array(out, 5);
+    rc = fp_progress("\xc1", 1);
+    pack_cstr(out, errno_name(rc, errno));
+    rc = fp_progress("\x01\x02", 2);
+    pack_cstr(out, errno_name(rc, errno));
+    rc = fp_progress(NULL, 0);
+    pack_cstr(out, errno_name(rc, errno));
+    rc = fp_progress(bin, big + 5);
+    pack_cstr(out, errno_name(rc, errno));
+    rc = fp_progress("\xa4good", 5);
+    pack_cstr(out, errno_name(rc, errno));
+    free(bin);
+    return 0;
+}
+
+/* The body of "progress_thread": report as fast as it goes, for ever,
+ * whatever job runs (ESRCH between jobs). */
+static void *
+hammer(void *arg)
+{
+    (void)arg;
+    for (;;)
+        (void)fp_progress("\xa6" "hammer", 7);
+    return NULL;
+}
+
+/* Leave a thread behind that reports progress in a tight loop, across
+ * every job this worker runs from now on (once per worker); result
+ * "started". */
+static int
+op_progress_thread(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    static int started;
+    pthread_t t;
+
+    (void)state; (void)job;
+    if (!started && pthread_create(&t, NULL, hammer, NULL) != 0)
+        return pack_cstr(out, "cannot start a thread"), 1;
+    started = 1;
+    return pack_cstr(out, "started");
+}
+
+/* What fp_progress said when init called it. */
+static int
+op_progress_outside(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    (void)state; (void)job;
+    return pack_cstr(out, errno_name(init_progress_errno != 0 ? -1 : 0,
+                                     init_progress_errno));
+}
+
 static const struct {
     const char *name;
     op_fn      *fn;
 } ops[] = {
+    { "progress", op_progress },    { "progress_bad", op_progress_bad },
+    { "progress_outside", op_progress_outside },
+    { "progress_thread", op_progress_thread },
     { "crash", op_crash },          { "abort", op_abort },
     { "sigkill", op_sigkill },      { "exit", op_exit },
     { "fail", op_fail },            { "sleep", op_sleep },
@@ -598,6 +772,7 @@ static const struct {
     { "spawn", op_spawn },          { "helper", op_helper },
     { "assert", op_assert },        { "burn_child", op_burn_child },
     { "touch", op_touch },
+    { "kill_master", op_kill_master },
 };
 
 int

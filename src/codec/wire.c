@@ -38,13 +38,16 @@ fp_wire_worker_msg(const char *frame, size_t len, struct fp_worker_msg *m,
         m->type = FP_WMSG_OK;
     else if (n == 3 && fp_read_str_eq(&r, "error"))
         m->type = FP_WMSG_ERROR;
+    else if (n == 3 && fp_read_str_eq(&r, "progress"))
+        m->type = FP_WMSG_PROGRESS;
     else {
         *why = "unknown message";
         return -1;
     }
     if (fp_read_uint(&r, &m->id) < 0
         || fp_read_skip(&r, &m->value, &m->value_len) < 0) {
-        *why = "malformed result";
+        *why = m->type == FP_WMSG_PROGRESS ? "malformed progress message"
+                                           : "malformed result";
         return -1;
     }
     return 0;
@@ -189,8 +192,8 @@ fp_limit_burst_valid(double burst)
 }
 
 const char *
-fp_wire_job_opts(struct fp_reader *r, fp_job_opts *opts, int *notify,
-                 char *key)
+fp_wire_job_opts(struct fp_reader *r, fp_job_opts *opts,
+                 struct fp_wire_submit_flags *flags, char *key)
 {
     uint32_t n;
 
@@ -218,11 +221,14 @@ fp_wire_job_opts(struct fp_reader *r, fp_job_opts *opts, int *notify,
                 || opts->expires < 0 || opts->expires > 1e9)
                 return "malformed: expires must be a number of seconds >= 0";
         } else if (fp_read_str_eq(r, "notify")) {
-            if (fp_read_bool(r, notify) < 0)
+            if (fp_read_bool(r, &flags->notify) < 0)
                 return "malformed: notify must be true or false";
+        } else if (fp_read_str_eq(r, "progress")) {
+            if (fp_read_bool(r, &flags->progress) < 0)
+                return "malformed: progress must be true or false";
         } else {
             return "malformed: unknown option (expected timeout, retries, key, "
-                   "expires, notify)";
+                   "expires, notify, progress)";
         }
     }
     return NULL;

@@ -19,12 +19,14 @@
 #define FP_MAX_KEY_BYTES 256
 
 /* A message from a worker (SPEC §6). */
-enum fp_worker_msg_type { FP_WMSG_READY, FP_WMSG_OK, FP_WMSG_ERROR, FP_WMSG_RETIRE };
+enum fp_worker_msg_type { FP_WMSG_READY, FP_WMSG_OK, FP_WMSG_ERROR, FP_WMSG_RETIRE,
+                          FP_WMSG_PROGRESS };
 
 struct fp_worker_msg {
     enum fp_worker_msg_type type;
-    uint64_t    id;         /* ok/error: the job's id */
-    const char *value;      /* ok/error: the result or detail, raw msgpack */
+    uint64_t    id;         /* ok/error/progress: the job's id */
+    const char *value;      /* ok/error/progress: the result, detail or
+                               progress value, raw msgpack */
     size_t      value_len;
     const char *cost;       /* ok/error: the fourth element (raw msgpack)
                                of fp_wire_worker_msg_costed, or NULL */
@@ -48,9 +50,9 @@ struct fp_job_cost {
     uint64_t rss_kb;        /* its resident size then */
 };
 
-/* Decode ["ready", {...}], ["ok", id, v], ["error", id, v] or
- * ["retire", {...}] (replace me once my window is done).  Returns 0, or
- * -1 with *why set to a static message. */
+/* Decode ["ready", {...}], ["ok", id, v], ["error", id, v],
+ * ["progress", id, v] or ["retire", {...}] (replace me once my window is
+ * done).  Returns 0, or -1 with *why set to a static message. */
 int fp_wire_worker_msg(const char *frame, size_t len, struct fp_worker_msg *m,
                        const char **why);
 
@@ -107,11 +109,17 @@ int fp_wire_read_key(struct fp_reader *r, char *key);
 int fp_limit_rate_valid(double rate);
 int fp_limit_burst_valid(double burst);
 
+/* What a submit asks of the daemon beyond the job's own options. */
+struct fp_wire_submit_flags {
+    int notify;     /* "notify": an "accepted" notification with the id */
+    int progress;   /* "progress": the job's progress as notifications */
+};
+
 /* Read submit's optional options map {"timeout", "retries", "key",
- * "expires", "notify"} into *opts and *notify; a key is copied, NUL-terminated, into
- * `key` (room for FP_MAX_KEY_BYTES + 1) and opts->key points to it.
- * Returns NULL, or a static message saying what is wrong. */
-const char *fp_wire_job_opts(struct fp_reader *r, fp_job_opts *opts, int *notify,
-                             char *key);
+ * "expires", "notify", "progress"} into *opts and *flags; a key is copied,
+ * NUL-terminated, into `key` (room for FP_MAX_KEY_BYTES + 1) and opts->key
+ * points to it.  Returns NULL, or a static message saying what is wrong. */
+const char *fp_wire_job_opts(struct fp_reader *r, fp_job_opts *opts,
+                             struct fp_wire_submit_flags *flags, char *key);
 
 #endif

@@ -14,6 +14,7 @@
 #include "forkpool.h"
 #include "codec/buf.h"
 #include "codec/frame.h"
+#include "codec/outq.h"
 
 /* Exit statuses (SPEC §8). */
 #define CTL_EXIT_OK      0      /* done; every job ended ok */
@@ -27,9 +28,12 @@
 #define CTL_DEFAULT_RPC_TIMEOUT 10.0
 
 /* The daemon a command talks to, and how long it waits for an answer. */
+struct ctl_redis_target;
 struct ctl_target {
     const char *path;           /* control socket */
     double      rpc_timeout;    /* seconds; 0 = wait as long as it takes */
+    const struct ctl_redis_target *redis;   /* --redis: submit and map go
+                                               to the queue instead */
 };
 
 /* Output JSON: one line, with the ", " / ": " separators of the SPEC's
@@ -47,7 +51,7 @@ struct ctl_conn {
     int                fd;
     const char        *path;        /* for messages */
     struct fp_buf      in;          /* received, not yet parsed */
-    struct fp_buf      out;         /* requests not yet written */
+    struct fp_outq     out;         /* requests not yet written */
     struct fp_scanner  scan;        /* over the frame at the head of `in` */
     size_t             last;        /* bytes of the frame last returned */
     int                write_errno; /* a failed write, reported at EOF */
@@ -55,6 +59,7 @@ struct ctl_conn {
     int                timed_out;   /* no answer within timeout_ms (exit 3) */
     int64_t            timeout_ms;  /* --rpc-timeout; 0 = none */
     int                show_ids;    /* ctl_call prints accepted ids on stderr */
+    int                show_progress; /* ctl_call prints progress on stderr */
     char               err[256];    /* what went wrong */
 };
 
@@ -67,6 +72,11 @@ struct ctl_response {
     int         outcome;    /* an ["outcome", [msgid, index, error, result]]
                                notification (submit_batch): msgid, index,
                                error and result are set */
+    int         progress;   /* a ["progress", [msgid, id, value]]
+                               notification: msgid, id and result (the
+                               value) are set */
+    int         event;      /* an ["event", [map]] notification (after
+                               subscribe): only result (the map) is set */
     uint64_t    index;
     uint64_t    id;
     const char *error;      /* NULL when the error is nil */
@@ -85,6 +95,7 @@ struct ctl_jobopts {
     const char *key;    /* --key: rate-limit key, or NULL */
     int      has_expires;
     double   expires;   /* --expires: seconds to start by */
+    int      progress;  /* --progress: ask for "progress" notifications */
 };
 
 /* Connect to the daemon's socket (within the target's timeout, should its
@@ -102,6 +113,22 @@ void ctl_close(struct ctl_conn *c);
  * Returns 0, or -1 (ENOMEM) with c->err set. */
 int  ctl_queue(struct ctl_conn *c, uint32_t msgid, const char *method,
                const char *params, size_t plen);
+/* One piece of a request's params.  A piece with `release` set and of
+ * FP_OUTQ_BIG bytes or more is queued by reference, not copied: its bytes
+ * must stay unchanged until release(arg) is called. */
+struct ctl_part {
+    const void         *p;
+    size_t              len;
+    fp_outq_release_fn *release;    /* NULL: copy it */
+    void               *arg;
+};
+/* ctl_queue with params in pieces: parts[0..nparts) make one packed array
+ * together.  The request is queued whole or not at all; either way each
+ * piece given with `release` is released exactly once (at once if the
+ * request could not be queued, or was not queued by reference).  Returns 0,
+ * or -1 (ENOMEM) with c->err set. */
+int  ctl_queue_parts(struct ctl_conn *c, uint32_t msgid, const char *method,
+                     const struct ctl_part *parts, int nparts);
 /* Write what the socket takes now.  Returns 0, or -1 with c->err set. */
 int  ctl_write_some(struct ctl_conn *c);
 /* Read what the socket has now.  Returns 1 (maybe nothing new), or 0 at
@@ -156,6 +183,10 @@ int  ctl_outcome_write_rejected(struct fp_buf *out, uint64_t index,
 /* 1 if the response is the daemon's {"kind": "rejected", "detail": "queue
  * full"} error map. */
 int  ctl_outcome_queue_full(const struct ctl_response *r);
+/* A "progress" notification as {"id": 7, "progress": value} on stderr
+ * (--progress).  A value JSON cannot show is reported instead, and the
+ * command goes on. */
+void ctl_print_progress(const struct ctl_response *r);
 /* Print v as one line on f and flush.  Returns 0, or -1 (errno). */
 int  ctl_print_json(FILE *f, const json_t *v);
 
@@ -171,6 +202,24 @@ struct ctl_map_opts {
     struct ctl_jobopts job;
 };
 int  ctl_map(struct ctl_conn *c, const struct ctl_map_opts *o);
+/* forkpoolctl --redis: a producer of the Redis queue (ctl_redis.c). */
+struct ctl_redis_target {
+    const char *url;            /* --redis */
+    const char *queue;          /* --redis-queue */
+    double      retention;      /* seconds an idempotency key is kept */
+    double      rpc_timeout;    /* --rpc-timeout; 0 = wait as long as it takes */
+};
+/* submit one packed job (idem_key: --idempotency-key, or NULL) and print
+ * its outcome line; map: as ctl_map, through the queue.  Return the exit
+ * status. */
+int  ctl_redis_submit(const struct ctl_redis_target *t, const char *job,
+                      size_t joblen, const struct ctl_jobopts *o,
+                      const char *idem_key);
+int  ctl_redis_map(const struct ctl_redis_target *t, const struct ctl_map_opts *mo);
+
+/* `events`: see ctl_events.c (parses its own options).  Returns the exit
+ * status. */
+int  ctl_events(const struct ctl_target *t, int argc, char **argv);
 /* `top`: see ctl_top.c (parses its own options).  Returns the exit status. */
 int  ctl_top(const struct ctl_target *t, int argc, char **argv);
 /* `limit`: see ctl_limit.c (`usage` is the --help text).  Returns the exit

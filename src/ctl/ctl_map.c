@@ -48,12 +48,19 @@
 
 enum slot_state { SLOT_FREE, SLOT_SENT, SLOT_RETRY };
 
+struct map;
+
 struct slot {
     int           state;
     uint64_t      index;        /* input line (non-blank lines counted) */
     uint32_t      msgid;
     struct fp_buf params;       /* packed [job] / [job, opts], for resends */
     size_t        joblen;       /* the job's bytes, at params offset 1 */
+    unsigned      queued;       /* requests in the send queue that refer to
+                                   params (a big job is not copied there) */
+    int           parked;       /* free, but params are still queued: it is
+                                   reused once they are written */
+    struct map   *m;
 };
 
 /* A submit_batch in flight: which slot each of its jobs holds. */
@@ -89,8 +96,10 @@ struct map {
                                    [job, opts] without the job */
     struct fp_buf  line;        /* scratch: one outcome line */
     struct batch  *batches;     /* up to nslots in flight */
-    struct fp_buf  batch_jobs;  /* scratch: the jobs of a batch, packed */
-    struct fp_buf  batch_params;
+    struct fp_buf  batch_around;    /* submit_batch params around no jobs:
+                                       [[], opts] */
+    struct fp_buf  batch_head;  /* scratch: a batch's params up to its
+                                   first job */
     int            any_failed;
     int            stopping;    /* --fail-fast tripped */
     int            backoff;     /* pacing sends after a "queue full" */
@@ -120,9 +129,12 @@ map_init(struct map *m, struct ctl_conn *c, const struct ctl_map_opts *o)
     if (m->slots == NULL || m->free == NULL || m->retry == NULL || m->batches == NULL
         || (o->keep_order && m->held == NULL))
         return -1;
-    for (unsigned i = 0; i < m->nslots; i++)
+    for (unsigned i = 0; i < m->nslots; i++) {
         m->free[m->nfree++] = m->nslots - 1 - i;
-    if (ctl_pack_params(&m->around, NULL, 0, &o->job) < 0)
+        m->slots[i].m = m;
+    }
+    if (ctl_pack_params(&m->around, NULL, 0, &o->job) < 0
+        || ctl_pack_batch_params(&m->batch_around, NULL, 0, 0, &o->job) < 0)
         return -1;
     m->delay_ms = RETRY_MIN_MS;
     return 0;
@@ -131,6 +143,7 @@ map_init(struct map *m, struct ctl_conn *c, const struct ctl_map_opts *o)
 static void
 map_free(struct map *m)
 {
+    fp_outq_clear(&m->c->out);      /* it may refer to the slots' params */
     if (m->slots != NULL)
         for (unsigned i = 0; i < m->nslots; i++)
             fp_buf_free(&m->slots[i].params);
@@ -145,8 +158,8 @@ map_free(struct map *m)
     fp_buf_free(&m->in);
     fp_buf_free(&m->around);
     fp_buf_free(&m->line);
-    fp_buf_free(&m->batch_jobs);
-    fp_buf_free(&m->batch_params);
+    fp_buf_free(&m->batch_around);
+    fp_buf_free(&m->batch_head);
 }
 
 /* Every failure below is reported where it happens, through one of these,
@@ -268,12 +281,43 @@ emit_rejected(struct map *m, uint64_t index, const char *detail)
 /* ---- slots -------------------------------------------------------------- */
 
 static void
-slot_release(struct map *m, unsigned s)
+slot_reuse(struct map *m, unsigned s)
 {
-    m->slots[s].state = SLOT_FREE;
     fp_buf_clear(&m->slots[s].params);
     fp_buf_shrink(&m->slots[s].params, KEEP_PARAMS);
     m->free[m->nfree++] = s;
+}
+
+static void
+slot_release(struct map *m, unsigned s)
+{
+    m->slots[s].state = SLOT_FREE;
+    if (m->slots[s].queued > 0)
+        m->slots[s].parked = 1;     /* reused once its bytes are written */
+    else
+        slot_reuse(m, s);
+}
+
+/* The send queue is done with a request's reference to a slot's params
+ * (fp_outq_release_fn). */
+static void
+slot_unqueued(void *arg)
+{
+    struct slot *sl = arg;
+
+    if (--sl->queued == 0 && sl->parked) {
+        sl->parked = 0;
+        slot_reuse(sl->m, (unsigned)(sl - sl->m->slots));
+    }
+}
+
+/* A piece of a request: the bytes p[0..len) of slot sl's params, queued
+ * by reference if they are big. */
+static struct ctl_part
+slot_part(struct slot *sl, const char *p, size_t len)
+{
+    sl->queued++;
+    return (struct ctl_part){ p, len, slot_unqueued, sl };
 }
 
 /* Queue slot s's request under a fresh msgid. */
@@ -281,15 +325,14 @@ static int
 slot_send(struct map *m, unsigned s)
 {
     struct slot *sl = &m->slots[s];
+    struct ctl_part part = slot_part(sl, fp_buf_head(&sl->params), sl->params.len);
 
     sl->msgid = ((m->seq++ << m->bits) & ~BATCH_BIT) | s;
     sl->state = SLOT_SENT;
     m->sent++;
     if (m->backoff)
         m->credits--;
-    fp_buf_reserve(&m->c->out, sl->params.len + 32);  /* at once, if big */
-    if (ctl_queue(m->c, sl->msgid, "submit", fp_buf_head(&sl->params),
-                  sl->params.len) < 0)
+    if (ctl_queue_parts(m->c, sl->msgid, "submit", &part, 1) < 0)
         return conn_fail(m);
     return 0;
 }
@@ -442,41 +485,50 @@ take_line(struct map *m, int *slot)
     return rc < 0 ? -1 : 1;
 }
 
-/* Send the jobs in slots[0..n) as one submit_batch (or, for one job, a
- * plain submit). */
+/* Send the jobs in slots[0..n) as one submit_batch (or, for one small
+ * job, a plain submit).  The request is queued straight from the slots'
+ * params: its head ([[ with the count), each job, then the options.  A
+ * big job goes as a batch even alone: a batch is answered as soon as it
+ * is accepted, and its params can go then (they are kept only to be sent
+ * again), where a plain submit is answered at the job's end -- `window`
+ * big jobs would be held meanwhile. */
 static int
 send_batch(struct map *m, const unsigned *slots, unsigned n)
 {
-    if (n == 1)
+    struct ctl_part parts[BATCH_MAX + 2];
+    msgpack_packer pk;
+
+    if (n == 1 && m->slots[slots[0]].params.len <= KEEP_PARAMS)
         return slot_send(m, slots[0]);
     unsigned b = 0;
-    while (m->batches[b].n != 0)    /* n >= 2 slots each: one is free */
-        b++;
+    while (m->batches[b].n != 0)    /* one is free: fewer batches than */
+        b++;                        /* slots are in flight */
     struct batch *bt = &m->batches[b];
-    fp_buf_clear(&m->batch_jobs);
+    const char *around = fp_buf_head(&m->batch_around);
+    fp_buf_clear(&m->batch_head);
+    msgpack_packer_init(&pk, &m->batch_head, fp_buf_pack_write);
+    if (fp_buf_append(&m->batch_head, around, 1) < 0 || msgpack_pack_array(&pk, n) != 0)
+        return map_fail(m, "", ENOMEM);
+    parts[0] = (struct ctl_part){ fp_buf_head(&m->batch_head), m->batch_head.len,
+                                  NULL, NULL };
     for (unsigned i = 0; i < n; i++) {
         struct slot *sl = &m->slots[slots[i]];
-        if (fp_buf_append(&m->batch_jobs, fp_buf_head(&sl->params) + 1, sl->joblen) < 0)
-            return map_fail(m, "", ENOMEM);
+        parts[i + 1] = slot_part(sl, fp_buf_head(&sl->params) + 1, sl->joblen);
+    }
+    /* around: the params' array header, an empty array, the options. */
+    parts[n + 1] = (struct ctl_part){ around + 2, m->batch_around.len - 2, NULL, NULL };
+    bt->msgid = BATCH_BIT | ((m->seq++ << m->bits) & ~BATCH_BIT) | b;
+    if (ctl_queue_parts(m->c, bt->msgid, "submit_batch", parts, (int)n + 2) < 0)
+        return conn_fail(m);
+    for (unsigned i = 0; i < n; i++) {
+        struct slot *sl = &m->slots[slots[i]];
         sl->state = SLOT_SENT;
-        sl->msgid = BATCH_BIT | b;
+        sl->msgid = bt->msgid;
         bt->slots[i] = slots[i];
     }
     bt->n = bt->left = n;
     bt->accepted = 0;
-    bt->msgid = BATCH_BIT | ((m->seq++ << m->bits) & ~BATCH_BIT) | b;
-    for (unsigned i = 0; i < n; i++)
-        m->slots[slots[i]].msgid = bt->msgid;
     m->sent += n;
-    fp_buf_clear(&m->batch_params);
-    if (ctl_pack_batch_params(&m->batch_params, fp_buf_head(&m->batch_jobs),
-                              m->batch_jobs.len, n, &m->o->job) < 0)
-        return map_fail(m, "", ENOMEM);
-    fp_buf_shrink(&m->batch_jobs, KEEP_PARAMS);
-    if (ctl_queue(m->c, bt->msgid, "submit_batch", fp_buf_head(&m->batch_params),
-                  m->batch_params.len) < 0)
-        return conn_fail(m);
-    fp_buf_shrink(&m->batch_params, KEEP_PARAMS);
     return 0;
 }
 
@@ -596,6 +648,14 @@ handle_batch_response(struct map *m, struct batch *bt, const struct ctl_response
         }
         bt->accepted = 1;
         bt->first_id = first;
+        /* Accepted: its jobs are never sent again; their params may go. */
+        for (unsigned i = 0; i < bt->n; i++) {
+            struct slot *sl = &m->slots[bt->slots[i]];
+            if (sl->queued == 0) {
+                fp_buf_clear(&sl->params);
+                fp_buf_shrink(&sl->params, KEEP_PARAMS);
+            }
+        }
         if (m->o->job.ids)
             for (unsigned i = 0; i < bt->n; i++)
                 fprintf(stderr, "{\"index\": %" PRIu64 ", \"id\": %" PRIu64
@@ -665,6 +725,10 @@ handle_response(struct map *m, const struct ctl_response *r)
     int ok = 0;
     char err[256];
 
+    if (r->progress) {      /* only sent for --progress */
+        ctl_print_progress(r);
+        return 0;
+    }
     if (r->msgid & BATCH_BIT) {
         struct batch *bt = batch_of(m, r->msgid);
         if (bt == NULL || (r->outcome && !bt->accepted)) {
@@ -890,7 +954,9 @@ ctl_map(struct ctl_conn *c, const struct ctl_map_opts *o)
         fprintf(stderr, "forkpoolctl: map: out of memory\n");
         rc = CTL_EXIT_FAIL;
     } else {
-        ctl_progress_start(&m.progress, o->job.ids);
+        /* The bar and the lines of --ids or --progress would tear each
+         * other apart on stderr: those lines win. */
+        ctl_progress_start(&m.progress, o->job.ids || o->job.progress);
         rc = learn_job_limit(&m) < 0 ? m.status : run(&m);
         ctl_progress_clear(&m.progress);
     }

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 
 #define READ_CHUNK   ((size_t)64 << 10)
 #define KEEP_BUFFER  ((size_t)1 << 20)  /* read buffer kept after a frame */
+#define WRITE_IOV    64                 /* segments per sendmsg */
 
 static const struct fp_limits response_limits = {
     .max_bytes = CTL_MAX_FRAME,
@@ -123,22 +125,52 @@ ctl_close(struct ctl_conn *c)
         close(c->fd);
     c->fd = -1;
     fp_buf_free(&c->in);
-    fp_buf_free(&c->out);
+    fp_outq_free(&c->out);
+}
+
+int
+ctl_queue_parts(struct ctl_conn *c, uint32_t msgid, const char *method,
+                const struct ctl_part *parts, int nparts)
+{
+    struct fp_outq_mark mark;
+    msgpack_packer pk;
+    int i = 0;
+
+    fp_outq_mark(&c->out, &mark);
+    msgpack_packer_init(&pk, &c->out, fp_outq_pack_write);
+    if (msgpack_pack_array(&pk, 4) != 0 || msgpack_pack_uint8(&pk, 0) != 0
+        || msgpack_pack_uint32(&pk, msgid) != 0
+        || msgpack_pack_str_with_body(&pk, method, strlen(method)) != 0)
+        goto fail;
+    for (; i < nparts; i++) {
+        const struct ctl_part *pt = &parts[i];
+        if (pt->release != NULL && pt->len >= FP_OUTQ_BIG) {
+            if (fp_outq_append_ref(&c->out, pt->p, pt->len, pt->release, pt->arg) != 0)
+                goto fail;
+            continue;
+        }
+        if (fp_outq_append(&c->out, pt->p, pt->len) != 0)
+            goto fail;
+        if (pt->release != NULL)
+            pt->release(pt->arg);   /* copied: done with */
+    }
+    return 0;
+fail:
+    fp_outq_rollback(&c->out, &mark);   /* no request half queued; the
+                                           pieces queued are released */
+    for (; i < nparts; i++)
+        if (parts[i].release != NULL)
+            parts[i].release(parts[i].arg);
+    return conn_err(c, 0, "out of memory");
 }
 
 int
 ctl_queue(struct ctl_conn *c, uint32_t msgid, const char *method,
           const char *params, size_t plen)
 {
-    msgpack_packer pk;
+    struct ctl_part part = { params, plen, NULL, NULL };
 
-    msgpack_packer_init(&pk, &c->out, fp_buf_pack_write);
-    if (msgpack_pack_array(&pk, 4) != 0 || msgpack_pack_uint8(&pk, 0) != 0
-        || msgpack_pack_uint32(&pk, msgid) != 0
-        || msgpack_pack_str_with_body(&pk, method, strlen(method)) != 0
-        || fp_buf_append(&c->out, params, plen) != 0)
-        return conn_err(c, 0, "out of memory");
-    return 0;
+    return ctl_queue_parts(c, msgid, method, &part, 1);
 }
 
 /* After a failed write the daemon may still have answered (it can refuse a
@@ -148,10 +180,14 @@ int
 ctl_write_some(struct ctl_conn *c)
 {
     while (c->out.len > 0) {
-        ssize_t n = send(c->fd, fp_buf_head(&c->out), c->out.len,
-                         MSG_NOSIGNAL);
+        struct iovec iov[WRITE_IOV];
+        struct msghdr mh = { .msg_iov = iov,
+                             .msg_iovlen = (size_t)fp_outq_iov(&c->out, iov, WRITE_IOV) };
+        /* sendmsg, for MSG_NOSIGNAL: a daemon gone is an error, not a
+         * SIGPIPE. */
+        ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
         if (n > 0) {
-            fp_buf_consume(&c->out, (size_t)n);
+            fp_outq_consume(&c->out, (size_t)n);
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -159,9 +195,8 @@ ctl_write_some(struct ctl_conn *c)
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return 0;
         c->write_errno = n < 0 ? errno : EPIPE;
-        fp_buf_clear(&c->out);
+        fp_outq_clear(&c->out);
     }
-    fp_buf_shrink(&c->out, KEEP_BUFFER);
     return 0;
 }
 
@@ -204,8 +239,12 @@ parse_response(struct ctl_conn *c, const char *frame, size_t len,
     fp_reader_init(&rd, frame, len);
     r->accepted = 0;
     r->outcome = 0;
-    /* Notifications: [2, "accepted", [msgid, id]] (a job was queued) and
-     * [2, "outcome", [msgid, index, error, result]] (a batch job ended). */
+    r->progress = 0;
+    r->event = 0;
+    /* Notifications: [2, "accepted", [msgid, id]] (a job was queued),
+     * [2, "outcome", [msgid, index, error, result]] (a batch job ended),
+     * [2, "progress", [msgid, id, value]] (a job reported progress) and
+     * [2, "event", [map]] (the event stream, after subscribe). */
     if (fp_read_array(&rd, &n) == 0 && n == 3 && fp_read_uint(&rd, &type) == 0
         && type == 2) {
         uint32_t np;
@@ -221,6 +260,22 @@ parse_response(struct ctl_conn *c, const char *frame, size_t len,
                 || fp_read_uint(&rd, &r->index) < 0)
                 return conn_err(c, 0, "malformed outcome notification");
             r->outcome = 1;
+        } else if (fp_read_str_eq(&rd, "progress")) {
+            if (fp_read_array(&rd, &np) < 0 || np != 3
+                || fp_read_uint(&rd, &msgid) < 0 || msgid > UINT32_MAX
+                || fp_read_uint(&rd, &r->id) < 0
+                || fp_read_skip(&rd, &r->result, &r->result_len) < 0)
+                return conn_err(c, 0, "malformed progress notification");
+            r->progress = 1;
+        } else if (fp_read_str_eq(&rd, "event")) {
+            if (fp_read_array(&rd, &np) < 0 || np != 1
+                || fp_read_skip(&rd, &r->result, &r->result_len) < 0)
+                return conn_err(c, 0, "malformed event notification");
+            r->event = 1;
+            r->msgid = 0;
+            r->error = NULL;
+            r->error_len = 0;
+            return 0;
         } else {
             return conn_err(c, 0, "unknown notification from the daemon");
         }
@@ -281,8 +336,13 @@ ctl_call(struct ctl_conn *c, const char *method, const char *params,
     for (;;) {
         int rc;
         while ((rc = ctl_next_response(c, r)) == 1) {
-            if (r->outcome)
+            if (r->outcome || r->event)
                 continue;
+            if (r->progress) {
+                if (c->show_progress && r->msgid == msgid)
+                    ctl_print_progress(r);
+                continue;
+            }
             if (r->accepted) {
                 if (c->show_ids && r->msgid == msgid)
                     fprintf(stderr, "{\"id\": %" PRIu64 ", \"accepted\": true}\n", r->id);
@@ -360,6 +420,10 @@ pack_opts(msgpack_packer *pk, const struct ctl_jobopts *o, int nopts)
         && (msgpack_pack_str_with_body(pk, "notify", 6) != 0
             || msgpack_pack_true(pk) != 0))
         return -1;
+    if (o->progress
+        && (msgpack_pack_str_with_body(pk, "progress", 8) != 0
+            || msgpack_pack_true(pk) != 0))
+        return -1;
     return 0;
 }
 
@@ -369,7 +433,7 @@ ctl_pack_params(struct fp_buf *out, const char *job, size_t joblen,
 {
     msgpack_packer pk;
     int nopts = !!o->has_timeout + !!o->has_retries + !!o->key + !!o->ids
-                + !!o->has_expires;
+                + !!o->has_expires + !!o->progress;
 
     msgpack_packer_init(&pk, out, fp_buf_pack_write);
     if (msgpack_pack_array(&pk, nopts > 0 ? 2 : 1) != 0
@@ -385,7 +449,7 @@ ctl_pack_batch_params(struct fp_buf *out, const char *jobs, size_t len,
     msgpack_packer pk;
     /* "notify" means nothing to submit_batch: its response carries ids. */
     int nopts = !!o->has_timeout + !!o->has_retries + !!o->key
-                + !!o->has_expires;
+                + !!o->has_expires + !!o->progress;
     struct ctl_jobopts plain = *o;
 
     plain.ids = 0;
@@ -728,6 +792,25 @@ ctl_outcome_write_rejected(struct fp_buf *out, uint64_t index,
         out->len = base;
     free(copy);
     return rc;
+}
+
+void
+ctl_print_progress(const struct ctl_response *r)
+{
+    struct fp_buf line = FP_BUF_INIT;
+    char why[200] = "out of memory";
+
+    if (fp_buf_printf(&line, "{\"id\": %" PRIu64 ", \"progress\": ", r->id) < 0
+        || fp_json_write_msgpack(&line, r->result, r->result_len,
+                                 FP_JSON_SPACED, why, sizeof why) < 0
+        || fp_buf_append(&line, "}\n", 2) < 0) {
+        fprintf(stderr, "forkpoolctl: progress of job %" PRIu64 " not shown: %s\n",
+                r->id, why);
+    } else {
+        fwrite(fp_buf_head(&line), 1, line.len, stderr);
+        fflush(stderr);
+    }
+    fp_buf_free(&line);
 }
 
 int

@@ -161,6 +161,8 @@ field(const json_t *st, const char *key, char *buf, size_t n)
         snprintf(buf, n, "%.1f", json_real_value(v));
     else if (json_is_string(v))
         snprintf(buf, n, "%s", json_string_value(v));
+    else if (json_is_boolean(v))
+        snprintf(buf, n, "%s", json_is_true(v) ? "true" : "false");
     else
         snprintf(buf, n, "-");
     return buf;
@@ -278,6 +280,16 @@ plain_line(struct top *t, const json_t *st)
         if (out_printf(&t->out, " %s=%s", counters[i],
                        field(st, counters[i], v[0], sizeof v[0])) < 0)
             return -1;
+    const json_t *redis = json_object_get(st, "redis");
+    if (json_is_object(redis)) {
+        static const char *const rfields[] = {
+            "connected", "leased", "claimed", "recorded", "lost_leases",
+        };
+        for (size_t i = 0; i < sizeof rfields / sizeof rfields[0]; i++)
+            if (out_printf(&t->out, " redis_%s=%s", rfields[i],
+                           field(redis, rfields[i], v[0], sizeof v[0])) < 0)
+                return -1;
+    }
     return fp_buf_append(&t->out, "\n", 1);
 }
 
@@ -402,6 +414,18 @@ screen_frame(struct top *t, const json_t *st)
                field(st, "crashed", v[2], sizeof v[2]),
                field(st, "timed_out", v[3], sizeof v[3]),
                field(st, "cancelled", v[4], sizeof v[4]));
+    const json_t *redis = json_object_get(st, "redis");
+    if (json_is_object(redis))
+        rc |= LINE(0, "Redis: %s queue %s, %s   Leased: %s   Claimed: %s   "
+                   "Recorded: %s   Lost leases: %s",
+                   field(redis, "url", v[0], sizeof v[0]),
+                   field(redis, "queue", v[1], sizeof v[1]),
+                   json_is_true(json_object_get(redis, "connected"))
+                       ? "connected" : "DISCONNECTED",
+                   field(redis, "leased", v[2], sizeof v[2]),
+                   field(redis, "claimed", v[3], sizeof v[3]),
+                   field(redis, "recorded", v[4], sizeof v[4]),
+                   field(redis, "lost_leases", v[5], sizeof v[5]));
     rc |= LINE(0, "%s", "");
     rc |= LINE(1, "%8s  %-8s  %10s  %8s  %8s  %9s  %8s", "PID", "STATE",
                "JOB", "AGE", "PREFETCH", "JOBS", "RSS");

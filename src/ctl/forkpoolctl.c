@@ -1,6 +1,7 @@
 /* forkpoolctl.c — the control-socket CLI (SPEC §8): options and commands,
  * one row per command in the table at the end.  The RPC client is in
- * ctl_rpc.c, the map command in ctl_map.c, top in ctl_top.c. */
+ * ctl_rpc.c, the map command in ctl_map.c, top in ctl_top.c, events in
+ * ctl_events.c. */
 #include "config.h"
 #include <errno.h>
 #include <getopt.h>
@@ -18,22 +19,26 @@
 #include "ctl.h"
 #include "common/jsonmp.h"
 #include "common/sockpath.h"
+#include "redis/redis_source.h"
+#include "redis/redis_url.h"
 
 static const char usage_text[] =
 "Usage: forkpoolctl [-s SOCKET] [--rpc-timeout S] COMMAND [ARGS...]\n"
+"       forkpoolctl --redis URL [--redis-queue NAME] submit|map [ARGS...]\n"
 "\n"
 "Control a running forkpoold through its socket.  JSON in, JSON out: msgpack\n"
 "binary values appear as {\"$bin\": \"<base64>\"}, ext values as\n"
 "{\"$ext\": [type, \"<base64>\"]}.\n"
 "\n"
 "Commands:\n"
-"  submit [--timeout S] [--retries N] [--key K] [--expires S] [--ids] JSON\n"
+"  submit [--timeout S] [--retries N] [--key K] [--expires S] [--ids]\n"
+"      [--progress] JSON\n"
 "      Run one job and print its outcome line, e.g.\n"
 "        {\"id\": 7, \"ok\": true, \"result\": ...}\n"
 "        {\"id\": 7, \"ok\": false, \"kind\": \"crashed\", "
 "\"detail\": \"killed by SIGSEGV\"}\n"
 "  map [--keep-order] [--fail-fast] [--timeout S] [--retries N] [--window N]\n"
-"      [--key K] [--expires S] [--ids]\n"
+"      [--key K] [--expires S] [--ids] [--progress]\n"
 "      Run each line of stdin (one JSON job per line), up to N at once\n"
 "      (default 256), and print one outcome line per job as it completes,\n"
 "      with \"index\" first: the 0-based number of the job's line, where\n"
@@ -43,8 +48,9 @@ static const char usage_text[] =
 "        --keep-order   print outcomes in input order\n"
 "        --fail-fast    after the first job that fails, read and send no\n"
 "                       more; report those in flight, then exit 1\n"
-"      With stdin a file and stderr a terminal (and no --ids), a progress\n"
-"      line (jobs done/total, rate, ETA) is kept on stderr.\n"
+"      With stdin a file and stderr a terminal (and neither --ids nor\n"
+"      --progress), a progress bar (jobs done/total, rate, ETA) is kept on\n"
+"      stderr.\n"
 "  status [--json]    the pool's state as a table, or as a JSON map\n"
 "  top [--interval S] [--count N]\n"
 "      The pool's state, refreshed every S seconds (default 1): on a\n"
@@ -59,13 +65,20 @@ static const char usage_text[] =
 "      Let jobs of KEY start at most RATE times a second, in bursts of up\n"
 "      to BURST (default max(1, RATE)); KEY \"\" or - is the pool-wide limit\n"
 "  limit --remove KEY remove the limit of KEY\n"
+"  events [--count N]\n"
+"      Print the daemon's events as they happen, one JSON object per line\n"
+"      (job outcomes with their stats; workers spawned, ready, retired,\n"
+"      exited; scale, reload, drain); with --count, exit after N.  See\n"
+"      'forkpoolctl events --help'.\n"
 "\n"
 "Job options: --timeout S (seconds, 0 = none), --retries N (attempts\n"
 "after a crash), --key K (the job's rate-limit key), --expires S (a job\n"
 "not started S seconds after the daemon accepted it ends \"cancelled\",\n"
 "\"expired before it started\"), --ids (as soon as the daemon accepts a job, print\n"
 "{\"id\": N, \"accepted\": true} on stderr -- with \"index\" for map -- so it\n"
-"can be cancelled while it runs).  A JSON argument that starts with '-'\n"
+"can be cancelled while it runs), --progress (print each progress report\n"
+"of a job, {\"id\": N, \"progress\": value}, on stderr as it comes; with map\n"
+"it replaces the progress bar).  A JSON argument that starts with '-'\n"
 "goes after \"--\".\n"
 "\n"
 "Options:\n"
@@ -77,6 +90,14 @@ static const char usage_text[] =
 "                     that run no jobs; none for submit and map, whose jobs\n"
 "                     have their own --timeout (given, it bounds submit's\n"
 "                     wait and map's longest silence while jobs are out)\n"
+"  --redis URL        submit and map put jobs into the Redis queue that\n"
+"                     forkpoold --redis hosts drain, and print the outcomes\n"
+"                     they record: unix:/path/redis.sock or\n"
+"                     redis://host:port[/db] (forkpool-protocol(7)).  Job\n"
+"                     ids are then stream entry ids (\"1733050000000-0\");\n"
+"                     submit also takes --idempotency-key K (a repeat\n"
+"                     within a day returns the first job's id and outcome)\n"
+"  --redis-queue NAME the queue (default forkpool)\n"
 "  -h, --help         show this help\n"
 "  -V, --version      show the version\n"
 "\n"
@@ -89,7 +110,8 @@ static const char usage_text[] =
 
 /* Option values that the job-taking commands share. */
 enum { OPT_TIMEOUT = 0x100, OPT_RETRIES, OPT_WINDOW, OPT_KEEP, OPT_FAST,
-       OPT_JSON, OPT_IDS, OPT_KEY, OPT_EXPIRES, OPT_RPC_TIMEOUT };
+       OPT_JSON, OPT_IDS, OPT_KEY, OPT_EXPIRES, OPT_RPC_TIMEOUT, OPT_REDIS,
+       OPT_REDIS_QUEUE, OPT_IDEM, OPT_PROGRESS };
 
 /* An integer operand: what it is, for messages, and its largest value. */
 struct operand {
@@ -190,6 +212,8 @@ job_option(const char *cmd, int c, const char *arg, struct ctl_jobopts *o)
         o->has_expires = 1;
     } else if (c == OPT_IDS) {
         o->ids = 1;
+    } else if (c == OPT_PROGRESS) {
+        o->progress = 1;
     } else if (c == OPT_KEY) {
         if (strlen(arg) > 256)
             return usage_error(cmd, "--key: longer than 256 bytes");
@@ -305,10 +329,13 @@ cmd_submit(const struct command *cmd, const struct ctl_target *to, int argc,
         { "key", required_argument, NULL, OPT_KEY },
         { "expires", required_argument, NULL, OPT_EXPIRES },
         { "ids", no_argument, NULL, OPT_IDS },
+        { "idempotency-key", required_argument, NULL, OPT_IDEM },
+        { "progress", no_argument, NULL, OPT_PROGRESS },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     struct ctl_jobopts jo = { 0 };
+    const char *idem = NULL;
     int c, rc;
 
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -316,14 +343,22 @@ cmd_submit(const struct command *cmd, const struct ctl_target *to, int argc,
             fputs(usage_text, stdout);
             return CTL_EXIT_OK;
         }
+        if (c == OPT_IDEM) {
+            if (optarg[0] == '\0' || strlen(optarg) > 256)
+                return usage_error(cmd->name, "--idempotency-key: 1 to 256 bytes");
+            idem = optarg;
+            continue;
+        }
         if (c != OPT_TIMEOUT && c != OPT_RETRIES && c != OPT_IDS && c != OPT_KEY
-            && c != OPT_EXPIRES)
+            && c != OPT_EXPIRES && c != OPT_PROGRESS)
             return bad_option(cmd->name, c, argv);
         if ((rc = job_option(cmd->name, c, optarg, &jo)) != 0)
             return rc;
     }
     if (argc - optind != 1)
         return usage_error(cmd->name, "expects one JSON job");
+    if (idem != NULL && to->redis == NULL)
+        return usage_error(cmd->name, "--idempotency-key: needs --redis");
 
     struct fp_buf job = FP_BUF_INIT, params = FP_BUF_INIT, line = FP_BUF_INIT;
     struct ctl_conn conn = { .fd = -1 };
@@ -338,13 +373,19 @@ cmd_submit(const struct command *cmd, const struct ctl_target *to, int argc,
         rc = usage_error(cmd->name, "invalid JSON job: %s", err);
         goto out;
     }
+    if (to->redis != NULL) {
+        rc = ctl_redis_submit(to->redis, fp_buf_head(&job), job.len, &jo, idem);
+        goto out;
+    }
     if (ctl_pack_params(&params, fp_buf_head(&job), job.len, &jo) < 0) {
         fprintf(stderr, "forkpoolctl: submit: out of memory\n");
         rc = CTL_EXIT_FAIL;
         goto out;
     }
-    if (ctl_connect(&conn, to) == 0)
+    if (ctl_connect(&conn, to) == 0) {
         conn.show_ids = jo.ids;
+        conn.show_progress = jo.progress;
+    }
     if (conn.fd < 0
         || ctl_call(&conn, cmd->name, fp_buf_head(&params), params.len,
                     &r) < 0) {
@@ -386,6 +427,7 @@ cmd_map(const struct command *cmd, const struct ctl_target *to, int argc,
         { "key", required_argument, NULL, OPT_KEY },
         { "expires", required_argument, NULL, OPT_EXPIRES },
         { "ids", no_argument, NULL, OPT_IDS },
+        { "progress", no_argument, NULL, OPT_PROGRESS },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -415,6 +457,7 @@ cmd_map(const struct command *cmd, const struct ctl_target *to, int argc,
         case OPT_IDS:
         case OPT_KEY:
         case OPT_EXPIRES:
+        case OPT_PROGRESS:
             if ((rc = job_option(cmd->name, c, optarg, &mo.job)) != 0)
                 return rc;
             break;
@@ -425,6 +468,8 @@ cmd_map(const struct command *cmd, const struct ctl_target *to, int argc,
     if (argc - optind != 0)
         return usage_error(cmd->name, "takes no arguments (jobs come on stdin)");
 
+    if (to->redis != NULL)
+        return ctl_redis_map(to->redis, &mo);
     struct ctl_conn conn;
     if (ctl_connect(&conn, to) < 0)
         return ctl_fail(&conn, cmd->name);
@@ -713,6 +758,15 @@ cmd_metrics(const struct command *cmd, const struct ctl_target *to, int argc,
     return rc;
 }
 
+/* events: ctl_events.c parses its own options. */
+static int
+cmd_events(const struct command *cmd, const struct ctl_target *to, int argc,
+    char **argv)
+{
+    (void)cmd;
+    return ctl_events(to, argc, argv);
+}
+
 /* top: ctl_top.c parses its own options. */
 static int
 cmd_top(const struct command *cmd, const struct ctl_target *to, int argc,
@@ -742,6 +796,7 @@ static const struct command commands[] = {
     { .name = "status", .run = cmd_status },
     { .name = "metrics", .run = cmd_metrics },
     { .name = "top", .run = cmd_top },
+    { .name = "events", .run = cmd_events },
     { .name = "scale", .run = cmd_simple, .operand = &worker_count,
       .result = RESULT_PRINTED },
     { .name = "cancel", .run = cmd_simple, .operand = &job_id,
@@ -767,13 +822,18 @@ main(int argc, char **argv)
     static const struct option opts[] = {
         { "socket", required_argument, NULL, 's' },
         { "rpc-timeout", required_argument, NULL, OPT_RPC_TIMEOUT },
+        { "redis", required_argument, NULL, OPT_REDIS },
+        { "redis-queue", required_argument, NULL, OPT_REDIS_QUEUE },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     char defpath[sizeof(((struct sockaddr_un *)0)->sun_path)];
     struct ctl_target to = { .path = NULL };
-    int c, timeout_given = 0;
+    struct ctl_redis_target redis = {
+        .queue = FP_REDIS_DEFAULT_QUEUE, .retention = FP_REDIS_DEFAULT_RETENTION,
+    };
+    int c, timeout_given = 0, queue_given = 0;
 
     signal(SIGPIPE, SIG_IGN);
     opterr = 0;
@@ -794,6 +854,24 @@ main(int argc, char **argv)
                 return usage_error(NULL, "--rpc-timeout: '%s' is not a number "
                                    "of seconds >= 0", optarg);
             timeout_given = 1;
+            break;
+        case OPT_REDIS: {
+            struct fp_redis_url u;
+            char why[600];
+            if (fp_redis_url_parse(optarg, &u, why, sizeof why) < 0)
+                return usage_error(NULL, "--redis: %s", why);
+            redis.url = optarg;
+            to.redis = &redis;
+            break;
+        }
+        case OPT_REDIS_QUEUE:
+            if (optarg[0] == '\0' || strlen(optarg) > 200
+                || strpbrk(optarg, "{} \t\n") != NULL)
+                return usage_error(NULL, "--redis-queue: '%s': 1 to 200 "
+                                   "printable characters, no spaces or braces",
+                                   optarg);
+            redis.queue = optarg;
+            queue_given = 1;
             break;
         case 'h':
             fputs(usage_text, stdout);
@@ -818,6 +896,12 @@ main(int argc, char **argv)
         return usage_error(NULL, "unknown command '%s'", argv[optind]);
     if (!timeout_given)
         to.rpc_timeout = cmd->runs_jobs ? 0 : CTL_DEFAULT_RPC_TIMEOUT;
+    if (queue_given && to.redis == NULL)
+        return usage_error(NULL, "--redis-queue: needs --redis");
+    if (to.redis != NULL && cmd->run != cmd_submit && cmd->run != cmd_map)
+        return usage_error(cmd->name, "--redis: only submit and map go "
+                           "through Redis");
+    redis.rpc_timeout = to.rpc_timeout;
     int cargc = argc - optind;
     char **cargv = argv + optind;
     optind = 0;                 /* GNU getopt: start over on the command */

@@ -184,6 +184,7 @@ control_new(struct ev_loop *loop, fp_pool *pool, int lfd, const char *path,
     fp_control_set_job_limits(ctl, 0, 0, FP_DEFAULT_MAX_WORKERS);
     fp_control_set_reply_limits(ctl, 0, 0, 0);
     LIST_INIT(&ctl->clients);
+    ctl_events_init(ctl);
     ev_io_init(&ctl->accept_io, accept_cb, ctl->lfd, EV_READ);
     ctl->accept_io.data = ctl;
     ev_timer_init(&ctl->accept_pause, accept_pause_cb, ACCEPT_PAUSE, 0.);
@@ -284,6 +285,12 @@ fp_control_set_job_limits(struct fp_control *ctl, size_t max_job_bytes,
 }
 
 void
+fp_control_set_redis(struct fp_control *ctl, struct fp_redis_source *src)
+{
+    ctl->redis = src;
+}
+
+void
 fp_control_set_reply_limits(struct fp_control *ctl, size_t soft, size_t hard,
                             size_t total)
 {
@@ -327,6 +334,7 @@ fp_control_shutdown(struct fp_control *ctl, double timeout,
     struct client *c;
 
     ctl->shutting_down = 1;
+    ctl_events_shutdown(ctl);
     ctl->flushed = flushed;
     ctl->flushed_arg = arg;
     ev_io_stop(ctl->loop, &ctl->accept_io);
@@ -356,5 +364,6 @@ fp_control_close(struct fp_control *ctl)
         unlink(ctl->path);
     free(ctl->batch_jobs);
     ctl_free_replies(ctl);
+    ctl_events_free(ctl);
     free(ctl);
 }

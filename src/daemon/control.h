@@ -21,6 +21,8 @@ struct fp_control;
 
 struct fp_control_hooks {
     void (*drain)(void *arg);   /* the "drain" method: start the daemon's drain */
+    /* For the metrics: log lines dropped so far (NULL: none are). */
+    uint64_t (*log_lines_dropped)(void *arg);
     void *arg;
 };
 
@@ -57,6 +59,10 @@ void fp_control_set_job_limits(struct fp_control *c, size_t max_job_bytes,
  * with replies unread is behind.  The default hard limit is soft plus
  * FP_REPLY_HARD_RESULTS times the largest result (it follows
  * fp_control_set_job_limits). */
+/* The daemon's Redis queue source (SPEC 10), for status and metrics. */
+struct fp_redis_source;
+void fp_control_set_redis(struct fp_control *c, struct fp_redis_source *src);
+
 void fp_control_set_reply_limits(struct fp_control *c, size_t soft, size_t hard,
                                  size_t total);
 

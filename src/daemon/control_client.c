@@ -3,9 +3,9 @@
  * out, and the rules that keep it from costing the daemon unbounded memory
  * (control_int.h; README "Reply memory").
  *
- * Layers as in imsg: a read buffer bounded by fp_scan, a write queue
- * drained by an EV_WRITE watcher armed only while it holds bytes, and the
- * dispatcher on top.  Every reply is built whole in the write queue or not
+ * Layers as in imsg: a read buffer bounded by fp_scan, a write queue of
+ * segments (codec/outq.h) drained with writev by an EV_WRITE watcher armed
+ * only while it holds bytes, and the dispatcher on top.  Every reply is built whole in the write queue or not
  * at all (ctl_reply_*).  What a client may do next -- read, run what it
  * sent, have its jobs start, close -- follows from a few facts (its unread
  * replies, its input state, its jobs) in one place, client_update, called
@@ -24,13 +24,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "control_int.h"
+#include "engine/timer.h"
 #include "codec/wire.h"
 
 #define READ_CHUNK      (64 * 1024)
-#define OUT_KEEP        (64 * 1024) /* write queue kept by an idle client */
+/* Requests one client may run in one turn: a client that pipelines
+ * thousands of them (each maybe a status map) gets through them a turn at
+ * a time, and every other client and the workers are served in between. */
+#define REQUESTS_PER_TURN 64
+#define READ_MAX        (256 * 1024)    /* one read, into a buffer grown for
+                                           a big request */
+#define WRITE_IOV       64          /* segments per writev */
 
 static void client_read_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void client_write_cb(struct ev_loop *loop, ev_io *io, int revents);
@@ -49,7 +57,7 @@ reply_write(void *data, const char *p, size_t n)
 
     if (r->failed || r->closed)
         return r->failed ? -1 : 0;
-    if (fp_buf_append(&r->c->out, p, n) < 0) {
+    if (fp_outq_append(&r->c->out, p, n) < 0) {
         r->failed = 1;
         return -1;
     }
@@ -60,7 +68,7 @@ void
 ctl_reply_begin(struct ctl_reply *r, struct client *c)
 {
     r->c = c;
-    r->mark = c->out.len;
+    fp_outq_mark(&c->out, &r->mark);
     r->failed = 0;
     r->closed = c->fd < 0;
     msgpack_packer_init(&r->pk, r, reply_write);
@@ -79,6 +87,20 @@ void
 ctl_reply_raw(struct ctl_reply *r, const char *p, size_t n)
 {
     (void)reply_write(r, p, n);
+}
+
+void
+ctl_reply_ref(struct ctl_reply *r, const char *p, size_t n,
+              fp_outq_release_fn *release, void *arg)
+{
+    if (r->failed || r->closed) {
+        release(arg);
+        return;
+    }
+    if (fp_outq_append_ref(&r->c->out, p, n, release, arg) < 0) {
+        r->failed = 1;
+        release(arg);
+    }
 }
 
 /* Past its hard limit: disconnected, its jobs that have not started
@@ -109,10 +131,10 @@ ctl_reply_end(struct ctl_reply *r)
     if (r->closed)
         return 0;
     if (r->failed) {
-        c->out.len = r->mark;   /* take back every byte of it */
+        fp_outq_rollback(&c->out, &r->mark);    /* every byte of it */
         return -1;
     }
-    c->ctl->out_total += c->out.len - r->mark;
+    c->ctl->out_total += fp_outq_since(&c->out, &r->mark);
     if (c->ctl->out_total >= c->ctl->reply.total)
         c->ctl->total_over = 1;
     if (c->out.len > c->ctl->reply.hard)
@@ -216,6 +238,8 @@ client_release(struct client *c)
     return 1;
 }
 
+static void client_turn_cb(struct ev_loop *loop, ev_timer *tw, int revents);
+
 static void
 client_update(struct client *c)
 {
@@ -228,7 +252,9 @@ client_update(struct client *c)
     client_set_flow(c, client_behind(c) ? FLOW_BEHIND : FLOW_OK);
     if (c->out.len > 0)
         ev_io_start(loop, &c->wio);
-    if (client_may_run(c) && c->input == INPUT_OPEN)
+    /* Nothing more is read while requests already read wait for their
+     * turn: a client's read buffer never outgrows one read. */
+    if (client_may_run(c) && c->input == INPUT_OPEN && !ev_is_active(&c->turn))
         ev_io_start(loop, &c->rio);
     else
         ev_io_stop(loop, &c->rio);
@@ -280,7 +306,8 @@ ctl_client_new(struct fp_control *ctl, int fd)
     c->serial = ++ctl->next_serial;
     ev_io_init(&c->rio, client_read_cb, fd, EV_READ);
     ev_io_init(&c->wio, client_write_cb, fd, EV_WRITE);
-    c->rio.data = c->wio.data = c;
+    ev_timer_init(&c->turn, client_turn_cb, 0., 0.);
+    c->rio.data = c->wio.data = c->turn.data = c;
     LIST_INSERT_HEAD(&ctl->clients, c, link);
     ctl->nclients++;
     ev_io_start(ctl->loop, &c->rio);
@@ -290,15 +317,17 @@ ctl_client_new(struct fp_control *ctl, int fd)
 void
 ctl_client_free(struct client *c)
 {
+    ctl_events_forget(c);
     if (c->fd >= 0) {
         c->ctl->nclients--;
         close(c->fd);
     }
     ev_io_stop(c->ctl->loop, &c->rio);  /* also drops a fed event */
     ev_io_stop(c->ctl->loop, &c->wio);
+    ev_timer_stop(c->ctl->loop, &c->turn);
     LIST_REMOVE(c, link);
     fp_buf_free(&c->in);
-    fp_buf_free(&c->out);
+    fp_outq_free(&c->out);
     fp_group_free(c->group);
     free(c);
 }
@@ -314,14 +343,16 @@ client_close(struct client *c)
 
     if (c->fd < 0)
         return;
+    ctl_events_forget(c);
     ev_io_stop(ctl->loop, &c->rio);
     ev_io_stop(ctl->loop, &c->wio);
+    ev_timer_stop(ctl->loop, &c->turn);
     close(c->fd);
     c->fd = -1;
     ctl->nclients--;
     client_set_flow(c, FLOW_OK);
     ctl->out_total -= c->out.len;
-    fp_buf_free(&c->out);
+    fp_outq_free(&c->out);
     if (c->busy == 0)           /* else a request still reads from it */
         fp_buf_free(&c->in);
     c->stalled = 0;
@@ -338,6 +369,12 @@ ctl_client_fail(struct client *c, const char *why)
     fp_logf(c->ctl->log, FP_LOG_WARN, "client %lu: %s; disconnecting it", c->serial,
             why);
     client_close(c);
+}
+
+size_t
+ctl_client_unread(const struct client *c)
+{
+    return c->out.len;
 }
 
 int
@@ -401,10 +438,11 @@ client_refuse_frame(struct client *c, const char *why)
         fp_pack_cstr(&r.pk, msg);
         msgpack_pack_nil(&r.pk);
         if (!r.failed) {
-            ssize_t n = write(c->fd, fp_buf_head(&c->out), c->out.len);
+            struct iovec iov[WRITE_IOV];
+            ssize_t n = writev(c->fd, iov, fp_outq_iov(&c->out, iov, WRITE_IOV));
             (void)n;
         }
-        c->out.len = r.mark;    /* never queued: nothing to account */
+        fp_outq_rollback(&c->out, &r.mark); /* never queued: not accounted */
     }
     client_close(c);
     return -1;
@@ -451,7 +489,11 @@ client_read(struct client *c)
         ctl_client_fail(c, "no memory to read its requests");
         return -1;
     }
-    ssize_t got = read(c->fd, room, READ_CHUNK);
+    /* All the room the buffer has, up to READ_MAX: a big request then
+     * comes in as few reads as the socket allows, not 64 KiB per turn of
+     * the loop. */
+    size_t want = c->in.cap - c->in.off - c->in.len;
+    ssize_t got = read(c->fd, room, want < READ_MAX ? want : READ_MAX);
     if (got > 0) {
         c->in.len += (size_t)got;
     } else if (got == 0) {
@@ -476,9 +518,15 @@ client_run_requests(struct client *c)
     struct fp_control *ctl = c->ctl;
     const char *why;
 
+    unsigned ran = 0;
+
     c->busy++;
     c->stalled = 0;
     while (c->fd >= 0 && c->in.len > 0) {
+        if (ran == REQUESTS_PER_TURN) {
+            fp_timer_after(ctl->loop, &c->turn, 0.);
+            break;
+        }
         if (c->framing == FRAMING_SKIPPING) {
             /* Dropping bytes runs nothing and frees memory: done even
              * while c is behind. */
@@ -506,6 +554,7 @@ client_run_requests(struct client *c)
                 break;
             continue;
         }
+        ran++;
         int rc = ctl_dispatch(c, fp_buf_head(&c->in), (size_t)n);
         if (c->fd < 0)
             break;              /* the request's reply closed it */
@@ -525,6 +574,17 @@ client_run_requests(struct client *c)
         fp_buf_shrink(&c->in, 0);   /* an idle client holds no buffer */
 }
 
+/* Its next turn at the requests it has read (REQUESTS_PER_TURN). */
+static void
+client_turn_cb(struct ev_loop *loop, ev_timer *tw, int revents)
+{
+    struct client *c = tw->data;
+    (void)loop; (void)revents;
+
+    client_run_requests(c);
+    client_update(c);
+}
+
 static void
 client_read_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
@@ -532,7 +592,8 @@ client_read_cb(struct ev_loop *loop, ev_io *io, int revents)
     (void)loop; (void)revents;
 
     /* Also fed by client_update for requests kept while it was behind. */
-    if (c->input == INPUT_OPEN && client_may_run(c) && client_read(c) < 0)
+    if (c->input == INPUT_OPEN && client_may_run(c) && !ev_is_active(&c->turn)
+        && client_read(c) < 0)
         return;
     client_run_requests(c);
     client_update(c);
@@ -550,7 +611,8 @@ client_write_cb(struct ev_loop *loop, ev_io *io, int revents)
     (void)revents;
 
     while (c->out.len > 0) {
-        ssize_t n = write(c->fd, fp_buf_head(&c->out), c->out.len);
+        struct iovec iov[WRITE_IOV];
+        ssize_t n = writev(c->fd, iov, fp_outq_iov(&c->out, iov, WRITE_IOV));
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -559,13 +621,11 @@ client_write_cb(struct ev_loop *loop, ev_io *io, int revents)
             client_close(c);    /* gone: what it was owed is dropped */
             return;
         }
-        fp_buf_consume(&c->out, (size_t)n);
+        fp_outq_consume(&c->out, (size_t)n);
         ctl->out_total -= (size_t)n;
     }
-    if (c->out.len == 0) {
+    if (c->out.len == 0)
         ev_io_stop(loop, &c->wio);
-        fp_buf_shrink(&c->out, OUT_KEEP);
-    }
     client_update(c);           /* may close and free c: first */
     total_recheck(ctl);
     ctl_check_flushed(ctl);

@@ -13,6 +13,7 @@
 #include <msgpack.h>
 
 #include "codec/buf.h"
+#include "codec/outq.h"
 #include "control.h"
 #include "codec/frame.h"
 
@@ -57,7 +58,9 @@ struct client {
     enum client_input  input;
     enum client_flow   flow;
     ev_io              rio, wio;
-    struct fp_buf      in, out;     /* out.len: its replies not yet written */
+    struct fp_buf      in;          /* its requests, read */
+    struct fp_outq     out;         /* its replies; out.len: bytes of them
+                                       not yet written */
     enum client_framing framing;
     struct fp_scanner  scan;        /* FRAMING_REQUESTS: the request at in's
                                        head */
@@ -65,7 +68,12 @@ struct client {
                                        refused one */
     int                stalled;     /* complete requests wait in `in` until
                                        it may run them again */
+    ev_timer           turn;        /* its next turn, when it used up one
+                                       (REQUESTS_PER_TURN) with requests
+                                       left: the loop serves others first */
     fp_group          *group;       /* its jobs, held while it is behind */
+    int                subscribed;  /* receives the event stream */
+    LIST_ENTRY(client) sub_link;    /* on ctl->events.subs while it does */
     unsigned           pending;     /* submitted jobs without an outcome */
     size_t             pending_bytes;   /* their payload bytes */
     unsigned           busy;        /* > 0 while its requests run: the
@@ -84,6 +92,18 @@ struct ctl_reply_limits {
 };
 
 struct ctl_method;
+
+/* The event stream's subscribers (control_events.c). */
+struct ctl_events {
+    LIST_HEAD(, client) subs;
+    unsigned           n;
+    uint64_t           dropped;     /* subscribers dropped for not reading */
+    struct fp_buf      batch;       /* this iteration's events, packed once
+                                       for all */
+    msgpack_packer     pk;          /* into batch */
+    int                failed;      /* packing one ran out of memory */
+    ev_timer           flush_timer; /* the batch goes out */
+};
 
 struct fp_control {
     struct ev_loop    *loop;
@@ -114,6 +134,7 @@ struct fp_control {
                                            has not yet fallen to 7/8 of it */
     unsigned           max_workers;     /* for error messages */
     int                shutting_down;
+    struct fp_redis_source *redis;      /* fp_control_set_redis, or NULL */
     ev_timer           flush_timer;
     void             (*flushed)(void *arg);
     void              *flushed_arg;
@@ -121,6 +142,7 @@ struct fp_control {
     struct reply_to   *free_replies;    /* reused: no malloc per submit */
     unsigned           nfree_replies;
     size_t             batch_cap;
+    struct ctl_events  events;
 };
 
 /* One submit_batch request's way back to its client: each job's outcome
@@ -144,9 +166,11 @@ struct reply_to {
 /* ------------------------------------------------------------------------
  * Replies (control.c)
  *
- * A reply is packed straight into its client's write queue and is kept
- * whole or not at all: if memory runs out halfway, every byte of it is
- * taken back (a stream never carries half a message), and the caller
+ * A reply is packed straight into its client's write queue (codec/outq.h:
+ * small replies share chunks, a big result gets a segment of its own and
+ * is never copied again) and is kept whole or not at all: if memory runs
+ * out halfway, every byte of it is taken back (a stream never carries
+ * half a message), and the caller
  * answers with a small error instead -- or, if even that cannot be
  * queued, the client is disconnected and the log says so.  Nobody is left
  * waiting for an answer that will not come.
@@ -154,7 +178,7 @@ struct reply_to {
 
 struct ctl_reply {
     struct client  *c;
-    size_t          mark;       /* c->out.len when it began */
+    struct fp_outq_mark mark;   /* the end of c->out when it began */
     int             failed;     /* an append failed: it will be dropped */
     int             closed;     /* the client is gone: it goes nowhere */
     msgpack_packer  pk;
@@ -166,6 +190,12 @@ void ctl_reply_begin(struct ctl_reply *r, struct client *c);
 void ctl_reply_begin_response(struct ctl_reply *r, struct client *c, uint32_t msgid);
 /* Append raw msgpack bytes (a result passed through). */
 void ctl_reply_raw(struct ctl_reply *r, const char *p, size_t n);
+/* The same without a copy: p[0..n) is written from where it is, and must
+ * stay unchanged until release(arg) is called -- exactly once, whatever
+ * becomes of the reply (at once if it is not built, or when it is taken
+ * back: the caller must not touch p after a failed ctl_reply_end). */
+void ctl_reply_ref(struct ctl_reply *r, const char *p, size_t n,
+                   fp_outq_release_fn *release, void *arg);
 /* Queue the reply.  Returns 0 once it is queued (or the client is gone) --
  * the client may then have been closed and freed: do not touch it again;
  * or -1 if it could not be built: nothing of it is queued, the client is
@@ -254,17 +284,48 @@ struct ctl_status_input {
     const fp_limit_info  *limits;       /* every rate limit */
     size_t                nlimits;
     size_t                max_job_bytes;
+    const struct fp_redis_source *redis;/* --redis, or NULL */
     struct {                            /* the control connections */
         unsigned connected;             /* open */
         unsigned behind;                /* of those, behind with replies */
         size_t   reply_bytes;           /* replies unwritten, all clients */
+        unsigned subscribers;           /* of those, subscribed to events */
     } clients;
+};
+/* The daemon's own figures for the metrics (beside the pool's). */
+struct ctl_daemon_figures {
+    uint64_t log_lines_dropped;         /* the log's reader fell behind */
+    unsigned subscribers;               /* to the event stream, now */
+    uint64_t subscribers_dropped;       /* for not reading */
 };
 /* Pack the status result map. */
 void ctl_pack_status(msgpack_packer *pk, const struct ctl_status_input *in);
 /* Append the metrics text to out.  Returns 0, or -1 (ENOMEM). */
 int  ctl_metrics_text(struct fp_buf *out, const fp_stats *st,
                       const fp_limit_info *limits, size_t nlimits);
+/* Append the daemon's own metrics.  Returns 0, or -1 (ENOMEM). */
+int  ctl_metrics_daemon_text(struct fp_buf *out, const struct ctl_daemon_figures *f);
+
+/* control_events.c: the event stream.  Set up; c closes (it receives no
+ * more events); the daemon shuts down (the pool's listener goes, as the
+ * pool may be freed before the control); free.  The subscribe method. */
+void ctl_events_init(struct fp_control *ctl);
+void ctl_events_forget(struct client *c);
+void ctl_events_shutdown(struct fp_control *ctl);
+void ctl_events_free(struct fp_control *ctl);
+ctl_method_fn ctl_method_subscribe;
+/* control_client.c: bytes of replies queued to c and not yet written. */
+size_t ctl_client_unread(const struct client *c);
+
+/* The Redis source's counters as metrics text (nothing without one).
+ * Returns 0, or -1 (ENOMEM). */
+int  ctl_redis_metrics(struct fp_buf *out, const struct fp_redis_source *src);
+
+/* control_progress.c: fp_job_opts.progress of a submit ("progress":
+ * true; arg: its reply_to) and of a submit_batch (arg: its batch_reply):
+ * each report as a "progress" notification to the job's client. */
+void ctl_submit_progress_cb(uint64_t id, const char *value, size_t len, void *arg);
+void ctl_batch_progress_cb(uint64_t id, const char *value, size_t len, void *arg);
 
 /* control_methods.c: the methods forkpoold serves. */
 extern const struct ctl_method ctl_methods[];

@@ -1,7 +1,8 @@
 /*
  * control_methods.c — the control protocol's methods (SPEC §7): submit,
- * submit_batch, status, cancel, scale, reload, drain, metrics; and the
- * method table at the end, one row per method.  Each handler runs only
+ * submit_batch, status, cancel, scale, reload, drain, metrics, limit (and
+ * subscribe, in control_events.c); and the method table at the end, one
+ * row per method.  Each handler runs only
  * once its params passed the row's rule (control_dispatch.c).
  */
 #include "config.h"
@@ -87,6 +88,22 @@ pack_stderr(msgpack_packer *pk, const fp_outcome *o)
     as_utf8(pk, o->stderr_tail, o->stderr_len);
 }
 
+/* The outcome's result or detail into the reply.  A big one is kept
+ * where the pool put it (fp_outcome_keep) and written from there, never
+ * copied; if the reply then cannot be queued, it is released with the
+ * reply, so o->data must not be read after a failed ctl_reply_end. */
+static void
+pack_outcome_data(struct ctl_reply *r, const fp_outcome *o)
+{
+    void *kept;
+
+    if (o->len >= FP_OUTQ_BIG && !r->failed && !r->closed
+        && (kept = fp_outcome_keep(r->c->ctl->pool, o)) != NULL)
+        ctl_reply_ref(r, o->data, o->len, fp_outcome_release, kept);
+    else
+        ctl_reply_raw(r, o->data, o->len);
+}
+
 /* An outcome as a response's error and result (SPEC §7): result {"id",
  * "result", "stats"} for ok, error {"id", "kind", "detail", "stats"}
  * otherwise, with "stderr" when it crashed; both with "attempts" when the
@@ -102,7 +119,7 @@ pack_outcome(struct ctl_reply *r, const fp_outcome *o)
         msgpack_pack_map(pk, o->attempts > 1 ? 4 : 3);
         ctl_pack_kv_u64(pk, "id", o->id);
         fp_pack_cstr(pk, "result");
-        ctl_reply_raw(r, o->data, o->len);
+        pack_outcome_data(r, o);
         pack_stats(pk, o);
     } else {
         msgpack_pack_map(pk, (o->attempts > 1 ? 5 : 4) + crashed);
@@ -110,7 +127,7 @@ pack_outcome(struct ctl_reply *r, const fp_outcome *o)
         fp_pack_cstr(pk, "kind");
         fp_pack_cstr(pk, fp_kind_name(o->kind));
         fp_pack_cstr(pk, "detail");
-        ctl_reply_raw(r, o->data, o->len);
+        pack_outcome_data(r, o);
         pack_stats(pk, o);
         if (crashed)
             pack_stderr(pk, o);
@@ -123,7 +140,7 @@ pack_outcome(struct ctl_reply *r, const fp_outcome *o)
 
 /* In place of an outcome there was no memory to queue: error {"id",
  * "kind": "error", "detail": "..."} (a few dozen bytes, where the outcome
- * may have been megabytes). */
+ * may have been megabytes).  Reads none of o->data (it may be gone). */
 static void
 pack_outcome_lost(struct ctl_reply *r, const fp_outcome *o)
 {
@@ -273,7 +290,7 @@ method_submit_batch(struct client *c, uint32_t msgid, struct ctl_params *p)
     struct fp_control *ctl = c->ctl;
     fp_job_opts opts = { .timeout = -1, .retries = 0, .group = c->group };
     char key[FP_MAX_KEY_BYTES + 1];
-    int notify = 0;
+    struct fp_wire_submit_flags flags = { 0, 0 };
     struct fp_reader *jobs = &p->v[0].r;
     uint32_t n = 0;
     uint64_t first;
@@ -297,13 +314,17 @@ method_submit_batch(struct client *c, uint32_t msgid, struct ctl_params *p)
             ctl_respond_rejected(c, msgid, "malformed");
             return;
         }
-    if (p->n == 2 && (why = fp_wire_job_opts(&p->v[1].r, &opts, &notify, key)) != NULL) {
+    if (p->n == 2 && (why = fp_wire_job_opts(&p->v[1].r, &opts, &flags, key)) != NULL) {
         ctl_respond_rejected(c, msgid, why);
         return;
     }
     if ((b = malloc(sizeof(*b))) == NULL) {
         ctl_respond_rejected(c, msgid, "out of memory");
         return;
+    }
+    if (flags.progress) {
+        opts.progress = ctl_batch_progress_cb;
+        opts.progress_arg = b;
     }
     if (fp_pool_submit_batch(ctl->pool, ctl->batch_jobs, n, &opts, batch_done_cb,
                              b, &first, &why) < 0) {
@@ -327,19 +348,20 @@ method_submit_batch(struct client *c, uint32_t msgid, struct ctl_params *p)
         ctl_client_fail(c, "no memory to queue a reply");
 }
 
-/* submit [job] or [job, {"timeout", "retries", "notify"}]: the response
- * is the job's outcome, when it has one. */
+/* submit [job] or [job, {"timeout", "retries", "notify", "progress", ...}]:
+ * the response is the job's outcome, when it has one (its progress reports,
+ * with "progress", come first as notifications). */
 static void
 method_submit(struct client *c, uint32_t msgid, struct ctl_params *p)
 {
     fp_job_opts opts = { .timeout = -1, .retries = 0, .group = c->group };
     char key[FP_MAX_KEY_BYTES + 1];
-    int notify = 0;
+    struct fp_wire_submit_flags flags = { 0, 0 };
     uint64_t id;
     const char *why;
     struct reply_to *rt;
 
-    if (p->n == 2 && (why = fp_wire_job_opts(&p->v[1].r, &opts, &notify, key)) != NULL) {
+    if (p->n == 2 && (why = fp_wire_job_opts(&p->v[1].r, &opts, &flags, key)) != NULL) {
         ctl_respond_rejected(c, msgid, why);
         return;
     }
@@ -351,6 +373,10 @@ method_submit(struct client *c, uint32_t msgid, struct ctl_params *p)
     rt->c = c;
     rt->msgid = msgid;
     rt->bytes = p->v[0].len;
+    if (flags.progress) {
+        opts.progress = ctl_submit_progress_cb;
+        opts.progress_arg = rt;
+    }
     if (fp_pool_submit(c->ctl->pool, p->v[0].raw, p->v[0].len, &opts, job_done_cb, rt,
                        &id, &why) < 0) {
         reply_put(c->ctl, rt);
@@ -359,7 +385,7 @@ method_submit(struct client *c, uint32_t msgid, struct ctl_params *p)
     }
     c->pending++;
     c->pending_bytes += rt->bytes;
-    if (notify) {
+    if (flags.notify) {
         /* [2, "accepted", [msgid, id]]: the id, early enough to cancel. */
         struct ctl_reply r;
         ctl_reply_begin(&r, c);
@@ -413,8 +439,10 @@ method_status(struct client *c, uint32_t msgid, struct ctl_params *p)
     struct ctl_status_input in = {
         .stats = &st, .workers = rows, .nworkers = n, .limits = lims,
         .nlimits = nlim, .max_job_bytes = c->ctl->max_job_bytes,
+        .redis = c->ctl->redis,
         .clients = { .connected = c->ctl->nclients, .behind = c->ctl->nbehind,
-                     .reply_bytes = c->ctl->out_total },
+                     .reply_bytes = c->ctl->out_total,
+                     .subscribers = c->ctl->events.n },
     };
     ctl_reply_begin_response(&r, c, msgid);
     msgpack_pack_nil(&r.pk);
@@ -484,10 +512,19 @@ method_metrics(struct client *c, uint32_t msgid, struct ctl_params *p)
     fp_limit_info *lims = malloc((nlim > 0 ? nlim : 1) * sizeof(*lims));
     (void)p;
 
+    struct fp_control *ctl = c->ctl;
+    struct ctl_daemon_figures fig = {
+        .log_lines_dropped = ctl->hooks.log_lines_dropped != NULL
+                             ? ctl->hooks.log_lines_dropped(ctl->hooks.arg) : 0,
+        .subscribers = ctl->events.n,
+        .subscribers_dropped = ctl->events.dropped,
+    };
     fp_pool_stats(c->ctl->pool, &st);
     if (lims == NULL
         || ctl_metrics_text(&text, &st, lims,
-                            fp_pool_limits(c->ctl->pool, lims, nlim)) < 0) {
+                            fp_pool_limits(c->ctl->pool, lims, nlim)) < 0
+        || ctl_metrics_daemon_text(&text, &fig) < 0
+        || ctl_redis_metrics(&text, c->ctl->redis) < 0) {
         free(lims);
         fp_buf_free(&text);
         ctl_respond_error_str(c, msgid, "out of memory");
@@ -611,6 +648,8 @@ const struct ctl_method ctl_methods[] = {
     { .name = "reload", .max_params = CTL_ANY_COUNT, .handler = method_reload },
     { .name = "drain", .max_params = CTL_ANY_COUNT, .handler = method_drain },
     { .name = "metrics", .max_params = CTL_ANY_COUNT, .handler = method_metrics },
+    { .name = "subscribe", .max_params = CTL_ANY_COUNT,
+      .handler = ctl_method_subscribe },
     { .name = "limit", .min_params = 2, .max_params = 3,
       .shape = { CTL_STR, CTL_ANY, CTL_ANY },
       .usage = "bad params: expected [key, rate, burst], [key, rate] or [key, nil]",

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "control_int.h"
+#include "redis/redis_source.h"
 #include "codec/wire.h"
 #include "common/jsonmp.h"
 
@@ -61,10 +62,70 @@ static void
 pack_clients(msgpack_packer *pk, const struct ctl_status_input *in)
 {
     fp_pack_cstr(pk, "clients");
-    msgpack_pack_map(pk, 3);
+    msgpack_pack_map(pk, 4);
     ctl_pack_kv_u64(pk, "connected", in->clients.connected);
     ctl_pack_kv_u64(pk, "behind", in->clients.behind);
     ctl_pack_kv_u64(pk, "reply_bytes", in->clients.reply_bytes);
+    ctl_pack_kv_u64(pk, "subscribers", in->clients.subscribers);
+}
+
+/* "redis" (SPEC 10): where the queue is and how this host fares with it. */
+static void
+pack_redis(msgpack_packer *pk, const struct fp_redis_source *src)
+{
+    struct fp_redis_source_stats rs;
+
+    fp_redis_source_stats(src, &rs);
+    fp_pack_cstr(pk, "redis");
+    msgpack_pack_map(pk, 9);
+    fp_pack_cstr(pk, "url");
+    fp_pack_cstr(pk, fp_redis_source_url(src));
+    fp_pack_cstr(pk, "queue");
+    fp_pack_cstr(pk, fp_redis_source_queue(src));
+    fp_pack_cstr(pk, "connected");
+    if (rs.connected) msgpack_pack_true(pk); else msgpack_pack_false(pk);
+    ctl_pack_kv_u64(pk, "leased", rs.leased);
+    ctl_pack_kv_u64(pk, "claimed", rs.claimed);
+    ctl_pack_kv_u64(pk, "recorded", rs.recorded);
+    ctl_pack_kv_u64(pk, "lost_leases", rs.lost_leases);
+    ctl_pack_kv_u64(pk, "dead_lettered", rs.dead_lettered);
+    ctl_pack_kv_u64(pk, "handed_back", rs.handed_back);
+}
+
+int
+ctl_redis_metrics(struct fp_buf *out, const struct fp_redis_source *src)
+{
+    struct fp_redis_source_stats rs;
+
+    if (src == NULL)
+        return 0;
+    fp_redis_source_stats(src, &rs);
+    return fp_buf_printf(out,
+        "# HELP forkpool_redis_connected 1 while the Redis queue is reachable.\n"
+        "# TYPE forkpool_redis_connected gauge\n"
+        "forkpool_redis_connected %d\n"
+        "# HELP forkpool_redis_leased Redis jobs this host holds now.\n"
+        "# TYPE forkpool_redis_leased gauge\n"
+        "forkpool_redis_leased %llu\n"
+        "# HELP forkpool_redis_claimed_total Redis jobs this host claimed.\n"
+        "# TYPE forkpool_redis_claimed_total counter\n"
+        "forkpool_redis_claimed_total %llu\n"
+        "# HELP forkpool_redis_recorded_total Outcomes recorded in Redis.\n"
+        "# TYPE forkpool_redis_recorded_total counter\n"
+        "forkpool_redis_recorded_total %llu\n"
+        "# HELP forkpool_redis_lost_leases_total Outcomes refused: the lease had lapsed.\n"
+        "# TYPE forkpool_redis_lost_leases_total counter\n"
+        "forkpool_redis_lost_leases_total %llu\n"
+        "# HELP forkpool_redis_dead_lettered_total Jobs dead-lettered after too many lost hosts.\n"
+        "# TYPE forkpool_redis_dead_lettered_total counter\n"
+        "forkpool_redis_dead_lettered_total %llu\n"
+        "# HELP forkpool_redis_handed_back_total Unstarted jobs handed back to the queue.\n"
+        "# TYPE forkpool_redis_handed_back_total counter\n"
+        "forkpool_redis_handed_back_total %llu\n",
+        rs.connected, (unsigned long long)rs.leased,
+        (unsigned long long)rs.claimed, (unsigned long long)rs.recorded,
+        (unsigned long long)rs.lost_leases, (unsigned long long)rs.dead_lettered,
+        (unsigned long long)rs.handed_back) < 0 ? -1 : 0;
 }
 
 void
@@ -72,7 +133,7 @@ ctl_pack_status(msgpack_packer *pk, const struct ctl_status_input *in)
 {
     const fp_stats *st = in->stats;
 
-    msgpack_pack_map(pk, 20 + (st->autoscale_max > 0));
+    msgpack_pack_map(pk, 21 + (st->autoscale_max > 0) + (in->redis != NULL));
     fp_pack_cstr(pk, "state");
     fp_pack_cstr(pk, st->draining ? "draining" : "running");
     ctl_pack_kv_u64(pk, "workers", st->workers);
@@ -94,6 +155,8 @@ ctl_pack_status(msgpack_packer *pk, const struct ctl_status_input *in)
     ctl_pack_kv_u64(pk, "cancelled", st->cancelled);
     ctl_pack_kv_u64(pk, "restarts", st->restarts);
     ctl_pack_kv_u64(pk, "start_failures", st->start_failures);
+    /* Payloads quarantined by --poison-after (0 when it is off). */
+    ctl_pack_kv_u64(pk, "poisoned", st->poisoned);
     fp_pack_cstr(pk, "uptime_s");
     msgpack_pack_double(pk, st->uptime_s);
     /* The largest job a client may send (forkpoolctl map checks its lines
@@ -106,6 +169,8 @@ ctl_pack_status(msgpack_packer *pk, const struct ctl_status_input *in)
     pack_worker_rows(pk, in->workers, in->nworkers);
     pack_limits(pk, in->limits, in->nlimits);
     pack_clients(pk, in);
+    if (in->redis != NULL)
+        pack_redis(pk, in->redis);
 }
 
 /* The length of the UTF-8 character at p[0..n) (p[0] >= 0x80), or 0 if
@@ -175,6 +240,92 @@ limit_metrics(struct fp_buf *out, const fp_limit_info *rows, size_t n)
     return rc < 0 ? -1 : 0;
 }
 
+/* One histogram in seconds over fp_latency_bounds: HELP, TYPE, each
+ * cumulative bucket, +Inf, _sum, _count. */
+static int
+histogram(struct fp_buf *out, const char *name, const char *help,
+          const uint64_t count[FP_LATENCY_BUCKETS], double sum)
+{
+    int rc = fp_buf_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", name,
+                           help, name);
+
+    for (unsigned i = 0; i < FP_LATENCY_BUCKETS; i++) {
+        if (i < FP_LATENCY_BUCKETS - 1)
+            rc |= fp_buf_printf(out, "%s_bucket{le=\"%g\"} %llu\n", name,
+                                fp_latency_bounds[i], (unsigned long long)count[i]);
+        else
+            rc |= fp_buf_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n", name,
+                                (unsigned long long)count[i]);
+    }
+    rc |= fp_buf_printf(out, "%s_sum %.6f\n%s_count %llu\n", name, sum, name,
+                        (unsigned long long)count[FP_LATENCY_BUCKETS - 1]);
+    return rc;
+}
+
+/* The figures from the receipts, timeouts by cause, poison payloads and
+ * the event stream's losses. */
+static int
+receipt_metrics(struct fp_buf *out, const fp_stats *st)
+{
+    int rc = histogram(out, "forkpool_job_wait_seconds", "How long jobs waited "
+                       "to start (accepted to started, last attempt), from "
+                       "their receipts.", st->wait_count, st->wait_sum);
+
+    rc |= histogram(out, "forkpool_job_run_seconds", "How long jobs ran "
+                    "(started to ended, last attempt; any outcome), from their "
+                    "receipts.", st->run_count, st->run_sum);
+    rc |= fp_buf_printf(out,
+        "# HELP forkpool_job_timeouts_total Jobs that ended timeout, by cause: "
+        "their timeout, or no heartbeat for --heartbeat-timeout.\n"
+        "# TYPE forkpool_job_timeouts_total counter\n"
+        "forkpool_job_timeouts_total{cause=\"deadline\"} %llu\n"
+        "forkpool_job_timeouts_total{cause=\"heartbeat\"} %llu\n"
+        "# HELP forkpool_poison_rejected_total Submissions refused because "
+        "their payload crashed --poison-after workers.\n"
+        "# TYPE forkpool_poison_rejected_total counter\n"
+        "forkpool_poison_rejected_total %llu\n"
+        "# HELP forkpool_poisoned_payloads Payloads quarantined now "
+        "(--poison-after).\n"
+        "# TYPE forkpool_poisoned_payloads gauge\n"
+        "forkpool_poisoned_payloads %zu\n"
+        "# HELP forkpool_events_lost_total Pool events lost to a full event "
+        "queue.\n"
+        "# TYPE forkpool_events_lost_total counter\n"
+        "forkpool_events_lost_total %llu\n",
+        (unsigned long long)st->timeouts_deadline,
+        (unsigned long long)st->timeouts_heartbeat,
+        (unsigned long long)st->poison_rejected, st->poisoned,
+        (unsigned long long)st->events_lost);
+    return rc;
+}
+
+int
+ctl_metrics_daemon_text(struct fp_buf *out, const struct ctl_daemon_figures *f)
+{
+    size_t base = out->len;
+    int rc = fp_buf_printf(out,
+        "# HELP forkpool_log_lines_dropped_total Log lines dropped because "
+        "the log's reader did not keep up.\n"
+        "# TYPE forkpool_log_lines_dropped_total counter\n"
+        "forkpool_log_lines_dropped_total %llu\n"
+        "# HELP forkpool_subscribers Connections subscribed to the event "
+        "stream.\n"
+        "# TYPE forkpool_subscribers gauge\n"
+        "forkpool_subscribers %u\n"
+        "# HELP forkpool_subscribers_dropped_total Subscribers disconnected "
+        "for not reading their events.\n"
+        "# TYPE forkpool_subscribers_dropped_total counter\n"
+        "forkpool_subscribers_dropped_total %llu\n",
+        (unsigned long long)f->log_lines_dropped, f->subscribers,
+        (unsigned long long)f->subscribers_dropped);
+
+    if (rc < 0) {
+        out->len = base;
+        return -1;
+    }
+    return 0;
+}
+
 int
 ctl_metrics_text(struct fp_buf *out, const fp_stats *st,
                  const fp_limit_info *limits, size_t nlimits)
@@ -204,29 +355,16 @@ ctl_metrics_text(struct fp_buf *out, const fp_stats *st,
         "forkpool_workers{state=\"starting\"} %u\n"
         "# HELP forkpool_draining 1 while the pool drains.\n"
         "# TYPE forkpool_draining gauge\n"
-        "forkpool_draining %d\n"
-        "# HELP forkpool_job_duration_seconds Run time of jobs that ended ok or error.\n"
-        "# TYPE forkpool_job_duration_seconds histogram\n",
+        "forkpool_draining %d\n",
         (unsigned long long)st->completed, (unsigned long long)st->failed,
         (unsigned long long)st->crashed, (unsigned long long)st->timed_out,
         (unsigned long long)st->cancelled, (unsigned long long)st->submitted,
         (unsigned long long)st->restarts, st->queued, st->busy, st->idle,
         st->starting, st->draining);
 
-    for (unsigned i = 0; i < FP_LATENCY_BUCKETS; i++) {
-        if (i < FP_LATENCY_BUCKETS - 1)
-            rc |= fp_buf_printf(out, "forkpool_job_duration_seconds_bucket"
-                                "{le=\"%g\"} %llu\n", fp_latency_bounds[i],
-                                (unsigned long long)st->latency_count[i]);
-        else
-            rc |= fp_buf_printf(out, "forkpool_job_duration_seconds_bucket"
-                                "{le=\"+Inf\"} %llu\n",
-                                (unsigned long long)st->latency_count[i]);
-    }
-    rc |= fp_buf_printf(out, "forkpool_job_duration_seconds_sum %.6f\n"
-                        "forkpool_job_duration_seconds_count %llu\n",
-                        st->latency_sum,
-                        (unsigned long long)st->latency_count[FP_LATENCY_BUCKETS - 1]);
+    rc |= histogram(out, "forkpool_job_duration_seconds", "Run time of jobs "
+                    "that ended ok or error.", st->latency_count, st->latency_sum);
+    rc |= receipt_metrics(out, st);
     rc |= limit_metrics(out, limits, nlimits);
     if (rc < 0) {
         out->len = base;

@@ -122,9 +122,26 @@ fp_daemon_usage(FILE *out)
 "      --start-timeout S    kill a worker not ready S seconds after its start\n"
 "                           (init hung, program silent): a failed start,\n"
 "                           retried with backoff (default %g; 0 = no limit)\n"
+"      --heartbeat-timeout S\n"
+"                           kill a job that reports no progress for S seconds\n"
+"                           (fp_progress, or [\"progress\", id, value]): outcome\n"
+"                           timeout, \"no heartbeat for S s\" (default 0 = off)\n"
 "      --rate-limit R[:B]   pool-wide: at most R job starts per second, in\n"
 "                           bursts of up to B (default max(1, R)); per-key\n"
 "                           limits: forkpoolctl limit\n"
+"      --redis URL          also run jobs from a queue in Redis shared by many\n"
+"                           hosts: unix:/path/redis.sock or\n"
+"                           redis://host:port[/db] (forkpool-protocol(7))\n"
+"      --redis-queue NAME   the queue (default %s)\n"
+"      --lease S            hold each Redis job under a lease of S seconds,\n"
+"                           renewed while it runs (default %g)\n"
+"      --max-deliveries N   dead-letter a Redis job after N lost hosts\n"
+"                           (default %u)\n"
+"      --redis-retention S  keep outcome records, idempotency keys and reply\n"
+"                           streams S seconds (default %g)\n"
+"      --poison-after K     refuse a job whose payload crashed K workers in\n"
+"                           the last hour (\"poison: crashed K workers\");\n"
+"                           0 = off (default)\n"
 "      --sandbox LEVEL      worker confinement: none, basic (default) or strict\n"
 "                           (strict: seccomp allowlist after init, own network\n"
 "                           namespace; needs --module or --builtin echo)\n"
@@ -152,7 +169,9 @@ fp_daemon_usage(FILE *out)
             size_text(FP_DEFAULT_MAX_JOB_BYTES, job_bytes, sizeof(job_bytes)),
             size_text(FP_REPLY_SOFT_DEFAULT, soft, sizeof(soft)), FP_REPLY_HARD_RESULTS,
             size_text(FP_REPLY_TOTAL_DEFAULT, total, sizeof(total)),
-            FP_DEFAULT_PREFETCH, FP_DEFAULT_DRAIN_TIMEOUT, FP_DEFAULT_START_TIMEOUT);
+            FP_DEFAULT_PREFETCH, FP_DEFAULT_DRAIN_TIMEOUT, FP_DEFAULT_START_TIMEOUT,
+            FP_REDIS_DEFAULT_QUEUE, FP_REDIS_DEFAULT_LEASE, FP_REDIS_DEFAULT_DELIVERIES,
+            FP_REDIS_DEFAULT_RETENTION);
 }
 
 /* Record a usage error (prefixed with FILE:LINE inside the config file)
@@ -253,6 +272,9 @@ enum {
     OPT_SANDBOX, OPT_RLIMIT_AS, OPT_RLIMIT_CPU, OPT_RLIMIT_NOFILE, OPT_USER,
     OPT_PIDFILE, OPT_LOG, OPT_LOG_LEVEL, OPT_AUTOSCALE, OPT_IDLE_TIMEOUT,
     OPT_RATE_LIMIT, OPT_REPLY_SOFT, OPT_REPLY_HARD, OPT_REPLY_TOTAL, OPT_START_TIMEOUT,
+    OPT_REDIS, OPT_REDIS_QUEUE, OPT_LEASE, OPT_MAX_DELIVERIES, OPT_REDIS_RETENTION,
+    OPT_HEARTBEAT_TIMEOUT,
+    OPT_POISON_AFTER,
 };
 
 #define OPTSTRING ":w:s:c:dvhV"
@@ -277,8 +299,15 @@ static const struct option long_options[] = {
     { "max-jobs",      required_argument, NULL, OPT_MAX_JOBS },
     { "drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT },
     { "start-timeout", required_argument, NULL, OPT_START_TIMEOUT },
+    { "heartbeat-timeout", required_argument, NULL, OPT_HEARTBEAT_TIMEOUT },
     { "prefetch",      required_argument, NULL, OPT_PREFETCH },
     { "rate-limit",    required_argument, NULL, OPT_RATE_LIMIT },
+    { "redis",         required_argument, NULL, OPT_REDIS },
+    { "redis-queue",   required_argument, NULL, OPT_REDIS_QUEUE },
+    { "lease",         required_argument, NULL, OPT_LEASE },
+    { "max-deliveries", required_argument, NULL, OPT_MAX_DELIVERIES },
+    { "redis-retention", required_argument, NULL, OPT_REDIS_RETENTION },
+    { "poison-after",  required_argument, NULL, OPT_POISON_AFTER },
     { "max-rss",       required_argument, NULL, OPT_MAX_RSS },
     { "slow-log",      required_argument, NULL, OPT_SLOW_LOG },
     { "sandbox",       required_argument, NULL, OPT_SANDBOX },
@@ -312,6 +341,23 @@ parse_log_level(struct parse *p, const char *s, int *level)
         return 0;
     }
     return fail(p, "--log-level: expected err, warning, info or debug, got '%s'", s);
+}
+
+/* --redis-queue NAME: it goes inside the keys' hash tag {NAME}, so no
+ * braces, and nothing a log line or a key listing would garble. */
+static int
+parse_queue_name(struct parse *p, const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > 200)
+        return fail(p, "--redis-queue: expected a name of 1 to 200 characters");
+    for (size_t i = 0; i < n; i++)
+        if (!isgraph((unsigned char)s[i]) || s[i] == '{' || s[i] == '}')
+            return fail(p, "--redis-queue: '%s': only printable characters, no "
+                        "spaces or braces", s);
+    p->o->redis.queue = s;
+    return 0;
 }
 
 /* --autoscale MIN-MAX, both in 1..MAX_WORKERS_CAP, MIN <= MAX (MAX is
@@ -422,8 +468,44 @@ apply_option(struct parse *p, int opt, const char *arg)
         if (rc == 0 && cfg->start_timeout == 0)
             cfg->start_timeout = -1;    /* the library's "no limit" */
         break;
+    case OPT_HEARTBEAT_TIMEOUT:
+        rc = parse_seconds(p, "--heartbeat-timeout", arg, &cfg->heartbeat_timeout);
+        break;
     case OPT_RATE_LIMIT:
         rc = parse_rate(p, arg, &cfg->rate_limit, &cfg->rate_burst);
+        break;
+    case OPT_REDIS: {
+        char why[600];
+        if (fp_redis_url_parse(arg, &o->redis.url, why, sizeof(why)) < 0)
+            rc = fail(p, "--redis: %s", why);
+        o->redis.url_text = arg;
+        break;
+    }
+    case OPT_REDIS_QUEUE:
+        rc = parse_queue_name(p, arg);
+        o->redis_only_flag = "--redis-queue";
+        break;
+    case OPT_LEASE:
+        rc = parse_seconds(p, "--lease", arg, &o->redis.lease);
+        if (rc == 0 && (o->redis.lease < 0.1 || o->redis.lease > 86400))
+            rc = fail(p, "--lease: expected seconds from 0.1 to 86400, got '%s'", arg);
+        o->redis_only_flag = "--lease";
+        break;
+    case OPT_MAX_DELIVERIES:
+        rc = parse_uint(p, "--max-deliveries", arg, 1, 1000, &v);
+        o->redis.max_deliveries = (unsigned)v;
+        o->redis_only_flag = "--max-deliveries";
+        break;
+    case OPT_REDIS_RETENTION:
+        rc = parse_seconds(p, "--redis-retention", arg, &o->redis.retention);
+        if (rc == 0 && (o->redis.retention < 1 || o->redis.retention > 1e8))
+            rc = fail(p, "--redis-retention: expected seconds from 1 to 1e8, got '%s'",
+                      arg);
+        o->redis_only_flag = "--redis-retention";
+        break;
+    case OPT_POISON_AFTER:
+        rc = parse_uint(p, "--poison-after", arg, 0, FP_POISON_AFTER_MAX, &v);
+        cfg->poison_after = (unsigned)v;
         break;
     case OPT_SANDBOX: rc = parse_sandbox(p, arg, &cfg->sandbox); break;
     case OPT_RLIMIT_AS:
@@ -664,6 +746,8 @@ check_all(struct parse *p)
                     o->cfg.autoscale_max, o->max_workers);
     if (o->idle_timeout_set && o->cfg.autoscale_max == 0)
         return fail(p, "--idle-timeout: needs --autoscale");
+    if (o->redis_only_flag != NULL && o->redis.url_text == NULL)
+        return fail(p, "%s: needs --redis", o->redis_only_flag);
     /* A client that reads its replies must never be cut off by one result
      * that lands on top of its soft limit. */
     size_t soft = o->reply_soft != 0 ? o->reply_soft : FP_REPLY_SOFT_DEFAULT;
@@ -705,6 +789,10 @@ fp_daemon_opts_parse(struct fp_daemon_opts *o, int argc, char **argv)
     o->max_workers = FP_DEFAULT_MAX_WORKERS;
     o->drain_timeout = FP_DEFAULT_DRAIN_TIMEOUT;
     o->log_level = FP_LOG_INFO;
+    o->redis.queue = FP_REDIS_DEFAULT_QUEUE;
+    o->redis.lease = FP_REDIS_DEFAULT_LEASE;
+    o->redis.max_deliveries = FP_REDIS_DEFAULT_DELIVERIES;
+    o->redis.retention = FP_REDIS_DEFAULT_RETENTION;
     msgpack_sbuffer_init(&o->module_config);
 
     opterr = 0;

@@ -15,6 +15,7 @@
 #include <msgpack.h>
 #include <wordexp.h>
 #include "forkpool.h"
+#include "redis/redis_source.h"
 
 #define EXIT_USAGE 2
 
@@ -42,6 +43,10 @@ struct fp_daemon_opts {
     const char     *pidfile;        /* --pidfile, or NULL */
     const char     *config_file;    /* --config, or NULL */
     int             idle_timeout_set; /* --idle-timeout given */
+    /* --redis and its companions (SPEC 10); redis.url_text NULL = none. */
+    struct fp_redis_source_cfg redis;
+    const char     *redis_only_flag;/* a --redis-* flag given, for the
+                                       "needs --redis" error */
     /* FP_OPTS_ERROR: what is wrong, naming the flag (and FILE:LINE for the
      * config file), without the program name or a newline. */
     char            err[1024];

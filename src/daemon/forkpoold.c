@@ -8,6 +8,7 @@
 #include "config.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,17 +22,24 @@
 #include "daemon_opts.h"
 #include "daemonize.h"
 #include "engine/log.h"
+#include "engine/timer.h"
 #include "ev_alloc.h"
 #include "logbuf.h"
 #include "proctitle.h"
 #include "sdnotify.h"
 #include "common/sockpath.h"
+#include "redis/redis_source.h"
+
+/* How long an exiting daemon waits for its last Redis outcomes. */
+#define REDIS_FLUSH_S 5.0
 
 
 struct daemon {
     struct ev_loop    *loop;
     fp_pool           *pool;
     struct fp_control *ctl;
+    struct fp_redis_source *redis;      /* --redis, or NULL */
+    ev_timer           redis_flush_timer;   /* bounds the wait for it */
     struct fp_logger   log;
     struct fp_logbuf   logbuf;          /* stderr, unless logging to syslog */
     double             drain_timeout;
@@ -41,6 +49,25 @@ struct daemon {
     ev_timer           status_timer;    /* STATUS= for systemd, each second */
     int                reloading;       /* as last told to systemd */
 };
+
+/* Big jobs pass through the master in blocks of their size: the request
+ * read, the job, the worker's result, the reply.  Left to its defaults,
+ * glibc gives such blocks back to the kernel as soon as a few megabytes
+ * of them are free (mmap'ed, or trimmed off the heap), and every job pays
+ * again for faulting fresh pages in -- for a 1 MiB job that cost as much
+ * as copying it.  Kept in the heap instead, freed blocks are reused; at
+ * most HEAP_KEEP bytes of them stay resident while unused.  (The workers
+ * inherit the setting: an echo of a big job builds its result the same
+ * way.) */
+#define MMAP_ABOVE ((size_t)32 << 20)  /* glibc's ceiling for the threshold */
+#define HEAP_KEEP  ((size_t)32 << 20)
+
+static void
+keep_freed_blocks(void)
+{
+    mallopt(M_MMAP_THRESHOLD, (int)MMAP_ABOVE);
+    mallopt(M_TRIM_THRESHOLD, (int)HEAP_KEEP);
+}
 
 /* Daemons must not hand out fds 0-2 by accident: make sure they are open. */
 static void
@@ -63,15 +90,50 @@ flushed_cb(void *arg)
 }
 
 static void
+shut_down(struct daemon *d)
+{
+    fp_logf(&d->log, FP_LOG_INFO, "drained%s; exiting",
+            d->exit_code != 0 ? " (cut off by the drain timeout)" : "");
+    fp_control_shutdown(d->ctl, 5.0, flushed_cb, d);
+}
+
+/* Every outcome of a Redis job is recorded (or known lost). */
+static void
+redis_flushed_cb(void *arg)
+{
+    struct daemon *d = arg;
+
+    ev_timer_stop(d->loop, &d->redis_flush_timer);
+    shut_down(d);
+}
+
+static void
+redis_flush_timeout_cb(struct ev_loop *loop, ev_timer *tw, int revents)
+{
+    struct daemon *d = tw->data;
+    (void)loop; (void)revents;
+
+    fp_redis_source_give_up(d->redis);
+    shut_down(d);
+}
+
+static void
 drained_cb(fp_pool *pool, int cut_off, void *arg)
 {
     struct daemon *d = arg;
     (void)pool;
 
     d->exit_code = cut_off ? 1 : 0;
-    fp_logf(&d->log, FP_LOG_INFO, "drained%s; exiting",
-            cut_off ? " (cut off by the drain timeout)" : "");
-    fp_control_shutdown(d->ctl, 5.0, flushed_cb, d);
+    if (d->redis != NULL) {
+        /* The last outcomes may still be on their way to Redis (or
+         * waiting for it to come back): give them a few seconds. */
+        ev_timer_init(&d->redis_flush_timer, redis_flush_timeout_cb, 0., 0.);
+        d->redis_flush_timer.data = d;
+        fp_timer_after(d->loop, &d->redis_flush_timer, REDIS_FLUSH_S);
+        fp_redis_source_drain(d->redis, redis_flushed_cb, d);
+        return;
+    }
+    shut_down(d);
 }
 
 static int
@@ -97,6 +159,8 @@ request_drain(void *arg)
         return;
     }
     fp_sd_notify("STOPPING=1");
+    if (d->redis != NULL)
+        fp_redis_source_drain(d->redis, NULL, NULL);    /* hand back first */
     fp_pool_drain(d->pool, d->drain_timeout, drained_cb, d);
 }
 
@@ -175,6 +239,16 @@ mask_handled_signals(int how)
  * main
  * ------------------------------------------------------------------------ */
 
+/* For the metrics: log lines the log's reader did not take (syslog and a
+ * plain stderr drop none that we know of). */
+static uint64_t
+log_lines_dropped(void *arg)
+{
+    struct daemon *d = arg;
+
+    return d->log.fn == fp_logbuf_sink ? d->logbuf.dropped_total : 0;
+}
+
 static void
 status_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents)
 {
@@ -239,6 +313,7 @@ main(int argc, char **argv)
     int ready_fd = -1, pid_fd = -1, listen_fd;
 
     mask_handled_signals(SIG_BLOCK);
+    keep_freed_blocks();
     argv = fp_proctitle_init(argc, argv);
     memset(&d, 0, sizeof(d));
     switch (fp_daemon_opts_parse(&o, argc, argv)) {
@@ -302,7 +377,9 @@ main(int argc, char **argv)
         fp_pidfile_remove(o.pidfile, pid_fd);
         return 1;
     }
-    struct fp_control_hooks hooks = { .drain = request_drain, .arg = &d };
+    struct fp_control_hooks hooks = { .drain = request_drain,
+                                      .log_lines_dropped = log_lines_dropped,
+                                      .arg = &d };
     listen_fd = fp_sd_listen_fd(err, sizeof(err));
     if (listen_fd >= 0)
         d.ctl = fp_control_adopt(d.loop, d.pool, listen_fd, &hooks, &d.log, err, sizeof(err));
@@ -334,6 +411,19 @@ main(int argc, char **argv)
         fp_pidfile_remove(o.pidfile, pid_fd);
         return 1;
     }
+    if (o.redis.url_text != NULL) {
+        o.redis.prefetch = cfg->prefetch != 0 ? cfg->prefetch : FP_DEFAULT_PREFETCH;
+        d.redis = fp_redis_source_new(d.loop, d.pool, &o.redis, &d.log);
+        if (d.redis == NULL) {
+            fp_control_close(d.ctl);
+            fp_pool_free(d.pool);
+            finish_logging(&d);
+            fprintf(stderr, "forkpoold: --redis: out of memory\n");
+            fp_pidfile_remove(o.pidfile, pid_fd);
+            return 1;
+        }
+        fp_control_set_redis(d.ctl, d.redis);
+    }
     fp_stats st;
     fp_pool_stats(d.pool, &st);
     fp_logf(&d.log, FP_LOG_INFO, "listening on %s with %u worker%s (%s)",
@@ -354,6 +444,7 @@ main(int argc, char **argv)
 
     ev_timer_stop(d.loop, &d.status_timer);
     fp_pool_free(d.pool);       /* first: it may still owe clients outcomes */
+    fp_redis_source_free(d.redis);  /* after: the pool's last callbacks */
     fp_control_close(d.ctl);
     fp_pidfile_remove(o.pidfile, pid_fd);
     fp_daemon_opts_free(&o);

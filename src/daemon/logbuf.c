@@ -74,6 +74,7 @@ fp_logbuf_open(struct fp_logbuf *lb, int fd, const char *ident, size_t max)
     lb->max = max;
     lb->dropping = 0;
     lb->dropped = 0;
+    lb->dropped_total = 0;
     return 0;
 }
 
@@ -94,6 +95,7 @@ enqueue(struct fp_logbuf *lb, const char *line, size_t len)
         || fp_buf_append(&lb->queue, line, len) < 0) {
         lb->dropping = 1;
         lb->dropped++;
+        lb->dropped_total++;
     }
 }
 

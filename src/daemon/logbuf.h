@@ -41,6 +41,7 @@ struct fp_logbuf {
     size_t          max;
     int             dropping;   /* dropping every line until half drained */
     uint64_t        dropped;    /* lines dropped since the last notice */
+    uint64_t        dropped_total; /* lines dropped since the start */
 };
 
 /* Log to what `fd` writes to (2: stderr), queueing at most `max` bytes.

@@ -12,9 +12,10 @@
 #include <sys/wait.h>
 
 #include "pool_int.h"
+#include "poison.h"
 
-static void
-kick(struct fp_pool *p)
+void
+pool_kick(struct fp_pool *p)
 {
     /* An idle watcher keeps the loop from sleeping, or from returning for
      * want of active watchers, while callbacks are due. */
@@ -49,8 +50,9 @@ pool_settle_recorded(struct fp_pool *p, struct fp_job *job)
     pool_group_unref(job->group);
     job->group = NULL;
     count(p, job->kind);
+    p->settled++;
     TAILQ_INSERT_TAIL(&p->done, job, done_link);
-    kick(p);
+    pool_kick(p);
 }
 
 void
@@ -85,6 +87,12 @@ pool_job_dropped(struct fp_pool *p, struct fp_job *job)
 }
 
 void
+pool_callbacks_due(struct fp_pool *p)
+{
+    pool_kick(p);
+}
+
+void
 pool_drained(struct fp_pool *p)
 {
     if (p->phase == POOL_DRAINED)
@@ -93,7 +101,41 @@ pool_drained(struct fp_pool *p)
     p->phase = POOL_DRAINED;
     ev_timer_stop(p->loop, &p->drain_timer);
     pool_autoscale_stop(p);
-    kick(p);
+    pool_kick(p);
+}
+
+void
+pool_count_timeout(struct fp_pool *p, enum pool_timeout_cause cause)
+{
+    if (cause == TIMEOUT_HEARTBEAT)
+        p->counters.timeouts_heartbeat++;
+    else
+        p->counters.timeouts_deadline++;
+}
+
+/* Add secs to a histogram over fp_latency_bounds (per bucket here;
+ * fp_pool_stats makes it cumulative). */
+static void
+histogram_add(uint64_t *count, double *sum, double secs)
+{
+    unsigned i = 0;
+
+    while (i < FP_LATENCY_BUCKETS - 1 && secs > fp_latency_bounds[i])
+        i++;
+    count[i]++;
+    *sum += secs;
+}
+
+/* The receipt of a job that started: its wait and run times. */
+static void
+record_receipt(struct fp_pool *p, const fp_outcome *o)
+{
+    if (o->attempts == 0)
+        return;
+    histogram_add(p->counters.wait_count, &p->counters.wait_sum,
+                  o->stats.wait_ms / 1000);
+    histogram_add(p->counters.run_count, &p->counters.run_sum,
+                  o->stats.run_ms / 1000);
 }
 
 int
@@ -104,9 +146,22 @@ pool_run_callbacks(struct fp_pool *p)
     if (p->in_callbacks)
         return 0;           /* a callback's own call: the outer run goes on */
     p->in_callbacks = 1;
-    while ((job = TAILQ_FIRST(&p->done)) != NULL && p->free_state != FREE_DUE) {
+    /* Progress first: a job's reports always come before its outcome. */
+    if (!TAILQ_EMPTY(&p->progress_due))
+        pool_progress_run(p);
+    for (;;) {
+        pool_events_run(p);     /* those that came before the next outcome */
+        if (p->free_state == FREE_DUE || (job = TAILQ_FIRST(&p->done)) == NULL)
+            break;
+        /* Every report was handed out above and callbacks read no worker,
+         * so this holds only if that ever changes: the order still would. */
+        if (pool_progress_due(job)) {
+            pool_progress_run_job(p, job);
+            continue;
+        }
         TAILQ_REMOVE(&p->done, job, done_link);
         job->state = JOB_DELIVERED;
+        p->delivered++;
         fp_outcome o = {
             .id = job->id, .kind = job->kind, .data = job->out,
             .len = job->out_len, .attempts = job->attempts,
@@ -116,9 +171,16 @@ pool_run_callbacks(struct fp_pool *p)
             o.stderr_tail = job->errtail != NULL ? job->errtail : "";
             o.stderr_len = job->errtail_len;
         }
+        p->delivering = job;
+        p->delivered_whole = 0;
+        record_receipt(p, &o);
+        pool_event_job(p, &o);
         if (job->done != NULL)
             job->done(&o, job->arg);
-        if (job->worker == NULL)
+        p->delivering = NULL;
+        if (p->delivered_whole)
+            fp_job_drop_owned(job);     /* the block is the keeper's */
+        else if (job->worker == NULL)
             fp_job_release(&p->job_cache, job);
     }
     if (p->phase == POOL_DRAINED && p->drained != NULL
@@ -132,9 +194,32 @@ pool_run_callbacks(struct fp_pool *p)
         pool_teardown(p);
         return 1;
     }
-    if (TAILQ_EMPTY(&p->done))
+    if (TAILQ_EMPTY(&p->done) && TAILQ_EMPTY(&p->progress_due) && p->events.n == 0)
         ev_idle_stop(p->loop, &p->done_idle);
     return 0;
+}
+
+void *
+fp_outcome_keep(fp_pool *p, const fp_outcome *o)
+{
+    struct fp_job *job = p->delivering;
+    int whole;
+
+    if (job == NULL || o == NULL || o->data != job->out || p->delivered_whole)
+        return NULL;
+    /* A job cancelled while sent ahead stays in its worker's window; its
+     * outcome is then in a buffer of its own (fp_job_set_outcome). */
+    if (job->worker != NULL && job->out != job->out_heap)
+        return NULL;
+    void *kept = fp_job_take_outcome(job, &whole);
+    p->delivered_whole = whole;
+    return kept;
+}
+
+void
+fp_outcome_release(void *kept)
+{
+    free(kept);
 }
 
 /* Kill every worker at once and reap it; settle the jobs it held. */
@@ -195,6 +280,8 @@ pool_teardown(struct fp_pool *p)
     pool_run_callbacks(p);
     ev_idle_stop(p->loop, &p->done_idle);
     fp_job_cache_free(&p->job_cache);
+    pool_events_free(p);
+    fp_poison_free(p->poison);
     pool_groups_detach(p);
     fp_queue_free(&p->queue);
     free(p->workers);

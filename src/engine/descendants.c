@@ -16,7 +16,12 @@
 #include "descendants.h"
 
 #define SWEEP_BATCH   256   /* children killed per round */
-#define SWEEP_ROUNDS  64    /* generations of orphans followed down */
+/* A sweep follows orphans down as long as each round kills something
+ * (every round kills at least one process, so the process table bounds
+ * it), within this much time: a chain of setsid'd generations thousands
+ * deep still dies whole, and a tree that outgrows the sweep cannot hold
+ * the worker forever. */
+#define SWEEP_MAX_NS  (5LL * 1000000000)
 /* A job shorter than this cannot have created a process: clone(2) alone
  * takes the kernel longer (some 8 us for the lightest kind on the
  * development VM, tens to hundreds for fork and posix_spawn). */
@@ -168,8 +173,14 @@ static void
 sweep(struct fp_descendants *d, int spare)
 {
     pid_t kids[SWEEP_BATCH], victims[SWEEP_BATCH];
+    struct timespec t0, now;
 
-    for (int round = 0; round < SWEEP_ROUNDS; round++) {
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((now.tv_sec - t0.tv_sec) * 1000000000LL + (now.tv_nsec - t0.tv_nsec)
+            > SWEEP_MAX_NS)
+            return;
         if (!reap_ended(d))
             return;
         int n = fp_children_of(getpid(), kids, SWEEP_BATCH);

@@ -28,10 +28,23 @@ fp_job_alloc(struct fp_job_cache *c, size_t len)
 }
 
 void
-fp_job_release(struct fp_job_cache *c, struct fp_job *job)
+fp_job_drop_owned(struct fp_job *job)
 {
     free(job->out_heap);
+    job->out_heap = NULL;
     free(job->errtail);
+    job->errtail = NULL;
+    if (job->progress != NULL) {
+        fp_buf_free(&job->progress->values);
+        free(job->progress);
+        job->progress = NULL;
+    }
+}
+
+void
+fp_job_release(struct fp_job_cache *c, struct fp_job *job)
+{
+    fp_job_drop_owned(job);
     if (job->cap == JOB_SMALL && c->nfree < JOB_FREE_MAX) {
         TAILQ_NEXT(job, link) = c->free;
         c->free = job;
@@ -51,6 +64,21 @@ fp_job_cache_free(struct fp_job_cache *c)
         free(job);
     }
     c->nfree = 0;
+}
+
+void *
+fp_job_take_outcome(struct fp_job *job, int *whole)
+{
+    *whole = 0;
+    if (job->out_heap != NULL && job->out == job->out_heap) {
+        void *mem = job->out_heap;
+        job->out_heap = NULL;
+        return mem;
+    }
+    if (job->out != job->inline_payload)
+        return NULL;
+    *whole = 1;
+    return job;
 }
 
 int
@@ -78,4 +106,30 @@ fp_job_set_outcome(struct fp_job *job, fp_kind kind, const char *data,
     job->out = to;
     job->out_len = len;
     return 0;
+}
+
+int
+fp_job_progress_add(struct fp_job *job, const char *value, size_t len)
+{
+    struct fp_job_progress *jp = job->progress;
+    int dropped = 0;
+
+    if (jp == NULL) {
+        if ((jp = calloc(1, sizeof(*jp))) == NULL)
+            return -1;
+        jp->job = job;
+        job->progress = jp;
+    }
+    /* Callbacks run once per loop iteration, and a worker's reports come
+     * in at most a few MiB per iteration: only a flood gets here. */
+    if (jp->nvalues > 0 && jp->values.len + len > FP_PROGRESS_PENDING) {
+        jp->dropped += jp->nvalues;
+        jp->nvalues = 0;
+        fp_buf_clear(&jp->values);
+        dropped = 1;
+    }
+    if (fp_buf_append(&jp->values, value, len) < 0)
+        return -1;
+    jp->nvalues++;
+    return dropped;
 }

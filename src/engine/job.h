@@ -17,6 +17,7 @@
 #include <sys/queue.h>
 
 #include "forkpool.h"
+#include "codec/buf.h"
 
 struct fp_worker;
 struct fp_key;
@@ -45,6 +46,11 @@ struct fp_job {
     double            started_at;   /* ev_now() when it last started */
     fp_done_fn        done;
     void             *arg;
+    fp_progress_fn    progress_fn;  /* fp_job_opts.progress, or NULL */
+    void             *progress_arg;
+    struct fp_job_progress *progress; /* its reports waiting for
+                                       progress_fn (from the first one), or
+                                       NULL */
     struct fp_worker *worker;       /* whose window holds it, or NULL */
     struct fp_key    *key;          /* its rate-limit key, or NULL */
     struct fp_group  *group;        /* its group (fp_job_opts.group), or NULL */
@@ -78,6 +84,19 @@ struct fp_job {
 };
 TAILQ_HEAD(fp_jobq, fp_job);
 
+/* A job's progress reports not yet handed to its callback: one msgpack
+ * value after another, at most FP_PROGRESS_PENDING bytes of them (the
+ * latest one alone may be larger). */
+struct fp_job_progress {
+    TAILQ_ENTRY(fp_job_progress) link;  /* on the pool's list of them */
+    struct fp_job    *job;
+    int               due;      /* on that list */
+    struct fp_buf     values;
+    unsigned          nvalues;
+    uint64_t          dropped;  /* older values dropped for the bound */
+};
+TAILQ_HEAD(fp_progressq, fp_job_progress);
+
 #define FP_SEQ_NONE UINT64_MAX
 
 /* Small job blocks are kept for reuse, so a steady stream of small jobs
@@ -90,7 +109,21 @@ struct fp_job_cache {
 /* A block for a job of `len` payload bytes, zeroed, or NULL. */
 struct fp_job *fp_job_alloc(struct fp_job_cache *c, size_t len);
 void fp_job_release(struct fp_job_cache *c, struct fp_job *job);
+/* Free what the job owns besides its block (the block itself is then the
+ * keeper's: fp_outcome_keep). */
+void fp_job_drop_owned(struct fp_job *job);
+/* Hand the memory holding the outcome's bytes (job->out) to the caller:
+ * the outcome's own buffer, or the job's block itself when they live in it
+ * (*whole set: the block is no longer the pool's).  Returns it, to be
+ * freed with free(), or NULL when they are not in memory of the job's
+ * (a static message). */
+void *fp_job_take_outcome(struct fp_job *job, int *whole);
 void fp_job_cache_free(struct fp_job_cache *c);
+
+/* Queue one progress value (copied) for the job's callback.  Returns 0;
+ * 1 if older values waiting were dropped to keep within
+ * FP_PROGRESS_PENDING; -1 if there was no memory (the value is dropped). */
+int fp_job_progress_add(struct fp_job *job, const char *value, size_t len);
 
 /* Record the job's outcome, copying data/len (one msgpack value) into the
  * job's block or, when larger, a buffer of its own.  Returns 0; or -1 if

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "pool_int.h"
+#include "poison.h"
 #include "worker_claim.h"
 
 /* Room for the envelope around a job or result: ["error", <uint64>, ...]. */
@@ -73,9 +74,62 @@ done_idle_cb(struct ev_loop *loop, ev_idle *iw, int revents)
     struct fp_pool *p = iw->data;
     (void)revents;
 
-    if (TAILQ_EMPTY(&p->done) && !(p->phase == POOL_DRAINED && p->drained))
+    if (TAILQ_EMPTY(&p->done) && TAILQ_EMPTY(&p->progress_due) && p->events.n == 0
+        && !(p->phase == POOL_DRAINED && p->drained))
         ev_idle_stop(loop, iw);
 }
+
+/* ------------------------------------------------------------------------
+ * Poison payloads (poison_after; the table is poison.c)
+ * ------------------------------------------------------------------------ */
+
+static int
+poison_init(struct fp_pool *p, char *err, size_t errlen)
+{
+    if (p->cfg.poison_after > FP_POISON_AFTER_MAX) {
+        snprintf(err, errlen, "poison_after %u: at most %u", p->cfg.poison_after,
+                 FP_POISON_AFTER_MAX);
+        return -1;
+    }
+    if ((p->poison = fp_poison_new(p->cfg.poison_after)) == NULL) {
+        snprintf(err, errlen, "poison_after: out of memory, or libsodium "
+                 "could not start");
+        return -1;
+    }
+    snprintf(p->poison_reason, sizeof(p->poison_reason), "poison: crashed %u "
+             "worker%s", p->cfg.poison_after, p->cfg.poison_after == 1 ? "" : "s");
+    return 0;
+}
+
+void
+pool_poison_crash(struct fp_pool *p, const struct fp_job *job)
+{
+    char hex[FP_POISON_HEX];
+
+    if (p->poison != NULL
+        && fp_poison_crash(p->poison, job->payload, job->len, ev_now(p->loop), hex))
+        fp_logf(&p->log, FP_LOG_WARN, "payload %s (BLAKE2b-128 of its %zu "
+                "bytes; job %llu) has crashed %u workers: quarantined, "
+                "submissions of it are refused for up to an hour "
+                "(--poison-after)", hex, job->len, (unsigned long long)job->id,
+                p->cfg.poison_after);
+}
+
+/* The reason to refuse one of the jobs as poison, or NULL. */
+static const char *
+poison_check(struct fp_pool *p, const fp_job_buf *jobs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (fp_poison_check(p->poison, jobs[i].data, jobs[i].len, ev_now(p->loop))) {
+            p->counters.poison_rejected++;
+            return p->poison_reason;
+        }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * Life cycle, continued
+ * ------------------------------------------------------------------------ */
 
 fp_pool *
 fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen)
@@ -100,6 +154,12 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
     }
     if (cfg->exec_argv != NULL && cfg->exec_argv[0] == NULL) {
         snprintf(err, errlen, "exec_argv is empty");
+        return NULL;
+    }
+    /* Written so that a NaN fails. */
+    if (!(cfg->heartbeat_timeout >= 0 && cfg->heartbeat_timeout <= 1e9)) {
+        snprintf(err, errlen, "heartbeat timeout %g: want 0 (none) or a number "
+                 "of seconds up to 1e9", cfg->heartbeat_timeout);
         return NULL;
     }
     p = calloc(1, sizeof(*p));
@@ -199,10 +259,12 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
     p->env.limits = &p->worker_limits;
     p->env.slow_log = p->cfg.slow_log;
     p->env.start_timeout = p->cfg.start_timeout;
+    p->env.heartbeat_timeout = p->cfg.heartbeat_timeout;
     p->env.ahead = &p->nahead;
     p->run_est = -1;
 
     TAILQ_INIT(&p->done);
+    TAILQ_INIT(&p->progress_due);
     TAILQ_INIT(&p->leaving);
     TAILQ_INIT(&p->groups);
     p->phase = POOL_NEW;
@@ -216,6 +278,13 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
         snprintf(err, errlen, "rate limit %g (burst %g): want a rate from 0 "
                  "to %g and a burst of 0 or from 1 to %g", cfg->rate_limit,
                  cfg->rate_burst, FP_LIMIT_MAX, FP_LIMIT_MAX);
+        free(p->module_config);
+        fp_sandbox_free(&p->sandbox);
+        free(p);
+        return NULL;
+    }
+    if (p->cfg.poison_after > 0 && poison_init(p, err, errlen) < 0) {
+        fp_queue_free(&p->queue);
         free(p->module_config);
         fp_sandbox_free(&p->sandbox);
         free(p);
@@ -336,6 +405,8 @@ fp_pool_submit_batch(fp_pool *p, const fp_job_buf *jobs, size_t n,
         why = "queue full";
     for (size_t i = 0; why == NULL && i < n; i++)
         why = check_job(p, jobs[i].data, jobs[i].len);
+    if (why == NULL && p->poison != NULL)
+        why = poison_check(p, jobs, n);
     if (why == NULL && expires > 0 && pool_expiry_reserve(p, n) < 0)
         why = "out of memory";
     if (why != NULL) {
@@ -370,6 +441,10 @@ fp_pool_submit_batch(fp_pool *p, const fp_job_buf *jobs, size_t n,
         job->accepted_at = ev_now(p->loop);
         job->done = done;
         job->arg = arg;
+        if (opts != NULL && opts->progress != NULL) {
+            job->progress_fn = opts->progress;
+            job->progress_arg = opts->progress_arg;
+        }
         TAILQ_INSERT_TAIL(&batch, job, link);
     }
     if (first_id != NULL)
@@ -466,8 +541,12 @@ void
 fp_pool_stats(const fp_pool *p, fp_stats *st)
 {
     *st = p->counters;
-    for (unsigned i = 1; i < FP_LATENCY_BUCKETS; i++)
+    for (unsigned i = 1; i < FP_LATENCY_BUCKETS; i++) {
         st->latency_count[i] += st->latency_count[i - 1];
+        st->wait_count[i] += st->wait_count[i - 1];
+        st->run_count[i] += st->run_count[i - 1];
+    }
+    st->poisoned = p->poison != NULL ? fp_poison_count(p->poison, ev_now(p->loop)) : 0;
     st->draining = p->phase >= POOL_DRAINING;
     st->reloading = p->reloading;
     st->workers = p->target;

@@ -71,6 +71,7 @@ grow(struct fp_pool *p, ev_tstamp now)
         fp_logf(&p->log, FP_LOG_INFO, "autoscale: adding %u worker%s (%zu job%s "
                 "waiting, %u of max %u running)", add, add == 1 ? "" : "s", n,
                 n == 1 ? "" : "s", p->target, max);
+        pool_event_pool(p, "scale", p->target + add);
         if (pool_resize(p, p->target + add) < 0)
             fp_logf(&p->log, FP_LOG_ERR, "autoscale: cannot add workers: out "
                     "of memory");
@@ -121,6 +122,7 @@ retire_idle(struct fp_pool *p, ev_tstamp now)
                     p->cfg.autoscale_min);
             p->target--;
             up--;
+            pool_event_pool(p, "scale", p->target);
             pool_retire(p, w, "idle");
         } else if (next == 0 || at < next) {
             next = at;

@@ -11,6 +11,9 @@
  *   pool_autoscale.c  the dynamic pool: grow under a backlog, retire idle
  *   pool_group.c    job groups: hold one submitter's jobs back
  *   pool_expire.c   the `expires` job option: jobs not started in time
+ *   pool_progress.c jobs' progress reports out to their callbacks
+ *   pool_events.c   the event stream (fp_pool_events)
+ *   poison.c        poison payloads (poison_after): pure, no pool
  *
  * The mechanism below it (worker.h: worker_io.c, worker_life.c) reports
  * through fp_worker_ops and never calls up otherwise.
@@ -34,6 +37,25 @@
 #include "worker_loop.h"
 
 TAILQ_HEAD(fp_workerq, fp_worker);
+
+struct pool_event;
+struct fp_poison;
+
+/* The event stream's listener and the worker and pool events waiting for
+ * delivery (pool_events.c). */
+struct pool_events {
+    fp_event_fn        fn;          /* NULL: nothing is recorded */
+    void              *arg;
+    struct pool_event *ring;        /* up to FP_EVENT_QUEUE_MAX, grown */
+    size_t             cap, head, n;
+    int                overflowing; /* events lost since it last had room */
+};
+
+/* Why a job ended FP_TIMEOUT (fp_stats' timeouts_* counters). */
+enum pool_timeout_cause {
+    TIMEOUT_DEADLINE,   /* its own timeout (or the pool's job_timeout) */
+    TIMEOUT_HEARTBEAT,  /* no progress for heartbeat_timeout */
+};
 
 /* Where the pool is in its life; a drain moves it down the list. */
 enum fp_pool_phase {
@@ -80,11 +102,23 @@ struct fp_pool {
     struct fp_worker  *reload_new;  /* replacement not yet ready, or NULL */
     struct fp_worker  *reload_old;  /* the worker it replaces */
 
-    /* Outcomes waiting for their callbacks (completion.c). */
+    /* Outcomes waiting for their callbacks (completion.c), progress
+     * reports waiting for theirs (pool_progress.c), and how many outcomes
+     * have settled and been delivered so far (the event stream's clock). */
     struct fp_jobq     done;
+    struct fp_progressq progress_due;
+    uint64_t           settled, delivered;
+    struct pool_events events;
+    /* poison_after (poison.c): the table, or NULL when off; the reason a
+     * quarantined payload is refused with. */
+    struct fp_poison  *poison;
+    char               poison_reason[48];
     fp_drained_fn      drained;
     void              *drained_arg;
     int                in_callbacks;    /* the runner is calling out */
+    struct fp_job     *delivering;      /* the job whose callback runs */
+    int                delivered_whole; /* its callback kept the job's
+                                           block (fp_outcome_keep) */
     enum {
         FREE_NONE,
         FREE_DUE,       /* fp_pool_free from a callback: once it returns */
@@ -136,13 +170,34 @@ void pool_settle_recorded(struct fp_pool *p, struct fp_job *job);
 /* A job left a worker's window for good: free it unless its callback is
  * still due. */
 void pool_job_dropped(struct fp_pool *p, struct fp_job *job);
+/* Callbacks (or events) are due: keep the loop from sleeping until they
+ * have run. */
+void pool_kick(struct fp_pool *p);
 /* Run the callbacks due.  Returns 1 if the pool was freed meanwhile (the
  * caller must not touch it again), else 0. */
 int  pool_run_callbacks(struct fp_pool *p);
 /* The drain is over: its notice is due. */
 void pool_drained(struct fp_pool *p);
+/* Callbacks are due: keep the loop turning until they have run. */
+void pool_callbacks_due(struct fp_pool *p);
 /* fp_pool_free's work: kill, settle, call back, free. */
 void pool_teardown(struct fp_pool *p);
+/* A job ended FP_TIMEOUT for `cause` (counted; the caller settles it). */
+void pool_count_timeout(struct fp_pool *p, enum pool_timeout_cause cause);
+
+/* pool_events.c: record a worker or pool event (nothing without a
+ * listener); deliver those due before the next outcome; tell the listener
+ * of an outcome (just before its done callback); free the ring. */
+void pool_event_worker(struct fp_pool *p, const char *what, pid_t pid,
+                       const char *detail);
+void pool_event_pool(struct fp_pool *p, const char *what, unsigned workers);
+void pool_events_run(struct fp_pool *p);
+void pool_event_job(struct fp_pool *p, const fp_outcome *o);
+void pool_events_free(struct fp_pool *p);
+
+/* pool.c: poison_after.  The job's payload crashed a worker: counted
+ * (call before its outcome overwrites the payload). */
+void pool_poison_crash(struct fp_pool *p, const struct fp_job *job);
 
 /* dispatch.c */
 void pool_dispatch(struct fp_pool *p);
@@ -170,7 +225,8 @@ void pool_drain_init(struct fp_pool *p);
 /* Move the active size to n (checked by the caller), adding workers or
  * retiring the cheapest first.  Returns 0 or -1. */
 int  pool_resize(struct fp_pool *p, unsigned n);
-/* Retire active slot `w`: it finishes its window and goes. */
+/* Retire active slot `w`: it finishes its window and goes.  `why` is the
+ * event stream's word for it: "scale", "reload", "idle". */
 void pool_retire(struct fp_pool *p, struct fp_worker *w, const char *why);
 
 /* pool_group.c */
@@ -188,6 +244,22 @@ void pool_expiry_add(struct fp_pool *p, struct fp_job *job);
 /* The job settled: its deadline no longer matters. */
 void pool_expiry_forget(struct fp_pool *p, struct fp_job *job);
 void pool_expiry_free(struct fp_pool *p);
+
+/* pool_progress.c */
+/* ops->progress: queue the report for the job's callback (if it has one). */
+void pool_on_progress(struct fp_worker *w, struct fp_job *job, const char *value,
+                      size_t len);
+/* Hand out every report due / job's reports, if any are due (before its
+ * outcome).  Only from pool_run_callbacks. */
+void pool_progress_run(struct fp_pool *p);
+void pool_progress_run_job(struct fp_pool *p, struct fp_job *job);
+
+/* 1 if the job has reports waiting for its callback (a test per outcome). */
+static inline int
+pool_progress_due(const struct fp_job *job)
+{
+    return job->progress != NULL && job->progress->due;
+}
 
 /* pool_autoscale.c */
 void pool_autoscale_init(struct fp_pool *p);

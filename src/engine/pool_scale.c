@@ -84,6 +84,7 @@ pool_retire(struct fp_pool *p, struct fp_worker *w, const char *why)
     take_back_ahead(p, w);
     w->slot = (unsigned)-1;
     TAILQ_INSERT_TAIL(&p->leaving, w, retiring_link);
+    pool_event_worker(p, "retired", w->pid, why);
     fp_worker_retire(w, why);
 }
 
@@ -116,7 +117,7 @@ pool_resize(struct fp_pool *p, unsigned n)
                 continue;
             if (p->workers[i] == p->reload_new)
                 extra = 0;      /* the pair breaks up: it is ordinary now */
-            pool_retire(p, p->workers[i], "scaled down");
+            pool_retire(p, p->workers[i], "scale");
         }
     if (p->reloading)
         reload_step(p);
@@ -138,6 +139,7 @@ fp_pool_scale(fp_pool *p, unsigned n)
     }
     if (p->phase != POOL_NEW)
         fp_logf(&p->log, FP_LOG_INFO, "scaling from %u to %u workers", p->target, n);
+    pool_event_pool(p, "scale", n);
     return pool_resize(p, n);
 }
 
@@ -177,7 +179,7 @@ pool_worker_ready(struct fp_pool *p, struct fp_worker *w)
         return;
     p->reload_new = p->reload_old = NULL;
     if (old != NULL)
-        pool_retire(p, old, "replaced by a reload");
+        pool_retire(p, old, "reload");
     reload_step(p);
 }
 
@@ -193,6 +195,7 @@ fp_pool_reload(fp_pool *p)
     p->generation++;
     p->reloading = 1;
     fp_logf(&p->log, FP_LOG_INFO, "rolling reload of %u workers", p->target);
+    pool_event_pool(p, "reload", p->target);
     reload_step(p);
 }
 
@@ -221,6 +224,10 @@ pool_check_drained(struct fp_pool *p)
     if (p->phase == POOL_DRAINING && !pool_idle(p))
         return;
     POOL_FOREACH_WORKER(p, w) {
+        /* Told once (a worker already retired was told why then). */
+        if (p->phase == POOL_DRAINING
+            && (w->state == WS_STARTING || w->state == WS_READY))
+            pool_event_worker(p, "retired", w->pid, "drain");
         if (w->state == WS_WAITING)
             fp_worker_stop(w);      /* drops its pending restart */
         else if (fp_worker_alive(w))
@@ -286,6 +293,7 @@ fp_pool_drain(fp_pool *p, double timeout, fp_drained_fn done, void *arg)
     p->drained_arg = arg;
     fp_logf(&p->log, FP_LOG_INFO, "draining: %zu queued, finishing accepted jobs",
             p->queue.n);
+    pool_event_pool(p, "drain", p->target);
     if (timeout > 0)
         fp_timer_after(p->loop, &p->drain_timer, timeout);
     pool_check_drained(p);

@@ -44,8 +44,10 @@ start(struct fp_pool *p, struct fp_worker *w)
 {
     w->job_budget = job_budget(p);
     w->generation = p->generation;
-    if (fp_worker_spawn(w, &p->spawn_req) == 0)
+    if (fp_worker_spawn(w, &p->spawn_req) == 0) {
+        pool_event_worker(p, "spawned", w->pid, NULL);
         return;
+    }
     if (w->fail_streak++ == 0)
         fp_logf(&p->log, FP_LOG_ERR, "worker slot %u: cannot fork: %s; "
                 "retrying with backoff", w->slot, strerror(errno));
@@ -88,15 +90,19 @@ pool_record_latency(struct fp_pool *p, double secs)
 static void
 on_ready(struct fp_worker *w)
 {
+    pool_event_worker(w->env->owner, "ready", w->pid, NULL);
     pool_autoscale_idle(w->env->owner, w);
     pool_worker_ready(w->env->owner, w);
 }
 
+/* Retire w between jobs; `event` is the reason the event stream gives. */
 static void
-recycle(struct fp_pool *p, struct fp_worker *w, const char *why)
+recycle(struct fp_pool *p, struct fp_worker *w, const char *why,
+        const char *event)
 {
     fp_logf(&p->log, FP_LOG_INFO, "worker %ld: recycling after %u jobs: %s",
             (long)w->pid, w->jobs_done, why);
+    pool_event_worker(p, "retired", w->pid, event);
     fp_worker_retire(w, why);
 }
 
@@ -131,9 +137,9 @@ on_result(struct fp_worker *w, struct fp_job *job)
      * reading /proc costs more than a trivial job). */
     if (p->cfg.max_rss > 0 && (w->nwindow == 0 || w->jobs_done % 16 == 0)
         && fp_worker_rss(w) > p->cfg.max_rss)
-        recycle(p, w, "its memory passed --max-rss");
+        recycle(p, w, "its memory passed --max-rss", "max-rss");
     else if (w->job_budget > 0 && w->jobs_done >= w->job_budget)
-        recycle(p, w, "it reached --max-jobs");
+        recycle(p, w, "it reached --max-jobs", "max-jobs");
     pool_check_drained(p);
 }
 
@@ -144,6 +150,7 @@ on_retire(struct fp_worker *w, const char *why)
 
     fp_logf(&p->log, FP_LOG_INFO, "worker %ld: recycling after %u jobs: %s",
             (long)w->pid, w->jobs_done, why);
+    pool_event_worker(p, "retired", w->pid, "rlimit-cpu");
 }
 
 static void
@@ -203,6 +210,12 @@ settle_head(struct fp_pool *p, const struct fp_worker_exit *x,
         TAILQ_INSERT_HEAD(back, head, link);
     } else if (!for_another && x->cause == KILL_TIMEOUT) {
         snprintf(detail, sizeof(detail), "timed out after %gs", head->timeout);
+        pool_count_timeout(p, TIMEOUT_DEADLINE);
+        pool_settle_str(p, head, FP_TIMEOUT, detail);
+    } else if (!for_another && x->cause == KILL_HEARTBEAT) {
+        snprintf(detail, sizeof(detail), "no heartbeat for %g s",
+                 p->cfg.heartbeat_timeout);
+        pool_count_timeout(p, TIMEOUT_HEARTBEAT);
         pool_settle_str(p, head, FP_TIMEOUT, detail);
     } else if (!for_another && (x->cause == KILL_CANCEL || x->cause == KILL_CUTOFF)) {
         pool_settle_str(p, head, FP_CANCELLED,
@@ -215,6 +228,10 @@ settle_head(struct fp_pool *p, const struct fp_worker_exit *x,
             snprintf(killed, sizeof(killed), "%s (its worker was killed to stop "
                      "job %llu)", x->death, (unsigned long long)x->kill_job);
             why = killed;
+        } else if (on_its_own(x) || x->cause == KILL_PROTOCOL) {
+            /* Its payload killed the worker (it died running it, or broke
+             * the protocol): poison_after counts each such attempt. */
+            pool_poison_crash(p, head);
         }
         if (head->retries_left > 0) {
             head->retries_left--;
@@ -329,6 +346,8 @@ on_exited(struct fp_worker *w, const struct fp_worker_exit *x,
         && (!x->was_ready || (head == NULL && w->jobs_done == 0
                               && ev_now(p->loop) - w->spawned_at < 1.0));
     log_exit(p, w, x, head, failed_start, stopped);
+    /* Before its jobs settle: the death comes first in the event stream. */
+    pool_event_worker(p, "exited", w->pid, x->death);
     if (!failed_start && on_its_own(x) && !stopped)
         w->fail_streak = 0;
     settle_window(p, x, window);
@@ -360,6 +379,7 @@ on_exited(struct fp_worker *w, const struct fp_worker_exit *x,
 const struct fp_worker_ops pool_worker_ops = {
     .ready = on_ready,
     .result = on_result,
+    .progress = pool_on_progress,
     .retire = on_retire,
     .start_due = on_start_due,
     .exited = on_exited,

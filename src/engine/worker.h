@@ -40,6 +40,7 @@ enum fp_kill_cause {
     KILL_CLOSED,    /* it closed its socket while alive (not dying) */
     KILL_GRACE,     /* it did not exit within its grace after a stop */
     KILL_START,     /* not ready within --start-timeout: a failed start */
+    KILL_HEARTBEAT, /* timeout: no progress within --heartbeat-timeout */
 };
 
 /* How a worker ended, for the exited report. */
@@ -71,6 +72,11 @@ struct fp_worker_ops {
      * is running, and its outcome is recorded in the job (unless the job
      * had been cancelled while sent ahead: then it has one already). */
     void (*result)(struct fp_worker *w, struct fp_job *job);
+    /* The running job reported progress: value/len (one msgpack value)
+     * lies in the worker's read buffer, valid only during the call.  Not
+     * reported for a job cancelled while sent ahead. */
+    void (*progress)(struct fp_worker *w, struct fp_job *job, const char *value,
+                     size_t len);
     /* It asks to be replaced after its window (e.g. near its CPU
      * backstop); it has already stopped taking jobs. */
     void (*retire)(struct fp_worker *w, const char *why);
@@ -92,6 +98,8 @@ struct fp_worker_env {
     double                      slow_log;   /* seconds; 0 = off */
     double                      start_timeout; /* s from fork to "ready"
                                                before it is killed; 0 = none */
+    double                      heartbeat_timeout; /* s a running job may go
+                                               without progress; 0 = none */
     size_t                     *ahead;      /* kept up to date: jobs in all
                                                windows behind their head */
 };
@@ -127,6 +135,10 @@ struct fp_worker {
     ev_child           child;
     ev_timer           job_timer;   /* the running job's deadline */
     ev_timer           slow_timer;  /* --slow-log for the running job */
+    ev_timer           heartbeat_timer; /* --heartbeat-timeout: looks at
+                                       beat_at, re-armed from it */
+    ev_tstamp          beat_at;     /* the running job's last sign of life
+                                       (its start, or its last progress) */
     ev_timer           backoff_timer;
     ev_timer           grace_timer; /* SIGKILL if a stop takes too long */
     ev_timer           start_timer; /* SIGKILL if "ready" takes too long */
@@ -238,6 +250,36 @@ int  fp_worker_skips(const struct fp_worker *w, const struct fp_job *job);
  * back to the owner (ops->result), and the next one starts. */
 void fp_worker_drop_skipped_head(struct fp_worker *w);
 void fp_worker_write_cb(struct ev_loop *loop, ev_io *io, int revents);
+/* Kill it for breaking the protocol (`why`: for the log and the owner). */
+void fp_worker_protocol_error(struct fp_worker *w, const char *why);
+/* Has it moved past the window's head (which has then ended, its result on
+ * the way)? */
+int  fp_worker_moved_past_head(const struct fp_worker *w);
+
+/* worker_beat.c: the running job's progress and heartbeat.  Set up its
+ * timer (once); the window's head started (arms --heartbeat-timeout, when
+ * set) or nothing runs any more; a ["progress", id, value] message
+ * (WA_PROGRESS): checked against the running job, noted as its heartbeat,
+ * reported.  Start and stop come with every job, so without a heartbeat
+ * timeout they cost a test each. */
+struct fp_worker_msg;
+void fp_worker_beat_init(struct fp_worker *w);
+void fp_worker_beat_arm(struct fp_worker *w);
+void fp_worker_on_progress(struct fp_worker *w, const struct fp_worker_msg *m);
+
+static inline void
+fp_worker_beat_start(struct fp_worker *w)
+{
+    if (w->env->heartbeat_timeout > 0)
+        fp_worker_beat_arm(w);
+}
+
+static inline void
+fp_worker_beat_stop(struct fp_worker *w)
+{
+    if (ev_is_active(&w->heartbeat_timer))
+        ev_timer_stop(w->env->loop, &w->heartbeat_timer);
+}
 
 /* worker_stderr.c: set up its stderr watchers and budget (once); watch a
  * freshly forked process's stderr pipe; read a dead one's last words (what

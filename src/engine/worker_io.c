@@ -46,6 +46,9 @@ static void grace_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents);
 static void start_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents);
 static void step(struct fp_worker *w, enum fp_wevent ev, const void *arg);
 static void process_input(struct fp_worker *w);
+static void drain_socket(struct fp_worker *w, size_t budget, int in_order);
+static int read_some(struct fp_worker *w, size_t budget);
+static int reading(const struct fp_worker *w);
 static int moved_past_head(const struct fp_worker *w);
 
 struct fp_worker *
@@ -73,6 +76,7 @@ fp_worker_new(const struct fp_worker_env *env, unsigned slot)
     w->job_timer.data = w->slow_timer.data = w;
     w->backoff_timer.data = w->grace_timer.data = w->start_timer.data = w;
     fp_worker_stderr_init(w);
+    fp_worker_beat_init(w);
     return w;
 }
 
@@ -89,6 +93,7 @@ stop_io(struct fp_worker *w)
     ev_timer_stop(loop, &w->job_timer);
     ev_timer_stop(loop, &w->slow_timer);
     ev_timer_stop(loop, &w->start_timer);
+    fp_worker_beat_stop(w);
 }
 
 static void
@@ -307,6 +312,7 @@ start_head(struct fp_worker *w)
 
     ev_timer_stop(loop, &w->job_timer);
     ev_timer_stop(loop, &w->slow_timer);
+    fp_worker_beat_stop(w);
     if (head == NULL)
         return;
     if (fp_worker_skips(w, head)) {
@@ -339,6 +345,7 @@ start_head(struct fp_worker *w)
         fp_timer_after(loop, &w->job_timer, head->timeout);
     if (w->env->slow_log > 0)
         fp_timer_after(loop, &w->slow_timer, w->env->slow_log);
+    fp_worker_beat_start(w);
 }
 
 /* Put ["job", id, payload] in the window: the envelope goes in job->hdr
@@ -452,8 +459,14 @@ grace_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents)
 static void
 start_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents)
 {
+    struct fp_worker *w = tw->data;
     (void)loop; (void)revents;
-    step(tw->data, WE_START_EXPIRED, NULL);
+
+    /* Timers and sockets are served in no particular order: a "ready"
+     * may be waiting in the socket (after a long loop iteration, say).
+     * It counts: read it first. */
+    drain_socket(w, READ_PER_WAKEUP, 0);
+    step(w, WE_START_EXPIRED, NULL);
 }
 
 static void
@@ -521,6 +534,18 @@ protocol_error(struct fp_worker *w, const char *why)
         fp_logf(w->env->log, FP_LOG_WARN, "worker %ld: protocol error: %s; "
                 "killing it", (long)w->pid, why);
     fp_worker_kill(w, KILL_PROTOCOL, head != NULL ? head->id : 0);
+}
+
+void
+fp_worker_protocol_error(struct fp_worker *w, const char *why)
+{
+    protocol_error(w, why);
+}
+
+int
+fp_worker_moved_past_head(const struct fp_worker *w)
+{
+    return moved_past_head(w);
 }
 
 /* A result for the running job: record it, start the next, report. */
@@ -591,6 +616,9 @@ on_message(struct fp_worker *w, const struct fp_worker_msg *m)
     case FP_WMSG_ERROR:
         step(w, WE_RESULT, m);
         break;
+    case FP_WMSG_PROGRESS:
+        step(w, WE_PROGRESS, m);
+        break;
     }
 }
 
@@ -656,23 +684,31 @@ read_some(struct fp_worker *w, size_t budget)
     return 0;
 }
 
+/* Read and process what the socket holds, up to `budget` bytes.
+ * `in_order`: its stderr was read before us in this loop iteration
+ * (worker_stderr.c, a higher priority), so the results of the first read
+ * come after all of it. */
 static void
-worker_read_cb(struct ev_loop *loop, ev_io *io, int revents)
+drain_socket(struct fp_worker *w, size_t budget, int in_order)
 {
-    struct fp_worker *w = io->data;
-    (void)revents;
-
-    /* Its stderr was read before us in this loop iteration (worker_stderr.c):
-     * the results of our first read come after all of it. */
-    w->errtail.in_order = 1;
-    int eof = read_some(w, READ_PER_WAKEUP);
+    if (!reading(w))
+        return;
+    w->errtail.in_order = in_order;
+    int eof = read_some(w, budget);
     w->errtail.in_order = 0;
     if (eof) {
-        ev_io_stop(loop, &w->rio);
+        ev_io_stop(w->env->loop, &w->rio);
         /* EOF from a worker we did not stop: it is dying or broken. */
         if (w->state != WS_STOPPING)
             fp_worker_socket_gone(w);
     }
+}
+
+static void
+worker_read_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop; (void)revents;
+    drain_socket(io->data, READ_PER_WAKEUP, 1);
 }
 
 /* A dead worker's last results: the bytes of [base, base+len) its area
@@ -789,6 +825,11 @@ child_exit_cb(struct ev_loop *loop, ev_child *cw, int revents)
     struct fp_worker *w = cw->data;
     (void)loop; (void)revents;
 
+    /* Its last words happened before its exit, whichever event libev
+     * serves first: a "ready" or a result still in the socket is taken
+     * while the worker is in the state it sent them from. */
+    if (reading(w))
+        (void)read_some(w, SIZE_MAX);   /* EOF too: the exit says why */
     step(w, WE_EXITED, &cw->rstatus);
 }
 
@@ -817,7 +858,8 @@ step(struct fp_worker *w, enum fp_wevent ev, const void *arg)
     case WA_PROTOCOL_ERROR:
         w->state = from;    /* protocol_error kills through the table */
         protocol_error(w, ev == WE_READY ? "unexpected ready message"
-                                         : "result before it was ready");
+                          : ev == WE_PROGRESS ? "progress before it was ready"
+                          : "result before it was ready");
         break;
     case WA_NOTE_READY:
         ev_timer_stop(loop, &w->start_timer);
@@ -829,6 +871,9 @@ step(struct fp_worker *w, enum fp_wevent ev, const void *arg)
         break;
     case WA_DELIVER:
         deliver(w, arg);
+        break;
+    case WA_PROGRESS:
+        fp_worker_on_progress(w, arg);
         break;
     case WA_WIND_DOWN:
         w->retire_why = arg;

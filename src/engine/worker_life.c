@@ -28,6 +28,7 @@ static const struct fp_wcell table[WS_COUNT][WE_COUNT] = {
         [WE_EXITED]          = IGN(WAITING),
         [WE_BACKOFF_EXPIRED] = CELL(WAITING, START_DUE),
         [WE_START_EXPIRED]   = IGN(WAITING),
+        [WE_PROGRESS]        = IGN(WAITING),
     },
     [WS_STARTING] = {
         [WE_SPAWNED]         = IGN(STARTING),
@@ -42,6 +43,7 @@ static const struct fp_wcell table[WS_COUNT][WE_COUNT] = {
         [WE_EXITED]          = CELL(DEAD, REAP),
         [WE_BACKOFF_EXPIRED] = IGN(STARTING),
         [WE_START_EXPIRED]   = CELL(KILLED, START_TIMEOUT),
+        [WE_PROGRESS]        = CELL(KILLED, PROTOCOL_ERROR),
     },
     [WS_READY] = {
         [WE_SPAWNED]         = IGN(READY),
@@ -56,6 +58,7 @@ static const struct fp_wcell table[WS_COUNT][WE_COUNT] = {
         [WE_EXITED]          = CELL(DEAD, REAP),
         [WE_BACKOFF_EXPIRED] = IGN(READY),
         [WE_START_EXPIRED]   = IGN(READY),
+        [WE_PROGRESS]        = CELL(READY, PROGRESS),
     },
     [WS_RETIRING] = {
         [WE_SPAWNED]         = IGN(RETIRING),
@@ -70,6 +73,7 @@ static const struct fp_wcell table[WS_COUNT][WE_COUNT] = {
         [WE_EXITED]          = CELL(DEAD, REAP),
         [WE_BACKOFF_EXPIRED] = IGN(RETIRING),
         [WE_START_EXPIRED]   = IGN(RETIRING),
+        [WE_PROGRESS]        = CELL(RETIRING, PROGRESS),
     },
     [WS_STOPPING] = {
         [WE_SPAWNED]         = IGN(STOPPING),
@@ -87,6 +91,7 @@ static const struct fp_wcell table[WS_COUNT][WE_COUNT] = {
         /* Stopped before it was ready (a drain, a scale-down): there is
          * nothing to finish, and --start-timeout bounds its start still. */
         [WE_START_EXPIRED]   = CELL(KILLED, STOP_OVERDUE),
+        [WE_PROGRESS]        = CELL(STOPPING, PROGRESS),
     },
     /* Killed: its socket is no longer read until it has exited. */
     [WS_KILLED] = {
@@ -102,6 +107,7 @@ static const struct fp_wcell table[WS_COUNT][WE_COUNT] = {
         [WE_EXITED]          = CELL(DEAD, REAP),
         [WE_BACKOFF_EXPIRED] = IGN(KILLED),
         [WE_START_EXPIRED]   = IGN(KILLED),
+        [WE_PROGRESS]        = IGN(KILLED),
     },
     /* Dead: what it wrote before dying is read now (results count; a late
      * "ready" changes nothing); then the pool respawns or removes it. */
@@ -118,6 +124,7 @@ static const struct fp_wcell table[WS_COUNT][WE_COUNT] = {
         [WE_EXITED]          = IGN(DEAD),
         [WE_BACKOFF_EXPIRED] = IGN(DEAD),
         [WE_START_EXPIRED]   = IGN(DEAD),
+        [WE_PROGRESS]        = CELL(DEAD, PROGRESS),
     },
 };
 
@@ -146,7 +153,7 @@ fp_wevent_name(enum fp_wevent e)
     static const char *const names[WE_COUNT] = {
         "spawned", "spawn failed", "ready", "result", "retire", "window empty",
         "stop", "kill", "grace expired", "exited", "backoff expired",
-        "start expired",
+        "start expired", "progress",
     };
     return (unsigned)e < WE_COUNT ? names[e] : "?";
 }
@@ -157,7 +164,7 @@ fp_waction_name(enum fp_waction a)
     static const char *const names[WA_COUNT] = {
         "undecided", "ignore", "enter", "protocol error", "note ready",
         "deliver", "wind down", "send EOF", "SIGKILL", "reap", "start due",
-        "cancel backoff", "start timeout", "stop overdue",
+        "cancel backoff", "start timeout", "stop overdue", "progress",
     };
     return (unsigned)a < WA_COUNT ? names[a] : "?";
 }

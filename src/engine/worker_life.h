@@ -33,6 +33,7 @@ enum fp_wevent {
     WE_EXITED,          /* its process is gone */
     WE_BACKOFF_EXPIRED, /* time to try starting it again */
     WE_START_EXPIRED,   /* --start-timeout passed without "ready" */
+    WE_PROGRESS,        /* it reported progress of a job */
     WE_COUNT
 };
 
@@ -52,6 +53,8 @@ enum fp_waction {
     WA_START_TIMEOUT,   /* a failed start: note why, kill its process group */
     WA_STOP_OVERDUE,    /* stopped, yet neither ready nor gone by its start
                            deadline: killed as if its grace ran out */
+    WA_PROGRESS,        /* match it to the running job, note the heartbeat,
+                           report it */
     WA_COUNT
 };
 

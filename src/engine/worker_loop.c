@@ -20,6 +20,7 @@
 #include "spawn.h"
 #include "worker_loop.h"
 #include "worker_hold.h"
+#include "worker_progress.h"
 
 #define READ_CHUNK   (64 * 1024)
 #define KEEP_BUFFER  (4u << 20)     /* kept between big jobs and results */
@@ -36,6 +37,7 @@ struct worker {
     msgpack_packer               result_pk;
     int                          retire_sent;
     struct fp_hold               hold;      /* results waiting to be sent */
+    struct fp_worker_progress    progress;  /* fp_progress of the running job */
     uint64_t                    *claims;    /* shared with the master, or NULL */
     uint64_t                     seq;       /* jobs read so far */
     struct fp_descendants        desc;      /* what jobs start dies with them */
@@ -127,7 +129,9 @@ run_job(struct worker *w, uint64_t id, const char *payload, size_t len)
         why = "job could not be decoded";
     } else {
         fp_descendants_job_start(&w->desc);
+        fp_worker_progress_begin(&w->progress, id);
         rc = w->module->handle(w->state, &job.data, &w->result_pk);
+        fp_worker_progress_end(&w->progress);
         /* The job has ended, and so has anything it started (before its
          * result goes out, so an outcome means they are gone). */
         fp_descendants_job_end(&w->desc);
@@ -353,12 +357,14 @@ fp_worker_main(int fd, void *arg)
     else if (fp_hold_start(&w.hold, args->hold_area, fd) < 0)
         wlog("%s", "cannot hold results (writing each at once)");
     w.claims = args->hold_area != NULL ? args->hold_area->claims : NULL;
+    fp_worker_progress_init(&w.progress, &w.hold, &args->limits);
     set_title(&w, "idle", 0);
     send_ready(&w);
     if (serve(&w) < 0)
         rc = 2;
     else if (w.module->fini != NULL)
         w.module->fini(w.state);
+    fp_worker_progress_fini(&w.progress);
 out:
     fp_descendants_stop(&w.desc);
     fp_meter_close(&w.meter);

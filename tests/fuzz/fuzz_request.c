@@ -69,13 +69,14 @@ submit(const char *frame, size_t len, struct fp_reader r, uint32_t nparams)
     if (nparams == 2) {
         fp_job_opts opts = { .timeout = -1, .retries = 0 };
         char key[FP_MAX_KEY_BYTES + 1];
-        int notify = 0;
-        if (fp_wire_job_opts(&r, &opts, &notify, key) == NULL) {
+        struct fp_wire_submit_flags flags = { 0, 0 };
+        if (fp_wire_job_opts(&r, &opts, &flags, key) == NULL) {
             FZ_CHECK(opts.timeout == -1
                      || (isfinite(opts.timeout) && opts.timeout >= 0
                          && opts.timeout <= 1e9));
             FZ_CHECK(opts.retries <= FP_MAX_RETRIES);
-            FZ_CHECK(notify == 0 || notify == 1);
+            FZ_CHECK(flags.notify == 0 || flags.notify == 1);
+            FZ_CHECK(flags.progress == 0 || flags.progress == 1);
             FZ_CHECK(opts.key == NULL
                      || (opts.key == key && strlen(key) <= FP_MAX_KEY_BYTES));
         }

@@ -3,7 +3,9 @@
  *
  *   bench_daemon           forkpoold --builtin echo as a child, and a small
  *                          pipelined MessagePack-RPC client of our own that
- *                          keeps a window of `submit` requests in flight;
+ *                          keeps a window of `submit` requests in flight
+ *                          (a->count > 0: with that many subscribers to
+ *                          the event stream reading meanwhile);
  *   bench_ctl              `forkpoolctl map` fed JSON lines through a pipe,
  *                          output to /dev/null, wall time;
  *   bench_python           tools/bench_py.py (multiprocessing.Pool);
@@ -21,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -141,6 +144,92 @@ daemon_start(const struct bench_args *a, struct daemon *d,
     }
     fcntl(fd, F_SETFL, O_NONBLOCK);
     return fd;
+}
+
+/* ------------------------------------------------------------------------
+ * Subscribers to the event stream
+ * ------------------------------------------------------------------------ */
+
+/* The subscribers' process: subscribe n connections, say so on `ready`,
+ * then read them all (discarding what comes) until the daemon closes one
+ * or we are killed. */
+static void
+subscribers_main(const struct daemon *d, unsigned n, int ready)
+{
+    static const char req[] = "\x94\x00\x01\xa9subscribe\x90";
+    static char buf[CHUNK];
+    struct epoll_event ev, evs[64];
+    int ep = epoll_create1(0);
+
+    prctl(PR_SET_PDEATHSIG, SIGKILL);   /* never outlive the runner */
+    for (unsigned i = 0; i < n; i++) {
+        int fd = connect_unix(d->sock);
+        size_t got = 0;
+        if (fd < 0 || write(fd, req, sizeof(req) - 1) != (ssize_t)(sizeof(req) - 1))
+            _exit(1);
+        /* Its answer, [1, 1, nil, true], before any event can come. */
+        while (got < 5) {
+            ssize_t k = read(fd, buf, 5 - got);
+            if (k <= 0)
+                _exit(1);
+            got += (size_t)k;
+        }
+        fcntl(fd, F_SETFL, O_NONBLOCK);
+        ev.events = EPOLLIN;
+        ev.data.fd = fd;
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+            _exit(1);
+    }
+    if (write(ready, "r", 1) != 1)
+        _exit(1);
+    for (;;) {
+        int k = epoll_wait(ep, evs, 64, -1);
+        for (int i = 0; i < k; i++)
+            for (;;) {
+                ssize_t got = read(evs[i].data.fd, buf, sizeof(buf));
+                if (got == 0)
+                    _exit(0);
+                if (got < 0)
+                    break;      /* EAGAIN: read dry */
+            }
+    }
+}
+
+/* Start the subscribers' process; returns its pid once every subscription
+ * is answered, or -1 with the reason in r. */
+static pid_t
+subscribers_start(const struct daemon *d, unsigned n, struct bench_result *r)
+{
+    int ready[2];
+    char c;
+
+    if (pipe(ready) < 0) {
+        bench_fail(r, "pipe: %s", strerror(errno));
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        bench_fail(r, "fork: %s", strerror(errno));
+        close(ready[0]);
+        close(ready[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        close(ready[0]);
+        subscribers_main(d, n, ready[1]);
+        _exit(0);
+    }
+    close(ready[1]);
+    struct pollfd pfd = { .fd = ready[0], .events = POLLIN };
+    int ok = poll(&pfd, 1, 10000) == 1 && read(ready[0], &c, 1) == 1;
+    close(ready[0]);
+    if (!ok) {
+        bench_fail(r, "%u subscribers could not subscribe", n);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return -1;
+    }
+    return pid;
 }
 
 /* ------------------------------------------------------------------------
@@ -368,7 +457,12 @@ bench_daemon(const struct bench_args *a, struct bench_result *r)
         return;
     }
     run.fd = daemon_start(a, &d, r);
-    if (run.fd >= 0) {
+    /* a->count > 0: that many subscribers read every event meanwhile. */
+    pid_t subs = run.fd >= 0 && a->count > 0 ? subscribers_start(&d, a->count, r) : 0;
+    if (subs < 0) {
+        close(run.fd);
+        daemon_stop(&d);
+    } else if (run.fd >= 0) {
         run.daemon = d.pid;
         run.job = job;
         run.len = len;
@@ -378,6 +472,10 @@ bench_daemon(const struct bench_args *a, struct bench_result *r)
         rpc_stream(&run, r);
         r->rss_after_kb = proc_rss_kb(d.pid);
         close(run.fd);
+        if (subs > 0) {
+            kill(subs, SIGKILL);
+            waitpid(subs, NULL, 0);
+        }
         daemon_stop(&d);
     }
     free(job);

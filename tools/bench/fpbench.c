@@ -67,7 +67,8 @@ usage(FILE *f)
 
 enum row {
     R_RAW_BATCH, R_RAW_MSG, R_LIB1, R_LIB2, R_LIB4, R_DAEMON, R_CTL,
-    R_PY_IMAP, R_PY_MAP, R_RAW_W1, R_LIB2_W1, R_DAEMON_W1, R_LIB2_BATCH, NROWS
+    R_PY_IMAP, R_PY_MAP, R_RAW_W1, R_LIB2_W1, R_DAEMON_W1, R_LIB2_BATCH,
+    R_DAEMON_SUBS, NROWS
 };
 
 struct row_def {
@@ -78,7 +79,11 @@ struct row_def {
     const char *mode;
     int         window1;    /* window of 1: round-trip latency rows */
     double      timeout;    /* runner timeout, s */
+    unsigned    subscribers;/* daemon: event subscribers reading meanwhile
+                               (32 B only) */
 };
+
+#define SUBSCRIBERS 100
 
 static const struct row_def rows[NROWS] = {
     [R_RAW_BATCH] = { "raw socketpair, batched", bench_raw, 2, 1, NULL, 0, 60 },
@@ -95,12 +100,14 @@ static const struct row_def rows[NROWS] = {
     [R_DAEMON_W1] = { "daemon RPC, window 1", bench_daemon, 2, 0, NULL, 1, 60 },
     /* fp_pool_submit_batch, 1024 jobs a call, 16x the window */
     [R_LIB2_BATCH] = { "library batch API, 2 workers", bench_lib, 2, 1, NULL, 0, 60 },
+    [R_DAEMON_SUBS] = { "daemon RPC, 2w, 100 subscribers", bench_daemon, 2, 0, NULL,
+                        0, 60, SUBSCRIBERS },
 };
 
 /* The order within a round: each headline pair close together in time. */
 static const enum row order[NROWS] = {
-    R_RAW_BATCH, R_LIB2, R_PY_IMAP, R_DAEMON, R_CTL, R_RAW_MSG, R_LIB1,
-    R_LIB4, R_PY_MAP, R_LIB2_BATCH, R_RAW_W1, R_LIB2_W1, R_DAEMON_W1,
+    R_RAW_BATCH, R_LIB2, R_PY_IMAP, R_DAEMON, R_DAEMON_SUBS, R_CTL, R_RAW_MSG,
+    R_LIB1, R_LIB4, R_PY_MAP, R_LIB2_BATCH, R_RAW_W1, R_LIB2_W1, R_DAEMON_W1,
 };
 
 /* Mixed durations (SPEC §9): one burst, makespan / ideal; see bench.h. */
@@ -149,7 +156,7 @@ struct opts {
 static int
 selected(const struct opts *o, int si, enum row rw)
 {
-    if (rows[rw].window1 && si != 0)
+    if ((rows[rw].window1 || rows[rw].subscribers > 0) && si != 0)
         return 0;
     if (o->size != 0 && sizes[si] != o->size)
         return 0;
@@ -298,6 +305,7 @@ run_throughput(const struct bench_args *base, struct opts *o,
                 a.batched = rows[rw].batched;
                 a.mode = rows[rw].mode;
                 a.window = rows[rw].window1 ? 1 : window_for(sizes[si]);
+                a.count = rows[rw].subscribers;
                 measure(o, rows[rw].fn, &a, r, rows[rw].timeout);
                 fprintf(stderr, "fpbench: [%3d/%d] %-5s round %d  %-30s ",
                         step, steps, size_name(sizes[si]), rep + 1,
@@ -516,6 +524,7 @@ print_targets(const struct opts *o, const struct extras *ex)
     double r_dpy = ratio_median(res[0][R_DAEMON], res[0][R_PY_IMAP], o->reps);
     double r_cpy = ratio_median(res[0][R_CTL], res[0][R_PY_IMAP], o->reps);
     double r_bpm = ratio_median(res[0][R_LIB2_BATCH], res[0][R_PY_MAP], o->reps);
+    double r_subs = ratio_median(res[0][R_DAEMON_SUBS], res[0][R_DAEMON], o->reps);
     double mx = FIELD(mres[M_LIB], o->reps, aux[2]);
     double mx_echo = FIELD(mres[M_LIB_ECHO], o->reps, aux[2]);
     char growth[64];
@@ -528,6 +537,8 @@ print_targets(const struct opts *o, const struct extras *ex)
         { "daemon RPC vs python imap_unordered", r_dpy >= 0, r_dpy, 10, 0, "x" },
         { "forkpoolctl map vs python imap", r_cpy >= 0, r_cpy, 6, 0, "x" },
         { "batch API 2w vs python map (chunked)", r_bpm >= 0, r_bpm, 0.5, 0, "x" },
+        /* issue 13: a hundred subscribers cost "a few percent" */
+        { "daemon RPC, 100 subscribers vs none", r_subs >= 0, r_subs, 0.95, 0, "x" },
         { "1 MiB payloads, library 2w", lib2_1m >= 0,
           lib2_1m * (double)(1u << 20) / 1e9, 2, 0, " GB/s" },
         { "crash -> replacement ready, p50", ex->crash.ok, ex->crash.aux[0],
