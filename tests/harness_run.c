@@ -51,6 +51,7 @@ capture_read(struct capture *cp)
 
 /* A program started by h_run_start, until h_run_finish. */
 struct h_proc {
+    int            runs_ctl;        /* forkpoolctl is in its argv */
     pid_t          pid;
     int            pidfd;
     int            in;              /* its stdin, -1 once closed */
@@ -87,6 +88,10 @@ h_run_start(const char *stdin_text, char *const argv[])
     p->pidfd = h_pidfd(p->pid);
     ck_assert_int_ge(p->pidfd, 0);
     p->name = argv[0];
+    /* forkpoolctl's output (maybe behind a wrapper): receipts stripped. */
+    for (size_t i = 0; argv[i] != NULL; i++)
+        if (strcmp(argv[i], H_FORKPOOLCTL) == 0)
+            p->runs_ctl = 1;
     p->in = in[1];
     p->stdin_text = stdin_text;
     p->in_len = stdin_text != NULL ? strlen(stdin_text) : 0;
@@ -168,12 +173,10 @@ h_run_finish(struct h_run *r, struct h_proc *p, struct h_daemon *d,
     r->out[p->co.len] = '\0';
     r->out_raw = r->out;
     r->outlen_raw = r->outlen;
-    for (size_t i = 0; argv[i] != NULL; i++)
-        if (strcmp(argv[i], H_FORKPOOLCTL) == 0) {
-            r->out = h_keep(strdup(r->out_raw));
-            r->outlen = h_strip_receipts(r->out);
-            break;
-        }
+    if (p->runs_ctl) {
+        r->out = h_keep(strdup(r->out_raw));
+        r->outlen = h_strip_receipts(r->out);
+    }
     r->err = h_keep(p->ce.buf != NULL ? p->ce.buf : strdup(""));
     r->errlen = p->ce.len;
     r->err[p->ce.len] = '\0';
