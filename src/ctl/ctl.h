@@ -1,6 +1,8 @@
 /*
- * ctl.h — forkpoolctl internals: the MessagePack-RPC client connection
- * (ctl_rpc.c), outcome lines (ctl_rpc.c) and the map command (ctl_map.c).
+ * ctl.h — forkpoolctl internals.  The daemon is reached through
+ * libforkpoolclient (include/forkpool_client.h); here: its use by the
+ * commands (ctl_conn.c), outcome lines (ctl_outcome.c), and the commands
+ * that need more than one call (ctl_map.c, ctl_top.c, ctl_events.c, ...).
  */
 #ifndef FP_CTL_H
 #define FP_CTL_H
@@ -12,6 +14,7 @@
 #include <jansson.h>
 
 #include "forkpool.h"
+#include "forkpool_client.h"
 #include "codec/buf.h"
 #include "codec/frame.h"
 #include "codec/outq.h"
@@ -40,51 +43,6 @@ struct ctl_target {
  * examples ({"id": 7, "ok": true, ...}), keys in insertion order. */
 #define CTL_JSON_FLAGS (JSON_INDENT(0) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY)
 
-/* Responses are bounded like any untrusted frame: a result of the default
- * largest job size plus room for the envelope, nested two levels inside it. */
-#define CTL_MAX_FRAME   (FP_DEFAULT_MAX_JOB_BYTES + ((size_t)64 << 10))
-#define CTL_MAX_OBJECTS ((size_t)1 << 22)
-#define CTL_MAX_DEPTH   (FP_MAX_DEPTH + 2)
-
-/* One client connection (nonblocking socket). */
-struct ctl_conn {
-    int                fd;
-    const char        *path;        /* for messages */
-    struct fp_buf      in;          /* received, not yet parsed */
-    struct fp_outq     out;         /* requests not yet written */
-    struct fp_scanner  scan;        /* over the frame at the head of `in` */
-    size_t             last;        /* bytes of the frame last returned */
-    int                write_errno; /* a failed write, reported at EOF */
-    int                unreachable; /* err is an I/O problem (exit 3) */
-    int                timed_out;   /* no answer within timeout_ms (exit 3) */
-    int64_t            timeout_ms;  /* --rpc-timeout; 0 = none */
-    int                show_ids;    /* ctl_call prints accepted ids on stderr */
-    int                show_progress; /* ctl_call prints progress on stderr */
-    char               err[256];    /* what went wrong */
-};
-
-/* One response; the raw msgpack pointers lie inside conn->in and stay valid
- * only until the next ctl_* call on that connection. */
-struct ctl_response {
-    uint32_t    msgid;
-    int         accepted;   /* an ["accepted", [msgid, id]] notification:
-                               only msgid and id are set */
-    int         outcome;    /* an ["outcome", [msgid, index, error, result]]
-                               notification (submit_batch): msgid, index,
-                               error and result are set */
-    int         progress;   /* a ["progress", [msgid, id, value]]
-                               notification: msgid, id and result (the
-                               value) are set */
-    int         event;      /* an ["event", [map]] notification (after
-                               subscribe): only result (the map) is set */
-    uint64_t    index;
-    uint64_t    id;
-    const char *error;      /* NULL when the error is nil */
-    size_t      error_len;
-    const char *result;
-    size_t      result_len;
-};
-
 /* Job options for submit/map; only those given are sent. */
 struct ctl_jobopts {
     int      has_timeout;
@@ -98,95 +56,54 @@ struct ctl_jobopts {
     int      progress;  /* --progress: ask for "progress" notifications */
 };
 
-/* Connect to the daemon's socket (within the target's timeout, should its
- * backlog be full).  Returns 0, or -1 with c->err set. */
-int  ctl_connect(struct ctl_conn *c, const struct ctl_target *t);
+/* Connect to the daemon of t (libforkpoolclient), its timeout being
+ * t->rpc_timeout.  Returns 0, or FP_CLIENT_E* with *c set for ctl_fail
+ * (close it either way). */
+int  ctl_connect(fp_client **c, const struct ctl_target *t);
 /* CLOCK_MONOTONIC in milliseconds. */
 int64_t ctl_now_ms(void);
+/* t->rpc_timeout in whole milliseconds (0 = none). */
+int64_t ctl_timeout_ms(const struct ctl_target *t);
 /* How long poll() may wait for an answer asked for at `since_ms`: -1
  * without a timeout, else what is left of it (0 once it has passed). */
-int  ctl_wait_ms(const struct ctl_conn *c, int64_t since_ms);
-/* Record that the daemon did not answer within c->timeout_ms.  Returns -1. */
-int  ctl_timeout(struct ctl_conn *c);
-void ctl_close(struct ctl_conn *c);
-/* Queue [0, msgid, method, params] where params is one packed array.
- * Returns 0, or -1 (ENOMEM) with c->err set. */
-int  ctl_queue(struct ctl_conn *c, uint32_t msgid, const char *method,
-               const char *params, size_t plen);
-/* One piece of a request's params.  A piece with `release` set and of
- * FP_OUTQ_BIG bytes or more is queued by reference, not copied: its bytes
- * must stay unchanged until release(arg) is called. */
-struct ctl_part {
-    const void         *p;
-    size_t              len;
-    fp_outq_release_fn *release;    /* NULL: copy it */
-    void               *arg;
-};
-/* ctl_queue with params in pieces: parts[0..nparts) make one packed array
- * together.  The request is queued whole or not at all; either way each
- * piece given with `release` is released exactly once (at once if the
- * request could not be queued, or was not queued by reference).  Returns 0,
- * or -1 (ENOMEM) with c->err set. */
-int  ctl_queue_parts(struct ctl_conn *c, uint32_t msgid, const char *method,
-                     const struct ctl_part *parts, int nparts);
-/* Write what the socket takes now.  Returns 0, or -1 with c->err set. */
-int  ctl_write_some(struct ctl_conn *c);
-/* Read what the socket has now.  Returns 1 (maybe nothing new), or 0 at
- * EOF / -1 on error, both with c->err set and c->unreachable. */
-int  ctl_read_some(struct ctl_conn *c);
-/* Take the next complete response from what was read: 1 and *r set, 0 if
- * more bytes are needed, -1 on a malformed frame with c->err set. */
-int  ctl_next_response(struct ctl_conn *c, struct ctl_response *r);
-/* Send one request and block until its response arrives (other responses
- * are dropped), at most c->timeout_ms if set.  Returns 0, or -1 with c->err
- * set. */
-int  ctl_call(struct ctl_conn *c, const char *method, const char *params,
-              size_t plen, struct ctl_response *r);
-/* Report c->err on stderr for `method`; returns the exit status to use
- * (CTL_EXIT_NODAEMON when unreachable or timed out). */
-int  ctl_fail(const struct ctl_conn *c, const char *method);
-
-/* Pack submit params, [job] or [job, {opts}], into out (appended).
- * Returns 0 or -1 (ENOMEM). */
-int  ctl_pack_params(struct fp_buf *out, const char *job, size_t joblen,
-                     const struct ctl_jobopts *o);
-
-/* Pack submit_batch params, [[job, ...]] or [[job, ...], {opts}], into out
- * (appended); `jobs` holds `count` packed jobs back to back.  Returns 0 or
- * -1 (ENOMEM). */
-int  ctl_pack_batch_params(struct fp_buf *out, const char *jobs, size_t len,
-                           uint32_t count, const struct ctl_jobopts *o);
+int  ctl_wait_ms(const struct ctl_target *t, int64_t since_ms);
+/* Report a failure rc of the client library on stderr for `method`
+ * (c may be NULL when memory ran out); returns the exit status to use
+ * (CTL_EXIT_NODAEMON when the daemon is unreachable or did not answer in
+ * time). */
+int  ctl_fail(const struct ctl_target *t, const fp_client *c, int rc,
+              const char *method);
+/* The job options as the client library takes them. */
+void ctl_client_opts(const struct ctl_jobopts *o, struct fp_client_jobopts *co);
 
 /* The (non-nil) error of a response as text: a str as itself, anything
  * else as its JSON. */
-void ctl_error_text(const struct ctl_response *r, char *err, size_t errlen);
+void ctl_error_text(const struct fp_client_msg *r, char *err, size_t errlen);
 /* Add {"id": null, "ok": false, "kind": "rejected", "detail": detail}.
  * Returns 0 or -1 (ENOMEM). */
 int  ctl_outcome_rejected(json_t *o, const char *detail);
-/* A submit response's outcome as one JSON line's text appended to out
- * (no tree): {"index": index (none if index is CTL_NO_INDEX: submit's
- * line), "id", "ok", then "result" or "kind"/"detail", then "stats",
- * "stderr" and "attempts" as far as the daemon sent them; printed as
- * ctl_print_json would print them, but for the receipt's milliseconds,
+/* A job's outcome (fp_client_outcome) as one JSON line's text appended
+ * to out (no tree): {"index": index (none if index is CTL_NO_INDEX:
+ * submit's line), "id", "ok", then "result" or "kind"/"detail", then
+ * "stats", "stderr" and "attempts" as far as the daemon sent them; printed
+ * as ctl_print_json would print them, but for the receipt's milliseconds,
  * written to the microsecond they are ("200.472", not json_dumps's
- * "200.47200000000001").  Returns 0 with *ok set; 1 when the error is a
- * plain string (a protocol-level refusal: message in err, nothing added);
- * -1 on a malformed response (err; out is as it was). */
+ * "200.47200000000001").  Returns 0, or -1 on a value JSON cannot show or
+ * no memory (err; out is as it was). */
 #define CTL_NO_INDEX UINT64_MAX
 int  ctl_outcome_write(struct fp_buf *out, uint64_t index,
-                       const struct ctl_response *r, int *ok, char *err,
+                       const struct fp_client_outcome *o, char *err,
                        size_t errlen);
 /* ctl_outcome_rejected as text: {"index": index, "id": null, ...}.
  * Returns 0 or -1 (ENOMEM). */
 int  ctl_outcome_write_rejected(struct fp_buf *out, uint64_t index,
                                 const char *detail);
-/* 1 if the response is the daemon's {"kind": "rejected", "detail": "queue
- * full"} error map. */
-int  ctl_outcome_queue_full(const struct ctl_response *r);
-/* A "progress" notification as {"id": 7, "progress": value} on stderr
- * (--progress).  A value JSON cannot show is reported instead, and the
- * command goes on. */
-void ctl_print_progress(const struct ctl_response *r);
+/* 1 if the outcome is the daemon's "rejected", detail "queue full". */
+int  ctl_outcome_queue_full(const struct fp_client_outcome *o);
+/* A progress message (one msgpack value) as {"id": 7, "progress": value}
+ * on stderr (--progress).  A value JSON cannot show is reported instead,
+ * and the command goes on. */
+void ctl_print_progress(uint64_t id, const char *value, size_t len);
 /* Print v as one line on f and flush.  Returns 0, or -1 (errno). */
 int  ctl_print_json(FILE *f, const json_t *v);
 
@@ -201,7 +118,8 @@ struct ctl_map_opts {
     unsigned           window;
     struct ctl_jobopts job;
 };
-int  ctl_map(struct ctl_conn *c, const struct ctl_map_opts *o);
+/* Connects to the daemon of `t` itself. */
+int  ctl_map(const struct ctl_target *t, const struct ctl_map_opts *o);
 /* forkpoolctl --redis: a producer of the Redis queue (ctl_redis.c). */
 struct ctl_redis_target {
     const char *url;            /* --redis */

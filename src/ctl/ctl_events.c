@@ -93,7 +93,7 @@ parse_options(int argc, char **argv, uint64_t *count)
 /* Print one event map.  Returns 0, 1 if stdout's reader has gone, or -1
  * (the map is not JSON-able, or stdout failed; said on stderr). */
 static int
-print_event(const struct ctl_response *r)
+print_event(const struct fp_client_msg *r)
 {
     char err[256];
     json_t *v = fp_json_from_msgpack(r->result, r->result_len, err, sizeof err);
@@ -118,15 +118,15 @@ print_event(const struct ctl_response *r)
 /* Print events until `count` (0: no limit) or EOF.  Returns the exit
  * status. */
 static int
-stream(struct ctl_conn *c, uint64_t count)
+stream(const struct ctl_target *to, fp_client *c, uint64_t count)
 {
-    struct ctl_response r;
+    struct fp_client_msg r;
     uint64_t shown = 0;
     int rc;
 
     for (;;) {
-        while ((rc = ctl_next_response(c, &r)) == 1) {
-            if (!r.event)
+        while ((rc = fp_client_next(c, &r)) == 1) {
+            if (r.type != FP_CLIENT_MSG_EVENT)
                 continue;       /* nothing else is asked for: ignored */
             if ((rc = print_event(&r)) != 0)
                 return rc > 0 ? CTL_EXIT_OK : CTL_EXIT_FAIL;
@@ -134,43 +134,41 @@ stream(struct ctl_conn *c, uint64_t count)
                 return CTL_EXIT_OK;
         }
         if (rc < 0)
-            return ctl_fail(c, "events");
-        struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+            return ctl_fail(to, c, rc, "events");
+        struct pollfd pfd = { .fd = fp_client_fd(c), .events = POLLIN };
         if (poll(&pfd, 1, -1) < 0) {
             if (errno == EINTR)
                 continue;
             fprintf(stderr, "forkpoolctl: events: poll: %s\n", strerror(errno));
             return CTL_EXIT_FAIL;
         }
-        rc = ctl_read_some(c);
+        rc = fp_client_read(c);
         if (rc == 0)
             return CTL_EXIT_OK;     /* the daemon closed: the stream ends */
         if (rc < 0)
-            return ctl_fail(c, "events");
+            return ctl_fail(to, c, rc, "events");
     }
 }
 
 int
 ctl_events(const struct ctl_target *to, int argc, char **argv)
 {
-    struct ctl_conn c;
-    struct ctl_response r;
+    fp_client *c;
     uint64_t count = 0;
-    char text[1024];
     int rc;
 
     if ((rc = parse_options(argc, argv, &count)) >= 0)
         return rc;
-    if (ctl_connect(&c, to) < 0 || ctl_call(&c, "subscribe", "\x90", 1, &r) < 0) {
-        rc = ctl_fail(&c, "events");
-    } else if (r.error != NULL) {
-        ctl_error_text(&r, text, sizeof text);
-        fprintf(stderr, "forkpoolctl: events: %s\n", text);
-        rc = CTL_EXIT_FAIL;
+    if ((rc = ctl_connect(&c, to)) < 0 || (rc = fp_client_subscribe(c)) < 0) {
+        if (rc == FP_CLIENT_EREFUSED) {
+            fprintf(stderr, "forkpoolctl: events: %s\n", fp_client_error(c));
+            rc = CTL_EXIT_FAIL;
+        } else {
+            rc = ctl_fail(to, c, rc, "events");
+        }
     } else {
-        c.timeout_ms = 0;       /* events come when they come */
-        rc = stream(&c, count);
+        rc = stream(to, c, count);  /* events come when they come */
     }
-    ctl_close(&c);
+    fp_client_close(c);
     return rc;
 }

@@ -43,10 +43,7 @@ ctl_limit(const struct ctl_target *to, const char *usage, int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    struct fp_buf params = FP_BUF_INIT;
-    struct ctl_conn conn;
-    struct ctl_response r;
-    msgpack_packer pk;
+    fp_client *conn;
     double rate = 0, burst = 0;
     const char *key;
     char text[1024];
@@ -81,32 +78,19 @@ ctl_limit(const struct ctl_target *to, const char *usage, int argc, char **argv)
         return limit_usage("%s", text);
     }
 
-    msgpack_packer_init(&pk, &params, fp_buf_pack_write);
-    msgpack_pack_array(&pk, (size_t)(remove ? 2 : nargs));
-    msgpack_pack_str_with_body(&pk, key, strlen(key));
-    if (remove)
-        msgpack_pack_nil(&pk);
-    else
-        msgpack_pack_double(&pk, rate);
-    if (nargs == 3)
-        msgpack_pack_double(&pk, burst);
-    if (params.len == 0) {
-        fprintf(stderr, "forkpoolctl: limit: out of memory\n");
-        return CTL_EXIT_FAIL;
-    }
-    if (ctl_connect(&conn, to) < 0
-        || ctl_call(&conn, "limit", fp_buf_head(&params), params.len, &r) < 0) {
-        rc = ctl_fail(&conn, "limit");
-    } else if (r.error != NULL) {
-        ctl_error_text(&r, text, sizeof text);
-        fprintf(stderr, "forkpoolctl: limit: %s\n", text);
+    if ((rc = ctl_connect(&conn, to)) == 0)
+        rc = remove ? fp_client_limit_remove(conn, key)
+                    : fp_client_limit(conn, key, rate, nargs == 3 ? burst : 0);
+    if (rc == FP_CLIENT_EREFUSED || rc == FP_CLIENT_EINVAL) {
+        fprintf(stderr, "forkpoolctl: %s\n", fp_client_error(conn));
         rc = CTL_EXIT_FAIL;
+    } else if (rc < 0) {
+        rc = ctl_fail(to, conn, rc, "limit");
     } else {
         rc = puts("true") == EOF || fflush(stdout) == EOF ? CTL_EXIT_FAIL
                                                         : CTL_EXIT_OK;
     }
-    ctl_close(&conn);
-    fp_buf_free(&params);
+    fp_client_close(conn);
     return rc;
 }
 

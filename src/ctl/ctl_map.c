@@ -43,7 +43,8 @@
 #define RETRY_MAX_MS 200
 #define BATCH_MAX    256                    /* jobs per submit_batch */
 #define BATCH_BYTES  ((size_t)1 << 20)      /* job bytes per submit_batch */
-#define BATCH_BIT    0x80000000u            /* msgid of a batch request */
+#define BATCH_BIT    0x40000000u            /* msgid of a batch request */
+#define MSGID_MASK   0x3fffffffu            /* within FP_CLIENT_TAG_MAX */
 #define QUEUE_BYTES  ((size_t)4 << 20)      /* requests waiting to be sent */
 
 enum slot_state { SLOT_FREE, SLOT_SENT, SLOT_RETRY };
@@ -54,8 +55,7 @@ struct slot {
     int           state;
     uint64_t      index;        /* input line (non-blank lines counted) */
     uint32_t      msgid;
-    struct fp_buf params;       /* packed [job] / [job, opts], for resends */
-    size_t        joblen;       /* the job's bytes, at params offset 1 */
+    struct fp_buf params;       /* the packed job, kept for resends */
     unsigned      queued;       /* requests in the send queue that refer to
                                    params (a big job is not copied there) */
     int           parked;       /* free, but params are still queued: it is
@@ -74,8 +74,10 @@ struct batch {
 };
 
 struct map {
-    struct ctl_conn           *c;
+    fp_client                 *c;
+    const struct ctl_target   *to;
     const struct ctl_map_opts *o;
+    struct fp_client_jobopts   jopts;
     struct slot   *slots;
     unsigned       nslots;
     unsigned       bits;        /* msgid low bits holding the slot */
@@ -92,14 +94,8 @@ struct map {
     uint64_t       next_index;
     char         **held;        /* --keep-order: outcome text by index */
     uint64_t       next_print;
-    struct fp_buf  around;      /* the params of an empty job: [job] or
-                                   [job, opts] without the job */
     struct fp_buf  line;        /* scratch: one outcome line */
     struct batch  *batches;     /* up to nslots in flight */
-    struct fp_buf  batch_around;    /* submit_batch params around no jobs:
-                                       [[], opts] */
-    struct fp_buf  batch_head;  /* scratch: a batch's params up to its
-                                   first job */
     int            any_failed;
     int            stopping;    /* --fail-fast tripped */
     int            backoff;     /* pacing sends after a "queue full" */
@@ -113,11 +109,12 @@ struct map {
 };
 
 static int
-map_init(struct map *m, struct ctl_conn *c, const struct ctl_map_opts *o)
+map_init(struct map *m, const struct ctl_target *to, const struct ctl_map_opts *o)
 {
     memset(m, 0, sizeof *m);
-    m->c = c;
+    m->to = to;
     m->o = o;
+    ctl_client_opts(&o->job, &m->jopts);
     m->nslots = o->window;
     while ((1u << m->bits) < m->nslots)
         m->bits++;
@@ -133,17 +130,14 @@ map_init(struct map *m, struct ctl_conn *c, const struct ctl_map_opts *o)
         m->free[m->nfree++] = m->nslots - 1 - i;
         m->slots[i].m = m;
     }
-    if (ctl_pack_params(&m->around, NULL, 0, &o->job) < 0
-        || ctl_pack_batch_params(&m->batch_around, NULL, 0, 0, &o->job) < 0)
-        return -1;
     m->delay_ms = RETRY_MIN_MS;
     return 0;
 }
 
+/* After the connection is closed: its queue may refer to the slots. */
 static void
 map_free(struct map *m)
 {
-    fp_outq_clear(&m->c->out);      /* it may refer to the slots' params */
     if (m->slots != NULL)
         for (unsigned i = 0; i < m->nslots; i++)
             fp_buf_free(&m->slots[i].params);
@@ -156,10 +150,7 @@ map_free(struct map *m)
     free(m->held);
     free(m->batches);
     fp_buf_free(&m->in);
-    fp_buf_free(&m->around);
     fp_buf_free(&m->line);
-    fp_buf_free(&m->batch_around);
-    fp_buf_free(&m->batch_head);
 }
 
 /* Every failure below is reported where it happens, through one of these,
@@ -178,26 +169,26 @@ map_fail(struct map *m, const char *what, int err)
     return -1;
 }
 
-/* A failure of the connection (c->err says what; exit 3 if I/O). */
+/* A failure of the connection, rc from the client library (exit 3 if
+ * the daemon is unreachable or silent). */
 static int
-conn_fail(struct map *m)
+conn_fail(struct map *m, int rc)
 {
     ctl_progress_clear(&m->progress);
-    m->status = ctl_fail(m->c, "map");
+    m->status = ctl_fail(m->to, m->c, rc, "map");
     return -1;
 }
 
 /* The connection broke or the daemon went silent: every outcome that came
  * is printed; say how many jobs sent are left without one. */
 static int
-conn_lost(struct map *m)
+conn_lost(struct map *m, int rc)
 {
-    size_t n = strlen(m->c->err);
-
-    if (m->sent > 0 && n < sizeof m->c->err)
-        snprintf(m->c->err + n, sizeof m->c->err - n, "; %u job%s sent "
-                 "without an outcome", m->sent, m->sent == 1 ? "" : "s");
-    return conn_fail(m);
+    conn_fail(m, rc);
+    if (m->sent > 0)
+        fprintf(stderr, "forkpoolctl: map: %u job%s sent without an outcome\n",
+                m->sent, m->sent == 1 ? "" : "s");
+    return -1;
 }
 
 /* ---- output ------------------------------------------------------------- */
@@ -311,13 +302,27 @@ slot_unqueued(void *arg)
     }
 }
 
-/* A piece of a request: the bytes p[0..len) of slot sl's params, queued
- * by reference if they are big. */
-static struct ctl_part
-slot_part(struct slot *sl, const char *p, size_t len)
+/* Slot sl's job as the client library takes it: queued by reference if
+ * it is big. */
+static struct fp_client_job
+slot_job(struct slot *sl)
 {
     sl->queued++;
-    return (struct ctl_part){ p, len, slot_unqueued, sl };
+    return (struct fp_client_job){ fp_buf_head(&sl->params), sl->params.len,
+                                   slot_unqueued, sl };
+}
+
+/* A fresh msgid (the request's tag) with `low` in its low bits: never 0,
+ * within FP_CLIENT_TAG_MAX, the batch bit left to the caller. */
+static uint32_t
+next_msgid(struct map *m, unsigned low)
+{
+    uint32_t id;
+
+    do
+        id = ((m->seq++ << m->bits) & (MSGID_MASK & ~BATCH_BIT)) | low;
+    while (id == 0);
+    return id;
 }
 
 /* Queue slot s's request under a fresh msgid. */
@@ -325,15 +330,16 @@ static int
 slot_send(struct map *m, unsigned s)
 {
     struct slot *sl = &m->slots[s];
-    struct ctl_part part = slot_part(sl, fp_buf_head(&sl->params), sl->params.len);
+    struct fp_client_job job = slot_job(sl);
+    int rc;
 
-    sl->msgid = ((m->seq++ << m->bits) & ~BATCH_BIT) | s;
+    sl->msgid = next_msgid(m, s);
     sl->state = SLOT_SENT;
     m->sent++;
     if (m->backoff)
         m->credits--;
-    if (ctl_queue_parts(m->c, sl->msgid, "submit", &part, 1) < 0)
-        return conn_fail(m);
+    if ((rc = fp_client_submit_job(m->c, &job, &m->jopts, &sl->msgid)) < 0)
+        return conn_fail(m, rc);
     return 0;
 }
 
@@ -365,7 +371,7 @@ stop(struct map *m)
 static int
 can_take(const struct map *m)
 {
-    return !m->stopping && m->nfree > 0 && m->c->out.len < QUEUE_BYTES
+    return !m->stopping && m->nfree > 0 && fp_client_want_write(m->c) < QUEUE_BYTES
            && (!m->o->keep_order || m->next_index < m->next_print + m->nslots);
 }
 
@@ -417,11 +423,9 @@ is_blank(const char *p, size_t n)
     return 1;
 }
 
-/* Give the line p[0..n) the next index and a slot holding its packed
- * params; or answer it at once when it is not valid JSON.  The job is
- * converted straight into the slot's params, between the array header and
- * the options (m->around), not copied there.  Returns the slot (>= 0), -2
- * when the line was answered, -1 on error. */
+/* Give the line p[0..n) the next index and a slot holding its packed job;
+ * or answer it at once when it is not valid JSON.  Returns the slot
+ * (>= 0), -2 when the line was answered, -1 on error. */
 static int
 prepare_line(struct map *m, const char *p, size_t n)
 {
@@ -429,12 +433,10 @@ prepare_line(struct map *m, const char *p, size_t n)
     char why[200], detail[256];
     unsigned s = m->free[m->nfree - 1];
     struct slot *sl = &m->slots[s];
-    const char *around = fp_buf_head(&m->around);
 
     fp_buf_clear(&sl->params);
     /* Room for the usual case at once, rather than growing by doubling. */
-    if (fp_buf_reserve(&sl->params, n + m->around.len + 16) == NULL
-        || fp_buf_append(&sl->params, around, 1) < 0)
+    if (fp_buf_reserve(&sl->params, n + 16) == NULL)
         return map_fail(m, "", ENOMEM);
     if (fp_json_text_to_buf(p, n, &sl->params, why, sizeof why) < 0) {
         fp_buf_clear(&sl->params);
@@ -442,18 +444,13 @@ prepare_line(struct map *m, const char *p, size_t n)
         snprintf(detail, sizeof detail, "malformed JSON: %s", why);
         return emit_rejected(m, index, detail) < 0 ? -1 : -2;
     }
-    if (sl->params.len - 1 > m->max_job_bytes) {
+    if (sl->params.len > m->max_job_bytes) {
         fp_buf_clear(&sl->params);
         fp_buf_shrink(&sl->params, KEEP_PARAMS);
         return emit_rejected(m, index, "job too large") < 0 ? -1 : -2;
     }
     m->nfree--;
     sl->index = index;
-    sl->joblen = sl->params.len - 1;
-    if (fp_buf_append(&sl->params, around + 1, m->around.len - 1) < 0) {
-        slot_release(m, s);
-        return map_fail(m, "", ENOMEM);
-    }
     return (int)s;
 }
 
@@ -486,17 +483,16 @@ take_line(struct map *m, int *slot)
 }
 
 /* Send the jobs in slots[0..n) as one submit_batch (or, for one small
- * job, a plain submit).  The request is queued straight from the slots'
- * params: its head ([[ with the count), each job, then the options.  A
- * big job goes as a batch even alone: a batch is answered as soon as it
- * is accepted, and its params can go then (they are kept only to be sent
+ * job, a plain submit), queued straight from the slots' params.  A big
+ * job goes as a batch even alone: a batch is answered as soon as it is
+ * accepted, and its params can go then (they are kept only to be sent
  * again), where a plain submit is answered at the job's end -- `window`
  * big jobs would be held meanwhile. */
 static int
 send_batch(struct map *m, const unsigned *slots, unsigned n)
 {
-    struct ctl_part parts[BATCH_MAX + 2];
-    msgpack_packer pk;
+    struct fp_client_job jobs[BATCH_MAX];
+    int rc;
 
     if (n == 1 && m->slots[slots[0]].params.len <= KEEP_PARAMS)
         return slot_send(m, slots[0]);
@@ -504,22 +500,11 @@ send_batch(struct map *m, const unsigned *slots, unsigned n)
     while (m->batches[b].n != 0)    /* one is free: fewer batches than */
         b++;                        /* slots are in flight */
     struct batch *bt = &m->batches[b];
-    const char *around = fp_buf_head(&m->batch_around);
-    fp_buf_clear(&m->batch_head);
-    msgpack_packer_init(&pk, &m->batch_head, fp_buf_pack_write);
-    if (fp_buf_append(&m->batch_head, around, 1) < 0 || msgpack_pack_array(&pk, n) != 0)
-        return map_fail(m, "", ENOMEM);
-    parts[0] = (struct ctl_part){ fp_buf_head(&m->batch_head), m->batch_head.len,
-                                  NULL, NULL };
-    for (unsigned i = 0; i < n; i++) {
-        struct slot *sl = &m->slots[slots[i]];
-        parts[i + 1] = slot_part(sl, fp_buf_head(&sl->params) + 1, sl->joblen);
-    }
-    /* around: the params' array header, an empty array, the options. */
-    parts[n + 1] = (struct ctl_part){ around + 2, m->batch_around.len - 2, NULL, NULL };
-    bt->msgid = BATCH_BIT | ((m->seq++ << m->bits) & ~BATCH_BIT) | b;
-    if (ctl_queue_parts(m->c, bt->msgid, "submit_batch", parts, (int)n + 2) < 0)
-        return conn_fail(m);
+    for (unsigned i = 0; i < n; i++)
+        jobs[i] = slot_job(&m->slots[slots[i]]);
+    bt->msgid = BATCH_BIT | next_msgid(m, b);
+    if ((rc = fp_client_submit_batch(m->c, jobs, n, &m->jopts, &bt->msgid)) < 0)
+        return conn_fail(m, rc);
     for (unsigned i = 0; i < n; i++) {
         struct slot *sl = &m->slots[slots[i]];
         sl->state = SLOT_SENT;
@@ -551,7 +536,7 @@ take_lines(struct map *m)
         took = 1;
         if (slot < 0)
             continue;
-        size_t len = m->slots[slot].joblen;
+        size_t len = m->slots[slot].params.len;
         if (n > 0 && bytes + len > m->batch_bytes) {
             if (send_batch(m, slots, n) < 0)
                 return -1;
@@ -622,9 +607,9 @@ batch_of(struct map *m, uint32_t msgid)
 /* The response to a submit_batch: accepted (ids known), or refused, and
  * then each of its jobs is sent again on its own. */
 static int
-handle_batch_response(struct map *m, struct batch *bt, const struct ctl_response *r)
+handle_batch_response(struct map *m, struct batch *bt, const struct fp_client_msg *r)
 {
-    char err[256];
+    struct fp_client_outcome o;
 
     if (r->error == NULL) {
         uint64_t first = 0, count = 0;
@@ -665,11 +650,8 @@ handle_batch_response(struct map *m, struct batch *bt, const struct ctl_response
     }
     /* Refused whole: "queue full" paces the resends; anything else (a job
      * too large) is found out job by job. */
-    int ok = 0;
-    fp_buf_clear(&m->line);
-    int rc = ctl_outcome_write(&m->line, 0, r, &ok, err, sizeof err);
-    int full = rc == 0 && ctl_outcome_queue_full(r);
-    fp_buf_clear(&m->line);
+    int full = fp_client_outcome(m->c, r, &o) == FP_CLIENT_EJOB
+               && ctl_outcome_queue_full(&o);
     unsigned n = bt->n;
     bt->n = 0;
     m->sent -= n;
@@ -694,10 +676,11 @@ handle_batch_response(struct map *m, struct batch *bt, const struct ctl_response
 
 /* One job of an accepted batch ended. */
 static int
-handle_batch_outcome(struct map *m, struct batch *bt, const struct ctl_response *r)
+handle_batch_outcome(struct map *m, struct batch *bt, const struct fp_client_msg *r)
 {
+    struct fp_client_outcome o;
     char err[256];
-    int ok = 0;
+    int rc = fp_client_outcome(m->c, r, &o);
 
     if (r->index >= bt->n) {
         fprintf(stderr, "forkpoolctl: map: outcome for an unknown batch job\n");
@@ -707,65 +690,77 @@ handle_batch_outcome(struct map *m, struct batch *bt, const struct ctl_response 
     unsigned s = bt->slots[r->index];
     uint64_t index = m->slots[s].index;
     fp_buf_clear(&m->line);
-    if (ctl_outcome_write(&m->line, index, r, &ok, err, sizeof err) != 0) {
-        fprintf(stderr, "forkpoolctl: map: bad outcome: %s\n", err);
+    if ((rc != 0 && rc != FP_CLIENT_EJOB)
+        || ctl_outcome_write(&m->line, index, &o, err, sizeof err) < 0) {
+        fprintf(stderr, "forkpoolctl: map: bad outcome: %s\n",
+                rc != 0 && rc != FP_CLIENT_EJOB ? fp_client_error(m->c) : err);
         m->status = CTL_EXIT_FAIL;
         return -1;
     }
     m->sent--;
     if (--bt->left == 0)
         bt->n = 0;
-    return job_ended(m, s, index, ok);
+    return job_ended(m, s, index, o.ok);
 }
 
 static int
-handle_response(struct map *m, const struct ctl_response *r)
+handle_response(struct map *m, const struct fp_client_msg *r)
 {
-    unsigned s = r->msgid & ((1u << m->bits) - 1);
-    int ok = 0;
+    unsigned s = r->tag & ((1u << m->bits) - 1);
+    struct fp_client_outcome o;
+    int ok = 0, full = 0;
     char err[256];
 
-    if (r->progress) {      /* only sent for --progress */
-        ctl_print_progress(r);
+    if (r->type == FP_CLIENT_MSG_PROGRESS) {    /* only sent for --progress */
+        ctl_print_progress(r->id, r->result, r->result_len);
         return 0;
     }
-    if (r->msgid & BATCH_BIT) {
-        struct batch *bt = batch_of(m, r->msgid);
-        if (bt == NULL || (r->outcome && !bt->accepted)) {
+    if (r->type == FP_CLIENT_MSG_EVENT)
+        return 0;                               /* never asked for */
+    if (r->tag & BATCH_BIT) {
+        struct batch *bt = batch_of(m, r->tag);
+        int outcome = r->type == FP_CLIENT_MSG_OUTCOME;
+        if (bt == NULL || (outcome && !bt->accepted)) {
             fprintf(stderr, "forkpoolctl: map: response to an unknown request "
-                    "(msgid %" PRIu32 ")\n", r->msgid);
+                    "(msgid %" PRIu32 ")\n", r->tag);
             m->status = CTL_EXIT_FAIL;
             return -1;
         }
-        return r->outcome ? handle_batch_outcome(m, bt, r)
-                          : handle_batch_response(m, bt, r);
+        return outcome ? handle_batch_outcome(m, bt, r)
+                       : handle_batch_response(m, bt, r);
     }
 
-    if (r->accepted) {      /* only sent for --ids */
+    if (r->type == FP_CLIENT_MSG_ACCEPTED) {    /* only sent for --ids */
         if (s < m->nslots && m->slots[s].state == SLOT_SENT
-            && m->slots[s].msgid == r->msgid)
+            && m->slots[s].msgid == r->tag)
             fprintf(stderr, "{\"index\": %" PRIu64 ", \"id\": %" PRIu64
                     ", \"accepted\": true}\n", (uint64_t)m->slots[s].index, r->id);
         return 0;
     }
 
     if (s >= m->nslots || m->slots[s].state != SLOT_SENT
-        || m->slots[s].msgid != r->msgid) {
+        || m->slots[s].msgid != r->tag || r->type != FP_CLIENT_MSG_RESPONSE) {
         fprintf(stderr, "forkpoolctl: map: response to an unknown request "
-                "(msgid %" PRIu32 ")\n", r->msgid);
+                "(msgid %" PRIu32 ")\n", r->tag);
         m->status = CTL_EXIT_FAIL;
         return -1;
     }
     uint64_t index = m->slots[s].index;
     fp_buf_clear(&m->line);
-    int rc = ctl_outcome_write(&m->line, index, r, &ok, err, sizeof err);
-    int full = rc == 0 && ctl_outcome_queue_full(r);
-    if (rc == 1) {      /* a plain-string refusal: the job was not taken */
-        full = strcmp(err, "queue full") == 0;
-        if (ctl_outcome_write_rejected(&m->line, index, err) < 0) {
+    int rc = fp_client_outcome(m->c, r, &o);
+    if (rc == 0 || rc == FP_CLIENT_EJOB) {
+        ok = o.ok;
+        full = ctl_outcome_queue_full(&o);
+        rc = ctl_outcome_write(&m->line, index, &o, err, sizeof err);
+    } else if (rc == FP_CLIENT_EREFUSED) {
+        /* a plain-string refusal: the job was not taken */
+        full = strcmp(fp_client_error(m->c), "queue full") == 0;
+        rc = ctl_outcome_write_rejected(&m->line, index, fp_client_error(m->c));
+        if (rc < 0)
             snprintf(err, sizeof err, "out of memory");
-            rc = -1;
-        }
+    } else {
+        snprintf(err, sizeof err, "%s", fp_client_error(m->c));
+        rc = -1;
     }
     if (rc < 0) {
         fprintf(stderr, "forkpoolctl: map: bad response: %s\n", err);
@@ -814,7 +809,8 @@ fill(struct map *m)
         if (rc < 0)
             return -1;
     }
-    return ctl_write_some(m->c) < 0 ? conn_fail(m) : 0;
+    int rc = fp_client_flush(m->c);
+    return rc < 0 ? conn_fail(m, rc) : 0;
 }
 
 static int
@@ -828,16 +824,16 @@ finished(struct map *m)
 static int
 socket_input(struct map *m)
 {
-    struct ctl_response r;
+    struct fp_client_msg r;
     int rc;
 
-    if (ctl_read_some(m->c) <= 0)
-        return conn_lost(m);
+    if ((rc = fp_client_read(m->c)) <= 0)
+        return conn_lost(m, rc == 0 ? FP_CLIENT_ECONNECT : rc);
     m->heard_ms = ctl_now_ms();
-    while ((rc = ctl_next_response(m->c, &r)) == 1)
+    while ((rc = fp_client_next(m->c, &r)) == 1)
         if (handle_response(m, &r) < 0)
             return -1;
-    return rc < 0 ? conn_fail(m) : 0;
+    return rc < 0 ? conn_fail(m, rc) : 0;
 }
 
 /* Returns the exit status. */
@@ -846,7 +842,7 @@ run(struct map *m)
 {
     stdout_is_tty = isatty(STDOUT_FILENO);
     for (;;) {
-        if (m->sent == 0 && m->c->out.len == 0)
+        if (m->sent == 0 && fp_client_want_write(m->c) == 0)
             m->heard_ms = ctl_now_ms();     /* silence counts once jobs are out */
         if (fill(m) < 0)
             return m->status;
@@ -859,15 +855,15 @@ run(struct map *m)
 
         int want_stdin = !m->eof && can_take(m) && !line_ready(m);
         struct pollfd pfd[2] = {
-            { .fd = m->c->fd,
-              .events = POLLIN | (m->c->out.len > 0 ? POLLOUT : 0) },
+            { .fd = fp_client_fd(m->c),
+              .events = POLLIN | (fp_client_want_write(m->c) ? POLLOUT : 0) },
             { .fd = want_stdin ? STDIN_FILENO : -1, .events = POLLIN },
         };
         int paused = m->backoff && m->credits == 0;
         /* --rpc-timeout, if given: the longest the daemon may stay silent
          * (neither answering nor taking requests) while jobs are out. */
-        int awaiting = m->sent > 0 || m->c->out.len > 0;
-        int silence = awaiting ? ctl_wait_ms(m->c, m->heard_ms) : -1;
+        int awaiting = m->sent > 0 || fp_client_want_write(m->c) > 0;
+        int silence = awaiting ? ctl_wait_ms(m->to, m->heard_ms) : -1;
         int wait = paused && (silence < 0 || m->delay_ms < silence)
                    ? m->delay_ms : silence;
         int n = poll(pfd, 2, wait);
@@ -875,9 +871,8 @@ run(struct map *m)
             map_fail(m, "poll", errno);
             return m->status;
         }
-        if (n == 0 && awaiting && ctl_wait_ms(m->c, m->heard_ms) == 0) {
-            ctl_timeout(m->c);
-            conn_lost(m);
+        if (n == 0 && awaiting && ctl_wait_ms(m->to, m->heard_ms) == 0) {
+            conn_lost(m, FP_CLIENT_ETIMEDOUT);
             return m->status;
         }
         if (n == 0 && paused) {
@@ -888,10 +883,11 @@ run(struct map *m)
         if (n <= 0)
             continue;
         if (pfd[0].revents & POLLOUT) {
-            size_t before = m->c->out.len;
-            if (ctl_write_some(m->c) < 0)
-                return ctl_fail(m->c, "map");
-            if (m->c->out.len < before)
+            size_t before = fp_client_want_write(m->c);
+            int rc = fp_client_flush(m->c);
+            if (rc < 0)
+                return conn_fail(m, rc), m->status;
+            if (fp_client_want_write(m->c) < before)
                 m->heard_ms = ctl_now_ms();
         }
         if ((pfd[0].revents & (POLLIN | POLLHUP | POLLERR))
@@ -908,16 +904,21 @@ run(struct map *m)
 static int
 learn_job_limit(struct map *m)
 {
-    struct ctl_response r;
     struct fp_reader rd;
+    const char *status;
+    size_t len;
     uint32_t n;
     uint64_t v;
+    int rc;
 
     m->max_job_bytes = FP_DEFAULT_MAX_JOB_BYTES;
-    if (ctl_call(m->c, "status", "\x90", 1, &r) < 0)
-        return conn_fail(m);
-    fp_reader_init(&rd, r.result, r.result_len);
-    if (r.error == NULL && fp_read_map(&rd, &n) == 0)
+    if ((rc = fp_client_status(m->c, &status, &len)) < 0) {
+        if (rc != FP_CLIENT_EREFUSED && rc != FP_CLIENT_EPROTO)
+            return conn_fail(m, rc);
+        len = 0;        /* a daemon that does not say: the default */
+    }
+    fp_reader_init(&rd, status, len);
+    if (len > 0 && fp_read_map(&rd, &n) == 0)
         for (uint32_t i = 0; i < n; i++) {
             if (fp_read_str_eq(&rd, "max_job_bytes")) {
                 if (fp_read_uint(&rd, &v) == 0 && v > 0 && v <= SIZE_MAX)
@@ -942,7 +943,7 @@ learn_job_limit(struct map *m)
 #define MALLOC_KEEP ((int)32 << 20)    /* glibc's ceiling for the threshold */
 
 int
-ctl_map(struct ctl_conn *c, const struct ctl_map_opts *o)
+ctl_map(const struct ctl_target *to, const struct ctl_map_opts *o)
 {
     struct map m;
     int rc;
@@ -950,9 +951,11 @@ ctl_map(struct ctl_conn *c, const struct ctl_map_opts *o)
     mallopt(M_MMAP_THRESHOLD, MALLOC_KEEP);
     mallopt(M_TRIM_THRESHOLD, 4 * MALLOC_KEEP);
 
-    if (map_init(&m, c, o) < 0) {
+    if (map_init(&m, to, o) < 0) {
         fprintf(stderr, "forkpoolctl: map: out of memory\n");
         rc = CTL_EXIT_FAIL;
+    } else if ((rc = ctl_connect(&m.c, to)) < 0) {
+        rc = ctl_fail(to, m.c, rc, "map");
     } else {
         /* The bar and the lines of --ids or --progress would tear each
          * other apart on stderr: those lines win. */
@@ -960,6 +963,7 @@ ctl_map(struct ctl_conn *c, const struct ctl_map_opts *o)
         rc = learn_job_limit(&m) < 0 ? m.status : run(&m);
         ctl_progress_clear(&m.progress);
     }
+    fp_client_close(m.c);   /* first: its queue may refer to the slots */
     map_free(&m);
     return rc;
 }

@@ -60,7 +60,8 @@ static volatile sig_atomic_t got_quit, got_winch, got_tstp;
 enum { OPT_INTERVAL = 0x200, OPT_COUNT };
 
 struct top {
-    struct ctl_conn *c;
+    fp_client *c;
+    const struct ctl_target *to;
     double   interval;
     uint64_t count;         /* refreshes to show; 0 = until stopped */
     uint64_t shown;
@@ -391,7 +392,7 @@ screen_frame(struct top *t, const json_t *st)
     int left = nrows;
 #define LINE(...) (left-- > 0 ? screen_line(b, left == nrows - 1, cols, __VA_ARGS__) : 0)
     rc |= LINE(0, "forkpool top - %s   %s   (every %gs, q quits)",
-               t->c->path, clock, t->interval);
+               fp_client_path(t->c), clock, t->interval);
     rc |= LINE(0, "State: %s   Uptime: %s   Workers: %s/%s live (busy %s, "
                "idle %s, starting %s)",
                field(st, "state", v[0], sizeof v[0]), uptime,
@@ -555,7 +556,7 @@ show(struct top *t)
 /* A response arrived: keep and show it.  Returns -1 to go on, or an exit
  * status. */
 static int
-handle_status(struct top *t, const struct ctl_response *r)
+handle_status(struct top *t, const struct fp_client_msg *r)
 {
     char text[1024];
 
@@ -592,8 +593,8 @@ handle_status(struct top *t, const struct ctl_response *r)
 static int
 run(struct top *t, const sigset_t *waitmask)
 {
-    struct ctl_response r;
-    uint32_t seq = 0;
+    struct fp_client_msg r;
+    int rc = 0;
 
     for (;;) {
         if (got_quit)
@@ -610,29 +611,26 @@ run(struct top *t, const sigset_t *waitmask)
         }
         int64_t now = mono_ms();
         if (t->msgid == 0 && now >= t->due_ms) {
-            if (++seq == 0)
-                seq = 1;
-            t->msgid = seq;
             t->asked_ms = now;
-            if (ctl_queue(t->c, t->msgid, "status", "\x90", 1) < 0)
+            if ((rc = fp_client_request(t->c, "status", "\x90", 1, &t->msgid)) < 0)
                 goto conn_failed;
             t->due_ms += (int64_t)(t->interval * 1000);
             if (t->due_ms < now)
                 t->due_ms = now;
         }
-        if (ctl_write_some(t->c) < 0)
+        if ((rc = fp_client_flush(t->c)) < 0)
             goto conn_failed;
 
         struct pollfd pfd[2] = {
-            { .fd = t->c->fd,
-              .events = POLLIN | (t->c->out.len > 0 ? POLLOUT : 0) },
+            { .fd = fp_client_fd(t->c),
+              .events = POLLIN | (fp_client_want_write(t->c) ? POLLOUT : 0) },
             { .fd = t->keys ? STDIN_FILENO : -1, .events = POLLIN },
         };
         struct timespec ts, *tsp = NULL;
         /* Waiting for the next refresh, or for the daemon's answer (as
          * long as --rpc-timeout allows). */
         int64_t wait = t->msgid == 0 ? t->due_ms - now
-                                     : ctl_wait_ms(t->c, t->asked_ms);
+                                     : ctl_wait_ms(t->to, t->asked_ms);
         if (wait >= 0) {
             ts.tv_sec = wait / 1000;
             ts.tv_nsec = (long)(wait % 1000) * 1000000;
@@ -646,18 +644,19 @@ run(struct top *t, const sigset_t *waitmask)
             fprintf(stderr, "forkpoolctl: top: poll: %s\n", strerror(errno));
             return CTL_EXIT_FAIL;
         }
-        if (n == 0 && t->msgid != 0 && ctl_wait_ms(t->c, t->asked_ms) == 0) {
-            ctl_timeout(t->c);
+        if (n == 0 && t->msgid != 0 && ctl_wait_ms(t->to, t->asked_ms) == 0) {
+            rc = FP_CLIENT_ETIMEDOUT;
             goto conn_failed;
         }
         if ((pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) && read_keys())
             return CTL_EXIT_OK;
         if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-            int rc;
-            if (ctl_read_some(t->c) <= 0)
+            if ((rc = fp_client_read(t->c)) <= 0) {
+                rc = rc == 0 ? FP_CLIENT_ECONNECT : rc;
                 goto conn_failed;
-            while ((rc = ctl_next_response(t->c, &r)) == 1) {
-                if (r.accepted || r.outcome || r.msgid != t->msgid)
+            }
+            while ((rc = fp_client_next(t->c, &r)) == 1) {
+                if (r.type != FP_CLIENT_MSG_RESPONSE || r.tag != t->msgid)
                     continue;
                 t->msgid = 0;
                 if ((rc = handle_status(t, &r)) >= 0)
@@ -669,7 +668,7 @@ run(struct top *t, const sigset_t *waitmask)
     }
 conn_failed:
     term_leave(t);
-    return ctl_fail(t->c, "top");
+    return ctl_fail(t->to, t->c, rc, "top");
 }
 
 /* Options.  Returns -1 to go on, or an exit status. */
@@ -723,15 +722,19 @@ ctl_top(const struct ctl_target *to, int argc, char **argv)
 {
     static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGWINCH, SIGTSTP };
     struct top t = { .interval = 1.0, .out = FP_BUF_INIT };
-    struct ctl_conn conn;
+    fp_client *conn;
     sigset_t block, waitmask;
     int rc;
 
     if ((rc = parse_options(&t, argc, argv)) >= 0)
         return rc;
-    if (ctl_connect(&conn, to) < 0)
-        return ctl_fail(&conn, "top");
-    t.c = &conn;
+    if ((rc = ctl_connect(&conn, to)) < 0) {
+        rc = ctl_fail(to, conn, rc, "top");
+        fp_client_close(conn);
+        return rc;
+    }
+    t.c = conn;
+    t.to = to;
     t.screen = isatty(STDOUT_FILENO);
     t.due_ms = mono_ms();
 
@@ -753,6 +756,6 @@ ctl_top(const struct ctl_target *to, int argc, char **argv)
     term_leave(&t);
     json_decref(t.last);
     fp_buf_free(&t.out);
-    ctl_close(&conn);
+    fp_client_close(conn);
     return rc;
 }

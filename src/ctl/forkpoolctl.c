@@ -253,23 +253,14 @@ plain_args(const char *cmd, int argc, char **argv, int nargs,
 
 /* ---- talking to the daemon ----------------------------------------------- */
 
-/* Call `method` with packed params and convert its result to JSON; on a
- * method error print it.  Returns -1 with *result set, or an exit status. */
+/* A result (msgpack) as JSON; on failure print why.  Returns -1 with
+ * *result set, or an exit status. */
 static int
-call(struct ctl_conn *c, const char *method, const char *params, size_t plen,
-     json_t **result)
+to_json(const char *method, const char *raw, size_t len, json_t **result)
 {
-    struct ctl_response r;
     char text[1024];
 
-    if (ctl_call(c, method, params, plen, &r) < 0)
-        return ctl_fail(c, method);
-    if (r.error != NULL) {
-        ctl_error_text(&r, text, sizeof text);
-        fprintf(stderr, "forkpoolctl: %s: %s\n", method, text);
-        return CTL_EXIT_FAIL;
-    }
-    *result = fp_json_from_msgpack(r.result, r.result_len, text, sizeof text);
+    *result = fp_json_from_msgpack(raw, len, text, sizeof text);
     if (*result == NULL) {
         fprintf(stderr, "forkpoolctl: %s: bad result: %s\n", method, text);
         return CTL_EXIT_FAIL;
@@ -278,20 +269,37 @@ call(struct ctl_conn *c, const char *method, const char *params, size_t plen,
 }
 
 /* Connect, run one method with params packed by the caller, and hand back
- * the result as JSON (NULL on failure, with *status set). */
+ * the result as JSON (NULL on failure, with *status set): `status` through
+ * fp_client_status, the others by name. */
 static json_t *
 run_method(const struct ctl_target *to, const char *method,
            const struct fp_buf *params, int *status)
 {
-    struct ctl_conn c;
+    struct fp_client_msg r;
+    fp_client *c;
     json_t *result = NULL;
+    const char *raw;
+    size_t len;
+    char text[1024];
+    int rc = ctl_connect(&c, to);
 
-    if (ctl_connect(&c, to) < 0) {
-        *status = ctl_fail(&c, method);
-        return NULL;
+    if (rc == 0 && strcmp(method, "status") == 0) {
+        if ((rc = fp_client_status(c, &raw, &len)) == 0)
+            *status = to_json(method, raw, len, &result);
+    } else if (rc == 0
+               && (rc = fp_client_call(c, method, fp_buf_head(params),
+                                       params->len, &r)) == 0) {
+        if (r.error != NULL) {
+            ctl_error_text(&r, text, sizeof text);
+            fprintf(stderr, "forkpoolctl: %s: %s\n", method, text);
+            *status = CTL_EXIT_FAIL;
+        } else {
+            *status = to_json(method, r.result, r.result_len, &result);
+        }
     }
-    *status = call(&c, method, fp_buf_head(params), params->len, &result);
-    ctl_close(&c);
+    if (rc < 0)
+        *status = ctl_fail(to, c, rc, method);
+    fp_client_close(c);
     return *status == -1 ? result : NULL;
 }
 
@@ -318,6 +326,21 @@ print_text_or_fail(const char *text, size_t len)
 }
 
 /* ---- commands ------------------------------------------------------------ */
+
+/* submit --progress / --ids: the lines on stderr while the job runs. */
+static void
+show_progress(void *arg, uint64_t id, const char *value, size_t len)
+{
+    (void)arg;
+    ctl_print_progress(id, value, len);
+}
+
+static void
+show_accepted(void *arg, uint64_t id)
+{
+    (void)arg;
+    fprintf(stderr, "{\"id\": %" PRIu64 ", \"accepted\": true}\n", id);
+}
 
 static int
 cmd_submit(const struct command *cmd, const struct ctl_target *to, int argc,
@@ -360,12 +383,12 @@ cmd_submit(const struct command *cmd, const struct ctl_target *to, int argc,
     if (idem != NULL && to->redis == NULL)
         return usage_error(cmd->name, "--idempotency-key: needs --redis");
 
-    struct fp_buf job = FP_BUF_INIT, params = FP_BUF_INIT, line = FP_BUF_INIT;
-    struct ctl_conn conn = { .fd = -1 };
-    struct ctl_response r;
+    struct fp_buf job = FP_BUF_INIT, line = FP_BUF_INIT;
+    struct fp_client_jobopts co;
+    struct fp_client_outcome o;
+    fp_client *conn = NULL;
     msgpack_packer pk;
     char err[1024];
-    int ok = 0;
 
     msgpack_packer_init(&pk, &job, fp_buf_pack_write);
     if (fp_json_text_pack(argv[optind], strlen(argv[optind]), &pk, err,
@@ -377,40 +400,34 @@ cmd_submit(const struct command *cmd, const struct ctl_target *to, int argc,
         rc = ctl_redis_submit(to->redis, fp_buf_head(&job), job.len, &jo, idem);
         goto out;
     }
-    if (ctl_pack_params(&params, fp_buf_head(&job), job.len, &jo) < 0) {
-        fprintf(stderr, "forkpoolctl: submit: out of memory\n");
+    ctl_client_opts(&jo, &co);
+    co.on_progress = jo.progress ? show_progress : NULL;
+    co.on_accepted = jo.ids ? show_accepted : NULL;
+    if ((rc = ctl_connect(&conn, to)) == 0)
+        rc = fp_client_submit(conn, fp_buf_head(&job), job.len, &co, &o);
+    if (rc == FP_CLIENT_EREFUSED) {     /* the request itself was refused */
+        fprintf(stderr, "forkpoolctl: submit: %s\n", fp_client_error(conn));
         rc = CTL_EXIT_FAIL;
         goto out;
     }
-    if (ctl_connect(&conn, to) == 0) {
-        conn.show_ids = jo.ids;
-        conn.show_progress = jo.progress;
-    }
-    if (conn.fd < 0
-        || ctl_call(&conn, cmd->name, fp_buf_head(&params), params.len,
-                    &r) < 0) {
-        rc = ctl_fail(&conn, cmd->name);
+    if (rc != 0 && rc != FP_CLIENT_EJOB) {
+        rc = ctl_fail(to, conn, rc, cmd->name);
         goto out;
     }
-    rc = ctl_outcome_write(&line, CTL_NO_INDEX, &r, &ok, err, sizeof err);
-    if (rc == 0 && fp_buf_append(&line, "\n", 1) < 0) {
-        snprintf(err, sizeof err, "out of memory");
-        rc = -1;
-    }
-    if (rc != 0) {
-        fprintf(stderr, "forkpoolctl: submit: %s%s\n",
-                rc < 0 ? "bad response: " : "", err);
+    if (ctl_outcome_write(&line, CTL_NO_INDEX, &o, err, sizeof err) < 0
+        || fp_buf_append(&line, "\n", 1) < 0) {
+        fprintf(stderr, "forkpoolctl: submit: bad response: %s\n",
+                err[0] != '\0' ? err : "out of memory");
         rc = CTL_EXIT_FAIL;
         goto out;
     }
     rc = print_text_or_fail(fp_buf_head(&line), line.len);
-    if (rc == CTL_EXIT_OK && !ok)
+    if (rc == CTL_EXIT_OK && !o.ok)
         rc = CTL_EXIT_FAIL;
 out:
     fp_buf_free(&line);
-    ctl_close(&conn);
+    fp_client_close(conn);
     fp_buf_free(&job);
-    fp_buf_free(&params);
     return rc;
 }
 
@@ -470,12 +487,7 @@ cmd_map(const struct command *cmd, const struct ctl_target *to, int argc,
 
     if (to->redis != NULL)
         return ctl_redis_map(to->redis, &mo);
-    struct ctl_conn conn;
-    if (ctl_connect(&conn, to) < 0)
-        return ctl_fail(&conn, cmd->name);
-    rc = ctl_map(&conn, &mo);
-    ctl_close(&conn);
-    return rc;
+    return ctl_map(to, &mo);
 }
 
 /* A status field as text: numbers plainly, strings as themselves. */
@@ -729,32 +741,24 @@ cmd_metrics(const struct command *cmd, const struct ctl_target *to, int argc,
     if (rc >= 0)
         return rc;
 
-    struct ctl_conn c;
-    struct ctl_response r;
-    struct fp_reader rd;
-    const char *s;
-    uint32_t n;
-    char text[1024];
+    fp_client *c;
+    const char *text;
+    size_t n;
 
-    if (ctl_connect(&c, to) < 0
-        || ctl_call(&c, cmd->name, "\x90", 1, &r) < 0) {
-        rc = ctl_fail(&c, cmd->name);
-    } else if (r.error != NULL) {
-        ctl_error_text(&r, text, sizeof text);
-        fprintf(stderr, "forkpoolctl: metrics: %s\n", text);
-        rc = CTL_EXIT_FAIL;
-    } else {
-        fp_reader_init(&rd, r.result, r.result_len);
-        if (fp_read_str(&rd, &s, &n) < 0) {
-            fprintf(stderr, "forkpoolctl: metrics: result is not text\n");
-            rc = CTL_EXIT_FAIL;
-        } else if (fwrite(s, 1, n, stdout) != n || fflush(stdout) == EOF) {
+    if ((rc = ctl_connect(&c, to)) < 0
+        || (rc = fp_client_metrics(c, &text, &n)) < 0) {
+        if (rc == FP_CLIENT_EREFUSED || rc == FP_CLIENT_EPROTO) {
+            fprintf(stderr, "forkpoolctl: %s\n", fp_client_error(c));
             rc = CTL_EXIT_FAIL;
         } else {
-            rc = CTL_EXIT_OK;
+            rc = ctl_fail(to, c, rc, cmd->name);
         }
+    } else if (fwrite(text, 1, n, stdout) != n || fflush(stdout) == EOF) {
+        rc = CTL_EXIT_FAIL;
+    } else {
+        rc = CTL_EXIT_OK;
     }
-    ctl_close(&c);
+    fp_client_close(c);
     return rc;
 }
 
