@@ -6,7 +6,10 @@
 #   2. forkpoolctl links neither libev nor libseccomp;
 #   3. the daemon's builtins (echo, cmd) are not in the embeddable library;
 #   4. forkpoold exports to the modules it loads what they may leave
-#      undefined (src/daemon/forkpoold.dynlist: fp_progress), and only that.
+#      undefined (src/daemon/forkpoold.dynlist: fp_progress), and only that;
+#   5. libforkpoolclient.so exports exactly src/client/libforkpoolclient.sym,
+#      which is exactly what include/forkpool_client.h declares; it links
+#      neither libev nor libforkpool, and forkpoolctl links it.
 set -eu
 build=${abs_top_builddir:?run from make check}
 src=${abs_top_srcdir:?run from make check}
@@ -66,4 +69,31 @@ if [ "$(cat "$tmp/daemon_exports")" != "fp_progress" ]; then
     cat "$tmp/daemon_exports" >&2
     fail "forkpoold must export fp_progress, and no other fp_ symbol, to its modules"
 fi
-echo "abi_test: $(wc -l <"$tmp/exported") exported symbols, as listed; forkpoolctl without libev/libseccomp; forkpoold exports fp_progress"
+# 5. The client library.
+cso=$build/.libs/libforkpoolclient.so
+[ -f "$cso" ] || fail "no libforkpoolclient.so beside libforkpool.so"
+nm -D --defined-only "$cso" | awk '$2 ~ /^[TDRBVW]$/ { print $3 }' \
+    | grep -v '^_' | sort -u >"$tmp/client_exported"
+sort -u "$src/src/client/libforkpoolclient.sym" >"$tmp/client_listed"
+if ! cmp -s "$tmp/client_exported" "$tmp/client_listed"; then
+    diff "$tmp/client_exported" "$tmp/client_listed" >&2 || true
+    fail "libforkpoolclient.so exports other symbols than its list"
+fi
+sed -e 's|/\*.*\*/||g' "$src/include/forkpool_client.h" | tr '\n' ' ' | tr ';' '\n' \
+    | grep -v 'typedef' \
+    | sed -n -e 's/.*[ *]\(fp_client_[a-z_0-9]*\) *(.*/\1/p' \
+    | sort -u >"$tmp/client_declared"
+if ! cmp -s "$tmp/client_declared" "$tmp/client_listed"; then
+    diff "$tmp/client_declared" "$tmp/client_listed" >&2 || true
+    fail "libforkpoolclient.sym and forkpool_client.h disagree"
+fi
+cdeps=$(ldd "$cso")
+case $cdeps in
+    *libev.so*|*libforkpool.so*) fail "libforkpoolclient links more than it needs: $cdeps" ;;
+esac
+case $deps in
+    *libforkpoolclient.so*) ;;
+    *) fail "forkpoolctl does not link libforkpoolclient: $deps" ;;
+esac
+
+echo "abi_test: $(wc -l <"$tmp/exported") exported symbols, as listed; forkpoolctl without libev/libseccomp, over libforkpoolclient ($(wc -l <"$tmp/client_exported") symbols, as listed); forkpoold exports fp_progress"
