@@ -39,7 +39,11 @@ for f in "$sbindir/forkpoold" "$bindir/forkpoolctl" "$prefix/include/forkpool.h"
          "$prefix/share/man/man3/forkpool.3" "$prefix/share/man/man7/forkpool-protocol.7" \
          "$prefix/share/bash-completion/completions/forkpoold" \
          "$prefix/share/bash-completion/completions/forkpoolctl" \
-         "$prefix/share/doc/forkpool/examples/forkpoold.service"; do
+         "$prefix/share/doc/forkpool/examples/forkpoold.service" \
+         "$prefix/include/forkpool_client.h" "$libdir/libforkpoolclient.so" \
+         "$libdir/pkgconfig/forkpool-client.pc" \
+         "$prefix/share/man/man3/forkpool_client.3" \
+         "$prefix/share/doc/forkpool/examples/fpsha256.c"; do
     [ -e "$stage$f" ] || fail "not installed: $f"
 done
 # A versioned shared library, with its soname link.
@@ -143,6 +147,20 @@ $CC $CFLAGS $LDFLAGS -Wall -Wextra -Werror "$work/embed.c" $cflags $libs -lev \
 out=$("$work/embed") || fail "the embedding program failed"
 [ "$out" = "progress half
 ok 42" ] || fail "embedding program printed '$out', expected 'progress half', 'ok 42'"
+
+# The client example, built against the installed client library alone
+# (pkg-config forkpool-client), links and runs: with no daemon there, it
+# says so and exits 3.
+ccflags=$(pkg-config --cflags --libs forkpool-client msgpack) \
+    || fail "pkg-config forkpool-client"
+# shellcheck disable=SC2086
+$CC $CFLAGS $LDFLAGS -Wall -Wextra -Werror \
+    "$stage$prefix/share/doc/forkpool/examples/fpsha256.c" $ccflags \
+    -Wl,-rpath,"$stage$libdir" -o "$work/fpsha256" \
+    || fail "cannot build the client example against the installed library"
+rc=0
+"$work/fpsha256" -s "$work/nobody" /dev/null 2>/dev/null || rc=$?
+[ "$rc" -eq 3 ] || fail "client example without a daemon: exit $rc, expected 3"
 
 # The installed daemon runs the out-of-tree module; the installed CLI asks.
 sock=$work/s
