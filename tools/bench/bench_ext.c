@@ -1,9 +1,9 @@
 /*
  * bench_ext.c — the cases that drive other programs:
  *
- *   bench_daemon           forkpoold --builtin echo as a child, and a small
- *                          pipelined MessagePack-RPC client of our own that
- *                          keeps a window of `submit` requests in flight
+ *   bench_daemon           forkpoold --builtin echo as a child, and the C
+ *                          client (libforkpoolclient, pipelined) keeping a
+ *                          window of `submit` requests in flight
  *                          (a->count > 0: with that many subscribers to
  *                          the event stream reading meanwhile);
  *   bench_ctl              `forkpoolctl map` fed JSON lines through a pipe,
@@ -33,6 +33,7 @@
 
 #include "codec/buf.h"
 #include "codec/frame.h"
+#include "forkpool_client.h"
 #include "bench.h"
 
 #define CHUNK       (256 * 1024)
@@ -236,17 +237,9 @@ subscribers_start(const struct daemon *d, unsigned n, struct bench_result *r)
  * The pipelined client
  * ------------------------------------------------------------------------ */
 
-static const struct fp_limits response_limits = {
-    .max_bytes = (size_t)80 << 20,
-    .max_objects = (size_t)1 << 22,
-    .max_depth = FP_MAX_DEPTH + 4,
-};
-
 struct rpc_run {
-    int               fd;
+    fp_client        *c;
     pid_t             daemon;
-    struct fp_buf     in, out;
-    struct fp_scanner scan;
     const char       *job;
     size_t            len;
     unsigned          window, outstanding;
@@ -259,25 +252,15 @@ struct rpc_run {
     struct hist       hist;
 };
 
-/* Queue [0, msgid, "submit", [job]]. */
+/* Queue one submit of the job, under our own tag (its msgid). */
 static int
 queue_submit(struct rpc_run *run)
 {
-    uint32_t id = run->next_msgid++;
-    char *p = fp_buf_reserve(&run->out, 13 + run->len);
+    uint32_t id = run->next_msgid;
 
-    if (p == NULL)
+    run->next_msgid = id == FP_CLIENT_TAG_MAX ? 1 : id + 1;
+    if (fp_client_submit_async(run->c, run->job, run->len, NULL, &id) != 0)
         return -1;
-    p[0] = (char)0x94;
-    p[1] = 0x00;
-    p[2] = (char)0xce;
-    p[3] = (char)(id >> 24);
-    p[4] = (char)(id >> 16);
-    p[5] = (char)(id >> 8);
-    p[6] = (char)id;
-    memcpy(p + 7, "\xa6" "submit" "\x91", 8);
-    memcpy(p + 15, run->job, run->len);
-    run->out.len += 15 + run->len;
     run->sent[id % RING] = now_s();
     run->sent_id[id % RING] = id;
     run->outstanding++;
@@ -297,18 +280,15 @@ rpc_refill(struct rpc_run *run)
 }
 
 static void
-on_response(struct rpc_run *run, const char *frame, size_t len)
+on_response(struct rpc_run *run, const struct fp_client_msg *m)
 {
-    struct fp_reader rd;
-    uint32_t n;
-    uint64_t type, msgid;
     double t = now_s();
+    uint32_t msgid = m->tag;
 
-    fp_reader_init(&rd, frame, len);
-    if (fp_read_array(&rd, &n) < 0 || n != 4 || fp_read_uint(&rd, &type) < 0
-        || type != 1 || fp_read_uint(&rd, &msgid) < 0 || fp_read_nil(&rd) < 0
-        || len < run->len) {            /* not {"id", "result": the job} */
-        run->bad++;
+    if (m->type != FP_CLIENT_MSG_RESPONSE)
+        return;
+    if (m->error != NULL || m->result_len < run->len) {
+        run->bad++;             /* not {"id", "result": the job} */
     } else if (run->phase == 1 && run->sent_id[msgid % RING] == msgid) {
         hist_add(&run->hist, t - run->sent[msgid % RING]);
     }
@@ -341,51 +321,14 @@ on_response(struct rpc_run *run, const char *frame, size_t len)
 static int
 rpc_read(struct rpc_run *run)
 {
-    const char *why;
+    struct fp_client_msg m;
+    int rc;
 
-    for (;;) {
-        char *room = fp_buf_reserve(&run->in, CHUNK);
-        if (room == NULL)
-            return -1;
-        ssize_t got = read(run->fd, room, CHUNK);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return 0;
-        if (got <= 0)
-            return -1;
-        run->in.len += (size_t)got;
-        for (;;) {
-            ssize_t n = fp_scan(&run->scan, fp_buf_head(&run->in), run->in.len,
-                                &response_limits, &why);
-            if (n < 0)
-                return -1;
-            if (n == 0)
-                break;
-            on_response(run, fp_buf_head(&run->in), (size_t)n);
-            fp_buf_consume(&run->in, (size_t)n);
-            fp_scanner_reset(&run->scan);
-        }
-        if ((size_t)got < CHUNK)
-            return 0;
-    }
-}
-
-static int
-rpc_write(struct rpc_run *run)
-{
-    while (run->out.len > 0) {
-        ssize_t n = send(run->fd, fp_buf_head(&run->out), run->out.len,
-                         MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return 0;
-        if (n <= 0)
-            return -1;
-        fp_buf_consume(&run->out, (size_t)n);
-    }
-    return 0;
+    if (fp_client_read(run->c) <= 0)
+        return -1;
+    while ((rc = fp_client_next(run->c, &m)) == 1)
+        on_response(run, &m);
+    return rc < 0 ? -1 : 0;
 }
 
 /* Drive the stream to the end (by time, or run->total jobs); fills r. */
@@ -401,19 +344,18 @@ rpc_stream(struct rpc_run *run, struct bench_result *r)
         goto out;
     }
     run->next_msgid = 1;
-    fp_scanner_reset(&run->scan);
     hist_reset(&run->hist);
     run->started = now_s();
     run->cpu0 = proc_cpu_s(run->daemon);
     rpc_refill(run);
     while (fail == NULL && (run->phase < 2 || run->outstanding > 0)) {
-        if (rpc_write(run) < 0) {
+        if (fp_client_flush(run->c) < 0) {
             fail = "write to the daemon failed";
             break;
         }
         struct pollfd pfd = {
-            .fd = run->fd,
-            .events = POLLIN | (run->out.len > 0 ? POLLOUT : 0),
+            .fd = fp_client_fd(run->c),
+            .events = POLLIN | (fp_client_want_write(run->c) ? POLLOUT : 0),
         };
         int n = poll(&pfd, 1, 10000);
         if (n < 0 && errno == EINTR)
@@ -439,8 +381,6 @@ rpc_stream(struct rpc_run *run, struct bench_result *r)
 out:
     free(run->sent);
     free(run->sent_id);
-    fp_buf_free(&run->in);
-    fp_buf_free(&run->out);
 }
 
 void
@@ -456,13 +396,22 @@ bench_daemon(const struct bench_args *a, struct bench_result *r)
         bench_fail(r, "out of memory");
         return;
     }
-    run.fd = daemon_start(a, &d, r);
+    int fd = daemon_start(a, &d, r);
+    if (fd >= 0) {
+        close(fd);      /* it is up: the client connects on its own */
+        if (fp_client_connect(&run.c, d.sock, 10) != 0) {
+            bench_fail(r, "libforkpoolclient: %s", fp_client_error(run.c));
+            fp_client_close(run.c);
+            daemon_stop(&d);
+            fd = -1;
+        }
+    }
     /* a->count > 0: that many subscribers read every event meanwhile. */
-    pid_t subs = run.fd >= 0 && a->count > 0 ? subscribers_start(&d, a->count, r) : 0;
+    pid_t subs = fd >= 0 && a->count > 0 ? subscribers_start(&d, a->count, r) : 0;
     if (subs < 0) {
-        close(run.fd);
+        fp_client_close(run.c);
         daemon_stop(&d);
-    } else if (run.fd >= 0) {
+    } else if (fd >= 0) {
         run.daemon = d.pid;
         run.job = job;
         run.len = len;
@@ -471,7 +420,7 @@ bench_daemon(const struct bench_args *a, struct bench_result *r)
         r->rss_before_kb = proc_rss_kb(d.pid);
         rpc_stream(&run, r);
         r->rss_after_kb = proc_rss_kb(d.pid);
-        close(run.fd);
+        fp_client_close(run.c);
         if (subs > 0) {
             kill(subs, SIGKILL);
             waitpid(subs, NULL, 0);
@@ -735,63 +684,35 @@ bench_python_mixed(const struct bench_args *a, struct bench_result *r)
 
 /* The "idle" count from a status call, or -1. */
 static long
-daemon_idle(int fd)
+daemon_idle(fp_client *c)
 {
-    static const char req[] = "\x94\x00\x01\xa6" "status" "\x90";
-    struct fp_buf in = FP_BUF_INIT;
-    struct fp_scanner sc;
-    const char *why;
-    long idle = -1;
-    double give_up = now_s() + 5;
+    struct fp_reader rd;
+    const char *st;
+    size_t len;
+    uint32_t nm;
+    uint64_t v;
 
-    if (send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) != (ssize_t)sizeof(req) - 1)
+    if (fp_client_status(c, &st, &len) != 0)
         return -1;
-    fp_scanner_reset(&sc);
-    while (now_s() < give_up) {
-        struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        if (poll(&pfd, 1, 1000) <= 0)
-            continue;
-        char *room = fp_buf_reserve(&in, CHUNK);
-        ssize_t got = room ? read(fd, room, CHUNK) : -1;
-        if (got <= 0 && !(got < 0 && errno == EAGAIN))
+    fp_reader_init(&rd, st, len);
+    if (fp_read_map(&rd, &nm) < 0)
+        return -1;
+    for (uint32_t i = 0; i < nm; i++) {
+        if (fp_read_str_eq(&rd, "idle"))
+            return fp_read_uint(&rd, &v) == 0 ? (long)v : -1;
+        if (fp_read_skip(&rd, NULL, NULL) < 0 || fp_read_skip(&rd, NULL, NULL) < 0)
             break;
-        if (got > 0)
-            in.len += (size_t)got;
-        ssize_t n = fp_scan(&sc, fp_buf_head(&in), in.len, &response_limits, &why);
-        if (n < 0)
-            break;
-        if (n == 0)
-            continue;
-        struct fp_reader rd;
-        uint32_t na, nm;
-        uint64_t v;
-        fp_reader_init(&rd, fp_buf_head(&in), (size_t)n);
-        if (fp_read_array(&rd, &na) < 0 || na != 4 || fp_read_uint(&rd, &v) < 0
-            || fp_read_uint(&rd, &v) < 0 || fp_read_nil(&rd) < 0
-            || fp_read_map(&rd, &nm) < 0)
-            break;
-        for (uint32_t i = 0; i < nm; i++) {
-            if (fp_read_str_eq(&rd, "idle")) {
-                if (fp_read_uint(&rd, &v) == 0)
-                    idle = (long)v;
-                break;
-            }
-            if (fp_read_skip(&rd, NULL, NULL) < 0 || fp_read_skip(&rd, NULL, NULL) < 0)
-                break;
-        }
-        break;
     }
-    fp_buf_free(&in);
-    return idle;
+    return -1;
 }
 
 static int
-wait_daemon_idle(int fd, unsigned workers)
+wait_daemon_idle(fp_client *c, unsigned workers)
 {
     double give_up = now_s() + 10;
 
     while (now_s() < give_up) {
-        if (daemon_idle(fd) == (long)workers)
+        if (daemon_idle(c) == (long)workers)
             return 0;
         usleep(5000);
     }
@@ -822,10 +743,15 @@ bench_daemon_idle_mem(const struct bench_args *a, struct bench_result *r)
         bench_fail(r, "out of memory");
         return;
     }
-    run.fd = daemon_start(a, &d, r);
-    if (run.fd < 0)
+    int fd = daemon_start(a, &d, r);
+    if (fd < 0)
         goto out;
-    if (wait_daemon_idle(run.fd, a->workers) < 0) {
+    close(fd);      /* it is up: the client connects on its own */
+    if (fp_client_connect(&run.c, d.sock, 10) != 0) {
+        bench_fail(r, "libforkpoolclient: %s", fp_client_error(run.c));
+        goto stop;
+    }
+    if (wait_daemon_idle(run.c, a->workers) < 0) {
         bench_fail(r, "the daemon's workers did not become idle");
         goto stop;
     }
@@ -840,7 +766,7 @@ bench_daemon_idle_mem(const struct bench_args *a, struct bench_result *r)
         bench_fail(r, "%s", tmp.note);
         goto stop;
     }
-    if (wait_daemon_idle(run.fd, a->workers) < 0) {
+    if (wait_daemon_idle(run.c, a->workers) < 0) {
         bench_fail(r, "the daemon's workers did not become idle");
         goto stop;
     }
@@ -849,7 +775,7 @@ bench_daemon_idle_mem(const struct bench_args *a, struct bench_result *r)
     if (!r->ok)
         bench_fail(r, "cannot read the workers' /proc/PID/smaps_rollup");
 stop:
-    close(run.fd);
+    fp_client_close(run.c);
     daemon_stop(&d);
 out:
     free(job);
