@@ -59,7 +59,8 @@ enum {
  * /tmp/forkpool-<uid>.sock.  `timeout` (seconds; 0 = none) bounds the
  * connect and becomes the client's timeout for every blocking call.
  * *out is set whenever memory allows, even on failure, so that
- * fp_client_error can say why; close it either way.  Returns 0 or
+ * fp_client_error can say why; close it either way (every other call on a
+ * client that did not connect returns FP_CLIENT_ECONNECT).  Returns 0 or
  * FP_CLIENT_ECONNECT, _ETIMEDOUT, _ENOMEM (then *out is NULL), _EINVAL. */
 int  fp_client_connect(fp_client **out, const char *path, double timeout);
 /* Close the connection and free everything (NULL is fine).  Requests still
@@ -67,11 +68,18 @@ int  fp_client_connect(fp_client **out, const char *path, double timeout);
 void fp_client_close(fp_client *c);
 /* What the last failing call went wrong with ("out of memory" for NULL). */
 const char *fp_client_error(const fp_client *c);
-/* The socket path this client connected (or tried) to. */
+/* The socket path this client connected (or tried) to ("" for NULL). */
 const char *fp_client_path(const fp_client *c);
 /* Set the timeout of the blocking calls (seconds; 0 = wait as long as it
  * takes).  fp_client_wait takes its own. */
 void fp_client_set_timeout(fp_client *c, double timeout);
+/* The largest message accepted from the daemon (default
+ * FP_CLIENT_DEFAULT_MAX_BYTES: a result as large as the daemon's default
+ * --max-job-bytes, plus room for the envelope).  Raise it to match a
+ * daemon that takes larger jobs; a larger message is FP_CLIENT_EPROTO and
+ * ends the connection. */
+#define FP_CLIENT_DEFAULT_MAX_BYTES (((size_t)64 << 20) + ((size_t)64 << 10))
+void fp_client_set_max_bytes(fp_client *c, size_t max);
 /* The default socket path (see fp_client_connect) into buf.  Returns 0,
  * or FP_CLIENT_EINVAL if it does not fit. */
 int  fp_client_default_path(char *buf, size_t len);
@@ -98,10 +106,12 @@ struct fp_client_jobopts {
     void       *arg;
 };
 
-/* One job's bytes: one msgpack value.  With `release` set, a job of 64 KiB
- * or more is sent from its own memory instead of being copied: it must
- * stay unchanged until release(arg) is called, which happens exactly once
- * (at once when the job is copied or could not be queued). */
+/* One job's bytes: one msgpack value.  With `release` set, a job of
+ * FP_CLIENT_BY_REFERENCE bytes or more is sent from its own memory instead
+ * of being copied: it must stay unchanged until release(arg) is called,
+ * which happens exactly once (at once when the job is copied or could not
+ * be queued, else once it is written or the client is closed). */
+#define FP_CLIENT_BY_REFERENCE (16u << 10)
 struct fp_client_job {
     const void *data;
     size_t      len;
@@ -192,10 +202,12 @@ struct fp_client_msg {
  * `timeout` seconds (0 = do not wait, < 0 = as long as it takes).  Returns
  * 1 with *m set, 0 when none came in time, or FP_CLIENT_E*. */
 int  fp_client_wait(fp_client *c, struct fp_client_msg *m, double timeout);
-/* Decode the outcome a submit response or a batch's OUTCOME carries.
- * Returns 0 (ok), FP_CLIENT_EJOB (ended otherwise), FP_CLIENT_EREFUSED (a
- * plain error: the request itself was refused; fp_client_error says why)
- * or FP_CLIENT_EPROTO. */
+/* Decode the outcome a submit response or a batch's OUTCOME carries (its
+ * pointers stay valid as long as the message's).  Returns 0 (ok),
+ * FP_CLIENT_EJOB (ended otherwise), FP_CLIENT_EREFUSED (a plain error: the
+ * request itself was refused; fp_client_error says why) or FP_CLIENT_EPROTO
+ * (not a job's outcome: a batch's own response, say).  out->tag and
+ * out->index are set in every case. */
 int  fp_client_outcome(fp_client *c, const struct fp_client_msg *m,
                        struct fp_client_outcome *out);
 
@@ -212,6 +224,9 @@ int  fp_client_read(fp_client *c);
 int  fp_client_next(fp_client *c, struct fp_client_msg *m);
 
 /* ---- control methods (blocking, bounded by the client's timeout) -------- */
+
+/* No blocking call may be made from inside another's on_progress or
+ * on_accepted callback on the same client: it returns FP_CLIENT_EINVAL. */
 
 /* Queue a request for any method without waiting (params: one packed
  * msgpack array); its FP_CLIENT_MSG_RESPONSE carries the tag. */

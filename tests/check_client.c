@@ -565,6 +565,116 @@ START_TEST(the_default_path_follows_the_socket_rule)
 }
 END_TEST
 
+/* A progress callback that tries to wait on its own client. */
+static void
+nested_call(void *arg, uint64_t id, const char *value, size_t len)
+{
+    fp_client *c = arg;
+    const char *st;
+    size_t stlen;
+    struct fp_client_msg m;
+
+    (void)id; (void)value; (void)len;
+    ck_assert_int_eq(fp_client_status(c, &st, &stlen), FP_CLIENT_EINVAL);
+    ck_assert_int_eq(fp_client_wait(c, &m, 0), FP_CLIENT_EINVAL);
+}
+
+START_TEST(a_callback_cannot_wait_on_its_own_client)
+{
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "1", NULL));
+    fp_client *c = connected(d);
+    struct fp_client_outcome o;
+    size_t len;
+    const char *job = op_job("progress", "n", 2, &len);
+
+    fp_client_set_timeout(c, WAIT_S);
+    struct fp_client_jobopts opts = { .progress = 1, .on_progress = nested_call,
+                                      .arg = c };
+    /* The outer call still gets its answer, and nothing hangs. */
+    ck_assert_int_eq(fp_client_submit(c, job, len, &opts, &o), 0);
+    ck_assert_uint_eq(obj(o.value, o.value_len)->via.u64, 2);
+    fp_client_close(c);
+}
+END_TEST
+
+START_TEST(a_client_that_did_not_connect_says_so_at_once)
+{
+    char path[200];
+    fp_client *c;
+    struct fp_client_outcome o;
+    struct fp_client_msg m;
+    const char *st;
+    size_t len;
+
+    snprintf(path, sizeof path, "%s/nobody-listens", h_tempdir());
+    ck_assert_int_eq(fp_client_connect(&c, path, 30), FP_CLIENT_ECONNECT);
+    int64_t t0 = h_now_ms();
+    ck_assert_int_eq(fp_client_submit(c, "\xc0", 1, NULL, &o), FP_CLIENT_ECONNECT);
+    ck_assert_int_eq(fp_client_status(c, &st, &len), FP_CLIENT_ECONNECT);
+    ck_assert_int_eq(fp_client_wait(c, &m, 30), FP_CLIENT_ECONNECT);
+    ck_assert_int_eq(fp_client_flush(c), FP_CLIENT_ECONNECT);
+    ck_assert_int_eq(fp_client_read(c), FP_CLIENT_ECONNECT);
+    ck_assert_str_eq(fp_client_error(c), "not connected");
+    ck_assert_int_lt(h_now_ms() - t0, 20000);  /* not the 30 s timeouts */
+    released = 0;
+    struct fp_client_job j = { "\xc0", 1, count_release, NULL };
+    ck_assert_int_eq(fp_client_submit_job(c, &j, NULL, NULL), FP_CLIENT_ECONNECT);
+    ck_assert_int_eq(released, 1);
+    fp_client_close(c);
+}
+END_TEST
+
+START_TEST(a_batch_response_is_not_mistaken_for_an_outcome)
+{
+    struct h_daemon *d = h_started(h_daemon_start("--builtin", "echo", "-w", "1", NULL));
+    fp_client *c = connected(d);
+    struct fp_client_job one = { "\x01", 1, NULL, NULL };
+    struct fp_client_outcome o;
+    struct fp_client_msg m;
+    uint32_t tag = 0;
+
+    ck_assert_int_eq(fp_client_submit_batch(c, &one, 1, NULL, &tag), 0);
+    ck_assert_int_eq(fp_client_wait(c, &m, WAIT_S), 1);
+    ck_assert_int_eq(m.type, FP_CLIENT_MSG_RESPONSE);
+    ck_assert_int_eq(fp_client_outcome(c, &m, &o), FP_CLIENT_EPROTO);
+    ck_assert_uint_eq(o.tag, tag);
+    ck_assert_int_eq(fp_client_wait(c, &m, WAIT_S), 1);
+    ck_assert_int_eq(m.type, FP_CLIENT_MSG_OUTCOME);
+    ck_assert_int_eq(fp_client_outcome(c, &m, &o), 0);
+    ck_assert_uint_eq(o.tag, tag);
+    ck_assert_uint_eq(o.index, 0);
+    fp_client_close(c);
+}
+END_TEST
+
+START_TEST(the_message_bound_follows_a_daemon_that_takes_bigger_jobs)
+{
+    struct h_daemon *d = h_started(h_daemon_start("--builtin", "echo", "-w", "1",
+                                                  "--max-job-bytes", "100000000", NULL));
+    fp_client *c = connected(d);
+    size_t n = (size_t)65 << 20;
+    char *job = malloc(n + 5);
+    struct fp_client_outcome o;
+
+    ck_assert_ptr_nonnull(job);
+    job[0] = (char)0xc6;            /* bin 32 of 65 MiB */
+    job[1] = 0x04; job[2] = 0x10; job[3] = 0x00; job[4] = 0x00;
+    memset(job + 5, 'j', n);
+    /* The default bound: the echo is larger, and refused. */
+    ck_assert_int_eq(fp_client_submit(c, job, n + 5, NULL, &o), FP_CLIENT_EPROTO);
+    ck_assert_ptr_nonnull(strstr(fp_client_error(c), "bad frame"));
+    fp_client_close(c);
+    /* Raised to the daemon's: taken whole. */
+    c = connected(d);
+    fp_client_set_max_bytes(c, 100000000 + ((size_t)64 << 10));
+    ck_assert_int_eq(fp_client_submit(c, job, n + 5, NULL, &o), 0);
+    ck_assert_uint_eq(o.value_len, n + 5);
+    ck_assert(memcmp(o.value, job, n + 5) == 0);
+    fp_client_close(c);
+    free(job);
+}
+END_TEST
+
 static Suite *
 client_suite(void)
 {
@@ -586,6 +696,10 @@ client_suite(void)
     tcase_add_test(tc, the_nonblocking_primitives_drive_a_poll_loop);
     tcase_add_test(tc, errors_are_return_codes_with_a_message);
     tcase_add_test(tc, the_default_path_follows_the_socket_rule);
+    tcase_add_test(tc, a_callback_cannot_wait_on_its_own_client);
+    tcase_add_test(tc, a_client_that_did_not_connect_says_so_at_once);
+    tcase_add_test(tc, a_batch_response_is_not_mistaken_for_an_outcome);
+    tcase_add_test(tc, the_message_bound_follows_a_daemon_that_takes_bigger_jobs);
     suite_add_tcase(s, tc);
     return s;
 }

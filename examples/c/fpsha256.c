@@ -108,12 +108,6 @@ main(int argc, char **argv)
         fprintf(stderr, "usage: fpsha256 [-s SOCKET] FILE...\n");
         return 2;
     }
-    int nfiles = argc - first;
-    char **lines = calloc((size_t)nfiles, sizeof *lines);
-    uint32_t *tags = calloc((size_t)nfiles, sizeof *tags);
-    if (lines == NULL || tags == NULL)
-        return 1;
-
     fp_client *c;
     /* 30 s: the longest this program waits for any one answer. */
     if (fp_client_connect(&c, sock, 30) != 0) {
@@ -121,6 +115,13 @@ main(int argc, char **argv)
                 fp_client_path(c), fp_client_error(c));
         fp_client_close(c);
         return 3;
+    }
+    int nfiles = argc - first;
+    char **lines = calloc((size_t)nfiles, sizeof *lines);
+    uint32_t *tags = calloc((size_t)nfiles, sizeof *tags);
+    if (lines == NULL || tags == NULL) {
+        fprintf(stderr, "fpsha256: out of memory\n");
+        return 1;
     }
 
     /* Queue every job.  Our own tags (the file's number, plus one) tell

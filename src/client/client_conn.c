@@ -26,13 +26,28 @@
 #define KEEP_BUFFER  ((size_t)1 << 20)  /* read buffer kept after a frame */
 #define WRITE_IOV    64                 /* segments per sendmsg */
 
-/* Responses are bounded like any untrusted frame: a result of the default
- * largest job size plus room for the envelope, nested two levels inside. */
-static const struct fp_limits response_limits = {
-    .max_bytes = FP_DEFAULT_MAX_JOB_BYTES + ((size_t)64 << 10),
+_Static_assert(FP_CLIENT_BY_REFERENCE == FP_OUTQ_BIG,
+               "the header's by-reference size is the write queue's");
+_Static_assert(FP_CLIENT_DEFAULT_MAX_BYTES
+               == FP_DEFAULT_MAX_JOB_BYTES + ((size_t)64 << 10),
+               "the header's default is the daemon's plus an envelope");
+
+/* Messages are bounded like any untrusted frame: by size (settable), by
+ * objects, and nested two levels deeper than a job may be. */
+static const struct fp_limits default_limits = {
+    .max_bytes = FP_CLIENT_DEFAULT_MAX_BYTES,
     .max_objects = (size_t)1 << 22,
     .max_depth = FP_MAX_DEPTH + 2,
 };
+
+/* Every call but connect, close and the accessors starts here. */
+static int
+connected(struct fp_client *c)
+{
+    if (c->fd >= 0)
+        return 0;
+    return fpc_fail(c, FP_CLIENT_ECONNECT, "not connected");
+}
 
 int
 fpc_fail(struct fp_client *c, int rc, const char *fmt, ...)
@@ -99,6 +114,7 @@ fp_client_connect(fp_client **out, const char *path, double timeout)
         return FP_CLIENT_ENOMEM;
     c->fd = -1;
     c->parked_tail = &c->parked;
+    c->limits = default_limits;
     c->timeout_ms = timeout_ms(timeout);
     fp_scanner_reset(&c->scan);
     if (path == NULL) {
@@ -170,7 +186,13 @@ fp_client_error(const fp_client *c)
 const char *
 fp_client_path(const fp_client *c)
 {
-    return c->path != NULL ? c->path : "";
+    return c != NULL && c->path != NULL ? c->path : "";
+}
+
+void
+fp_client_set_max_bytes(fp_client *c, size_t max)
+{
+    c->limits.max_bytes = max > 0 ? max : FP_CLIENT_DEFAULT_MAX_BYTES;
 }
 
 void
@@ -201,6 +223,8 @@ fpc_queue(struct fp_client *c, uint32_t tag, const char *method,
     msgpack_packer pk;
     size_t i = 0;
 
+    if (c->fd < 0)
+        goto refused;
     fp_outq_mark(&c->out, &mark);
     msgpack_packer_init(&pk, &c->out, fp_outq_pack_write);
     if (msgpack_pack_array(&pk, 4) != 0 || msgpack_pack_uint8(&pk, 0) != 0
@@ -228,6 +252,11 @@ fail:
         if (parts[i].release != NULL)
             parts[i].release(parts[i].arg);
     return fpc_fail(c, FP_CLIENT_ENOMEM, "out of memory");
+refused:
+    for (; i < nparts; i++)
+        if (parts[i].release != NULL)
+            parts[i].release(parts[i].arg);
+    return connected(c);
 }
 
 /* After a failed write the daemon may still have answered (it can refuse a
@@ -236,6 +265,8 @@ fail:
 int
 fp_client_flush(fp_client *c)
 {
+    if (c->fd < 0)
+        return connected(c);
     while (c->out.len > 0) {
         struct iovec iov[WRITE_IOV];
         struct msghdr mh = { .msg_iov = iov,
@@ -260,6 +291,8 @@ fp_client_flush(fp_client *c)
 int
 fp_client_read(fp_client *c)
 {
+    if (c->fd < 0)
+        return connected(c);
     if (c->eof)
         return 0;
     /* The frame handed out last is dropped only now: reserving may move
@@ -375,7 +408,7 @@ next_frame(struct fp_client *c, const char **frame, size_t *len)
         return 0;
     }
     ssize_t n = fp_scan(&c->scan, fp_buf_head(&c->in), c->in.len,
-                        &response_limits, &why);
+                        &c->limits, &why);
     if (n < 0)
         return fpc_fail(c, FP_CLIENT_EPROTO, "bad frame from the daemon: %s", why);
     if (n == 0)
@@ -469,6 +502,8 @@ fp_client_wait(fp_client *c, struct fp_client_msg *m, double timeout)
 {
     int64_t deadline = timeout < 0 ? -1 : fpc_now_ms() + timeout_ms(timeout);
 
+    if (c->awaiting)
+        return fpc_fail(c, FP_CLIENT_EINVAL, "a wait inside a blocking call's callback");
     for (;;) {
         int rc = fp_client_next(c, m);
         if (rc != 0)
@@ -485,9 +520,29 @@ fp_client_wait(fp_client *c, struct fp_client_msg *m, double timeout)
     }
 }
 
+/* fpc_await, but for the flag that keeps its callbacks from waiting. */
+static int
+await_response(struct fp_client *c, uint32_t tag,
+               const struct fp_client_jobopts *opts, struct fp_client_msg *m);
+
 int
 fpc_await(struct fp_client *c, uint32_t tag,
           const struct fp_client_jobopts *opts, struct fp_client_msg *m)
+{
+    int rc;
+
+    if (c->awaiting)    /* its answer is set aside by the wait under way */
+        return fpc_fail(c, FP_CLIENT_EINVAL,
+                        "a blocking call inside a blocking call's callback");
+    c->awaiting = 1;
+    rc = await_response(c, tag, opts, m);
+    c->awaiting = 0;
+    return rc;
+}
+
+static int
+await_response(struct fp_client *c, uint32_t tag,
+               const struct fp_client_jobopts *opts, struct fp_client_msg *m)
 {
     int64_t deadline = c->timeout_ms > 0 ? fpc_now_ms() + c->timeout_ms : -1;
 

@@ -37,6 +37,8 @@ struct fp_client {
     uint32_t          next_tag;
     int               write_errno;  /* a failed write, reported at EOF */
     int               eof;          /* the daemon closed the connection */
+    int               awaiting;     /* inside fpc_await (its callbacks) */
+    struct fp_limits  limits;       /* on messages from the daemon */
     int64_t           timeout_ms;   /* blocking calls; 0 = none */
     char              err[256];
 };

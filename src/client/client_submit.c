@@ -133,8 +133,10 @@ fp_client_submit_batch(fp_client *c, const struct fp_client_job *jobs,
 {
     size_t head;
 
-    if (n == 0 || n > UINT32_MAX - 2)
+    if (n == 0 || n > UINT32_MAX - 2) {
+        release_all(jobs, n);
         return fpc_fail(c, FP_CLIENT_EINVAL, "a batch holds 1 to 2^32-3 jobs");
+    }
     for (size_t i = 0; i < n; i++)
         if (jobs[i].data == NULL || jobs[i].len == 0) {
             release_all(jobs, n);
@@ -240,8 +242,13 @@ fp_client_outcome(fp_client *c, const struct fp_client_msg *m,
     if (m->type != FP_CLIENT_MSG_RESPONSE && m->type != FP_CLIENT_MSG_OUTCOME)
         return fpc_fail(c, FP_CLIENT_EINVAL, "not a response or an outcome");
     if (m->error == NULL) {
-        if (read_fields(m->result, m->result_len, o, &kind, &kind_len) < 0)
-            return fpc_fail(c, FP_CLIENT_EPROTO, "submit result is not a map");
+        if (read_fields(m->result, m->result_len, o, &kind, &kind_len) < 0
+            || !o->has_id || o->value == NULL) {
+            memset(o, 0, sizeof *o);
+            o->tag = m->tag;
+            o->index = m->index;
+            return fpc_fail(c, FP_CLIENT_EPROTO, "not a job's outcome");
+        }
         o->ok = 1;
         o->kind = "ok";
         return 0;
@@ -253,6 +260,8 @@ fp_client_outcome(fp_client *c, const struct fp_client_msg *m,
         const char *s;
         uint32_t n;
         memset(o, 0, sizeof *o);
+        o->tag = m->tag;
+        o->index = m->index;
         fp_reader_init(&rd, m->error, m->error_len);
         if (fp_read_str(&rd, &s, &n) == 0)
             return fpc_fail(c, FP_CLIENT_EREFUSED, "%.*s", (int)n, s);

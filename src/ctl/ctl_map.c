@@ -931,6 +931,10 @@ learn_job_limit(struct map *m)
         }
     m->batch_bytes = m->max_job_bytes < BATCH_BYTES ? m->max_job_bytes
                                                     : BATCH_BYTES;
+    /* A result may be as large as a job: take the daemon's answers whole
+     * when it takes more than the default. */
+    if (m->max_job_bytes > FP_DEFAULT_MAX_JOB_BYTES)
+        fp_client_set_max_bytes(m->c, m->max_job_bytes + ((size_t)64 << 10));
     return 0;
 }
 
