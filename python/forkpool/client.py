@@ -44,6 +44,10 @@ class _Conn:
             self.sock.close()
             self.sock = None
 
+    # A Client dropped without close() (one per thread, say) closes its
+    # socket quietly.
+    __del__ = close
+
     def _fail(self, why):
         self.broken = "connection to forkpoold at %s %s" % (self.path, why)
         self.close()
