@@ -5,7 +5,7 @@ set -eu
 PKGS="build-essential autoconf automake libtool pkg-config libev-dev
 libmsgpack-dev check libjansson-dev libsodium-dev libseccomp-dev
 libsystemd-dev libyajl-dev libssl-dev mandoc man-db
-libhiredis-dev redis-server"
+libhiredis-dev redis-server python3 python3-msgpack"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" \
