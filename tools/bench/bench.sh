@@ -5,7 +5,8 @@
 #
 # Run from the build directory (`make bench` does that, with BUILDDIR set),
 # or set BUILDDIR.  The full run takes about four minutes on 2 cores and
-# prints two tables (the second: scale-out through Redis, bench_redis.sh);
+# prints three tables (then: scale-out through Redis, bench_redis.sh; the
+# C and Python clients side by side, bench_clients.sh);
 # --quick is a smoke run of about a minute.  The machine should be otherwise idle: every figure is compared with
 # baselines measured in the same run, but a busy machine still skews them.
 set -eu
@@ -35,3 +36,5 @@ for arg in "$@"; do
     esac
 done
 BUILDDIR=$build "$srcdir/bench_redis.sh" $quick
+# The client libraries, C and Python side by side (bench_clients.sh).
+BUILDDIR=$build "$srcdir/bench_clients.sh" $quick
