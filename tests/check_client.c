@@ -647,29 +647,33 @@ START_TEST(a_batch_response_is_not_mistaken_for_an_outcome)
 }
 END_TEST
 
-START_TEST(the_message_bound_follows_a_daemon_that_takes_bigger_jobs)
+START_TEST(the_message_bound_is_the_clients_to_set)
 {
-    struct h_daemon *d = h_started(h_daemon_start("--builtin", "echo", "-w", "1",
-                                                  "--max-job-bytes", "100000000", NULL));
+    struct h_daemon *d = h_started(h_daemon_start("--builtin", "echo", "-w", "1", NULL));
     fp_client *c = connected(d);
-    size_t n = (size_t)65 << 20;
+    size_t n = (size_t)2 << 20;
     char *job = malloc(n + 5);
     struct fp_client_outcome o;
 
     ck_assert_ptr_nonnull(job);
-    job[0] = (char)0xc6;            /* bin 32 of 65 MiB */
-    job[1] = 0x04; job[2] = 0x10; job[3] = 0x00; job[4] = 0x00;
+    job[0] = (char)0xc6;            /* bin 32 of 2 MiB */
+    job[1] = 0x00; job[2] = 0x20; job[3] = 0x00; job[4] = 0x00;
     memset(job + 5, 'j', n);
-    /* The default bound: the echo is larger, and refused. */
+    /* Bounded at 1 MiB: the echo is larger, refused before it is
+     * buffered, and the connection is done for. */
+    fp_client_set_max_bytes(c, (size_t)1 << 20);
     ck_assert_int_eq(fp_client_submit(c, job, n + 5, NULL, &o), FP_CLIENT_EPROTO);
     ck_assert_ptr_nonnull(strstr(fp_client_error(c), "bad frame"));
     fp_client_close(c);
-    /* Raised to the daemon's: taken whole. */
+    /* Raised above it (as for a daemon with a larger --max-job-bytes than
+     * the default): taken whole.  0 is the default again, which takes it. */
     c = connected(d);
-    fp_client_set_max_bytes(c, 100000000 + ((size_t)64 << 10));
+    fp_client_set_max_bytes(c, (size_t)3 << 20);
     ck_assert_int_eq(fp_client_submit(c, job, n + 5, NULL, &o), 0);
     ck_assert_uint_eq(o.value_len, n + 5);
     ck_assert(memcmp(o.value, job, n + 5) == 0);
+    fp_client_set_max_bytes(c, 0);
+    ck_assert_int_eq(fp_client_submit(c, job, n + 5, NULL, &o), 0);
     fp_client_close(c);
     free(job);
 }
@@ -699,7 +703,7 @@ client_suite(void)
     tcase_add_test(tc, a_callback_cannot_wait_on_its_own_client);
     tcase_add_test(tc, a_client_that_did_not_connect_says_so_at_once);
     tcase_add_test(tc, a_batch_response_is_not_mistaken_for_an_outcome);
-    tcase_add_test(tc, the_message_bound_follows_a_daemon_that_takes_bigger_jobs);
+    tcase_add_test(tc, the_message_bound_is_the_clients_to_set);
     suite_add_tcase(s, tc);
     return s;
 }
