@@ -13,7 +13,7 @@ case $secs in
     '' | *[!0-9]*) echo "usage: tools/fuzz.sh [SECONDS_EACH]" >&2; exit 100 ;;
 esac
 top=$(cd "$(dirname "$0")/.." && pwd)
-targets="fuzz_worker_msg fuzz_request fuzz_jsonmp"
+targets="fuzz_worker_msg fuzz_request fuzz_jsonmp fuzz_client"
 
 "$top/tools/deps.sh"
 
