@@ -17,7 +17,10 @@
  *     fp_client_read and fp_client_next, which never block.
  *
  * They mix: a blocking call that meets messages for other requests keeps
- * them, in order, for the next fp_client_next/fp_client_wait.
+ * them, in order, for the next fp_client_next/fp_client_wait (as many
+ * bytes of them as the message bound, fp_client_set_max_bytes; past that
+ * the call fails with FP_CLIENT_ENOMEM until they are taken).  The late
+ * answer of a blocking call that failed (timed out, say) is dropped.
  *
  * Errors are return codes (FP_CLIENT_E*, all negative), with a message from
  * fp_client_error(); the library never exits and never raises a signal
@@ -76,8 +79,9 @@ void fp_client_set_timeout(fp_client *c, double timeout);
 /* The largest message accepted from the daemon (default
  * FP_CLIENT_DEFAULT_MAX_BYTES: a result as large as the daemon's default
  * --max-job-bytes, plus room for the envelope).  Raise it to match a
- * daemon that takes larger jobs; a larger message is FP_CLIENT_EPROTO and
- * ends the connection. */
+ * daemon that takes larger jobs.  A larger message, or bytes that are not
+ * MessagePack, end the connection: that call and every later one return
+ * FP_CLIENT_EPROTO (messages read before it are still handed out). */
 #define FP_CLIENT_DEFAULT_MAX_BYTES (((size_t)64 << 20) + ((size_t)64 << 10))
 void fp_client_set_max_bytes(fp_client *c, size_t max);
 /* The default socket path (see fp_client_connect) into buf.  Returns 0,

@@ -663,7 +663,14 @@ START_TEST(the_message_bound_is_the_clients_to_set)
      * buffered, and the connection is done for. */
     fp_client_set_max_bytes(c, (size_t)1 << 20);
     ck_assert_int_eq(fp_client_submit(c, job, n + 5, NULL, &o), FP_CLIENT_EPROTO);
-    ck_assert_ptr_nonnull(strstr(fp_client_error(c), "bad frame"));
+    ck_assert_ptr_nonnull(strstr(fp_client_error(c), "bad response frame: "));
+    /* ...and so does every later call: the stream cannot be read on. */
+    const char *st;
+    size_t stlen;
+    struct fp_client_msg m;
+    ck_assert_int_eq(fp_client_status(c, &st, &stlen), FP_CLIENT_EPROTO);
+    ck_assert_int_eq(fp_client_wait(c, &m, 1), FP_CLIENT_EPROTO);
+    ck_assert_ptr_nonnull(strstr(fp_client_error(c), "bad response frame: "));
     fp_client_close(c);
     /* Raised above it (as for a daemon with a larger --max-job-bytes than
      * the default): taken whole.  0 is the default again, which takes it. */
@@ -676,6 +683,66 @@ START_TEST(the_message_bound_is_the_clients_to_set)
     ck_assert_int_eq(fp_client_submit(c, job, n + 5, NULL, &o), 0);
     fp_client_close(c);
     free(job);
+}
+END_TEST
+
+START_TEST(the_late_answer_of_a_call_that_gave_up_is_dropped)
+{
+    /* One worker: the jobs end in the order they came. */
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "1", NULL));
+    fp_client *c = connected(d);
+    struct fp_client_outcome o;
+    struct fp_client_msg m;
+    uint32_t tag = 0;
+    size_t len;
+    const char *job = op_job("sleep", "s", 0.5, &len);
+
+    fp_client_set_timeout(c, 0.1);
+    ck_assert_int_eq(fp_client_submit(c, job, len, NULL, &o), FP_CLIENT_ETIMEDOUT);
+    fp_client_set_timeout(c, WAIT_S);
+    ck_assert_int_eq(fp_client_submit_async(c, "\xa1x", 2, NULL, &tag), 0);
+    /* The first job's answer comes first, and is not handed out. */
+    ck_assert_int_eq(fp_client_wait(c, &m, WAIT_S), 1);
+    ck_assert_uint_eq(m.tag, tag);
+    ck_assert_int_eq(fp_client_wait(c, &m, 0), 0);
+    fp_client_close(c);
+}
+END_TEST
+
+START_TEST(what_a_blocking_call_sets_aside_is_bounded)
+{
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "2", NULL));
+    fp_client *c = connected(d), *other = connected(d);
+    static struct fp_client_job jobs[2000];
+    struct fp_client_outcome o;
+    struct fp_client_msg m;
+    size_t len;
+    const char *job;
+
+    /* A subscriber bounded at 64 KiB, waiting for a slow job while 2000
+     * quick ones end (an event each, about 200 bytes). */
+    fp_client_set_max_bytes(c, (size_t)64 << 10);
+    ck_assert_int_eq(fp_client_subscribe(c), 0);
+    job = op_job("sleep", "s", 0, &len);
+    for (int i = 0; i < 2000; i++)
+        jobs[i] = (struct fp_client_job){ job, len, NULL, NULL };
+    ck_assert_int_eq(fp_client_submit_batch(other, jobs, 2000, NULL, NULL), 0);
+    ck_assert_int_eq(fp_client_flush(other), 0);
+    job = op_job("sleep", "s", 3, &len);
+    int rc = fp_client_submit(c, job, len, NULL, &o);
+    ck_assert_msg(rc == FP_CLIENT_ENOMEM, "rc %d: %s", rc, fp_client_error(c));
+    ck_assert_ptr_nonnull(strstr(fp_client_error(c), "set aside"));
+    /* What was set aside, and what waited behind it, is all there, in
+     * order: events only (the slow job's answer is not for anyone now). */
+    int events = 0;
+    while ((rc = fp_client_wait(c, &m, 0)) == 1) {
+        ck_assert_int_eq(m.type, FP_CLIENT_MSG_EVENT);
+        events++;
+    }
+    ck_assert_int_eq(rc, 0);
+    ck_assert_int_gt(events, 64 * 1024 / 400);
+    fp_client_close(other);
+    fp_client_close(c);
 }
 END_TEST
 
@@ -704,6 +771,8 @@ client_suite(void)
     tcase_add_test(tc, a_client_that_did_not_connect_says_so_at_once);
     tcase_add_test(tc, a_batch_response_is_not_mistaken_for_an_outcome);
     tcase_add_test(tc, the_message_bound_is_the_clients_to_set);
+    tcase_add_test(tc, the_late_answer_of_a_call_that_gave_up_is_dropped);
+    tcase_add_test(tc, what_a_blocking_call_sets_aside_is_bounded);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -19,7 +19,13 @@ id, value]`` while the job runs; it exits when the master closes its end.
 * An exception in the handler becomes an ``error`` outcome whose detail is
   ``{"type": "ValueError", "message": "...", "traceback": "..."}``; raise
   :class:`Fail` to choose the detail value yourself.  A result that cannot
-  be packed is an ``error`` too.  The worker lives on.
+  be packed is an ``error`` too.  The worker lives on.  ``SystemExit`` and
+  ``KeyboardInterrupt`` are not errors of the job but the end of the
+  process: the job ends ``crashed`` ("exited normally", "killed by
+  SIGINT"), like any worker that exits in the middle of a job.
+* A process the handler forks must not return into the worker's loop: one
+  that does (returns or raises in the child) ends there, at once, and only
+  the worker answers for the job.
 * The protocol runs on a private copy of the socket the master gave as
   stdin and stdout.  ``run()`` then points fd 1 (and ``sys.stdout``) at
   stderr and fd 0 at ``/dev/null``, so a stray ``print()`` in the handler,
@@ -44,6 +50,7 @@ _handler = None
 _out_fd = None
 _write_lock = threading.Lock()
 _running = None             # id of the job being run, or None
+_worker_pid = None          # the worker's own pid (not a forked child's)
 _packer_local = threading.local()
 
 
@@ -102,6 +109,14 @@ def _error_detail(e):
                                                             e.__traceback__))}
 
 
+def _child_leaves():
+    """A process the handler forked that came back into the worker's loop
+    (returned, or raised, in the child): it must not speak for the worker.
+    It ends here, as a child of a fork that returns nowhere would."""
+    if os.getpid() != _worker_pid:
+        os._exit(0)
+
+
 def _answer(job_id, payload, fn):
     """Run one job; return the bytes of its answer."""
     global _running
@@ -110,9 +125,12 @@ def _answer(job_id, payload, fn):
         try:
             result = fn(payload)
         except Fail as e:
+            _child_leaves()
             return _pack(["error", job_id, e.detail])
         except Exception as e:
+            _child_leaves()
             return _pack(["error", job_id, _error_detail(e)])
+        _child_leaves()
         try:
             return _pack(["ok", job_id, result])
         except Exception as e:
@@ -143,11 +161,12 @@ def run(fn=None):
     """Serve jobs with ``fn`` (default: the :func:`handler`-decorated
     function) until the master closes the connection; then return.
     Call it once, from the main thread."""
-    global _out_fd
+    global _out_fd, _worker_pid
     fn = fn or _handler
     if fn is None:
         raise RuntimeError("forkpool.worker.run: no handler (decorate one "
                            "with @forkpool.worker.handler)")
+    _worker_pid = os.getpid()
     faulthandler.enable()
     fd = _out_fd = _take_stdio()
     up = msgpack.Unpacker(raw=False, unicode_errors="surrogateescape",

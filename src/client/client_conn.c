@@ -46,7 +46,63 @@ connected(struct fp_client *c)
 {
     if (c->fd >= 0)
         return 0;
+    if (c->lost[0] != '\0')
+        return fpc_fail(c, FP_CLIENT_EPROTO, "%s", c->lost);
     return fpc_fail(c, FP_CLIENT_ECONNECT, "not connected");
+}
+
+/* Nothing more will come: the daemon closed (ECONNECT, its message kept),
+ * or the stream was given up (EPROTO, with why). */
+static int
+ended(struct fp_client *c)
+{
+    if (c->lost[0] != '\0')
+        return fpc_fail(c, FP_CLIENT_EPROTO, "%s", c->lost);
+    return FP_CLIENT_ECONNECT;
+}
+
+/* A frame that cannot be read (not msgpack, or larger than the bound):
+ * nothing after it can be found either.  The connection ends here: the
+ * socket is closed and what is left unread dropped; messages set aside
+ * before it are still handed out. */
+static int
+lose_sync(struct fp_client *c, const char *why)
+{
+    snprintf(c->lost, sizeof c->lost, "bad response frame: %s", why);
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    c->eof = 1;
+    c->last = 0;
+    fp_buf_clear(&c->in);
+    fp_scanner_reset(&c->scan);
+    return fpc_fail(c, FP_CLIENT_EPROTO, "%s", c->lost);
+}
+
+/* Remember a blocking call's tag that gave up. */
+static void
+abandon(struct fp_client *c, uint32_t tag)
+{
+    c->abandoned[c->abandoned_next] = tag;
+    c->abandoned_next = (c->abandoned_next + 1) % ABANDONED;
+    if (c->nabandoned < ABANDONED)
+        c->nabandoned++;
+}
+
+/* Is m for a blocking call that gave up?  Its final response also
+ * forgets the tag. */
+static int
+is_abandoned(struct fp_client *c, const struct fp_client_msg *m)
+{
+    if (m->type == FP_CLIENT_MSG_EVENT || m->tag <= FP_CLIENT_TAG_MAX)
+        return 0;
+    for (unsigned i = 0; i < c->nabandoned; i++)
+        if (c->abandoned[i] == m->tag) {
+            if (m->type == FP_CLIENT_MSG_RESPONSE)
+                c->abandoned[i] = 0;    /* 0 is never a tag */
+            return 1;
+        }
+    return 0;
 }
 
 int
@@ -312,7 +368,7 @@ fp_client_read(fp_client *c)
         return 1;
     if (n < 0)
         return fpc_fail(c, FP_CLIENT_ECONNECT, "%s", strerror(errno));
-    c->eof = 1;
+    c->eof = 1;     /* what was read is still handed out */
     if (c->write_errno != 0)
         fpc_fail(c, FP_CLIENT_ECONNECT, "%s", strerror(c->write_errno));
     else
@@ -410,7 +466,7 @@ next_frame(struct fp_client *c, const char **frame, size_t *len)
     ssize_t n = fp_scan(&c->scan, fp_buf_head(&c->in), c->in.len,
                         &c->limits, &why);
     if (n < 0)
-        return fpc_fail(c, FP_CLIENT_EPROTO, "bad frame from the daemon: %s", why);
+        return lose_sync(c, why);
     if (n == 0)
         return 0;
     fp_scanner_reset(&c->scan);
@@ -427,35 +483,54 @@ fp_client_next(fp_client *c, struct fp_client_msg *m)
     size_t len;
     int rc;
 
-    free(c->handed);
-    c->handed = NULL;
-    if (c->parked != NULL) {
-        struct parked *p = c->parked;
-        if ((c->parked = p->next) == NULL)
-            c->parked_tail = &c->parked;
-        c->handed = p;      /* freed at the next call: m points into it */
-        rc = parse_message(c, p->frame, p->len, m);
-        return rc < 0 ? rc : 1;
+    for (;;) {
+        free(c->handed);
+        c->handed = NULL;
+        if (c->parked != NULL) {
+            struct parked *p = c->parked;
+            if ((c->parked = p->next) == NULL)
+                c->parked_tail = &c->parked;
+            c->parked_bytes -= p->len;
+            c->handed = p;      /* freed at the next call: m points into it */
+            rc = parse_message(c, p->frame, p->len, m);
+        } else {
+            if ((rc = next_frame(c, &frame, &len)) <= 0)
+                return rc;
+            rc = parse_message(c, frame, len, m);
+        }
+        if (rc < 0)
+            return rc;
+        if (!is_abandoned(c, m))
+            return 1;
     }
-    if ((rc = next_frame(c, &frame, &len)) <= 0)
-        return rc;
-    rc = parse_message(c, frame, len, m);
-    return rc < 0 ? rc : 1;
 }
 
-/* Set the frame last taken from the read buffer aside for fp_client_next. */
+/* Set the frame last taken from the read buffer aside for fp_client_next.
+ * What is set aside is bounded (a subscriber's events pile up while it
+ * waits for an answer): past the bound the frame stays where it is, to be
+ * read in its turn, and the wait fails. */
 static int
 park_last(struct fp_client *c)
 {
-    struct parked *p = malloc(sizeof *p + c->last);
+    size_t bound = c->limits.max_bytes;     /* one message always fits */
+    int over = c->parked_bytes > 0 && c->parked_bytes + c->last > bound;
+    struct parked *p = over ? NULL : malloc(sizeof *p + c->last);
 
-    if (p == NULL)
-        return fpc_fail(c, FP_CLIENT_ENOMEM, "out of memory");
+    if (p == NULL) {
+        c->last = 0;                /* not consumed: read again later */
+        fp_scanner_reset(&c->scan);
+        if (!over)
+            return fpc_fail(c, FP_CLIENT_ENOMEM, "out of memory");
+        return fpc_fail(c, FP_CLIENT_ENOMEM, "more than %zu bytes of other "
+                        "messages set aside while waiting: take them with "
+                        "fp_client_wait", bound);
+    }
     p->next = NULL;
     p->len = c->last;
     memcpy(p->frame, fp_buf_head(&c->in), c->last);
     *c->parked_tail = p;
     c->parked_tail = &p->next;
+    c->parked_bytes += p->len;
     return 0;
 }
 
@@ -509,7 +584,7 @@ fp_client_wait(fp_client *c, struct fp_client_msg *m, double timeout)
         if (rc != 0)
             return rc;
         if (c->eof)
-            return FP_CLIENT_ECONNECT;
+            return ended(c);
         rc = wait_readable(c, deadline);
         if (rc < 0)
             return rc;
@@ -531,12 +606,16 @@ fpc_await(struct fp_client *c, uint32_t tag,
 {
     int rc;
 
-    if (c->awaiting)    /* its answer is set aside by the wait under way */
+    if (c->awaiting) {  /* its answer is set aside by the wait under way */
+        abandon(c, tag);
         return fpc_fail(c, FP_CLIENT_EINVAL,
                         "a blocking call inside a blocking call's callback");
+    }
     c->awaiting = 1;
     rc = await_response(c, tag, opts, m);
     c->awaiting = 0;
+    if (rc < 0)
+        abandon(c, tag);    /* its answer may still come: not for anyone */
     return rc;
 }
 
@@ -555,6 +634,8 @@ await_response(struct fp_client *c, uint32_t tag,
         while ((rc = next_frame(c, &frame, &len)) == 1) {
             if ((rc = parse_message(c, frame, len, m)) < 0)
                 return rc;
+            if (is_abandoned(c, m))
+                continue;
             if (m->tag != tag || m->type == FP_CLIENT_MSG_EVENT
                 || m->type == FP_CLIENT_MSG_OUTCOME) {
                 if ((rc = park_last(c)) < 0)
@@ -573,7 +654,7 @@ await_response(struct fp_client *c, uint32_t tag,
         if (rc < 0)
             return rc;
         if (c->eof)
-            return FP_CLIENT_ECONNECT;
+            return ended(c);
         rc = wait_readable(c, deadline);
         if (rc < 0)
             return rc;

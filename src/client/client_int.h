@@ -38,6 +38,14 @@ struct fp_client {
     int               write_errno;  /* a failed write, reported at EOF */
     int               eof;          /* the daemon closed the connection */
     int               awaiting;     /* inside fpc_await (its callbacks) */
+    size_t            parked_bytes; /* of the frames set aside */
+    /* The library's own tags of blocking calls that gave up (timed out,
+     * failed): their late answers are dropped, not handed out.  A ring:
+     * past ABANDONED of them, the oldest is forgotten. */
+#define ABANDONED 64
+    uint32_t          abandoned[ABANDONED];
+    unsigned          nabandoned, abandoned_next;
+    char              lost[200];    /* why the stream was given up, or "" */
     struct fp_limits  limits;       /* on messages from the daemon */
     int64_t           timeout_ms;   /* blocking calls; 0 = none */
     char              err[256];

@@ -68,11 +68,18 @@ int64_t ctl_timeout_ms(const struct ctl_target *t);
  * without a timeout, else what is left of it (0 once it has passed). */
 int  ctl_wait_ms(const struct ctl_target *t, int64_t since_ms);
 /* Report a failure rc of the client library on stderr for `method`
- * (c may be NULL when memory ran out); returns the exit status to use
- * (CTL_EXIT_NODAEMON when the daemon is unreachable or did not answer in
- * time). */
+ * (c may be NULL when memory ran out), as one line ending in `note` if
+ * given; returns the exit status to use (CTL_EXIT_NODAEMON when the daemon
+ * is unreachable or did not answer in time). */
 int  ctl_fail(const struct ctl_target *t, const fp_client *c, int rc,
               const char *method);
+int  ctl_fail_note(const struct ctl_target *t, const fp_client *c, int rc,
+                   const char *method, const char *note);
+/* The largest answer forkpoolctl takes: a result as large as any daemon
+ * may be told to take (forkpoold's --max-job-bytes cap, 1 GiB,
+ * src/daemon/daemon_opts.c), and its envelope.  The daemon is the user's
+ * own (same uid), and bounds its results by its own limit. */
+#define CTL_MAX_ANSWER_BYTES (((size_t)1 << 30) + ((size_t)64 << 10))
 /* The job options as the client library takes them. */
 void ctl_client_opts(const struct ctl_jobopts *o, struct fp_client_jobopts *co);
 

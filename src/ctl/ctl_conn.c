@@ -41,28 +41,44 @@ ctl_wait_ms(const struct ctl_target *t, int64_t since_ms)
 int
 ctl_connect(fp_client **c, const struct ctl_target *t)
 {
-    return fp_client_connect(c, t->path, t->rpc_timeout);
+    int rc = fp_client_connect(c, t->path, t->rpc_timeout);
+
+    if (rc == 0)
+        fp_client_set_max_bytes(*c, CTL_MAX_ANSWER_BYTES);
+    return rc;
+}
+
+int
+ctl_fail_note(const struct ctl_target *t, const fp_client *c, int rc,
+              const char *method, const char *note)
+{
+    const char *sep = note != NULL ? "; " : "";
+
+    if (note == NULL)
+        note = "";
+    switch (rc) {
+    case FP_CLIENT_ETIMEDOUT:
+        fprintf(stderr, "forkpoolctl: %s: forkpoold at %s did not answer "
+                "within %g s (--rpc-timeout)%s%s\n", method, t->path,
+                (double)ctl_timeout_ms(t) / 1000, sep, note);
+        return CTL_EXIT_NODAEMON;
+    case FP_CLIENT_ECONNECT:
+        fprintf(stderr, "forkpoolctl: cannot reach forkpoold at %s: %s%s%s\n",
+                t->path, fp_client_error(c), sep, note);
+        return CTL_EXIT_NODAEMON;
+    default:
+        break;
+    }
+    fprintf(stderr, "forkpoolctl: %s: %s%s%s\n", method, fp_client_error(c),
+            sep, note);
+    return CTL_EXIT_FAIL;
 }
 
 int
 ctl_fail(const struct ctl_target *t, const fp_client *c, int rc,
          const char *method)
 {
-    switch (rc) {
-    case FP_CLIENT_ETIMEDOUT:
-        fprintf(stderr, "forkpoolctl: %s: forkpoold at %s did not answer "
-                "within %g s (--rpc-timeout)\n", method, t->path,
-                (double)ctl_timeout_ms(t) / 1000);
-        return CTL_EXIT_NODAEMON;
-    case FP_CLIENT_ECONNECT:
-        fprintf(stderr, "forkpoolctl: cannot reach forkpoold at %s: %s\n",
-                t->path, fp_client_error(c));
-        return CTL_EXIT_NODAEMON;
-    default:
-        break;
-    }
-    fprintf(stderr, "forkpoolctl: %s: %s\n", method, fp_client_error(c));
-    return CTL_EXIT_FAIL;
+    return ctl_fail_note(t, c, rc, method, NULL);
 }
 
 void

@@ -184,10 +184,14 @@ conn_fail(struct map *m, int rc)
 static int
 conn_lost(struct map *m, int rc)
 {
-    conn_fail(m, rc);
-    if (m->sent > 0)
-        fprintf(stderr, "forkpoolctl: map: %u job%s sent without an outcome\n",
-                m->sent, m->sent == 1 ? "" : "s");
+    char note[64];
+
+    if (m->sent == 0)
+        return conn_fail(m, rc);
+    snprintf(note, sizeof note, "%u job%s sent without an outcome", m->sent,
+             m->sent == 1 ? "" : "s");
+    ctl_progress_clear(&m->progress);
+    m->status = ctl_fail_note(m->to, m->c, rc, "map", note);
     return -1;
 }
 
@@ -931,10 +935,6 @@ learn_job_limit(struct map *m)
         }
     m->batch_bytes = m->max_job_bytes < BATCH_BYTES ? m->max_job_bytes
                                                     : BATCH_BYTES;
-    /* A result may be as large as a job: take the daemon's answers whole
-     * when it takes more than the default. */
-    if (m->max_job_bytes > FP_DEFAULT_MAX_JOB_BYTES)
-        fp_client_set_max_bytes(m->c, m->max_job_bytes + ((size_t)64 << 10));
     return 0;
 }
 

@@ -8,6 +8,9 @@ Job: any value is echoed back, except a map with "op":
   {"op": "progress", "values": [v...]}   report each v; result: how many
   {"op": "unpackable"}            return a value msgpack cannot pack
   {"op": "pid"}                   result: the worker's pid
+  {"op": "fork"}                  fork; the child returns "child" (into
+                                  the worker's loop), the parent waits for
+                                  it and returns "parent"
 """
 import os
 import signal
@@ -37,6 +40,12 @@ def handle(job):
         return object()
     if op == "pid":
         return os.getpid()
+    if op == "fork":
+        child = os.fork()
+        if child == 0:
+            return "child"
+        os.waitpid(child, 0)
+        return "parent"
     return job
 
 

@@ -41,6 +41,12 @@ class PythonExecWorker(unittest.TestCase):
             self.c.submit({"op": "raise"})
         self.assertEqual(self.c.submit({"op": "pid"}), pid)
 
+    def test_a_forked_child_never_answers_for_the_worker(self):
+        pid = self.c.submit({"op": "pid"})
+        self.assertEqual(self.c.submit({"op": "fork"}), "parent")
+        self.assertEqual(self.c.submit({"op": "pid"}), pid)
+        self.assertEqual(self.c.submit("next"), "next")
+
     def test_unpackable_result_is_an_error(self):
         with self.assertRaises(forkpool.JobError) as cm:
             self.c.submit({"op": "unpackable"})
