@@ -464,6 +464,29 @@ START_TEST(redis_restarts_lose_and_double_nothing)
 }
 END_TEST
 
+START_TEST(functions_flushed_on_the_server_are_loaded_again)
+{
+    struct h_daemon *a = host("1", "5", NULL);
+    const char *flush[] = { "FUNCTION", "FLUSH" };
+    char id[48];
+    size_t from = a->loglen;
+
+    /* An operator flushes them: the host's next FCALL fails, and it
+     * connects again, which loads them. */
+    freeReplyObject(cmdv(2, flush, NULL));
+    ck_assert(h_daemon_wait_log(a, "its functions are gone from the server", from,
+                                10000));
+    ck_assert(h_daemon_wait_log(a, "redis: connected to", from, 10000));
+    /* They are back, loaded by the host: a producer that loads nothing
+     * submits (cmdv fails the test on an error reply), and the job runs. */
+    submit("count", 0, 0, id, sizeof(id));
+    const msgpack_object *rec = wait_record(id, 20000, a);
+    ck_assert_str_eq(h_get_str(rec, "kind"), "ok");
+    ck_assert_int_eq(runs(), 1);
+    assert_queue_empty();
+}
+END_TEST
+
 START_TEST(drain_hands_back_what_has_not_started)
 {
     /* One token per 100 s: the second job a holds waits for it, unstarted. */
@@ -591,6 +614,7 @@ redis_daemon_suite(void)
     tcase_add_test(tc, a_renewed_lease_is_never_taken);
     tcase_add_test(tc, a_job_that_kills_its_hosts_is_dead_lettered);
     tcase_add_test(tc, redis_restarts_lose_and_double_nothing);
+    tcase_add_test(tc, functions_flushed_on_the_server_are_loaded_again);
     suite_add_tcase(s, tc);
 
     tc = h_tcase("soak", 180);

@@ -41,6 +41,8 @@
 
 /* CLOCK_MONOTONIC in milliseconds. */
 int64_t h_now_ms(void);
+/* Milliseconds left until deadline (never negative). */
+int  h_left_ms(int64_t deadline);
 
 /* A fresh, registered (removed at teardown) directory under /tmp; the path
  * is short enough for a socket name inside it. */

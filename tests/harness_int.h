@@ -17,8 +17,6 @@ void *h_keep(void *p);
 /* First use in a test process: clean up at exit too, and survive writing
  * to a child that has gone (its stdin pipe). */
 void h_track_exit(void);
-/* Milliseconds left until deadline (never negative). */
-int  h_left_ms(int64_t deadline);
 
 /* Read what the daemon's stderr holds now (nonblocking) into d->log. */
 void h_log_read(struct h_daemon *d);

@@ -138,6 +138,15 @@ reply_cb(redisAsyncContext *ac, void *reply, void *privdata)
         arm_watchdog(c);
     if (q->cb != NULL) {
         q->cb(c, r, q->arg);
+        /* The functions this connection loaded are gone from the server
+         * (FUNCTION FLUSH, a restart without persistence): every FCALL
+         * would fail until they are back.  Connecting again loads them,
+         * and the owner resends as after any outage. */
+        if (c->ac != NULL && c->cfg.load_functions && r != NULL
+            && r->type == REDIS_REPLY_ERROR
+            && strstr(r->str, "Function not found") != NULL)
+            drop(c, "its functions are gone from the server (FUNCTION FLUSH?); "
+                    "reconnecting to load them");
     } else if (c->ac != NULL && r != NULL) {
         /* A handshake step.  (Without a reply the connection is already
          * going down, and went_down() is on its way.) */
