@@ -321,6 +321,42 @@ START_TEST(map_through_redis_prints_every_outcome)
 }
 END_TEST
 
+START_TEST(progress_reaches_a_redis_producer_before_the_outcome)
+{
+    struct h_daemon *a = host("2", "5", NULL);
+    struct h_run r;
+    char *argv[] = { H_FORKPOOLCTL, "--redis", R->url, "submit", "--progress",
+                     "{\"op\": \"progress\", \"values\": [\"a\", {\"pct\": 50}, 3]}",
+                     NULL };
+
+    ck_assert_int_eq(h_run_argv(&r, a, NULL, 20000, argv), 0);
+    /* The outcome's id is the job's stream id; each report names it. */
+    char id[64], want[512];
+    ck_assert_int_eq(sscanf(r.out, "{\"id\": \"%63[0-9-]\"", id), 1);
+    ck_assert_ptr_nonnull(strstr(r.out, "\"ok\": true, \"result\": 3"));
+    snprintf(want, sizeof(want),
+             "{\"id\": \"%s\", \"progress\": \"a\"}\n"
+             "{\"id\": \"%s\", \"progress\": {\"pct\": 50}}\n"
+             "{\"id\": \"%s\", \"progress\": 3}\n", id, id, id);
+    ck_assert_str_eq(r.err, want);
+    /* The producer's streams are gone with it; without --progress the
+     * host writes no progress stream at all. */
+    redisReply *k = redisCommand(rc, "KEYS fp:{forkpool}:progress:*");
+    ck_assert_ptr_nonnull(k);
+    ck_assert_uint_eq(k->elements, 0);
+    freeReplyObject(k);
+    char *quiet[] = { H_FORKPOOLCTL, "--redis", R->url, "submit",
+                      "{\"op\": \"progress\", \"n\": 2}", NULL };
+    ck_assert_int_eq(h_run_argv(&r, a, NULL, 20000, quiet), 0);
+    ck_assert_str_eq(r.err, "");
+    k = redisCommand(rc, "KEYS fp:{forkpool}:progress:*");
+    ck_assert_ptr_nonnull(k);
+    ck_assert_uint_eq(k->elements, 0);
+    freeReplyObject(k);
+    assert_queue_empty();
+}
+END_TEST
+
 START_TEST(a_killed_host_s_jobs_finish_elsewhere_once)
 {
     struct h_daemon *a = host("2", "1", NULL);
@@ -603,6 +639,7 @@ redis_daemon_suite(void)
     tcase_add_test(tc, two_hosts_share_the_queue);
     tcase_add_test(tc, idempotency_key_runs_once_through_the_cli);
     tcase_add_test(tc, map_through_redis_prints_every_outcome);
+    tcase_add_test(tc, progress_reaches_a_redis_producer_before_the_outcome);
     tcase_add_test(tc, a_worker_crash_is_one_delivery);
     tcase_add_test(tc, drain_hands_back_what_has_not_started);
     suite_add_tcase(s, tc);

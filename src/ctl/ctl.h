@@ -111,6 +111,8 @@ int  ctl_outcome_queue_full(const struct fp_client_outcome *o);
  * on stderr (--progress).  A value JSON cannot show is reported instead,
  * and the command goes on. */
 void ctl_print_progress(uint64_t id, const char *value, size_t len);
+/* The same with the id as a JSON token (a Redis job's is a string). */
+void ctl_print_progress_json(const char *id, const char *value, size_t len);
 /* Print v as one line on f and flush.  Returns 0, or -1 (errno). */
 int  ctl_print_json(FILE *f, const json_t *v);
 

@@ -288,14 +288,23 @@ ctl_outcome_write_rejected(struct fp_buf *out, uint64_t index,
 void
 ctl_print_progress(uint64_t id, const char *value, size_t len)
 {
+    char text[24];
+
+    snprintf(text, sizeof text, "%" PRIu64, id);
+    ctl_print_progress_json(text, value, len);
+}
+
+void
+ctl_print_progress_json(const char *id, const char *value, size_t len)
+{
     struct fp_buf line = FP_BUF_INIT;
     char why[200] = "out of memory";
 
-    if (fp_buf_printf(&line, "{\"id\": %" PRIu64 ", \"progress\": ", id) < 0
+    if (fp_buf_printf(&line, "{\"id\": %s, \"progress\": ", id) < 0
         || fp_json_write_msgpack(&line, value, len, FP_JSON_SPACED, why,
                                  sizeof why) < 0
         || fp_buf_append(&line, "}\n", 2) < 0) {
-        fprintf(stderr, "forkpoolctl: progress of job %" PRIu64 " not shown: %s\n",
+        fprintf(stderr, "forkpoolctl: progress of job %s not shown: %s\n",
                 id, why);
     } else {
         fwrite(fp_buf_head(&line), 1, line.len, stderr);

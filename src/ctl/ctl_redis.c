@@ -35,6 +35,9 @@ struct producer {
     char  k_jobs[300];
     char  reply[400];           /* this run's reply stream */
     char  last[48];             /* the last reply entry read */
+    char  progress[400];        /* its progress stream (--progress) */
+    char  plast[48];            /* the last progress entry read */
+    int   show_progress;
     char  retention[24];
     char  err[512];
 };
@@ -89,8 +92,11 @@ name_reply_stream(struct producer *p)
     snprintf(p->reply, sizeof(p->reply), "fp:{%s}:reply:%s:%ld:%lx%05lx",
              p->t->queue, host, (long)getpid(), (unsigned long)ts.tv_sec,
              (unsigned long)(ts.tv_nsec / 10000));
+    snprintf(p->progress, sizeof(p->progress), "fp:{%s}:progress:%s",
+             p->t->queue, p->reply + strlen(p->t->queue) + 12);
     snprintf(p->k_jobs, sizeof(p->k_jobs), "fp:{%s}:jobs", p->t->queue);
     snprintf(p->last, sizeof(p->last), "0");
+    snprintf(p->plast, sizeof(p->plast), "0");
     snprintf(p->retention, sizeof(p->retention), "%.0f", p->t->retention);
 }
 
@@ -139,7 +145,8 @@ static void
 pack_opts(struct fp_buf *out, const struct ctl_jobopts *o)
 {
     msgpack_packer pk;
-    int n = o->has_timeout + o->has_retries + (o->key != NULL) + o->has_expires;
+    int n = o->has_timeout + o->has_retries + (o->key != NULL) + o->has_expires
+            + !!o->progress;
 
     fp_buf_clear(out);
     if (n == 0)
@@ -161,6 +168,10 @@ pack_opts(struct fp_buf *out, const struct ctl_jobopts *o)
     if (o->has_expires) {
         pack_cstr(&pk, "expires");
         msgpack_pack_double(&pk, o->expires);
+    }
+    if (o->progress) {          /* the host reports on p->progress */
+        pack_cstr(&pk, "progress");
+        msgpack_pack_true(&pk);
     }
 }
 
@@ -261,6 +272,29 @@ outcome_line(const char *rec, size_t len, long long index, char *err,
     return line;
 }
 
+/* Progress entries {"id", "v"}: one line each on stderr, as the daemon's
+ * control socket gives them but for the id, a string here. */
+static void
+show_progress(struct producer *p, const redisReply *entries)
+{
+    for (size_t i = 0; i < entries->elements; i++) {
+        const redisReply *e = entries->element[i], *f = e->element[1];
+        const redisReply *id = NULL, *v = NULL;
+        char idjson[64];
+        snprintf(p->plast, sizeof(p->plast), "%s", e->element[0]->str);
+        for (size_t k = 0; k + 1 < f->elements; k += 2) {
+            if (strcmp(f->element[k]->str, "id") == 0)
+                id = f->element[k + 1];
+            else if (strcmp(f->element[k]->str, "v") == 0)
+                v = f->element[k + 1];
+        }
+        if (id == NULL || v == NULL || id->len > 48)
+            continue;
+        snprintf(idjson, sizeof(idjson), "\"%s\"", id->str);
+        ctl_print_progress_json(idjson, v->str, v->len);
+    }
+}
+
 /* Read the next outcomes from the reply stream (waiting up to BLOCK_MS);
  * calls got(id, record) for each.  Returns how many, or -1 (p->err). */
 static int
@@ -269,20 +303,34 @@ read_outcomes(struct producer *p,
               void *arg)
 {
     char block[16];
+    /* With --progress, the progress stream first: a job's reports are
+     * added before its outcome, so in one read they come first too. */
     const char *argv[] = { "XREAD", "COUNT", READ_COUNT, "BLOCK", block,
-                           "STREAMS", p->reply, p->last };
+                           "STREAMS", p->progress, p->reply, p->plast, p->last };
+    const char *plain[] = { "XREAD", "COUNT", READ_COUNT, "BLOCK", block,
+                            "STREAMS", p->reply, p->last };
     redisReply *r;
     int n = 0;
 
     snprintf(block, sizeof(block), "%d", BLOCK_MS);
-    r = redisCommandArgv(p->rc, 8, argv, NULL);
+    r = p->show_progress ? redisCommandArgv(p->rc, 10, argv, NULL)
+                         : redisCommandArgv(p->rc, 8, plain, NULL);
     if (r == NULL) {
         snprintf(p->err, sizeof(p->err), "Redis at %s: %s", p->t->url,
                  p->rc->errstr);
         return -1;
     }
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
-        redisReply *entries = r->element[0]->element[1];
+    if (r->type == REDIS_REPLY_ERROR) {
+        snprintf(p->err, sizeof(p->err), "reading outcomes: %s", r->str);
+        freeReplyObject(r);
+        return -1;
+    }
+    for (size_t s = 0; r->type == REDIS_REPLY_ARRAY && s < r->elements; s++) {
+        redisReply *entries = r->element[s]->element[1];
+        if (strcmp(r->element[s]->element[0]->str, p->progress) == 0) {
+            show_progress(p, entries);
+            continue;
+        }
         for (size_t i = 0; i < entries->elements; i++) {
             redisReply *e = entries->element[i], *f = e->element[1];
             const redisReply *id = NULL, *o = NULL;
@@ -301,10 +349,6 @@ read_outcomes(struct producer *p,
             }
             n++;
         }
-    } else if (r->type == REDIS_REPLY_ERROR) {
-        snprintf(p->err, sizeof(p->err), "reading outcomes: %s", r->str);
-        freeReplyObject(r);
-        return -1;
     }
     freeReplyObject(r);
     return n;
@@ -336,7 +380,7 @@ static void
 drop_reply_stream(struct producer *p)
 {
     if (p->rc != NULL && p->rc->err == 0)
-        freeReplyObject(redisCommand(p->rc, "DEL %s", p->reply));
+        freeReplyObject(redisCommand(p->rc, "DEL %s %s", p->reply, p->progress));
 }
 
 static int
@@ -383,7 +427,7 @@ int
 ctl_redis_submit(const struct ctl_redis_target *t, const char *job, size_t joblen,
                  const struct ctl_jobopts *o, const char *idem_key)
 {
-    struct producer p = { .t = t };
+    struct producer p = { .t = t, .show_progress = o->progress };
     struct fp_buf opts = FP_BUF_INIT;
     char id[48];
     int fresh = 1, rc;
@@ -505,7 +549,7 @@ reject_line(struct mapping *m, long long index, const char *why)
 int
 ctl_redis_map(const struct ctl_redis_target *t, const struct ctl_map_opts *mo)
 {
-    struct producer p = { .t = t };
+    struct producer p = { .t = t, .show_progress = mo->job.progress };
     struct mapping m = { .p = &p, .keep_order = mo->keep_order };
     struct fp_buf opts = FP_BUF_INIT, job = FP_BUF_INIT;
     char *line = NULL, err[512];

@@ -54,6 +54,9 @@ struct lease {
     char                    id[48];     /* its stream entry id */
     unsigned                deliveries; /* the fencing token */
     char                   *reply;      /* its producer's reply stream */
+    char                   *progress;   /* its producer's progress stream,
+                                           if the job asked for progress */
+    int                     progress_ttl; /* EXPIRE sent for it */
     uint64_t                job;        /* RUNNING: its id in the pool */
     enum lease_state        state;
     int                     lost;
@@ -126,6 +129,7 @@ lease_free(struct lease *l)
     TAILQ_REMOVE(&s->held, l, link);
     s->st.leased--;
     free(l->reply);
+    free(l->progress);
     free(l->record);
     free(l);
     if (s->draining && TAILQ_EMPTY(&s->held) && s->drained != NULL) {
@@ -433,6 +437,65 @@ reject(struct lease *l, const char *why)
     send_record(l);
 }
 
+/* The producer's progress stream beside its reply stream: fp:{Q}:reply:C
+ * -> fp:{Q}:progress:C (forkpool-protocol(7)); NULL if reply is not named
+ * so, or no memory. */
+static char *
+progress_stream_of(const char *reply)
+{
+    const char *at = strstr(reply, "}:reply:");
+    size_t head;
+    char *k;
+
+    if (strncmp(reply, "fp:{", 4) != 0 || at == NULL)
+        return NULL;
+    head = (size_t)(at - reply) + 2;            /* "fp:{Q}:" */
+    if ((k = malloc(strlen(reply) + 3)) == NULL)
+        return NULL;
+    memcpy(k, reply, head);
+    strcpy(k + head, "progress:");
+    strcat(k, at + 8);                          /* C */
+    return k;
+}
+
+static void
+progress_sent(struct fp_redis_conn *c, redisReply *r, void *arg)
+{
+    struct fp_redis_source *s = arg;
+    (void)c;
+
+    if (r != NULL && r->type == REDIS_REPLY_ERROR)
+        fp_logf(s->log, FP_LOG_DEBUG, "redis: a progress report: %s", r->str);
+}
+
+/* A job's progress report, for a producer that asked ("progress": true in
+ * the job's options): an entry {"id", "v"} on its progress stream, capped
+ * like the reply stream and expiring with it.  Best effort, as progress is
+ * on a control connection: a report while Redis is down is dropped. */
+static void
+job_progress(uint64_t job, const char *value, size_t len, void *arg)
+{
+    struct lease *l = arg;
+    struct fp_redis_source *s = l->s;
+    const char *xadd[] = { "XADD", l->progress, "MAXLEN", "~", REPLY_MAXLEN,
+                           "*", "id", l->id, "v", value };
+    size_t lens[10];
+    (void)job;
+
+    if (!fp_redis_conn_up(s->conn))
+        return;
+    for (int i = 0; i < 9; i++)
+        lens[i] = strlen(xadd[i]);
+    lens[9] = len;
+    if (fp_redis_command(s->conn, progress_sent, s, 0, 10, xadd, lens) < 0)
+        return;
+    if (!l->progress_ttl) {
+        const char *expire[] = { "EXPIRE", l->progress, s->retention_s };
+        l->progress_ttl = fp_redis_command(s->conn, progress_sent, s, 0, 3,
+                                           expire, NULL) == 0;
+    }
+}
+
 /* A job just claimed: run it here, or record why not. */
 static void
 accept_entry(struct fp_redis_source *s, const redisReply *id,
@@ -487,6 +550,11 @@ accept_entry(struct fp_redis_source *s, const redisReply *id,
             return;
         }
         opts.group = s->group;
+        if (flags.progress && l->reply != NULL
+            && (l->progress = progress_stream_of(l->reply)) != NULL) {
+            opts.progress = job_progress;
+            opts.progress_arg = l;
+        }
     }
     const char *reason = NULL;
     if (fp_pool_submit(s->pool, payload->str, payload->len, &opts, job_done, l,
