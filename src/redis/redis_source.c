@@ -444,17 +444,16 @@ static char *
 progress_stream_of(const char *reply)
 {
     const char *at = strstr(reply, "}:reply:");
-    size_t head;
     char *k;
 
     if (strncmp(reply, "fp:{", 4) != 0 || at == NULL)
         return NULL;
-    head = (size_t)(at - reply) + 2;            /* "fp:{Q}:" */
-    if ((k = malloc(strlen(reply) + 3)) == NULL)
+    /* "fp:{Q}" + ":progress:" + C */
+    int head = (int)(at - reply) + 1;
+    size_t size = (size_t)head + strlen(":progress:") + strlen(at + 8) + 1;
+    if ((k = malloc(size)) == NULL)
         return NULL;
-    memcpy(k, reply, head);
-    strcpy(k + head, "progress:");
-    strcat(k, at + 8);                          /* C */
+    snprintf(k, size, "%.*s:progress:%s", head, reply, at + 8);
     return k;
 }
 
