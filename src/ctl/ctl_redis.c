@@ -288,7 +288,10 @@ show_progress(struct producer *p, const redisReply *entries)
             else if (strcmp(f->element[k]->str, "v") == 0)
                 v = f->element[k + 1];
         }
-        if (id == NULL || v == NULL || id->len > 48)
+        /* A stream id (digits and one '-'); anything else did not come from
+         * a host, and is not printed into JSON. */
+        if (id == NULL || v == NULL || id->len == 0 || id->len > 48
+            || strspn(id->str, "0123456789-") != id->len)
             continue;
         snprintf(idjson, sizeof(idjson), "\"%s\"", id->str);
         ctl_print_progress_json(idjson, v->str, v->len);
@@ -325,12 +328,19 @@ read_outcomes(struct producer *p,
         freeReplyObject(r);
         return -1;
     }
+    /* A full batch of reports may have more behind it: the outcomes read
+     * with it wait for the next read (p->last stays), so that a job's
+     * reports all come before its outcome. */
+    int more_progress = 0;
     for (size_t s = 0; r->type == REDIS_REPLY_ARRAY && s < r->elements; s++) {
         redisReply *entries = r->element[s]->element[1];
         if (strcmp(r->element[s]->element[0]->str, p->progress) == 0) {
             show_progress(p, entries);
+            more_progress = entries->elements >= (size_t)atoi(READ_COUNT);
             continue;
         }
+        if (more_progress)
+            continue;
         for (size_t i = 0; i < entries->elements; i++) {
             redisReply *e = entries->element[i], *f = e->element[1];
             const redisReply *id = NULL, *o = NULL;

@@ -56,7 +56,6 @@ struct lease {
     char                   *reply;      /* its producer's reply stream */
     char                   *progress;   /* its producer's progress stream,
                                            if the job asked for progress */
-    int                     progress_ttl; /* EXPIRE sent for it */
     uint64_t                job;        /* RUNNING: its id in the pool */
     enum lease_state        state;
     int                     lost;
@@ -488,11 +487,11 @@ job_progress(uint64_t job, const char *value, size_t len, void *arg)
     lens[9] = len;
     if (fp_redis_command(s->conn, progress_sent, s, 0, 10, xadd, lens) < 0)
         return;
-    if (!l->progress_ttl) {
-        const char *expire[] = { "EXPIRE", l->progress, s->retention_s };
-        l->progress_ttl = fp_redis_command(s->conn, progress_sent, s, 0, 3,
-                                           expire, NULL) == 0;
-    }
+    /* Every time, as fp_record does for the reply stream: the producer
+     * deletes its streams when it leaves, and a report after that makes
+     * the stream anew. */
+    const char *expire[] = { "EXPIRE", l->progress, s->retention_s };
+    (void)fp_redis_command(s->conn, progress_sent, s, 0, 3, expire, NULL);
 }
 
 /* A job just claimed: run it here, or record why not. */
