@@ -308,6 +308,22 @@ END_TEST
 
 static int released;
 
+/* A msgpack bin of n bytes (bin 32 header, then byte i = i * 7), malloc'd:
+ * n + 5 bytes in all. */
+static char *
+bin_job(size_t n)
+{
+    char *job = malloc(n + 5);
+
+    ck_assert_ptr_nonnull(job);
+    job[0] = (char)0xc6;
+    job[1] = (char)(n >> 24); job[2] = (char)(n >> 16);
+    job[3] = (char)(n >> 8); job[4] = (char)n;
+    for (size_t i = 0; i < n; i++)
+        job[5 + i] = (char)(i * 7);
+    return job;
+}
+
 static void
 count_release(void *arg)
 {
@@ -320,15 +336,10 @@ START_TEST(a_big_job_given_by_reference_is_sent_whole_and_released_once)
     struct h_daemon *d = h_started(h_daemon_start("--builtin", "echo", "-w", "1", NULL));
     fp_client *c = connected(d);
     size_t n = (size_t)1 << 20;
-    char *job = malloc(n + 5);
+    char *job = bin_job(n);
     struct fp_client_outcome o;
     struct fp_client_msg m;
 
-    ck_assert_ptr_nonnull(job);
-    job[0] = (char)0xc6;            /* bin 32 */
-    job[1] = 0x00; job[2] = 0x10; job[3] = 0x00; job[4] = 0x00;
-    for (size_t i = 0; i < n; i++)
-        job[5 + i] = (char)(i * 7);
     released = 0;
     struct fp_client_job j = { job, n + 5, count_release, NULL };
     uint32_t tag = 0;
@@ -652,13 +663,9 @@ START_TEST(the_message_bound_is_the_clients_to_set)
     struct h_daemon *d = h_started(h_daemon_start("--builtin", "echo", "-w", "1", NULL));
     fp_client *c = connected(d);
     size_t n = (size_t)2 << 20;
-    char *job = malloc(n + 5);
+    char *job = bin_job(n);
     struct fp_client_outcome o;
 
-    ck_assert_ptr_nonnull(job);
-    job[0] = (char)0xc6;            /* bin 32 of 2 MiB */
-    job[1] = 0x00; job[2] = 0x20; job[3] = 0x00; job[4] = 0x00;
-    memset(job + 5, 'j', n);
     /* Bounded at 1 MiB: the echo is larger, refused before it is
      * buffered, and the connection is done for. */
     fp_client_set_max_bytes(c, (size_t)1 << 20);
