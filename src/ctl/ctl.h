@@ -86,9 +86,6 @@ void ctl_client_opts(const struct ctl_jobopts *o, struct fp_client_jobopts *co);
 /* The (non-nil) error of a response as text: a str as itself, anything
  * else as its JSON. */
 void ctl_error_text(const struct fp_client_msg *r, char *err, size_t errlen);
-/* Add {"id": null, "ok": false, "kind": "rejected", "detail": detail}.
- * Returns 0 or -1 (ENOMEM). */
-int  ctl_outcome_rejected(json_t *o, const char *detail);
 /* A job's outcome (fp_client_outcome) as one JSON line's text appended
  * to out (no tree): {"index": index (none if index is CTL_NO_INDEX:
  * submit's line), "id", "ok", then "result" or "kind"/"detail", then
@@ -101,7 +98,8 @@ int  ctl_outcome_rejected(json_t *o, const char *detail);
 int  ctl_outcome_write(struct fp_buf *out, uint64_t index,
                        const struct fp_client_outcome *o, char *err,
                        size_t errlen);
-/* ctl_outcome_rejected as text: {"index": index, "id": null, ...}.
+/* A "rejected" outcome line: {"index": index, "id": null, "ok": false,
+ * "kind": "rejected", "detail": detail}.
  * Returns 0 or -1 (ENOMEM). */
 int  ctl_outcome_write_rejected(struct fp_buf *out, uint64_t index,
                                 const char *detail);

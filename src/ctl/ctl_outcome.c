@@ -223,36 +223,6 @@ ctl_outcome_queue_full(const struct fp_client_outcome *o)
            && field_is(o->value, o->value_len, "queue full");
 }
 
-/* A JSON string for text that may not be valid UTF-8 (a parser message
- * can quote the offending input): bytes >= 0x80 become '?' if needed. */
-static json_t *
-text_string(const char *text)
-{
-    json_t *s = json_string(text);
-    if (s != NULL)
-        return s;
-    char *copy = strdup(text);
-    if (copy == NULL)
-        return NULL;
-    for (char *p = copy; *p != '\0'; p++)
-        if ((unsigned char)*p >= 0x80)
-            *p = '?';
-    s = json_string(copy);
-    free(copy);
-    return s;
-}
-
-int
-ctl_outcome_rejected(json_t *o, const char *detail)
-{
-    if (json_object_set_new(o, "id", json_null()) != 0
-        || json_object_set_new(o, "ok", json_false()) != 0
-        || json_object_set_new(o, "kind", json_string("rejected")) != 0
-        || json_object_set_new(o, "detail", text_string(detail)) != 0)
-        return -1;
-    return 0;
-}
-
 int
 ctl_outcome_write_rejected(struct fp_buf *out, uint64_t index,
                            const char *detail)
@@ -262,7 +232,8 @@ ctl_outcome_write_rejected(struct fp_buf *out, uint64_t index,
     char *copy = NULL;
     int rc = -1;
 
-    /* text_string's rule: not UTF-8, then every byte >= 0x80 is '?'. */
+    /* Text that is not UTF-8 (a parser message can quote the offending
+     * input): every byte >= 0x80 becomes '?'. */
     if (!fp_utf8_valid(detail, n)) {
         if ((copy = strdup(detail)) == NULL)
             return -1;
