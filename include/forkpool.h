@@ -150,6 +150,7 @@ typedef void (*fp_done_fn)(const fp_outcome *outcome, void *arg);
 #define FP_POISON_PAYLOADS          4096u   /* payloads fp_config.poison_after
                                                remembers at a time */
 #define FP_POISON_AFTER_MAX         65535u  /* the largest poison_after */
+#define FP_MAX_SPARE_WORKERS        64u     /* the most fp_config.spare_workers */
 
 enum fp_log_level { FP_LOG_ERR = 0, FP_LOG_WARN, FP_LOG_INFO, FP_LOG_DEBUG };
 typedef void (*fp_log_fn)(int level, const char *msg, void *arg);
@@ -205,6 +206,14 @@ typedef struct fp_config {
     unsigned    autoscale_min;
     unsigned    autoscale_max;
     double      idle_timeout;   /* seconds; 0 = 10 (FP_DEFAULT_IDLE_TIMEOUT) */
+
+    /* Spare workers: this many more processes, started and ready but given
+     * no job.  When a worker dies (a crash, a kill, a timeout) or is
+     * recycled, a ready spare takes its place at once -- no fork and no
+     * init on that path -- and a new spare is started behind it.  Each
+     * costs an idle worker's memory.  0 = none (the default); at most
+     * FP_MAX_SPARE_WORKERS. */
+    unsigned    spare_workers;
 
     /* Where a worker's code comes from: exactly one of these. */
     const fp_module *module;        /* run in-process in the forked worker */
@@ -381,6 +390,9 @@ typedef struct fp_stats {
     unsigned autoscale_min, autoscale_max;  /* its range; 0, 0 = fixed size */
     unsigned live;          /* worker processes alive now */
     unsigned busy, idle, starting;
+    unsigned spares;        /* of `live`: spare workers ready to take a
+                               place (fp_config.spare_workers; one still
+                               starting counts in `starting`) */
     size_t   queued;
     uint64_t submitted, completed, failed, crashed, timed_out, cancelled;
     uint64_t restarts;      /* workers replaced after they died */
@@ -415,7 +427,8 @@ extern const double fp_latency_bounds[FP_LATENCY_BUCKETS - 1];
 /* One live worker, for status displays. */
 typedef struct fp_worker_info {
     pid_t       pid;
-    const char *state;      /* "starting", "idle", "busy", "stopping" */
+    const char *state;      /* "starting", "idle", "busy", "stopping",
+                               "spare" (fp_config.spare_workers) */
     uint64_t    job;        /* running job id, 0 = none */
     double      job_age_s;  /* how long it has been running */
     unsigned    queued;     /* further jobs prefetched behind it */

@@ -53,6 +53,56 @@ START_TEST(master_sigkill_leaves_no_workers)
 }
 END_TEST
 
+/* The pid of the first worker_list row in `state` in a status result, or 0. */
+static pid_t
+status_pid_in(const struct h_resp *st, const char *state)
+{
+    const msgpack_object *rows = h_get(st->result, "worker_list");
+
+    ck_assert_ptr_nonnull(rows);
+    for (uint32_t i = 0; i < rows->via.array.size; i++) {
+        const char *s = h_get_str(&rows->via.array.ptr[i], "state");
+        if (s != NULL && strcmp(s, state) == 0)
+            return (pid_t)h_get_int(&rows->via.array.ptr[i], "pid");
+    }
+    return 0;
+}
+
+/* --spare-workers 1: status shows the spare; a worker killed by a signal
+ * is replaced by it (its pid now runs the jobs) and a new spare starts;
+ * SIGKILL of the master takes the spare with it, like every worker. */
+START_TEST(spare_worker_takes_a_dead_workers_place)
+{
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "1",
+                                                  "--spare-workers", "1", NULL));
+    struct h_rpc *c = h_connected(d);
+    pid_t worker = h_worker_pid(c), spare = 0, fresh = 0;
+    struct h_resp *st;
+
+    int64_t deadline = h_now_ms() + 10000;
+    while ((spare = status_pid_in(st = h_status(c), "spare")) == 0)
+        ck_assert_msg(h_left_ms(deadline) > 0, "no spare ready");
+    ck_assert_int_eq(h_get_int(st->result, "spares"), 1);
+    ck_assert_int_eq(h_get_int(st->result, "workers"), 1);
+    ck_assert_int_ne(spare, worker);
+
+    ck_assert_int_eq(kill(worker, SIGSEGV), 0);
+    ck_assert_int_eq(h_daemon_wait_log(d, "killed by SIGSEGV while idle", 0, 10000), 1);
+    ck_assert_int_eq(h_worker_pid(c), spare);
+    while ((fresh = status_pid_in(st = h_status(c), "spare")) == 0 || fresh == spare)
+        ck_assert_msg(h_left_ms(deadline) > 0, "no new spare ready");
+    ck_assert_int_ne(fresh, worker);
+    ck_assert_int_eq(h_get_int(st->result, "restarts"), 1);
+
+    int pidfd = h_pidfd(fresh);
+    ck_assert_int_ge(pidfd, 0);
+    h_daemon_kill(d, SIGKILL);
+    h_daemon_wait(d, 5000);
+    ck_assert_msg(h_wait_readable(pidfd, 5000, NULL), "spare %ld outlived its "
+                  "master", (long)fresh);
+}
+END_TEST
+
 /* Compare "N -> target" entries by fd number. */
 static int
 by_fd(const void *a, const void *b)
@@ -441,6 +491,7 @@ daemon_workers_suite(void)
 
     tc = h_tcase("workers", 20);
     tcase_add_test(tc, master_sigkill_leaves_no_workers);
+    tcase_add_test(tc, spare_worker_takes_a_dead_workers_place);
     tcase_add_test(tc, worker_fd_table_holds_only_its_own);
     tcase_add_test(tc, init_failure_backs_off_without_fork_bomb);
     tcase_add_test(tc, exec_worker_roundtrip);

@@ -214,6 +214,8 @@ static const struct {
     { { "--module-config", "{}" }, "--module-config: needs --module" },
     { { "--builtin", "echo", "--exec", "cat" },
       "--module, --exec and --builtin are exclusive: choose one" },
+    { { "--spare-workers", "65" },
+      "--spare-workers: expected an integer from 0 to 64, got '65'" },
     { { "--poison-after", "-1" },
       "--poison-after: expected an integer from 0 to 65535, got '-1'" },
     { { "--poison-after", "65536" },

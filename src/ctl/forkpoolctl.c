@@ -509,11 +509,12 @@ field_text(const json_t *v, char *buf, size_t n)
 }
 
 
-/* "4 (busy 1, idle 3, starting 0)" from whichever of them are present. */
+/* "4 (busy 1, idle 3, starting 0)" from whichever of them are present,
+ * and ", spares 1" when the daemon keeps spare workers. */
 static void
 format_workers(json_t *st, char *buf, size_t n)
 {
-    static const char *const parts[] = { "busy", "idle", "starting" };
+    static const char *const parts[] = { "busy", "idle", "starting", "spares" };
     char v[64];
     size_t len = 0;
     const char *sep = " (";
@@ -523,7 +524,8 @@ format_workers(json_t *st, char *buf, size_t n)
                                                     : "?");
     for (size_t i = 0; i < sizeof parts / sizeof parts[0] && len < n; i++) {
         json_t *x = json_object_get(st, parts[i]);
-        if (x == NULL)
+        if (x == NULL || (strcmp(parts[i], "spares") == 0
+                          && json_is_integer(x) && json_integer_value(x) == 0))
             continue;
         len += (size_t)snprintf(buf + len, n - len, "%s%s %s", sep, parts[i],
                                 field_text(x, v, sizeof v));
@@ -589,7 +591,7 @@ print_status_table(json_t *st)
         "timed_out", "cancelled", "restarts", "start_failures",
     };
     static const char *const shown[] = {
-        "state", "uptime_s", "workers", "busy", "idle", "starting", "pids",
+        "state", "uptime_s", "workers", "busy", "idle", "starting", "spares", "pids",
         "worker_list", "autoscale", "limits", "clients",
     };
     char buf[512];

@@ -133,7 +133,7 @@ ctl_pack_status(msgpack_packer *pk, const struct ctl_status_input *in)
 {
     const fp_stats *st = in->stats;
 
-    msgpack_pack_map(pk, 21 + (st->autoscale_max > 0) + (in->redis != NULL));
+    msgpack_pack_map(pk, 22 + (st->autoscale_max > 0) + (in->redis != NULL));
     fp_pack_cstr(pk, "state");
     fp_pack_cstr(pk, st->draining ? "draining" : "running");
     ctl_pack_kv_u64(pk, "workers", st->workers);
@@ -146,6 +146,7 @@ ctl_pack_status(msgpack_packer *pk, const struct ctl_status_input *in)
     ctl_pack_kv_u64(pk, "busy", st->busy);
     ctl_pack_kv_u64(pk, "idle", st->idle);
     ctl_pack_kv_u64(pk, "starting", st->starting);
+    ctl_pack_kv_u64(pk, "spares", st->spares);
     ctl_pack_kv_u64(pk, "queued", st->queued);
     ctl_pack_kv_u64(pk, "submitted", st->submitted);
     ctl_pack_kv_u64(pk, "completed", st->completed);
@@ -353,6 +354,7 @@ ctl_metrics_text(struct fp_buf *out, const fp_stats *st,
         "forkpool_workers{state=\"busy\"} %u\n"
         "forkpool_workers{state=\"idle\"} %u\n"
         "forkpool_workers{state=\"starting\"} %u\n"
+        "forkpool_workers{state=\"spare\"} %u\n"
         "# HELP forkpool_draining 1 while the pool drains.\n"
         "# TYPE forkpool_draining gauge\n"
         "forkpool_draining %d\n",
@@ -360,7 +362,7 @@ ctl_metrics_text(struct fp_buf *out, const fp_stats *st,
         (unsigned long long)st->crashed, (unsigned long long)st->timed_out,
         (unsigned long long)st->cancelled, (unsigned long long)st->submitted,
         (unsigned long long)st->restarts, st->queued, st->busy, st->idle,
-        st->starting, st->draining);
+        st->starting, st->spares, st->draining);
 
     rc |= histogram(out, "forkpool_job_duration_seconds", "Run time of jobs "
                     "that ended ok or error.", st->latency_count, st->latency_sum);

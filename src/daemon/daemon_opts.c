@@ -88,6 +88,9 @@ fp_daemon_usage(FILE *out)
 "                           range), add more while jobs wait, up to MAX\n"
 "      --idle-timeout S     with --autoscale: retire a worker idle S seconds\n"
 "                           while more than MIN run (default %g)\n"
+"      --spare-workers N    keep N more workers started but idle, to take a\n"
+"                           dead or recycled worker's place at once\n"
+"                           (default 0, at most %u)\n"
 "  -s, --socket PATH        control socket (default: $FORKPOOL_SOCKET, else\n"
 "                           $XDG_RUNTIME_DIR/forkpool.sock, else\n"
 "                           /tmp/forkpool-<uid>.sock)\n"
@@ -163,7 +166,8 @@ fp_daemon_usage(FILE *out)
 "Signals: SIGTERM/SIGINT drain gracefully (a second one cuts the drain off);\n"
 "SIGHUP replaces every worker, one at a time, after its current job;\n"
 "SIGTTIN/SIGTTOU add/remove one worker.\n",
-            FP_DEFAULT_MAX_WORKERS, FP_DEFAULT_IDLE_TIMEOUT, fp_builtin_names(),
+            FP_DEFAULT_MAX_WORKERS, FP_DEFAULT_IDLE_TIMEOUT, FP_MAX_SPARE_WORKERS,
+            fp_builtin_names(),
             FP_DEFAULT_QUEUE_MAX,
             size_text(FP_DEFAULT_QUEUE_MAX_BYTES, queue_bytes, sizeof(queue_bytes)),
             size_text(FP_DEFAULT_MAX_JOB_BYTES, job_bytes, sizeof(job_bytes)),
@@ -274,7 +278,7 @@ enum {
     OPT_RATE_LIMIT, OPT_REPLY_SOFT, OPT_REPLY_HARD, OPT_REPLY_TOTAL, OPT_START_TIMEOUT,
     OPT_REDIS, OPT_REDIS_QUEUE, OPT_LEASE, OPT_MAX_DELIVERIES, OPT_REDIS_RETENTION,
     OPT_HEARTBEAT_TIMEOUT,
-    OPT_POISON_AFTER,
+    OPT_POISON_AFTER, OPT_SPARE_WORKERS,
 };
 
 #define OPTSTRING ":w:s:c:dvhV"
@@ -284,6 +288,7 @@ static const struct option long_options[] = {
     { "max-workers",   required_argument, NULL, OPT_MAX_WORKERS },
     { "autoscale",     required_argument, NULL, OPT_AUTOSCALE },
     { "idle-timeout",  required_argument, NULL, OPT_IDLE_TIMEOUT },
+    { "spare-workers", required_argument, NULL, OPT_SPARE_WORKERS },
     { "socket",        required_argument, NULL, 's' },
     { "module",        required_argument, NULL, OPT_MODULE },
     { "module-config", required_argument, NULL, OPT_MODULE_CONFIG },
@@ -416,6 +421,10 @@ apply_option(struct parse *p, int opt, const char *arg)
             rc = fail(p, "--idle-timeout: expected a number of seconds > 0, got '%s'",
                       arg);
         o->idle_timeout_set = 1;
+        break;
+    case OPT_SPARE_WORKERS:
+        rc = parse_uint(p, "--spare-workers", arg, 0, FP_MAX_SPARE_WORKERS, &v);
+        cfg->spare_workers = (unsigned)v;
         break;
     case 's': o->socket = arg; break;
     case OPT_MODULE: h->module = arg; h->count++; break;

@@ -263,6 +263,10 @@ pool_teardown(struct fp_pool *p)
         TAILQ_REMOVE(&p->leaving, w, retiring_link);
         teardown_worker(p, w);
     }
+    while ((w = TAILQ_FIRST(&p->spares)) != NULL) {
+        TAILQ_REMOVE(&p->spares, w, retiring_link);
+        teardown_worker(p, w);
+    }
     p->reload_new = p->reload_old = NULL;
     while ((job = fp_queue_pop_any(&p->queue)) != NULL)
         pool_settle_str(p, job, FP_CANCELLED, "pool freed");

@@ -197,6 +197,12 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
         free(p);
         return NULL;
     }
+    if (p->cfg.spare_workers > FP_MAX_SPARE_WORKERS) {
+        snprintf(err, errlen, "%u spare workers: at most %u",
+                 p->cfg.spare_workers, FP_MAX_SPARE_WORKERS);
+        free(p);
+        return NULL;
+    }
     if (p->cfg.queue_max == 0)
         p->cfg.queue_max = FP_DEFAULT_QUEUE_MAX;
     if (p->cfg.queue_max_bytes == 0)
@@ -266,6 +272,7 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
     TAILQ_INIT(&p->done);
     TAILQ_INIT(&p->progress_due);
     TAILQ_INIT(&p->leaving);
+    TAILQ_INIT(&p->spares);
     TAILQ_INIT(&p->groups);
     p->phase = POOL_NEW;
     p->target = p->cfg.workers;
@@ -329,7 +336,10 @@ fp_pool_start(fp_pool *p)
         fp_logf(&p->log, FP_LOG_INFO, "receipts: maxrss_kb is each worker's "
                 "peak so far, not each job's: restarting the peak needs a "
                 "master running as root, or --sandbox none");
-    return pool_add_workers(p, p->target);
+    if (pool_add_workers(p, p->target) < 0)
+        return -1;
+    pool_spares_fill(p);
+    return 0;
 }
 
 /* Inside a done or drained callback the work waits until it returns. */
@@ -552,19 +562,21 @@ fp_pool_stats(const fp_pool *p, fp_stats *st)
     st->workers = p->target;
     st->autoscale_min = p->cfg.autoscale_max > 0 ? p->cfg.autoscale_min : 0;
     st->autoscale_max = p->cfg.autoscale_max;
-    st->live = st->busy = st->idle = st->starting = 0;
+    st->live = st->busy = st->idle = st->starting = st->spares = 0;
     st->start_failures = 0;
     POOL_FOREACH_WORKER(p, w) {
         if (fp_worker_alive(w))
             st->live++;
-        if (w->nwindow > 0)
+        if (w->fail_streak > st->start_failures)
+            st->start_failures = w->fail_streak;
+        if (pool_is_spare(w) && w->state == WS_READY)
+            st->spares++;
+        else if (w->nwindow > 0)
             st->busy++;
         else if (w->state == WS_READY)
             st->idle++;
         else if (w->state == WS_STARTING || w->state == WS_WAITING)
             st->starting++;
-        if (w->fail_streak > st->start_failures)
-            st->start_failures = w->fail_streak;
     }
     st->queued = p->queue.n;
     st->uptime_s = p->started_at > 0 ? ev_now(p->loop) - p->started_at : 0;
@@ -593,6 +605,8 @@ shown_state(const struct fp_worker *w)
         return "stopping";
     if (w->ready_at == 0)
         return "starting";
+    if (pool_is_spare(w))
+        return "spare";
     return w->nwindow > 0 ? "busy" : "idle";
 }
 

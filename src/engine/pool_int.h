@@ -8,6 +8,7 @@
  *   pool_workers.c  what to do when a worker reports (ready, result,
  *                   retire, exited): outcomes, retries, respawn, backoff
  *   pool_scale.c    scale, rolling reload, drain
+ *   pool_spares.c   spare workers: ready, given no jobs, replace at once
  *   pool_autoscale.c  the dynamic pool: grow under a backlog, retire idle
  *   pool_group.c    job groups: hold one submitter's jobs back
  *   pool_expire.c   the `expires` job option: jobs not started in time
@@ -85,6 +86,7 @@ struct fp_pool {
     struct fp_worker **workers;
     unsigned           nworkers;
     struct fp_workerq  leaving;
+    struct fp_workerq  spares;      /* ready, given no jobs (pool_spares.c) */
     unsigned           target;      /* desired worker count */
 
     struct fp_queue    queue;       /* accepted, not yet sent to a worker
@@ -151,7 +153,12 @@ struct fp_pool {
     msgpack_packer     scratch_pk;
 };
 
-/* Walk every worker, active slots first, then the leaving ones. */
+/* w->slot of a worker in no active slot. */
+#define POOL_SLOT_LEAVING ((unsigned)-1)   /* on p->leaving */
+#define POOL_SLOT_SPARE   ((unsigned)-2)   /* on p->spares */
+
+/* Walk every worker: active slots first, then the leaving ones, then the
+ * spares. */
 struct fp_worker *pool_first_worker(const struct fp_pool *p);
 struct fp_worker *pool_next_worker(const struct fp_pool *p, const struct fp_worker *w);
 #define POOL_FOREACH_WORKER(p, w) \
@@ -211,6 +218,11 @@ void pool_requeue_front(struct fp_pool *p, struct fp_jobq *jobs);
 extern const struct fp_worker_ops pool_worker_ops;
 /* Add active slots up to `n` and start them.  Returns 0 or -1. */
 int  pool_add_workers(struct fp_pool *p, unsigned n);
+/* Fork `w` (an active slot's worker, or a spare); a failed fork retries
+ * on its backoff. */
+void pool_start_worker(struct fp_pool *p, struct fp_worker *w);
+/* How long a worker waits after its n-th failed start in a row. */
+double pool_backoff_delay(unsigned fail_streak);
 void pool_record_latency(struct fp_pool *p, double secs);
 
 /* pool_scale.c */
@@ -228,6 +240,21 @@ int  pool_resize(struct fp_pool *p, unsigned n);
 /* Retire active slot `w`: it finishes its window and goes.  `why` is the
  * event stream's word for it: "scale", "reload", "idle". */
 void pool_retire(struct fp_pool *p, struct fp_worker *w, const char *why);
+
+/* pool_spares.c */
+int  pool_is_spare(const struct fp_worker *w);
+/* Start spares until there are cfg.spare_workers (while the pool runs). */
+void pool_spares_fill(struct fp_pool *p);
+/* Active slot `dead` has exited and wants a process again: put a ready
+ * spare of the current generation in its place (`dead` is freed) and
+ * start another spare.  Returns the spare, or NULL if none is ready (then
+ * `dead` is untouched). */
+struct fp_worker *pool_spare_take(struct fp_pool *p, struct fp_worker *dead);
+/* A reload: retire the spares of older generations, start new ones. */
+void pool_spares_renew(struct fp_pool *p);
+/* Spare `w`'s process is gone: start it again (after a backoff, if it
+ * failed to start), or forget it (frees w). */
+void pool_spare_exited(struct fp_pool *p, struct fp_worker *w, int failed_start);
 
 /* pool_group.c */
 /* A job of group g (or none) is accepted / has settled. */

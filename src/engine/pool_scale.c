@@ -21,10 +21,18 @@ pool_accepts_jobs(const struct fp_pool *p)
     return p->phase <= POOL_RUNNING && p->free_state == FREE_NONE;
 }
 
+/* The first leaving worker, else the first spare. */
+static struct fp_worker *
+first_unslotted(const struct fp_pool *p)
+{
+    struct fp_worker *w = TAILQ_FIRST(&p->leaving);
+    return w != NULL ? w : TAILQ_FIRST(&p->spares);
+}
+
 struct fp_worker *
 pool_first_worker(const struct fp_pool *p)
 {
-    return p->nworkers > 0 ? p->workers[0] : TAILQ_FIRST(&p->leaving);
+    return p->nworkers > 0 ? p->workers[0] : first_unslotted(p);
 }
 
 struct fp_worker *
@@ -32,8 +40,11 @@ pool_next_worker(const struct fp_pool *p, const struct fp_worker *w)
 {
     if (w->slot < p->nworkers && p->workers[w->slot] == w)
         return w->slot + 1 < p->nworkers ? p->workers[w->slot + 1]
-                                         : TAILQ_FIRST(&p->leaving);
-    return TAILQ_NEXT(w, retiring_link);
+                                         : first_unslotted(p);
+    struct fp_worker *next = TAILQ_NEXT(w, retiring_link);
+    if (next == NULL && !pool_is_spare(w))
+        return TAILQ_FIRST(&p->spares);     /* the last leaving one */
+    return next;
 }
 
 void
@@ -82,7 +93,7 @@ pool_retire(struct fp_pool *p, struct fp_worker *w, const char *why)
         return;
     }
     take_back_ahead(p, w);
-    w->slot = (unsigned)-1;
+    w->slot = POOL_SLOT_LEAVING;
     TAILQ_INSERT_TAIL(&p->leaving, w, retiring_link);
     pool_event_worker(p, "retired", w->pid, why);
     fp_worker_retire(w, why);
@@ -196,6 +207,7 @@ fp_pool_reload(fp_pool *p)
     p->reloading = 1;
     fp_logf(&p->log, FP_LOG_INFO, "rolling reload of %u workers", p->target);
     pool_event_pool(p, "reload", p->target);
+    pool_spares_renew(p);
     reload_step(p);
 }
 

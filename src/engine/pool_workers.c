@@ -28,8 +28,8 @@ job_budget(struct fp_pool *p)
     return max + (unsigned)(p->rng % (spread + 1));
 }
 
-static double
-backoff_delay(unsigned fail_streak)
+double
+pool_backoff_delay(unsigned fail_streak)
 {
     double delay = BACKOFF_MIN;
 
@@ -38,9 +38,8 @@ backoff_delay(unsigned fail_streak)
     return delay > BACKOFF_MAX ? BACKOFF_MAX : delay;
 }
 
-/* Fork `w`; a failed fork retries on its backoff. */
-static void
-start(struct fp_pool *p, struct fp_worker *w)
+void
+pool_start_worker(struct fp_pool *p, struct fp_worker *w)
 {
     w->job_budget = job_budget(p);
     w->generation = p->generation;
@@ -48,10 +47,13 @@ start(struct fp_pool *p, struct fp_worker *w)
         pool_event_worker(p, "spawned", w->pid, NULL);
         return;
     }
-    if (w->fail_streak++ == 0)
+    if (w->fail_streak++ == 0 && pool_is_spare(w))
+        fp_logf(&p->log, FP_LOG_ERR, "spare worker: cannot fork: %s; "
+                "retrying with backoff", strerror(errno));
+    else if (w->fail_streak == 1)
         fp_logf(&p->log, FP_LOG_ERR, "worker slot %u: cannot fork: %s; "
                 "retrying with backoff", w->slot, strerror(errno));
-    fp_worker_backoff(w, backoff_delay(w->fail_streak));
+    fp_worker_backoff(w, pool_backoff_delay(w->fail_streak));
 }
 
 int
@@ -67,7 +69,7 @@ pool_add_workers(struct fp_pool *p, unsigned n)
         if (w == NULL)
             return -1;
         p->workers[p->nworkers++] = w;
-        start(p, w);
+        pool_start_worker(p, w);
     }
     return 0;
 }
@@ -91,6 +93,8 @@ static void
 on_ready(struct fp_worker *w)
 {
     pool_event_worker(w->env->owner, "ready", w->pid, NULL);
+    if (pool_is_spare(w))
+        return;                 /* given no job until it takes a slot */
     pool_autoscale_idle(w->env->owner, w);
     pool_worker_ready(w->env->owner, w);
 }
@@ -159,7 +163,7 @@ on_start_due(struct fp_worker *w)
     struct fp_pool *p = w->env->owner;
 
     if (p->phase < POOL_CUT_OFF && p->free_state == FREE_NONE)
-        start(p, w);
+        pool_start_worker(p, w);
 }
 
 /* It died on its own: we did not kill it, or only once it was dying (its
@@ -295,6 +299,7 @@ log_exit(struct fp_pool *p, const struct fp_worker *w,
          int failed_start, int stopped)
 {
     pid_t pid = w->pid;
+    const char *who = pool_is_spare(w) ? "spare worker" : "worker";
 
     if (head != NULL && on_its_own(x))
         fp_logf(&p->log, FP_LOG_WARN, "worker %ld %s while running job %llu",
@@ -304,27 +309,27 @@ log_exit(struct fp_pool *p, const struct fp_worker *w,
                  || x->cause == KILL_START)) {
         if (w->fail_streak == 0) {
             if (x->cause == KILL_START)
-                fp_logf(&p->log, FP_LOG_ERR, "worker %ld not ready %gs after "
+                fp_logf(&p->log, FP_LOG_ERR, "%s %ld not ready %gs after "
                         "its start (--start-timeout): killed; restarting with "
-                        "backoff (logged once until it runs a job)", (long)pid,
-                        p->cfg.start_timeout);
+                        "backoff (logged once until it runs a job)", who,
+                        (long)pid, p->cfg.start_timeout);
             else if (x->cause == KILL_PROTOCOL)
-                fp_logf(&p->log, FP_LOG_ERR, "worker %ld: protocol error %s: "
+                fp_logf(&p->log, FP_LOG_ERR, "%s %ld: protocol error %s: "
                         "%s; restarting with backoff (logged once until it "
-                        "runs a job)", (long)pid, x->was_ready
+                        "runs a job)", who, (long)pid, x->was_ready
                         ? "just after it was ready" : "before it was ready",
                         x->why);
             else
-                fp_logf(&p->log, FP_LOG_ERR, "worker %ld %s %s; restarting "
+                fp_logf(&p->log, FP_LOG_ERR, "%s %ld %s %s; restarting "
                         "with backoff (logged once until it runs a job)",
-                        (long)pid, x->death, x->was_ready
+                        who, (long)pid, x->death, x->was_ready
                         ? "just after it was ready" : "before it was ready");
         }
     } else if (!stopped && on_its_own(x))
-        fp_logf(&p->log, FP_LOG_WARN, "worker %ld %s while idle", (long)pid,
+        fp_logf(&p->log, FP_LOG_WARN, "%s %ld %s while idle", who, (long)pid,
                 x->death);
     else if (stopped)
-        fp_logf(&p->log, FP_LOG_DEBUG, "worker %ld stopped: %s", (long)pid,
+        fp_logf(&p->log, FP_LOG_DEBUG, "%s %ld stopped: %s", who, (long)pid,
                 x->death);
 }
 
@@ -352,7 +357,10 @@ on_exited(struct fp_worker *w, const struct fp_worker_exit *x,
         w->fail_streak = 0;
     settle_window(p, x, window);
 
-    if (leaving) {
+    if (pool_is_spare(w)) {
+        pool_spare_exited(p, w, failed_start);
+        w = NULL;
+    } else if (leaving) {
         pool_remove_leaving(p, w);      /* w is gone */
         w = NULL;
     } else if (p->phase >= POOL_CUT_OFF
@@ -361,18 +369,21 @@ on_exited(struct fp_worker *w, const struct fp_worker_exit *x,
     } else if (failed_start) {
         w->fail_streak++;
         p->counters.restarts++;
-        fp_worker_backoff(w, backoff_delay(w->fail_streak));
+        fp_worker_backoff(w, pool_backoff_delay(w->fail_streak));
     } else {
         if (!stopped)
             p->counters.restarts++;
-        start(p, w);
+        /* A ready spare takes the slot at once (w is freed); else fork. */
+        if (pool_spare_take(p, w) == NULL)
+            pool_start_worker(p, w);
+        w = NULL;
     }
     /* A drain parks slots once nothing is queued; jobs put back since
      * (a retry, a dead worker's window) need a worker again. */
     if (p->phase == POOL_DRAINING && p->queue.n > 0)
         for (unsigned i = 0; i < p->nworkers; i++)
             if (p->workers[i]->state == WS_DEAD)
-                start(p, p->workers[i]);
+                pool_start_worker(p, p->workers[i]);
     pool_check_drained(p);
 }
 

@@ -53,6 +53,7 @@ struct bench_args {
     int         batched;    /* raw: batched writes */
     const char *mode;       /* python: "imap" or "map" */
     unsigned    burst;      /* rate: the throttled key's burst */
+    unsigned    spares;     /* library: fp_config.spare_workers */
 };
 
 typedef void (*bench_fn)(const struct bench_args *a, struct bench_result *r);

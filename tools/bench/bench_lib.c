@@ -78,7 +78,7 @@ quiet_log(int level, const char *msg, void *arg)
 /* A started pool of `workers` echo workers on the default loop, or NULL
  * with the reason in r. */
 static fp_pool *
-start_pool(unsigned workers, struct bench_result *r)
+start_pool_spares(unsigned workers, unsigned spares, struct bench_result *r)
 {
     struct ev_loop *loop = ev_default_loop(0);
     fp_config cfg;
@@ -87,6 +87,7 @@ start_pool(unsigned workers, struct bench_result *r)
 
     fp_config_init(&cfg);
     cfg.workers = workers;
+    cfg.spare_workers = spares;
     cfg.module = &bench_module;
     cfg.log = quiet_log;
     cfg.log_level = FP_LOG_ERR;
@@ -101,6 +102,12 @@ start_pool(unsigned workers, struct bench_result *r)
         return NULL;
     }
     return pool;
+}
+
+static fp_pool *
+start_pool(unsigned workers, struct bench_result *r)
+{
+    return start_pool_spares(workers, 0, r);
 }
 
 /* ------------------------------------------------------------------------
@@ -380,20 +387,23 @@ bench_rss(const struct bench_args *a, struct bench_result *r)
  * (its handler raises SIGSEGV) and watch the pool from an ev_prepare
  * watcher, which runs once per loop iteration after every callback: the
  * replacement is ready when fp_pool_stats shows all workers idle again and
- * fp_pool_pids shows a pid that was not there before.  Two spans:
+ * fp_pool_worker_info an idle pid the slots did not have before (a fresh
+ * worker, or with a->spares the spare that took the place; each crash
+ * starts with every spare ready).  Two spans:
  *   submit -> ready     everything: dispatch, the handler, the signal, the
  *                       kernel tearing the process down, SIGCHLD, the reap,
- *                       the fork, the new worker's "ready" message;
+ *                       the fork, the new worker's "ready" message (with
+ *                       a spare: none of these three);
  *   outcome -> ready    from the crashed outcome (delivered when the master
  *                       has reaped the dead worker) to the replacement ready.
  * ------------------------------------------------------------------------ */
 
 #define CRASH_WARM   5
-#define MAX_WORKERS  16
+#define MAX_WORKERS  32     /* workers and spares */
 
 struct crash_run {
     fp_pool    *pool;
-    unsigned    workers, want, done, seen_kind_bad;
+    unsigned    workers, spares, want, done, seen_kind_bad;
     int         crashing;
     double      submitted_at, outcome_at;
     pid_t       before[MAX_WORKERS];
@@ -402,6 +412,11 @@ struct crash_run {
     const char *fail;
 };
 
+static void crash_check(struct crash_run *c);
+
+/* The crashed outcome: the replacement may be ready already (a spare took
+ * the place while the dead worker was reaped), with nothing else to wake
+ * the loop, so look now as well as before the loop next sleeps. */
 static void
 crash_done(const fp_outcome *o, void *arg)
 {
@@ -410,6 +425,7 @@ crash_done(const fp_outcome *o, void *arg)
     if (o->kind != FP_CRASHED)
         c->seen_kind_bad++;
     c->outcome_at = now_s();
+    crash_check(c);
 }
 
 static int
@@ -421,23 +437,40 @@ pid_is_new(const struct crash_run *c, pid_t pid)
     return 1;
 }
 
-static void
-crash_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+/* The pids of the workers in the pool's slots (idle or busy: not spares,
+ * not starting) into pids[]; returns how many. */
+static size_t
+slot_pids(const struct crash_run *c, pid_t *pids)
 {
-    struct crash_run *c = w->data;
+    fp_worker_info rows[MAX_WORKERS];
+    size_t n = fp_pool_worker_info(c->pool, rows, MAX_WORKERS), k = 0;
+
+    for (size_t i = 0; i < n && i < MAX_WORKERS; i++)
+        if (strcmp(rows[i].state, "idle") == 0 || strcmp(rows[i].state, "busy") == 0)
+            pids[k++] = rows[i].pid;
+    return k;
+}
+
+/* Is the replacement ready (then record it)?  Is every worker idle and
+ * every spare ready (then crash the next one)? */
+static void
+crash_check(struct crash_run *c)
+{
+    struct ev_loop *loop = ev_default_loop(0);
     pid_t pids[MAX_WORKERS];
     fp_stats st;
-    (void)revents;
 
     fp_pool_stats(c->pool, &st);
-    if (st.idle != c->workers || st.live != c->workers || st.queued != 0)
+    if (st.idle != c->workers || st.queued != 0)
         return;
-    size_t n = fp_pool_pids(c->pool, pids, MAX_WORKERS);
+    size_t n = slot_pids(c, pids);
     if (c->crashing) {
+        /* Ready: the slots are all idle again, one with a pid they did not
+         * have (a fresh worker, or the spare that took the place). */
         if (c->outcome_at == 0)
             return;
         int fresh = 0;
-        for (size_t i = 0; i < n && i < MAX_WORKERS; i++)
+        for (size_t i = 0; i < n; i++)
             fresh |= pid_is_new(c, pids[i]);
         if (!fresh)
             return;
@@ -452,9 +485,12 @@ crash_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
             return;
         }
     }
-    /* Every worker idle: crash one. */
-    c->nbefore = n < MAX_WORKERS ? n : MAX_WORKERS;
-    memcpy(c->before, pids, c->nbefore * sizeof(pid_t));
+    /* Crash the next one only from the same state each time: every worker
+     * idle, every spare ready. */
+    if (st.spares != c->spares || st.live != c->workers + c->spares)
+        return;
+    c->nbefore = n;
+    memcpy(c->before, pids, n * sizeof(pid_t));
     c->outcome_at = 0;
     c->crashing = 1;
     c->submitted_at = now_s();
@@ -463,6 +499,13 @@ crash_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
         c->fail = "submit rejected";
         ev_break(loop, EVBREAK_ALL);
     }
+}
+
+static void
+crash_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void)loop; (void)revents;
+    crash_check(w->data);
 }
 
 static void
@@ -506,7 +549,8 @@ bench_crash(const struct bench_args *a, struct bench_result *r)
         bench_fail(r, "out of memory");
         goto out;
     }
-    if ((c.pool = start_pool(c.workers, r)) == NULL)
+    c.spares = a->spares;
+    if ((c.pool = start_pool_spares(c.workers, c.spares, r)) == NULL)
         goto out;
     ev_prepare_init(&prep, crash_prepare_cb);
     prep.data = &c;

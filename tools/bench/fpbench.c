@@ -52,7 +52,8 @@ usage(FILE *f)
 "  --only TEXT         run only the cases whose name contains TEXT (and\n"
 "                      skip the crash, RSS and worker-memory figures);\n"
 "                      'mixed' runs only the mixed-durations burst,\n"
-"                      'rate' only the rate-limit figures\n"
+"                      'rate' only the rate-limit figures,\n"
+"                      'crash' only crash -> replacement\n"
 "  --size BYTES        run only this payload size (32, 4096 or 1048576;\n"
 "                      skips the mixed-durations burst unless --only names it)\n"
 "  --patience S        a run disturbed by other processes (see 'bg') is\n"
@@ -369,9 +370,10 @@ static const struct {
 } rate_cases[NRATES] = { { 10, 256 }, { 1, 256 }, { 1, 0 } };
 
 struct extras {
-    struct bench_result crash, rss, lmem, dmem, rate[NRATES];
+    struct bench_result crash, crash_spare, rss, lmem, dmem, rate[NRATES];
     unsigned            crashes, rss_jobs, mem_jobs, rate_jobs;
     int                 only_rate;  /* --only rate: nothing else ran */
+    int                 only_crash; /* --only crash: nothing else ran */
 };
 
 /* The rate-limit figures, one per burst. */
@@ -393,20 +395,36 @@ run_rates(const struct bench_args *base, struct opts *o, struct extras *ex)
     }
 }
 
+/* Crash -> replacement ready, with 2 idle workers. */
 static void
-run_extras(const struct bench_args *base, struct opts *o, struct extras *ex)
+run_crash(const struct bench_args *base, struct opts *o, struct extras *ex)
 {
     struct bench_args a = *base;
 
     ex->crashes = o->quick ? 30 : 200;
-    ex->rss_jobs = o->quick ? 100000 : 1000000;
-    ex->mem_jobs = o->quick ? 2000 : 10000;
     a.payload = 32;
     a.workers = 2;
     a.window = 256;
     a.count = ex->crashes;
     fprintf(stderr, "fpbench: crash -> replacement, %u crashes\n", ex->crashes);
     measure(o, bench_crash, &a, &ex->crash, 120);
+    a.spares = 1;
+    fprintf(stderr, "fpbench: crash -> replacement, %u crashes, 1 spare worker\n",
+            ex->crashes);
+    measure(o, bench_crash, &a, &ex->crash_spare, 120);
+}
+
+static void
+run_extras(const struct bench_args *base, struct opts *o, struct extras *ex)
+{
+    struct bench_args a = *base;
+
+    run_crash(base, o, ex);
+    ex->rss_jobs = o->quick ? 100000 : 1000000;
+    ex->mem_jobs = o->quick ? 2000 : 10000;
+    a.payload = 32;
+    a.workers = 2;
+    a.window = 256;
     a.count = ex->rss_jobs;
     fprintf(stderr, "fpbench: master RSS over %u jobs\n", ex->rss_jobs);
     measure(o, bench_rss, &a, &ex->rss, 300);
@@ -470,22 +488,38 @@ print_rates(const struct opts *o, const struct extras *ex)
 }
 
 static void
-print_extras(const struct opts *o, const struct extras *ex)
+print_crash(const struct extras *ex)
 {
-    const struct bench_result *c = &ex->crash, *rss = &ex->rss;
-    (void)o;
+    const struct bench_result *c = &ex->crash, *cs = &ex->crash_spare;
 
+    printf("crash -> replacement ready (library, 2 workers, %u crashes by "
+           "raise(SIGSEGV), each with every\nworker idle; ready = fp_pool_stats "
+           "shows them all idle, one with a pid the slots did not have):\n",
+           ex->crashes);
     if (c->ok)
-        printf("crash -> replacement ready (library, 2 workers, %.0f crashes "
-               "by raise(SIGSEGV), each with every\nworker idle; ready = "
-               "fp_pool_stats shows them all idle and fp_pool_pids a new pid):\n"
+        printf("  submit of the crashing job -> replacement ready:    p50 %6.0f us"
+               "   p99 %6.0f us\n"
+               "  crashed outcome (child reaped) -> replacement ready: p50 %6.0f us"
+               "   p99 %6.0f us\n", c->aux[0], c->aux[1], c->aux[2], c->aux[3]);
+    else
+        printf("  FAILED: %s\n", c->note);
+    if (cs->ok)
+        printf("  with 1 spare worker (fp_config.spare_workers, --spare-workers 1):\n"
                "  submit of the crashing job -> replacement ready:    p50 %6.0f us"
                "   p99 %6.0f us\n"
                "  crashed outcome (child reaped) -> replacement ready: p50 %6.0f us"
-               "   p99 %6.0f us\n", c->aux[4], c->aux[0], c->aux[1],
-               c->aux[2], c->aux[3]);
+               "   p99 %6.0f us\n", cs->aux[0], cs->aux[1], cs->aux[2], cs->aux[3]);
     else
-        printf("crash -> replacement: FAILED: %s\n", c->note);
+        printf("  with 1 spare worker: FAILED: %s\n", cs->note);
+}
+
+static void
+print_extras(const struct opts *o, const struct extras *ex)
+{
+    const struct bench_result *rss = &ex->rss;
+    (void)o;
+
+    print_crash(ex);
     if (rss->ok)
         printf("master RSS, library, 2 workers, 32 B, window 256: %.0f KiB before "
                "the first job;\n  %.0f KiB at %u jobs, %.0f KiB at %u, %.0f KiB at "
@@ -523,6 +557,8 @@ print_targets(const struct opts *o, const struct extras *ex)
     double r_raw = ratio_median(res[0][R_LIB2], res[0][R_RAW_BATCH], o->reps);
     double r_dpy = ratio_median(res[0][R_DAEMON], res[0][R_PY_IMAP], o->reps);
     double r_cpy = ratio_median(res[0][R_CTL], res[0][R_PY_IMAP], o->reps);
+    double r_cpy4 = ratio_median(res[1][R_CTL], res[1][R_PY_IMAP], o->reps);
+    double ctl_1m = FIELD(res[2][R_CTL], o->reps, jobs_s);
     double r_bpm = ratio_median(res[0][R_LIB2_BATCH], res[0][R_PY_MAP], o->reps);
     double r_subs = ratio_median(res[0][R_DAEMON_SUBS], res[0][R_DAEMON], o->reps);
     double mx = FIELD(mres[M_LIB], o->reps, aux[2]);
@@ -536,6 +572,10 @@ print_targets(const struct opts *o, const struct extras *ex)
         { "library 2w vs raw batched bound", r_raw >= 0, r_raw, 0.5, 0, "x" },
         { "daemon RPC vs python imap_unordered", r_dpy >= 0, r_dpy, 10, 0, "x" },
         { "forkpoolctl map vs python imap", r_cpy >= 0, r_cpy, 6, 0, "x" },
+        /* issue 11: the CLI path at real sizes */
+        { "forkpoolctl map 4 KiB vs python imap", r_cpy4 >= 0, r_cpy4, 3, 0, "x" },
+        { "forkpoolctl map 1 MiB", ctl_1m >= 0, ctl_1m * (double)(1u << 20) / 1e9,
+          0.3, 0, " GB/s" },
         { "batch API 2w vs python map (chunked)", r_bpm >= 0, r_bpm, 0.5, 0, "x" },
         /* issue 13: a hundred subscribers cost "a few percent" */
         { "daemon RPC, 100 subscribers vs none", r_subs >= 0, r_subs, 0.95, 0, "x" },
@@ -543,6 +583,8 @@ print_targets(const struct opts *o, const struct extras *ex)
           lib2_1m * (double)(1u << 20) / 1e9, 2, 0, " GB/s" },
         { "crash -> replacement ready, p50", ex->crash.ok, ex->crash.aux[0],
           2000, 1, " us" },
+        { "  the same with 1 spare worker", ex->crash_spare.ok,
+          ex->crash_spare.aux[0], 2000, 1, " us" },
         { growth, ex->rss.ok, ex->rss.aux[2] - ex->rss.aux[1], 1024, 1, " KiB" },
         { "idle daemon echo worker, private", ex->dmem.ok, ex->dmem.aux[1],
           1024, 1, " KiB" },
@@ -838,10 +880,13 @@ main(int argc, char **argv)
 
     memset(&ex, 0, sizeof(ex));
     ex.only_rate = o.only != NULL && strcmp(o.only, "rate") == 0;
+    ex.only_crash = o.only != NULL && strcmp(o.only, "crash") == 0;
     if (o.only == NULL)
         run_extras(&base, &o, &ex);
     else if (ex.only_rate)
         run_rates(&base, &o, &ex);
+    else if (ex.only_crash)
+        run_crash(&base, &o, &ex);
 
     double load_after = background_cpus(1.0);
     print_header(&o, load_before, load_after);
@@ -854,6 +899,8 @@ main(int argc, char **argv)
         print_targets(&o, &ex);
     } else if (ex.only_rate) {
         print_rates(&o, &ex);
+    } else if (ex.only_crash) {
+        print_crash(&ex);
     }
     printf("\ntotal bench time %.0f s\n", now_s() - t_start);
 

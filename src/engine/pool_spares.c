@@ -1,0 +1,129 @@
+/*
+ * pool_spares.c — spare workers (fp_config.spare_workers): processes
+ * started and ready but given no job, so that a worker that dies or is
+ * recycled is replaced without waiting for a fork and a module's init.
+ *
+ * A spare lives on p->spares (linked through retiring_link, slot
+ * POOL_SLOT_SPARE); the dispatcher, which looks only at the active slots,
+ * never sees it.  When an active slot's worker has exited and the slot
+ * would start a new process, pool_spare_take moves the first ready spare of
+ * the current generation into the slot instead, frees the slot's old
+ * fp_worker, and starts a new spare behind it.  A reload retires the
+ * spares of the old generation (they hold no job: they stop at once) and
+ * starts new ones; a drain stops them with every other worker
+ * (pool_check_drained); the pool's teardown kills them.
+ */
+#include "config.h"
+
+#include "pool_int.h"
+
+int
+pool_is_spare(const struct fp_worker *w)
+{
+    return w->slot == POOL_SLOT_SPARE;
+}
+
+static unsigned
+spare_count(const struct fp_pool *p)
+{
+    const struct fp_worker *w;
+    unsigned n = 0;
+
+    TAILQ_FOREACH(w, &p->spares, retiring_link)
+        n++;
+    return n;
+}
+
+void
+pool_spares_fill(struct fp_pool *p)
+{
+    if (p->phase != POOL_RUNNING || p->free_state != FREE_NONE)
+        return;
+    for (unsigned n = spare_count(p); n < p->cfg.spare_workers; n++) {
+        struct fp_worker *w = fp_worker_new(&p->env, POOL_SLOT_SPARE);
+        if (w == NULL) {
+            fp_logf(&p->log, FP_LOG_ERR, "cannot start a spare worker: out of "
+                    "memory");
+            return;
+        }
+        TAILQ_INSERT_TAIL(&p->spares, w, retiring_link);
+        pool_start_worker(p, w);
+    }
+}
+
+struct fp_worker *
+pool_spare_take(struct fp_pool *p, struct fp_worker *dead)
+{
+    struct fp_worker *s;
+    unsigned slot = dead->slot;
+
+    TAILQ_FOREACH(s, &p->spares, retiring_link)
+        if (s->state == WS_READY && s->generation == p->generation)
+            break;
+    if (s == NULL)
+        return NULL;
+    TAILQ_REMOVE(&p->spares, s, retiring_link);
+    s->slot = slot;
+    p->workers[slot] = s;
+    /* Half of a reload's pair: the spare is that half now.  (The old half
+     * is retired once the new one is ready, as it would have been.) */
+    if (p->reload_old == dead)
+        p->reload_old = s;
+    if (p->reload_new == dead)
+        p->reload_new = s;
+    fp_logf(&p->log, FP_LOG_DEBUG, "worker slot %u: spare %ld takes the place "
+            "of %ld", slot, (long)s->pid, (long)dead->pid);
+    fp_worker_free(dead);
+    pool_autoscale_idle(p, s);
+    pool_worker_ready(p, s);
+    pool_spares_fill(p);
+    return s;
+}
+
+/* Move spare `w` to the leaving list (it holds no job: it stops at once). */
+static void
+retire_spare(struct fp_pool *p, struct fp_worker *w, const char *why)
+{
+    TAILQ_REMOVE(&p->spares, w, retiring_link);
+    if (!fp_worker_alive(w)) {
+        fp_worker_free(w);      /* waiting out a backoff: no process */
+        return;
+    }
+    w->slot = POOL_SLOT_LEAVING;
+    TAILQ_INSERT_TAIL(&p->leaving, w, retiring_link);
+    pool_event_worker(p, "retired", w->pid, why);
+    fp_worker_retire(w, why);
+}
+
+void
+pool_spares_renew(struct fp_pool *p)
+{
+    struct fp_worker *w, *next;
+
+    for (w = TAILQ_FIRST(&p->spares); w != NULL; w = next) {
+        next = TAILQ_NEXT(w, retiring_link);
+        if (w->generation != p->generation)
+            retire_spare(p, w, "reload");
+    }
+    pool_spares_fill(p);
+}
+
+void
+pool_spare_exited(struct fp_pool *p, struct fp_worker *w, int failed_start)
+{
+    /* Still wanted: the pool runs, the spare is of the current code, and
+     * the list is not longer than asked (it never is: spares only go). */
+    if (p->phase == POOL_RUNNING && p->free_state == FREE_NONE
+        && w->generation == p->generation
+        && spare_count(p) <= p->cfg.spare_workers) {
+        if (failed_start) {
+            w->fail_streak++;
+            fp_worker_backoff(w, pool_backoff_delay(w->fail_streak));
+        } else {
+            pool_start_worker(p, w);
+        }
+        return;
+    }
+    TAILQ_REMOVE(&p->spares, w, retiring_link);
+    fp_worker_free(w);
+}
