@@ -95,7 +95,14 @@ connect_unix(const char *path)
     return fd;
 }
 
-/* Start `forkpoold --builtin echo -w N -s SOCK` and connect to it.  Returns
+/* The builtin the daemon runs: cmd for the cmd rows, else echo. */
+static const char *
+daemon_builtin(const struct bench_args *a)
+{
+    return a->mode != NULL && strcmp(a->mode, "cmd") == 0 ? "cmd" : "echo";
+}
+
+/* Start `forkpoold --builtin echo|cmd -w N -s SOCK` and connect to it.  Returns
  * the connected (nonblocking) fd, or -1 with the reason in r. */
 static int
 daemon_start(const struct bench_args *a, struct daemon *d,
@@ -123,7 +130,7 @@ daemon_start(const struct bench_args *a, struct daemon *d,
         }
         if (nfd >= 0)
             dup2(nfd, 0);
-        execl(a->forkpoold, a->forkpoold, "--builtin", "echo", "-w", workers,
+        execl(a->forkpoold, a->forkpoold, "--builtin", daemon_builtin(a), "-w", workers,
               "-s", d->sock, (char *)NULL);
         fprintf(stderr, "cannot run %s: %s\n", a->forkpoold, strerror(errno));
         _exit(127);
@@ -383,13 +390,27 @@ out:
     free(run->sent_id);
 }
 
+/* The cmd builtin's job {"argv": ["true"]}, packed; the caller frees. */
+static char *
+make_cmd_true_job(size_t *len)
+{
+    static const char job[] = "\x81\xa4" "argv" "\x91\xa4" "true";
+    char *p = malloc(sizeof job - 1);
+
+    if (p != NULL)
+        memcpy(p, job, sizeof job - 1);
+    *len = sizeof job - 1;
+    return p;
+}
+
 void
 bench_daemon(const struct bench_args *a, struct bench_result *r)
 {
     struct daemon d;
     struct rpc_run run;
     size_t len;
-    char *job = make_bin_payload(a->payload, &len);
+    char *job = a->mode != NULL && strcmp(a->mode, "cmd") == 0
+                ? make_cmd_true_job(&len) : make_bin_payload(a->payload, &len);
 
     memset(&run, 0, sizeof(run));
     if (job == NULL) {

@@ -69,7 +69,7 @@ usage(FILE *f)
 enum row {
     R_RAW_BATCH, R_RAW_MSG, R_LIB1, R_LIB2, R_LIB4, R_DAEMON, R_CTL,
     R_PY_IMAP, R_PY_MAP, R_RAW_W1, R_LIB2_W1, R_DAEMON_W1, R_LIB2_BATCH,
-    R_DAEMON_SUBS, NROWS
+    R_DAEMON_SUBS, R_DAEMON_CMD, R_DAEMON_CMD_SUBS, NROWS
 };
 
 struct row_def {
@@ -85,6 +85,7 @@ struct row_def {
 };
 
 #define SUBSCRIBERS 100
+#define CMD_WINDOW  16     /* cmd rows: enough to keep 2 workers busy */
 
 static const struct row_def rows[NROWS] = {
     [R_RAW_BATCH] = { "raw socketpair, batched", bench_raw, 2, 1, NULL, 0, 60 },
@@ -103,12 +104,18 @@ static const struct row_def rows[NROWS] = {
     [R_LIB2_BATCH] = { "library batch API, 2 workers", bench_lib, 2, 1, NULL, 0, 60 },
     [R_DAEMON_SUBS] = { "daemon RPC, 2w, 100 subscribers", bench_daemon, 2, 0, NULL,
                         0, 60, SUBSCRIBERS },
+    /* The same pair on jobs that do something: the cmd builtin running
+     * true(1), a fork and an exec per job (32 B only; no baseline ratios). */
+    [R_DAEMON_CMD] = { "daemon RPC, 2w, cmd true", bench_daemon, 2, 0, "cmd", 0, 60 },
+    [R_DAEMON_CMD_SUBS] = { "daemon RPC, 2w, cmd true, 100 subs", bench_daemon, 2, 0,
+                            "cmd", 0, 60, SUBSCRIBERS },
 };
 
 /* The order within a round: each headline pair close together in time. */
 static const enum row order[NROWS] = {
     R_RAW_BATCH, R_LIB2, R_PY_IMAP, R_DAEMON, R_DAEMON_SUBS, R_CTL, R_RAW_MSG,
     R_LIB1, R_LIB4, R_PY_MAP, R_LIB2_BATCH, R_RAW_W1, R_LIB2_W1, R_DAEMON_W1,
+    R_DAEMON_CMD, R_DAEMON_CMD_SUBS,
 };
 
 /* Mixed durations (SPEC §9): one burst, makespan / ideal; see bench.h. */
@@ -154,10 +161,18 @@ struct opts {
 };
 
 /* Is this (size, row) part of the run? */
+/* A row whose jobs are commands (the cmd builtin), not echoes. */
+static int
+cmd_row(enum row rw)
+{
+    return rows[rw].fn == bench_daemon && rows[rw].mode != NULL
+           && strcmp(rows[rw].mode, "cmd") == 0;
+}
+
 static int
 selected(const struct opts *o, int si, enum row rw)
 {
-    if ((rows[rw].window1 || rows[rw].subscribers > 0) && si != 0)
+    if ((rows[rw].window1 || rows[rw].subscribers > 0 || cmd_row(rw)) && si != 0)
         return 0;
     if (o->size != 0 && sizes[si] != o->size)
         return 0;
@@ -305,7 +320,8 @@ run_throughput(const struct bench_args *base, struct opts *o,
                 a.workers = rows[rw].workers;
                 a.batched = rows[rw].batched;
                 a.mode = rows[rw].mode;
-                a.window = rows[rw].window1 ? 1 : window_for(sizes[si]);
+                a.window = rows[rw].window1 ? 1 : cmd_row(rw) ? CMD_WINDOW
+                         : window_for(sizes[si]);
                 a.count = rows[rw].subscribers;
                 measure(o, rows[rw].fn, &a, r, rows[rw].timeout);
                 fprintf(stderr, "fpbench: [%3d/%d] %-5s round %d  %-30s ",
@@ -561,6 +577,8 @@ print_targets(const struct opts *o, const struct extras *ex)
     double ctl_1m = FIELD(res[2][R_CTL], o->reps, jobs_s);
     double r_bpm = ratio_median(res[0][R_LIB2_BATCH], res[0][R_PY_MAP], o->reps);
     double r_subs = ratio_median(res[0][R_DAEMON_SUBS], res[0][R_DAEMON], o->reps);
+    double r_subs_cmd = ratio_median(res[0][R_DAEMON_CMD_SUBS], res[0][R_DAEMON_CMD],
+                                     o->reps);
     double mx = FIELD(mres[M_LIB], o->reps, aux[2]);
     double mx_echo = FIELD(mres[M_LIB_ECHO], o->reps, aux[2]);
     char growth[64];
@@ -579,6 +597,7 @@ print_targets(const struct opts *o, const struct extras *ex)
         { "batch API 2w vs python map (chunked)", r_bpm >= 0, r_bpm, 0.5, 0, "x" },
         /* issue 13: a hundred subscribers cost "a few percent" */
         { "daemon RPC, 100 subscribers vs none", r_subs >= 0, r_subs, 0.95, 0, "x" },
+        { "  the same, cmd true jobs", r_subs_cmd >= 0, r_subs_cmd, 0.95, 0, "x" },
         { "1 MiB payloads, library 2w", lib2_1m >= 0,
           lib2_1m * (double)(1u << 20) / 1e9, 2, 0, " GB/s" },
         { "crash -> replacement ready, p50", ex->crash.ok, ex->crash.aux[0],
@@ -694,7 +713,7 @@ print_size_table(const struct opts *o, int si, int have_python)
                     hi = r[k2].jobs_s;
             }
         /* Window-1 rows are about latency: no throughput ratios. */
-        int ratios = !rows[rw].window1;
+        int ratios = !rows[rw].window1 && !cmd_row(rw);
         double xpy = rw == R_PY_IMAP || !ratios ? -1
                    : ratio_median(r, res[si][R_PY_IMAP], reps);
         double xraw = rw == R_RAW_BATCH || !ratios ? -1
