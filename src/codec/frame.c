@@ -450,13 +450,26 @@ fp_read_map(struct fp_reader *r, uint32_t *n)
     return read_container(r, FP_T_MAP, n);
 }
 
-/* Reuses fp_scan, so it is iterative, bounded by `end` and refuses values
- * nested deeper than FP_SCAN_STACK containers. */
+/* A scalar is its header and its body.  A container goes through fp_scan,
+ * so it is iterative, bounded by `end` and refuses values nested deeper
+ * than FP_SCAN_STACK containers. */
 int
 fp_read_skip(struct fp_reader *r, const char **raw, size_t *rawlen)
 {
+    struct hdr h;
+
     if (r->p >= r->end)
         return -1;
+    /* Most values skipped are scalars (a job's payload, a result's value,
+     * its cost): no scanner to set up for them. */
+    if (peek(r, &h) == 0 && h.type != FP_T_ARRAY && h.type != FP_T_MAP) {
+        if (raw != NULL)
+            *raw = r->p;
+        if (rawlen != NULL)
+            *rawlen = h.hs + (size_t)h.body;
+        advance(r, &h);
+        return 0;
+    }
     struct fp_scanner s;
     struct fp_limits lim = {
         .max_bytes = (size_t)(r->end - r->p),

@@ -233,6 +233,10 @@ fp_sandbox_lock(const struct fp_sandbox *sb, int sock, int peak_fd,
     /* I/O: jobs in on the socket; results out on it; log lines on stderr
      * (stdout is joined to it). */
     ALLOW(ctx, rc, read, 1, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)sock));
+    /* The job loop waits for jobs in poll (worker_loop.c); ppoll is how
+     * libc's poll reaches kernels with no poll call (arm64). */
+    ALLOW(ctx, rc, poll, 0);
+    ALLOW(ctx, rc, ppoll, 0);
     ALLOW(ctx, rc, write, 1, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)sock));
     ALLOW(ctx, rc, write, 1, SCMP_A0(SCMP_CMP_EQ, 1));
     ALLOW(ctx, rc, write, 1, SCMP_A0(SCMP_CMP_EQ, 2));

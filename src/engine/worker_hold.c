@@ -14,6 +14,9 @@
 #define HOLD_NS       ((uint64_t)(FP_HOLD_MAX_WAIT * 1e9))  /* the longest a
                                                           result waits */
 #define FLUSHER_STACK (64 * 1024)
+/* How long the flusher keeps looking every HOLD_NS after the last result
+ * it saw held, before it waits to be woken. */
+#define LINGER_NS     ((uint64_t)50 * 1000000)
 
 enum { OWN_NONE = 0, OWN_MAIN, OWN_FLUSHER };
 
@@ -97,8 +100,22 @@ flusher_main(void *arg)
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     for (;;) {
         uint64_t since = __atomic_load_n(&h->held_since, __ATOMIC_ACQUIRE);
+        if (since == 0 && now_ns() - __atomic_load_n(&h->last_held, __ATOMIC_RELAXED)
+                          < LINGER_NS) {
+            /* Nothing held, but results were a moment ago: look again in
+             * HOLD_NS rather than be woken.  A stream of short jobs holds
+             * results hundreds of times a millisecond; waking us for each
+             * would cost the main loop a futex call and a context switch
+             * every burst.  Looking every HOLD_NS still sees each result
+             * held at most HOLD_NS after it was, in time to write it. */
+            struct timespec ts = { 0, (long)HOLD_NS };
+            while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR)
+                ;
+            continue;
+        }
         if (since == 0) {
-            /* Nothing held: sleep until the main loop holds something. */
+            /* Nothing held for a while: sleep until the main loop holds
+             * something. */
             pthread_mutex_lock(&h->idle_lock);
             __atomic_store_n(&h->flusher_idle, 1, __ATOMIC_SEQ_CST);
             while (__atomic_load_n(&h->held_since, __ATOMIC_SEQ_CST) == 0)
@@ -166,13 +183,21 @@ fp_hold_send(struct fp_hold *h, const char *msg, size_t n, int may_wait)
         __atomic_store_n(&a->len, a->len + (uint32_t)n, __ATOMIC_RELEASE);
         h->held++;
         if (__atomic_load_n(&h->held_since, __ATOMIC_ACQUIRE) == 0) {
-            __atomic_store_n(&h->held_since, now_ns(), __ATOMIC_SEQ_CST);
+            uint64_t now = now_ns();
+            __atomic_store_n(&h->last_held, now, __ATOMIC_RELAXED);
+            __atomic_store_n(&h->held_since, now, __ATOMIC_SEQ_CST);
             if (__atomic_load_n(&h->flusher_idle, __ATOMIC_SEQ_CST)) {
                 pthread_mutex_lock(&h->idle_lock);
                 pthread_cond_signal(&h->idle_cond);
                 pthread_mutex_unlock(&h->idle_lock);
             }
         }
+    } else if (h->enabled && h->held > 0 && n <= FP_HOLD_CAP - a->len) {
+        /* The end of a burst: these bytes after the held ones, and all of
+         * them in one write. */
+        memcpy(a->data + a->len, msg, n);
+        __atomic_store_n(&a->len, a->len + (uint32_t)n, __ATOMIC_RELEASE);
+        rc = write_held(h);
     } else {
         /* Everything held goes first; then these bytes, straight. */
         if (a != NULL)

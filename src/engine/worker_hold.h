@@ -59,6 +59,7 @@ struct fp_hold {
     unsigned        held;       /* results in the area */
     int             owner;      /* atomic: main loop or flusher */
     uint64_t        held_since; /* atomic: ns of the oldest held result */
+    uint64_t        last_held;  /* atomic: held_since as last set */
     int             flusher_idle;   /* atomic: in its long wait */
     pthread_mutex_t idle_lock;
     pthread_cond_t  idle_cond;

@@ -667,7 +667,8 @@ read_some(struct fp_worker *w, size_t budget)
             return 1;
         }
         /* All the room there is: a big frame comes in few reads. */
-        ssize_t n = read(w->fd, room, w->in.cap - w->in.off - w->in.len);
+        size_t want = w->in.cap - w->in.off - w->in.len;
+        ssize_t n = read(w->fd, room, want);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -680,6 +681,13 @@ read_some(struct fp_worker *w, size_t budget)
         process_input(w);
         /* What a further read brings may follow stderr not read yet. */
         w->errtail.in_order = 0;
+        /* Less than asked for: the socket is empty.  (A read of a stream
+         * socket takes all its queue holds; nothing we send or receive
+         * carries a file or credentials, which would cut it short.)  What
+         * comes later, an EOF too, makes it readable again: sparing the
+         * read that would say EAGAIN saves a system call per wake-up. */
+        if ((size_t)n < want)
+            return 0;
     }
     return 0;
 }

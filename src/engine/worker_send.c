@@ -13,7 +13,9 @@
 #include "worker_claim.h"
 #include "worker_hold.h"
 
-#define WRITE_IOV 64        /* iovecs per sendmsg: 32 jobs */
+#define WRITE_IOV 512       /* iovecs per sendmsg: 256 jobs, two default
+                               windows (each sendmsg costs more than a
+                               trivial job) */
 
 /* Jobs from the first one with no byte out got none after all: they are
  * unnumbered again, so a job taken back before it was written leaves no
