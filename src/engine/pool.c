@@ -51,7 +51,7 @@ fp_config_init(fp_config *cfg)
 
 /* Once per loop iteration, before it sleeps: the callbacks due, then the
  * jobs that can go out, then one write per worker for everything assigned
- * during this iteration. */
+ * during this iteration, then spares to replace those that took a place. */
 static void
 flush_prepare_cb(struct ev_loop *loop, ev_prepare *pw, int revents)
 {
@@ -64,6 +64,7 @@ flush_prepare_cb(struct ev_loop *loop, ev_prepare *pw, int revents)
     pool_autoscale_poke(p);     /* what the dispatcher could not place */
     POOL_FOREACH_WORKER(p, w)
         fp_worker_flush(w);
+    pool_spares_fill(p);        /* last: a fork takes a while */
 }
 
 /* Callbacks are due and the loop might otherwise sleep or return: the

@@ -246,9 +246,9 @@ int  pool_is_spare(const struct fp_worker *w);
 /* Start spares until there are cfg.spare_workers (while the pool runs). */
 void pool_spares_fill(struct fp_pool *p);
 /* Active slot `dead` has exited and wants a process again: put a ready
- * spare of the current generation in its place (`dead` is freed) and
- * start another spare.  Returns the spare, or NULL if none is ready (then
- * `dead` is untouched). */
+ * spare of the current generation in its place (`dead` is freed); the
+ * next pool_spares_fill starts another.  Returns the spare, or NULL if
+ * none is ready (then `dead` is untouched). */
 struct fp_worker *pool_spare_take(struct fp_pool *p, struct fp_worker *dead);
 /* A reload: retire the spares of older generations, start new ones. */
 void pool_spares_renew(struct fp_pool *p);

@@ -7,8 +7,11 @@
  * POOL_SLOT_SPARE); the dispatcher, which looks only at the active slots,
  * never sees it.  When an active slot's worker has exited and the slot
  * would start a new process, pool_spare_take moves the first ready spare of
- * the current generation into the slot instead, frees the slot's old
- * fp_worker, and starts a new spare behind it.  A reload retires the
+ * the current generation into the slot instead and frees the slot's old
+ * fp_worker.  The loop's prepare watcher tops the spares up once per
+ * iteration, after the outcomes due have been delivered and the jobs
+ * written: a fork costs the master about half a millisecond here, which
+ * the crashed job's outcome and the next jobs need not wait for.  A reload retires the
  * spares of the old generation (they hold no job: they stop at once) and
  * starts new ones; a drain stops them with every other worker
  * (pool_check_drained); the pool's teardown kills them.
@@ -37,7 +40,8 @@ spare_count(const struct fp_pool *p)
 void
 pool_spares_fill(struct fp_pool *p)
 {
-    if (p->phase != POOL_RUNNING || p->free_state != FREE_NONE)
+    if (p->cfg.spare_workers == 0 || p->phase != POOL_RUNNING
+        || p->free_state != FREE_NONE)
         return;
     for (unsigned n = spare_count(p); n < p->cfg.spare_workers; n++) {
         struct fp_worker *w = fp_worker_new(&p->env, POOL_SLOT_SPARE);
@@ -76,8 +80,7 @@ pool_spare_take(struct fp_pool *p, struct fp_worker *dead)
     fp_worker_free(dead);
     pool_autoscale_idle(p, s);
     pool_worker_ready(p, s);
-    pool_spares_fill(p);
-    return s;
+    return s;       /* its successor is started after the callbacks */
 }
 
 /* Move spare `w` to the leaving list (it holds no job: it stops at once). */
