@@ -22,7 +22,6 @@
  * size too. */
 #include "config.h"
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <malloc.h>
 #include <poll.h>
@@ -38,8 +37,7 @@
 #include "common/jsonmp.h"
 
 #define LINE_LIMIT   ((size_t)256 << 20)    /* longest input line */
-#define STDIN_CHUNK  ((size_t)64 << 10)     /* at least, per read of stdin */
-#define PIPE_WANT    (1 << 20)              /* F_SETPIPE_SZ: see grow_pipes */
+#define STDIN_CHUNK  ((size_t)64 << 10)
 #define KEEP_PARAMS  ((size_t)64 << 10)     /* per-slot buffer kept */
 #define RETRY_MIN_MS 5
 #define RETRY_MAX_MS 200
@@ -77,7 +75,6 @@ struct batch {
 
 struct map {
     fp_client                 *c;
-    size_t                     stdin_chunk;  /* one read of stdin asks for */
     const struct ctl_target   *to;
     const struct ctl_map_opts *o;
     struct fp_client_jobopts   jopts;
@@ -401,7 +398,7 @@ skip_long_line(struct map *m)
     const char *nl = find_newline(m);
     if (nl == NULL) {
         fp_buf_clear(&m->in);
-        fp_buf_shrink(&m->in, m->stdin_chunk * 4);
+        fp_buf_shrink(&m->in, STDIN_CHUNK * 4);
     } else {
         fp_buf_consume(&m->in, (size_t)(nl - fp_buf_head(&m->in)) + 1);
         m->skipping = 0;
@@ -483,7 +480,7 @@ take_line(struct map *m, int *slot)
         if (!is_blank(head, n) && (*slot = prepare_line(m, head, n)) == -1)
             rc = -1;
         fp_buf_consume(&m->in, n + (nl != NULL));
-        fp_buf_shrink(&m->in, m->stdin_chunk * 4);  /* after a huge line */
+        fp_buf_shrink(&m->in, STDIN_CHUNK * 4);     /* after a huge line */
     }
     m->scanned = 0;
     return rc < 0 ? -1 : 1;
@@ -562,7 +559,7 @@ take_lines(struct map *m)
 static int
 read_stdin(struct map *m)
 {
-    char *p = fp_buf_reserve(&m->in, m->stdin_chunk);
+    char *p = fp_buf_reserve(&m->in, STDIN_CHUNK);
     if (p == NULL)
         return map_fail(m, "stdin", ENOMEM);
     ssize_t n = read(STDIN_FILENO, p, m->in.cap - m->in.off - m->in.len);
@@ -843,26 +840,11 @@ socket_input(struct map *m)
     return rc < 0 ? conn_fail(m, rc) : 0;
 }
 
-/* A 1 MiB job is a 1.4 MB line: through the default 64 KiB pipe it takes
- * some 22 reads, each a wake-up of the writer and a trip round our poll
- * loop.  Pipes as big as an unprivileged process may make them (1 MiB by
- * default) take that to two; stdin is then read that much at a time.
- * Anything that is not a pipe, or a refusal, leaves things as they are. */
-static void
-grow_pipes(struct map *m)
-{
-    int sz = fcntl(STDIN_FILENO, F_SETPIPE_SZ, PIPE_WANT);
-
-    m->stdin_chunk = sz > 0 && (size_t)sz > STDIN_CHUNK ? (size_t)sz : STDIN_CHUNK;
-    (void)fcntl(STDOUT_FILENO, F_SETPIPE_SZ, PIPE_WANT);
-}
-
 /* Returns the exit status. */
 static int
 run(struct map *m)
 {
     stdout_is_tty = isatty(STDOUT_FILENO);
-    grow_pipes(m);
     for (;;) {
         if (m->sent == 0 && fp_client_want_write(m->c) == 0)
             m->heard_ms = ctl_now_ms();     /* silence counts once jobs are out */
