@@ -56,6 +56,9 @@ struct bench_args {
     unsigned    spares;     /* library: fp_config.spare_workers */
 };
 
+/* The shortest timed run of forkpoolctl map, s (bench_ctl). */
+#define CTL_SECONDS 1.0
+
 typedef void (*bench_fn)(const struct bench_args *a, struct bench_result *r);
 
 /* Run fn in a forked runner process (killed after timeout_s) and copy its

@@ -572,8 +572,12 @@ bench_ctl(const struct bench_args *a, struct bench_result *r)
         daemon_stop(&d);
         goto out;
     }
+    /* At least CTL_SECONDS: with big jobs a shorter run is a few dozen
+     * jobs, mostly the command's start-up and the pipeline filling and
+     * draining (start-up stays in: it is printed on its own as well). */
     double per_job = (w0 - w_empty) / (double)n0;
-    uint64_t n = (uint64_t)(a->seconds / (per_job > 1e-7 ? per_job : 1e-7));
+    double secs = a->seconds > CTL_SECONDS ? a->seconds : CTL_SECONDS;
+    uint64_t n = (uint64_t)(secs / (per_job > 1e-7 ? per_job : 1e-7));
     if (n < n0)
         n = n0;
     r->aux[1] = w_empty * 1e3;

@@ -465,7 +465,8 @@ print_notes(const struct opts *o)
            "start-up included, on N jobs sized to\n  ~%.2f s.  bg: the most "
            "CPUs that processes not ours kept busy, on average over\n  one "
            "round of the row (from /proc/stat less our own CPU time); '!' above "
-           "%.1f: that row is skewed.\n\n", o->seconds, BG_LIMIT);
+           "%.1f: that row is skewed.\n\n",
+           o->seconds > CTL_SECONDS ? o->seconds : CTL_SECONDS, BG_LIMIT);
     for (int si = 0; si < NSIZES; si++) {
         const struct bench_result *r = res[si][R_CTL];
         double cpu = FIELD(r, o->reps, aux[0]), up = FIELD(r, o->reps, aux[1]);
