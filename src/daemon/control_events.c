@@ -10,17 +10,18 @@
  *
  * The daemon listens to the pool only while someone subscribes: with no
  * subscriber the engine records nothing.  Each event is packed once, into
- * a batch; FLUSH_DELAY after the first event of a batch, or sooner when
+ * a batch; flush_delay() after the first event of a batch, or sooner when
  * it passes BATCH_FLUSH bytes, the batch goes to every subscriber as one
  * whole reply (ctl_reply_*).  A subscriber then costs one append and one
  * write per batch rather than per event, and its reader one wake-up per
- * batch; an event is late by FLUSH_DELAY at most.  The delay is what
- * makes a hundred subscribers cheap at the rates real jobs run: 1 ms meant
- * a batch, and a hundred wake-ups, for nearly every job at a few hundred
- * jobs a second, which took 13% of the throughput of `cmd` jobs on the
- * 2-vCPU VM; 50 ms takes about 1%.  What remains at trivial-job rates is
- * the bytes: about 125 per job event, copied by the kernel into every
- * subscriber's socket (README "Event stream" has the figures).
+ * batch.  The delay grows with the subscribers (a millisecond each, at
+ * most 100 ms): that is what makes a hundred subscribers cheap at the
+ * rates real jobs run.  A fixed 1 ms meant a batch, and a hundred
+ * wake-ups, for nearly every job at a few hundred jobs a second, which
+ * took 13-21% of the throughput of `cmd` jobs on the 2-vCPU VM.  What
+ * remains at trivial-job rates is the bytes: about 125 per job event,
+ * copied by the kernel into every subscriber's socket (README "Event
+ * stream" has the figures).
  *
  * A subscriber that does not read is dropped, not paused: its events
  * cannot wait anywhere but in its reply queue, and holding its jobs back
@@ -42,7 +43,10 @@
 #include "engine/timer.h"
 
 #define BATCH_FLUSH (16 * 1024)     /* a batch this large goes out at once */
-#define FLUSH_DELAY 0.05            /* s from a batch's first event to its flush */
+/* From a batch's first event to its flush: FLUSH_DELAY_PER_SUB per
+ * subscriber, at most FLUSH_DELAY_MAX (see flush_delay). */
+#define FLUSH_DELAY_PER_SUB 0.001   /* s */
+#define FLUSH_DELAY_MAX     0.1     /* s */
 
 /* Pack the receipt of an outcome: SPEC §3's "stats". */
 static void
@@ -148,6 +152,18 @@ send_event(struct fp_control *ctl, struct client *c, const char *bytes, size_t l
         ctl_client_fail(c, "no memory to queue an event");
 }
 
+/* How long a batch waits for more events: a millisecond per subscriber,
+ * at most FLUSH_DELAY_MAX.  Each batch costs a write and a reader's
+ * wake-up per subscriber, so this holds them to about a thousand a second
+ * however many subscribe, while a lone subscriber still sees each event
+ * within a millisecond. */
+static double
+flush_delay(const struct ctl_events *evs)
+{
+    double d = FLUSH_DELAY_PER_SUB * (evs->n > 0 ? evs->n : 1);
+    return d < FLUSH_DELAY_MAX ? d : FLUSH_DELAY_MAX;
+}
+
 /* The batch to every subscriber; then it is empty. */
 static void
 flush(struct fp_control *ctl)
@@ -189,7 +205,7 @@ event_cb(const fp_event *ev, void *arg)
     if (evs->batch.len >= BATCH_FLUSH)
         flush(ctl);
     else if (!ev_is_active(&evs->flush_timer))
-        fp_timer_after(ctl->loop, &evs->flush_timer, FLUSH_DELAY);
+        fp_timer_after(ctl->loop, &evs->flush_timer, flush_delay(evs));
 }
 
 /* Listen to the pool (on) or stop (off), with the flush watcher. */
