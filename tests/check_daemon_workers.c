@@ -53,6 +53,22 @@ START_TEST(master_sigkill_leaves_no_workers)
 }
 END_TEST
 
+/* /proc/PID/cmdline up to its first NUL. */
+static const char *
+cmdline_of(pid_t pid, char *buf, size_t len)
+{
+    char path[64];
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)pid);
+    ck_assert_ptr_nonnull(f = fopen(path, "r"));
+    n = fread(buf, 1, len - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
 /* The pid of the first worker_list row in `state` in a status result, or 0. */
 static pid_t
 status_pid_in(const struct h_resp *st, const char *state)
@@ -68,9 +84,10 @@ status_pid_in(const struct h_resp *st, const char *state)
     return 0;
 }
 
-/* --spare-workers 1: status shows the spare; a worker killed by a signal
- * is replaced by it (its pid now runs the jobs) and a new spare starts;
- * SIGKILL of the master takes the spare with it, like every worker. */
+/* --spare-workers 1: status shows the spare (its title unnumbered); a
+ * worker killed by a signal is replaced by it (its pid now runs the jobs)
+ * and a new spare starts; SIGKILL of the master takes the spare with it,
+ * like every worker. */
 START_TEST(spare_worker_takes_a_dead_workers_place)
 {
     struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "1",
@@ -85,6 +102,9 @@ START_TEST(spare_worker_takes_a_dead_workers_place)
     ck_assert_int_eq(h_get_int(st->result, "spares"), 1);
     ck_assert_int_eq(h_get_int(st->result, "workers"), 1);
     ck_assert_int_ne(spare, worker);
+    char title[256];
+    /* No slot number: which slot it takes is not known when it starts. */
+    ck_assert_str_eq(cmdline_of(spare, title, sizeof title), "forkpool: worker idle");
 
     ck_assert_int_eq(kill(worker, SIGSEGV), 0);
     ck_assert_int_eq(h_daemon_wait_log(d, "killed by SIGSEGV while idle", 0, 10000), 1);
@@ -409,22 +429,6 @@ START_TEST(worker_stderr_is_logged_line_by_line_with_its_pid)
     ck_assert(h_daemon_wait_log(d, want, 0, 5000));
 }
 END_TEST
-
-/* /proc/PID/cmdline up to its first NUL. */
-static const char *
-cmdline_of(pid_t pid, char *buf, size_t len)
-{
-    char path[64];
-    FILE *f;
-    size_t n;
-
-    snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)pid);
-    ck_assert_ptr_nonnull(f = fopen(path, "r"));
-    n = fread(buf, 1, len - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return buf;
-}
 
 START_TEST(process_titles_show_role_and_job)
 {

@@ -155,7 +155,8 @@ struct fp_pool {
 
 /* w->slot of a worker in no active slot. */
 #define POOL_SLOT_LEAVING ((unsigned)-1)   /* on p->leaving */
-#define POOL_SLOT_SPARE   ((unsigned)-2)   /* on p->spares */
+#define POOL_SLOT_SPARE   FP_WORKER_UNNUMBERED     /* on p->spares (its title
+                                                    has no slot number) */
 
 /* Walk every worker: active slots first, then the leaving ones, then the
  * spares. */

@@ -81,15 +81,17 @@ flush_out(struct worker *w)
 static void
 set_title(struct worker *w, const char *state, uint64_t job)
 {
-    char title[96];
+    char title[96], num[16] = "";
 
     if (w->args->title == NULL)
         return;
+    if (w->args->slot != FP_WORKER_UNNUMBERED)
+        snprintf(num, sizeof(num), " %u", w->args->slot);
     if (job != 0)
-        snprintf(title, sizeof(title), "forkpool: worker %u %s job %llu",
-                 w->args->slot, state, (unsigned long long)job);
+        snprintf(title, sizeof(title), "forkpool: worker%s %s job %llu", num,
+                 state, (unsigned long long)job);
     else
-        snprintf(title, sizeof(title), "forkpool: worker %u %s", w->args->slot, state);
+        snprintf(title, sizeof(title), "forkpool: worker%s %s", num, state);
     w->args->title(title, w->args->title_arg);
 }
 

@@ -12,6 +12,11 @@
 struct fp_sandbox;
 struct fp_hold_area;
 
+/* fp_worker_args.slot of a worker started outside the slots (a spare):
+ * its title carries no number, since the slot it may take is not known
+ * when it starts. */
+#define FP_WORKER_UNNUMBERED ((unsigned)-2)
+
 struct fp_worker_args {
     const fp_module *module;     /* or NULL: load module_path first */
     const char      *module_path;
@@ -20,7 +25,8 @@ struct fp_worker_args {
     struct fp_limits limits;     /* for jobs read and results written */
     void           (*title)(const char *title, void *arg);  /* or NULL */
     void            *title_arg;
-    unsigned         slot;       /* shown in the title */
+    unsigned         slot;       /* shown in the title, unless
+                                    FP_WORKER_UNNUMBERED */
     const struct fp_sandbox *sandbox;  /* locked down after init, or NULL */
     struct fp_hold_area *hold_area;    /* shared with the master, or NULL */
     /* Report what each job cost (meter.h) with its result, as a fourth
