@@ -95,11 +95,18 @@ connect_unix(const char *path)
     return fd;
 }
 
+/* A row of cmd jobs (the cmd builtin running true), not echoes. */
+static int
+is_cmd(const struct bench_args *a)
+{
+    return a->mode != NULL && strcmp(a->mode, "cmd") == 0;
+}
+
 /* The builtin the daemon runs: cmd for the cmd rows, else echo. */
 static const char *
 daemon_builtin(const struct bench_args *a)
 {
-    return a->mode != NULL && strcmp(a->mode, "cmd") == 0 ? "cmd" : "echo";
+    return is_cmd(a) ? "cmd" : "echo";
 }
 
 /* Start `forkpoold --builtin echo|cmd -w N -s SOCK` and connect to it.  Returns
@@ -390,6 +397,15 @@ out:
     free(run->sent_id);
 }
 
+/* Ready rpc_stream for another stream on the same connection. */
+static void
+rpc_restart(struct rpc_run *run)
+{
+    run->phase = 0;
+    run->submitted = run->completed = run->bad = 0;
+    run->outstanding = 0;
+}
+
 /* The cmd builtin's job {"argv": ["true"]}, packed; the caller frees. */
 static char *
 make_cmd_true_job(size_t *len)
@@ -409,8 +425,8 @@ bench_daemon(const struct bench_args *a, struct bench_result *r)
     struct daemon d;
     struct rpc_run run;
     size_t len;
-    char *job = a->mode != NULL && strcmp(a->mode, "cmd") == 0
-                ? make_cmd_true_job(&len) : make_bin_payload(a->payload, &len);
+    char *job = is_cmd(a) ? make_cmd_true_job(&len)
+                          : make_bin_payload(a->payload, &len);
 
     memset(&run, 0, sizeof(run));
     if (job == NULL) {
@@ -427,25 +443,43 @@ bench_daemon(const struct bench_args *a, struct bench_result *r)
             fd = -1;
         }
     }
-    /* a->count > 0: that many subscribers read every event meanwhile. */
+    /* a->count > 0: that many subscribers read every event meanwhile.  On
+     * cmd jobs, whose rate moves +-10% from one daemon to the next here,
+     * the same daemon also streams without them just before and just
+     * after: aux[0] is the rate with them over the mean of those two. */
+    int paired = a->count > 0 && is_cmd(a);
+    struct bench_result before, after;
+    memset(&before, 0, sizeof(before));
+    memset(&after, 0, sizeof(after));
+    run.daemon = d.pid;
+    run.job = job;
+    run.len = len;
+    run.window = a->window;
+    run.seconds = a->seconds;
+    if (fd >= 0 && paired)
+        rpc_stream(&run, &before);
     pid_t subs = fd >= 0 && a->count > 0 ? subscribers_start(&d, a->count, r) : 0;
     if (subs < 0) {
         fp_client_close(run.c);
         daemon_stop(&d);
     } else if (fd >= 0) {
-        run.daemon = d.pid;
-        run.job = job;
-        run.len = len;
-        run.window = a->window;
-        run.seconds = a->seconds;
         r->rss_before_kb = proc_rss_kb(d.pid);
+        rpc_restart(&run);
         rpc_stream(&run, r);
         r->rss_after_kb = proc_rss_kb(d.pid);
-        fp_client_close(run.c);
         if (subs > 0) {
             kill(subs, SIGKILL);
             waitpid(subs, NULL, 0);
         }
+        if (paired) {
+            rpc_restart(&run);
+            rpc_stream(&run, &after);
+            if (r->ok && before.ok && after.ok)
+                r->aux[0] = r->jobs_s / ((before.jobs_s + after.jobs_s) / 2);
+            else
+                bench_fail(r, "the stream without subscribers failed");
+        }
+        fp_client_close(run.c);
         daemon_stop(&d);
     }
     free(job);
