@@ -62,8 +62,8 @@ as_utf8(msgpack_packer *pk, const char *s, size_t n)
     for (const char *p = s, *end = s + n; p < end; p += len) {
         const char *piece = p;
         size_t plen;
-        if ((unsigned char)*p < 0x80 || (len = utf8_len(p, (size_t)(end - p))) > 0) {
-            len = (unsigned char)*p < 0x80 ? 1 : len;
+        len = (unsigned char)*p < 0x80 ? 1 : utf8_len(p, (size_t)(end - p));
+        if (len > 0) {
             plen = len;
         } else {
             len = 1;
