@@ -93,6 +93,33 @@ START_TEST(outcomes_carry_a_receipt_and_crashes_their_stderr)
 }
 END_TEST
 
+/* A crash's stderr tail is the last FP_STDERR_TAIL bytes when one line is
+ * all there is, so it can begin inside a character: that byte goes out as
+ * U+FFFD and the rest as it was, and the outcome stays valid msgpack str. */
+START_TEST(a_stderr_tail_cut_inside_a_character_is_still_utf8)
+{
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "1", NULL));
+    struct h_rpc *c = h_connected(d);
+    enum { EUROS = 2000 };          /* 6000 bytes; with " 0000\n", 6006 */
+    static char job[64 + 3 * EUROS], want[16 + 3 * EUROS];
+    size_t n = (size_t)snprintf(job, sizeof job, "{\"op\": \"crash\", \"say\": \"");
+
+    for (int i = 0; i < EUROS; i++, n += 3)
+        memcpy(job + n, "\xe2\x82\xac", 3);
+    snprintf(job + n, sizeof job - n, "\"}");
+    /* The tail starts 4096 bytes before the end: at byte 1910 of the
+     * euros, the last byte of the 637th; then 1363 whole ones. */
+    n = (size_t)snprintf(want, sizeof want, "\xef\xbf\xbd");
+    for (int i = 0; i < 1363; i++, n += 3)
+        memcpy(want + n, "\xe2\x82\xac", 3);
+    snprintf(want + n, sizeof want - n, " 0000\n");
+
+    struct h_resp *r = h_submit(c, job, NULL);
+    ck_assert_str_eq(h_get_str(r->error, "kind"), "crashed");
+    ck_assert_str_eq(h_get_str(r->error, "stderr"), want);
+}
+END_TEST
+
 START_TEST(batch_outcomes_carry_a_receipt)
 {
     struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "1", NULL));
@@ -206,6 +233,7 @@ daemon_receipts_suite(void)
 
     tc = h_tcase("receipts", 30);
     tcase_add_test(tc, outcomes_carry_a_receipt_and_crashes_their_stderr);
+    tcase_add_test(tc, a_stderr_tail_cut_inside_a_character_is_still_utf8);
     tcase_add_test(tc, batch_outcomes_carry_a_receipt);
     tcase_add_test(tc, cmd_childs_cpu_is_the_jobs);
     tcase_add_test(tc, strict_sandbox_keeps_receipts_per_job);
