@@ -45,6 +45,16 @@ settled(void)
            && st.starting == 0 && st.live == want_workers + want_spares;
 }
 
+/* Start the pool and wait until its workers are idle and its spares ready. */
+static void
+start_settled(const fp_config *cfg)
+{
+    start_pool(cfg);
+    want_workers = cfg->workers;
+    want_spares = cfg->spare_workers;
+    run_until(settled, 20, "workers idle and spares ready");
+}
+
 static void
 start_with_spares(unsigned workers, unsigned spares)
 {
@@ -52,14 +62,11 @@ start_with_spares(unsigned workers, unsigned spares)
 
     base_config(&cfg, workers);
     cfg.spare_workers = spares;
-    start_pool(&cfg);
-    want_workers = workers;
-    want_spares = spares;
-    run_until(settled, 20, "workers idle and spares ready");
+    start_settled(&cfg);
 }
 
-/* The spare's pid, and one that is none of `a`, `b`, `c` -- a spare
- * started since. */
+/* Pids the spare wait_new_spare waits for must not have: it is one
+ * started since they were seen. */
 static pid_t new_spare_not[3];
 
 static int
@@ -128,9 +135,7 @@ START_TEST(a_recycled_worker_is_replaced_by_the_spare)
     base_config(&cfg, 1);
     cfg.max_jobs = 3;
     cfg.spare_workers = 1;
-    start_pool(&cfg);
-    want_workers = want_spares = 1;
-    run_until(settled, 20, "worker idle and spare ready");
+    start_settled(&cfg);
     pid_t spare = pid_in_state("spare");
 
     for (int i = 0; i < 3; i++)

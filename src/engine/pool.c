@@ -337,10 +337,7 @@ fp_pool_start(fp_pool *p)
         fp_logf(&p->log, FP_LOG_INFO, "receipts: maxrss_kb is each worker's "
                 "peak so far, not each job's: restarting the peak needs a "
                 "master running as root, or --sandbox none");
-    if (pool_add_workers(p, p->target) < 0)
-        return -1;
-    pool_spares_fill(p);
-    return 0;
+    return pool_add_workers(p, p->target);     /* spares: flush_prepare_cb */
 }
 
 /* Inside a done or drained callback the work waits until it returns. */

@@ -244,14 +244,16 @@ void pool_retire(struct fp_pool *p, struct fp_worker *w, const char *why);
 
 /* pool_spares.c */
 int  pool_is_spare(const struct fp_worker *w);
-/* Start spares until there are cfg.spare_workers (while the pool runs). */
+/* Start spares until there are cfg.spare_workers (while the pool runs);
+ * the pool's prepare watcher calls it once per loop iteration. */
 void pool_spares_fill(struct fp_pool *p);
 /* Active slot `dead` has exited and wants a process again: put a ready
  * spare of the current generation in its place (`dead` is freed); the
  * next pool_spares_fill starts another.  Returns the spare, or NULL if
  * none is ready (then `dead` is untouched). */
 struct fp_worker *pool_spare_take(struct fp_pool *p, struct fp_worker *dead);
-/* A reload: retire the spares of older generations, start new ones. */
+/* A reload: retire the spares of older generations (the next
+ * pool_spares_fill starts their successors). */
 void pool_spares_renew(struct fp_pool *p);
 /* Spare `w`'s process is gone: start it again (after a backoff, if it
  * failed to start), or forget it (frees w). */

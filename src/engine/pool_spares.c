@@ -8,13 +8,15 @@
  * never sees it.  When an active slot's worker has exited and the slot
  * would start a new process, pool_spare_take moves the first ready spare of
  * the current generation into the slot instead and frees the slot's old
- * fp_worker.  The loop's prepare watcher tops the spares up once per
- * iteration, after the outcomes due have been delivered and the jobs
- * written: a fork costs the master about half a millisecond here, which
- * the crashed job's outcome and the next jobs need not wait for.  A reload retires the
- * spares of the old generation (they hold no job: they stop at once) and
- * starts new ones; a drain stops them with every other worker
- * (pool_check_drained); the pool's teardown kills them.
+ * fp_worker.  The loop's prepare watcher is the one place spares are
+ * started (at the pool's start too), once per iteration, after the
+ * outcomes due have been delivered and the jobs written: a fork costs the
+ * master about half a millisecond here, which a crashed job's outcome and
+ * the next jobs need not wait for.  A reload retires the spares of the old
+ * generation (they hold no job: they stop at once), and the watcher starts
+ * their successors; a drain stops them with every other worker
+ * (pool_check_drained); the pool's teardown kills them.  Only a spare that
+ * died is started again here, as the same fp_worker, for its backoff.
  */
 #include "config.h"
 
@@ -37,11 +39,18 @@ spare_count(const struct fp_pool *p)
     return n;
 }
 
+/* Spares are kept only while the pool runs and takes jobs. */
+static int
+spares_wanted(const struct fp_pool *p)
+{
+    return p->cfg.spare_workers > 0 && p->phase == POOL_RUNNING
+           && p->free_state == FREE_NONE;
+}
+
 void
 pool_spares_fill(struct fp_pool *p)
 {
-    if (p->cfg.spare_workers == 0 || p->phase != POOL_RUNNING
-        || p->free_state != FREE_NONE)
+    if (!spares_wanted(p))
         return;
     for (unsigned n = spare_count(p); n < p->cfg.spare_workers; n++) {
         struct fp_worker *w = fp_worker_new(&p->env, POOL_SLOT_SPARE);
@@ -108,17 +117,14 @@ pool_spares_renew(struct fp_pool *p)
         if (w->generation != p->generation)
             retire_spare(p, w, "reload");
     }
-    pool_spares_fill(p);
 }
 
 void
 pool_spare_exited(struct fp_pool *p, struct fp_worker *w, int failed_start)
 {
-    /* Still wanted: the pool runs, the spare is of the current code, and
-     * the list is not longer than asked (it never is: spares only go). */
-    if (p->phase == POOL_RUNNING && p->free_state == FREE_NONE
-        && w->generation == p->generation
-        && spare_count(p) <= p->cfg.spare_workers) {
+    /* Still wanted, and of the current code: the same fp_worker starts
+     * again (keeping its streak of failed starts for the backoff). */
+    if (spares_wanted(p) && w->generation == p->generation) {
         if (failed_start) {
             w->fail_streak++;
             fp_worker_backoff(w, pool_backoff_delay(w->fail_streak));

@@ -47,12 +47,14 @@ pool_start_worker(struct fp_pool *p, struct fp_worker *w)
         pool_event_worker(p, "spawned", w->pid, NULL);
         return;
     }
-    if (w->fail_streak++ == 0 && pool_is_spare(w))
-        fp_logf(&p->log, FP_LOG_ERR, "spare worker: cannot fork: %s; "
-                "retrying with backoff", strerror(errno));
-    else if (w->fail_streak == 1)
-        fp_logf(&p->log, FP_LOG_ERR, "worker slot %u: cannot fork: %s; "
-                "retrying with backoff", w->slot, strerror(errno));
+    if (w->fail_streak++ == 0) {
+        const char *why = strerror(errno);
+        char who[32] = "spare worker";
+        if (!pool_is_spare(w))
+            snprintf(who, sizeof who, "worker slot %u", w->slot);
+        fp_logf(&p->log, FP_LOG_ERR, "%s: cannot fork: %s; retrying with "
+                "backoff", who, why);
+    }
     fp_worker_backoff(w, pool_backoff_delay(w->fail_streak));
 }
 
