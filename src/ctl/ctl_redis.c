@@ -272,6 +272,21 @@ outcome_line(const char *rec, size_t len, long long index, char *err,
     return line;
 }
 
+/* The values of a stream entry's fields "id" and `name` (f: its field
+ * list), each NULL if the entry lacks it. */
+static void
+entry_fields(const redisReply *f, const char *name, const redisReply **id,
+             const redisReply **val)
+{
+    *id = *val = NULL;
+    for (size_t k = 0; k + 1 < f->elements; k += 2) {
+        if (strcmp(f->element[k]->str, "id") == 0)
+            *id = f->element[k + 1];
+        else if (strcmp(f->element[k]->str, name) == 0)
+            *val = f->element[k + 1];
+    }
+}
+
 /* Progress entries {"id", "v"}: one line each on stderr, as the daemon's
  * control socket gives them but for the id, a string here. */
 static void
@@ -279,15 +294,10 @@ show_progress(struct producer *p, const redisReply *entries)
 {
     for (size_t i = 0; i < entries->elements; i++) {
         const redisReply *e = entries->element[i], *f = e->element[1];
-        const redisReply *id = NULL, *v = NULL;
+        const redisReply *id, *v;
         char idjson[64];
         snprintf(p->plast, sizeof(p->plast), "%s", e->element[0]->str);
-        for (size_t k = 0; k + 1 < f->elements; k += 2) {
-            if (strcmp(f->element[k]->str, "id") == 0)
-                id = f->element[k + 1];
-            else if (strcmp(f->element[k]->str, "v") == 0)
-                v = f->element[k + 1];
-        }
+        entry_fields(f, "v", &id, &v);
         /* A stream id (digits and one '-'); anything else did not come from
          * a host, and is not printed into JSON. */
         if (id == NULL || v == NULL || id->len == 0 || id->len > 48
@@ -343,14 +353,9 @@ read_outcomes(struct producer *p,
             continue;
         for (size_t i = 0; i < entries->elements; i++) {
             redisReply *e = entries->element[i], *f = e->element[1];
-            const redisReply *id = NULL, *o = NULL;
+            const redisReply *id, *o;
             snprintf(p->last, sizeof(p->last), "%s", e->element[0]->str);
-            for (size_t k = 0; k + 1 < f->elements; k += 2) {
-                if (strcmp(f->element[k]->str, "id") == 0)
-                    id = f->element[k + 1];
-                else if (strcmp(f->element[k]->str, "o") == 0)
-                    o = f->element[k + 1];
-            }
+            entry_fields(f, "o", &id, &o);
             if (id == NULL || o == NULL)
                 continue;
             if (got(arg, id->str, o->str, o->len) < 0) {
