@@ -451,13 +451,15 @@ bench_daemon(const struct bench_args *a, struct bench_result *r)
     struct bench_result before, after;
     memset(&before, 0, sizeof(before));
     memset(&after, 0, sizeof(after));
-    run.daemon = d.pid;
-    run.job = job;
-    run.len = len;
-    run.window = a->window;
-    run.seconds = a->seconds;
-    if (fd >= 0 && paired)
-        rpc_stream(&run, &before);
+    if (fd >= 0) {
+        run.daemon = d.pid;
+        run.job = job;
+        run.len = len;
+        run.window = a->window;
+        run.seconds = a->seconds;
+        if (paired)
+            rpc_stream(&run, &before);
+    }
     pid_t subs = fd >= 0 && a->count > 0 ? subscribers_start(&d, a->count, r) : 0;
     if (subs < 0) {
         fp_client_close(run.c);
