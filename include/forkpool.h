@@ -142,7 +142,7 @@ typedef void (*fp_done_fn)(const fp_outcome *outcome, void *arg);
 #define FP_DEFAULT_QUEUE_MAX_BYTES  ((size_t)1 << 30)        /* 1 GiB */
 #define FP_DEFAULT_MAX_JOB_BYTES    ((size_t)64 << 20)       /* 64 MiB */
 #define FP_DEFAULT_MAX_JOB_OBJECTS  ((size_t)1 << 20)        /* 1 Mi */
-#define FP_DEFAULT_PREFETCH         128u
+#define FP_DEFAULT_PREFETCH         256u
 #define FP_DEFAULT_PREFETCH_WAIT    0.001                    /* seconds */
 #define FP_DEFAULT_DRAIN_TIMEOUT    30.0                     /* seconds */
 #define FP_DEFAULT_START_TIMEOUT    30.0                     /* seconds */
@@ -169,7 +169,7 @@ typedef struct fp_config {
                                    0 = 1048576 */
     unsigned    max_jobs;       /* recycle a worker after N jobs; 0 = never */
     unsigned    prefetch;       /* most jobs sent ahead to one busy worker
-                                   (its window); 0 = 128 */
+                                   (its window); 0 = 256 */
     double      prefetch_wait;  /* a job is sent ahead to a busy worker only
                                    while it would start there within this
                                    many seconds, judged from measured run
@@ -237,6 +237,8 @@ typedef struct fp_config {
     unsigned    rlimit_nofile;  /* open files per worker; 0 = inherited */
     const char *user;           /* run workers as this user when the master
                                    is root; NULL = as the master */
+    int         worker_sched;   /* FP_WORKER_SCHED_BATCH (the default, 0) or
+                                   FP_WORKER_SCHED_INHERIT; see below */
 
     /* The pool-wide rate limit (a token bucket): at most rate_limit job
      * starts per second, in bursts of up to rate_burst; 0 = no limit.
@@ -271,6 +273,19 @@ enum fp_sandbox_level {
     FP_SANDBOX_BASIC = 0,
     FP_SANDBOX_NONE,
     FP_SANDBOX_STRICT
+};
+
+/* Scheduling policy of workers (fp_config.worker_sched).
+ *   batch:   when the master runs under the normal policy (SCHED_OTHER),
+ *            each worker, and what its jobs start, runs under SCHED_BATCH:
+ *            the same share of the CPU (nice is unchanged), but a worker the
+ *            master wakes with jobs does not preempt the master on its CPU.
+ *            A master started under another policy (chrt(1), systemd's
+ *            CPUSchedulingPolicy=) passes its own on unchanged.
+ *   inherit: workers run under the master's policy. */
+enum fp_worker_sched {
+    FP_WORKER_SCHED_BATCH = 0,
+    FP_WORKER_SCHED_INHERIT
 };
 
 /* Fill `cfg` with defaults (everything zero/NULL, log level INFO). */

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,6 +121,39 @@ START_TEST(spare_worker_takes_a_dead_workers_place)
     h_daemon_wait(d, 5000);
     ck_assert_msg(h_wait_readable(pidfd, 5000, NULL), "spare %ld outlived its "
                   "master", (long)fresh);
+}
+END_TEST
+
+/* --worker-sched (README "Worker scheduling"): workers run under
+ * SCHED_BATCH by default, and a daemon under a policy other than
+ * SCHED_OTHER passes its own on (seen on the replacement of a killed
+ * worker, forked after the daemon moved to SCHED_IDLE). */
+START_TEST(workers_run_under_sched_batch_unless_the_master_is_not_normal)
+{
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "1", NULL));
+    struct h_rpc *c = h_connected(d);
+    pid_t worker = h_worker_pid(c), fresh;
+    struct sched_param none = { 0 };
+
+    ck_assert_int_eq(sched_getscheduler(d->pid), SCHED_OTHER);
+    ck_assert_int_eq(sched_getscheduler(worker), SCHED_BATCH);
+    ck_assert_int_eq(sched_setscheduler(d->pid, SCHED_IDLE, &none), 0);
+    ck_assert_int_eq(kill(worker, SIGKILL), 0);
+    ck_assert_int_eq(h_daemon_wait_log(d, "killed by SIGKILL", 0, 10000), 1);
+    fresh = h_worker_pid(c);
+    ck_assert_int_ne(fresh, worker);
+    ck_assert_int_eq(sched_getscheduler(fresh), SCHED_IDLE);
+}
+END_TEST
+
+/* --worker-sched inherit: the daemon's own policy. */
+START_TEST(worker_sched_inherit_keeps_the_masters_policy)
+{
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "1",
+                                                  "--worker-sched", "inherit", NULL));
+    struct h_rpc *c = h_connected(d);
+
+    ck_assert_int_eq(sched_getscheduler(h_worker_pid(c)), SCHED_OTHER);
 }
 END_TEST
 
@@ -496,6 +530,8 @@ daemon_workers_suite(void)
     tc = h_tcase("workers", 20);
     tcase_add_test(tc, master_sigkill_leaves_no_workers);
     tcase_add_test(tc, spare_worker_takes_a_dead_workers_place);
+    tcase_add_test(tc, workers_run_under_sched_batch_unless_the_master_is_not_normal);
+    tcase_add_test(tc, worker_sched_inherit_keeps_the_masters_policy);
     tcase_add_test(tc, worker_fd_table_holds_only_its_own);
     tcase_add_test(tc, init_failure_backs_off_without_fork_bomb);
     tcase_add_test(tc, exec_worker_roundtrip);

@@ -200,6 +200,7 @@ static const struct {
     { { "-x" }, "unknown option '-x'" },
     { { "stray" }, "unexpected argument 'stray'" },
     { { "--sandbox", "leaky" }, "--sandbox: expected none, basic or strict, got 'leaky'" },
+    { { "--worker-sched", "fifo" }, "--worker-sched: expected batch or inherit, got 'fifo'" },
     { { "--log-level", "loud" },
       "--log-level: expected err, warning, info or debug, got 'loud'" },
     { { "--log", "file" }, "--log: expected stderr or syslog, got 'file'" },
@@ -303,6 +304,27 @@ START_TEST(help_and_version_are_reported_not_acted_on)
 }
 END_TEST
 
+/* --worker-sched: batch unless told, from a flag or the file. */
+START_TEST(worker_sched_is_batch_unless_told)
+{
+    const char *file = write_config("forkpool.conf", "worker-sched inherit\n");
+    const char *const from_file[] = { "-c", "%s", NULL };
+    const char *const flag[] = { "-c", "%s", "--worker-sched", "batch", NULL };
+    const char *const none[] = { NULL };
+    struct fp_daemon_opts o;
+
+    ck_assert_int_eq(parse(&o, NULL, none), FP_OPTS_RUN);
+    ck_assert_int_eq(o.cfg.worker_sched, FP_WORKER_SCHED_BATCH);
+    fp_daemon_opts_free(&o);
+    ck_assert_int_eq(parse(&o, file, from_file), FP_OPTS_RUN);
+    ck_assert_int_eq(o.cfg.worker_sched, FP_WORKER_SCHED_INHERIT);
+    fp_daemon_opts_free(&o);
+    ck_assert_int_eq(parse(&o, file, flag), FP_OPTS_RUN);
+    ck_assert_int_eq(o.cfg.worker_sched, FP_WORKER_SCHED_BATCH);
+    fp_daemon_opts_free(&o);
+}
+END_TEST
+
 /* ========================================================================
  * Defaults: one home each, FP_DEFAULT_* in forkpool.h
  * ======================================================================== */
@@ -360,6 +382,7 @@ options_suite(void)
     tcase_add_test(tc, poison_after_comes_from_the_config_file_too);
     tcase_add_test(tc, unreadable_config_file_is_an_error);
     tcase_add_test(tc, heartbeat_timeout_from_the_config_file_or_a_flag);
+    tcase_add_test(tc, worker_sched_is_batch_unless_told);
     suite_add_tcase(s, tc);
 
     tc = h_tcase("errors", 10);

@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -364,6 +365,41 @@ START_TEST(exec_workers_get_one_job_at_a_time)
 }
 END_TEST
 
+/* fp_config.worker_sched: module workers (_i 0) and --exec workers (_i 2)
+ * run under SCHED_BATCH by default; with FP_WORKER_SCHED_INHERIT (_i 1)
+ * under the master's own SCHED_OTHER. */
+START_TEST(workers_run_under_sched_batch_unless_told_to_inherit)
+{
+    fp_config cfg;
+    fp_worker_info info[2];
+
+    base_config(&cfg, 2);
+    cfg.worker_sched = _i == 1 ? FP_WORKER_SCHED_INHERIT : FP_WORKER_SCHED_BATCH;
+    if (_i == 2) {
+        cfg.module = NULL;
+        cfg.exec_argv = exec_worker_argv("tag");
+    }
+    start_pool(&cfg);
+    run_until(two_idle, 20, "both workers ready");
+    ck_assert_uint_eq(fp_pool_worker_info(H.pool, info, 2), 2);
+    for (int k = 0; k < 2; k++)
+        ck_assert_int_eq(sched_getscheduler(info[k].pid),
+                         _i == 1 ? SCHED_OTHER : SCHED_BATCH);
+}
+END_TEST
+
+START_TEST(an_unknown_worker_sched_is_refused)
+{
+    fp_config cfg;
+    char err[256] = "";
+
+    base_config(&cfg, 1);
+    cfg.worker_sched = 7;
+    ck_assert_ptr_null(fp_pool_new(H.loop, &cfg, err, sizeof(err)));
+    ck_assert_str_eq(err, "unknown worker scheduling policy 7");
+}
+END_TEST
+
 START_TEST(exec_worker_speaks_protocol)
 {
     fp_config cfg;
@@ -599,6 +635,8 @@ pool_workers_suite(void)
     tcase_add_test(tc, reload_replaces_every_worker_without_losing_jobs);
     tcase_add_test(tc, exec_worker_speaks_protocol);
     tcase_add_test(tc, exec_workers_get_one_job_at_a_time);
+    tcase_add_loop_test(tc, workers_run_under_sched_batch_unless_told_to_inherit, 0, 3);
+    tcase_add_test(tc, an_unknown_worker_sched_is_refused);
     tcase_add_test(tc, exec_worker_protocol_error_crashes_the_job);
     tcase_add_test(tc, worker_dying_right_after_ready_backs_off);
     tcase_add_loop_test(tc, start_timeout_kills_a_worker_that_never_becomes_ready, 0, 2);

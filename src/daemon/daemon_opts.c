@@ -152,6 +152,11 @@ fp_daemon_usage(FILE *out)
 "      --rlimit-cpu S       CPU seconds each job may use (SIGXCPU past it)\n"
 "      --rlimit-nofile N    open files per worker\n"
 "      --user USER          when started as root, run workers as USER\n"
+"      --worker-sched batch|inherit\n"
+"                           workers' scheduling policy: batch (default):\n"
+"                           SCHED_BATCH, so that a worker the daemon wakes\n"
+"                           does not preempt it; inherit: the daemon's own\n"
+"                           policy\n"
 "  -c, --config FILE        read options from FILE first (one per line:\n"
 "                           NAME VALUE, the long flag names; # comments)\n"
 "  -d, --daemon             detach: double fork, setsid, chdir /, stdio to\n"
@@ -215,6 +220,18 @@ bad:
 }
 
 static int
+parse_worker_sched(struct parse *p, const char *s, int *policy)
+{
+    if (strcmp(s, "batch") == 0)
+        *policy = FP_WORKER_SCHED_BATCH;
+    else if (strcmp(s, "inherit") == 0)
+        *policy = FP_WORKER_SCHED_INHERIT;
+    else
+        return fail(p, "--worker-sched: expected batch or inherit, got '%s'", s);
+    return 0;
+}
+
+static int
 parse_sandbox(struct parse *p, const char *s, int *level)
 {
     if (strcmp(s, "none") == 0)
@@ -273,7 +290,7 @@ enum {
     OPT_MODULE = 256, OPT_MODULE_CONFIG, OPT_EXEC, OPT_BUILTIN, OPT_JOB_TIMEOUT,
     OPT_QUEUE_MAX, OPT_MAX_JOB_BYTES, OPT_MAX_JOBS, OPT_DRAIN_TIMEOUT, OPT_PREFETCH,
     OPT_MAX_RSS, OPT_SLOW_LOG, OPT_QUEUE_MAX_BYTES, OPT_MAX_WORKERS,
-    OPT_SANDBOX, OPT_RLIMIT_AS, OPT_RLIMIT_CPU, OPT_RLIMIT_NOFILE, OPT_USER,
+    OPT_SANDBOX, OPT_RLIMIT_AS, OPT_RLIMIT_CPU, OPT_RLIMIT_NOFILE, OPT_USER, OPT_WORKER_SCHED,
     OPT_PIDFILE, OPT_LOG, OPT_LOG_LEVEL, OPT_AUTOSCALE, OPT_IDLE_TIMEOUT,
     OPT_RATE_LIMIT, OPT_REPLY_SOFT, OPT_REPLY_HARD, OPT_REPLY_TOTAL, OPT_START_TIMEOUT,
     OPT_REDIS, OPT_REDIS_QUEUE, OPT_LEASE, OPT_MAX_DELIVERIES, OPT_REDIS_RETENTION,
@@ -316,6 +333,7 @@ static const struct option long_options[] = {
     { "max-rss",       required_argument, NULL, OPT_MAX_RSS },
     { "slow-log",      required_argument, NULL, OPT_SLOW_LOG },
     { "sandbox",       required_argument, NULL, OPT_SANDBOX },
+    { "worker-sched",  required_argument, NULL, OPT_WORKER_SCHED },
     { "rlimit-as",     required_argument, NULL, OPT_RLIMIT_AS },
     { "rlimit-cpu",    required_argument, NULL, OPT_RLIMIT_CPU },
     { "rlimit-nofile", required_argument, NULL, OPT_RLIMIT_NOFILE },
@@ -517,6 +535,7 @@ apply_option(struct parse *p, int opt, const char *arg)
         cfg->poison_after = (unsigned)v;
         break;
     case OPT_SANDBOX: rc = parse_sandbox(p, arg, &cfg->sandbox); break;
+    case OPT_WORKER_SCHED: rc = parse_worker_sched(p, arg, &cfg->worker_sched); break;
     case OPT_RLIMIT_AS:
         rc = parse_uint(p, "--rlimit-as", arg, 16, 1u << 30, &v);
         cfg->rlimit_as = (size_t)v << 20;

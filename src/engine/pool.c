@@ -204,6 +204,13 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
         free(p);
         return NULL;
     }
+    if (p->cfg.worker_sched != FP_WORKER_SCHED_BATCH
+        && p->cfg.worker_sched != FP_WORKER_SCHED_INHERIT) {
+        snprintf(err, errlen, "unknown worker scheduling policy %d",
+                 p->cfg.worker_sched);
+        free(p);
+        return NULL;
+    }
     if (p->cfg.queue_max == 0)
         p->cfg.queue_max = FP_DEFAULT_QUEUE_MAX;
     if (p->cfg.queue_max_bytes == 0)
@@ -253,12 +260,14 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
     p->wargs.title_arg = cfg->title_arg;
     p->wargs.sandbox = &p->sandbox;
     p->wargs.receipts = 1;           /* each result says what its job cost */
+    p->wargs.hold_results = p->cfg.prefetch / 2;
 
     p->spawn_req.exec_argv = p->cfg.exec_argv;
     p->spawn_req.child_main = fp_worker_main;
     p->spawn_req.child_prepare = fp_worker_prepare;
     p->spawn_req.child_arg = &p->wargs;
     p->spawn_req.sandbox = &p->sandbox;
+    p->spawn_req.batch_sched = p->cfg.worker_sched == FP_WORKER_SCHED_BATCH;
     p->env.loop = loop;
     p->env.log = &p->log;
     p->env.ops = &pool_worker_ops;

@@ -2,6 +2,7 @@
 #include "config.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +80,16 @@ child_start(const struct fp_spawn_req *req, int sock, int errw, pid_t master)
      * behind, nor take seconds to dump one before it can be replaced. */
     struct rlimit no_core = { 0, 0 };
     setrlimit(RLIMIT_CORE, &no_core);
+    /* The master wakes a worker each time it hands it jobs, with a write
+     * to its socket: a "sync" wake-up, which invites the worker onto the
+     * master's CPU, where under SCHED_OTHER it may preempt the master --
+     * the one process every job passes through -- in the middle of its
+     * loop.  Under SCHED_BATCH a woken worker does not preempt; its share
+     * of the CPU is the same.  Only a hint: if refused, we run as we are. */
+    if (req->batch_sched && sched_getscheduler(0) == SCHED_OTHER) {
+        struct sched_param none = { 0 };
+        (void)sched_setscheduler(0, SCHED_BATCH, &none);
+    }
 
     /* Keep the socket clear of the stdio numbers we are about to assign. */
     if (sock < 3 && (sock = fcntl(sock, F_DUPFD_CLOEXEC, 3)) < 0)

@@ -36,6 +36,8 @@ struct fp_spawn_req {
     void        *child_arg;
     int          sockbuf;    /* SO_SNDBUF/SO_RCVBUF for both ends; 0 = default */
     const struct fp_sandbox *sandbox;   /* entered in the child, or NULL */
+    int          batch_sched;/* SCHED_BATCH in the child, if the parent runs
+                                under SCHED_OTHER (FP_WORKER_SCHED_BATCH) */
 };
 
 /* Fork one worker.  Returns its pid and stores the parent's end of its

@@ -10,7 +10,6 @@
 
 #include "worker_hold.h"
 
-#define HOLD_RESULTS  64                /* results held at most */
 #define HOLD_NS       ((uint64_t)(FP_HOLD_MAX_WAIT * 1e9))  /* the longest a
                                                           result waits */
 #define FLUSHER_STACK (64 * 1024)
@@ -145,13 +144,15 @@ flusher_main(void *arg)
  * ------------------------------------------------------------------------ */
 
 int
-fp_hold_start(struct fp_hold *h, struct fp_hold_area *area, int fd)
+fp_hold_start(struct fp_hold *h, struct fp_hold_area *area, int fd,
+              unsigned max_held)
 {
     pthread_attr_t attr;
 
     memset(h, 0, sizeof(*h));
     h->area = area;
     h->fd = fd;
+    h->max_held = max_held > 0 ? max_held : 1;
     if (area == NULL)
         return 0;
     /* Nothing a job forks shares it. */
@@ -177,7 +178,7 @@ fp_hold_send(struct fp_hold *h, const char *msg, size_t n, int may_wait)
     if (n == 0)
         return 0;
     lock_area(h);
-    if (h->enabled && may_wait && h->held < HOLD_RESULTS
+    if (h->enabled && may_wait && h->held < h->max_held
         && n <= FP_HOLD_CAP - a->len) {
         memcpy(a->data + a->len, msg, n);
         __atomic_store_n(&a->len, a->len + (uint32_t)n, __ATOMIC_RELEASE);

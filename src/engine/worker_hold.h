@@ -8,9 +8,10 @@
  * appends each result to a small area it shares with the master (an
  * anonymous MAP_SHARED mapping the master makes before it forks the
  * worker, and that no other process inherits) and goes on; the area goes
- * down the socket when the burst ends, when it is full or holds
- * HOLD_RESULTS results, or when its oldest result is HOLD_NS old (a flusher
- * thread sees to that, so a long job never delays the results before it).
+ * down the socket when the burst ends, when it is full or holds the most
+ * results it may (half the worker's window: fp_hold_start), or when its
+ * oldest result is HOLD_NS old (a flusher thread sees to that, so a long
+ * job never delays the results before it).
  *
  * The area records which bytes of the worker's stream it holds: `base` is
  * the stream offset of data[0], `len` the bytes held.  When a worker dies
@@ -57,6 +58,7 @@ struct fp_hold {
     int             fd;         /* the worker's socket */
     int             enabled;    /* the flusher runs: results may wait */
     unsigned        held;       /* results in the area */
+    unsigned        max_held;   /* results it may hold */
     int             owner;      /* atomic: main loop or flusher */
     uint64_t        held_since; /* atomic: ns of the oldest held result */
     uint64_t        last_held;  /* atomic: held_since as last set */
@@ -67,9 +69,11 @@ struct fp_hold {
 };
 
 /* Set up holding over `area` (which may be NULL: then every message is
- * written at once) for the worker's socket `fd`.  Returns 0, or -1 when
- * the flusher thread cannot start (nothing is held then). */
-int  fp_hold_start(struct fp_hold *h, struct fp_hold_area *area, int fd);
+ * written at once) for the worker's socket `fd`, at most `max_held`
+ * results at a time (at least 1).  Returns 0, or -1 when the flusher
+ * thread cannot start (nothing is held then). */
+int  fp_hold_start(struct fp_hold *h, struct fp_hold_area *area, int fd,
+                   unsigned max_held);
 
 /* Send the complete messages msg[0..n) of the main loop: into the area when
  * `may_wait` (another job is already buffered) and there is room, else

@@ -373,8 +373,8 @@ fp_worker_main(int fd, void *arg)
      * for the filter to cover): results are written at once, and the
      * master finds the shared area empty. */
     if (args->sandbox != NULL && args->sandbox->level == FP_SANDBOX_STRICT)
-        fp_hold_start(&w.hold, NULL, fd);
-    else if (fp_hold_start(&w.hold, args->hold_area, fd) < 0)
+        fp_hold_start(&w.hold, NULL, fd, 1);
+    else if (fp_hold_start(&w.hold, args->hold_area, fd, args->hold_results) < 0)
         wlog("%s", "cannot hold results (writing each at once)");
     w.claims = args->hold_area != NULL ? args->hold_area->claims : NULL;
     fp_worker_progress_init(&w.progress, &w.hold, &args->limits);
