@@ -12,10 +12,14 @@
 #include <ev.h>
 #include "forkpool.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include "pool_harness.h"
 
@@ -107,6 +111,123 @@ START_TEST(a_spare_takes_a_crashed_workers_place_at_once)
     ck_assert_int_eq(worker_pid_by_job(), spare);
     wait_new_spare(worker, spare, 0);
     ck_assert_uint_eq(stats().restarts, 1);     /* a new spare is no restart */
+}
+END_TEST
+
+/* ---- gated starts: testmod's init waits until the test writes
+ * GATE/PID ("init_gate"), so the test decides which worker is ready when. */
+
+static char gate[64];
+
+static void
+open_gate(pid_t pid)
+{
+    char path[128];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%ld", gate, (long)pid);
+    ck_assert_ptr_nonnull(f = fopen(path, "w"));
+    fputs("go", f);
+    fclose(f);
+}
+
+/* The pids of the workers now starting (slots first, then spares, as
+ * fp_pool_worker_info lists them); returns how many. */
+static size_t
+starting(pid_t *pids, size_t max)
+{
+    fp_worker_info rows[MAX_ROWS];
+    size_t n = fp_pool_worker_info(H.pool, rows, MAX_ROWS), k = 0;
+
+    for (size_t i = 0; i < n && i < MAX_ROWS; i++)
+        if (strcmp(rows[i].state, "starting") == 0 && k < max)
+            pids[k++] = rows[i].pid;
+    return k;
+}
+
+static int
+gates_open_and_settled(void)
+{
+    pid_t pids[MAX_ROWS];
+    size_t n = starting(pids, MAX_ROWS);
+
+    for (size_t i = 0; i < n; i++)
+        open_gate(pids[i]);
+    return settled();
+}
+
+static int
+two_starting(void)
+{
+    pid_t pids[2];
+    return starting(pids, 2) == 2;
+}
+
+static void
+remove_gate(void)
+{
+    DIR *d = opendir(gate);
+    struct dirent *e;
+    char path[320];
+
+    while (d != NULL && (e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.') {
+            snprintf(path, sizeof(path), "%s/%s", gate, e->d_name);
+            unlink(path);
+        }
+    if (d != NULL)
+        closedir(d);
+    rmdir(gate);
+}
+
+/* The slot's replacement is still starting when a spare becomes ready: the
+ * spare takes the slot and the job waiting runs on it at once, and the
+ * process still starting becomes the spare.  (Before, the job waited for
+ * that start, however long the module's init took, beside a ready spare.) */
+START_TEST(a_spare_ready_first_takes_the_place_of_a_starting_worker)
+{
+    fp_config cfg;
+    size_t len;
+    pid_t pids[2];
+
+    strcpy(gate, "/tmp/fp-gate-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(gate));
+    base_config(&cfg, 1);
+    cfg.spare_workers = 1;
+    cfg.module_config = config_map("init_gate", gate, &len);
+    cfg.module_config_len = len;
+    start_pool(&cfg);
+    want_workers = 1;
+    want_spares = 1;
+    run_until(gates_open_and_settled, 20, "workers idle and spares ready");
+    pid_t spare = pid_in_state("spare");
+
+    /* The worker crashes: the spare takes its place; a new spare starts,
+     * held at its gate. */
+    ck_assert_int_eq(wait_job(submit_op("crash", NULL), 20)->kind, FP_CRASHED);
+    ck_assert_int_eq(pid_in_state("idle"), spare);
+    /* That one crashes too: no spare is ready, so the slot starts its own
+     * replacement, held at its gate as well. */
+    ck_assert_int_eq(wait_job(submit_op("crash", NULL), 20)->kind, FP_CRASHED);
+    run_until(two_starting, 20, "the slot's replacement and a spare starting");
+    ck_assert_uint_eq(starting(pids, 2), 2);
+    pid_t own = pids[0], new_spare = pids[1];
+
+    uint64_t id = submit_op("pid", NULL);
+    open_gate(new_spare);
+    const struct rec *r = wait_job(id, 20);
+    ck_assert_int_eq(r->kind, FP_OK);
+    ck_assert_int_eq(r->ival, new_spare);
+    ck_assert_uint_eq(starting(pids, 2), 1);
+    ck_assert_int_eq(pids[0], own);
+
+    open_gate(own);
+    run_until(settled, 20, "the slot's own replacement ready, as the spare");
+    ck_assert_int_eq(pid_in_state("spare"), own);
+    ck_assert_int_eq(pid_in_state("idle"), new_spare);
+    ck_assert_uint_eq(stats().restarts, 2);
+    free((void *)cfg.module_config);
+    remove_gate();
 }
 END_TEST
 
@@ -211,6 +332,7 @@ pool_spares_suite(void)
     TCase *tc = ph_tcase("spares");
 
     tcase_add_test(tc, a_spare_takes_a_crashed_workers_place_at_once);
+    tcase_add_test(tc, a_spare_ready_first_takes_the_place_of_a_starting_worker);
     tcase_add_test(tc, spares_are_given_no_jobs);
     tcase_add_test(tc, a_recycled_worker_is_replaced_by_the_spare);
     tcase_add_test(tc, a_reload_renews_the_spares);

@@ -14,6 +14,9 @@
 
 #include "engine/worker_hold.h"
 
+/* A rig lives as long as the process: the flusher thread the hold starts
+ * keeps using it after the test function returns (as a worker's does
+ * until it exits). */
 struct rig {
     struct fp_hold_area *area;
     struct fp_hold       hold;
@@ -54,7 +57,7 @@ read_now(struct rig *r, char *buf, size_t cap)
  * or the flusher. */
 START_TEST(a_full_hold_goes_out_with_the_result_that_fills_it)
 {
-    struct rig r;
+    static struct rig r;
     char buf[64];
 
     rig_start(&r, 3);
@@ -75,7 +78,7 @@ END_TEST
  * first out with it. */
 START_TEST(a_limit_of_zero_holds_one)
 {
-    struct rig r;
+    static struct rig r;
     char buf[16];
 
     rig_start(&r, 0);
@@ -92,7 +95,7 @@ END_TEST
  * it; then a flush finds nothing more to write. */
 START_TEST(the_end_of_a_burst_writes_everything_in_order)
 {
-    struct rig r;
+    static struct rig r;
     char buf[16];
 
     rig_start(&r, 64);

@@ -77,6 +77,26 @@ config_true(const msgpack_object *config, const char *key)
     return v != NULL && v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
 }
 
+/* Config "init_gate": DIR.  Init waits until the test writes DIR/PID
+ * (this process's pid), so a test decides when each worker is ready; a
+ * file that says "fail" fails init. */
+static int
+wait_at_gate(const msgpack_object *dir)
+{
+    char path[4096], said[8] = "";
+    int fd;
+
+    snprintf(path, sizeof(path), "%.*s/%ld", (int)dir->via.str.size,
+             dir->via.str.ptr, (long)getpid());
+    while ((fd = open(path, O_RDONLY)) < 0) {
+        struct timespec tick = { 0, 2 * 1000 * 1000 };
+        nanosleep(&tick, NULL);
+    }
+    ssize_t n = read(fd, said, sizeof(said) - 1);
+    close(fd);
+    return n >= 4 && memcmp(said, "fail", 4) == 0 ? 1 : 0;
+}
+
 int
 testmod_init(void **state, const msgpack_object *config)
 {
@@ -90,6 +110,9 @@ testmod_init(void **state, const msgpack_object *config)
         return 1;
     if (config_true(config, "hang_init"))
         hang_forever();
+    v = get(config, "init_gate");
+    if (v != NULL && v->type == MSGPACK_OBJECT_STR && wait_at_gate(v) != 0)
+        return 1;
     if (config_true(config, "helper") && (helper_pid = start_sleeper()) < 0)
         return 1;
     v = get(config, "fail_init_if");

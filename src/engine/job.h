@@ -30,6 +30,10 @@ enum fp_job_state {
     JOB_DELIVERED,  /* its done callback has run */
 };
 
+/* The bytes before a job's payload in ["job", id, payload] to a worker
+ * (SPEC §6): an array of 3, the str "job" and the id as a uint64. */
+#define FP_JOB_ENVELOPE 14
+
 struct fp_job {
     TAILQ_ENTRY(fp_job) link;       /* in a lane of the queue or a worker's
                                        window */
@@ -78,10 +82,14 @@ struct fp_job {
 
     uint64_t          seq;          /* its number in the worker's stream,
                                        FP_SEQ_NONE until its bytes go out */
-    unsigned char     hdrlen;       /* ["job", id, ...]'s envelope in hdr: */
-    char              hdr[16];      /* sent with the payload, by writev */
+    /* ["job", id, ...]'s envelope, right before the payload: the job's
+     * bytes on the wire are one piece of memory (one iovec per job). */
+    char              hdr[FP_JOB_ENVELOPE];
     char              inline_payload[];
 };
+_Static_assert(offsetof(struct fp_job, inline_payload)
+               == offsetof(struct fp_job, hdr) + FP_JOB_ENVELOPE,
+               "the envelope must end where the payload begins");
 TAILQ_HEAD(fp_jobq, fp_job);
 
 /* A job's progress reports not yet handed to its callback: one msgpack

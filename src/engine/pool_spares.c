@@ -8,7 +8,10 @@
  * never sees it.  When an active slot's worker has exited and the slot
  * would start a new process, pool_spare_take moves the first ready spare of
  * the current generation into the slot instead and frees the slot's old
- * fp_worker.  The loop's prepare watcher is the one place spares are
+ * fp_worker.  When no spare was ready then, the slot started a process of
+ * its own (or waits out a backoff); a spare that becomes ready before that
+ * process does takes the slot after all (pool_spare_ready), and the process
+ * still starting becomes the spare.  The loop's prepare watcher is the one place spares are
  * started (at the pool's start too), once per iteration, after the
  * outcomes due have been delivered and the jobs written: a fork costs the
  * master about half a millisecond here, which a crashed job's outcome and
@@ -90,6 +93,53 @@ pool_spare_take(struct fp_pool *p, struct fp_worker *dead)
     pool_autoscale_idle(p, s);
     pool_worker_ready(p, s);
     return s;       /* its successor is started after the callbacks */
+}
+
+/* An active slot of the current code whose worker is still starting or
+ * waiting out a backoff (so no job can run there yet), or -1. */
+static int
+slot_not_ready(const struct fp_pool *p)
+{
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        const struct fp_worker *w = p->workers[i];
+        if (w == p->reload_old || w == p->reload_new)
+            continue;           /* a reload's pair: reload.c's business */
+        if ((w->state == WS_STARTING && w->generation == p->generation)
+            || w->state == WS_WAITING)
+            return (int)i;
+    }
+    return -1;
+}
+
+int
+pool_spare_ready(struct fp_pool *p, struct fp_worker *s)
+{
+    int slot;
+
+    if (!spares_wanted(p) || s->generation != p->generation
+        || (slot = slot_not_ready(p)) < 0)
+        return 0;
+    struct fp_worker *w = p->workers[slot];
+    TAILQ_REMOVE(&p->spares, s, retiring_link);
+    s->slot = (unsigned)slot;
+    p->workers[slot] = s;
+    if (w->state == WS_STARTING) {
+        /* It becomes the spare (its process title keeps the slot number
+         * it was started with). */
+        w->slot = POOL_SLOT_SPARE;
+        TAILQ_INSERT_TAIL(&p->spares, w, retiring_link);
+        fp_logf(&p->log, FP_LOG_DEBUG, "worker slot %u: spare %ld takes the "
+                "place of %ld, still starting, which becomes a spare",
+                s->slot, (long)s->pid, (long)w->pid);
+    } else {
+        /* No process: its backoff is moot now. */
+        fp_logf(&p->log, FP_LOG_DEBUG, "worker slot %u: spare %ld takes the "
+                "place of a worker waiting to restart", s->slot, (long)s->pid);
+        fp_worker_free(w);
+    }
+    pool_autoscale_idle(p, s);
+    pool_worker_ready(p, s);
+    return 1;
 }
 
 /* Move spare `w` to the leaving list (it holds no job: it stops at once). */

@@ -95,8 +95,11 @@ static void
 on_ready(struct fp_worker *w)
 {
     pool_event_worker(w->env->owner, "ready", w->pid, NULL);
-    if (pool_is_spare(w))
-        return;                 /* given no job until it takes a slot */
+    if (pool_is_spare(w)) {
+        /* Given no job until it takes a slot: now, if one still waits. */
+        pool_spare_ready(w->env->owner, w);
+        return;
+    }
     pool_autoscale_idle(w->env->owner, w);
     pool_worker_ready(w->env->owner, w);
 }
@@ -369,9 +372,14 @@ on_exited(struct fp_worker *w, const struct fp_worker_exit *x,
                || (p->phase == POOL_DRAINING && p->queue.n == 0)) {
         /* parked: no process, no restart */
     } else if (failed_start) {
-        w->fail_streak++;
         p->counters.restarts++;
-        fp_worker_backoff(w, pool_backoff_delay(w->fail_streak));
+        /* A ready spare takes the slot rather than leave it empty for the
+         * backoff (a spare that fails too backs off on its own). */
+        if (pool_spare_take(p, w) == NULL) {
+            w->fail_streak++;
+            fp_worker_backoff(w, pool_backoff_delay(w->fail_streak));
+        }
+        w = NULL;
     } else {
         if (!stopped)
             p->counters.restarts++;

@@ -13,6 +13,7 @@
  * for a crash.
  */
 #include "config.h"
+#include <assert.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -348,8 +349,9 @@ start_head(struct fp_worker *w)
     fp_worker_beat_start(w);
 }
 
-/* Put ["job", id, payload] in the window: the envelope goes in job->hdr
- * and the payload is written from the job itself (send_jobs). */
+/* Put ["job", id, payload] in the window: the envelope goes in job->hdr,
+ * right before the payload, and the job is written from its own block
+ * (send_jobs). */
 void
 fp_worker_assign(struct fp_worker *w, struct fp_job *job)
 {
@@ -367,7 +369,7 @@ fp_worker_assign(struct fp_worker *w, struct fp_job *job)
     *h++ = (char)0xcf;                  /* uint64, big-endian */
     for (int shift = 56; shift >= 0; shift -= 8)
         *h++ = (char)(job->id >> shift);
-    job->hdrlen = (unsigned char)(h - job->hdr);
+    assert(h == job->hdr + FP_JOB_ENVELOPE);
     if (w->send_next == NULL) {
         w->send_next = job;
         w->send_off = 0;

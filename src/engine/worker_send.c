@@ -13,9 +13,9 @@
 #include "worker_claim.h"
 #include "worker_hold.h"
 
-#define WRITE_IOV 512       /* iovecs per sendmsg: 256 jobs, two default
-                               windows (each sendmsg costs more than a
-                               trivial job) */
+#define WRITE_IOV 512       /* iovecs per sendmsg, one per job: two
+                               default windows (each sendmsg costs more
+                               than a trivial job) */
 
 /* Jobs from the first one with no byte out got none after all: they are
  * unnumbered again, so a job taken back before it was written leaves no
@@ -49,7 +49,7 @@ send_jobs(struct fp_worker *w)
     while (w->send_next != NULL) {
         int n = 0;
         size_t skip = w->send_off;
-        for (struct fp_job *j = w->send_next; j != NULL && n + 2 <= WRITE_IOV;
+        for (struct fp_job *j = w->send_next; j != NULL && n < WRITE_IOV;
              j = TAILQ_NEXT(j, link)) {
             if (j->seq == FP_SEQ_NONE && claims != NULL
                 && w->next_seq - w->read_seq >= FP_CLAIM_RING)
@@ -59,12 +59,8 @@ send_jobs(struct fp_worker *w)
                 if (claims != NULL)
                     fp_claim_offer(claims, j->seq);
             }
-            size_t hdr_skip = skip < j->hdrlen ? skip : j->hdrlen;
-            if (hdr_skip < j->hdrlen)
-                iov[n++] = (struct iovec){ j->hdr + hdr_skip, j->hdrlen - hdr_skip };
-            size_t pay_skip = skip - hdr_skip;
-            if (pay_skip < j->len)
-                iov[n++] = (struct iovec){ j->payload + pay_skip, j->len - pay_skip };
+            /* The envelope ends where the payload begins (job.h). */
+            iov[n++] = (struct iovec){ j->hdr + skip, FP_JOB_ENVELOPE + j->len - skip };
             skip = 0;
         }
         if (n == 0)
@@ -87,7 +83,7 @@ send_jobs(struct fp_worker *w)
         }
         size_t left = (size_t)put;
         while (w->send_next != NULL) {
-            size_t size = w->send_next->hdrlen + w->send_next->len;
+            size_t size = FP_JOB_ENVELOPE + w->send_next->len;
             if (w->send_off + left < size) {
                 w->send_off += left;
                 break;
