@@ -168,6 +168,45 @@ START_TEST(forkpoolctl_map_outcomes)
 }
 END_TEST
 
+/* map widens the pipes it reads and writes to 256 KiB (a 1 MiB job's line
+ * crosses a 64 KiB pipe in twenty pieces): seen from the test's own ends,
+ * once map has answered a line. */
+START_TEST(forkpoolctl_map_widens_its_pipes)
+{
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "1", NULL));
+    int in[2], out[2], status;
+    char buf[256];
+
+    h_need_ctl();
+    ck_assert_int_eq(pipe(in), 0);
+    ck_assert_int_eq(pipe(out), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[0]);
+        close(in[1]);
+        close(out[0]);
+        close(out[1]);
+        execl(H_FORKPOOLCTL, H_FORKPOOLCTL, "-s", d->sock, "map", (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    ck_assert_int_eq(write(in[1], "7\n", 2), 2);
+    ck_assert_int_gt(read(out[0], buf, sizeof(buf)), 0);
+    ck_assert_int_eq(fcntl(in[1], F_GETPIPE_SZ), 256 * 1024);
+    ck_assert_int_eq(fcntl(out[0], F_GETPIPE_SZ), 256 * 1024);
+    close(in[1]);
+    while (read(out[0], buf, sizeof(buf)) > 0)
+        ;
+    close(out[0]);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_int_eq(h_exit_code(status), 0);
+}
+END_TEST
+
 /* map sends the lines waiting on stdin as submit_batch requests; against a
  * queue of 4, most batches are refused whole and their jobs go again one
  * by one, paced: still every line gets exactly one outcome. */
@@ -312,6 +351,7 @@ ctl_suite(void)
     tcase_add_test(tc, forkpoolctl_ids_prints_each_id_when_accepted);
     tcase_add_test(tc, forkpoolctl_exit_codes);
     tcase_add_test(tc, forkpoolctl_map_outcomes);
+    tcase_add_test(tc, forkpoolctl_map_widens_its_pipes);
     tcase_add_test(tc, forkpoolctl_map_batches_survive_a_full_queue);
     tcase_add_test(tc, forkpoolctl_map_big_jobs_survive_a_full_queue);
     tcase_add_test(tc, forkpoolctl_status_json_and_table);
