@@ -529,6 +529,62 @@ START_TEST(base64_encodes_as_libsodium_does)
 }
 END_TEST
 
+/* fp_b64_set_parallel: big blocks in two halves give libsodium's text and
+ * bytes, at sizes around the threshold and the split, and a fault in
+ * either half (a stray character, an '=' inside, set tail bits) is still
+ * refused. */
+START_TEST(parallel_base64_is_the_same_base64)
+{
+    static const size_t sizes[] = {
+        196605, 196606, 196607, 196608, 196609, 196610, 300001, 1 << 20,
+        (1 << 20) + 1, (1 << 20) + 2, 3 << 20,
+    };
+    size_t max = 3 << 20, room = fp_b64_encoded_len(max) + 1;
+    unsigned char *data = malloc(max), *back = malloc(max);
+    char *a = malloc(room), *b = malloc(room);
+
+    ck_assert(data != NULL && back != NULL && a != NULL && b != NULL);
+    for (size_t i = 0; i < max; i++)
+        data[i] = (unsigned char)(i * 2654435761u >> 13);
+    fp_b64_set_parallel(1);
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        size_t n = sizes[k], got;
+        sodium_bin2base64(a, room, data, n, sodium_base64_VARIANT_ORIGINAL);
+        size_t len = fp_b64_encode(b, data, n);
+        ck_assert_uint_eq(len, strlen(a));
+        ck_assert_msg(memcmp(a, b, len + 1) == 0, "%zu bytes: other text", n);
+        ck_assert_int_eq(fp_b64_decode(back, b, len, &got), 0);
+        ck_assert_msg(got == n && memcmp(back, data, n) == 0, "%zu bytes back", n);
+
+        /* Faults in the first half and in the second. */
+        for (size_t at = len / 4; at < len; at += len / 2) {
+            char keep = b[at];
+            b[at] = '!';
+            ck_assert_int_eq(fp_b64_decode(back, b, len, &got), -1);
+            b[at] = '=';
+            ck_assert_int_eq(fp_b64_decode(back, b, len, &got), -1);
+            b[at] = keep;
+        }
+        if (n % 3 != 0) {       /* padded: the last character's unused bits */
+            size_t last = len - 1 - (n % 3 == 1 ? 2 : 1);
+            char keep = b[last];
+            b[last] = keep == 'A' ? 'B' : 'A';
+            int rc = fp_b64_decode(back, b, len, &got);
+            size_t sa = 0;
+            int ra = sodium_base642bin(back, max, b, len, NULL, &sa, NULL,
+                                       sodium_base64_VARIANT_ORIGINAL);
+            ck_assert_int_eq(rc, ra);
+            b[last] = keep;
+        }
+    }
+    fp_b64_set_parallel(0);
+    free(data);
+    free(back);
+    free(a);
+    free(b);
+}
+END_TEST
+
 /* ---- equivalence: corpus and generated input ----------------------------- */
 
 START_TEST(fuzz_corpus_gives_the_same_results_both_paths)
@@ -692,6 +748,7 @@ jsonstream_suite(void)
     tcase_set_timeout(tc, 20);
     tcase_add_test(tc, base64_accepts_exactly_what_libsodium_accepts);
     tcase_add_test(tc, base64_encodes_as_libsodium_does);
+    tcase_add_test(tc, parallel_base64_is_the_same_base64);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("equivalence");

@@ -29,4 +29,11 @@ size_t fp_b64_encode(char *dst, const void *src, size_t n);
  * 0 with *outlen set, or -1 if the text is not canonical padded base64. */
 int fp_b64_decode(void *dst, const char *src, size_t len, size_t *outlen);
 
+/* With `on`, a text of 256 KiB or more is encoded or decoded in two halves
+ * at once, the second on a helper thread the first such call starts (and
+ * that lives as long as the process); the result is the same.  Off by
+ * default: for a program that converts big blocks one after another on one
+ * thread (forkpoolctl map), not for one that must never wait. */
+void fp_b64_set_parallel(int on);
+
 #endif /* FP_B64_H */
