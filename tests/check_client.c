@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <msgpack.h>
@@ -77,6 +78,38 @@ connected(struct h_daemon *d)
     ck_assert_msg(rc == 0, "connect: %s", fp_client_error(c));
     return c;
 }
+
+/* What the kernel reports for a SO_SNDBUF of 1 MiB: twice the value,
+ * after capping it at net.core.wmem_max; -1 if that cannot be read. */
+static long
+sndbuf_of_a_mib(void)
+{
+    FILE *f = fopen("/proc/sys/net/core/wmem_max", "r");
+    long max = -1;
+
+    if (f == NULL || fscanf(f, "%ld", &max) != 1)
+        max = -1;
+    if (f != NULL)
+        fclose(f);
+    return max < 0 ? -1 : 2 * (max < (1L << 20) ? max : (1L << 20));
+}
+
+/* The client's socket takes a job of a MiB in one piece (as far as
+ * net.core.wmem_max allows), not five of the default 208 KiB. */
+START_TEST(the_connection_holds_a_mib_of_requests)
+{
+    struct h_daemon *d = h_started(h_daemon_start("--builtin", "echo", "-w", "1", NULL));
+    fp_client *c = connected(d);
+    long want = sndbuf_of_a_mib();
+    int size = 0;
+    socklen_t len = sizeof(size);
+
+    ck_assert_int_eq(getsockopt(fp_client_fd(c), SOL_SOCKET, SO_SNDBUF, &size, &len), 0);
+    if (want > 0)
+        ck_assert_int_eq(size, want);
+    fp_client_close(c);
+}
+END_TEST
 
 /* ---- jobs ----------------------------------------------------------------- */
 
@@ -761,6 +794,7 @@ client_suite(void)
 
     tc = h_tcase("jobs", 60);
     tcase_add_test(tc, submit_returns_the_result_with_its_id_and_receipt);
+    tcase_add_test(tc, the_connection_holds_a_mib_of_requests);
     tcase_add_test(tc, each_outcome_kind_comes_back_as_ejob_with_kind_and_detail);
     tcase_add_test(tc, progress_reaches_the_callback_and_the_message_stream);
     tcase_add_test(tc, pipelined_submits_and_a_batch_are_answered_by_tag);

@@ -365,6 +365,39 @@ START_TEST(exec_workers_get_one_job_at_a_time)
 }
 END_TEST
 
+/* What the kernel reports for a SO_SNDBUF of 1 MiB: twice the value,
+ * after capping it at net.core.wmem_max; -1 if that cannot be read. */
+static long
+sndbuf_of_a_mib(void)
+{
+    FILE *f = fopen("/proc/sys/net/core/wmem_max", "r");
+    long max = -1;
+
+    if (f == NULL || fscanf(f, "%ld", &max) != 1)
+        max = -1;
+    if (f != NULL)
+        fclose(f);
+    return max < 0 ? -1 : 2 * (max < (1L << 20) ? max : (1L << 20));
+}
+
+/* A worker's socket takes a job or result of a MiB in one piece (as far as
+ * net.core.wmem_max allows), not five of the default 208 KiB. */
+START_TEST(a_workers_socket_holds_a_mib)
+{
+    fp_config cfg;
+    long want = sndbuf_of_a_mib();
+
+    base_config(&cfg, 1);
+    start_pool(&cfg);
+    const struct rec *r = wait_job(submit_op("sndbuf", NULL), 20);
+    ck_assert_int_eq(r->kind, FP_OK);
+    if (want > 0)
+        ck_assert_int_eq(r->ival, want);
+    else
+        ck_assert_int_gt(r->ival, 0);
+}
+END_TEST
+
 /* fp_config.worker_sched: module workers (_i 0) and --exec workers (_i 2)
  * run under SCHED_BATCH by default; with FP_WORKER_SCHED_INHERIT (_i 1)
  * under the master's own SCHED_OTHER. */
@@ -637,6 +670,7 @@ pool_workers_suite(void)
     tcase_add_test(tc, exec_workers_get_one_job_at_a_time);
     tcase_add_loop_test(tc, workers_run_under_sched_batch_unless_told_to_inherit, 0, 3);
     tcase_add_test(tc, an_unknown_worker_sched_is_refused);
+    tcase_add_test(tc, a_workers_socket_holds_a_mib);
     tcase_add_test(tc, exec_worker_protocol_error_crashes_the_job);
     tcase_add_test(tc, worker_dying_right_after_ready_backs_off);
     tcase_add_loop_test(tc, start_timeout_kills_a_worker_that_never_becomes_ready, 0, 2);

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -306,6 +307,19 @@ op_pid(void *state, const msgpack_object *job, msgpack_packer *out)
 {
     (void)state; (void)job;
     return msgpack_pack_int64(out, getpid());
+}
+
+/* The worker socket's SO_SNDBUF, as the kernel reports it. */
+static int
+op_sndbuf(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    int size = 0;
+    socklen_t len = sizeof(size);
+
+    (void)state; (void)job;
+    if (getsockopt(WORKER_FD, SOL_SOCKET, SO_SNDBUF, &size, &len) < 0)
+        size = -1;
+    return msgpack_pack_int64(out, size);
 }
 
 static int
@@ -784,6 +798,7 @@ static const struct {
     { "fail", op_fail },            { "sleep", op_sleep },
     { "hang", op_hang },            { "spin", op_spin },
     { "burn", op_burn },            { "pid", op_pid },
+    { "sndbuf", op_sndbuf },
     { "fds", op_fds },              { "none", op_none },
     { "grow", op_grow },            { "say", op_say },
     { "garbage", op_garbage },      { "extra", op_extra },

@@ -30,6 +30,15 @@ fp_default_socket_path(char *buf, size_t len)
     return 0;
 }
 
+void
+fp_sock_widen(int fd)
+{
+    int size = FP_SOCK_BUFFER;
+
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+}
+
 int
 fp_sockaddr_un(struct sockaddr_un *sa, const char *path)
 {

@@ -95,16 +95,20 @@ pool_spare_take(struct fp_pool *p, struct fp_worker *dead)
     return s;       /* its successor is started after the callbacks */
 }
 
-/* An active slot of the current code whose worker is still starting or
- * waiting out a backoff (so no job can run there yet), or -1. */
+/* An active slot of the current code whose worker is waiting out a
+ * backoff, or still starting and younger than spare `s` (so no job can run
+ * there yet, and `s` is ready first); or -1.  (At the pool's start the
+ * slots' first workers are forked before the spares: they keep their
+ * places.) */
 static int
-slot_not_ready(const struct fp_pool *p)
+slot_not_ready(const struct fp_pool *p, const struct fp_worker *s)
 {
     for (unsigned i = 0; i < p->nworkers; i++) {
         const struct fp_worker *w = p->workers[i];
         if (w == p->reload_old || w == p->reload_new)
             continue;           /* a reload's pair: reload.c's business */
-        if ((w->state == WS_STARTING && w->generation == p->generation)
+        if ((w->state == WS_STARTING && w->generation == p->generation
+             && w->spawned_at > s->spawned_at)
             || w->state == WS_WAITING)
             return (int)i;
     }
@@ -117,7 +121,7 @@ pool_spare_ready(struct fp_pool *p, struct fp_worker *s)
     int slot;
 
     if (!spares_wanted(p) || s->generation != p->generation
-        || (slot = slot_not_ready(p)) < 0)
+        || (slot = slot_not_ready(p, s)) < 0)
         return 0;
     struct fp_worker *w = p->workers[slot];
     TAILQ_REMOVE(&p->spares, s, retiring_link);
