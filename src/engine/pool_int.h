@@ -253,9 +253,9 @@ void pool_spares_fill(struct fp_pool *p);
  * none is ready (then `dead` is untouched). */
 struct fp_worker *pool_spare_take(struct fp_pool *p, struct fp_worker *dead);
 /* Spare `s` has just become ready: if an active slot still waits for its
- * own worker to start (or for a backoff to end), `s` takes that slot (and
- * is made ready for jobs); a process still starting there becomes a spare
- * instead.  Returns 1 if it took a slot. */
+ * own, younger worker to start, `s` takes that slot (and is made ready for
+ * jobs), and the process still starting there becomes a spare instead.
+ * Returns 1 if it took a slot. */
 int  pool_spare_ready(struct fp_pool *p, struct fp_worker *s);
 /* A reload: retire the spares of older generations (the next
  * pool_spares_fill starts their successors). */

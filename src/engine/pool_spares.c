@@ -9,9 +9,10 @@
  * would start a new process, pool_spare_take moves the first ready spare of
  * the current generation into the slot instead and frees the slot's old
  * fp_worker.  When no spare was ready then, the slot started a process of
- * its own (or waits out a backoff); a spare that becomes ready before that
- * process does takes the slot after all (pool_spare_ready), and the process
- * still starting becomes the spare.  The loop's prepare watcher is the one place spares are
+ * its own; a spare that becomes ready before that process does takes the
+ * slot after all (pool_spare_ready), and the process still starting
+ * becomes the spare.  A worker that died young (a failed start) is not
+ * replaced by a spare: its slot backs off.  The loop's prepare watcher is the one place spares are
  * started (at the pool's start too), once per iteration, after the
  * outcomes due have been delivered and the jobs written: a fork costs the
  * master about half a millisecond here, which a crashed job's outcome and
@@ -95,11 +96,12 @@ pool_spare_take(struct fp_pool *p, struct fp_worker *dead)
     return s;       /* its successor is started after the callbacks */
 }
 
-/* An active slot of the current code whose worker is waiting out a
- * backoff, or still starting and younger than spare `s` (so no job can run
- * there yet, and `s` is ready first); or -1.  (At the pool's start the
- * slots' first workers are forked before the spares: they keep their
- * places.) */
+/* An active slot of the current code whose worker is still starting and
+ * younger than spare `s` (so no job can run there yet, and `s` is ready
+ * first); or -1.  (At the pool's start the slots' first workers are forked
+ * before the spares: they keep their places.)  A slot waiting out a
+ * backoff keeps waiting: its worker failed to start, and feeding it spares
+ * would restart a failing worker as fast as spares come up. */
 static int
 slot_not_ready(const struct fp_pool *p, const struct fp_worker *s)
 {
@@ -107,9 +109,8 @@ slot_not_ready(const struct fp_pool *p, const struct fp_worker *s)
         const struct fp_worker *w = p->workers[i];
         if (w == p->reload_old || w == p->reload_new)
             continue;           /* a reload's pair: reload.c's business */
-        if ((w->state == WS_STARTING && w->generation == p->generation
-             && w->spawned_at > s->spawned_at)
-            || w->state == WS_WAITING)
+        if (w->state == WS_STARTING && w->generation == p->generation
+            && w->spawned_at > s->spawned_at)
             return (int)i;
     }
     return -1;
@@ -127,20 +128,16 @@ pool_spare_ready(struct fp_pool *p, struct fp_worker *s)
     TAILQ_REMOVE(&p->spares, s, retiring_link);
     s->slot = (unsigned)slot;
     p->workers[slot] = s;
-    if (w->state == WS_STARTING) {
-        /* It becomes the spare (its process title keeps the slot number
-         * it was started with). */
-        w->slot = POOL_SLOT_SPARE;
-        TAILQ_INSERT_TAIL(&p->spares, w, retiring_link);
-        fp_logf(&p->log, FP_LOG_DEBUG, "worker slot %u: spare %ld takes the "
-                "place of %ld, still starting, which becomes a spare",
-                s->slot, (long)s->pid, (long)w->pid);
-    } else {
-        /* No process: its backoff is moot now. */
-        fp_logf(&p->log, FP_LOG_DEBUG, "worker slot %u: spare %ld takes the "
-                "place of a worker waiting to restart", s->slot, (long)s->pid);
-        fp_worker_free(w);
-    }
+    /* The slot's streak of failed starts goes with the slot. */
+    if (w->fail_streak > s->fail_streak)
+        s->fail_streak = w->fail_streak;
+    /* The starting process becomes the spare (its process title keeps the
+     * slot number it was started with). */
+    w->slot = POOL_SLOT_SPARE;
+    TAILQ_INSERT_TAIL(&p->spares, w, retiring_link);
+    fp_logf(&p->log, FP_LOG_DEBUG, "worker slot %u: spare %ld takes the place "
+            "of %ld, still starting, which becomes a spare", s->slot,
+            (long)s->pid, (long)w->pid);
     pool_autoscale_idle(p, s);
     pool_worker_ready(p, s);
     return 1;

@@ -372,14 +372,13 @@ on_exited(struct fp_worker *w, const struct fp_worker_exit *x,
                || (p->phase == POOL_DRAINING && p->queue.n == 0)) {
         /* parked: no process, no restart */
     } else if (failed_start) {
+        /* The slot backs off, spare or no spare: a spare put in its place
+         * would leave the slot's streak of failures behind, and its own
+         * successor would be forked at once -- a worker that keeps dying
+         * young would then be restarted as fast as it dies. */
+        w->fail_streak++;
         p->counters.restarts++;
-        /* A ready spare takes the slot rather than leave it empty for the
-         * backoff (a spare that fails too backs off on its own). */
-        if (pool_spare_take(p, w) == NULL) {
-            w->fail_streak++;
-            fp_worker_backoff(w, pool_backoff_delay(w->fail_streak));
-        }
-        w = NULL;
+        fp_worker_backoff(w, pool_backoff_delay(w->fail_streak));
     } else {
         if (!stopped)
             p->counters.restarts++;
