@@ -186,7 +186,7 @@ fp_client_connect(fp_client **out, const char *path, double timeout)
     c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (c->fd < 0)
         return fpc_fail(c, FP_CLIENT_ECONNECT, "%s", strerror(errno));
-fp_sock_widen(c->fd);
+    fp_sock_widen(c->fd);
     /* Connect blocking: a UNIX socket connect completes or fails at once,
      * unless the daemon's backlog is full (a wedged daemon): then it waits,
      * for as long as the send timeout lets it, and fails with EAGAIN. */

@@ -271,7 +271,7 @@ fp_pool_new(struct ev_loop *loop, const fp_config *cfg, char *err, size_t errlen
      * piece, not five of the default 208 KiB (each a wake-up of both
      * ends): the same reasoning and size as a control connection's
      * (fp_sock_widen, src/common/sockpath.h). */
-p->spawn_req.sockbuf = 1 << 20;
+    p->spawn_req.sockbuf = 1 << 20;
     p->spawn_req.batch_sched = p->cfg.worker_sched == FP_WORKER_SCHED_BATCH;
     p->env.loop = loop;
     p->env.log = &p->log;

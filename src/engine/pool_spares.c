@@ -12,8 +12,9 @@
  * its own; a spare that becomes ready before that process does takes the
  * slot after all (pool_spare_ready), and the process still starting
  * becomes the spare.  A worker that died young (a failed start) is not
- * replaced by a spare: its slot backs off.  The loop's prepare watcher is the one place spares are
- * started (at the pool's start too), once per iteration, after the
+ * replaced by a spare: its slot backs off.  The loop's prepare watcher is
+ * the one place spares are started (at the pool's start too), once per
+ * iteration, after the
  * outcomes due have been delivered and the jobs written: a fork costs the
  * master about half a millisecond here, which a crashed job's outcome and
  * the next jobs need not wait for.  A reload retires the spares of the old
