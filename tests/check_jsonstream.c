@@ -16,6 +16,7 @@
 #include "codec/buf.h"
 #include "codec/frame.h"
 #include "common/b64.h"
+#include "common/b64_simd.h"
 #include "common/jsonmp.h"
 #include "common/jsonmp_int.h"
 
@@ -529,6 +530,88 @@ START_TEST(base64_encodes_as_libsodium_does)
 }
 END_TEST
 
+/* The vector code (b64_simd.c) and libcrypto's, each on its own: the same
+ * text as libsodium for every length up to 400 bytes (so blocks, and the
+ * ends the vector code leaves, at every offset), and the same verdict on
+ * every stray character -- each byte next to an alphabet range, '=', NUL,
+ * high bytes -- at every position of a 200-character text, and on random
+ * long texts with now and then one. */
+START_TEST(vector_base64_agrees_with_libsodium_everywhere)
+{
+    static const unsigned char stray[] = {
+        '@', '[', '`', '{', ':', '*', ',', '.', '-', '_', '=', ' ', '\n',
+        '\0', 0x7f, 0x80, 0xc1, 0xff,
+    };
+    static const char alpha[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    unsigned char data[400], back[404], ref[404];   /* room: 536 characters * 3 / 4 */
+    char text[540], want[540];
+    unsigned seed = 777;
+
+#if defined(__x86_64__)
+    /* Where the CPU has AVX2 the vector code must be what runs. */
+    ck_assert_int_eq(fp_b64_simd_on(), __builtin_cpu_supports("avx2") ? 1 : 0);
+#endif
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (unsigned char)(i * 2654435761u >> 11);
+    for (int vector = 0; vector <= 1; vector++) {
+        fp_b64_simd_set(vector);
+        for (size_t n = 0; n <= sizeof data; n++) {
+            size_t got;
+            sodium_bin2base64(want, sizeof want, data, n, sodium_base64_VARIANT_ORIGINAL);
+            size_t len = fp_b64_encode(text, data, n);
+            ck_assert_msg(len == strlen(want) && memcmp(text, want, len + 1) == 0,
+                          "vector %d, %zu bytes: other text", vector, n);
+            ck_assert_int_eq(fp_b64_decode(back, text, len, &got), 0);
+            ck_assert_msg(got == n && memcmp(back, data, n) == 0,
+                          "vector %d, %zu bytes back", vector, n);
+        }
+        size_t len = fp_b64_encode(text, data, 150);    /* 200 characters */
+        for (size_t at = 0; at < len; at++) {
+            for (size_t k = 0; k < sizeof stray; k++) {
+                char keep = text[at];
+                size_t got, na;
+                text[at] = (char)stray[k];
+                int ra = sodium_base642bin(ref, sizeof ref, text, len, NULL, &na,
+                                           NULL, sodium_base64_VARIANT_ORIGINAL);
+                int rb = fp_b64_decode(back, text, len, &got);
+                /* (libsodium takes some bytes of 0x80 and up as letters:
+                 * there it is no reference.) */
+                int padding = stray[k] == '=' && at >= len - 2;   /* may be right */
+                ck_assert_msg(padding ? ra == rb : rb == -1 && (stray[k] >= 0x80 || ra == -1),
+                              "vector %d: byte %#x at %zu: libsodium %d, fp_b64 %d",
+                              vector, stray[k], at, ra, rb);
+                text[at] = keep;
+            }
+        }
+        for (int iter = 0; iter < 20000; iter++) {
+            seed = seed * 1103515245u + 12345u;
+            len = 4 * (1 + (seed >> 8) % 120) - (seed >> 20) % 3;
+            for (size_t i = 0; i < len; i++) {
+                seed = seed * 1103515245u + 12345u;
+                text[i] = (seed >> 9) % 997 == 0 ? (char)stray[(seed >> 20) % sizeof stray]
+                                                 : alpha[(seed >> 16) % 64];
+            }
+            if ((seed >> 4) % 4 == 0)           /* padded now and then */
+                for (size_t p = 0; p < (seed >> 6) % 3 && p < len; p++)
+                    text[len - 1 - p] = '=';
+            size_t na = 0, nb = 0;
+            int ra = sodium_base642bin(ref, sizeof ref, text, len, NULL, &na, NULL,
+                                       sodium_base64_VARIANT_ORIGINAL);
+            int rb = fp_b64_decode(back, text, len, &nb);
+            for (size_t i = 0; i < len; i++)
+                if ((unsigned char)text[i] >= 0x80)
+                    ra = -1;
+            ck_assert_msg(ra == rb, "vector %d: \"%.*s\": libsodium %d, fp_b64 %d",
+                          vector, (int)len, text, ra, rb);
+            if (ra == 0)
+                ck_assert(na == nb && memcmp(ref, back, na) == 0);
+        }
+    }
+    fp_b64_simd_set(1);
+}
+END_TEST
+
 /* fp_b64_set_parallel: big blocks in two halves give libsodium's text and
  * bytes, at sizes around the threshold and the split, and a fault in
  * either half (a stray character, an '=' inside, set tail bits) is still
@@ -748,6 +831,7 @@ jsonstream_suite(void)
     tcase_set_timeout(tc, 20);
     tcase_add_test(tc, base64_accepts_exactly_what_libsodium_accepts);
     tcase_add_test(tc, base64_encodes_as_libsodium_does);
+    tcase_add_test(tc, vector_base64_agrees_with_libsodium_everywhere);
     tcase_add_test(tc, parallel_base64_is_the_same_base64);
     suite_add_tcase(s, tc);
 

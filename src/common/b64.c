@@ -1,4 +1,5 @@
-/* b64.c — strict base64 over libcrypto's block codec (see b64.h). */
+/* b64.c — strict base64: the bulk with AVX2 where the CPU has it
+ * (b64_simd.c), the rest over libcrypto's block codec (see b64.h). */
 #include "config.h"
 #include <pthread.h>
 #include <signal.h>
@@ -7,6 +8,7 @@
 #include <openssl/evp.h>
 
 #include "b64.h"
+#include "b64_simd.h"
 
 /* EVP_*Block take an int length: work in chunks well below INT_MAX, whole
  * 3-byte (encode) and 4-character (decode) groups each. */
@@ -137,8 +139,11 @@ finish_half(struct half *h)
 static size_t
 encode_span(unsigned char *dst, const unsigned char *p, size_t n)
 {
-    size_t out = 0;
+    size_t done = fp_b64_simd_encode(dst, p, n);    /* leaves 4 or more */
+    size_t out = done / 3 * 4;
 
+    p += done;
+    n -= done;
     do {
         size_t k = n < ENCODE_CHUNK ? n : ENCODE_CHUNK;
         out += (size_t)EVP_EncodeBlock(dst + out, p, (int)k);
@@ -186,18 +191,22 @@ is_b64_char(unsigned char c)
            || (c >= '0' && c <= '9') || c == '+' || c == '/';
 }
 
-/* Decode len > 0 characters (whole groups, no '=' but the `pad` ending
- * them) into out.  Returns 0 or -1.
+/* Decode len > 0 characters (whole groups, the last `pad` of them '=')
+ * into out.  Returns 0 or -1.
  *
- * EVP_DecodeBlock checks each character, but it also trims whitespace and
- * line ends around the block and decodes '=' anywhere as zero bits; the
- * checks here leave it nothing to trim (each chunk starts and ends with an
- * alphabet character or the final padding). */
+ * The vector code takes only alphabet characters.  EVP_DecodeBlock, for
+ * the rest, checks each character, but it also trims whitespace and line
+ * ends around the block and decodes '=' anywhere as zero bits; the checks
+ * here leave it nothing to trim (each chunk starts and ends with an
+ * alphabet character or the final padding) and no '=' but the padding. */
 static int
 decode_span(unsigned char *out, const char *src, size_t len, size_t pad)
 {
-    size_t done = 0;
+    size_t done = fp_b64_simd_decode(out, src, len);     /* leaves 4 or more */
 
+    if (done == (size_t)-1
+        || memchr(src + done, '=', len - done - pad) != NULL)
+        return -1;
     while (done < len) {
         size_t k = len - done < DECODE_CHUNK ? len - done : DECODE_CHUNK;
         const char *c = src + done;
@@ -226,7 +235,7 @@ fp_b64_decode(void *dst, const char *src, size_t len, size_t *outlen)
     }
     while (pad < 3 && src[len - 1 - pad] == '=')
         pad++;
-    if (pad > 2 || memchr(src, '=', len - pad) != NULL)
+    if (pad > 2)
         return -1;
 
     unsigned char *out = dst;

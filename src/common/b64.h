@@ -1,13 +1,16 @@
 /*
  * b64.h — base64 (RFC 4648 original alphabet, padded) for the JSON
- * mapping's {"$bin": ...} and {"$ext": ...}, over OpenSSL's
- * EVP_EncodeBlock / EVP_DecodeBlock (libcrypto).
+ * mapping's {"$bin": ...} and {"$ext": ...}: the bulk 32 characters at a
+ * time with AVX2 where the CPU has it (b64_simd.h), the rest and every
+ * other CPU over OpenSSL's EVP_EncodeBlock / EVP_DecodeBlock (libcrypto).
  *
  * Decoding is strict, and accepts exactly what libsodium's
  * sodium_base642bin(..., ignore NULL, VARIANT_ORIGINAL) accepts, which
  * forkpoolctl used before: length a multiple of 4, no whitespace, '=' only
  * as the last one or two characters, and the unused bits of the last
- * character zero (one spelling per byte string).
+ * character zero (one spelling per byte string).  (One difference: bytes
+ * of 0x80 and up are refused here, where libsodium takes some of them as
+ * letters.)
  */
 #ifndef FP_B64_H
 #define FP_B64_H
