@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -207,6 +208,113 @@ START_TEST(forkpoolctl_map_widens_its_pipes)
 }
 END_TEST
 
+/* Without acceptances, map converts no more than 4 MiB of jobs ahead
+ * (ctl_map.c, AHEAD_BYTES).  A fake daemon answers the status request
+ * with an error (map then takes the default job limit) and from then on
+ * reads every byte and answers nothing: map, fed 1 MiB jobs, must stop
+ * sending after some four or five of them, instead of converting line
+ * after line while no acceptance comes. */
+START_TEST(forkpoolctl_map_converts_a_bounded_amount_ahead)
+{
+    enum { JOBS = 30, JOB = 1 << 20 };
+    char path[256];
+    int lsn, conn, in[2];
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+    h_need_ctl();
+    snprintf(path, sizeof path, "%s/fake.sock", h_tempdir());
+    ck_assert_int_lt(strlen(path), sizeof sa.sun_path);
+    strcpy(sa.sun_path, path);
+    ck_assert_int_ge(lsn = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), 0);
+    ck_assert_int_eq(bind(lsn, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(listen(lsn, 1), 0);
+    ck_assert_int_eq(pipe(in), 0);
+
+    pid_t map = fork();
+    ck_assert_int_ge(map, 0);
+    if (map == 0) {
+        int nul = open("/dev/null", O_WRONLY);
+        dup2(in[0], 0);
+        dup2(nul, 1);
+        close(in[0]);
+        close(in[1]);
+        execl(H_FORKPOOLCTL, H_FORKPOOLCTL, "-s", path, "map", (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    /* The lines, written by a child of their own: map stops reading them. */
+    pid_t writer = fork();
+    ck_assert_int_ge(writer, 0);
+    if (writer == 0) {
+        static char line[JOB + 16];
+        memcpy(line, "{\"x\": \"", 7);
+        memset(line + 7, 'a', JOB);
+        memcpy(line + 7 + JOB, "\"}\n", 3);
+        for (int i = 0; i < JOBS; i++)
+            for (size_t off = 0; off < JOB + 10; ) {
+                ssize_t n = write(in[1], line + off, JOB + 10 - off);
+                if (n <= 0)
+                    _exit(0);
+                off += (size_t)n;
+            }
+        _exit(0);
+    }
+    close(in[1]);
+
+    ck_assert_int_eq(h_wait_readable(lsn, H_REPLY_MS, NULL), 1);
+    ck_assert_int_ge(conn = accept(lsn, NULL, NULL), 0);
+    /* The status request: answered with an error, its msgid echoed. */
+    msgpack_unpacker up;
+    msgpack_unpacked req;
+    ck_assert(msgpack_unpacker_init(&up, 4096));
+    msgpack_unpacked_init(&req);
+    uint64_t total = 0;
+    int have = 0;
+    while (!have) {
+        ck_assert_int_eq(h_wait_readable(conn, H_REPLY_MS, NULL), 1);
+        ck_assert(msgpack_unpacker_reserve_buffer(&up, 4096));
+        ssize_t n = read(conn, msgpack_unpacker_buffer(&up), 4096);
+        ck_assert_int_gt(n, 0);
+        total += (uint64_t)n;
+        msgpack_unpacker_buffer_consumed(&up, (size_t)n);
+        have = msgpack_unpacker_next(&up, &req) == MSGPACK_UNPACK_SUCCESS;
+    }
+    ck_assert(req.data.type == MSGPACK_OBJECT_ARRAY && req.data.via.array.size == 4);
+    ck_assert_str_eq(h_json(&req.data.via.array.ptr[2]), "\"status\"");
+    uint32_t id = (uint32_t)req.data.via.array.ptr[1].via.u64;
+    const unsigned char no[] = {        /* [1, id, "no", nil] */
+        0x94, 0x01, 0xce, (unsigned char)(id >> 24), (unsigned char)(id >> 16),
+        (unsigned char)(id >> 8), (unsigned char)id, 0xa2, 'n', 'o', 0xc0,
+    };
+    ck_assert_int_eq(write(conn, no, sizeof no), (ssize_t)sizeof no);
+    msgpack_unpacked_destroy(&req);
+    msgpack_unpacker_destroy(&up);
+
+    /* Then everything map sends, until it has sent four MiB and gone
+     * quiet for a second (or, broken, sent ten). */
+    static char buf[1 << 16];
+    int64_t deadline = h_now_ms() + 60000;
+    for (;;) {
+        int quiet = total >= ((uint64_t)4 << 20) ? 1000 : h_left_ms(deadline);
+        if (total > ((uint64_t)10 << 20) || h_wait_readable(conn, quiet, NULL) != 1)
+            break;
+        ssize_t n = read(conn, buf, sizeof buf);
+        if (n <= 0)
+            break;
+        total += (uint64_t)n;
+    }
+    kill(map, SIGKILL);
+    kill(writer, SIGKILL);
+    waitpid(map, NULL, 0);
+    waitpid(writer, NULL, 0);
+    close(conn);
+    close(lsn);
+    /* 4 MiB, and the job that crossed it. */
+    ck_assert_msg(total >= ((uint64_t)4 << 20) && total <= ((uint64_t)5 << 20) + 4096,
+                  "map sent %" PRIu64 " bytes with no job accepted", total);
+}
+END_TEST
+
 /* map sends the lines waiting on stdin as submit_batch requests; against a
  * queue of 4, most batches are refused whole and their jobs go again one
  * by one, paced: still every line gets exactly one outcome. */
@@ -352,6 +460,7 @@ ctl_suite(void)
     tcase_add_test(tc, forkpoolctl_exit_codes);
     tcase_add_test(tc, forkpoolctl_map_outcomes);
     tcase_add_test(tc, forkpoolctl_map_widens_its_pipes);
+    tcase_add_test(tc, forkpoolctl_map_converts_a_bounded_amount_ahead);
     tcase_add_test(tc, forkpoolctl_map_batches_survive_a_full_queue);
     tcase_add_test(tc, forkpoolctl_map_big_jobs_survive_a_full_queue);
     tcase_add_test(tc, forkpoolctl_status_json_and_table);
