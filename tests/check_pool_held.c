@@ -98,6 +98,29 @@ START_TEST(quick_result_is_not_held_behind_slow_job)
 }
 END_TEST
 
+/* The thread that writes results held too long starts with the first
+ * result held, not with the worker: a job alone leaves the worker with
+ * one thread; once jobs arrive together (the first result is held while
+ * the next runs), it has two. */
+START_TEST(the_flusher_starts_with_the_first_held_result)
+{
+    fp_config cfg;
+
+    base_config(&cfg, 1);
+    cfg.prefetch_wait = -1;     /* send ahead whenever there is room */
+    start_pool(&cfg);
+    const struct rec *r = wait_job(submit_op("threads", NULL), 20);
+    ck_assert_int_eq(r->kind, FP_OK);
+    ck_assert_int_eq(r->ival, 1);
+    /* Three in one loop turn: the worker reads them together. */
+    submit_int(1);
+    submit_int(2);
+    r = wait_job(submit_op("threads", NULL), 20);
+    ck_assert_int_eq(r->kind, FP_OK);
+    ck_assert_int_eq(r->ival, 2);
+}
+END_TEST
+
 /* Deaths no handler can see — _exit() inside the handler, SIGKILL — while
  * the results of the jobs before are held: the master takes those results
  * from the area it shares with the worker, so every finished job keeps its
@@ -289,6 +312,7 @@ pool_held_suite(void)
     tcase_add_test(tc, prefetch_crash_requeues_unstarted_jobs);
     tcase_add_test(tc, timeout_with_prefetched_jobs_requeues_them);
     tcase_add_test(tc, quick_result_is_not_held_behind_slow_job);
+    tcase_add_test(tc, the_flusher_starts_with_the_first_held_result);
     tcase_add_test(tc, job_before_crash_keeps_its_ok_result);
     tcase_add_test(tc, job_before_a_hang_keeps_its_ok_result);
     tcase_add_test(tc, crash_of_a_jobs_child_sends_no_results);

@@ -24,6 +24,7 @@
  *   {"op": "touch", "mib": n}  touch n MiB of fresh memory and give it back;
  *                              result "touched"
  *   {"op": "pid"}              result: the worker's pid
+ *   {"op": "threads"}          result: how many threads the worker has
  *   {"op": "fds"}              result: ["fd -> target", ...] of /proc/self/fd
  *   {"op": "none"}             pack nothing (a handler bug)
  *   {"op": "grow", "mib": n}   allocate and touch n MiB, and keep it

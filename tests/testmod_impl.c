@@ -322,6 +322,23 @@ op_sndbuf(void *state, const msgpack_object *job, msgpack_packer *out)
     return msgpack_pack_int64(out, size);
 }
 
+/* The worker's threads, as /proc/self/status counts them. */
+static int
+op_threads(void *state, const msgpack_object *job, msgpack_packer *out)
+{
+    char line[256];
+    long n = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+
+    (void)state; (void)job;
+    while (f != NULL && fgets(line, sizeof line, f) != NULL)
+        if (sscanf(line, "Threads: %ld", &n) == 1)
+            break;
+    if (f != NULL)
+        fclose(f);
+    return msgpack_pack_int64(out, n);
+}
+
 static int
 op_fds(void *state, const msgpack_object *job, msgpack_packer *out)
 {
@@ -799,6 +816,7 @@ static const struct {
     { "hang", op_hang },            { "spin", op_spin },
     { "burn", op_burn },            { "pid", op_pid },
     { "sndbuf", op_sndbuf },
+    { "threads", op_threads },
     { "fds", op_fds },              { "none", op_none },
     { "grow", op_grow },            { "say", op_say },
     { "garbage", op_garbage },      { "extra", op_extra },

@@ -147,8 +147,6 @@ int
 fp_hold_start(struct fp_hold *h, struct fp_hold_area *area, int fd,
               unsigned max_held)
 {
-    pthread_attr_t attr;
-
     memset(h, 0, sizeof(*h));
     h->area = area;
     h->fd = fd;
@@ -159,14 +157,27 @@ fp_hold_start(struct fp_hold *h, struct fp_hold_area *area, int fd,
     (void)madvise(area, FP_HOLD_AREA, MADV_DONTFORK);
     pthread_mutex_init(&h->idle_lock, NULL);
     pthread_cond_init(&h->idle_cond, NULL);
+    h->flusher_state = FLUSHER_LATER;
+    return 0;
+}
+
+/* The first result there is a reason to hold starts the flusher, not the
+ * worker's start: a worker that never sees two jobs at once (one job at a
+ * time, or a crash on its first) never has a second thread to create, nor
+ * to take down when it dies -- on a VM each costs a fraction of a
+ * millisecond between a crash and its replacement taking jobs.  If the
+ * thread cannot start, results are written at once from then on. */
+static void
+start_flusher(struct fp_hold *h)
+{
+    pthread_attr_t attr;
+
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, FLUSHER_STACK);
     int rc = pthread_create(&h->flusher, &attr, flusher_main, h);
     pthread_attr_destroy(&attr);
-    if (rc != 0)
-        return -1;
-    h->enabled = 1;
-    return 0;
+    h->flusher_state = rc == 0 ? FLUSHER_RUNS : FLUSHER_FAILED;
+    h->enabled = rc == 0;
 }
 
 int
@@ -177,6 +188,8 @@ fp_hold_send(struct fp_hold *h, const char *msg, size_t n, int may_wait)
 
     if (n == 0)
         return 0;
+    if (may_wait && h->flusher_state == FLUSHER_LATER)
+        start_flusher(h);
     lock_area(h);
     if (h->enabled && may_wait && h->held < h->max_held
         && n <= FP_HOLD_CAP - a->len) {

@@ -11,7 +11,8 @@
  * down the socket when the burst ends, when it is full or holds the most
  * results it may (half the worker's window: fp_hold_start), or when its
  * oldest result is HOLD_NS old (a flusher thread sees to that, so a long
- * job never delays the results before it).
+ * job never delays the results before it; it starts with the first result
+ * held).
  *
  * The area records which bytes of the worker's stream it holds: `base` is
  * the stream offset of data[0], `len` the bytes held.  When a worker dies
@@ -53,9 +54,17 @@ struct fp_hold_area {
 /* Bytes data[] can hold in an area of FP_HOLD_AREA bytes. */
 #define FP_HOLD_CAP (FP_HOLD_AREA - offsetof(struct fp_hold_area, data))
 
+enum fp_flusher_state {
+    FLUSHER_NONE,               /* nothing is ever held (no area) */
+    FLUSHER_LATER,              /* starts with the first result held */
+    FLUSHER_RUNS,
+    FLUSHER_FAILED,             /* could not start: each result goes at once */
+};
+
 struct fp_hold {
     struct fp_hold_area *area;  /* NULL: nothing is held */
     int             fd;         /* the worker's socket */
+    enum fp_flusher_state flusher_state;
     int             enabled;    /* the flusher runs: results may wait */
     unsigned        held;       /* results in the area */
     unsigned        max_held;   /* results it may hold */
@@ -70,8 +79,9 @@ struct fp_hold {
 
 /* Set up holding over `area` (which may be NULL: then every message is
  * written at once) for the worker's socket `fd`, at most `max_held`
- * results at a time (at least 1).  Returns 0, or -1 when the flusher
- * thread cannot start (nothing is held then). */
+ * results at a time (at least 1).  The flusher thread starts with the
+ * first result held; if it cannot, nothing is held (flusher_state says
+ * FLUSHER_FAILED).  Returns 0. */
 int  fp_hold_start(struct fp_hold *h, struct fp_hold_area *area, int fd,
                    unsigned max_held);
 

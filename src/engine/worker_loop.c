@@ -62,7 +62,11 @@ wlog(const char *fmt, const char *arg)
 static int
 send_out(struct worker *w, int may_wait)
 {
+    enum fp_flusher_state was = w->hold.flusher_state;
     int rc = fp_hold_send(&w->hold, fp_buf_head(&w->out), w->out.len, may_wait);
+
+    if (w->hold.flusher_state == FLUSHER_FAILED && was != FLUSHER_FAILED)
+        wlog("%s", "cannot start the thread that holds results (writing each at once)");
 
     fp_buf_clear(&w->out);
     fp_buf_shrink(&w->out, KEEP_BUFFER);
@@ -374,8 +378,8 @@ fp_worker_main(int fd, void *arg)
      * master finds the shared area empty. */
     if (args->sandbox != NULL && args->sandbox->level == FP_SANDBOX_STRICT)
         fp_hold_start(&w.hold, NULL, fd, 1);
-    else if (fp_hold_start(&w.hold, args->hold_area, fd, args->hold_results) < 0)
-        wlog("%s", "cannot hold results (writing each at once)");
+    else
+        fp_hold_start(&w.hold, args->hold_area, fd, args->hold_results);
     w.claims = args->hold_area != NULL ? args->hold_area->claims : NULL;
     fp_worker_progress_init(&w.progress, &w.hold, &args->limits);
     set_title(&w, "idle", 0);
