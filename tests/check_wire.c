@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "codec/wire.h"
+#include "wire_quick.h"
 
 /* A byte string literal and its length (it may hold NULs). */
 #define B(s) s, sizeof(s) - 1
@@ -199,6 +200,89 @@ static const struct bytes cost_bad[] = {
     { B("\x85\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a") },               /* a map */
     { B("\x95\x01\x02") },                  /* cut short */
 };
+
+/* fp_wire_worker_ok_quick against the general path (fp_scan, then
+ * fp_wire_worker_msg_costed): whatever it takes, the general path takes
+ * too, as a frame of the same length decoding to the same message; and it
+ * takes the common results.  Inputs: results with every scalar encoding,
+ * containers, measured costs, other messages, each cut at every length and
+ * with every byte replaced by a few others, under tight and loose limits. */
+static void
+quick_vs_general(const char *buf, size_t len, const struct fp_limits *lim,
+                 unsigned *taken)
+{
+    const char *d = wire_quick_disagrees(buf, len, lim, taken);
+
+    ck_assert_msg(d == NULL, "%s (%zu bytes)", d, len);
+}
+
+START_TEST(quick_ok_result_agrees_with_the_general_path)
+{
+    static const struct bytes values[] = {
+        { B("\x05") }, { B("\xff") }, { B("\xc0") }, { B("\xc2") }, { B("\xc3") },
+        { B("\xcc\x80") }, { B("\xcd\x01\x00") }, { B("\xd0\x80") },
+        { B("\xd3\x80\x00\x00\x00\x00\x00\x00\x00") }, { B("\xca\x3f\x80\x00\x00") },
+        { B("\xcb\x3f\xf0\x00\x00\x00\x00\x00\x00") }, { B("\xa3" "abc") },
+        { B("\xd9\x03" "abc") }, { B("\xda\x00\x02" "ab") },
+        { B("\xdb\x00\x00\x00\x01" "a") }, { B("\xc4\x02\x01\x02") },
+        { B("\xc5\x00\x01\x07") }, { B("\xc6\x00\x00\x00\x00") },
+        { B("\x91\x01") }, { B("\x81\xa1k\x01") }, { B("\xd4\x01\x02") },
+        { B("\xc1") },
+    };
+    static const struct bytes ids[] = {
+        { B("\x00") }, { B("\x7f") }, { B("\xcc\xff") }, { B("\xcd\x12\x34") },
+        { B("\xce\x00\x01\x00\x00") }, { B("\xcf\x00\x00\x00\x01\x00\x00\x00\x00") },
+        { B("\xd0\x05") }, { B("\xff") },
+    };
+    static const struct bytes costs[] = {
+        { B("\x03") }, { B("\xcc\xc8") }, { B("\xcd\x01\x00") },
+        { B("\x95\x01\x02\x03\x04\x05") }, { B("\xc0") },
+    };
+    static const struct bytes heads[] = {
+        { B("\x94\xa2ok") }, { B("\x94\xa5" "error") }, { B("\x93\xa2ok") },
+        { B("\x94\xd9\x02ok") }, { B("\x95\xa2ok") },
+    };
+    static const unsigned char swaps[] = { 0x00, 0x7f, 0x94, 0xa2, 0xc1, 0xcc, 0xff };
+    const struct fp_limits loose = { 1 << 20, 1 << 20, 32 };
+    const struct fp_limits tight[] = { { 12, 1 << 20, 32 }, { 1 << 20, 4, 32 },
+                                       { 1 << 20, 5, 32 }, { 1 << 20, 1 << 20, 0 } };
+    char frame[64];
+    unsigned taken = 0, common = 0;
+
+    for (size_t h = 0; h < sizeof heads / sizeof heads[0]; h++)
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
+    for (size_t v = 0; v < sizeof values / sizeof values[0]; v++)
+    for (size_t c = 0; c < sizeof costs / sizeof costs[0]; c++) {
+        size_t len = 0;
+        memcpy(frame + len, heads[h].p, heads[h].n), len += heads[h].n;
+        memcpy(frame + len, ids[i].p, ids[i].n), len += ids[i].n;
+        memcpy(frame + len, values[v].p, values[v].n), len += values[v].n;
+        memcpy(frame + len, costs[c].p, costs[c].n), len += costs[c].n;
+        frame[len] = '\x01';       /* the start of the next frame */
+        unsigned before = taken;
+        quick_vs_general(frame, len + 1, &loose, &taken);
+        if (h == 0 && i < 6 && v < 18 && c < 3) {
+            /* ["ok", uint, scalar, uint]: the common case, taken. */
+            ck_assert_msg(taken == before + 1, "frame %zu/%zu/%zu/%zu not taken", h, i, v, c);
+            common++;
+        }
+        for (size_t t = 0; t < sizeof tight / sizeof tight[0]; t++)
+            quick_vs_general(frame, len, &tight[t], &taken);
+        for (size_t cut = 0; cut < len; cut++)
+            quick_vs_general(frame, cut, &loose, &taken);
+        for (size_t at = 0; at < len; at++) {
+            char keep = frame[at];
+            for (size_t k = 0; k < sizeof swaps; k++) {
+                frame[at] = (char)swaps[k];
+                quick_vs_general(frame, len, &loose, &taken);
+            }
+            frame[at] = keep;
+        }
+    }
+    ck_assert_uint_eq(common, 1 * 6 * 18 * 3);
+    ck_assert_uint_gt(taken, common);
+}
+END_TEST
 
 START_TEST(job_cost_refuses_each_bad_shape)
 {
@@ -545,6 +629,7 @@ wire_suite(void)
     tcase_add_loop_test(tc, worker_msg_refuses_each_malformed_shape_with_a_reason, 0,
                         N(worker_bad));
     tcase_add_test(tc, costed_worker_msg_takes_a_fourth_element);
+    tcase_add_test(tc, quick_ok_result_agrees_with_the_general_path);
     tcase_add_loop_test(tc, job_cost_refuses_each_bad_shape, 0, N(cost_bad));
     suite_add_tcase(s, tc);
 

@@ -79,6 +79,103 @@ fp_wire_worker_msg_costed(const char *frame, size_t len,
     return 0;
 }
 
+/* Length of the unsigned integer at p[0..avail) (positive fixint or
+ * uint 8/16/32/64) and its value; 0 if it is not one or is cut short. */
+static size_t
+quick_uint(const unsigned char *p, size_t avail, uint64_t *v)
+{
+    size_t w;
+
+    if (avail == 0)
+        return 0;
+    if (p[0] <= 0x7f) {
+        *v = p[0];
+        return 1;
+    }
+    if (p[0] < 0xcc || p[0] > 0xcf)
+        return 0;
+    w = (size_t)1 << (p[0] - 0xcc);
+    if (avail < 1 + w)
+        return 0;
+    *v = 0;
+    for (size_t i = 1; i <= w; i++)
+        *v = *v << 8 | p[i];
+    return 1 + w;
+}
+
+/* Length of the scalar at p[0..avail) (nil, bool, int, float, str, bin:
+ * no container, no ext, not 0xc1), header and body; 0 if it is something
+ * else or is cut short. */
+static size_t
+quick_scalar(const unsigned char *p, size_t avail)
+{
+    unsigned b;
+    size_t hs, body = 0;
+
+    if (avail == 0)
+        return 0;
+    b = p[0];
+    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
+        return 1;
+    if (b >= 0xa0 && b <= 0xbf) {
+        hs = 1;
+        body = b & 0x1f;
+    } else if (b == 0xca || b == 0xcb) {
+        hs = 1;
+        body = b == 0xca ? 4 : 8;
+    } else if (b >= 0xcc && b <= 0xd3) {
+        hs = 1;
+        body = (size_t)1 << ((b - 0xcc) & 3);
+    } else if ((b >= 0xc4 && b <= 0xc6) || (b >= 0xd9 && b <= 0xdb)) {
+        size_t lw = (size_t)1 << (b >= 0xd9 ? b - 0xd9 : b - 0xc4);
+        hs = 1 + lw;
+        if (avail < hs)
+            return 0;
+        for (size_t i = 1; i <= lw; i++)
+            body = body << 8 | p[i];
+    } else {
+        return 0;
+    }
+    if (avail < hs || body > avail - hs)
+        return 0;
+    return hs + body;
+}
+
+size_t
+fp_wire_worker_ok_quick(const char *buf, size_t len, const struct fp_limits *lim,
+                        struct fp_worker_msg *m)
+{
+    const unsigned char *p = (const unsigned char *)buf;
+    size_t at = 4, n;
+    uint64_t id, run_us;
+
+    /* [ "ok", ...: a 4-array, then the fixstr "ok". */
+    if (len < 4 || p[0] != 0x94 || p[1] != 0xa2 || p[2] != 'o' || p[3] != 'k')
+        return 0;
+    if ((n = quick_uint(p + at, len - at, &id)) == 0)
+        return 0;
+    at += n;
+    size_t value = at;
+    if ((n = quick_scalar(p + at, len - at)) == 0)
+        return 0;
+    at += n;
+    size_t cost = at;
+    if ((n = quick_uint(p + at, len - at, &run_us)) == 0)
+        return 0;
+    at += n;
+    /* Five objects, one level of nesting: what fp_scan would check. */
+    if (at > lim->max_bytes || lim->max_objects < 5 || lim->max_depth < 1)
+        return 0;
+    memset(m, 0, sizeof(*m));
+    m->type = FP_WMSG_OK;
+    m->id = id;
+    m->value = buf + value;
+    m->value_len = cost - value;
+    m->cost = buf + cost;
+    m->cost_len = at - cost;
+    return at;
+}
+
 int
 fp_wire_job_cost(const char *p, size_t len, struct fp_job_cost *c)
 {

@@ -632,6 +632,17 @@ process_input(struct fp_worker *w)
     struct fp_worker_msg m;
 
     while (w->in.len > 0 && reading(w)) {
+        /* Most results of our own job loop in one pass (wire.h). */
+        size_t quick = w->meter.own_loop
+                       ? fp_wire_worker_ok_quick(fp_buf_head(&w->in), w->in.len,
+                                                 w->env->limits, &m)
+                       : 0;
+        if (quick > 0) {
+            on_message(w, &m);
+            fp_buf_consume(&w->in, quick);
+            fp_scanner_reset(&w->scan);
+            continue;
+        }
         ssize_t n = fp_scan(&w->scan, fp_buf_head(&w->in), w->in.len,
                             w->env->limits, &why);
         if (n < 0) {

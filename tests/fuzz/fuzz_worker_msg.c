@@ -11,6 +11,10 @@
  * to fp_wire_worker_msg() and fp_wire_worker_msg_costed(), as worker_io.c's
  * process_input() does (the latter for its own module workers).
  *
+ * The input's bytes also go, whole, to fp_wire_worker_ok_quick(), which
+ * must agree with fp_scan() and fp_wire_worker_msg_costed() on whatever it
+ * takes.
+ *
  * Asserts, besides "no sanitizer report": a refused message comes with a
  * reason; an accepted "ok"/"error" carries a value that lies inside the
  * frame and that fp_read_skip steps over exactly.  ("ready" and "retire"
@@ -23,6 +27,7 @@
 #include "codec/frame.h"
 #include "fuzz_stream.h"
 #include "codec/wire.h"
+#include "../wire_quick.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -80,6 +85,12 @@ worker_frame(const char *frame, size_t len)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    static const struct fp_limits tight = { 24, 5, 1 };
+
+    unsigned took = 0;
+
+    FZ_CHECK(wire_quick_disagrees((const char *)data, size, &worker_limits, &took) == NULL);
+    FZ_CHECK(wire_quick_disagrees((const char *)data, size, &tight, &took) == NULL);
     fz_stream(data, size, &worker_limits, worker_frame, NULL, 0);
     return 0;
 }
