@@ -21,6 +21,7 @@
 
 #include "forkpool_client.h"
 #include "harness.h"
+#include "sockbuf.h"
 
 #define WAIT_S 10.0     /* an answer that should come promptly */
 
@@ -77,21 +78,6 @@ connected(struct h_daemon *d)
 
     ck_assert_msg(rc == 0, "connect: %s", fp_client_error(c));
     return c;
-}
-
-/* What the kernel reports for a SO_SNDBUF of 1 MiB: twice the value,
- * after capping it at net.core.wmem_max; -1 if that cannot be read. */
-static long
-sndbuf_of_a_mib(void)
-{
-    FILE *f = fopen("/proc/sys/net/core/wmem_max", "r");
-    long max = -1;
-
-    if (f == NULL || fscanf(f, "%ld", &max) != 1)
-        max = -1;
-    if (f != NULL)
-        fclose(f);
-    return max < 0 ? -1 : 2 * (max < (1L << 20) ? max : (1L << 20));
 }
 
 /* The client's socket takes a job of a MiB in one piece (as far as

@@ -22,6 +22,7 @@
 
 #include "modutil.h"
 #include "pool_harness.h"
+#include "sockbuf.h"
 
 /* ------------------------------------------------------------------------
  * Crashes, exits, retries and timeouts
@@ -364,21 +365,6 @@ START_TEST(exec_workers_get_one_job_at_a_time)
     ck_assert_uint_eq(stats().restarts, 0);
 }
 END_TEST
-
-/* What the kernel reports for a SO_SNDBUF of 1 MiB: twice the value,
- * after capping it at net.core.wmem_max; -1 if that cannot be read. */
-static long
-sndbuf_of_a_mib(void)
-{
-    FILE *f = fopen("/proc/sys/net/core/wmem_max", "r");
-    long max = -1;
-
-    if (f == NULL || fscanf(f, "%ld", &max) != 1)
-        max = -1;
-    if (f != NULL)
-        fclose(f);
-    return max < 0 ? -1 : 2 * (max < (1L << 20) ? max : (1L << 20));
-}
 
 /* A worker's socket takes a job or result of a MiB in one piece (as far as
  * net.core.wmem_max allows), not five of the default 208 KiB. */
