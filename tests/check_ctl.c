@@ -315,6 +315,86 @@ START_TEST(forkpoolctl_map_converts_a_bounded_amount_ahead)
 }
 END_TEST
 
+/* ... but jobs sent as plain submits (a lone line of a small job, or any
+ * job sent again after "queue full") are answered only at their end, and
+ * do not count as converted ahead: against a fake daemon that never ends
+ * them, map still sends each of 100 lone lines of 60 KiB as it comes
+ * (6 MiB in all, past the 4 MiB bound), one at a time. */
+START_TEST(forkpoolctl_map_plain_submits_do_not_count_as_ahead)
+{
+    enum { JOBS = 100, JOB = 60 << 10 };
+    char path[256];
+    int lsn, conn, in[2];
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    static char line[JOB + 16];
+
+    h_need_ctl();
+    snprintf(path, sizeof path, "%s/fake2.sock", h_tempdir());
+    ck_assert_int_lt(strlen(path), sizeof sa.sun_path);
+    strcpy(sa.sun_path, path);
+    ck_assert_int_ge(lsn = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), 0);
+    ck_assert_int_eq(bind(lsn, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(listen(lsn, 1), 0);
+    ck_assert_int_eq(pipe(in), 0);
+    pid_t map = fork();
+    ck_assert_int_ge(map, 0);
+    if (map == 0) {
+        int nul = open("/dev/null", O_WRONLY);
+        dup2(in[0], 0);
+        dup2(nul, 1);
+        close(in[0]);
+        close(in[1]);
+        execl(H_FORKPOOLCTL, H_FORKPOOLCTL, "-s", path, "map", (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    ck_assert_int_eq(h_wait_readable(lsn, H_REPLY_MS, NULL), 1);
+    ck_assert_int_ge(conn = accept(lsn, NULL, NULL), 0);
+
+    memcpy(line, "{\"x\": \"", 7);
+    memset(line + 7, 'a', JOB);
+    memcpy(line + 7 + JOB, "\"}\n", 3);
+    msgpack_unpacker up;
+    msgpack_unpacked req;
+    ck_assert(msgpack_unpacker_init(&up, 1 << 16));
+    msgpack_unpacked_init(&req);
+    /* Request 0 is the status request (answered with an error); request
+     * i > 0 the submit of line i - 1, which is written only once the
+     * request before it arrived, so that each line is alone. */
+    for (int i = 0; i <= JOBS; i++) {
+        while (msgpack_unpacker_next(&up, &req) != MSGPACK_UNPACK_SUCCESS) {
+            ck_assert_msg(h_wait_readable(conn, H_REPLY_MS, NULL) == 1,
+                          "map sent no request for line %d", i - 1);
+            ck_assert(msgpack_unpacker_reserve_buffer(&up, 1 << 16));
+            ssize_t n = read(conn, msgpack_unpacker_buffer(&up), 1 << 16);
+            ck_assert_int_gt(n, 0);
+            msgpack_unpacker_buffer_consumed(&up, (size_t)n);
+        }
+        ck_assert(req.data.type == MSGPACK_OBJECT_ARRAY && req.data.via.array.size == 4);
+        if (i == 0) {
+            ck_assert_str_eq(h_json(&req.data.via.array.ptr[2]), "\"status\"");
+            uint32_t id = (uint32_t)req.data.via.array.ptr[1].via.u64;
+            const unsigned char no[] = {        /* [1, id, "no", nil] */
+                0x94, 0x01, 0xce, (unsigned char)(id >> 24), (unsigned char)(id >> 16),
+                (unsigned char)(id >> 8), (unsigned char)id, 0xa2, 'n', 'o', 0xc0,
+            };
+            ck_assert_int_eq(write(conn, no, sizeof no), (ssize_t)sizeof no);
+        } else {
+            ck_assert_str_eq(h_json(&req.data.via.array.ptr[2]), "\"submit\"");
+        }
+        if (i < JOBS)
+            ck_assert_int_eq(write(in[1], line, JOB + 10), JOB + 10);
+    }
+    msgpack_unpacked_destroy(&req);
+    msgpack_unpacker_destroy(&up);
+    kill(map, SIGKILL);
+    waitpid(map, NULL, 0);
+    close(in[1]);
+    close(conn);
+    close(lsn);
+}
+END_TEST
+
 /* map sends the lines waiting on stdin as submit_batch requests; against a
  * queue of 4, most batches are refused whole and their jobs go again one
  * by one, paced: still every line gets exactly one outcome. */
@@ -461,6 +541,7 @@ ctl_suite(void)
     tcase_add_test(tc, forkpoolctl_map_outcomes);
     tcase_add_test(tc, forkpoolctl_map_widens_its_pipes);
     tcase_add_test(tc, forkpoolctl_map_converts_a_bounded_amount_ahead);
+    tcase_add_test(tc, forkpoolctl_map_plain_submits_do_not_count_as_ahead);
     tcase_add_test(tc, forkpoolctl_map_batches_survive_a_full_queue);
     tcase_add_test(tc, forkpoolctl_map_big_jobs_survive_a_full_queue);
     tcase_add_test(tc, forkpoolctl_status_json_and_table);

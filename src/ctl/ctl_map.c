@@ -357,6 +357,13 @@ slot_send(struct map *m, unsigned s)
     sl->msgid = next_msgid(m, s);
     sl->state = SLOT_SENT;
     m->sent++;
+    /* A plain submit is answered at the job's end, not at its acceptance:
+     * its params are kept until then in any case (as many as the window
+     * holds), so they are not "converted ahead of an acceptance" -- left
+     * in m->ahead, a few long jobs resent after "queue full" would stop
+     * map from taking lines until they end. */
+    m->ahead -= sl->ahead;
+    sl->ahead = 0;
     if (m->backoff)
         m->credits--;
     if ((rc = fp_client_submit_job(m->c, &job, &m->jopts, &sl->msgid)) < 0)
