@@ -7,21 +7,26 @@
 
 #define AVX2 __attribute__((target("avx2")))
 
-/* -1: not asked yet; then 0 or 1.  Racing first calls agree. */
+/* -1: not asked yet; then 0 or 1.  Racing first calls store the same
+ * value (atomically, so that no reader sees a torn or stale one). */
 static int simd = -1;
 
 int
 fp_b64_simd_on(void)
 {
-    if (simd < 0)
-        simd = __builtin_cpu_supports("avx2") ? 1 : 0;
-    return simd;
+    int on = __atomic_load_n(&simd, __ATOMIC_RELAXED);
+
+    if (on < 0) {
+        on = __builtin_cpu_supports("avx2") ? 1 : 0;
+        __atomic_store_n(&simd, on, __ATOMIC_RELAXED);
+    }
+    return on;
 }
 
 void
 fp_b64_simd_set(int on)
 {
-    simd = on && __builtin_cpu_supports("avx2");
+    __atomic_store_n(&simd, on && __builtin_cpu_supports("avx2"), __ATOMIC_RELAXED);
 }
 
 /* ---- encoding ----------------------------------------------------------- */
