@@ -208,107 +208,156 @@ START_TEST(forkpoolctl_map_widens_its_pipes)
 }
 END_TEST
 
-/* Without acceptances, map converts no more than 4 MiB of jobs ahead
- * (ctl_map.c, AHEAD_BYTES).  A fake daemon answers the status request
- * with an error (map then takes the default job limit) and from then on
- * reads every byte and answers nothing: map, fed 1 MiB jobs, must stop
- * sending after some four or five of them, instead of converting line
- * after line while no acceptance comes. */
-START_TEST(forkpoolctl_map_converts_a_bounded_amount_ahead)
+/* A fake daemon for one `forkpoolctl map`: it listens on a socket of its
+ * own, starts map on it (stdin from a pipe we write, stdout to /dev/null),
+ * and reads map's requests; it answers only what a test tells it to. */
+struct fake {
+    char             path[256];
+    int              lsn, conn, in;     /* in: map's stdin, our end */
+    pid_t            map;
+    msgpack_unpacker up;
+    msgpack_unpacked req;
+    uint64_t         total;             /* bytes map has sent */
+};
+
+static void
+fake_start(struct fake *f, const char *name)
 {
-    enum { JOBS = 30, JOB = 1 << 20 };
-    char path[256];
-    int lsn, conn, in[2];
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int in[2];
 
     h_need_ctl();
-    snprintf(path, sizeof path, "%s/fake.sock", h_tempdir());
-    ck_assert_int_lt(strlen(path), sizeof sa.sun_path);
-    strcpy(sa.sun_path, path);
-    ck_assert_int_ge(lsn = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), 0);
-    ck_assert_int_eq(bind(lsn, (struct sockaddr *)&sa, sizeof sa), 0);
-    ck_assert_int_eq(listen(lsn, 1), 0);
+    snprintf(f->path, sizeof f->path, "%s/%s", h_tempdir(), name);
+    ck_assert_int_lt(strlen(f->path), sizeof sa.sun_path);
+    strcpy(sa.sun_path, f->path);
+    ck_assert_int_ge(f->lsn = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), 0);
+    ck_assert_int_eq(bind(f->lsn, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(listen(f->lsn, 1), 0);
     ck_assert_int_eq(pipe(in), 0);
-
-    pid_t map = fork();
-    ck_assert_int_ge(map, 0);
-    if (map == 0) {
+    f->map = fork();
+    ck_assert_int_ge(f->map, 0);
+    if (f->map == 0) {
         int nul = open("/dev/null", O_WRONLY);
         dup2(in[0], 0);
         dup2(nul, 1);
         close(in[0]);
         close(in[1]);
-        execl(H_FORKPOOLCTL, H_FORKPOOLCTL, "-s", path, "map", (char *)NULL);
+        execl(H_FORKPOOLCTL, H_FORKPOOLCTL, "-s", f->path, "map", (char *)NULL);
         _exit(127);
     }
     close(in[0]);
+    f->in = in[1];
+    ck_assert_int_eq(h_wait_readable(f->lsn, H_REPLY_MS, NULL), 1);
+    ck_assert_int_ge(f->conn = accept(f->lsn, NULL, NULL), 0);
+    f->total = 0;
+    ck_assert(msgpack_unpacker_init(&f->up, 1 << 16));
+    msgpack_unpacked_init(&f->req);
+}
+
+/* Map's next request [0, msgid, method, params]; `what` names it in the
+ * failure message if none comes. */
+static const msgpack_object *
+fake_next(struct fake *f, const char *what)
+{
+    while (msgpack_unpacker_next(&f->up, &f->req) != MSGPACK_UNPACK_SUCCESS) {
+        ck_assert_msg(h_wait_readable(f->conn, H_REPLY_MS, NULL) == 1,
+                      "map sent no request for %s", what);
+        ck_assert(msgpack_unpacker_reserve_buffer(&f->up, 1 << 16));
+        ssize_t n = read(f->conn, msgpack_unpacker_buffer(&f->up), 1 << 16);
+        ck_assert_int_gt(n, 0);
+        f->total += (uint64_t)n;
+        msgpack_unpacker_buffer_consumed(&f->up, (size_t)n);
+    }
+    ck_assert(f->req.data.type == MSGPACK_OBJECT_ARRAY && f->req.data.via.array.size == 4);
+    return f->req.data.via.array.ptr;
+}
+
+/* Map's first request is for the daemon's status: answered with an error,
+ * its msgid echoed (map then takes the default job limit). */
+static void
+fake_refuse_status(struct fake *f)
+{
+    const msgpack_object *rq = fake_next(f, "the status");
+
+    ck_assert_str_eq(h_json(&rq[2]), "\"status\"");
+    uint32_t id = (uint32_t)rq[1].via.u64;
+    const unsigned char no[] = {        /* [1, id, "no", nil] */
+        0x94, 0x01, 0xce, (unsigned char)(id >> 24), (unsigned char)(id >> 16),
+        (unsigned char)(id >> 8), (unsigned char)id, 0xa2, 'n', 'o', 0xc0,
+    };
+    ck_assert_int_eq(write(f->conn, no, sizeof no), (ssize_t)sizeof no);
+}
+
+static void
+fake_stop(struct fake *f)
+{
+    kill(f->map, SIGKILL);
+    waitpid(f->map, NULL, 0);
+    if (f->in >= 0)
+        close(f->in);
+    close(f->conn);
+    close(f->lsn);
+    msgpack_unpacked_destroy(&f->req);
+    msgpack_unpacker_destroy(&f->up);
+}
+
+/* line = {"x": "aaa…"} with `len` a's and a newline; returns its length. */
+static size_t
+big_line(char *line, size_t len)
+{
+    memcpy(line, "{\"x\": \"", 7);
+    memset(line + 7, 'a', len);
+    memcpy(line + 7 + len, "\"}\n", 3);
+    return len + 10;
+}
+
+/* Without acceptances, map converts no more than 4 MiB of jobs ahead
+ * (ctl_map.c, AHEAD_BYTES).  The fake daemon answers nothing after the
+ * status request and reads every byte: map, fed 1 MiB jobs, must stop
+ * sending after some four or five of them, instead of converting line
+ * after line while no acceptance comes. */
+START_TEST(forkpoolctl_map_converts_a_bounded_amount_ahead)
+{
+    enum { JOBS = 30, JOB = 1 << 20 };
+    struct fake f;
+
+    fake_start(&f, "fake.sock");
     /* The lines, written by a child of their own: map stops reading them. */
     pid_t writer = fork();
     ck_assert_int_ge(writer, 0);
     if (writer == 0) {
         static char line[JOB + 16];
-        memcpy(line, "{\"x\": \"", 7);
-        memset(line + 7, 'a', JOB);
-        memcpy(line + 7 + JOB, "\"}\n", 3);
+        size_t len = big_line(line, JOB);
         for (int i = 0; i < JOBS; i++)
-            for (size_t off = 0; off < JOB + 10; ) {
-                ssize_t n = write(in[1], line + off, JOB + 10 - off);
+            for (size_t off = 0; off < len; ) {
+                ssize_t n = write(f.in, line + off, len - off);
                 if (n <= 0)
                     _exit(0);
                 off += (size_t)n;
             }
         _exit(0);
     }
-    close(in[1]);
-
-    ck_assert_int_eq(h_wait_readable(lsn, H_REPLY_MS, NULL), 1);
-    ck_assert_int_ge(conn = accept(lsn, NULL, NULL), 0);
-    /* The status request: answered with an error, its msgid echoed. */
-    msgpack_unpacker up;
-    msgpack_unpacked req;
-    ck_assert(msgpack_unpacker_init(&up, 4096));
-    msgpack_unpacked_init(&req);
-    uint64_t total = 0;
-    int have = 0;
-    while (!have) {
-        ck_assert_int_eq(h_wait_readable(conn, H_REPLY_MS, NULL), 1);
-        ck_assert(msgpack_unpacker_reserve_buffer(&up, 4096));
-        ssize_t n = read(conn, msgpack_unpacker_buffer(&up), 4096);
-        ck_assert_int_gt(n, 0);
-        total += (uint64_t)n;
-        msgpack_unpacker_buffer_consumed(&up, (size_t)n);
-        have = msgpack_unpacker_next(&up, &req) == MSGPACK_UNPACK_SUCCESS;
-    }
-    ck_assert(req.data.type == MSGPACK_OBJECT_ARRAY && req.data.via.array.size == 4);
-    ck_assert_str_eq(h_json(&req.data.via.array.ptr[2]), "\"status\"");
-    uint32_t id = (uint32_t)req.data.via.array.ptr[1].via.u64;
-    const unsigned char no[] = {        /* [1, id, "no", nil] */
-        0x94, 0x01, 0xce, (unsigned char)(id >> 24), (unsigned char)(id >> 16),
-        (unsigned char)(id >> 8), (unsigned char)id, 0xa2, 'n', 'o', 0xc0,
-    };
-    ck_assert_int_eq(write(conn, no, sizeof no), (ssize_t)sizeof no);
-    msgpack_unpacked_destroy(&req);
-    msgpack_unpacker_destroy(&up);
+    close(f.in);
+    f.in = -1;
+    fake_refuse_status(&f);
 
     /* Then everything map sends, until it has sent four MiB and gone
      * quiet for a second (or, broken, sent ten). */
     static char buf[1 << 16];
     int64_t deadline = h_now_ms() + 60000;
     for (;;) {
-        int quiet = total >= ((uint64_t)4 << 20) ? 1000 : h_left_ms(deadline);
-        if (total > ((uint64_t)10 << 20) || h_wait_readable(conn, quiet, NULL) != 1)
+        int quiet = f.total >= ((uint64_t)4 << 20) ? 1000 : h_left_ms(deadline);
+        if (f.total > ((uint64_t)10 << 20) || h_wait_readable(f.conn, quiet, NULL) != 1)
             break;
-        ssize_t n = read(conn, buf, sizeof buf);
+        ssize_t n = read(f.conn, buf, sizeof buf);
         if (n <= 0)
             break;
-        total += (uint64_t)n;
+        f.total += (uint64_t)n;
     }
-    kill(map, SIGKILL);
+    uint64_t total = f.total;
+    fake_stop(&f);
     kill(writer, SIGKILL);
-    waitpid(map, NULL, 0);
     waitpid(writer, NULL, 0);
-    close(conn);
-    close(lsn);
     /* 4 MiB, and the job that crossed it. */
     ck_assert_msg(total >= ((uint64_t)4 << 20) && total <= ((uint64_t)5 << 20) + 4096,
                   "map sent %" PRIu64 " bytes with no job accepted", total);
@@ -323,75 +372,21 @@ END_TEST
 START_TEST(forkpoolctl_map_plain_submits_do_not_count_as_ahead)
 {
     enum { JOBS = 100, JOB = 60 << 10 };
-    char path[256];
-    int lsn, conn, in[2];
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
     static char line[JOB + 16];
+    size_t len = big_line(line, JOB);
+    struct fake f;
+    char what[32];
 
-    h_need_ctl();
-    snprintf(path, sizeof path, "%s/fake2.sock", h_tempdir());
-    ck_assert_int_lt(strlen(path), sizeof sa.sun_path);
-    strcpy(sa.sun_path, path);
-    ck_assert_int_ge(lsn = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), 0);
-    ck_assert_int_eq(bind(lsn, (struct sockaddr *)&sa, sizeof sa), 0);
-    ck_assert_int_eq(listen(lsn, 1), 0);
-    ck_assert_int_eq(pipe(in), 0);
-    pid_t map = fork();
-    ck_assert_int_ge(map, 0);
-    if (map == 0) {
-        int nul = open("/dev/null", O_WRONLY);
-        dup2(in[0], 0);
-        dup2(nul, 1);
-        close(in[0]);
-        close(in[1]);
-        execl(H_FORKPOOLCTL, H_FORKPOOLCTL, "-s", path, "map", (char *)NULL);
-        _exit(127);
+    fake_start(&f, "fake2.sock");
+    fake_refuse_status(&f);
+    /* Line i is written only once the request for line i - 1 arrived, so
+     * that each line is alone. */
+    for (int i = 0; i < JOBS; i++) {
+        ck_assert_int_eq(write(f.in, line, len), (ssize_t)len);
+        snprintf(what, sizeof what, "line %d", i);
+        ck_assert_str_eq(h_json(&fake_next(&f, what)[2]), "\"submit\"");
     }
-    close(in[0]);
-    ck_assert_int_eq(h_wait_readable(lsn, H_REPLY_MS, NULL), 1);
-    ck_assert_int_ge(conn = accept(lsn, NULL, NULL), 0);
-
-    memcpy(line, "{\"x\": \"", 7);
-    memset(line + 7, 'a', JOB);
-    memcpy(line + 7 + JOB, "\"}\n", 3);
-    msgpack_unpacker up;
-    msgpack_unpacked req;
-    ck_assert(msgpack_unpacker_init(&up, 1 << 16));
-    msgpack_unpacked_init(&req);
-    /* Request 0 is the status request (answered with an error); request
-     * i > 0 the submit of line i - 1, which is written only once the
-     * request before it arrived, so that each line is alone. */
-    for (int i = 0; i <= JOBS; i++) {
-        while (msgpack_unpacker_next(&up, &req) != MSGPACK_UNPACK_SUCCESS) {
-            ck_assert_msg(h_wait_readable(conn, H_REPLY_MS, NULL) == 1,
-                          "map sent no request for line %d", i - 1);
-            ck_assert(msgpack_unpacker_reserve_buffer(&up, 1 << 16));
-            ssize_t n = read(conn, msgpack_unpacker_buffer(&up), 1 << 16);
-            ck_assert_int_gt(n, 0);
-            msgpack_unpacker_buffer_consumed(&up, (size_t)n);
-        }
-        ck_assert(req.data.type == MSGPACK_OBJECT_ARRAY && req.data.via.array.size == 4);
-        if (i == 0) {
-            ck_assert_str_eq(h_json(&req.data.via.array.ptr[2]), "\"status\"");
-            uint32_t id = (uint32_t)req.data.via.array.ptr[1].via.u64;
-            const unsigned char no[] = {        /* [1, id, "no", nil] */
-                0x94, 0x01, 0xce, (unsigned char)(id >> 24), (unsigned char)(id >> 16),
-                (unsigned char)(id >> 8), (unsigned char)id, 0xa2, 'n', 'o', 0xc0,
-            };
-            ck_assert_int_eq(write(conn, no, sizeof no), (ssize_t)sizeof no);
-        } else {
-            ck_assert_str_eq(h_json(&req.data.via.array.ptr[2]), "\"submit\"");
-        }
-        if (i < JOBS)
-            ck_assert_int_eq(write(in[1], line, JOB + 10), JOB + 10);
-    }
-    msgpack_unpacked_destroy(&req);
-    msgpack_unpacker_destroy(&up);
-    kill(map, SIGKILL);
-    waitpid(map, NULL, 0);
-    close(in[1]);
-    close(conn);
-    close(lsn);
+    fake_stop(&f);
 }
 END_TEST
 
