@@ -27,6 +27,13 @@ now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* The flusher runs: results may wait in the area. */
+static int
+holding(const struct fp_hold *h)
+{
+    return h->flusher_state == FLUSHER_RUNS;
+}
+
 static int
 take(struct fp_hold *h, int who)
 {
@@ -38,7 +45,7 @@ take(struct fp_hold *h, int who)
 static void
 lock_area(struct fp_hold *h)
 {
-    if (!h->enabled)
+    if (!holding(h))
         return;
     while (!take(h, OWN_MAIN))
         sched_yield();          /* the flusher is writing: a moment */
@@ -47,7 +54,7 @@ lock_area(struct fp_hold *h)
 static void
 unlock_area(struct fp_hold *h)
 {
-    if (h->enabled)
+    if (holding(h))
         __atomic_store_n(&h->owner, OWN_NONE, __ATOMIC_RELEASE);
 }
 
@@ -177,7 +184,6 @@ start_flusher(struct fp_hold *h)
     int rc = pthread_create(&h->flusher, &attr, flusher_main, h);
     pthread_attr_destroy(&attr);
     h->flusher_state = rc == 0 ? FLUSHER_RUNS : FLUSHER_FAILED;
-    h->enabled = rc == 0;
 }
 
 int
@@ -191,7 +197,7 @@ fp_hold_send(struct fp_hold *h, const char *msg, size_t n, int may_wait)
     if (may_wait && h->flusher_state == FLUSHER_LATER)
         start_flusher(h);
     lock_area(h);
-    if (h->enabled && may_wait && h->held < h->max_held
+    if (holding(h) && may_wait && h->held < h->max_held
         && n <= FP_HOLD_CAP - a->len) {
         memcpy(a->data + a->len, msg, n);
         __atomic_store_n(&a->len, a->len + (uint32_t)n, __ATOMIC_RELEASE);
@@ -206,7 +212,7 @@ fp_hold_send(struct fp_hold *h, const char *msg, size_t n, int may_wait)
                 pthread_mutex_unlock(&h->idle_lock);
             }
         }
-    } else if (h->enabled && h->held > 0 && n <= FP_HOLD_CAP - a->len) {
+    } else if (holding(h) && h->held > 0 && n <= FP_HOLD_CAP - a->len) {
         /* The end of a burst: these bytes after the held ones, and all of
          * them in one write. */
         memcpy(a->data + a->len, msg, n);

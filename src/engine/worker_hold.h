@@ -64,8 +64,7 @@ enum fp_flusher_state {
 struct fp_hold {
     struct fp_hold_area *area;  /* NULL: nothing is held */
     int             fd;         /* the worker's socket */
-    enum fp_flusher_state flusher_state;
-    int             enabled;    /* the flusher runs: results may wait */
+    enum fp_flusher_state flusher_state;    /* FLUSHER_RUNS: results may wait */
     unsigned        held;       /* results in the area */
     unsigned        max_held;   /* results it may hold */
     int             owner;      /* atomic: main loop or flusher */
