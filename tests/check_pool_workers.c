@@ -602,6 +602,71 @@ START_TEST(processes_a_job_leaves_behind_die_with_it)
 }
 END_TEST
 
+/* The spawn job's outcome, seen from its callback: the process it
+ * reported, whether that was still alive then, and whether the worker was
+ * still busy (with the job after it). */
+static pid_t spawned_pid;
+static int spawned_alive_at_outcome = -1, busy_at_outcome = -1;
+
+static int
+one_idle(void)
+{
+    return stats().idle == 1;
+}
+
+static void
+spawn_outcome_cb(const fp_outcome *o, void *arg)
+{
+    msgpack_unpacked u;
+    size_t off = 0;
+
+    msgpack_unpacked_init(&u);
+    if (o->kind == FP_OK
+        && msgpack_unpack_next(&u, o->data, o->len, &off) == MSGPACK_UNPACK_SUCCESS
+        && u.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        spawned_pid = (pid_t)u.data.via.u64;
+        spawned_alive_at_outcome = kill(spawned_pid, 0) == 0;
+        busy_at_outcome = (int)stats().busy;
+    }
+    msgpack_unpacked_destroy(&u);
+    record_cb(o, arg);
+}
+
+/* A job that started a process, with a long job right behind it at the
+ * same worker: its result is held, and written while the long job runs
+ * (worker_hold.h) -- and its process is gone by then.  Only jobs too
+ * quick to have started one put their sweep off to the end of the burst;
+ * a worker that misjudged how long a job ran would let its outcome out
+ * ahead of the sweep. */
+START_TEST(a_held_outcome_still_follows_the_sweep)
+{
+    fp_config cfg;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    const char *why = NULL;
+    uint64_t id;
+
+    base_config(&cfg, 1);
+    cfg.prefetch_wait = -1;     /* blind: the long job goes in the window too */
+    start_pool(&cfg);
+    run_until(one_idle, 20, "the worker ready");
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    msgpack_pack_str_with_body(&pk, "op", 2);
+    msgpack_pack_str_with_body(&pk, "spawn", 5);
+    ck_assert_int_eq(fp_pool_submit(H.pool, sb.data, sb.size, NULL, spawn_outcome_cb,
+                                    &H, &id, &why), 0);
+    msgpack_sbuffer_destroy(&sb);
+    uint64_t longer = submit_op_num("sleep", "s", 1.0, NULL);
+    wait_job(id, 20);
+    ck_assert_int_eq(busy_at_outcome, 1);          /* the long job runs */
+    ck_assert_int_eq(spawned_alive_at_outcome, 0);
+    ck_assert_int_eq(rec_for(id)->kind, FP_OK);
+    wait_job(longer, 20);
+}
+END_TEST
+
 /* What init started (a helper serving every job) outlives each job, and
  * goes with the worker when it stops. */
 START_TEST(processes_init_started_live_until_the_worker_stops)
@@ -666,6 +731,7 @@ pool_workers_suite(void)
     tc = ph_tcase("descendants");
     tcase_add_loop_test(tc, processes_a_job_leaves_behind_die_with_it, 0, 3);
     tcase_add_test(tc, processes_init_started_live_until_the_worker_stops);
+    tcase_add_test(tc, a_held_outcome_still_follows_the_sweep);
     suite_add_tcase(s, tc);
     return s;
 }

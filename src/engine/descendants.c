@@ -232,28 +232,12 @@ fp_descendants_spare_current(struct fp_descendants *d)
     d->nspared = (size_t)n;
 }
 
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 void
-fp_descendants_job_start(struct fp_descendants *d)
-{
-    if (d->on)
-        d->job_start = now_ns();
-}
-
-void
-fp_descendants_job_end(struct fp_descendants *d)
+fp_descendants_job_end(struct fp_descendants *d, uint64_t ran_ns)
 {
     if (!d->on)
         return;
-    if (now_ns() - d->job_start < QUICK_JOB_NS) {
+    if (ran_ns < QUICK_JOB_NS) {
         d->due = 1;
         return;
     }

@@ -33,7 +33,6 @@ struct fp_descendants {
     size_t   nspared;
     int      on;        /* 0: do nothing (strict sandbox) */
     int      due;       /* quick jobs ran since the last sweep */
-    uint64_t job_start; /* ns, CLOCK_MONOTONIC */
 };
 
 /* At the worker's start, before the module's init: orphans below the
@@ -43,12 +42,12 @@ int  fp_descendants_start(struct fp_descendants *d);
 /* After init: its children, alive now, are spared by the sweeps of
  * fp_descendants_job_end. */
 void fp_descendants_spare_current(struct fp_descendants *d);
-/* A job starts. */
-void fp_descendants_job_start(struct fp_descendants *d);
-/* A job has ended: kill and reap every child of the worker but the spared
- * ones, and their descendants -- now, or, after a job too quick to have
- * started a process, at fp_descendants_idle. */
-void fp_descendants_job_end(struct fp_descendants *d);
+/* A job has ended after running `ran_ns` (the caller times its jobs
+ * anyway, and a clock read costs a tenth of a trivial job: meter.h): kill
+ * and reap every child of the worker but the spared ones, and their
+ * descendants -- now, or, after a job too quick to have started a process,
+ * at fp_descendants_idle. */
+void fp_descendants_job_end(struct fp_descendants *d, uint64_t ran_ns);
 /* The worker is about to write what it holds and wait for more work: the
  * sweep the quick jobs before put off. */
 void fp_descendants_idle(struct fp_descendants *d);

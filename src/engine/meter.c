@@ -156,6 +156,16 @@ fp_meter_job_start(struct fp_meter *m)
     m->start_cpu_us = m->cpu_us;
 }
 
+uint64_t
+fp_meter_elapsed_ns(const struct fp_meter *m)
+{
+    if (m->start_ns != 0) {
+        uint64_t ns = mono_ns();
+        return ns > m->start_ns ? ns - m->start_ns : 0;
+    }
+    return ticks_ns(m, m->start_ticks, ticks());
+}
+
 void
 fp_meter_job_end(struct fp_meter *m, struct fp_job_cost *cost)
 {

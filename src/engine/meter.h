@@ -81,6 +81,10 @@ void fp_meter_init(struct fp_meter *m, int peak_fd);
 /* A job starts, ends; the worker is about to wait for more jobs. */
 void fp_meter_job_start(struct fp_meter *m);
 void fp_meter_job_end(struct fp_meter *m, struct fp_job_cost *cost);
+/* How long the running job has run so far (ns), from the tick counter once
+ * calibrated (one read of it), else from the clock; UINT64_MAX if the
+ * counter cannot tell (it ran backwards): read as "long". */
+uint64_t fp_meter_elapsed_ns(const struct fp_meter *m);
 void fp_meter_idle(struct fp_meter *m);
 void fp_meter_close(struct fp_meter *m);
 

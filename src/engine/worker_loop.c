@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "codec/buf.h"
@@ -99,6 +100,20 @@ set_title(struct worker *w, const char *state, uint64_t job)
     w->args->title(title, w->args->title_arg);
 }
 
+/* How long the job being run has run (ns), for the sweep of what it
+ * started: the meter times every job with the tick counter when receipts
+ * are on; without them, the clock read at `started_ns`. */
+static uint64_t
+job_elapsed_ns(const struct worker *w, uint64_t started_ns)
+{
+    struct timespec ts;
+
+    if (w->args->receipts)
+        return fp_meter_elapsed_ns(&w->meter);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec - started_ns;
+}
+
 /* The internal receipt, the fourth element of a result from a module
  * worker of ours (wire.h): [run_us, cpu_us, maxrss_kb, total_cpu_us,
  * rss_kb], or run_us alone for a job that took no sample. */
@@ -128,9 +143,15 @@ run_job(struct worker *w, uint64_t id, const char *payload, size_t len)
     const char *kind;
     const char *why = NULL;
     struct fp_job_cost cost;
+    uint64_t started_ns = 0;
 
-    if (w->args->receipts)
+    if (w->args->receipts) {
         fp_meter_job_start(&w->meter);
+    } else if (w->desc.on) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        started_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    }
     msgpack_sbuffer_clear(&w->result);
     /* Into the worker's one zone, emptied after each job: msgpack_unpack_next
      * would make and free a zone of its own for every job, a malloc and a
@@ -139,13 +160,12 @@ run_job(struct worker *w, uint64_t id, const char *payload, size_t len)
         rc = 1;
         why = "job could not be decoded";
     } else {
-        fp_descendants_job_start(&w->desc);
         fp_worker_progress_begin(&w->progress, id);
         rc = w->module->handle(w->state, &job, &w->result_pk);
         fp_worker_progress_end(&w->progress);
         /* The job has ended, and so has anything it started (before its
          * result goes out, so an outcome means they are gone). */
-        fp_descendants_job_end(&w->desc);
+        fp_descendants_job_end(&w->desc, w->desc.on ? job_elapsed_ns(w, started_ns) : 0);
     }
     msgpack_zone_clear(&w->zone);
     if (w->args->receipts)

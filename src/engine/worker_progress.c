@@ -29,7 +29,11 @@ void
 fp_worker_progress_begin(struct fp_worker_progress *wp, uint64_t id)
 {
     wp->job = id;
-    __atomic_store_n(&wp->running, 1, __ATOMIC_SEQ_CST);
+    /* Release is enough here (a plain store on x86, where SEQ_CST is a
+     * locked exchange): a report racing with the start may see either
+     * state, and one that sees the job running sees its id too.  Only the
+     * end must be ordered against a report's `busy` (fp_progress). */
+    __atomic_store_n(&wp->running, 1, __ATOMIC_RELEASE);
 }
 
 void
