@@ -9,7 +9,7 @@
  * anonymous MAP_SHARED mapping the master makes before it forks the
  * worker, and that no other process inherits) and goes on; the area goes
  * down the socket when the burst ends, when it is full or holds the most
- * results it may (half the worker's window: fp_hold_start), or when its
+ * results it may (a quarter of the window: fp_hold_start), or when its
  * oldest result is HOLD_NS old (a flusher thread sees to that, so a long
  * job never delays the results before it; it starts with the first result
  * held).

@@ -30,10 +30,8 @@ struct fp_worker_args {
     const struct fp_sandbox *sandbox;  /* locked down after init, or NULL */
     struct fp_hold_area *hold_area;    /* shared with the master, or NULL */
     unsigned         hold_results;     /* results held at most before they
-                                          go out: half the window, so the
-                                          master hears of the first half
-                                          while the second runs, and refills
-                                          the window before it runs dry */
+                                          go out: a quarter of the window
+                                          (pool.c says why) */
     /* Report what each job cost (meter.h) with its result, as a fourth
      * element the master reads from its own module workers only: SPEC §6
      * results stay ["ok", id, result] for any other reader. */
