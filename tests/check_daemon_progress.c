@@ -134,7 +134,10 @@ END_TEST
  * hard limit, as with outcomes (the job finishes unseen). */
 START_TEST(unread_progress_counts_against_the_reply_limits)
 {
-    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "1", "-v",
+    /* Two workers: the reporting job runs on unseen for seconds after the
+     * cut (longer on a loaded machine), and the next client's job must not
+     * wait behind it. */
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "2", "-v",
         "--reply-soft-limit", "65536", "--max-job-bytes", "65536",
         "--reply-hard-limit", "1048576", NULL));
     struct h_rpc *c = h_connected(d);
