@@ -1,5 +1,6 @@
 /* meter.c — what a job cost (see meter.h). */
 #include "config.h"
+#include <sched.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -40,21 +41,37 @@ mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* The CPU's tick counter, constant-rate on the CPUs forkpool runs on
- * (whatever it does, a job is at worst sampled when it need not be); 0
- * where there is none: then the clock times every job. */
+#define NO_CPU UINT32_MAX     /* a reading whose CPU is unknown */
+
+/* The CPU's tick counter, constant-rate on the CPUs forkpool runs on, and
+ * in *cpu the CPU it was read on.  Two CPUs' counters need not agree, and
+ * what a job's time decides is not only whether to sample (a job whose
+ * time is misread as short would have the sweep of what it started put
+ * off: descendants.h), so two readings are compared only when taken on
+ * the same CPU (ticks_ns).  0 where there is no counter: then the clock
+ * times every job. */
 static inline uint64_t
-ticks(void)
+ticks(uint32_t *cpu)
 {
 #if defined(__x86_64__) || defined(__i386__)
+    /* The CPU before and after (glibc reads it from the rseq area: about a
+     * nanosecond, where rdtscp, which reads both at once, takes twice as
+     * long as rdtsc on the development VM). */
+    int before = sched_getcpu();
     uint32_t lo, hi;
     __asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi));
+    int after = sched_getcpu();
+    *cpu = before == after && before >= 0 ? (uint32_t)before : NO_CPU;
     return (uint64_t)hi << 32 | lo;
 #elif defined(__aarch64__)
+    /* The generic timer is one for the whole system: every core reads the
+     * same count. */
     uint64_t v;
     __asm__ __volatile__("mrs %0, cntvct_el0" : "=r"(v));
+    *cpu = 0;
     return v;
 #else
+    *cpu = NO_CPU;
     return 0;
 #endif
 }
@@ -80,12 +97,13 @@ fp_meter_close(struct fp_meter *m)
     m->peak_fd = -1;
 }
 
-/* Nanoseconds from tick count a to b, or UINT64_MAX if the counter cannot
- * tell (not calibrated, or it ran backwards). */
+/* Nanoseconds from tick count a (read on CPU acpu) to b (on bcpu), or
+ * UINT64_MAX if the counter cannot tell (not calibrated, read on two CPUs,
+ * or it ran backwards). */
 static uint64_t
-ticks_ns(const struct fp_meter *m, uint64_t a, uint64_t b)
+ticks_ns(const struct fp_meter *m, uint64_t a, uint32_t acpu, uint64_t b, uint32_t bcpu)
 {
-    if (m->ns_per_tick <= 0 || b < a)
+    if (m->ns_per_tick <= 0 || acpu == NO_CPU || acpu != bcpu || b < a)
         return UINT64_MAX;
     return (uint64_t)((double)(b - a) * m->ns_per_tick);
 }
@@ -97,7 +115,8 @@ static void
 sample(struct fp_meter *m, uint64_t *peak_kb)
 {
     struct rusage self, kids;
-    uint64_t ns = mono_ns(), t = ticks();
+    uint32_t cpu;
+    uint64_t ns = mono_ns(), t = ticks(&cpu);
 
     if (m->anchor_ns == 0) {
         m->anchor_ns = ns;
@@ -107,6 +126,7 @@ sample(struct fp_meter *m, uint64_t *peak_kb)
     }
     m->sampled_ns = ns;
     m->sampled_ticks = t;
+    m->sampled_cpu = cpu;
     if (getrusage(RUSAGE_SELF, &self) != 0 || getrusage(RUSAGE_CHILDREN, &kids) != 0) {
         *peak_kb = m->base_kb;
         return;
@@ -136,9 +156,10 @@ fp_meter_job_start(struct fp_meter *m)
     /* Back to back with the job before, it starts as that one ended. */
     if (m->follows) {
         m->start_ticks = m->end_ticks;
+        m->start_cpu = m->end_cpu;
         m->start_ns = m->end_ns;
     } else {
-        m->start_ticks = ticks();
+        m->start_ticks = ticks(&m->start_cpu);
         m->start_ns = m->ns_per_tick > 0 ? 0 : mono_ns();
     }
     /* (A job that follows one sampled at its end starts a hair before that
@@ -147,7 +168,8 @@ fp_meter_job_start(struct fp_meter *m)
         since = m->start_ns > m->sampled_ns ? m->start_ns - m->sampled_ns : 0;
     else
         since = m->start_ticks > m->sampled_ticks
-                ? ticks_ns(m, m->sampled_ticks, m->start_ticks) : 0;
+                ? ticks_ns(m, m->sampled_ticks, m->sampled_cpu, m->start_ticks,
+                           m->start_cpu) : 0;
     m->sampled_in_job = 0;
     if (m->sampled_ns == 0 || since >= GRAIN_NS) {
         sample(m, &peak);
@@ -163,14 +185,18 @@ fp_meter_elapsed_ns(const struct fp_meter *m)
         uint64_t ns = mono_ns();
         return ns > m->start_ns ? ns - m->start_ns : 0;
     }
-    return ticks_ns(m, m->start_ticks, ticks());
+    uint32_t cpu;
+    uint64_t t = ticks(&cpu);
+
+    return ticks_ns(m, m->start_ticks, m->start_cpu, t, cpu);
 }
 
 void
 fp_meter_job_end(struct fp_meter *m, struct fp_job_cost *cost)
 {
-    uint64_t peak, t = ticks();
-    uint64_t run = ticks_ns(m, m->start_ticks, t), ns = 0;
+    uint32_t cpu;
+    uint64_t peak, t = ticks(&cpu);
+    uint64_t run = ticks_ns(m, m->start_ticks, m->start_cpu, t, cpu), ns = 0;
     int unsure = 0;
 
     /* Without the counter's word, the clock's. */
@@ -187,6 +213,7 @@ fp_meter_job_end(struct fp_meter *m, struct fp_job_cost *cost)
     }
     m->follows = 1;
     m->end_ticks = t;
+    m->end_cpu = cpu;
     m->end_ns = m->ns_per_tick > 0 ? 0 : ns;
     cost->run_us = run / 1000u;
     if (run >= GRAIN_NS || unsure) {

@@ -23,7 +23,10 @@
  *    a VM (kvm-clock), a tenth of a trivial job's whole cost; so jobs are
  *    timed with the CPU's tick counter (rdtsc, cntvct) where there is one,
  *    its rate measured against the clock between samples; the clock is
- *    read only for samples, and until that rate is known.
+ *    read only for samples, until that rate is known, and for a job that
+ *    moved to another CPU (whose counter need not agree).  The same
+ *    reading tells the worker's sweep of what a job started whether the
+ *    job was too quick to have started anything (fp_meter_elapsed_ns).
  *
  *  - The master measures from outside (fp_proc_*): an --exec worker runs
  *    one job at a time, so /proc/PID/stat and /proc/PID/status read between
@@ -55,6 +58,7 @@ struct fp_meter {
      * none yet), the CPU then (own + waited-for children's) and the
      * resident size right after it. */
     uint64_t sampled_ns, sampled_ticks;
+    uint32_t sampled_cpu;   /* the CPU each tick count was read on */
     uint64_t cpu_us;
     uint64_t base_kb;
     /* The tick counter's rate, from the first sample (the anchor) to the
@@ -64,11 +68,13 @@ struct fp_meter {
     /* The running job: its start (ns only while uncalibrated), the CPU as
      * of then, and whether it took a sample. */
     uint64_t start_ns, start_ticks;
+    uint32_t start_cpu;
     uint64_t start_cpu_us;
     int      sampled_in_job;
     /* The last job's end, while the next one follows it at once. */
     int      follows;
     uint64_t end_ns, end_ticks;
+    uint32_t end_cpu;
 };
 
 /* Open /proc/self/clear_refs for fp_meter_init, close-on-exec.  Returns the
