@@ -58,6 +58,20 @@ class Session:
 
     def dispatch(self, msg):
         """Route one message."""
+        # The commonest first, checked as _wire checks it, with no call:
+        # a submit_batch outcome, [2, "outcome", [msgid, index, error,
+        # result]] (map's stream: a few calls a message are a good part of
+        # what map costs per job).
+        if type(msg) is list and len(msg) == 3 and msg[1] == "outcome" \
+                and msg[0] == _wire.NOTIFY:
+            p = msg[2]
+            if type(p) is list and len(p) == 4 and type(p[0]) is int \
+                    and type(p[1]) is int:
+                msgid = p[0]
+                h = self.routes.get(msgid)
+                if h is not None and h(msgid, "outcome", p[1], (p[2], p[3])):
+                    self.routes.pop(msgid, None)
+                return
         what, x, y, z = _wire.classify(msg)
         if what == _wire.RESPONSE:
             h = self.routes.get(x)

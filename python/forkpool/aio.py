@@ -38,6 +38,7 @@ class AsyncClient:
         self._broken = None
         self._connecting = None
         self._fed = None
+        self._waiters = set()   # map's wake-ups: set after every read
 
     async def connect(self):
         """Connect now (done by the first call otherwise)."""
@@ -73,6 +74,8 @@ class AsyncClient:
                     return
                 session.feed(data)
                 self._fed.set()
+                for w in self._waiters:
+                    w.set()
         except ProtocolError as e:
             self._lose(None, "%s (%s)" % (e, self.path), ProtocolError)
         except asyncio.CancelledError:
@@ -91,6 +94,8 @@ class AsyncClient:
         for msgid, h in routes.items():
             h(msgid, "lost", self._broken, None)
         self._fed.set()
+        for w in self._waiters:
+            w.set()
         if self._writer is not None:
             self._writer.close()
 
@@ -194,16 +199,9 @@ class AsyncClient:
         opts = _wire.job_options(timeout, retries, key, expires,
                                  progress is not None)
         m = Mapper(jobs, window, ordered, opts, progress, self._session)
+        # Woken once per read, not per message (a read brings hundreds).
         woken = asyncio.Event()
-        handle = m.handle
-
-        def route(msgid, kind, a, b):
-            woken.set()
-            if kind == "lost":
-                return True
-            return handle(msgid, kind, a, b)
-
-        m.handle = route
+        self._waiters.add(woken)
         try:
             while True:
                 woken.clear()
@@ -233,6 +231,7 @@ class AsyncClient:
                         raise WaitTimeout("no answer from forkpoold at %s for "
                                           "map" % self.path) from None
         finally:
+            self._waiters.discard(woken)
             if self._session is not None:
                 self._session.forget(m.msgids())
 

@@ -176,6 +176,27 @@ class AsyncUnreachable(unittest.IsolatedAsyncioTestCase):
                 await call
         s.close()
 
+    async def test_daemon_going_away_fails_a_waiting_map(self):
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(self.path)
+        s.listen(1)
+        s.setblocking(False)
+        loop = asyncio.get_running_loop()
+
+        async def drain(c):
+            async for _ in c.map(["a", "b", "c"]):
+                pass
+
+        async with forkpool.AsyncClient(self.path) as c:
+            conn, _ = await loop.sock_accept(s)
+            run = asyncio.ensure_future(drain(c))
+            await loop.sock_recv(conn, 4096)    # the batch: map now waits
+            conn.close()
+            # (The bound only turns a map that never wakes into a failure.)
+            with self.assertRaises(forkpool.ConnectionError):
+                await asyncio.wait_for(run, 10)
+        s.close()
+
 
 if __name__ == "__main__":
     unittest.main()
