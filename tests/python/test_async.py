@@ -161,42 +161,34 @@ class AsyncUnreachable(unittest.IsolatedAsyncioTestCase):
         finally:
             s.close()
 
-    async def test_daemon_going_away_fails_waiting_calls(self):
+    async def _goes_away_while_waiting(self, call):
+        """Start call(client) against a fake daemon that reads its request
+        and hangs up: the call must raise ConnectionError.  (The bound
+        only turns a call that is never woken into a failure.)"""
         s = socket.socket(socket.AF_UNIX)
         s.bind(self.path)
         s.listen(1)
         s.setblocking(False)
         loop = asyncio.get_running_loop()
-        async with forkpool.AsyncClient(self.path) as c:
-            conn, _ = await loop.sock_accept(s)
-            call = asyncio.ensure_future(c.submit("x"))
-            await loop.sock_recv(conn, 4096)
-            conn.close()
-            with self.assertRaises(forkpool.ConnectionError):
-                await call
-        s.close()
+        try:
+            async with forkpool.AsyncClient(self.path) as c:
+                conn, _ = await loop.sock_accept(s)
+                run = asyncio.ensure_future(call(c))
+                await loop.sock_recv(conn, 4096)    # the request: it waits
+                conn.close()
+                with self.assertRaises(forkpool.ConnectionError):
+                    await asyncio.wait_for(run, 10)
+        finally:
+            s.close()
+
+    async def test_daemon_going_away_fails_waiting_calls(self):
+        await self._goes_away_while_waiting(lambda c: c.submit("x"))
 
     async def test_daemon_going_away_fails_a_waiting_map(self):
-        s = socket.socket(socket.AF_UNIX)
-        s.bind(self.path)
-        s.listen(1)
-        s.setblocking(False)
-        loop = asyncio.get_running_loop()
-
         async def drain(c):
             async for _ in c.map(["a", "b", "c"]):
                 pass
-
-        async with forkpool.AsyncClient(self.path) as c:
-            conn, _ = await loop.sock_accept(s)
-            run = asyncio.ensure_future(drain(c))
-            await loop.sock_recv(conn, 4096)    # the batch: map now waits
-            conn.close()
-            # (The bound only turns a map that never wakes into a failure.)
-            with self.assertRaises(forkpool.ConnectionError):
-                await asyncio.wait_for(run, 10)
-        s.close()
-
+        await self._goes_away_while_waiting(drain)
 
 if __name__ == "__main__":
     unittest.main()
