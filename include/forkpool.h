@@ -256,6 +256,16 @@ typedef struct fp_config {
      * 150 KiB, allocated only when this is set); 0 = off. */
     unsigned    poison_after;
 
+    /* 1: the calling process becomes a child subreaper (prctl
+     * PR_SET_CHILD_SUBREAPER) once the pool starts, so that a process a
+     * job started and moved out of its worker's process group (setsid)
+     * comes up to it when a timeout, cancel or crash kills the worker
+     * mid-job; and whenever a child of the process ends, the pool kills
+     * (SIGKILL, with the group each leads) every child that is not one of
+     * its workers.  Only for a process whose children are all the pool's:
+     * forkpoold sets it.  0 = off: such a process outlives the job. */
+    int         reap_orphans;
+
     fp_log_fn   log;            /* NULL = lines on stderr */
     void       *log_arg;
     int         log_level;      /* most verbose level emitted; default INFO */

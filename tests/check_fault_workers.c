@@ -332,6 +332,33 @@ START_TEST(module_job_leaves_no_process_behind)
 }
 END_TEST
 
+/* A job that moves a process out of its worker's process group and is
+ * then killed mid-run (its timeout): the worker that would have swept the
+ * process is gone, so the daemon -- a child subreaper, to which the
+ * process comes up -- kills it (fp_config.reap_orphans), and serves on. */
+START_TEST(a_killed_job_leaves_no_process_behind)
+{
+    struct h_daemon *d = h_started(h_daemon_start(H_MOD, "-w", "1", NULL));
+    struct h_rpc *c = h_connected(d);
+    char path[256], job[512], line[32] = "";
+
+    snprintf(path, sizeof(path), "%s/spawned.pid", h_tempdir());
+    snprintf(job, sizeof(job), "{\"op\": \"spawn\", \"how\": \"setsid\", "
+             "\"path\": \"%s\", \"then\": \"hang\"}", path);
+    struct h_resp *r = h_submit(c, job, "{\"timeout\": 0.3}");
+    ck_assert_ptr_nonnull(r->error);
+    ck_assert_str_eq(h_get_str(r->error, "kind"), "timeout");
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_ptr_nonnull(fgets(line, sizeof(line), f));
+    fclose(f);
+    assert_gone(d, (pid_t)atol(line), "a process in a session of its own");
+    ck_assert(h_daemon_wait_log(d, "killed 1 process a dead worker's job left behind",
+                                0, H_REPLY_MS));
+    ck_assert_str_eq(h_json(h_submit_ok(c, "7")), "7");
+}
+END_TEST
+
 /* ========================================================================
  * Loading the module (SPEC 4)
  * ======================================================================== */
@@ -442,6 +469,7 @@ fault_workers_suite(void)
     tcase_add_test(tc, cmd_job_leaves_no_process_behind);
     tcase_add_test(tc, cmd_job_leaves_no_deep_chain_behind);
     tcase_add_test(tc, module_job_leaves_no_process_behind);
+    tcase_add_test(tc, a_killed_job_leaves_no_process_behind);
     suite_add_tcase(s, tc);
 
     tc = h_tcase("module", 30);

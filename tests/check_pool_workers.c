@@ -667,6 +667,50 @@ START_TEST(a_held_outcome_still_follows_the_sweep)
 }
 END_TEST
 
+/* With reap_orphans, what a job killed mid-run moved out of its worker's
+ * process group comes up to the pool's process and is killed; the pool's
+ * log says so. */
+START_TEST(reap_orphans_kills_what_a_killed_job_left)
+{
+    fp_config cfg;
+    fp_job_opts opts = { .timeout = 0.3, .retries = 0 };
+    char dir[] = "/tmp/fp-orphan-XXXXXX", path[64], line[32] = "";
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/pid", dir);
+    base_config(&cfg, 1);
+    cfg.reap_orphans = 1;
+    start_pool(&cfg);
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 4);
+    msgpack_pack_str_with_body(&pk, "op", 2);
+    msgpack_pack_str_with_body(&pk, "spawn", 5);
+    msgpack_pack_str_with_body(&pk, "how", 3);
+    msgpack_pack_str_with_body(&pk, "setsid", 6);
+    msgpack_pack_str_with_body(&pk, "path", 4);
+    msgpack_pack_str_with_body(&pk, path, strlen(path));
+    msgpack_pack_str_with_body(&pk, "then", 4);
+    msgpack_pack_str_with_body(&pk, "hang", 4);
+    const struct rec *r = wait_job(submit_bytes(sb.data, sb.size, &opts), 20);
+    msgpack_sbuffer_destroy(&sb);
+    ck_assert_int_eq(r->kind, FP_TIMEOUT);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_ptr_nonnull(fgets(line, sizeof(line), f));
+    fclose(f);
+    unlink(path);
+    rmdir(dir);
+    watched = (pid_t)atol(line);
+    ck_assert_int_gt(watched, 1);
+    run_until(watched_gone, 10, "the process the killed job left");
+    ck_assert_int_eq(log_count("killed 1 process a dead worker's job left behind"), 1);
+    ck_assert_int_eq(wait_job(submit_int(5), 20)->kind, FP_OK);
+}
+END_TEST
+
 /* What init started (a helper serving every job) outlives each job, and
  * goes with the worker when it stops. */
 START_TEST(processes_init_started_live_until_the_worker_stops)
@@ -732,6 +776,7 @@ pool_workers_suite(void)
     tcase_add_loop_test(tc, processes_a_job_leaves_behind_die_with_it, 0, 3);
     tcase_add_test(tc, processes_init_started_live_until_the_worker_stops);
     tcase_add_test(tc, a_held_outcome_still_follows_the_sweep);
+    tcase_add_test(tc, reap_orphans_kills_what_a_killed_job_left);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -57,7 +57,9 @@
  *                              "child" (the default: a child of the
  *                              worker), "setsid" (a child in a session of
  *                              its own) or "orphan" (a grandchild whose
- *                              parent has exited)
+ *                              parent has exited); with "path": p, its pid
+ *                              written to file p too; with "then": "hang",
+ *                              the job then never returns
  *   {"op": "helper"}           result: the pid of the helper init started
  *                              (config "helper"), or nil
  *   {"op": "progress", "values": [v, ...], "every": f, "after": g}

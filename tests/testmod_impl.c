@@ -586,6 +586,21 @@ op_spawn(void *state, const msgpack_object *job, msgpack_packer *out)
     }
     if (pid < 0)
         return pack_cstr(out, "cannot fork"), 1;
+    /* "path": its pid there too; "then": "hang": the job never ends (so
+     * that it is killed mid-run, its result never sent). */
+    if (get(job, "path") != NULL) {
+        char *path = strdup_or(get(job, "path"), "");
+        char line[32];
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        int n = snprintf(line, sizeof(line), "%ld\n", (long)pid);
+        if (fd >= 0) {
+            (void)!write(fd, line, (size_t)n);
+            close(fd);
+        }
+        free(path);
+    }
+    if (is(get(job, "then"), "hang"))
+        hang_forever();
     return msgpack_pack_int64(out, pid);
 }
 

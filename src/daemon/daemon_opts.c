@@ -814,6 +814,9 @@ fp_daemon_opts_parse(struct fp_daemon_opts *o, int argc, char **argv)
 
     memset(o, 0, sizeof(*o));
     fp_config_init(&o->cfg);
+    /* Every child of the daemon is a worker: what a killed job left
+     * outside its worker's group is the daemon's to kill (pool_orphans.c). */
+    o->cfg.reap_orphans = 1;
     o->max_workers = FP_DEFAULT_MAX_WORKERS;
     o->drain_timeout = FP_DEFAULT_DRAIN_TIMEOUT;
     o->log_level = FP_LOG_INFO;

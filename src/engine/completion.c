@@ -275,6 +275,7 @@ pool_teardown(struct fp_pool *p)
     fp_precise_timer_free(p->loop, &p->rate_timer);
     pool_expiry_free(p);    /* every job has settled: the heap is empty */
     pool_autoscale_stop(p);
+    pool_orphans_stop(p);
     if (ev_is_active(&p->flush_prepare)) {
         ev_ref(p->loop);
         ev_prepare_stop(p->loop, &p->flush_prepare);

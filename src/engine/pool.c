@@ -361,6 +361,7 @@ fp_pool_start(fp_pool *p)
         fp_logf(&p->log, FP_LOG_INFO, "receipts: maxrss_kb is each worker's "
                 "peak so far, not each job's: restarting the peak needs a "
                 "master running as root, or --sandbox none");
+    pool_orphans_start(p);
     return pool_add_workers(p, p->target);     /* spares: flush_prepare_cb */
 }
 

@@ -14,6 +14,7 @@
  *   pool_expire.c   the `expires` job option: jobs not started in time
  *   pool_progress.c jobs' progress reports out to their callbacks
  *   pool_events.c   the event stream (fp_pool_events)
+ *   pool_orphans.c  what dead workers leave behind (reap_orphans)
  *   poison.c        poison payloads (poison_after): pure, no pool
  *
  * The mechanism below it (worker.h: worker_io.c, worker_life.c) reports
@@ -142,6 +143,7 @@ struct fp_pool {
 
     /* Dynamic pool (pool_autoscale.c); cfg.autoscale_max 0 = off. */
     ev_timer           autoscale_timer; /* next growth or idle expiry */
+    ev_child           orphan_watch;    /* any child's end (pool_orphans.c) */
     unsigned           grow_step;       /* workers the next growth adds */
     ev_tstamp          next_grow;       /* no growth before this */
     ev_tstamp          autoscale_due;   /* the timer's deadline; 0 = stopped */
@@ -299,6 +301,12 @@ pool_progress_due(const struct fp_job *job)
 /* pool_autoscale.c */
 void pool_autoscale_init(struct fp_pool *p);
 void pool_autoscale_stop(struct fp_pool *p);
+
+/* pool_orphans.c */
+/* With cfg.reap_orphans: become a child subreaper and kill every child
+ * that is not a worker whenever a child ends / stop doing so. */
+void pool_orphans_start(struct fp_pool *p);
+void pool_orphans_stop(struct fp_pool *p);
 /* Once per loop iteration: a backlog may call for more workers. */
 void pool_autoscale_poke(struct fp_pool *p);
 /* Worker `w` has nothing to do from now on. */
