@@ -262,7 +262,8 @@ typedef struct fp_config {
      * comes up to it when a timeout, cancel or crash kills the worker
      * mid-job; and whenever a child of the process ends, the pool kills
      * (SIGKILL, with the group each leads) every child that is not one of
-     * its workers.  Only for a process whose children are all the pool's:
+     * its workers; fp_pool_free kills and reaps every child left.  Only
+     * for a process whose children are all the pool's:
      * forkpoold sets it.  0 = off: such a process outlives the job. */
     int         reap_orphans;
 

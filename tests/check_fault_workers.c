@@ -301,9 +301,10 @@ START_TEST(cmd_job_leaves_no_deep_chain_behind)
           "setsid sh \"$0\" $((n - 1)) \"$flag\" &\n"
           "exec sleep 300\n", f);
     ck_assert_int_eq(fclose(f), 0);
-    snprintf(job, sizeof(job), "{\"argv\": [\"sh\", \"-c\", \"sh %s 100 %s & "
-             "while [ ! -s %s ]; do sleep 0.01; done; cat %s\"]}",
-             chain, flag, flag, flag);
+    int len = snprintf(job, sizeof(job), "{\"argv\": [\"sh\", \"-c\", \"sh %s 100 %s & "
+                       "while [ ! -s %s ]; do sleep 0.01; done; cat %s\"]}",
+                       chain, flag, flag, flag);
+    ck_assert(len > 0 && (size_t)len < sizeof(job));
     /* Building 100 generations of sh takes a while on a loaded machine. */
     struct h_resp *r = h_rpc_wait(c, h_rpc_submit(c, job, NULL), 60000);
     ck_assert_ptr_nonnull(r);
@@ -356,6 +357,128 @@ START_TEST(a_killed_job_leaves_no_process_behind)
     ck_assert(h_daemon_wait_log(d, "killed 1 process a dead worker's job left behind",
                                 0, H_REPLY_MS));
     ck_assert_str_eq(h_json(h_submit_ok(c, "7")), "7");
+}
+END_TEST
+
+/* Is process `pid` dead: gone, or a zombie (a parent that does not reap,
+ * such as some containers' PID 1, keeps those)? */
+static int
+dead(pid_t pid)
+{
+    char path[64], buf[512];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    if ((f = fopen(path, "re")) == NULL)
+        return 1;
+    char *line = fgets(buf, sizeof(buf), f);
+    fclose(f);
+    char *rp = line != NULL ? strrchr(line, ')') : NULL;
+    return rp == NULL || rp[1] == '\0' || rp[2] == 'Z';
+}
+
+/* A cmd job that starts a chain of `gens` generations, each in a session
+ * of its own, each noting its pid in DIR/pids, and then sleeps.  Returns
+ * the job; *dir gets the directory. */
+static void
+chain_job(char *job, size_t size, int gens, const char **dir)
+{
+    char chain[256];
+
+    *dir = h_tempdir();
+    snprintf(chain, sizeof(chain), "%s/chain.sh", *dir);
+    FILE *f = fopen(chain, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("n=$1; dir=$2; echo $$ >> \"$dir/pids\"\n"
+          "if [ \"$n\" -eq 0 ]; then touch \"$dir/built\"; exec sleep 300; fi\n"
+          "setsid sh \"$0\" $((n - 1)) \"$dir\" &\n"
+          "exec sleep 300\n", f);
+    ck_assert_int_eq(fclose(f), 0);
+    int len = snprintf(job, size, "{\"argv\": [\"sh\", \"-c\", \"setsid sh %s %d %s & "
+                       "while [ ! -e %s/built ]; do sleep 0.01; done; exec sleep 300\"]}",
+                       chain, gens - 1, *dir, *dir);
+    ck_assert(len > 0 && (size_t)len < size);
+}
+
+/* Wait for the chain to be whole, and return its pids (gens of them). */
+static void
+chain_pids(struct h_daemon *d, const char *dir, pid_t *pids, int gens)
+{
+    char path[256], line[32];
+    int64_t deadline = h_now_ms() + 30000;
+    int n = 0;
+
+    snprintf(path, sizeof(path), "%s/built", dir);
+    while (access(path, F_OK) != 0) {
+        ck_assert_msg(h_now_ms() < deadline, "the chain was not built");
+        h_daemon_pump(d, 10);
+    }
+    snprintf(path, sizeof(path), "%s/pids", dir);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    while (n < gens && fgets(line, sizeof(line), f) != NULL)
+        pids[n++] = (pid_t)atol(line);
+    fclose(f);
+    ck_assert_int_eq(n, gens);
+}
+
+/* All `n` processes dead, within 10 s (pumping the daemon's log). */
+static void
+assert_all_dead(struct h_daemon *d, const pid_t *pids, int n)
+{
+    int64_t deadline = h_now_ms() + 10000;
+
+    for (int i = 0; i < n; i++)
+        while (!dead(pids[i])) {
+            ck_assert_msg(h_now_ms() < deadline, "generation %d (pid %ld) outlived "
+                          "its job", i, (long)pids[i]);
+            h_daemon_pump(d, 10);
+        }
+}
+
+/* A chain of setsid'd generations left by a job whose worker is killed
+ * mid-run (here by SIGKILL from outside): each generation comes up to the
+ * daemon when the one above it dies, and is killed in turn. */
+START_TEST(a_killed_job_leaves_no_chain_behind)
+{
+    struct h_daemon *d = h_started(h_daemon_start("-w", "1", NULL));
+    struct h_rpc *c = h_connected(d);
+    char job[1024];
+    const char *dir;
+    pid_t pids[6], worker;
+
+    chain_job(job, sizeof(job), 6, &dir);
+    uint32_t msgid = h_rpc_submit(c, job, NULL);
+    chain_pids(d, dir, pids, 6);
+    ck_assert_int_eq(h_status_pids(h_status(c), &worker, 1), 1);
+    ck_assert_int_eq(kill(worker, SIGKILL), 0);
+    struct h_resp *r = h_rpc_wait(c, msgid, H_REPLY_MS);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(h_get_str(r->error, "kind"), "crashed");
+    assert_all_dead(d, pids, 6);
+}
+END_TEST
+
+/* The same chain left running when a drain is cut off by its timeout: the
+ * daemon kills and reaps every generation before it exits. */
+START_TEST(a_drain_cut_off_leaves_no_chain_behind)
+{
+    struct h_daemon *d = h_started(h_daemon_start("-w", "1", "--drain-timeout", "0.2",
+                                                  NULL));
+    struct h_rpc *c = h_connected(d);
+    char job[1024];
+    const char *dir;
+    pid_t pids[6];
+
+    chain_job(job, sizeof(job), 6, &dir);
+    (void)h_rpc_submit(c, job, NULL);
+    chain_pids(d, dir, pids, 6);
+    ck_assert_int_eq(kill(d->pid, SIGTERM), 0);
+    /* Cut off: exit status 1 (SPEC 5). */
+    ck_assert_int_eq(h_exit_code(h_daemon_wait(d, 20000)), 1);
+    for (int i = 0; i < 6; i++)
+        ck_assert_msg(dead(pids[i]), "generation %d (pid %ld) outlived the daemon",
+                      i, (long)pids[i]);
 }
 END_TEST
 
@@ -470,6 +593,8 @@ fault_workers_suite(void)
     tcase_add_test(tc, cmd_job_leaves_no_deep_chain_behind);
     tcase_add_test(tc, module_job_leaves_no_process_behind);
     tcase_add_test(tc, a_killed_job_leaves_no_process_behind);
+    tcase_add_test(tc, a_killed_job_leaves_no_chain_behind);
+    tcase_add_test(tc, a_drain_cut_off_leaves_no_chain_behind);
     suite_add_tcase(s, tc);
 
     tc = h_tcase("module", 30);

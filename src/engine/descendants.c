@@ -58,10 +58,46 @@ note(pid_t pid, pid_t *out, size_t max, int *n)
 
 /* From the kernel's lists (/proc/PID/task/TID/children, kernels built with
  * CONFIG_PROC_CHILDREN): -1 where there are none. */
+/* Note every pid of the space-separated list in file `path`, however long
+ * (a master of a thousand workers has some 7 KiB of them): read in
+ * chunks, a pid cut between two carried over.  Returns 0, or -1 if the
+ * file cannot be read. */
+static int
+note_pid_list(const char *path, pid_t *out, size_t max, int *n)
+{
+    char buf[4096];
+    long pid = -1;      /* the digits read so far, or -1 between pids */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return -1;
+    for (;;) {
+        ssize_t got = read(fd, buf, sizeof(buf));
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        for (ssize_t i = 0; i < got; i++) {
+            if (isdigit((unsigned char)buf[i])) {
+                if (pid < 100000000)
+                    pid = (pid < 0 ? 0 : pid * 10) + (buf[i] - '0');
+            } else if (pid >= 0) {
+                if (pid > 0)
+                    note((pid_t)pid, out, max, n);
+                pid = -1;
+            }
+        }
+    }
+    if (pid > 0)
+        note((pid_t)pid, out, max, n);
+    close(fd);
+    return 0;
+}
+
 static int
 children_from_tasks(pid_t parent, pid_t *out, size_t max)
 {
-    char path[64], buf[4096];
+    char path[64];
     DIR *d;
     struct dirent *de;
     int n = 0, found = 0;
@@ -74,17 +110,8 @@ children_from_tasks(pid_t parent, pid_t *out, size_t max)
             continue;
         snprintf(path, sizeof(path), "/proc/%ld/task/%.20s/children",
                  (long)parent, de->d_name);
-        /* A list longer than buf is cut: the next round sees the rest. */
-        if (read_small(path, buf, sizeof(buf)) < 0)
-            continue;
-        found = 1;
-        for (char *s = buf, *end; *s != '\0'; s = end) {
-            long pid = strtol(s, &end, 10);
-            if (end == s)
-                break;
-            if (pid > 0)
-                note((pid_t)pid, out, max, &n);
-        }
+        if (note_pid_list(path, out, max, &n) == 0)
+            found = 1;
     }
     closedir(d);
     return found ? n : -1;
@@ -117,6 +144,21 @@ children_from_scan(pid_t parent, pid_t *out, size_t max)
     }
     closedir(d);
     return n;
+}
+
+int
+fp_process_state(pid_t pid)
+{
+    char path[64], buf[1024], state;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    if (read_small(path, buf, sizeof(buf)) < 0)
+        return -1;
+    /* "pid (comm) state ...": comm may hold anything, ')' too. */
+    char *rp = strrchr(buf, ')');
+    if (rp == NULL || sscanf(rp + 1, " %c", &state) != 1)
+        return -1;
+    return (unsigned char)state;
 }
 
 int

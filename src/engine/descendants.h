@@ -58,5 +58,8 @@ void fp_descendants_stop(struct fp_descendants *d);
  * max; NULL to count only).  Returns how many there are, or -1 if /proc
  * cannot tell. */
 int  fp_children_of(pid_t parent, pid_t *out, size_t max);
+/* Process `pid`'s state letter in /proc (R, S, D, Z, T...), or -1 if it
+ * cannot be read (gone, or no /proc). */
+int  fp_process_state(pid_t pid);
 
 #endif

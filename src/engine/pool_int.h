@@ -144,6 +144,8 @@ struct fp_pool {
     /* Dynamic pool (pool_autoscale.c); cfg.autoscale_max 0 = off. */
     ev_timer           autoscale_timer; /* next growth or idle expiry */
     ev_child           orphan_watch;    /* any child's end (pool_orphans.c) */
+    ev_prepare         orphan_sweep;    /* one sweep per loop iteration */
+    ev_timer           orphan_retry;    /* after a sweep that failed */
     unsigned           grow_step;       /* workers the next growth adds */
     ev_tstamp          next_grow;       /* no growth before this */
     ev_tstamp          autoscale_due;   /* the timer's deadline; 0 = stopped */
