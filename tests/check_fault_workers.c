@@ -482,6 +482,52 @@ START_TEST(a_drain_cut_off_leaves_no_chain_behind)
 }
 END_TEST
 
+/* One process in a session of its own with 50 children of its own, each
+ * in a session too, left by a job whose worker is killed: all die, in a
+ * couple of sweeps and as many log lines -- not one sweep (and line) per
+ * process reaped. */
+START_TEST(a_killed_job_leaving_a_crowd_costs_a_few_sweeps)
+{
+    struct h_daemon *d = h_started(h_daemon_start("-w", "1", NULL));
+    struct h_rpc *c = h_connected(d);
+    const char *dir = h_tempdir();
+    char job[1024], path[256], line[32];
+    pid_t pids[51], worker;
+    int n = 0;
+
+    int len = snprintf(job, sizeof(job), "{\"argv\": [\"sh\", \"-c\", \"setsid sh -c '"
+                       "echo $$ >> %s/pids; for i in $(seq 50); do setsid sleep 300 & "
+                       "echo $! >> %s/pids; done; touch %s/built; exec sleep 300' & "
+                       "exec sleep 300\"]}", dir, dir, dir);
+    ck_assert(len > 0 && (size_t)len < sizeof(job));
+    uint32_t msgid = h_rpc_submit(c, job, NULL);
+    snprintf(path, sizeof(path), "%s/built", dir);
+    int64_t deadline = h_now_ms() + 30000;
+    while (access(path, F_OK) != 0) {
+        ck_assert_msg(h_now_ms() < deadline, "the crowd was not started");
+        h_daemon_pump(d, 10);
+    }
+    snprintf(path, sizeof(path), "%s/pids", dir);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    while (n < 51 && fgets(line, sizeof(line), f) != NULL)
+        pids[n++] = (pid_t)atol(line);
+    fclose(f);
+    ck_assert_int_eq(n, 51);
+    size_t from = d->loglen;
+    ck_assert_int_eq(h_status_pids(h_status(c), &worker, 1), 1);
+    ck_assert_int_eq(kill(worker, SIGKILL), 0);
+    ck_assert_ptr_nonnull(h_rpc_wait(c, msgid, H_REPLY_MS));
+    assert_all_dead(d, pids, 51);
+    h_daemon_pump(d, 100);
+    int lines = 0;
+    for (const char *p = d->log + from; (p = strstr(p, "a dead worker's job left behind")) != NULL; p++)
+        lines++;
+    ck_assert_msg(lines >= 1 && lines <= 4, "%d log lines for 51 processes:\n%s", lines,
+                  d->log + from);
+}
+END_TEST
+
 /* ========================================================================
  * Loading the module (SPEC 4)
  * ======================================================================== */
@@ -595,6 +641,7 @@ fault_workers_suite(void)
     tcase_add_test(tc, a_killed_job_leaves_no_process_behind);
     tcase_add_test(tc, a_killed_job_leaves_no_chain_behind);
     tcase_add_test(tc, a_drain_cut_off_leaves_no_chain_behind);
+    tcase_add_test(tc, a_killed_job_leaving_a_crowd_costs_a_few_sweeps);
     suite_add_tcase(s, tc);
 
     tc = h_tcase("module", 30);

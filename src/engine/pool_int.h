@@ -146,6 +146,8 @@ struct fp_pool {
     ev_child           orphan_watch;    /* any child's end (pool_orphans.c) */
     ev_prepare         orphan_sweep;    /* one sweep per loop iteration */
     ev_timer           orphan_retry;    /* after a sweep that failed */
+    pid_t             *orphans_killed;  /* killed, not yet reaped: not */
+    size_t             norphans_killed, orphans_cap;   /* counted twice */
     unsigned           grow_step;       /* workers the next growth adds */
     ev_tstamp          next_grow;       /* no growth before this */
     ev_tstamp          autoscale_due;   /* the timer's deadline; 0 = stopped */

@@ -98,8 +98,44 @@ worker_pids(const struct fp_pool *p, size_t *n, int *failed)
     return pids;
 }
 
+/* Is `pid` one this pool killed and has not seen reaped yet?  (A process
+ * SIGKILLed takes a moment to die: the next sweep must not count it again.) */
+static int
+killed_before(const struct fp_pool *p, pid_t pid)
+{
+    for (size_t i = 0; i < p->norphans_killed; i++)
+        if (p->orphans_killed[i] == pid)
+            return 1;
+    return 0;
+}
+
+static void
+note_killed(struct fp_pool *p, pid_t pid)
+{
+    if (p->norphans_killed == p->orphans_cap) {
+        size_t cap = p->orphans_cap ? 2 * p->orphans_cap : 64;
+        pid_t *more = realloc(p->orphans_killed, cap * sizeof(*more));
+        if (more == NULL)
+            return;         /* it may be counted twice, no worse */
+        p->orphans_killed = more;
+        p->orphans_cap = cap;
+    }
+    p->orphans_killed[p->norphans_killed++] = pid;
+}
+
+static void
+note_reaped(struct fp_pool *p, pid_t pid)
+{
+    for (size_t i = 0; i < p->norphans_killed; i++)
+        if (p->orphans_killed[i] == pid) {
+            p->orphans_killed[i] = p->orphans_killed[--p->norphans_killed];
+            return;
+        }
+}
+
 /* Kill every child that is not a worker (but zombies: they are dead
- * already).  Returns how many were killed, or -1 if it could not look. */
+ * already; and those killed before, still dying).  Returns how many were
+ * killed, or -1 if it could not look. */
 static int
 sweep(struct fp_pool *p)
 {
@@ -113,11 +149,13 @@ sweep(struct fp_pool *p)
         pid_t pid = kids[i];
         if (nworkers > 0 && bsearch(&pid, workers, nworkers, sizeof(pid), cmp_pid))
             continue;
-        if (fp_process_state(pid) == 'Z')
+        if (killed_before(p, pid) || fp_process_state(pid) == 'Z')
             continue;
         kill(-pid, SIGKILL);
-        if (kill(pid, SIGKILL) == 0)
+        if (kill(pid, SIGKILL) == 0) {
+            note_killed(p, pid);
             killed++;
+        }
     }
     if (!failed && kids != stack)
         free(kids);
@@ -159,6 +197,7 @@ child_ended_cb(struct ev_loop *loop, ev_child *cw, int revents)
     struct fp_pool *p = cw->data;
     (void)revents;
 
+    note_reaped(p, cw->rpid);
     if (!ev_is_active(&p->orphan_sweep))
         ev_prepare_start(loop, &p->orphan_sweep);
 }
@@ -196,15 +235,16 @@ final_sweep(struct fp_pool *p)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
         pid_t stack[ON_STACK], *kids;
-        int n = list_children(stack, &kids), killed = 0;
+        int n = list_children(stack, &kids), reaped = 0, killed = 0;
         for (int i = 0; i < n; i++) {
-            int zombie = fp_process_state(kids[i]) == 'Z';
+            int fresh = fp_process_state(kids[i]) != 'Z' && !killed_before(p, kids[i]);
             kill(-kids[i], SIGKILL);
             if (kill(kids[i], SIGKILL) != 0)
                 continue;       /* not ours to kill (nor to wait for) */
-            killed += !zombie;
+            killed += fresh;
             while (waitpid(kids[i], NULL, 0) < 0 && errno == EINTR)
                 ;
+            reaped++;
         }
         if (kids != stack)
             free(kids);
@@ -212,7 +252,7 @@ final_sweep(struct fp_pool *p)
             fp_logf(&p->log, FP_LOG_WARN, "killed %d process%s a dead worker's "
                     "job left behind", killed, killed == 1 ? "" : "es");
         clock_gettime(CLOCK_MONOTONIC, &now);
-        if (killed == 0 || (double)(now.tv_sec - t0.tv_sec)
+        if (reaped == 0 || (double)(now.tv_sec - t0.tv_sec)
                       + (double)(now.tv_nsec - t0.tv_nsec) * 1e-9 > FINAL_MAX_SECS)
             return;
     }
@@ -228,4 +268,7 @@ pool_orphans_stop(struct fp_pool *p)
     ev_prepare_stop(p->loop, &p->orphan_sweep);
     ev_timer_stop(p->loop, &p->orphan_retry);
     final_sweep(p);
+    free(p->orphans_killed);
+    p->orphans_killed = NULL;
+    p->norphans_killed = p->orphans_cap = 0;
 }
