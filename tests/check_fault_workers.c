@@ -400,9 +400,10 @@ chain_job(char *job, size_t size, int gens, const char **dir)
     ck_assert(len > 0 && (size_t)len < size);
 }
 
-/* Wait for the chain to be whole, and return its pids (gens of them). */
+/* Wait for a job's processes to be all started (the file DIR/built), and
+ * return the `gens` pids they noted in DIR/pids. */
 static void
-chain_pids(struct h_daemon *d, const char *dir, pid_t *pids, int gens)
+started_pids(struct h_daemon *d, const char *dir, pid_t *pids, int gens)
 {
     char path[256], line[32];
     int64_t deadline = h_now_ms() + 30000;
@@ -410,7 +411,7 @@ chain_pids(struct h_daemon *d, const char *dir, pid_t *pids, int gens)
 
     snprintf(path, sizeof(path), "%s/built", dir);
     while (access(path, F_OK) != 0) {
-        ck_assert_msg(h_now_ms() < deadline, "the chain was not built");
+        ck_assert_msg(h_now_ms() < deadline, "the processes were not started");
         h_daemon_pump(d, 10);
     }
     snprintf(path, sizeof(path), "%s/pids", dir);
@@ -449,7 +450,7 @@ START_TEST(a_killed_job_leaves_no_chain_behind)
 
     chain_job(job, sizeof(job), 6, &dir);
     uint32_t msgid = h_rpc_submit(c, job, NULL);
-    chain_pids(d, dir, pids, 6);
+    started_pids(d, dir, pids, 6);
     ck_assert_int_eq(h_status_pids(h_status(c), &worker, 1), 1);
     ck_assert_int_eq(kill(worker, SIGKILL), 0);
     struct h_resp *r = h_rpc_wait(c, msgid, H_REPLY_MS);
@@ -472,7 +473,7 @@ START_TEST(a_drain_cut_off_leaves_no_chain_behind)
 
     chain_job(job, sizeof(job), 6, &dir);
     (void)h_rpc_submit(c, job, NULL);
-    chain_pids(d, dir, pids, 6);
+    started_pids(d, dir, pids, 6);
     ck_assert_int_eq(kill(d->pid, SIGTERM), 0);
     /* Cut off: exit status 1 (SPEC 5). */
     ck_assert_int_eq(h_exit_code(h_daemon_wait(d, 20000)), 1);
@@ -491,9 +492,8 @@ START_TEST(a_killed_job_leaving_a_crowd_costs_a_few_sweeps)
     struct h_daemon *d = h_started(h_daemon_start("-w", "1", NULL));
     struct h_rpc *c = h_connected(d);
     const char *dir = h_tempdir();
-    char job[1024], path[256], line[32];
+    char job[1024];
     pid_t pids[51], worker;
-    int n = 0;
 
     int len = snprintf(job, sizeof(job), "{\"argv\": [\"sh\", \"-c\", \"setsid sh -c '"
                        "echo $$ >> %s/pids; for i in $(seq 50); do setsid sleep 300 & "
@@ -501,19 +501,7 @@ START_TEST(a_killed_job_leaving_a_crowd_costs_a_few_sweeps)
                        "exec sleep 300\"]}", dir, dir, dir);
     ck_assert(len > 0 && (size_t)len < sizeof(job));
     uint32_t msgid = h_rpc_submit(c, job, NULL);
-    snprintf(path, sizeof(path), "%s/built", dir);
-    int64_t deadline = h_now_ms() + 30000;
-    while (access(path, F_OK) != 0) {
-        ck_assert_msg(h_now_ms() < deadline, "the crowd was not started");
-        h_daemon_pump(d, 10);
-    }
-    snprintf(path, sizeof(path), "%s/pids", dir);
-    FILE *f = fopen(path, "r");
-    ck_assert_ptr_nonnull(f);
-    while (n < 51 && fgets(line, sizeof(line), f) != NULL)
-        pids[n++] = (pid_t)atol(line);
-    fclose(f);
-    ck_assert_int_eq(n, 51);
+    started_pids(d, dir, pids, 51);
     size_t from = d->loglen;
     ck_assert_int_eq(h_status_pids(h_status(c), &worker, 1), 1);
     ck_assert_int_eq(kill(worker, SIGKILL), 0);

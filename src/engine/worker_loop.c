@@ -104,14 +104,20 @@ set_title(struct worker *w, const char *state, uint64_t job)
  * started: the meter times every job with the tick counter when receipts
  * are on; without them, the clock read at `started_ns`. */
 static uint64_t
-job_elapsed_ns(const struct worker *w, uint64_t started_ns)
+mono_ns(void)
 {
     struct timespec ts;
 
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t
+job_elapsed_ns(const struct worker *w, uint64_t started_ns)
+{
     if (w->args->receipts)
         return fp_meter_elapsed_ns(&w->meter);
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec - started_ns;
+    return mono_ns() - started_ns;
 }
 
 /* The internal receipt, the fourth element of a result from a module
@@ -145,13 +151,10 @@ run_job(struct worker *w, uint64_t id, const char *payload, size_t len)
     struct fp_job_cost cost;
     uint64_t started_ns = 0;
 
-    if (w->args->receipts) {
+    if (w->args->receipts)
         fp_meter_job_start(&w->meter);
-    } else if (w->desc.on) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        started_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-    }
+    else if (w->desc.on)
+        started_ns = mono_ns();
     msgpack_sbuffer_clear(&w->result);
     /* Into the worker's one zone, emptied after each job: msgpack_unpack_next
      * would make and free a zone of its own for every job, a malloc and a
